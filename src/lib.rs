@@ -1,0 +1,46 @@
+//! model-exporter: a Prometheus exporter sidecar that watches machine-learning
+//! models in production.
+//!
+//! A model server sends one small JSON event per request to a local socket;
+//! the sidecar turns the stream into operational and ML metrics, evaluates
+//! alert rules, and serves everything on `/metrics`.
+//!
+//! # Map of the crate
+//!
+//! The modules follow the data flow, left to right:
+//!
+//! ```text
+//!  sockets ──► ingest ──(batches)──► aggregate ──► export (/metrics, HTTP)
+//!                                        │
+//!                        config ──► rules (evaluate, notify)
+//! ```
+//!
+//! * [`ingest`]: listener addresses, socket files, stream and datagram framing,
+//!   and the event parser (wire protocol v1). Listeners parse in parallel and
+//!   hand batches of events to the single aggregator.
+//! * [`aggregate`]: the one writer that owns all metric state. It receives
+//!   batches over a channel and updates cached metric handles.
+//! * [`rules`]: the alert rule language and its evaluation.
+//! * [`export`]: the Prometheus registry, the metric families, and the HTTP
+//!   server (`/metrics`, health, landing page).
+//! * [`config`]: `rules.yaml`, loaded strictly with every error located by
+//!   file, line and column.
+//! * [`server`]: wires the pieces together; [`server::run`] is what `main` calls.
+//! * [`cli`]: command-line flags and subcommands.
+//! * [`clock`]: the time source, injected so that windows and durations are
+//!   tested without sleeping.
+
+pub mod aggregate;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod export;
+pub mod ingest;
+pub mod rules;
+pub mod server;
+
+/// The rules.yaml compiled into the binary, used when `--config.file` is not given.
+pub const DEFAULT_RULES_YAML: &str = include_str!("../rules.yaml");
+
+/// Name under which the compiled-in rules are reported in messages.
+pub const DEFAULT_RULES_NAME: &str = "<built-in rules.yaml>";

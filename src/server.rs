@@ -1,0 +1,1 @@
+//! Wiring of listeners, aggregator and HTTP server.
