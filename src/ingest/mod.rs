@@ -1,1 +1,10 @@
-//! (filled in below)
+//! Ingest: listener addresses, socket files, framing and event parsing.
+//!
+//! Each listener task reads bytes, cuts them into lines with a bounded
+//! [`framing::LineFramer`], parses each line with [`parse::parse_event`], and
+//! hands the events of one read to the aggregator as a single batch.
+//! Rejected lines are counted by reason and logged at a bounded rate.
+
+pub mod event;
+pub mod parse;
+pub mod timestamp;

@@ -1,0 +1,194 @@
+//! Parsed events (wire protocol v1), owned and ready for the aggregator.
+
+/// One parsed event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Model name (label `model`); `"default"` when the client sent none.
+    pub model: String,
+    /// Model version (label `version`); empty when the client sent none.
+    pub version: String,
+    /// When it happened, seconds since the epoch; `None` means "at receipt".
+    pub ts: Option<f64>,
+    /// The type-specific part.
+    pub body: Body,
+}
+
+/// The four event types.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// One served request.
+    Inference(Inference),
+    /// Ground truth for an earlier request.
+    Feedback(Feedback),
+    /// A model version was loaded.
+    Model(ModelLoaded),
+    /// A structured log line from the model process.
+    Log(LogLine),
+}
+
+impl Body {
+    /// The event type as it appears on the wire and in the `type` label.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Body::Inference(_) => EventKind::Inference,
+            Body::Feedback(_) => EventKind::Feedback,
+            Body::Model(_) => EventKind::Model,
+            Body::Log(_) => EventKind::Log,
+        }
+    }
+}
+
+/// Event type tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// `inference`
+    Inference,
+    /// `feedback`
+    Feedback,
+    /// `model`
+    Model,
+    /// `log`
+    Log,
+}
+
+impl EventKind {
+    /// Every kind, in label order.
+    pub const ALL: [EventKind; 4] = [
+        EventKind::Inference,
+        EventKind::Feedback,
+        EventKind::Model,
+        EventKind::Log,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Inference => "inference",
+            EventKind::Feedback => "feedback",
+            EventKind::Model => "model",
+            EventKind::Log => "log",
+        }
+    }
+}
+
+/// A model output or a ground-truth value: a number or a class label.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A numeric output (score, probability, regression value, 0/1 label).
+    Number(f64),
+    /// A class label.
+    Class(String),
+}
+
+/// The value of one feature.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeatureValue {
+    /// A numeric value.
+    Number(f64),
+    /// A categorical value.
+    Category(String),
+    /// A boolean, treated as 0 or 1 in numeric statistics.
+    Bool(bool),
+    /// JSON `null`: the value is missing.
+    Missing,
+}
+
+/// An `inference` event.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Inference {
+    /// Request id, used to join feedback; never a label.
+    pub id: Option<String>,
+    /// Serving latency in seconds (the wire carries milliseconds).
+    pub latency_seconds: Option<f64>,
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// Error class when the request failed.
+    pub error: Option<String>,
+    /// The model output.
+    pub prediction: Option<Outcome>,
+    /// Confidence of the output, in [0, 1].
+    pub confidence: Option<f64>,
+    /// Feature values in the order the client sent them.
+    pub features: Vec<(String, FeatureValue)>,
+    /// Business counts, e.g. `shown`, `clicked`.
+    pub counters: Vec<(String, f64)>,
+    /// CPU utilisation seen by the model process, as a ratio in [0, 1].
+    pub cpu_ratio: Option<f64>,
+    /// Memory utilisation seen by the model process, as a ratio in [0, 1].
+    pub memory_ratio: Option<f64>,
+}
+
+/// A `feedback` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feedback {
+    /// Id of the inference this is the ground truth of.
+    pub id: Option<String>,
+    /// The true value.
+    pub actual: Outcome,
+    /// The prediction, when the client sends it along (no join needed).
+    pub prediction: Option<Outcome>,
+}
+
+/// A `model` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelLoaded {
+    /// When the model was trained, seconds since the epoch.
+    pub trained_at: Option<f64>,
+    /// When it was loaded, seconds since the epoch; `None` means "at receipt".
+    pub loaded_at: Option<f64>,
+}
+
+/// Log severity of a `log` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogLevel {
+    /// `debug`
+    Debug,
+    /// `info`
+    Info,
+    /// `warning`
+    Warning,
+    /// `error`
+    Error,
+    /// `critical`
+    Critical,
+}
+
+impl LogLevel {
+    /// Every level, lowest first.
+    pub const ALL: [LogLevel; 5] = [
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warning,
+        LogLevel::Error,
+        LogLevel::Critical,
+    ];
+
+    /// The wire and label name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warning => "warning",
+            LogLevel::Error => "error",
+            LogLevel::Critical => "critical",
+        }
+    }
+
+    /// Parses a level name, ignoring ASCII case.
+    pub fn parse(s: &str) -> Option<LogLevel> {
+        LogLevel::ALL
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// A `log` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    /// Severity.
+    pub level: LogLevel,
+    /// Component of the model process that logged it.
+    pub component: String,
+    /// The message (kept for the optional re-emission in the exporter's log).
+    pub message: String,
+}

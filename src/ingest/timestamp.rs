@@ -1,0 +1,140 @@
+//! RFC 3339 timestamps, as used by the `ts`, `trained_at` and `loaded_at`
+//! fields, converted to seconds since the Unix epoch.
+
+/// Parses an RFC 3339 date-time such as `2026-11-01T00:00:00Z` or
+/// `2026-11-01 12:30:00.250+02:00` into seconds since the epoch.
+///
+/// Accepts `T`, `t` or a space between date and time, optional fractional
+/// seconds, and `Z`, `z` or a `±HH:MM` offset. Returns `None` for anything
+/// else, including out-of-range fields.
+pub fn parse_rfc3339(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let mut v = 0i64;
+        for &c in b.get(from..from + len)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + i64::from(c - b'0');
+        }
+        Some(v)
+    };
+    let year = num(0, 4)?;
+    let month = num(5, 2)?;
+    let day = num(8, 2)?;
+    let hour = num(11, 2)?;
+    let minute = num(14, 2)?;
+    let second = num(17, 2)?;
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut frac = 0.0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        let mut scale = 0.1;
+        while let Some(c) = b.get(i).filter(|c| c.is_ascii_digit()) {
+            frac += f64::from(c - b'0') * scale;
+            scale /= 10.0;
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+    }
+    let offset = match b.get(i)? {
+        b'Z' | b'z' if i + 1 == b.len() => 0,
+        sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+            let (h, m) = (num(i + 1, 2)?, num(i + 4, 2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let off = h * 3600 + m * 60;
+            if *sign == b'+' { off } else { -off }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    Some(secs as f64 + frac)
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(y) => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rfc3339;
+
+    #[test]
+    fn valid_timestamps() {
+        let cases: &[(&str, f64)] = &[
+            ("1970-01-01T00:00:00Z", 0.0),
+            ("2026-11-01T00:00:00Z", 1_793_491_200.0),
+            ("2000-02-29T12:00:00Z", 951_825_600.0),
+            ("2026-11-01T02:00:00+02:00", 1_793_491_200.0),
+            ("2026-10-31T22:30:00-01:30", 1_793_491_200.0),
+            ("2026-11-01 00:00:00.25z", 1_793_491_200.25),
+            ("1969-12-31T23:59:59Z", -1.0),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse_rfc3339(s), Some(*want), "{s}");
+        }
+    }
+
+    #[test]
+    fn invalid_timestamps() {
+        for s in [
+            "",
+            "2026-11-01",
+            "2026-11-01T00:00:00",
+            "2026-13-01T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2026-11-01T24:00:00Z",
+            "2026-11-01T00:00:00.Z",
+            "2026-11-01T00:00:00+2:00",
+            "2026-11-01T00:00:00Zjunk",
+            "2026/11/01T00:00:00Z",
+            "２０２６-11-01T00:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(s), None, "{s}");
+        }
+    }
+}
