@@ -6,5 +6,6 @@
 //! Rejected lines are counted by reason and logged at a bounded rate.
 
 pub mod event;
+pub mod framing;
 pub mod parse;
 pub mod timestamp;

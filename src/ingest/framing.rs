@@ -1,0 +1,196 @@
+//! Cutting a byte stream into lines with a bounded buffer.
+//!
+//! [`LineFramer`] owns the read buffer of one stream connection. Bytes are
+//! read straight into it ([`LineFramer::read_buf`]), complete lines are handed
+//! out by [`LineFramer::drain_lines`], and a line that grows past the limit
+//! without a newline is reported once as [`Frame::TooLong`] and then skipped up
+//! to its newline, so a connection never holds more than `limit` plus one read
+//! chunk of memory.
+
+/// How many bytes one read asks for.
+pub const READ_CHUNK: usize = 16 * 1024;
+
+/// What the framer hands out.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// A complete line, without its `\n` (a trailing `\r` is left in place;
+    /// JSON parsing treats it as white space).
+    Line(&'a [u8]),
+    /// A line exceeded the limit; its bytes were dropped up to the next `\n`.
+    TooLong,
+}
+
+/// A bounded line buffer for one stream connection.
+#[derive(Debug)]
+pub struct LineFramer {
+    buf: Vec<u8>,
+    /// Bytes of `buf` already searched for a newline.
+    scanned: usize,
+    /// Dropping an over-long line until its newline.
+    discarding: bool,
+    limit: usize,
+}
+
+impl LineFramer {
+    /// A framer accepting lines of at most `limit` bytes. No memory is
+    /// allocated until the first read.
+    pub fn new(limit: usize) -> Self {
+        LineFramer {
+            buf: Vec::new(),
+            scanned: 0,
+            discarding: false,
+            limit: limit.max(1),
+        }
+    }
+
+    /// The buffer to read into: call [`Vec::reserve`]-free reads such as
+    /// tokio's `read_buf` on it. Room for one chunk is ensured.
+    pub fn read_buf(&mut self) -> &mut Vec<u8> {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK {
+            self.buf.reserve(READ_CHUNK);
+        }
+        &mut self.buf
+    }
+
+    /// Appends bytes (for callers that read elsewhere, and for tests).
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Hands every complete line to `f`, then keeps only the unfinished tail.
+    pub fn drain_lines(&mut self, mut f: impl FnMut(Frame<'_>)) {
+        let mut start = 0;
+        while let Some(pos) = memchr(b'\n', &self.buf[self.scanned..]) {
+            let end = self.scanned + pos;
+            if self.discarding {
+                self.discarding = false;
+            } else if end - start > self.limit {
+                f(Frame::TooLong);
+            } else {
+                f(Frame::Line(&self.buf[start..end]));
+            }
+            start = end + 1;
+            self.scanned = start;
+        }
+        self.scanned = self.buf.len();
+        let pending = self.buf.len() - start;
+        if self.discarding {
+            start = self.buf.len();
+        } else if pending > self.limit {
+            f(Frame::TooLong);
+            self.discarding = true;
+            start = self.buf.len();
+        }
+        if start > 0 {
+            self.buf.drain(..start);
+            self.scanned = self.buf.len();
+        }
+        // Give back what one over-long burst made the buffer grow to.
+        if self.buf.is_empty() && self.buf.capacity() > 4 * READ_CHUNK {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// At end of stream: the unfinished last line, if any, and whether bytes
+    /// of an over-long line were being dropped.
+    pub fn finish(&mut self) -> Option<Frame<'_>> {
+        if self.discarding {
+            self.discarding = false;
+            self.buf.clear();
+            self.scanned = 0;
+            return None;
+        }
+        self.scanned = 0;
+        if self.buf.is_empty() {
+            None
+        } else {
+            Some(Frame::Line(&self.buf))
+        }
+    }
+
+    /// Bytes currently held (for memory accounting and tests).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Capacity currently allocated.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+}
+
+/// Position of the first `needle` in `hay`.
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(limit: usize, chunks: &[&[u8]]) -> (Vec<String>, Option<String>) {
+        let mut f = LineFramer::new(limit);
+        let mut out = Vec::new();
+        for c in chunks {
+            f.push(c);
+            f.drain_lines(|fr| {
+                out.push(match fr {
+                    Frame::Line(l) => String::from_utf8_lossy(l).into_owned(),
+                    Frame::TooLong => "<too long>".into(),
+                })
+            });
+            assert!(f.buffered() <= limit, "buffer exceeded limit");
+        }
+        let tail = f.finish().map(|fr| match fr {
+            Frame::Line(l) => String::from_utf8_lossy(l).into_owned(),
+            Frame::TooLong => unreachable!(),
+        });
+        (out, tail)
+    }
+
+    #[test]
+    fn framing_table() {
+        type Case<'a> = (usize, &'a [&'a [u8]], &'a [&'a str], Option<&'a str>);
+        let cases: &[Case] = &[
+            (100, &[b"a\nb\n"], &["a", "b"], None),
+            (100, &[b"a", b"b\nc", b"d\n"], &["ab", "cd"], None),
+            (100, &[b"a\n\n"], &["a", ""], None),
+            (100, &[b"abc"], &[], Some("abc")),
+            (100, &[b"a\r\n"], &["a\r"], None),
+            // exactly at the limit is fine, one more is not
+            (3, &[b"abc\n"], &["abc"], None),
+            (3, &[b"abcd\nok\n"], &["<too long>", "ok"], None),
+            // an over-long line arriving in pieces is reported once
+            (3, &[b"ab", b"cd", b"ef", b"gh\nok\n"], &["<too long>", "ok"], None),
+            (3, &[b"abcdef"], &["<too long>"], None),
+            (3, &[b"abcdef", b"gh"], &["<too long>"], None),
+            (3, &[b"abcdef", b"gh\nxy"], &["<too long>"], Some("xy")),
+        ];
+        for (limit, chunks, lines, tail) in cases {
+            let (got, got_tail) = run(*limit, chunks);
+            assert_eq!(got, *lines, "chunks {chunks:?}");
+            assert_eq!(got_tail.as_deref(), *tail, "chunks {chunks:?}");
+        }
+    }
+
+    #[test]
+    fn memory_stays_bounded_on_a_huge_line() {
+        let mut f = LineFramer::new(64 * 1024);
+        let chunk = vec![b'x'; READ_CHUNK];
+        let mut too_long = 0;
+        for _ in 0..(10 * 1024 * 1024 / READ_CHUNK) {
+            f.read_buf().extend_from_slice(&chunk);
+            f.drain_lines(|fr| {
+                if fr == Frame::TooLong {
+                    too_long += 1
+                }
+            });
+            assert!(f.capacity() <= 64 * 1024 + 2 * READ_CHUNK + READ_CHUNK);
+        }
+        assert_eq!(too_long, 1);
+        f.push(b"\n{}\n");
+        let mut lines = Vec::new();
+        f.drain_lines(|fr| lines.push(format!("{fr:?}")));
+        assert_eq!(lines, vec![format!("{:?}", Frame::Line(b"{}"))]);
+    }
+}
