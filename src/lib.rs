@@ -44,3 +44,12 @@ pub const DEFAULT_RULES_YAML: &str = include_str!("../rules.yaml");
 
 /// Name under which the compiled-in rules are reported in messages.
 pub const DEFAULT_RULES_NAME: &str = "<built-in rules.yaml>";
+
+/// This build's version (from Cargo.toml).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The source revision this build was made from, or `unknown`.
+pub const REVISION: &str = match option_env!("MODEL_EXPORTER_REVISION") {
+    Some(r) => r,
+    None => "unknown",
+};

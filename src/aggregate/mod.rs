@@ -1,1 +1,13 @@
-//! (filled in below)
+//! Aggregate: the single writer that owns all metric state.
+//!
+//! Listeners send batches of parsed events over a bounded channel; one
+//! aggregator thread applies them in order. Label handles are resolved once
+//! per model, feature, class and so on, and cached, so the steady-state cost
+//! of an event is a few hash lookups and atomic adds. `/metrics` reads the
+//! same atomics, so a scrape never waits for ingest, nor ingest for a scrape.
+
+mod aggregator;
+
+pub use aggregator::OVERFLOW_LABEL;
+
+pub use aggregator::{Aggregator, Batch, BatchSender, Limits, spawn};

@@ -1,1 +1,4 @@
-//! (filled in below)
+//! Export: the metric registry and the HTTP server that serves it.
+
+pub mod http;
+pub mod metrics;

@@ -1,0 +1,468 @@
+//! The aggregator loop and its per-model handle cache.
+
+use std::collections::HashMap;
+use std::thread::JoinHandle;
+
+use prometheus::{Counter, Gauge, Histogram, IntCounter};
+use tokio::sync::mpsc;
+
+use crate::clock::SharedClock;
+use crate::export::metrics::Metrics;
+use crate::ingest::event::{
+    Body, Event, EventKind, FeatureValue, Inference, LogLine, ModelLoaded, Outcome,
+};
+
+/// A batch of events, as one listener read produced them.
+pub type Batch = Vec<Event>;
+
+/// The sending half listeners hold.
+pub type BatchSender = mpsc::Sender<Batch>;
+
+/// Label value that stands for every value past a cap.
+pub const OVERFLOW_LABEL: &str = "__other__";
+
+/// Caps on distinct label values per model, so that a client cannot grow
+/// the number of series without bound. Values past a cap are counted under
+/// the label value [`OVERFLOW_LABEL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Distinct error classes per model version.
+    pub errors: usize,
+    /// Distinct prediction classes per model version.
+    pub classes: usize,
+    /// Distinct features per model version.
+    pub features: usize,
+    /// Distinct categories per categorical feature.
+    pub categories: usize,
+    /// Distinct business counter names per model version.
+    pub counters: usize,
+    /// Distinct log components per model version.
+    pub components: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            errors: 50,
+            classes: 100,
+            features: 200,
+            categories: 50,
+            counters: 50,
+            components: 50,
+        }
+    }
+}
+
+/// Looks up `key`, creating its entry with `make` unless the map is full, in
+/// which case the [`OVERFLOW_LABEL`] entry is used.
+fn capped<'m, V>(
+    map: &'m mut HashMap<String, V>,
+    key: &str,
+    cap: usize,
+    make: impl FnOnce(&str) -> V,
+) -> &'m mut V {
+    let key = if map.contains_key(key) || map.len() < cap {
+        key
+    } else {
+        OVERFLOW_LABEL
+    };
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), make(key));
+    }
+    map.get_mut(key).expect("inserted above")
+}
+
+struct FeatureHandles {
+    /// The label value: the feature's name, or the overflow label.
+    name: String,
+    value: Option<Histogram>,
+    missing: Option<IntCounter>,
+    categories: HashMap<String, IntCounter>,
+}
+
+/// Cached handles of one (model, version).
+struct ModelHandles {
+    labels: [String; 2],
+    requests: Option<(IntCounter, IntCounter)>,
+    errors: HashMap<String, IntCounter>,
+    duration: Option<Histogram>,
+    prediction: Option<Histogram>,
+    confidence: Option<Histogram>,
+    classes: HashMap<String, IntCounter>,
+    features: HashMap<String, FeatureHandles>,
+    counters: HashMap<String, Counter>,
+    resources: Option<(Gauge, Gauge)>,
+    /// Per log component: its label value and a counter per level.
+    logs: HashMap<String, (String, [Option<IntCounter>; 5])>,
+    feedback: Option<IntCounter>,
+    last_event: Gauge,
+}
+
+impl ModelHandles {
+    fn new(m: &Metrics, model: &str, version: &str) -> Self {
+        ModelHandles {
+            labels: [model.to_owned(), version.to_owned()],
+            requests: None,
+            errors: HashMap::new(),
+            duration: None,
+            prediction: None,
+            confidence: None,
+            classes: HashMap::new(),
+            features: HashMap::new(),
+            counters: HashMap::new(),
+            resources: None,
+            logs: HashMap::new(),
+            feedback: None,
+            last_event: m.last_event.with_label_values(&[model, version]),
+        }
+    }
+
+    fn mv(&self) -> [&str; 2] {
+        [&self.labels[0], &self.labels[1]]
+    }
+
+}
+
+/// Owns the metric state; applies batches of events.
+pub struct Aggregator {
+    metrics: Metrics,
+    clock: SharedClock,
+    limits: Limits,
+    received: [IntCounter; 4],
+    models: HashMap<String, HashMap<String, ModelHandles>>,
+    /// The version each model last announced with a `model` event.
+    loaded_version: HashMap<String, String>,
+}
+
+impl Aggregator {
+    /// An aggregator writing into `metrics`, reading time from `clock`.
+    pub fn new(metrics: Metrics, clock: SharedClock, limits: Limits) -> Self {
+        let received =
+            EventKind::ALL.map(|k| metrics.events_received.with_label_values(&[k.as_str()]));
+        Aggregator {
+            metrics,
+            clock,
+            limits,
+            received,
+            models: HashMap::new(),
+            loaded_version: HashMap::new(),
+        }
+    }
+
+    /// Applies every event of a batch, in order.
+    pub fn apply(&mut self, batch: Batch) {
+        let now = self.clock.now();
+        for event in batch {
+            self.apply_one(event, now);
+        }
+    }
+
+    fn apply_one(&mut self, event: Event, now: f64) {
+        let kind = event.body.kind();
+        self.received[kind as usize].inc();
+        let ts = event.ts.unwrap_or(now);
+        if let Body::Model(m) = &event.body {
+            self.model_loaded(&event.model, &event.version, m, ts);
+        }
+        let metrics = &self.metrics;
+        let limits = &self.limits;
+        let h = handles(&mut self.models, metrics, &event.model, &event.version);
+        h.last_event.set(ts);
+        match event.body {
+            Body::Inference(i) => inference(metrics, limits, h, i),
+            Body::Feedback(_) => {
+                if h.feedback.is_none() {
+                    h.feedback = Some(metrics.feedback.with_label_values(&h.mv()));
+                }
+                h.feedback.as_ref().expect("set above").inc();
+            }
+            Body::Log(l) => log(metrics, limits, h, l),
+            Body::Model(_) => {}
+        }
+    }
+
+    fn model_loaded(&mut self, model: &str, version: &str, m: &ModelLoaded, ts: f64) {
+        let mv = [model, version];
+        if let Some(old) = self.loaded_version.get(model)
+            && old != version
+        {
+            // model_info shows only the version loaded now.
+            let _ = self.metrics.info.remove_label_values(&[model, old]);
+        }
+        self.loaded_version
+            .insert(model.to_owned(), version.to_owned());
+        self.metrics.info.with_label_values(&mv).set(1);
+        if let Some(t) = m.trained_at {
+            self.metrics.trained.with_label_values(&mv).set(t);
+        }
+        self.metrics
+            .loaded
+            .with_label_values(&mv)
+            .set(m.loaded_at.unwrap_or(ts));
+    }
+}
+
+/// The cached handles of (model, version), created on first use.
+fn handles<'a>(
+    models: &'a mut HashMap<String, HashMap<String, ModelHandles>>,
+    metrics: &Metrics,
+    model: &str,
+    version: &str,
+) -> &'a mut ModelHandles {
+    if !models.contains_key(model) {
+        models.insert(model.to_owned(), HashMap::new());
+    }
+    let versions = models.get_mut(model).expect("inserted above");
+    if !versions.contains_key(version) {
+        versions.insert(version.to_owned(), ModelHandles::new(metrics, model, version));
+    }
+    versions.get_mut(version).expect("inserted above")
+}
+
+fn inference(metrics: &Metrics, limits: &Limits, h: &mut ModelHandles, i: Inference) {
+    let [model, version] = &h.labels;
+    let mv = [model.as_str(), version.as_str()];
+    let (ok, err) = h.requests.get_or_insert_with(|| {
+        (
+            metrics.requests.with_label_values(&[mv[0], mv[1], "ok"]),
+            metrics.requests.with_label_values(&[mv[0], mv[1], "error"]),
+        )
+    });
+    if i.ok {
+        ok.inc();
+    } else {
+        err.inc();
+        let class = i.error.as_deref().unwrap_or("unknown");
+        capped(&mut h.errors, class, limits.errors, |c| {
+            metrics.request_errors.with_label_values(&[mv[0], mv[1], c])
+        })
+        .inc();
+    }
+    if let Some(l) = i.latency_seconds {
+        h.duration
+            .get_or_insert_with(|| metrics.request_duration.with_label_values(&mv))
+            .observe(l);
+    }
+    match &i.prediction {
+        Some(Outcome::Number(p)) => h
+            .prediction
+            .get_or_insert_with(|| metrics.prediction_value.with_label_values(&mv))
+            .observe(*p),
+        Some(Outcome::Class(c)) => capped(&mut h.classes, c, limits.classes, |c| {
+            metrics.predictions.with_label_values(&[mv[0], mv[1], c])
+        })
+        .inc(),
+        None => {}
+    }
+    if let Some(c) = i.confidence {
+        h.confidence
+            .get_or_insert_with(|| metrics.prediction_confidence.with_label_values(&mv))
+            .observe(c);
+    }
+    for (name, value) in &i.features {
+        let f = capped(&mut h.features, name, limits.features, |n| FeatureHandles {
+            name: n.to_owned(),
+            value: None,
+            missing: None,
+            categories: HashMap::new(),
+        });
+        let labels = [mv[0], mv[1], f.name.as_str()];
+        match value {
+            FeatureValue::Number(x) => f
+                .value
+                .get_or_insert_with(|| metrics.feature_value.with_label_values(&labels))
+                .observe(*x),
+            FeatureValue::Bool(b) => f
+                .value
+                .get_or_insert_with(|| metrics.feature_value.with_label_values(&labels))
+                .observe(f64::from(u8::from(*b))),
+            FeatureValue::Missing => f
+                .missing
+                .get_or_insert_with(|| metrics.feature_missing.with_label_values(&labels))
+                .inc(),
+            FeatureValue::Category(c) => capped(&mut f.categories, c, limits.categories, |c| {
+                metrics
+                    .feature_category
+                    .with_label_values(&[labels[0], labels[1], labels[2], c])
+            })
+            .inc(),
+        }
+    }
+    for (name, v) in &i.counters {
+        capped(&mut h.counters, name, limits.counters, |n| {
+            metrics.counter.with_label_values(&[mv[0], mv[1], n])
+        })
+        .inc_by(*v);
+    }
+    if i.cpu_ratio.is_some() || i.memory_ratio.is_some() {
+        let (cpu, mem) = h.resources.get_or_insert_with(|| {
+            (
+                metrics.resource.with_label_values(&[mv[0], mv[1], "cpu"]),
+                metrics.resource.with_label_values(&[mv[0], mv[1], "memory"]),
+            )
+        });
+        if let Some(c) = i.cpu_ratio {
+            cpu.set(c);
+        }
+        if let Some(m) = i.memory_ratio {
+            mem.set(m);
+        }
+    }
+}
+
+fn log(metrics: &Metrics, limits: &Limits, h: &mut ModelHandles, l: LogLine) {
+    let [model, version] = &h.labels;
+    let (component, levels) = capped(&mut h.logs, &l.component, limits.components, |c| {
+        (c.to_owned(), Default::default())
+    });
+    levels[l.level as usize]
+        .get_or_insert_with(|| {
+            metrics
+                .log_events
+                .with_label_values(&[model, version, l.level.as_str(), component])
+        })
+        .inc();
+}
+
+/// Starts the aggregator on its own thread. It applies batches until every
+/// sender is dropped, then returns the aggregator (for tests and for state
+/// that outlives a reload).
+pub fn spawn(mut agg: Aggregator, mut rx: mpsc::Receiver<Batch>) -> JoinHandle<Aggregator> {
+    std::thread::Builder::new()
+        .name("aggregator".into())
+        .spawn(move || {
+            while let Some(batch) = rx.blocking_recv() {
+                agg.metrics.batches.inc();
+                agg.apply(batch);
+            }
+            agg
+        })
+        .expect("spawning the aggregator thread")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::export::metrics::Buckets;
+    use crate::ingest::parse::parse_event;
+    use std::sync::Arc;
+
+    fn agg(limits: Limits) -> (Aggregator, Metrics) {
+        let m = Metrics::new(&Buckets::default()).unwrap();
+        let a = Aggregator::new(m.clone(), Arc::new(ManualClock::new(1000.0)), limits);
+        (a, m)
+    }
+
+    fn batch(lines: &[&str]) -> Batch {
+        lines
+            .iter()
+            .map(|l| parse_event(l.as_bytes()).unwrap())
+            .collect()
+    }
+
+    fn text(m: &Metrics) -> String {
+        String::from_utf8(m.encode()).unwrap()
+    }
+
+    #[test]
+    fn inference_events_become_metrics() {
+        let (mut a, m) = agg(Limits::default());
+        a.apply(batch(&[
+            r#"{"model":"fraud","version":"v3","latency_ms":20,"prediction":1,"confidence":0.9,"features":{"age":35,"flag":true,"country":"DE","x":null},"counters":{"shown":10,"clicked":2},"resources":{"cpu_percent":40}}"#,
+            r#"{"model":"fraud","version":"v3","latency_ms":700,"error":"timeout"}"#,
+            r#"{"model":"fraud","version":"v3","prediction":"cat","counters":{"shown":5}}"#,
+        ]));
+        let t = text(&m);
+        for want in [
+            r#"model_requests_total{model="fraud",outcome="ok",version="v3"} 2"#,
+            r#"model_requests_total{model="fraud",outcome="error",version="v3"} 1"#,
+            r#"model_request_errors_total{error="timeout",model="fraud",version="v3"} 1"#,
+            r#"model_request_duration_seconds_bucket{model="fraud",version="v3",le="0.025"} 1"#,
+            r#"model_request_duration_seconds_bucket{model="fraud",version="v3",le="1"} 2"#,
+            r#"model_request_duration_seconds_sum{model="fraud",version="v3"} 0.72"#,
+            r#"model_request_duration_seconds_count{model="fraud",version="v3"} 2"#,
+            r#"model_prediction_value_count{model="fraud",version="v3"} 1"#,
+            r#"model_predictions_total{class="cat",model="fraud",version="v3"} 1"#,
+            r#"model_prediction_confidence_sum{model="fraud",version="v3"} 0.9"#,
+            r#"model_feature_value_sum{feature="age",model="fraud",version="v3"} 35"#,
+            r#"model_feature_value_sum{feature="flag",model="fraud",version="v3"} 1"#,
+            r#"model_feature_category_total{category="DE",feature="country",model="fraud",version="v3"} 1"#,
+            r#"model_feature_missing_total{feature="x",model="fraud",version="v3"} 1"#,
+            r#"model_counter_total{counter="shown",model="fraud",version="v3"} 15"#,
+            r#"model_counter_total{counter="clicked",model="fraud",version="v3"} 2"#,
+            r#"model_resource_utilization_ratio{model="fraud",resource="cpu",version="v3"} 0.4"#,
+            r#"model_exporter_events_received_total{type="inference"} 3"#,
+            r#"model_last_event_timestamp_seconds{model="fraud",version="v3"} 1000"#,
+        ] {
+            assert!(t.contains(want), "missing {want}\n{t}");
+        }
+    }
+
+    #[test]
+    fn model_log_and_feedback_events() {
+        let (mut a, m) = agg(Limits::default());
+        a.apply(batch(&[
+            r#"{"type":"model","model":"fraud","version":"v3","trained_at":100,"loaded_at":200}"#,
+            r#"{"type":"log","model":"fraud","version":"v3","level":"error","component":"inference"}"#,
+            r#"{"type":"log","model":"fraud","version":"v3","level":"error","component":"inference"}"#,
+            r#"{"type":"feedback","model":"fraud","id":"a","actual":1}"#,
+            r#"{"type":"model","model":"fraud","version":"v4","ts":300}"#,
+        ]));
+        let t = text(&m);
+        for want in [
+            r#"model_info{model="fraud",version="v4"} 1"#,
+            r#"model_trained_timestamp_seconds{model="fraud",version="v3"} 100"#,
+            r#"model_loaded_timestamp_seconds{model="fraud",version="v3"} 200"#,
+            r#"model_loaded_timestamp_seconds{model="fraud",version="v4"} 300"#,
+            r#"model_log_events_total{component="inference",level="error",model="fraud",version="v3"} 2"#,
+            r#"model_feedback_total{model="fraud",version=""} 1"#,
+            r#"model_exporter_events_received_total{type="model"} 2"#,
+        ] {
+            assert!(t.contains(want), "missing {want}\n{t}");
+        }
+        assert!(!t.contains(r#"model_info{model="fraud",version="v3"}"#), "{t}");
+    }
+
+    #[test]
+    fn label_values_past_a_cap_fold_into_overflow() {
+        let (mut a, m) = agg(Limits {
+            errors: 2,
+            features: 1,
+            ..Limits::default()
+        });
+        a.apply(batch(&[
+            r#"{"error":"a"}"#,
+            r#"{"error":"b"}"#,
+            r#"{"error":"c"}"#,
+            r#"{"error":"d"}"#,
+            r#"{"error":"a"}"#,
+            r#"{"features":{"f1":1,"f2":2,"f3":null}}"#,
+        ]));
+        let t = text(&m);
+        for want in [
+            r#"model_request_errors_total{error="a",model="default",version=""} 2"#,
+            r#"model_request_errors_total{error="b",model="default",version=""} 1"#,
+            r#"model_request_errors_total{error="__other__",model="default",version=""} 2"#,
+            r#"model_feature_value_count{feature="f1",model="default",version=""} 1"#,
+            r#"model_feature_value_count{feature="__other__",model="default",version=""} 1"#,
+            r#"model_feature_missing_total{feature="__other__",model="default",version=""} 1"#,
+        ] {
+            assert!(t.contains(want), "missing {want}\n{t}");
+        }
+        assert!(!t.contains(r#"error="c""#));
+    }
+
+    #[test]
+    fn spawned_aggregator_drains_then_stops() {
+        let (a, m) = agg(Limits::default());
+        let (tx, rx) = mpsc::channel(4);
+        let handle = spawn(a, rx);
+        tx.blocking_send(batch(&["{}", "{}"])).unwrap();
+        tx.blocking_send(batch(&["{}"])).unwrap();
+        drop(tx);
+        handle.join().unwrap();
+        assert!(text(&m).contains(r#"model_requests_total{model="default",outcome="ok",version=""} 3"#));
+        assert_eq!(m.batches.get(), 2);
+    }
+}

@@ -1,0 +1,419 @@
+//! The metric families: one [`Registry`] per process, no global state.
+//!
+//! Model metrics carry `model` and `version`; names and types follow the
+//! catalogue in docs/metrics.md. Families are created here once; the
+//! aggregator resolves label handles once per model and caches them.
+
+use prometheus::core::Collector;
+use prometheus::{
+    CounterVec, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
+};
+
+use crate::ingest::event::EventKind;
+use crate::ingest::parse::RejectReason;
+
+/// Histogram bucket upper bounds, configurable from the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Buckets {
+    /// `model_request_duration_seconds`.
+    pub latency: Vec<f64>,
+    /// `model_prediction_value`.
+    pub prediction: Vec<f64>,
+    /// `model_prediction_confidence`.
+    pub confidence: Vec<f64>,
+    /// `model_feature_value`.
+    pub feature: Vec<f64>,
+}
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Buckets {
+            latency: vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ],
+            prediction: tenths(),
+            confidence: tenths(),
+            feature: vec![
+                -1e4, -1e3, -100.0, -10.0, -1.0, 0.0, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6,
+            ],
+        }
+    }
+}
+
+/// 0.1, 0.2, ..., 1.0 without accumulated rounding error.
+fn tenths() -> Vec<f64> {
+    (1..=10).map(|i| f64::from(i) / 10.0).collect()
+}
+
+/// Labels of every model metric.
+const MV: &[&str] = &["model", "version"];
+
+/// Every metric family the exporter serves.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry `/metrics` gathers from.
+    pub registry: Registry,
+
+    /// `model_requests_total{outcome}`.
+    pub requests: IntCounterVec,
+    /// `model_request_errors_total{error}`.
+    pub request_errors: IntCounterVec,
+    /// `model_request_duration_seconds`.
+    pub request_duration: HistogramVec,
+    /// `model_prediction_value`.
+    pub prediction_value: HistogramVec,
+    /// `model_predictions_total{class}`.
+    pub predictions: IntCounterVec,
+    /// `model_prediction_confidence`.
+    pub prediction_confidence: HistogramVec,
+    /// `model_feature_value{feature}`.
+    pub feature_value: HistogramVec,
+    /// `model_feature_missing_total{feature}`.
+    pub feature_missing: IntCounterVec,
+    /// `model_feature_category_total{feature,category}`.
+    pub feature_category: IntCounterVec,
+    /// `model_counter_total{counter}`.
+    pub counter: CounterVec,
+    /// `model_resource_utilization_ratio{resource}`.
+    pub resource: GaugeVec,
+    /// `model_last_event_timestamp_seconds`.
+    pub last_event: GaugeVec,
+    /// `model_info`.
+    pub info: IntGaugeVec,
+    /// `model_trained_timestamp_seconds`.
+    pub trained: GaugeVec,
+    /// `model_loaded_timestamp_seconds`.
+    pub loaded: GaugeVec,
+    /// `model_log_events_total{level,component}`.
+    pub log_events: IntCounterVec,
+    /// `model_feedback_total`.
+    pub feedback: IntCounterVec,
+
+    /// `model_exporter_events_received_total{type}`.
+    pub events_received: IntCounterVec,
+    /// `model_exporter_events_rejected_total{reason}`.
+    pub events_rejected: IntCounterVec,
+    /// `model_exporter_event_batches_total`.
+    pub batches: IntCounter,
+    /// `model_exporter_connections_open{transport}`.
+    pub connections_open: IntGaugeVec,
+    /// `model_exporter_connections_total{transport}`.
+    pub connections: IntCounterVec,
+    /// `model_exporter_connections_closed_total{transport,reason}`.
+    pub connections_closed: IntCounterVec,
+    /// `model_exporter_config_last_reload_successful`.
+    pub config_last_reload_successful: IntGauge,
+    /// `model_exporter_build_info{version,revision}`.
+    pub build_info: IntGaugeVec,
+    /// `model_exporter_scrape_duration_seconds` of the previous scrape.
+    pub scrape_duration: prometheus::Gauge,
+}
+
+fn reg<C: Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+    r.register(Box::new(c.clone()))
+        .expect("metric families are registered once with distinct names");
+    c
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    reg(r, IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    reg(r, GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str], b: &[f64]) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(b.to_vec());
+    reg(r, HistogramVec::new(opts, labels).expect("valid metric"))
+}
+
+fn with(extra: &[&'static str]) -> Vec<&'static str> {
+    MV.iter().chain(extra).copied().collect()
+}
+
+impl Metrics {
+    /// Creates and registers every family, with the given buckets. Fails only
+    /// for invalid buckets (unsorted or duplicated bounds).
+    pub fn new(buckets: &Buckets) -> Result<Metrics, String> {
+        for (name, b) in [
+            ("latency", &buckets.latency),
+            ("prediction", &buckets.prediction),
+            ("confidence", &buckets.confidence),
+            ("feature", &buckets.feature),
+        ] {
+            validate_buckets(b).map_err(|e| format!("{name} buckets: {e}"))?;
+        }
+        let r = Registry::new();
+        let m = Metrics {
+            requests: counter(
+                &r,
+                "model_requests_total",
+                "Requests served by the model, by outcome.",
+                &with(&["outcome"]),
+            ),
+            request_errors: counter(
+                &r,
+                "model_request_errors_total",
+                "Failed requests, by error class.",
+                &with(&["error"]),
+            ),
+            request_duration: histogram(
+                &r,
+                "model_request_duration_seconds",
+                "Serving latency reported by the model server.",
+                MV,
+                &buckets.latency,
+            ),
+            prediction_value: histogram(
+                &r,
+                "model_prediction_value",
+                "Numeric predictions.",
+                MV,
+                &buckets.prediction,
+            ),
+            predictions: counter(
+                &r,
+                "model_predictions_total",
+                "Class predictions, by class.",
+                &with(&["class"]),
+            ),
+            prediction_confidence: histogram(
+                &r,
+                "model_prediction_confidence",
+                "Confidence of the model in its predictions.",
+                MV,
+                &buckets.confidence,
+            ),
+            feature_value: histogram(
+                &r,
+                "model_feature_value",
+                "Values of numeric and boolean features.",
+                &with(&["feature"]),
+                &buckets.feature,
+            ),
+            feature_missing: counter(
+                &r,
+                "model_feature_missing_total",
+                "Requests in which a feature was null.",
+                &with(&["feature"]),
+            ),
+            feature_category: counter(
+                &r,
+                "model_feature_category_total",
+                "Values of categorical features, by category.",
+                &with(&["feature", "category"]),
+            ),
+            counter: reg(
+                &r,
+                CounterVec::new(
+                    Opts::new(
+                        "model_counter_total",
+                        "Business counts sent by the model server (e.g. shown, clicked).",
+                    ),
+                    &with(&["counter"]),
+                )
+                .expect("valid metric"),
+            ),
+            resource: gauge(
+                &r,
+                "model_resource_utilization_ratio",
+                "Last CPU and memory utilisation reported by the model process.",
+                &with(&["resource"]),
+            ),
+            last_event: gauge(
+                &r,
+                "model_last_event_timestamp_seconds",
+                "When the model last sent an event of any type.",
+                MV,
+            ),
+            info: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new("model_info", "The model version loaded now (always 1)."),
+                    MV,
+                )
+                .expect("valid metric"),
+            ),
+            trained: gauge(
+                &r,
+                "model_trained_timestamp_seconds",
+                "When the model version was trained.",
+                MV,
+            ),
+            loaded: gauge(
+                &r,
+                "model_loaded_timestamp_seconds",
+                "When the model version was loaded.",
+                MV,
+            ),
+            log_events: counter(
+                &r,
+                "model_log_events_total",
+                "Log events of the model process, by level and component.",
+                &with(&["level", "component"]),
+            ),
+            feedback: counter(
+                &r,
+                "model_feedback_total",
+                "Ground-truth (feedback) events received.",
+                MV,
+            ),
+            events_received: counter(
+                &r,
+                "model_exporter_events_received_total",
+                "Events accepted, by type.",
+                &["type"],
+            ),
+            events_rejected: counter(
+                &r,
+                "model_exporter_events_rejected_total",
+                "Events dropped, by reason.",
+                &["reason"],
+            ),
+            batches: reg(
+                &r,
+                IntCounter::new(
+                    "model_exporter_event_batches_total",
+                    "Batches of events handed from the listeners to the aggregator.",
+                )
+                .expect("valid metric"),
+            ),
+            connections_open: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "model_exporter_connections_open",
+                        "Stream connections open now, by transport.",
+                    ),
+                    &["transport"],
+                )
+                .expect("valid metric"),
+            ),
+            connections: counter(
+                &r,
+                "model_exporter_connections_total",
+                "Stream connections accepted, by transport.",
+                &["transport"],
+            ),
+            connections_closed: counter(
+                &r,
+                "model_exporter_connections_closed_total",
+                "Stream connections closed, by transport and reason.",
+                &["transport", "reason"],
+            ),
+            config_last_reload_successful: reg(
+                &r,
+                IntGauge::new(
+                    "model_exporter_config_last_reload_successful",
+                    "Whether the last load of rules.yaml succeeded.",
+                )
+                .expect("valid metric"),
+            ),
+            build_info: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "model_exporter_build_info",
+                        "Version and revision of this build (always 1).",
+                    ),
+                    &["version", "revision"],
+                )
+                .expect("valid metric"),
+            ),
+            scrape_duration: reg(
+                &r,
+                prometheus::Gauge::new(
+                    "model_exporter_scrape_duration_seconds",
+                    "How long encoding the previous /metrics response took.",
+                )
+                .expect("valid metric"),
+            ),
+            registry: r,
+        };
+        for k in EventKind::ALL {
+            m.events_received.with_label_values(&[k.as_str()]);
+        }
+        for reason in RejectReason::ALL {
+            m.events_rejected.with_label_values(&[reason.as_str()]);
+        }
+        m.build_info
+            .with_label_values(&[crate::VERSION, crate::REVISION])
+            .set(1);
+        #[cfg(target_os = "linux")]
+        m.registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process collector registered once");
+        Ok(m)
+    }
+
+    /// Encodes every family in the Prometheus text format.
+    pub fn encode(&self) -> Vec<u8> {
+        let started = std::time::Instant::now();
+        let mut out = Vec::with_capacity(64 * 1024);
+        let families = self.registry.gather();
+        prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &families, &mut out)
+            .expect("encoding into a Vec cannot fail");
+        self.scrape_duration.set(started.elapsed().as_secs_f64());
+        out
+    }
+}
+
+/// Checks that bucket bounds are finite, strictly increasing and non-empty.
+pub fn validate_buckets(b: &[f64]) -> Result<(), String> {
+    if b.is_empty() {
+        return Err("at least one bucket bound is needed".into());
+    }
+    if let Some(x) = b.iter().find(|x| !x.is_finite()) {
+        return Err(format!("bound {x} is not finite (+Inf is always added)"));
+    }
+    if let Some(w) = b.windows(2).find(|w| w[0] >= w[1]) {
+        return Err(format!(
+            "bounds must increase strictly, but {} is followed by {}",
+            w[0], w[1]
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_buckets_are_valid() {
+        let b = Buckets::default();
+        for v in [&b.latency, &b.prediction, &b.confidence, &b.feature] {
+            validate_buckets(v).unwrap();
+        }
+        assert_eq!(b.prediction.last(), Some(&1.0));
+    }
+
+    #[test]
+    fn bad_buckets_are_refused() {
+        assert!(validate_buckets(&[]).is_err());
+        assert!(validate_buckets(&[1.0, 1.0]).is_err());
+        assert!(validate_buckets(&[2.0, 1.0]).is_err());
+        assert!(validate_buckets(&[f64::NAN]).is_err());
+        let b = Buckets {
+            latency: vec![0.5, 0.1],
+            ..Buckets::default()
+        };
+        match Metrics::new(&b) {
+            Err(e) => assert!(e.starts_with("latency buckets"), "{e}"),
+            Ok(_) => panic!("unsorted buckets accepted"),
+        }
+    }
+
+    #[test]
+    fn fresh_registry_exposes_self_metrics() {
+        let m = Metrics::new(&Buckets::default()).unwrap();
+        let text = String::from_utf8(m.encode()).unwrap();
+        assert!(text.contains("model_exporter_events_rejected_total{reason=\"too_long\"} 0"));
+        assert!(text.contains("model_exporter_events_received_total{type=\"log\"} 0"));
+        assert!(text.contains("model_exporter_build_info{"));
+    }
+}
