@@ -5,9 +5,13 @@
 //! per model, feature, class and so on, and cached, so the steady-state cost
 //! of an event is a few hash lookups and atomic adds. `/metrics` reads the
 //! same atomics, so a scrape never waits for ingest, nor ingest for a scrape.
+//!
+//! Windowed aggregation: [`sketch`] is a mergeable relative-error quantile
+//! sketch for latencies, [`window`] a ring of fixed-width time slices that
+//! answers "what happened in the last N minutes" by merging slices.
 
 mod aggregator;
+pub mod sketch;
+pub mod window;
 
-pub use aggregator::OVERFLOW_LABEL;
-
-pub use aggregator::{Aggregator, Batch, BatchSender, Limits, spawn};
+pub use aggregator::{Aggregator, Batch, BatchSender, Limits, OVERFLOW_LABEL, spawn};
