@@ -6,3 +6,4 @@
 
 pub mod expr;
 pub(crate) mod suggest;
+pub mod template;
