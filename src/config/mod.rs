@@ -1,1 +1,3 @@
-//! (filled in below)
+//! rules.yaml, loaded strictly with every error located.
+
+pub mod yaml;
