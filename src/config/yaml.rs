@@ -175,11 +175,11 @@ impl Builder {
     fn push(&mut self, mut node: Node) {
         if let Some(Open::Map { node: parent, .. } | Open::Seq { node: parent, .. }) =
             self.stack.last_mut()
+            && node.line > 0
+            && (node.line, node.column) < (parent.line, parent.column)
         {
-            if node.line > 0 && (node.line, node.column) < (parent.line, parent.column) {
-                parent.line = node.line;
-                parent.column = node.column;
-            }
+            parent.line = node.line;
+            parent.column = node.column;
         }
         if node.line == 0 {
             let at = match self.stack.last() {
