@@ -92,20 +92,20 @@ impl Template {
                     }
                     Part::Label(name.to_string())
                 } else {
-                    let hint = if body.is_empty() {
-                        "empty placeholder".to_string()
+                    const SUPPORTED: &str =
+                        "only {{ $labels.NAME }} and {{ $value }} are supported";
+                    let (column, message) = if body.is_empty() {
+                        (open + 1, format!("empty placeholder: {SUPPORTED}"))
                     } else {
-                        format!(
-                            "unsupported template expression '{body}'{}",
-                            super::suggest::did_you_mean(body, ["$value", "$labels"])
+                        (
+                            body_col,
+                            format!(
+                                "unsupported template expression '{body}' ({SUPPORTED}){}",
+                                super::suggest::did_you_mean(body, ["$value", "$labels"])
+                            ),
                         )
                     };
-                    return Err(TemplateError {
-                        column: if body.is_empty() { open + 1 } else { body_col },
-                        message: format!(
-                            "{hint}: only {{{{ $labels.NAME }}}} and {{{{ $value }}}} are supported"
-                        ),
-                    });
+                    return Err(TemplateError { column, message });
                 };
                 if !literal.is_empty() {
                     parts.push(Part::Text(std::mem::take(&mut literal)));
@@ -205,7 +205,7 @@ mod tests {
             (
                 "{{ $valeu }}",
                 4,
-                "unsupported template expression '$valeu', did you mean '$value'?",
+                "unsupported template expression '$valeu' (only {{ $labels.NAME }} and {{ $value }} are supported), did you mean '$value'?",
             ),
             (
                 "ab {{ .Value }}",
