@@ -1,1 +1,9 @@
-//! (filled in below)
+//! Alert rules: the expression language ([`expr`]), annotation templates
+//! ([`template`]) and, later, their evaluation.
+//!
+//! A rule compares one windowed signal of a model (latency quantile, error
+//! rate, feature drift, ...) with a threshold; see `docs/rules.md`.
+
+pub mod expr;
+pub(crate) mod suggest;
+pub mod template;

@@ -1,0 +1,235 @@
+//! Annotation templates: literal text with `{{ $labels.NAME }}` and
+//! `{{ $value }}` placeholders (whitespace inside the braces is optional).
+//!
+//! Anything else between `{{` and `}}` is an error located by column. A
+//! label that is not set renders as the empty string; `$value` renders with
+//! the shortest representation that reads back as the same number.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One piece of a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// Literal text.
+    Text(String),
+    /// `{{ $labels.NAME }}`
+    Label(String),
+    /// `{{ $value }}`
+    Value,
+}
+
+/// A parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    source: String,
+    parts: Vec<Part>,
+}
+
+/// An error in a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    /// 1-based column, in chars of the template text (counting every char,
+    /// newlines included, as one column of a single line).
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "1:{}: {}", self.column, self.message)
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+/// True for a valid label name, `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Template {
+    /// Parses a template.
+    ///
+    /// # Errors
+    /// A [`TemplateError`] for an unclosed `{{` or anything other than
+    /// `$labels.NAME` or `$value` inside the braces.
+    pub fn parse(text: &str) -> Result<Template, TemplateError> {
+        let chars: Vec<char> = text.chars().collect();
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut i = 0;
+        while i < chars.len() {
+            if chars[i] == '{' && chars.get(i + 1) == Some(&'{') {
+                let open = i;
+                let Some(close) = (i + 2..chars.len().saturating_sub(1))
+                    .find(|&j| chars[j] == '}' && chars[j + 1] == '}')
+                else {
+                    return Err(TemplateError {
+                        column: open + 1,
+                        message: "unclosed '{{': missing '}}'".into(),
+                    });
+                };
+                let inner: String = chars[i + 2..close].iter().collect();
+                let lead = inner.chars().take_while(|c| c.is_whitespace()).count();
+                let body = inner.trim();
+                let body_col = i + 2 + lead + 1;
+                let part = if body == "$value" {
+                    Part::Value
+                } else if let Some(name) = body.strip_prefix("$labels.") {
+                    if !is_label_name(name) {
+                        return Err(TemplateError {
+                            column: body_col + "$labels.".len(),
+                            message: format!(
+                                "invalid label name '{name}' in template: expected [a-zA-Z_][a-zA-Z0-9_]*"
+                            ),
+                        });
+                    }
+                    Part::Label(name.to_string())
+                } else {
+                    const SUPPORTED: &str =
+                        "only {{ $labels.NAME }} and {{ $value }} are supported";
+                    let (column, message) = if body.is_empty() {
+                        (open + 1, format!("empty placeholder: {SUPPORTED}"))
+                    } else {
+                        (
+                            body_col,
+                            format!(
+                                "unsupported template expression '{body}' ({SUPPORTED}){}",
+                                super::suggest::did_you_mean(body, ["$value", "$labels"])
+                            ),
+                        )
+                    };
+                    return Err(TemplateError { column, message });
+                };
+                if !literal.is_empty() {
+                    parts.push(Part::Text(std::mem::take(&mut literal)));
+                }
+                parts.push(part);
+                i = close + 2;
+            } else {
+                literal.push(chars[i]);
+                i += 1;
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Text(literal));
+        }
+        Ok(Template {
+            source: text.to_string(),
+            parts,
+        })
+    }
+
+    /// The text the template was parsed from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The parsed pieces.
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
+    /// Names of the labels the template refers to, in order of appearance.
+    pub fn labels_used(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Label(n) => Some(n.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Fills in the placeholders.
+    pub fn render(&self, labels: &BTreeMap<String, String>, value: f64) -> String {
+        let mut out = String::with_capacity(self.source.len());
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::Label(n) => out.push_str(labels.get(n).map_or("", String::as_str)),
+                Part::Value => out.push_str(&value.to_string()),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> BTreeMap<String, String> {
+        [("model", "fraud"), ("feature", "age")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn renders_labels_and_value() {
+        let cases = [
+            (
+                "p99 of {{ $labels.model }} is {{ $value }}s",
+                0.5,
+                "p99 of fraud is 0.5s",
+            ),
+            ("{{$labels.feature}}/{{$labels.model}}", 1.0, "age/fraud"),
+            ("{{   $value   }}", 0.0523, "0.0523"),
+            ("missing: [{{ $labels.version }}]", 1.0, "missing: []"),
+            ("no placeholders }} {", 1.0, "no placeholders }} {"),
+            ("", 1.0, ""),
+            ("é {{ $value }} ü", 2.0, "é 2 ü"),
+        ];
+        for (text, value, want) in cases {
+            let t = Template::parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(t.render(&labels(), value), want, "{text:?}");
+            assert_eq!(t.source(), text);
+        }
+    }
+
+    #[test]
+    fn labels_used() {
+        let t = Template::parse("{{ $labels.a }} {{ $value }} {{ $labels.b }}").expect("valid");
+        assert_eq!(t.labels_used().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn errors_are_located() {
+        let cases: &[(&str, usize, &str)] = &[
+            ("x {{ $labels.model", 3, "unclosed '{{'"),
+            ("x {{ $value }", 3, "unclosed"),
+            (
+                "{{ $valeu }}",
+                4,
+                "unsupported template expression '$valeu' (only {{ $labels.NAME }} and {{ $value }} are supported), did you mean '$value'?",
+            ),
+            (
+                "ab {{ .Value }}",
+                7,
+                "unsupported template expression '.Value'",
+            ),
+            ("{{ }}", 1, "empty placeholder"),
+            ("{{ $labels.9x }}", 12, "invalid label name '9x'"),
+            ("{{ $labels. }}", 12, "invalid label name ''"),
+            ("é{{ $labels.a-b }}", 13, "invalid label name 'a-b'"),
+        ];
+        for &(text, column, fragment) in cases {
+            let e = Template::parse(text).expect_err(text);
+            assert!(e.message.contains(fragment), "{text:?}: {:?}", e.message);
+            assert_eq!(e.column, column, "{text:?}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn label_names() {
+        assert!(is_label_name("model"));
+        assert!(is_label_name("_x1"));
+        assert!(!is_label_name("1x"));
+        assert!(!is_label_name(""));
+        assert!(!is_label_name("a-b"));
+    }
+}
