@@ -1,1 +1,305 @@
 //! Command-line flags and subcommands.
+//!
+//! Flags use Prometheus-style dotted names (`--web.listen-address`); each can
+//! also be set from the environment as `MODEL_EXPORTER_` followed by the flag
+//! name in upper case with dots and dashes turned into underscores
+//! (`MODEL_EXPORTER_WEB_LISTEN_ADDRESS`). List flags take a comma-separated
+//! value from the environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::export::metrics::Buckets;
+use crate::ingest::{IngestOptions, ListenAddr};
+
+/// A Prometheus exporter sidecar for machine-learning models.
+#[derive(Debug, Parser)]
+#[command(
+    name = "model-exporter",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to do; running the exporter is the default.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of the exporter when no subcommand is given.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the exporter (the default).
+    Run(RunArgs),
+    /// Validate a rules.yaml without starting anything; every error is
+    /// printed as FILE:LINE:COLUMN: MESSAGE and the exit status is 1.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+/// Flags of the running exporter.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// rules.yaml to load; without it the rules.yaml compiled into the binary is used.
+    #[arg(
+        long = "config.file",
+        env = "MODEL_EXPORTER_CONFIG_FILE",
+        value_name = "PATH"
+    )]
+    pub config_file: Option<PathBuf>,
+
+    /// Where events are received: unix:///PATH, unixgram:///PATH, tcp://HOST:PORT
+    /// or udp://HOST:PORT. Repeatable. Default: a unix stream socket and a unix
+    /// datagram socket in the temporary directory.
+    #[arg(
+        long = "events.listen",
+        env = "MODEL_EXPORTER_EVENTS_LISTEN",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub events_listen: Vec<ListenAddr>,
+
+    /// Mode of the socket files created for unix:// and unixgram:// listeners (octal).
+    #[arg(
+        long = "events.socket-mode",
+        env = "MODEL_EXPORTER_EVENTS_SOCKET_MODE",
+        default_value = "0660",
+        value_parser = parse_mode
+    )]
+    pub socket_mode: u32,
+
+    /// Longest accepted event line, and datagram, in bytes.
+    #[arg(
+        long = "events.max-line-bytes",
+        env = "MODEL_EXPORTER_EVENTS_MAX_LINE_BYTES",
+        default_value_t = 64 * 1024,
+        value_parser = clap::value_parser!(u32).range(64..=16 * 1024 * 1024)
+    )]
+    pub max_line_bytes: u32,
+
+    /// A stream connection that sends nothing for this long is closed (0: never).
+    #[arg(
+        long = "events.idle-timeout",
+        env = "MODEL_EXPORTER_EVENTS_IDLE_TIMEOUT",
+        default_value = "10m",
+        value_parser = parse_duration
+    )]
+    pub idle_timeout: Duration,
+
+    /// Batches of events queued between the listeners and the aggregator.
+    #[arg(
+        long = "events.queue-batches",
+        env = "MODEL_EXPORTER_EVENTS_QUEUE_BATCHES",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub queue_batches: u32,
+
+    /// Address of the HTTP server (/metrics); repeatable. `:PORT` means every interface.
+    #[arg(
+        long = "web.listen-address",
+        env = "MODEL_EXPORTER_WEB_LISTEN_ADDRESS",
+        value_name = "ADDR",
+        value_delimiter = ',',
+        default_value = ":9877"
+    )]
+    pub web_listen: Vec<String>,
+
+    /// Path under which metrics are served.
+    #[arg(
+        long = "web.telemetry-path",
+        env = "MODEL_EXPORTER_WEB_TELEMETRY_PATH",
+        default_value = "/metrics",
+        value_parser = parse_path
+    )]
+    pub telemetry_path: String,
+
+    /// Bucket bounds of model_request_duration_seconds, in seconds.
+    #[arg(
+        long = "metrics.latency-buckets",
+        env = "MODEL_EXPORTER_METRICS_LATENCY_BUCKETS",
+        value_delimiter = ',',
+        value_name = "SECONDS"
+    )]
+    pub latency_buckets: Vec<f64>,
+
+    /// Bucket bounds of model_prediction_value.
+    #[arg(
+        long = "metrics.prediction-buckets",
+        env = "MODEL_EXPORTER_METRICS_PREDICTION_BUCKETS",
+        value_delimiter = ',',
+        value_name = "BOUNDS"
+    )]
+    pub prediction_buckets: Vec<f64>,
+
+    /// Bucket bounds of model_prediction_confidence.
+    #[arg(
+        long = "metrics.confidence-buckets",
+        env = "MODEL_EXPORTER_METRICS_CONFIDENCE_BUCKETS",
+        value_delimiter = ',',
+        value_name = "BOUNDS"
+    )]
+    pub confidence_buckets: Vec<f64>,
+
+    /// Bucket bounds of model_feature_value for features without a reference.
+    #[arg(
+        long = "metrics.feature-buckets",
+        env = "MODEL_EXPORTER_METRICS_FEATURE_BUCKETS",
+        value_delimiter = ',',
+        value_name = "BOUNDS",
+        allow_negative_numbers = true
+    )]
+    pub feature_buckets: Vec<f64>,
+
+    /// Least severe log level written.
+    #[arg(long = "log.level", env = "MODEL_EXPORTER_LOG_LEVEL", value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+
+    /// Log line format.
+    #[arg(long = "log.format", env = "MODEL_EXPORTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `--log.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Everything, including per-connection details.
+    Debug,
+    /// Start-up, shutdown, reloads.
+    Info,
+    /// Rejected events and failures that are survived.
+    Warn,
+    /// Only failures.
+    Error,
+}
+
+/// `--log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl RunArgs {
+    /// The listeners to bind: the given ones, or the defaults.
+    pub fn listeners(&self) -> Vec<ListenAddr> {
+        if self.events_listen.is_empty() {
+            ListenAddr::defaults()
+        } else {
+            self.events_listen.clone()
+        }
+    }
+
+    /// Ingest settings.
+    pub fn ingest_options(&self) -> IngestOptions {
+        IngestOptions {
+            max_line_bytes: self.max_line_bytes as usize,
+            socket_mode: self.socket_mode,
+            idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
+        }
+    }
+
+    /// Histogram buckets: the defaults, overridden where a flag is given.
+    pub fn buckets(&self) -> Buckets {
+        let d = Buckets::default();
+        let pick = |given: &Vec<f64>, default: Vec<f64>| {
+            if given.is_empty() {
+                default
+            } else {
+                given.clone()
+            }
+        };
+        Buckets {
+            latency: pick(&self.latency_buckets, d.latency),
+            prediction: pick(&self.prediction_buckets, d.prediction),
+            confidence: pick(&self.confidence_buckets, d.confidence),
+            feature: pick(&self.feature_buckets, d.feature),
+        }
+    }
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    match u32::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err(format!("{s:?} is not an octal file mode such as 0660")),
+    }
+}
+
+fn parse_path(s: &str) -> Result<String, String> {
+    if s.starts_with('/') && s.len() > 1 && !s.starts_with("/-/") {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} must start with / and not be / or under /-/"))
+    }
+}
+
+/// Parses a duration such as `10m`, `1h30m`, `500ms` or `0`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::config::parse_duration(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_need_no_flag() {
+        let cli = Cli::try_parse_from(["model-exporter"]).unwrap();
+        assert!(cli.command.is_none());
+        let r = cli.run;
+        assert_eq!(r.listeners(), ListenAddr::defaults());
+        assert_eq!(r.web_listen, vec![":9877"]);
+        assert_eq!(r.socket_mode, 0o660);
+        assert_eq!(r.telemetry_path, "/metrics");
+        assert_eq!(r.buckets(), Buckets::default());
+        assert_eq!(
+            r.ingest_options().idle_timeout,
+            Some(Duration::from_secs(600))
+        );
+    }
+
+    #[test]
+    fn flags_and_subcommands() {
+        let cli = Cli::try_parse_from([
+            "model-exporter",
+            "--events.listen",
+            "tcp://127.0.0.1:0",
+            "--events.listen=unix:///tmp/a.sock",
+            "--events.socket-mode",
+            "0600",
+            "--events.idle-timeout",
+            "0",
+            "--metrics.feature-buckets=-1,0,1",
+            "--log.format",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(cli.run.events_listen.len(), 2);
+        assert_eq!(cli.run.socket_mode, 0o600);
+        assert_eq!(cli.run.ingest_options().idle_timeout, None);
+        assert_eq!(cli.run.buckets().feature, vec![-1.0, 0.0, 1.0]);
+        assert_eq!(cli.run.log_format, LogFormat::Json);
+
+        let cli = Cli::try_parse_from(["model-exporter", "check", "r.yaml"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Check { .. })));
+        assert!(Cli::try_parse_from(["model-exporter", "--events.listen", "ftp://x"]).is_err());
+        assert!(Cli::try_parse_from(["model-exporter", "--events.socket-mode", "999"]).is_err());
+        assert!(Cli::try_parse_from(["model-exporter", "--web.telemetry-path", "/-/x"]).is_err());
+    }
+}

@@ -27,6 +27,7 @@
 //!   file, line and column.
 //! * [`server`]: wires the pieces together; [`server::run`] is what `main` calls.
 //! * [`cli`]: command-line flags and subcommands.
+//! * [`shutdown`]: the signal every task watches to stop cleanly.
 //! * [`clock`]: the time source, injected so that windows and durations are
 //!   tested without sleeping.
 
@@ -38,6 +39,7 @@ pub mod export;
 pub mod ingest;
 pub mod rules;
 pub mod server;
+pub mod shutdown;
 
 /// The rules.yaml compiled into the binary, used when `--config.file` is not given.
 pub const DEFAULT_RULES_YAML: &str = include_str!("../rules.yaml");

@@ -1,1 +1,92 @@
-fn main() {}
+//! The `model-exporter` binary: parses flags, sets up logging and signals,
+//! and hands over to [`model_exporter::server::run`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use model_exporter::cli::{Cli, Command, LogFormat, LogLevel, RunArgs};
+use model_exporter::{config, server, shutdown};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Check { file }) => check(&file),
+        Some(Command::Run(args)) => run(args),
+        None => run(cli.run),
+    }
+}
+
+fn check(file: &std::path::Path) -> ExitCode {
+    match config::load_file(file) {
+        Ok(c) => {
+            let rules: usize = c.groups.iter().map(|g| g.rules.len()).sum();
+            println!(
+                "{}: OK ({} groups, {rules} rules, {} models)",
+                file.display(),
+                c.groups.len(),
+                c.models.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{}: {} error(s)", file.display(), errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(args: &RunArgs) {
+    let level = match args.log_level {
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Error => tracing::Level::ERROR,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    init_logging(&args);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let (trigger, shutdown) = shutdown::channel();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            trigger.trigger();
+        });
+        server::run(args, shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("received SIGTERM"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT"),
+    }
+}

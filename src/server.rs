@@ -1,1 +1,163 @@
-//! Wiring of listeners, aggregator and HTTP server.
+//! Wiring: binds every listener, starts the aggregator, the ingest tasks and
+//! the HTTP server, and tears them down in order on shutdown.
+//!
+//! Shutdown order: stop accepting events, drain what clients already sent,
+//! let the aggregator apply every queued batch, remove socket files, then stop
+//! the HTTP server, so that a final scrape can still see every event.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::aggregate::{self, Aggregator, Limits};
+use crate::cli::RunArgs;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{self, Config, ConfigErrors};
+use crate::export::http::{self, HttpState};
+use crate::export::metrics::Metrics;
+use crate::ingest::rejects::Rejects;
+use crate::ingest::{BindError, IngestContext, Listener};
+use crate::shutdown::{self, Shutdown};
+
+/// How long draining may take before the process exits anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the exporter could not start.
+#[derive(Debug)]
+pub enum RunError {
+    /// rules.yaml did not load.
+    Config(ConfigErrors),
+    /// An event listener could not be bound.
+    Bind(BindError),
+    /// The HTTP server could not be bound.
+    Web(String),
+    /// Invalid histogram buckets.
+    Buckets(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Config(e) => write!(f, "rules.yaml has errors:\n{e}"),
+            RunError::Bind(e) => e.fmt(f),
+            RunError::Web(e) => f.write_str(e),
+            RunError::Buckets(e) => write!(f, "invalid histogram buckets: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Loads `--config.file`, or the built-in rules when none is given.
+pub fn load_config(args: &RunArgs) -> Result<Config, ConfigErrors> {
+    match &args.config_file {
+        Some(path) => config::load_file(path),
+        None => config::load(crate::DEFAULT_RULES_NAME, crate::DEFAULT_RULES_YAML),
+    }
+}
+
+/// Runs the exporter until `shutdown` fires, then drains and returns.
+pub async fn run(args: RunArgs, shutdown: Shutdown) -> Result<(), RunError> {
+    run_with_clock(args, shutdown, Arc::new(SystemClock)).await
+}
+
+/// [`run`] with an injected clock.
+pub async fn run_with_clock(
+    args: RunArgs,
+    mut shutdown: Shutdown,
+    clock: SharedClock,
+) -> Result<(), RunError> {
+    let config = load_config(&args).map_err(RunError::Config)?;
+    let metrics = Metrics::new(&args.buckets()).map_err(RunError::Buckets)?;
+    metrics.config_last_reload_successful.set(1);
+    tracing::info!(
+        source = %args.config_file.as_ref().map_or(crate::DEFAULT_RULES_NAME.into(), |p| p.display().to_string()),
+        groups = config.groups.len(),
+        "loaded rules"
+    );
+
+    let options = args.ingest_options();
+    let mut listeners = Vec::new();
+    for addr in args.listeners() {
+        let l = Listener::bind(&addr, &options)
+            .await
+            .map_err(RunError::Bind)?;
+        tracing::info!(address = %l.local_addr(), "listening for events");
+        listeners.push(l);
+    }
+    let mut web = Vec::new();
+    for a in &args.web_listen {
+        let addr = http::parse_listen_address(a).map_err(RunError::Web)?;
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| RunError::Web(format!("cannot listen on {a}: {e}")))?;
+        let bound = l.local_addr().map_or_else(|_| a.clone(), |a| a.to_string());
+        tracing::info!(address = %bound, "serving HTTP");
+        web.push(l);
+    }
+
+    let (tx, rx) = mpsc::channel(args.queue_batches as usize);
+    let aggregator = aggregate::spawn(
+        Aggregator::new(metrics.clone(), clock, Limits::default()),
+        rx,
+    );
+
+    let (ingest_stop, ingest_shutdown) = shutdown::channel();
+    let ctx = IngestContext {
+        tx,
+        rejects: Arc::new(Rejects::new(&metrics)),
+        metrics: metrics.clone(),
+        options,
+        shutdown: ingest_shutdown,
+    };
+    let mut ingest = JoinSet::new();
+    for l in listeners {
+        ingest.spawn(l.serve(ctx.clone()));
+    }
+    drop(ctx);
+
+    let state = Arc::new(HttpState {
+        metrics: metrics.clone(),
+        telemetry_path: args.telemetry_path.clone(),
+        ready: true.into(),
+    });
+    let (http_stop, http_shutdown) = shutdown::channel();
+    let mut servers = JoinSet::new();
+    for l in web {
+        servers.spawn(http::serve(l, state.clone(), http_shutdown.clone()));
+    }
+    tracing::info!(version = crate::VERSION, "model-exporter started");
+
+    shutdown.wait().await;
+    tracing::info!("shutting down: draining events");
+    state.ready.store(false, Ordering::Relaxed);
+    ingest_stop.trigger();
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while ingest.join_next().await.is_some() {}
+        // Every sender is gone once the listeners are: the aggregator
+        // applies what is queued and stops.
+        let _ = tokio::task::spawn_blocking(move || aggregator.join()).await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("draining took longer than {DRAIN_TIMEOUT:?}; exiting anyway");
+        ingest.abort_all();
+    }
+    http_stop.trigger();
+    while servers.join_next().await.is_some() {}
+    let events_received: u64 = crate::ingest::event::EventKind::ALL
+        .iter()
+        .map(|k| {
+            metrics
+                .events_received
+                .with_label_values(&[k.as_str()])
+                .get()
+        })
+        .sum();
+    tracing::info!(events_received, "stopped");
+    Ok(())
+}

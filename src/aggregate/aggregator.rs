@@ -120,7 +120,6 @@ impl ModelHandles {
     fn mv(&self) -> [&str; 2] {
         [&self.labels[0], &self.labels[1]]
     }
-
 }
 
 /// Owns the metric state; applies batches of events.
@@ -214,7 +213,10 @@ fn handles<'a>(
     }
     let versions = models.get_mut(model).expect("inserted above");
     if !versions.contains_key(version) {
-        versions.insert(version.to_owned(), ModelHandles::new(metrics, model, version));
+        versions.insert(
+            version.to_owned(),
+            ModelHandles::new(metrics, model, version),
+        );
     }
     versions.get_mut(version).expect("inserted above")
 }
@@ -298,7 +300,9 @@ fn inference(metrics: &Metrics, limits: &Limits, h: &mut ModelHandles, i: Infere
         let (cpu, mem) = h.resources.get_or_insert_with(|| {
             (
                 metrics.resource.with_label_values(&[mv[0], mv[1], "cpu"]),
-                metrics.resource.with_label_values(&[mv[0], mv[1], "memory"]),
+                metrics
+                    .resource
+                    .with_label_values(&[mv[0], mv[1], "memory"]),
             )
         });
         if let Some(c) = i.cpu_ratio {
@@ -389,8 +393,8 @@ mod tests {
             r#"model_feature_value_sum{feature="flag",model="fraud",version="v3"} 1"#,
             r#"model_feature_category_total{category="DE",feature="country",model="fraud",version="v3"} 1"#,
             r#"model_feature_missing_total{feature="x",model="fraud",version="v3"} 1"#,
-            r#"model_counter_total{counter="shown",model="fraud",version="v3"} 15"#,
-            r#"model_counter_total{counter="clicked",model="fraud",version="v3"} 2"#,
+            r#"model_business_counts_total{counter="shown",model="fraud",version="v3"} 15"#,
+            r#"model_business_counts_total{counter="clicked",model="fraud",version="v3"} 2"#,
             r#"model_resource_utilization_ratio{model="fraud",resource="cpu",version="v3"} 0.4"#,
             r#"model_exporter_events_received_total{type="inference"} 3"#,
             r#"model_last_event_timestamp_seconds{model="fraud",version="v3"} 1000"#,
@@ -421,7 +425,10 @@ mod tests {
         ] {
             assert!(t.contains(want), "missing {want}\n{t}");
         }
-        assert!(!t.contains(r#"model_info{model="fraud",version="v3"}"#), "{t}");
+        assert!(
+            !t.contains(r#"model_info{model="fraud",version="v3"}"#),
+            "{t}"
+        );
     }
 
     #[test]
@@ -462,7 +469,9 @@ mod tests {
         tx.blocking_send(batch(&["{}"])).unwrap();
         drop(tx);
         handle.join().unwrap();
-        assert!(text(&m).contains(r#"model_requests_total{model="default",outcome="ok",version=""} 3"#));
+        assert!(
+            text(&m).contains(r#"model_requests_total{model="default",outcome="ok",version=""} 3"#)
+        );
         assert_eq!(m.batches.get(), 2);
     }
 }

@@ -1,1 +1,166 @@
-//! HTTP
+//! The HTTP server: `/metrics`, health and readiness, and a landing page.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use super::metrics::Metrics;
+use crate::shutdown::Shutdown;
+
+/// Content type of the Prometheus text exposition format.
+pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What every request handler shares.
+pub struct HttpState {
+    /// The families to serve.
+    pub metrics: Metrics,
+    /// Path of the metrics endpoint, `/metrics` by default.
+    pub telemetry_path: String,
+    /// False until listeners are bound, and again while shutting down.
+    pub ready: AtomicBool,
+}
+
+/// Parses a listen address; `:PORT` means every IPv4 interface.
+pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_owned()
+    };
+    full.parse()
+        .map_err(|_| format!("{s:?} is not HOST:PORT (for example :9877 or 127.0.0.1:9877)"))
+}
+
+type Body = Full<Bytes>;
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn landing_page(state: &HttpState) -> String {
+    let path = html_escape(&state.telemetry_path);
+    format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>model-exporter</title></head>\n\
+         <body><h1>model-exporter {}</h1>\n<p>A Prometheus exporter for machine-learning models.</p>\n\
+         <ul>\n<li><a href=\"{path}\">{path}</a>: metrics</li>\n\
+         <li><a href=\"/-/healthy\">/-/healthy</a>: liveness</li>\n\
+         <li><a href=\"/-/ready\">/-/ready</a>: readiness</li>\n</ul>\n</body></html>\n",
+        crate::VERSION
+    )
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Routes one request.
+pub async fn handle(state: Arc<HttpState>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path();
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "method not allowed\n",
+        );
+    }
+    if path == state.telemetry_path {
+        let s = state.clone();
+        // Encoding is CPU work: keep it off the threads that serve sockets.
+        return match tokio::task::spawn_blocking(move || s.metrics.encode()).await {
+            Ok(body) => respond(StatusCode::OK, TEXT_FORMAT, body),
+            Err(e) => respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                format!("encoding failed: {e}\n"),
+            ),
+        };
+    }
+    match path {
+        "/" => respond(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            landing_page(&state),
+        ),
+        "/-/healthy" => respond(StatusCode::OK, "text/plain", "OK\n"),
+        "/-/ready" if state.ready.load(Ordering::Relaxed) => {
+            respond(StatusCode::OK, "text/plain", "OK\n")
+        }
+        "/-/ready" => respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready\n"),
+        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+/// Serves HTTP on `listener` until shutdown, then lets open requests finish.
+pub async fn serve(listener: TcpListener, state: Arc<HttpState>, mut shutdown: Shutdown) {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.wait() => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let state = state.clone();
+        let service = service_fn(move |req| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(handle(state, req).await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen_address(":9877").unwrap(),
+            "0.0.0.0:9877".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen_address("[::1]:0").unwrap(),
+            "[::1]:0".parse().unwrap()
+        );
+        assert!(parse_listen_address("localhost").is_err());
+        assert!(html_escape("<a&\"").contains("&lt;a&amp;&quot;"));
+    }
+}

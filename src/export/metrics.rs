@@ -73,7 +73,7 @@ pub struct Metrics {
     pub feature_missing: IntCounterVec,
     /// `model_feature_category_total{feature,category}`.
     pub feature_category: IntCounterVec,
-    /// `model_counter_total{counter}`.
+    /// `model_business_counts_total{counter}`.
     pub counter: CounterVec,
     /// `model_resource_utilization_ratio{resource}`.
     pub resource: GaugeVec,
@@ -117,11 +117,17 @@ fn reg<C: Collector + Clone + 'static>(r: &Registry, c: C) -> C {
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    reg(r, IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    reg(
+        r,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
 }
 
 fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-    reg(r, GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    reg(
+        r,
+        GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
 }
 
 fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str], b: &[f64]) -> HistogramVec {
@@ -209,7 +215,7 @@ impl Metrics {
                 &r,
                 CounterVec::new(
                     Opts::new(
-                        "model_counter_total",
+                        "model_business_counts_total",
                         "Business counts sent by the model server (e.g. shown, clicked).",
                     ),
                     &with(&["counter"]),

@@ -161,7 +161,12 @@ mod tests {
             (3, &[b"abc\n"], &["abc"], None),
             (3, &[b"abcd\nok\n"], &["<too long>", "ok"], None),
             // an over-long line arriving in pieces is reported once
-            (3, &[b"ab", b"cd", b"ef", b"gh\nok\n"], &["<too long>", "ok"], None),
+            (
+                3,
+                &[b"ab", b"cd", b"ef", b"gh\nok\n"],
+                &["<too long>", "ok"],
+                None,
+            ),
             (3, &[b"abcdef"], &["<too long>"], None),
             (3, &[b"abcdef", b"gh"], &["<too long>"], None),
             (3, &[b"abcdef", b"gh\nxy"], &["<too long>"], Some("xy")),

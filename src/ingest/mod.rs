@@ -5,7 +5,14 @@
 //! hands the events of one read to the aggregator as a single batch.
 //! Rejected lines are counted by reason and logged at a bounded rate.
 
+pub mod addr;
 pub mod event;
 pub mod framing;
+pub mod listen;
 pub mod parse;
+pub mod rejects;
+pub mod socket_file;
 pub mod timestamp;
+
+pub use addr::ListenAddr;
+pub use listen::{BindError, IngestContext, IngestOptions, Listener};

@@ -181,7 +181,9 @@ fn percent_ratio(name: &str, v: Option<f64>) -> Result<Option<f64>, Reject> {
     match v {
         None => Ok(None),
         Some(p) if (0.0..=100.0).contains(&p) => Ok(Some(p / 100.0)),
-        Some(p) => Err(invalid(format!("resources.{name} must be in [0, 100], got {p}"))),
+        Some(p) => Err(invalid(format!(
+            "resources.{name} must be in [0, 100], got {p}"
+        ))),
     }
 }
 
@@ -544,7 +546,13 @@ mod tests {
         assert_eq!(e.model, "default");
         assert_eq!(e.version, "");
         assert_eq!(e.ts, None);
-        assert_eq!(e.body, Body::Inference(Inference { ok: true, ..Default::default() }));
+        assert_eq!(
+            e.body,
+            Body::Inference(Inference {
+                ok: true,
+                ..Default::default()
+            })
+        );
 
         let Body::Inference(i) = ok(r#"{"error":"timeout"}"#).body else {
             panic!()
@@ -569,7 +577,10 @@ mod tests {
         assert_eq!(i.features[0].1, FeatureValue::Category("DE".into()));
         assert_eq!(i.features[1].1, FeatureValue::Bool(true));
         assert_eq!(i.features[2].1, FeatureValue::Missing);
-        assert_eq!(i.counters, vec![("shown".into(), 10.0), ("clicked".into(), 2.0)]);
+        assert_eq!(
+            i.counters,
+            vec![("shown".into(), 10.0), ("clicked".into(), 2.0)]
+        );
         assert_eq!(i.cpu_ratio, Some(0.5));
         assert_eq!(i.memory_ratio, Some(0.255));
 

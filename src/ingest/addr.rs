@@ -1,0 +1,124 @@
+//! Listener addresses: `--events.listen URL`.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where events are received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// `unix:///path`: a Unix stream socket, newline-delimited JSON.
+    Unix(PathBuf),
+    /// `unixgram:///path`: a Unix datagram socket.
+    Unixgram(PathBuf),
+    /// `tcp://HOST:PORT`: a TCP stream socket.
+    Tcp(String),
+    /// `udp://HOST:PORT`: a UDP socket.
+    Udp(String),
+}
+
+impl ListenAddr {
+    /// The `transport` label of this listener's self-metrics.
+    pub fn transport(&self) -> &'static str {
+        match self {
+            ListenAddr::Unix(_) => "unix",
+            ListenAddr::Unixgram(_) => "unixgram",
+            ListenAddr::Tcp(_) => "tcp",
+            ListenAddr::Udp(_) => "udp",
+        }
+    }
+
+    /// The default listeners: a stream and a datagram socket in the system's
+    /// temporary directory (honours `TMPDIR`), which any user may create.
+    pub fn defaults() -> Vec<ListenAddr> {
+        let dir = std::env::temp_dir();
+        vec![
+            ListenAddr::Unix(dir.join("model-exporter.sock")),
+            ListenAddr::Unixgram(dir.join("model-exporter.dgram.sock")),
+        ]
+    }
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (scheme, rest) = s.split_once("://").ok_or_else(|| {
+            format!("{s:?} is not a listener URL (expected unix://, unixgram://, tcp:// or udp://)")
+        })?;
+        if rest.is_empty() {
+            return Err(format!("{s:?} names no path or address"));
+        }
+        let host_port = |rest: &str| -> Result<String, String> {
+            match rest.rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                    Ok(rest.to_owned())
+                }
+                _ => Err(format!("{s:?}: expected HOST:PORT after {scheme}://")),
+            }
+        };
+        match scheme {
+            "unix" => Ok(ListenAddr::Unix(PathBuf::from(rest))),
+            "unixgram" => Ok(ListenAddr::Unixgram(PathBuf::from(rest))),
+            "tcp" => host_port(rest).map(ListenAddr::Tcp),
+            "udp" => host_port(rest).map(ListenAddr::Udp),
+            "file" => Err(format!(
+                "{s:?}: tailing a file (file://) is not supported by this version"
+            )),
+            other => Err(format!(
+                "{s:?}: unknown scheme {other:?} (expected unix, unixgram, tcp or udp)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Unix(p) => write!(f, "unix://{}", p.display()),
+            ListenAddr::Unixgram(p) => write!(f, "unixgram://{}", p.display()),
+            ListenAddr::Tcp(a) => write!(f, "tcp://{a}"),
+            ListenAddr::Udp(a) => write!(f, "udp://{a}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_table() {
+        let ok: &[(&str, ListenAddr)] = &[
+            ("unix:///run/x.sock", ListenAddr::Unix("/run/x.sock".into())),
+            (
+                "unixgram:///tmp/d.sock",
+                ListenAddr::Unixgram("/tmp/d.sock".into()),
+            ),
+            ("unix://rel/x.sock", ListenAddr::Unix("rel/x.sock".into())),
+            (
+                "tcp://127.0.0.1:9000",
+                ListenAddr::Tcp("127.0.0.1:9000".into()),
+            ),
+            ("udp://[::1]:0", ListenAddr::Udp("[::1]:0".into())),
+            ("tcp://localhost:1", ListenAddr::Tcp("localhost:1".into())),
+        ];
+        for (s, want) in ok {
+            let got: ListenAddr = s.parse().unwrap();
+            assert_eq!(&got, want);
+            assert_eq!(&got.to_string(), s);
+        }
+        let bad: &[(&str, &str)] = &[
+            ("/tmp/x.sock", "not a listener URL"),
+            ("unix://", "names no path"),
+            ("tcp://127.0.0.1", "HOST:PORT"),
+            ("tcp://:80", "HOST:PORT"),
+            ("udp://h:99999", "HOST:PORT"),
+            ("file:///var/log/p.jsonl", "not supported"),
+            ("http://x:1", "unknown scheme"),
+        ];
+        for (s, frag) in bad {
+            let e = s.parse::<ListenAddr>().unwrap_err();
+            assert!(e.contains(frag), "{s}: {e}");
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! Binding listeners and serving their connections and datagrams.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::IntGauge;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
+use tokio::task::JoinSet;
+
+use super::addr::ListenAddr;
+use super::framing::{Frame, LineFramer};
+use super::parse::{Reject, RejectReason, is_blank, parse_event};
+use super::rejects::Rejects;
+use super::socket_file::{SocketFile, SocketKind, prepare};
+use crate::aggregate::{Batch, BatchSender};
+use crate::export::metrics::Metrics;
+use crate::shutdown::Shutdown;
+
+/// Settings shared by every listener.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Longest accepted line (and datagram), in bytes.
+    pub max_line_bytes: usize,
+    /// Mode of created socket files.
+    pub socket_mode: u32,
+    /// A stream connection silent for this long is closed; `None`: never.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            max_line_bytes: 64 * 1024,
+            socket_mode: 0o660,
+            idle_timeout: Some(Duration::from_secs(600)),
+        }
+    }
+}
+
+/// Everything a listener task needs.
+#[derive(Clone)]
+pub struct IngestContext {
+    /// Where batches go.
+    pub tx: BatchSender,
+    /// Reject accounting.
+    pub rejects: Arc<Rejects>,
+    /// For connection self-metrics.
+    pub metrics: Metrics,
+    /// Limits and modes.
+    pub options: IngestOptions,
+    /// Stops the listener.
+    pub shutdown: Shutdown,
+}
+
+enum Socket {
+    Unix(UnixListener, SocketFile),
+    Unixgram(UnixDatagram, SocketFile),
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
+
+/// A bound, not yet serving, listener.
+pub struct Listener {
+    addr: ListenAddr,
+    socket: Socket,
+}
+
+/// An error binding a listener, naming it.
+#[derive(Debug)]
+pub struct BindError {
+    /// The listener that failed.
+    pub addr: ListenAddr,
+    /// Why.
+    pub source: io::Error,
+}
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot listen on {}: {}", self.addr, self.source)
+    }
+}
+
+impl std::error::Error for BindError {}
+
+impl Listener {
+    /// Binds `addr` (must be called inside a tokio runtime).
+    pub async fn bind(addr: &ListenAddr, options: &IngestOptions) -> Result<Listener, BindError> {
+        let err = |source| BindError {
+            addr: addr.clone(),
+            source,
+        };
+        let socket = match addr {
+            ListenAddr::Unix(p) => {
+                prepare(p, SocketKind::Stream).map_err(err)?;
+                let l = UnixListener::bind(p).map_err(err)?;
+                Socket::Unix(l, SocketFile::adopt(p, options.socket_mode).map_err(err)?)
+            }
+            ListenAddr::Unixgram(p) => {
+                prepare(p, SocketKind::Datagram).map_err(err)?;
+                let s = UnixDatagram::bind(p).map_err(err)?;
+                Socket::Unixgram(s, SocketFile::adopt(p, options.socket_mode).map_err(err)?)
+            }
+            ListenAddr::Tcp(a) => Socket::Tcp(TcpListener::bind(a.as_str()).await.map_err(err)?),
+            ListenAddr::Udp(a) => Socket::Udp(UdpSocket::bind(a.as_str()).await.map_err(err)?),
+        };
+        Ok(Listener {
+            addr: addr.clone(),
+            socket,
+        })
+    }
+
+    /// The bound address, with the real port where port 0 was asked for.
+    pub fn local_addr(&self) -> ListenAddr {
+        match &self.socket {
+            Socket::Tcp(l) => l
+                .local_addr()
+                .map(|a| ListenAddr::Tcp(a.to_string()))
+                .unwrap_or_else(|_| self.addr.clone()),
+            Socket::Udp(s) => s
+                .local_addr()
+                .map(|a| ListenAddr::Udp(a.to_string()))
+                .unwrap_or_else(|_| self.addr.clone()),
+            _ => self.addr.clone(),
+        }
+    }
+
+    /// Serves until shutdown, then drains what is buffered and returns. The
+    /// socket file, if any, is removed before returning.
+    pub async fn serve(self, ctx: IngestContext) {
+        let transport = self.addr.transport();
+        match self.socket {
+            Socket::Unix(l, file) => {
+                accept_loop(ctx, transport, StreamListener::Unix(&l)).await;
+                drop(file);
+            }
+            Socket::Tcp(l) => accept_loop(ctx, transport, StreamListener::Tcp(&l)).await,
+            Socket::Unixgram(s, file) => {
+                datagram_loop(ctx, transport, Dgram::Unix(s)).await;
+                drop(file);
+            }
+            Socket::Udp(s) => datagram_loop(ctx, transport, Dgram::Udp(s)).await,
+        }
+    }
+}
+
+enum StreamListener<'a> {
+    Unix(&'a UnixListener),
+    Tcp(&'a TcpListener),
+}
+
+enum StreamConn {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl StreamListener<'_> {
+    async fn accept(&self) -> io::Result<StreamConn> {
+        Ok(match self {
+            StreamListener::Unix(l) => StreamConn::Unix(l.accept().await?.0),
+            StreamListener::Tcp(l) => StreamConn::Tcp(l.accept().await?.0),
+        })
+    }
+}
+
+async fn accept_loop(ctx: IngestContext, transport: &'static str, listener: StreamListener<'_>) {
+    let mut shutdown = ctx.shutdown.clone();
+    let mut conns = JoinSet::new();
+    let accepted = ctx.metrics.connections.with_label_values(&[transport]);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            r = listener.accept() => match r {
+                Ok(conn) => {
+                    accepted.inc();
+                    match conn {
+                        StreamConn::Unix(c) => conns.spawn(serve_stream(c, ctx.clone(), transport)),
+                        StreamConn::Tcp(c) => conns.spawn(serve_stream(c, ctx.clone(), transport)),
+                    };
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off a little.
+                    tracing::warn!(transport, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            // Reap finished connections so the set stays small.
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    while conns.join_next().await.is_some() {}
+}
+
+/// Decrements the open-connections gauge when the connection ends.
+struct OpenGuard(IntGauge);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Parses one line into `batch`, or counts it as rejected.
+fn take_line(line: &[u8], batch: &mut Batch, ctx: &IngestContext, transport: &str) {
+    if is_blank(line) {
+        return;
+    }
+    match parse_event(line) {
+        Ok(e) => batch.push(e),
+        Err(r) => ctx.rejects.reject(&r, line, transport),
+    }
+}
+
+fn take_frame(frame: Frame<'_>, batch: &mut Batch, ctx: &IngestContext, transport: &str) {
+    match frame {
+        Frame::Line(l) => take_line(l, batch, ctx, transport),
+        Frame::TooLong => ctx.rejects.reject(
+            &Reject::new(
+                RejectReason::TooLong,
+                format!("line longer than {} bytes", ctx.options.max_line_bytes),
+            ),
+            b"",
+            transport,
+        ),
+    }
+}
+
+/// How a stream connection ended (the `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closed {
+    Eof,
+    IdleTimeout,
+    Error,
+    Shutdown,
+}
+
+impl Closed {
+    fn as_str(self) -> &'static str {
+        match self {
+            Closed::Eof => "eof",
+            Closed::IdleTimeout => "idle_timeout",
+            Closed::Error => "error",
+            Closed::Shutdown => "shutdown",
+        }
+    }
+}
+
+async fn read_some<C: AsyncRead + Unpin>(
+    conn: &mut C,
+    framer: &mut LineFramer,
+    idle: Option<Duration>,
+) -> Result<usize, Closed> {
+    let read = conn.read_buf(framer.read_buf());
+    let r = match idle {
+        Some(d) => tokio::time::timeout(d, read)
+            .await
+            .map_err(|_| Closed::IdleTimeout)?,
+        None => read.await,
+    };
+    match r {
+        Ok(0) => Err(Closed::Eof),
+        Ok(n) => Ok(n),
+        Err(e) => {
+            tracing::debug!(error = %e, "stream read failed");
+            Err(Closed::Error)
+        }
+    }
+}
+
+/// Serves one stream connection: newline-delimited events until EOF, idle
+/// timeout, error or shutdown. On shutdown, bytes already sent are drained.
+async fn serve_stream<C: AsyncRead + Unpin>(
+    mut conn: C,
+    ctx: IngestContext,
+    transport: &'static str,
+) {
+    let open = ctx.metrics.connections_open.with_label_values(&[transport]);
+    open.inc();
+    let _guard = OpenGuard(open);
+    let mut framer = LineFramer::new(ctx.options.max_line_bytes);
+    let mut shutdown = ctx.shutdown.clone();
+    let mut batch = Batch::new();
+    let closed = loop {
+        let r = tokio::select! {
+            _ = shutdown.wait() => Err(Closed::Shutdown),
+            r = read_some(&mut conn, &mut framer, ctx.options.idle_timeout) => r,
+        };
+        if let Err(c) = r {
+            break c;
+        }
+        framer.drain_lines(|f| take_frame(f, &mut batch, &ctx, transport));
+        if !batch.is_empty() && ctx.tx.send(std::mem::take(&mut batch)).await.is_err() {
+            break Closed::Shutdown;
+        }
+    };
+    if closed == Closed::Shutdown {
+        // Drain what the client already wrote, without waiting for more.
+        let quick = Some(Duration::from_millis(20));
+        while read_some(&mut conn, &mut framer, quick).await.is_ok() {
+            framer.drain_lines(|f| take_frame(f, &mut batch, &ctx, transport));
+        }
+    }
+    // An unterminated last line still counts if it is a whole event.
+    if let Some(Frame::Line(tail)) = framer.finish()
+        && !is_blank(tail)
+    {
+        match parse_event(tail) {
+            Ok(e) => batch.push(e),
+            Err(r) => ctx.rejects.reject(
+                &Reject::new(
+                    RejectReason::Truncated,
+                    format!("unterminated last line: {}", r.detail),
+                ),
+                tail,
+                transport,
+            ),
+        }
+    }
+    if !batch.is_empty() {
+        let _ = ctx.tx.send(batch).await;
+    }
+    ctx.metrics
+        .connections_closed
+        .with_label_values(&[transport, closed.as_str()])
+        .inc();
+}
+
+enum Dgram {
+    Unix(UnixDatagram),
+    Udp(UdpSocket),
+}
+
+impl Dgram {
+    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Dgram::Unix(s) => s.recv(buf).await,
+            Dgram::Udp(s) => s.recv(buf).await,
+        }
+    }
+
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Dgram::Unix(s) => s.try_recv(buf),
+            Dgram::Udp(s) => s.try_recv(buf),
+        }
+    }
+}
+
+fn take_datagram(d: &[u8], batch: &mut Batch, ctx: &IngestContext, transport: &str) {
+    if d.len() > ctx.options.max_line_bytes {
+        ctx.rejects.reject(
+            &Reject::new(
+                RejectReason::TooLong,
+                format!("datagram longer than {} bytes", ctx.options.max_line_bytes),
+            ),
+            &d[..64.min(d.len())],
+            transport,
+        );
+        return;
+    }
+    for line in d.split(|&b| b == b'\n') {
+        take_line(line, batch, ctx, transport);
+    }
+}
+
+/// Serves a datagram socket: each datagram holds one or more events.
+async fn datagram_loop(ctx: IngestContext, transport: &'static str, sock: Dgram) {
+    // One byte more than the limit tells an over-long datagram apart.
+    let mut buf = vec![0u8; ctx.options.max_line_bytes + 1];
+    let mut shutdown = ctx.shutdown.clone();
+    let mut batch = Batch::new();
+    loop {
+        let r = tokio::select! {
+            _ = shutdown.wait() => break,
+            r = sock.recv(&mut buf) => r,
+        };
+        match r {
+            Ok(n) => take_datagram(&buf[..n], &mut batch, &ctx, transport),
+            Err(e) => {
+                tracing::warn!(transport, error = %e, "datagram receive failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        // Take whatever else is queued now, to send it as one batch.
+        while batch.len() < 1024 {
+            match sock.try_recv(&mut buf) {
+                Ok(n) => take_datagram(&buf[..n], &mut batch, &ctx, transport),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() && ctx.tx.send(std::mem::take(&mut batch)).await.is_err() {
+            return;
+        }
+    }
+    // Shutdown: drain the socket's queue.
+    while let Ok(n) = sock.try_recv(&mut buf) {
+        take_datagram(&buf[..n], &mut batch, &ctx, transport);
+    }
+    if !batch.is_empty() {
+        let _ = ctx.tx.send(batch).await;
+    }
+}

@@ -1,0 +1,278 @@
+//! Test harness: starts the real binary on temporary sockets and port 0,
+//! learns the bound addresses from its JSON log, and scrapes /metrics.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Upper bound for waiting on the exporter; generous, never a performance claim.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_model-exporter")
+}
+
+#[derive(Default)]
+struct Log {
+    lines: Vec<serde_json::Value>,
+    closed: bool,
+}
+
+/// A running exporter.
+pub struct Exporter {
+    child: Option<Child>,
+    log: Arc<(Mutex<Log>, Condvar)>,
+    pub dir: tempfile::TempDir,
+    pub web: SocketAddr,
+    /// Bound event listeners by transport ("unix", "unixgram", "tcp", "udp").
+    pub events: HashMap<String, String>,
+}
+
+impl Exporter {
+    /// Starts the exporter with listeners of every transport.
+    pub fn start(extra: &[&str]) -> Exporter {
+        Self::start_with(extra, true)
+    }
+
+    /// Starts the exporter; with `all_listeners`, one of each transport in a
+    /// temporary directory is added to `extra`.
+    pub fn start_with(extra: &[&str], all_listeners: bool) -> Exporter {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args: Vec<String> = vec![
+            "--web.listen-address".into(),
+            "127.0.0.1:0".into(),
+            "--log.format".into(),
+            "json".into(),
+        ];
+        if all_listeners {
+            for l in [
+                format!("unix://{}", dir.path().join("events.sock").display()),
+                format!(
+                    "unixgram://{}",
+                    dir.path().join("events.dgram.sock").display()
+                ),
+                "tcp://127.0.0.1:0".into(),
+                "udp://127.0.0.1:0".into(),
+            ] {
+                args.push("--events.listen".into());
+                args.push(l);
+            }
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn(Command::new(binary()).args(&args), dir).expect("exporter did not start")
+    }
+
+    /// Spawns a prepared command and waits for it to report that it started.
+    pub fn spawn(cmd: &mut Command, dir: tempfile::TempDir) -> Result<Exporter, String> {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log: Arc<(Mutex<Log>, Condvar)> = Arc::default();
+        let l2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let v = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| serde_json::json!({ "fields": { "message": line } }));
+                l2.0.lock().unwrap().lines.push(v);
+                l2.1.notify_all();
+            }
+            l2.0.lock().unwrap().closed = true;
+            l2.1.notify_all();
+        });
+        let mut e = Exporter {
+            child: Some(child),
+            log,
+            dir,
+            web: "0.0.0.0:0".parse().unwrap(),
+            events: HashMap::new(),
+        };
+        e.wait_log("model-exporter started")
+            .ok_or_else(|| format!("exporter did not start:\n{}", e.log_text()))?;
+        for v in e.log_lines() {
+            let f = &v["fields"];
+            let addr = f["address"].as_str().unwrap_or_default().to_owned();
+            match f["message"].as_str() {
+                Some("serving HTTP") => e.web = addr.parse().unwrap(),
+                Some("listening for events") => {
+                    let (scheme, rest) = addr.split_once("://").unwrap();
+                    e.events.insert(scheme.to_owned(), rest.to_owned());
+                }
+                _ => {}
+            }
+        }
+        Ok(e)
+    }
+
+    pub fn log_lines(&self) -> Vec<serde_json::Value> {
+        self.log.0.lock().unwrap().lines.clone()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log_lines()
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Waits for a log line with this message; returns it.
+    pub fn wait_log(&self, message: &str) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut g = self.log.0.lock().unwrap();
+        loop {
+            if let Some(v) = g
+                .lines
+                .iter()
+                .find(|v| v["fields"]["message"].as_str() == Some(message))
+            {
+                return Some(v.clone());
+            }
+            let now = Instant::now();
+            if g.closed || now >= deadline {
+                return None;
+            }
+            g = self.log.1.wait_timeout(g, deadline - now).unwrap().0;
+        }
+    }
+
+    pub fn path(&self, transport: &str) -> PathBuf {
+        PathBuf::from(&self.events[transport])
+    }
+
+    /// GET a path; returns (status, content type, body).
+    pub fn get(&self, path: &str) -> (u16, String, String) {
+        http_get(self.web, path)
+    }
+
+    pub fn metrics(&self) -> String {
+        let (status, _, body) = self.get("/metrics");
+        assert_eq!(status, 200);
+        body
+    }
+
+    /// The value of one sample, `name{labels}` exactly as exposed.
+    pub fn sample(&self, series: &str) -> Option<f64> {
+        sample(&self.metrics(), series)
+    }
+
+    /// Waits until a sample reaches `want` (events are applied asynchronously).
+    pub fn wait_sample(&self, series: &str, want: f64) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = self.metrics();
+            let got = sample(&text, series);
+            if got == Some(want) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("{series} is {got:?}, wanted {want}\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn stop(mut self) -> (ExitStatus, Vec<serde_json::Value>) {
+        let mut child = self.child.take().unwrap();
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = wait_timeout(&mut child, PATIENCE).expect("exporter did not exit");
+        let deadline = Instant::now() + PATIENCE;
+        while !self.log.0.lock().unwrap().closed && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (status, self.log_lines())
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A minimal HTTP/1.1 GET.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (status, ctype, body.to_owned())
+}
+
+/// The value of `series` (name and labels as exposed) in a text exposition.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(series)?;
+        let v = rest.strip_prefix(' ')?;
+        v.split(' ').next()?.parse().ok()
+    })
+}
+
+/// Sends lines over a unix stream socket and closes it.
+pub fn send_unix(path: &Path, payload: &[u8]) {
+    let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
+    s.write_all(payload).unwrap();
+}
+
+/// Sends one datagram over a unix datagram socket.
+pub fn send_unixgram(path: &Path, payload: &[u8]) {
+    let s = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    s.send_to(payload, path).unwrap();
+}
+
+pub fn send_tcp(addr: &str, payload: &[u8]) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(payload).unwrap();
+}
+
+pub fn send_udp(addr: &str, payload: &[u8]) {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.send_to(payload, addr).unwrap();
+}

@@ -1,0 +1,176 @@
+//! Start-up, socket files, HTTP endpoints, environment variables and
+//! graceful shutdown of the real binary.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn http_endpoints() {
+    let e = Exporter::start(&[]);
+    let (status, ctype, body) = e.get("/metrics");
+    assert_eq!(status, 200);
+    assert_eq!(ctype, "text/plain; version=0.0.4; charset=utf-8");
+    assert!(body.contains("# TYPE model_exporter_events_received_total counter"));
+    assert!(body.contains("model_exporter_config_last_reload_successful 1"));
+    assert!(body.contains("model_exporter_build_info{revision="));
+    assert!(body.contains("process_resident_memory_bytes"));
+    assert_eq!(e.get("/-/healthy").0, 200);
+    assert_eq!(e.get("/-/ready").0, 200);
+    let (status, ctype, body) = e.get("/");
+    assert_eq!(status, 200);
+    assert!(ctype.starts_with("text/html"));
+    assert!(body.contains("href=\"/metrics\""));
+    assert_eq!(e.get("/nope").0, 404);
+}
+
+#[test]
+fn telemetry_path_is_configurable() {
+    let e = Exporter::start(&["--web.telemetry-path", "/custom"]);
+    assert_eq!(e.get("/custom").0, 200);
+    assert_eq!(e.get("/metrics").0, 404);
+}
+
+#[test]
+fn socket_files_get_their_mode_and_are_removed_on_exit() {
+    let e = Exporter::start(&[]);
+    let (unix, dgram) = (e.path("unix"), e.path("unixgram"));
+    for p in [&unix, &dgram] {
+        let meta = std::fs::metadata(p).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660, "{}", p.display());
+    }
+    let (status, _) = e.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(!unix.exists() && !dgram.exists());
+
+    let e = Exporter::start(&["--events.socket-mode", "0600"]);
+    let mode = std::fs::metadata(e.path("unix"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_stale_socket_is_replaced_and_a_live_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sock");
+    // A socket file left behind by a process that died.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let listen = format!("unix://{}", path.display());
+    let first = Exporter::start_with(&["--events.listen", &listen], false);
+    send_unix(&path, b"{}\n");
+    first.wait_sample(
+        r#"model_exporter_events_received_total{type="inference"}"#,
+        1.0,
+    );
+
+    // A second exporter on the same path must refuse, not steal it.
+    let out = Command::new(binary())
+        .args([
+            "--events.listen",
+            &listen,
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by a running process"), "{err}");
+    // ...and the first one still owns a working socket.
+    send_unix(&path, b"{}\n");
+    first.wait_sample(
+        r#"model_exporter_events_received_total{type="inference"}"#,
+        2.0,
+    );
+}
+
+#[test]
+fn a_file_in_the_way_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notasocket");
+    std::fs::write(&path, "data").unwrap();
+    let out = Command::new(binary())
+        .args([
+            "--events.listen",
+            &format!("unix://{}", path.display()),
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a socket"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "data");
+}
+
+#[test]
+fn flags_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("env.sock");
+    let mut cmd = Command::new(binary());
+    cmd.env("MODEL_EXPORTER_WEB_LISTEN_ADDRESS", "127.0.0.1:0")
+        .env("MODEL_EXPORTER_LOG_FORMAT", "json")
+        .env(
+            "MODEL_EXPORTER_EVENTS_LISTEN",
+            format!("unix://{},tcp://127.0.0.1:0", sock.display()),
+        )
+        .env("MODEL_EXPORTER_WEB_TELEMETRY_PATH", "/m");
+    let e = Exporter::spawn(&mut cmd, dir).unwrap();
+    assert!(e.events.contains_key("unix") && e.events.contains_key("tcp"));
+    assert_eq!(e.events.len(), 2);
+    assert_eq!(e.get("/m").0, 200);
+}
+
+#[test]
+fn sigterm_drains_buffered_events_and_exits_zero() {
+    let e = Exporter::start(&[]);
+    // The client keeps its connection open; the exporter must still apply
+    // every event it was sent before the signal.
+    let mut c = UnixStream::connect(e.path("unix")).unwrap();
+    let payload: String = (0..5000)
+        .map(|i| format!("{{\"model\":\"m\",\"latency_ms\":{i}}}\n"))
+        .collect();
+    c.write_all(payload.as_bytes()).unwrap();
+    for _ in 0..20 {
+        send_unixgram(&e.path("unixgram"), b"{\"model\":\"g\"}");
+    }
+    let (status, log) = e.stop();
+    assert!(status.success(), "{status:?}");
+    let stopped = log
+        .iter()
+        .find(|v| v["fields"]["message"] == "stopped")
+        .expect("no 'stopped' log line");
+    assert_eq!(stopped["fields"]["events_received"], 5020, "{stopped}");
+    drop(c);
+}
+
+#[test]
+fn listeners_that_cannot_bind_are_reported() {
+    let out = Command::new(binary())
+        .args([
+            "--events.listen",
+            "tcp://192.0.2.1:1",
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen on tcp://192.0.2.1:1"));
+
+    let out = Command::new(binary())
+        .args(["--events.listen", "file:///tmp/x.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported"));
+}
