@@ -1,0 +1,584 @@
+//! Windowed signals of one model version: what the alert rules read.
+//!
+//! Every (model, version) keeps rings of per-interval slices
+//! ([`SlidingWindow`]) for its requests, latencies, predictions, confidence,
+//! features, business counters, log levels and resources. A rule's signal
+//! over a window is the merge of the slices covering it.
+//!
+//! Memory per model version, with slices of width `w` and a span `S` (the
+//! longest rule window): `S/w + 1` slices of each ring. Counts take 64 bytes
+//! a slice, moments 40; the latency sketch ring, which is the large one
+//! (about 5 KiB a slice for latencies between 1 ms and 10 s), only spans the
+//! longest window of a latency rule. With the built-in rules (w = 10 s,
+//! S = 1 h, latency span 5 min) a model version with 10 features takes about
+//! 0.6 MiB.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::sketch::Sketch;
+use super::window::{Counts, Moments, Slice, SlidingWindow};
+use crate::config::{Config, FeatureSpec, ModelConfig};
+use crate::ingest::event::{FeatureValue, Inference, LogLevel, Outcome};
+use crate::rules::expr::{FeatureSel, FeatureStat, Resource, Signal};
+
+/// Indices into the per-model [`Counts`] slice.
+mod idx {
+    pub const REQUESTS: usize = 0;
+    pub const ERRORS: usize = 1;
+    pub const NUMERIC_PREDICTIONS: usize = 2;
+    pub const POSITIVE: usize = 3;
+    pub const CONFIDENCES: usize = 4;
+    pub const LOW_CONFIDENCE: usize = 5;
+    pub const CLASS_PREDICTIONS: usize = 6;
+    pub const N: usize = 7;
+}
+
+/// Indices into the per-feature [`Counts`] slice.
+mod fidx {
+    pub const SEEN: usize = 0;
+    pub const MISSING: usize = 1;
+    pub const INVALID: usize = 2;
+    pub const N: usize = 3;
+}
+
+/// Shapes of the rings: slice width and spans.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowSpec {
+    /// Width of one slice.
+    pub slice: Duration,
+    /// Longest window any rule reads.
+    pub span: Duration,
+    /// Longest window of a latency rule (the sketch ring is sized by it).
+    pub latency_span: Duration,
+}
+
+impl WindowSpec {
+    /// The spec the rules of `config` need: slices of a tenth of the shortest
+    /// window (at most 10 s, at least 100 ms), spans of the longest windows.
+    pub fn for_config(config: &Config) -> WindowSpec {
+        let rules = config.groups.iter().flat_map(|g| &g.rules);
+        let default = config.defaults.window;
+        let shortest = rules
+            .clone()
+            .map(|r| r.window)
+            .min()
+            .unwrap_or(default)
+            .min(default);
+        let span = rules
+            .clone()
+            .map(|r| r.window)
+            .max()
+            .unwrap_or(default)
+            .max(default);
+        let latency_span = rules
+            .filter(|r| {
+                matches!(
+                    r.expr.signal,
+                    Signal::Quantile { .. } | Signal::LatencyMean | Signal::LatencyMax
+                )
+            })
+            .map(|r| r.window)
+            .max()
+            .unwrap_or(default)
+            .max(default);
+        let slice = (shortest / 10).clamp(Duration::from_millis(100), Duration::from_secs(10));
+        WindowSpec {
+            slice,
+            span,
+            latency_span,
+        }
+    }
+
+    fn ring<T: Slice>(&self) -> SlidingWindow<T> {
+        SlidingWindow::new(self.slice, self.span)
+    }
+}
+
+/// A signal's value over a window, and how many samples it rests on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reading {
+    /// The value; `None` when there is nothing to compute it from.
+    pub value: Option<f64>,
+    /// Samples behind it, compared with the rule's `min_samples`.
+    /// [`u64::MAX`] for signals that need no samples (rates, ages).
+    pub samples: u64,
+}
+
+impl Reading {
+    /// No data: no verdict.
+    pub const NONE: Reading = Reading {
+        value: None,
+        samples: 0,
+    };
+
+    fn always(value: Option<f64>) -> Reading {
+        Reading {
+            value,
+            samples: u64::MAX,
+        }
+    }
+
+    fn of(value: Option<f64>, samples: u64) -> Reading {
+        Reading { value, samples }
+    }
+}
+
+struct FeatureWindows {
+    values: SlidingWindow<Moments>,
+    counts: SlidingWindow<Counts<{ fidx::N }>>,
+}
+
+/// The windows of one model version.
+pub struct ModelWindows {
+    spec: WindowSpec,
+    counts: SlidingWindow<Counts<{ idx::N }>>,
+    latency: SlidingWindow<Sketch>,
+    prediction: SlidingWindow<Moments>,
+    confidence: SlidingWindow<Moments>,
+    classes: HashMap<String, SlidingWindow<u64>>,
+    features: HashMap<String, FeatureWindows>,
+    counters: HashMap<String, SlidingWindow<Moments>>,
+    logs: [SlidingWindow<u64>; 5],
+    resources: [SlidingWindow<Moments>; 2],
+    last_event: f64,
+    trained_at: Option<f64>,
+}
+
+/// How a feature value compares with its expectations.
+fn classify(value: &FeatureValue, spec: Option<&FeatureSpec>) -> (usize, Option<f64>) {
+    let numeric = match value {
+        FeatureValue::Missing => return (fidx::MISSING, None),
+        FeatureValue::Number(x) => Some(*x),
+        FeatureValue::Bool(b) => Some(f64::from(u8::from(*b))),
+        FeatureValue::Category(_) => None,
+    };
+    let Some(spec) = spec else {
+        return (fidx::SEEN, numeric);
+    };
+    if let Some(cats) = &spec.categories {
+        return match value {
+            FeatureValue::Category(c) if cats.iter().any(|k| k == c) => (fidx::SEEN, None),
+            _ => (fidx::INVALID, None),
+        };
+    }
+    let expects_number = spec.min.is_some() || spec.max.is_some() || spec.mean.is_some();
+    match numeric {
+        None if expects_number => (fidx::INVALID, None),
+        Some(x) if spec.min.is_some_and(|m| x < m) || spec.max.is_some_and(|m| x > m) => {
+            (fidx::INVALID, Some(x))
+        }
+        n => (fidx::SEEN, n),
+    }
+}
+
+impl ModelWindows {
+    /// Empty windows shaped by `spec`.
+    pub fn new(spec: WindowSpec) -> Self {
+        ModelWindows {
+            spec,
+            counts: spec.ring(),
+            latency: SlidingWindow::new(spec.slice, spec.latency_span),
+            prediction: spec.ring(),
+            confidence: spec.ring(),
+            classes: HashMap::new(),
+            features: HashMap::new(),
+            counters: HashMap::new(),
+            logs: std::array::from_fn(|_| spec.ring()),
+            resources: std::array::from_fn(|_| spec.ring()),
+            last_event: f64::NEG_INFINITY,
+            trained_at: None,
+        }
+    }
+
+    /// Notes that the model sent something at `now`.
+    pub fn touch(&mut self, now: f64) {
+        self.last_event = self.last_event.max(now);
+    }
+
+    /// Records when this version was trained.
+    pub fn set_trained_at(&mut self, t: f64) {
+        self.trained_at = Some(t);
+    }
+
+    /// Records a log event.
+    pub fn record_log(&mut self, level: LogLevel, now: f64) {
+        *self.logs[level as usize].current_mut(now) += 1;
+    }
+
+    /// Records an inference. `cap` bounds distinct feature, class and counter
+    /// names (past it they are not windowed; the exported counters still fold
+    /// them into the overflow label).
+    pub fn record(&mut self, i: &Inference, cfg: &ModelConfig, cap: usize, now: f64) {
+        let c = self.counts.current_mut(now);
+        c.incr(idx::REQUESTS);
+        if !i.ok {
+            c.incr(idx::ERRORS);
+        }
+        match &i.prediction {
+            Some(Outcome::Number(p)) => {
+                c.incr(idx::NUMERIC_PREDICTIONS);
+                if *p >= cfg.positive_threshold {
+                    c.incr(idx::POSITIVE);
+                }
+            }
+            Some(Outcome::Class(_)) => c.incr(idx::CLASS_PREDICTIONS),
+            None => {}
+        }
+        if let Some(conf) = i.confidence {
+            c.incr(idx::CONFIDENCES);
+            if conf < cfg.low_confidence_threshold {
+                c.incr(idx::LOW_CONFIDENCE);
+            }
+        }
+        if let Some(l) = i.latency_seconds {
+            self.latency.current_mut(now).insert(l);
+        }
+        match &i.prediction {
+            Some(Outcome::Number(p)) => {
+                self.prediction.current_mut(now).insert(*p);
+            }
+            Some(Outcome::Class(class)) => {
+                if let Some(w) = entry(&mut self.classes, class, cap, |s| s.ring(), &self.spec) {
+                    *w.current_mut(now) += 1;
+                }
+            }
+            None => {}
+        }
+        if let Some(conf) = i.confidence {
+            self.confidence.current_mut(now).insert(conf);
+        }
+        for (name, value) in &i.features {
+            let spec = cfg.features.get(name);
+            let (kind, numeric) = classify(value, spec);
+            let mk = |s: &WindowSpec| FeatureWindows {
+                values: s.ring(),
+                counts: s.ring(),
+            };
+            if let Some(f) = entry(&mut self.features, name, cap, mk, &self.spec) {
+                f.counts.current_mut(now).incr(kind);
+                if let Some(x) = numeric {
+                    f.values.current_mut(now).insert(x);
+                }
+            }
+        }
+        for (name, spec) in &cfg.features {
+            if spec.required && !i.features.iter().any(|(n, _)| n == name) {
+                let mk = |s: &WindowSpec| FeatureWindows {
+                    values: s.ring(),
+                    counts: s.ring(),
+                };
+                if let Some(f) = entry(&mut self.features, name, cap, mk, &self.spec) {
+                    f.counts.current_mut(now).incr(fidx::MISSING);
+                }
+            }
+        }
+        for (name, v) in &i.counters {
+            if let Some(w) = entry(&mut self.counters, name, cap, |s| s.ring(), &self.spec) {
+                w.current_mut(now).insert(*v);
+            }
+        }
+        if let Some(x) = i.cpu_ratio {
+            self.resources[0].current_mut(now).insert(x);
+        }
+        if let Some(x) = i.memory_ratio {
+            self.resources[1].current_mut(now).insert(x);
+        }
+    }
+
+    /// Names of the features seen, sorted.
+    pub fn feature_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.features.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// The value of `signal` over `window` ending at `now`. `feature` names
+    /// the feature for per-feature signals whose selector is `feature.*`.
+    pub fn read(
+        &self,
+        signal: &Signal,
+        feature: Option<&str>,
+        window: Duration,
+        now: f64,
+        cfg: &ModelConfig,
+    ) -> Reading {
+        let counts = || {
+            let mut c = Counts::<{ idx::N }>::default();
+            let secs = self.counts.merged(now, window, &mut c);
+            (c, secs)
+        };
+        let moments = |w: &SlidingWindow<Moments>| {
+            let mut m = Moments::new();
+            w.merged(now, window, &mut m);
+            m
+        };
+        let ratio =
+            |c: &Counts<{ idx::N }>, a: usize, b: usize| Reading::of(c.ratio(a, b), c.get(b));
+        let per_second = |n: f64, secs: f64| (secs > 0.0).then(|| n / secs);
+        match signal {
+            Signal::RequestRate => {
+                let (c, secs) = counts();
+                Reading::always(per_second(c.get(idx::REQUESTS) as f64, secs).or(Some(0.0)))
+            }
+            Signal::ErrorRate => ratio(&counts().0, idx::ERRORS, idx::REQUESTS),
+            Signal::PositiveRate => ratio(&counts().0, idx::POSITIVE, idx::NUMERIC_PREDICTIONS),
+            Signal::LowConfidenceRate => ratio(&counts().0, idx::LOW_CONFIDENCE, idx::CONFIDENCES),
+            Signal::Quantile { q } => {
+                let s = self.latency_sketch(now, window);
+                Reading::of(s.quantile(*q), s.count())
+            }
+            Signal::LatencyMean => {
+                let s = self.latency_sketch(now, window);
+                Reading::of(s.mean(), s.count())
+            }
+            Signal::LatencyMax => {
+                let s = self.latency_sketch(now, window);
+                Reading::of(s.max(), s.count())
+            }
+            Signal::TimeSinceLastEvent => {
+                Reading::always(self.last_event.is_finite().then(|| now - self.last_event))
+            }
+            Signal::PredictionMean => {
+                let m = moments(&self.prediction);
+                Reading::of(m.mean(), m.count())
+            }
+            Signal::ConfidenceMean => {
+                let m = moments(&self.confidence);
+                Reading::of(m.mean(), m.count())
+            }
+            Signal::ClassRate { class } => {
+                let (c, _) = counts();
+                let total = c.get(idx::CLASS_PREDICTIONS);
+                let mut n = 0u64;
+                if let Some(w) = self.classes.get(class) {
+                    w.merged(now, window, &mut n);
+                }
+                Reading::of((total > 0).then(|| n as f64 / total as f64), total)
+            }
+            Signal::FeatureStat { stat, feature: sel } => {
+                let name = match sel {
+                    FeatureSel::Named(n) => n.as_str(),
+                    FeatureSel::All => match feature {
+                        Some(f) => f,
+                        None => return Reading::NONE,
+                    },
+                };
+                self.read_feature(*stat, name, window, now, cfg)
+            }
+            Signal::ModelAge => Reading::always(self.trained_at.map(|t| now - t)),
+            Signal::CounterRatio {
+                numerator,
+                denominator,
+            } => {
+                let num = self
+                    .counters
+                    .get(numerator)
+                    .map(&moments)
+                    .unwrap_or_default();
+                let den = self
+                    .counters
+                    .get(denominator)
+                    .map(&moments)
+                    .unwrap_or_default();
+                let value = (den.sum() > 0.0).then(|| num.sum() / den.sum());
+                Reading::of(value, den.count())
+            }
+            Signal::CounterRate { counter } => match self.counters.get(counter) {
+                Some(w) => {
+                    let mut m = Moments::new();
+                    let secs = w.merged(now, window, &mut m);
+                    Reading::always(per_second(m.sum(), secs).or(Some(0.0)))
+                }
+                None => Reading::always(Some(0.0)),
+            },
+            Signal::LogRate { level } => {
+                let level = LogLevel::parse(level.as_str()).unwrap_or(LogLevel::Error);
+                let mut n = 0u64;
+                let secs = self.logs[level as usize].merged(now, window, &mut n);
+                // Before any log event, the counts' span tells the time watched.
+                let secs = if secs > 0.0 { secs } else { counts().1 };
+                Reading::always(per_second(n as f64, secs).or(Some(0.0)))
+            }
+            Signal::ResourceMean(r) => {
+                let i = match r {
+                    Resource::Cpu => 0,
+                    Resource::Memory => 1,
+                };
+                let m = moments(&self.resources[i]);
+                Reading::of(m.mean(), m.count())
+            }
+            // Drift and feedback metrics need a reference and joined labels:
+            // no verdict until that data exists.
+            Signal::Drift { .. } | Signal::Feedback(_) => Reading::NONE,
+        }
+    }
+
+    fn latency_sketch(&self, now: f64, window: Duration) -> Sketch {
+        let mut s = Sketch::new();
+        self.latency.merged(now, window, &mut s);
+        s
+    }
+
+    fn read_feature(
+        &self,
+        stat: FeatureStat,
+        name: &str,
+        window: Duration,
+        now: f64,
+        cfg: &ModelConfig,
+    ) -> Reading {
+        let Some(f) = self.features.get(name) else {
+            return Reading::NONE;
+        };
+        let mut c = Counts::<{ fidx::N }>::default();
+        f.counts.merged(now, window, &mut c);
+        let total = c.get(fidx::SEEN) + c.get(fidx::MISSING) + c.get(fidx::INVALID);
+        let mut m = Moments::new();
+        f.values.merged(now, window, &mut m);
+        let rate = |i: usize| (total > 0).then(|| c.get(i) as f64 / total as f64);
+        match stat {
+            FeatureStat::Mean => Reading::of(m.mean(), m.count()),
+            FeatureStat::Stddev => Reading::of(m.stddev(), m.count()),
+            FeatureStat::Zscore => {
+                let spec = cfg.features.get(name);
+                let reference = spec.and_then(|s| Some((s.mean?, s.std?)));
+                let value = match (m.mean(), reference) {
+                    (Some(mean), Some((rm, rs))) if rs > 0.0 => Some((mean - rm) / rs),
+                    _ => None,
+                };
+                Reading::of(value, m.count())
+            }
+            FeatureStat::MissingRate => Reading::of(rate(fidx::MISSING), total),
+            FeatureStat::InvalidRate => Reading::of(rate(fidx::INVALID), total),
+        }
+    }
+}
+
+/// The entry for `key`, created when there is room; `None` past the cap.
+fn entry<'m, V>(
+    map: &'m mut HashMap<String, V>,
+    key: &str,
+    cap: usize,
+    make: impl FnOnce(&WindowSpec) -> V,
+    spec: &WindowSpec,
+) -> Option<&'m mut V> {
+    if !map.contains_key(key) {
+        if map.len() >= cap {
+            return None;
+        }
+        map.insert(key.to_owned(), make(spec));
+    }
+    map.get_mut(key)
+}
+
+/// The windows of every model version, readable by the rule evaluator.
+pub struct WindowStore {
+    spec: WindowSpec,
+    config: std::sync::Arc<Config>,
+    default_model: ModelConfig,
+    cap: usize,
+    models: HashMap<String, HashMap<String, ModelWindows>>,
+}
+
+impl WindowStore {
+    /// A store shaped for the rules of `config`; `cap` bounds distinct
+    /// features, classes and counters windowed per model version.
+    pub fn new(config: std::sync::Arc<Config>, cap: usize) -> WindowStore {
+        WindowStore {
+            spec: WindowSpec::for_config(&config),
+            config,
+            default_model: ModelConfig::default(),
+            cap,
+            models: HashMap::new(),
+        }
+    }
+
+    /// Takes new rules. When they need other windows, the windows start
+    /// afresh; otherwise they are kept.
+    pub fn set_config(&mut self, config: std::sync::Arc<Config>) {
+        let spec = WindowSpec::for_config(&config);
+        if spec != self.spec {
+            self.spec = spec;
+            self.models.clear();
+        }
+        self.config = config;
+    }
+
+    fn windows(&mut self, model: &str, version: &str) -> &mut ModelWindows {
+        if !self.models.contains_key(model) {
+            self.models.insert(model.to_owned(), HashMap::new());
+        }
+        let versions = self.models.get_mut(model).expect("inserted above");
+        if !versions.contains_key(version) {
+            versions.insert(version.to_owned(), ModelWindows::new(self.spec));
+        }
+        versions.get_mut(version).expect("inserted above")
+    }
+
+    /// Records one event received at `now`.
+    pub fn record(&mut self, event: &crate::ingest::event::Event, now: f64) {
+        use crate::ingest::event::Body;
+        let cap = self.cap;
+        let config = self.config.clone();
+        let cfg = config
+            .model(&event.model)
+            .unwrap_or(&self.default_model)
+            .clone();
+        let w = self.windows(&event.model, &event.version);
+        w.touch(now);
+        match &event.body {
+            Body::Inference(i) => w.record(i, &cfg, cap, now),
+            Body::Log(l) => w.record_log(l.level, now),
+            Body::Model(m) => {
+                if let Some(t) = m.trained_at {
+                    w.set_trained_at(t);
+                }
+            }
+            Body::Feedback(_) => {}
+        }
+    }
+
+    /// The expectations of `model` (its own entry, `"*"`, or the defaults).
+    pub fn model_cfg(&self, model: &str) -> &ModelConfig {
+        self.config.model(model).unwrap_or(&self.default_model)
+    }
+
+    /// The windows of one model version, if it sent anything.
+    pub fn get(&self, model: &str, version: &str) -> Option<&ModelWindows> {
+        self.models.get(model)?.get(version)
+    }
+}
+
+impl crate::rules::eval::SignalSource for WindowStore {
+    fn series(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .models
+            .iter()
+            .flat_map(|(m, vs)| vs.keys().map(move |v| (m.clone(), v.clone())))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn features(&self, model: &str, version: &str) -> Vec<String> {
+        self.get(model, version)
+            .map(ModelWindows::feature_names)
+            .unwrap_or_default()
+    }
+
+    fn read(
+        &self,
+        model: &str,
+        version: &str,
+        signal: &Signal,
+        feature: Option<&str>,
+        window: Duration,
+        now: f64,
+    ) -> Reading {
+        match self.get(model, version) {
+            Some(w) => w.read(signal, feature, window, now, self.model_cfg(model)),
+            None => Reading::NONE,
+        }
+    }
+}

@@ -1,0 +1,670 @@
+//! Rule evaluation and the alert lifecycle.
+//!
+//! Every evaluation interval each rule is evaluated per model version (and
+//! per feature where its signal names `feature.*`) against a
+//! [`SignalSource`]. Each such series walks inactive -> pending -> firing ->
+//! resolved:
+//!
+//! * the condition turns true: **pending** from then (`active_at`);
+//! * still true once `for` has elapsed since `active_at`: **firing**;
+//! * a pending alert whose condition turns false (or gives no verdict) is
+//!   dropped;
+//! * a firing alert whose condition turns false keeps firing until
+//!   `keep_firing_for` has passed since it was last true, then it is
+//!   **resolved**: reported once as such and forgotten.
+//!
+//! A reading with fewer samples than the rule's `min_samples`, or with no
+//! value at all, gives no verdict and counts as false: a quiet model or a
+//! signal without data never fires. Time is passed in, never read.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::aggregate::signals::Reading;
+use crate::config::{Config, Rule};
+use crate::rules::expr::Signal;
+
+/// Where the evaluator reads signals from.
+pub trait SignalSource {
+    /// Every (model, version) with data.
+    fn series(&self) -> Vec<(String, String)>;
+    /// The features a model version has sent.
+    fn features(&self, model: &str, version: &str) -> Vec<String>;
+    /// A signal over a window ending at `now`.
+    fn read(
+        &self,
+        model: &str,
+        version: &str,
+        signal: &Signal,
+        feature: Option<&str>,
+        window: Duration,
+        now: f64,
+    ) -> Reading;
+}
+
+/// State of an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertState {
+    /// True, `for` not elapsed yet.
+    Pending,
+    /// True for at least `for` (or within `keep_firing_for` of being true).
+    Firing,
+    /// No longer firing; reported once.
+    Resolved,
+}
+
+impl AlertState {
+    /// The `alertstate` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert instance as reported after an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// alertname, severity, model, version, feature (when per feature), and
+    /// the rule's labels.
+    pub labels: BTreeMap<String, String>,
+    /// Rendered annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Pending, firing or resolved.
+    pub state: AlertState,
+    /// When the condition turned true.
+    pub active_at: f64,
+    /// When it started firing.
+    pub fired_at: Option<f64>,
+    /// When it was resolved.
+    pub resolved_at: Option<f64>,
+    /// The signal's value at the last evaluation where it had one.
+    pub value: f64,
+}
+
+/// The value of a rule's signal for one series, as last evaluated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalValue {
+    /// alertname, model, version, and feature when per feature.
+    pub labels: BTreeMap<String, String>,
+    /// The value (NaN when there was none).
+    pub value: f64,
+    /// Samples behind it.
+    pub samples: u64,
+}
+
+/// What one rule did in the last evaluation (for /api/v1/rules).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleStatus {
+    /// Group name.
+    pub group: String,
+    /// The rule as configured.
+    pub rule: Rule,
+    /// "ok", or "unknown" before the first evaluation.
+    pub health: &'static str,
+    /// When it was last evaluated.
+    pub last_evaluation: f64,
+    /// How long that took, in seconds.
+    pub evaluation_seconds: f64,
+}
+
+/// The outcome of one evaluation round.
+#[derive(Debug, Clone, Default)]
+pub struct Evaluation {
+    /// Pending and firing alerts, and those resolved in this round.
+    pub alerts: Vec<Alert>,
+    /// Signal values of every rule and series evaluated.
+    pub signals: Vec<SignalValue>,
+    /// Rules evaluated in this round.
+    pub rules_evaluated: u64,
+    /// Groups evaluated in this round (names).
+    pub groups_evaluated: Vec<String>,
+}
+
+/// Identifies a rule across reloads: same group, name, expression and labels
+/// means the same rule, whose alerts keep their state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RuleId {
+    group: String,
+    alert: String,
+    expr: String,
+    labels: BTreeMap<String, String>,
+}
+
+impl RuleId {
+    fn of(group: &str, r: &Rule) -> RuleId {
+        RuleId {
+            group: group.to_owned(),
+            alert: r.alert.clone(),
+            expr: r.expr.to_string(),
+            labels: r.labels.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SeriesKey {
+    model: String,
+    version: String,
+    feature: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Tracked {
+    state: AlertState,
+    active_at: f64,
+    fired_at: Option<f64>,
+    last_true: f64,
+    value: f64,
+}
+
+/// The evaluator: rules, their schedule, and the state of every alert.
+#[derive(Debug)]
+pub struct Engine {
+    config: Arc<Config>,
+    next_due: Vec<f64>,
+    states: HashMap<RuleId, HashMap<SeriesKey, Tracked>>,
+    status: Vec<RuleStatus>,
+}
+
+impl Engine {
+    /// An engine for `config`; the first evaluation of every group is due at once.
+    pub fn new(config: Arc<Config>) -> Engine {
+        let mut e = Engine {
+            config: Config::default().into(),
+            next_due: Vec::new(),
+            states: HashMap::new(),
+            status: Vec::new(),
+        };
+        e.set_config(config);
+        e
+    }
+
+    /// The rules in force.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// Replaces the rules. Alerts of rules that are unchanged (same group,
+    /// name, expression and labels) keep their state, `for` progress included.
+    pub fn set_config(&mut self, config: Arc<Config>) {
+        let keep: std::collections::HashSet<RuleId> = config
+            .groups
+            .iter()
+            .flat_map(|g| g.rules.iter().map(|r| RuleId::of(&g.name, r)))
+            .collect();
+        self.states.retain(|id, _| keep.contains(id));
+        self.next_due = vec![f64::NEG_INFINITY; config.groups.len()];
+        self.status = config
+            .groups
+            .iter()
+            .flat_map(|g| {
+                g.rules.iter().map(|r| RuleStatus {
+                    group: g.name.clone(),
+                    rule: r.clone(),
+                    health: "unknown",
+                    last_evaluation: 0.0,
+                    evaluation_seconds: 0.0,
+                })
+            })
+            .collect();
+        self.config = config;
+    }
+
+    /// Status of every rule, in file order.
+    pub fn rule_status(&self) -> &[RuleStatus] {
+        &self.status
+    }
+
+    /// The shortest group interval: how often [`Engine::evaluate`] should be called.
+    pub fn tick(&self) -> Duration {
+        self.config
+            .groups
+            .iter()
+            .map(|g| g.interval)
+            .min()
+            .unwrap_or(self.config.defaults.evaluation_interval)
+            .max(Duration::from_millis(10))
+    }
+
+    /// Evaluates every group that is due at `now`. Alerts of groups not due
+    /// are reported with their current state.
+    pub fn evaluate(&mut self, now: f64, src: &dyn SignalSource) -> Evaluation {
+        let mut out = Evaluation::default();
+        let config = self.config.clone();
+        let series = src.series();
+        let mut status_i = 0;
+        for (gi, group) in config.groups.iter().enumerate() {
+            let due = now >= self.next_due[gi];
+            if due {
+                // Stay on the grid, but never schedule into the past.
+                let step = group.interval.as_secs_f64();
+                let next = self.next_due[gi] + step;
+                self.next_due[gi] = if next > now { next } else { now + step };
+                out.groups_evaluated.push(group.name.clone());
+            }
+            for rule in &group.rules {
+                let id = RuleId::of(&group.name, rule);
+                if due {
+                    let started = std::time::Instant::now();
+                    self.evaluate_rule(&id, rule, &series, now, src, &mut out);
+                    out.rules_evaluated += 1;
+                    let st = &mut self.status[status_i];
+                    st.health = "ok";
+                    st.last_evaluation = now;
+                    st.evaluation_seconds = started.elapsed().as_secs_f64();
+                }
+                status_i += 1;
+                self.report(&id, rule, &mut out.alerts);
+            }
+        }
+        out
+    }
+
+    fn evaluate_rule(
+        &mut self,
+        id: &RuleId,
+        rule: &Rule,
+        series: &[(String, String)],
+        now: f64,
+        src: &dyn SignalSource,
+        out: &mut Evaluation,
+    ) {
+        let states = self.states.entry(id.clone()).or_default();
+        let mut seen = std::collections::HashSet::new();
+        for (model, version) in series {
+            if !rule.matchers.matches(model, version) {
+                continue;
+            }
+            let features: Vec<Option<String>> = if rule.expr.signal.is_per_feature() {
+                src.features(model, version).into_iter().map(Some).collect()
+            } else {
+                vec![None]
+            };
+            for feature in features {
+                let r = src.read(
+                    model,
+                    version,
+                    &rule.expr.signal,
+                    feature.as_deref(),
+                    rule.window,
+                    now,
+                );
+                let key = SeriesKey {
+                    model: model.clone(),
+                    version: version.clone(),
+                    feature,
+                };
+                let verdict = match r.value {
+                    Some(v) if r.samples >= rule.min_samples => rule.expr.eval(v),
+                    _ => false,
+                };
+                let mut labels = BTreeMap::from([
+                    ("alertname".to_owned(), rule.alert.clone()),
+                    ("model".to_owned(), model.clone()),
+                    ("version".to_owned(), version.clone()),
+                ]);
+                if let Some(f) = &key.feature {
+                    labels.insert("feature".to_owned(), f.clone());
+                }
+                out.signals.push(SignalValue {
+                    labels,
+                    value: r.value.unwrap_or(f64::NAN),
+                    samples: r.samples,
+                });
+                seen.insert(key.clone());
+                step(states, key, verdict, r.value, rule, now);
+            }
+        }
+        // Series that vanished (no data any more) count as false.
+        let gone: Vec<SeriesKey> = states
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            step(states, key, false, None, rule, now);
+        }
+    }
+
+    /// Appends the rule's alerts to `alerts`; resolved ones are then forgotten.
+    fn report(&mut self, id: &RuleId, rule: &Rule, alerts: &mut Vec<Alert>) {
+        let Some(states) = self.states.get_mut(id) else {
+            return;
+        };
+        let mut keys: Vec<&SeriesKey> = states.keys().collect();
+        keys.sort_by(|a, b| {
+            (&a.model, &a.version, &a.feature).cmp(&(&b.model, &b.version, &b.feature))
+        });
+        for key in keys {
+            let t = &states[key];
+            let mut labels = rule.labels.clone();
+            labels.insert("alertname".into(), rule.alert.clone());
+            labels.insert("severity".into(), rule.severity.as_str().into());
+            labels.insert("model".into(), key.model.clone());
+            labels.insert("version".into(), key.version.clone());
+            if let Some(f) = &key.feature {
+                labels.insert("feature".into(), f.clone());
+            }
+            let annotations = rule
+                .annotations
+                .iter()
+                .map(|(k, t2)| (k.clone(), t2.render(&labels, t.value)))
+                .collect();
+            alerts.push(Alert {
+                labels,
+                annotations,
+                state: t.state,
+                active_at: t.active_at,
+                fired_at: t.fired_at,
+                resolved_at: (t.state == AlertState::Resolved).then_some(t.last_true),
+                value: t.value,
+            });
+        }
+        states.retain(|_, t| t.state != AlertState::Resolved);
+    }
+}
+
+/// One step of the lifecycle of one series.
+fn step(
+    states: &mut HashMap<SeriesKey, Tracked>,
+    key: SeriesKey,
+    verdict: bool,
+    value: Option<f64>,
+    rule: &Rule,
+    now: f64,
+) {
+    let for_ = rule.for_.as_secs_f64();
+    let keep = rule.keep_firing_for.as_secs_f64();
+    match (states.get_mut(&key), verdict) {
+        (None, false) => {}
+        (None, true) => {
+            let firing = for_ <= 0.0;
+            states.insert(
+                key,
+                Tracked {
+                    state: if firing {
+                        AlertState::Firing
+                    } else {
+                        AlertState::Pending
+                    },
+                    active_at: now,
+                    fired_at: firing.then_some(now),
+                    last_true: now,
+                    value: value.unwrap_or(f64::NAN),
+                },
+            );
+        }
+        (Some(t), true) => {
+            t.last_true = now;
+            if let Some(v) = value {
+                t.value = v;
+            }
+            if t.state == AlertState::Pending && now - t.active_at >= for_ {
+                t.state = AlertState::Firing;
+                t.fired_at = Some(now);
+            }
+        }
+        (Some(t), false) => {
+            if let Some(v) = value {
+                t.value = v;
+            }
+            match t.state {
+                AlertState::Pending => {
+                    states.remove(&key);
+                }
+                AlertState::Firing if now - t.last_true < keep => {}
+                AlertState::Firing => {
+                    t.state = AlertState::Resolved;
+                    t.last_true = now;
+                }
+                AlertState::Resolved => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::signals::WindowStore;
+    use crate::config::load;
+    use crate::ingest::parse::parse_event;
+
+    fn engine(yaml: &str) -> (Engine, WindowStore) {
+        let config = Arc::new(load("test.yaml", yaml).unwrap_or_else(|e| panic!("{e}")));
+        (Engine::new(config.clone()), WindowStore::new(config, 100))
+    }
+
+    fn send(store: &mut WindowStore, line: &str, now: f64) {
+        store.record(&parse_event(line.as_bytes()).unwrap(), now);
+    }
+
+    /// Feeds `rate` requests per second from `from` to `to`, one in
+    /// `error_every` failing, evaluating every `interval` seconds. Returns the
+    /// times of every state change seen, per state.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        e: &mut Engine,
+        s: &mut WindowStore,
+        from: f64,
+        to: f64,
+        rate: u32,
+        error_every: Option<u32>,
+        interval: f64,
+        log: &mut Vec<(f64, AlertState)>,
+    ) {
+        let mut t = from;
+        let mut n = 0u32;
+        while t < to {
+            for i in 0..rate {
+                n += 1;
+                let err = error_every.is_some_and(|k| n % k == 0);
+                let line = if err {
+                    r#"{"model":"m","latency_ms":10,"error":"boom"}"#
+                } else {
+                    r#"{"model":"m","latency_ms":10}"#
+                };
+                send(s, line, t + f64::from(i) / f64::from(rate));
+            }
+            t += 1.0;
+            if (t % interval).abs() < 1e-9 {
+                for a in e.evaluate(t, s).alerts {
+                    if log.last().map(|l| l.1) != Some(a.state) {
+                        log.push((t, a.state));
+                    }
+                }
+            }
+        }
+    }
+
+    const ERRORS: &str = "
+defaults: {window: 1m, evaluation_interval: 10s, min_samples: 30}
+groups:
+  - name: ops
+    rules:
+      - alert: HighErrorRate
+        expr: error_rate > 5%
+        for: 1m
+        keep_firing_for: 2m
+        severity: critical
+        annotations: {summary: 'errors of {{ $labels.model }} at {{ $value }}'}
+";
+
+    #[test]
+    fn error_rate_rising_fires_then_resolves_with_hysteresis() {
+        let (mut e, mut s) = engine(ERRORS);
+        let mut log = Vec::new();
+        // 2% errors for 5 minutes: nothing.
+        run(&mut e, &mut s, 0.0, 300.0, 10, Some(50), 10.0, &mut log);
+        assert!(log.is_empty(), "{log:?}");
+        // 10% errors from t=300.
+        run(&mut e, &mut s, 300.0, 600.0, 10, Some(10), 10.0, &mut log);
+        let pending = log.iter().find(|l| l.1 == AlertState::Pending).unwrap().0;
+        let firing = log.iter().find(|l| l.1 == AlertState::Firing).unwrap().0;
+        // The 1m window crosses 5% about 22.5 s after the change.
+        assert!((320.0..=340.0).contains(&pending), "{log:?}");
+        assert!(firing - pending >= 60.0, "{log:?}");
+        assert!(
+            firing - pending <= 60.0 + 10.0,
+            "fired later than for + one interval: {log:?}"
+        );
+        // Recovery at t=600: the window reaches 5% (no longer above) 30 s
+        // later, so it was last true at 620; the alert keeps firing for 2
+        // more minutes, then resolves.
+        run(&mut e, &mut s, 600.0, 900.0, 10, None, 10.0, &mut log);
+        let resolved = log.iter().find(|l| l.1 == AlertState::Resolved).unwrap().0;
+        assert!(resolved >= 620.0 + 120.0, "{log:?}");
+        assert!(resolved <= 630.0 + 120.0 + 10.0, "{log:?}");
+        // Reported resolved once, then forgotten.
+        let after = e.evaluate(910.0, &s);
+        assert!(after.alerts.is_empty(), "{:?}", after.alerts);
+    }
+
+    #[test]
+    fn alerts_carry_labels_annotations_and_values() {
+        let (mut e, mut s) = engine(ERRORS);
+        for i in 0..40 {
+            send(
+                &mut s,
+                r#"{"model":"m","version":"v2","error":"x"}"#,
+                100.0 + f64::from(i) * 0.1,
+            );
+        }
+        let out = e.evaluate(105.0, &s);
+        assert_eq!(out.rules_evaluated, 1);
+        let a = &out.alerts[0];
+        assert_eq!(a.state, AlertState::Pending);
+        assert_eq!(a.labels["alertname"], "HighErrorRate");
+        assert_eq!(a.labels["severity"], "critical");
+        assert_eq!(a.labels["version"], "v2");
+        assert_eq!(a.value, 1.0);
+        assert_eq!(a.annotations["summary"], "errors of m at 1");
+        assert_eq!(out.signals[0].samples, 40);
+        // Not due again before the interval: state is reported, not re-evaluated.
+        let again = e.evaluate(106.0, &s);
+        assert_eq!(again.rules_evaluated, 0);
+        assert_eq!(again.alerts.len(), 1);
+    }
+
+    #[test]
+    fn too_few_samples_give_no_verdict() {
+        let (mut e, mut s) = engine(ERRORS);
+        for i in 0..29 {
+            send(&mut s, r#"{"model":"m","error":"x"}"#, f64::from(i));
+        }
+        assert!(e.evaluate(30.0, &s).alerts.is_empty());
+        send(&mut s, r#"{"model":"m","error":"x"}"#, 30.0);
+        assert_eq!(e.evaluate(40.0, &s).alerts.len(), 1);
+    }
+
+    #[test]
+    fn a_pending_alert_that_turns_false_is_dropped() {
+        let (mut e, mut s) = engine(ERRORS);
+        for i in 0..40 {
+            send(&mut s, r#"{"model":"m","error":"x"}"#, f64::from(i) * 0.1);
+        }
+        assert_eq!(e.evaluate(10.0, &s).alerts[0].state, AlertState::Pending);
+        for i in 0..2000 {
+            send(&mut s, r#"{"model":"m"}"#, 10.0 + f64::from(i) * 0.01);
+        }
+        assert!(e.evaluate(30.0, &s).alerts.is_empty());
+    }
+
+    #[test]
+    fn per_feature_rules_fan_out_and_match_restricts() {
+        let (mut e, mut s) = engine(
+            "
+defaults: {min_samples: 1}
+groups:
+  - name: q
+    rules:
+      - alert: Missing
+        expr: missing_rate(feature.*) > 10%
+        match: {model: fraud}
+",
+        );
+        send(
+            &mut s,
+            r#"{"model":"fraud","features":{"a":null,"b":1}}"#,
+            1.0,
+        );
+        send(&mut s, r#"{"model":"other","features":{"a":null}}"#, 1.0);
+        let out = e.evaluate(2.0, &s);
+        let firing: Vec<_> = out
+            .alerts
+            .iter()
+            .map(|a| {
+                (
+                    a.labels["model"].as_str(),
+                    a.labels["feature"].as_str(),
+                    a.state,
+                )
+            })
+            .collect();
+        assert_eq!(firing, vec![("fraud", "a", AlertState::Firing)]);
+        assert_eq!(out.signals.len(), 2);
+    }
+
+    #[test]
+    fn reload_keeps_state_of_unchanged_rules_only() {
+        let (mut e, mut s) = engine(ERRORS);
+        for i in 0..40 {
+            send(&mut s, r#"{"model":"m","error":"x"}"#, f64::from(i) * 0.1);
+        }
+        assert_eq!(e.evaluate(10.0, &s).alerts[0].active_at, 10.0);
+        for i in 0..40 {
+            send(
+                &mut s,
+                r#"{"model":"m","error":"x"}"#,
+                60.0 + f64::from(i) * 0.1,
+            );
+        }
+        // Same rule plus another one: the first keeps its `for` progress.
+        let more = format!("{ERRORS}      - alert: Other\n        expr: request_rate > 0\n");
+        e.set_config(Arc::new(load("t", &more).unwrap()));
+        let out = e.evaluate(70.0, &s);
+        let he = out
+            .alerts
+            .iter()
+            .find(|a| a.labels["alertname"] == "HighErrorRate")
+            .unwrap();
+        assert_eq!((he.active_at, he.state), (10.0, AlertState::Firing));
+        // A changed expression is a new rule: its state starts over.
+        e.set_config(Arc::new(load("t", &ERRORS.replace("5%", "6%")).unwrap()));
+        let out = e.evaluate(80.0, &s);
+        assert_eq!(out.alerts[0].active_at, 80.0);
+        assert_eq!(out.alerts[0].state, AlertState::Pending);
+    }
+
+    #[test]
+    fn signals_without_data_never_fire() {
+        let (mut e, mut s) = engine(
+            "
+defaults: {min_samples: 0}
+groups:
+  - name: ml
+    rules:
+      - alert: Drift
+        expr: psi(feature.*) > 0.25
+      - alert: Acc
+        expr: accuracy < 80%
+      - alert: Stale
+        expr: model_age > 1d
+",
+        );
+        send(&mut s, r#"{"model":"m","features":{"a":1}}"#, 1.0);
+        assert!(e.evaluate(2.0, &s).alerts.is_empty());
+        send(
+            &mut s,
+            r#"{"type":"model","model":"m","trained_at":0}"#,
+            1.0,
+        );
+        let out = e.evaluate(200_000.0, &s);
+        assert_eq!(out.alerts.len(), 1);
+        assert_eq!(out.alerts[0].labels["alertname"], "Stale");
+    }
+}
