@@ -55,6 +55,23 @@ pub struct RunArgs {
     )]
     pub config_file: Option<PathBuf>,
 
+    /// How often --config.file is checked for changes, e.g. a Kubernetes
+    /// ConfigMap update (0: never; SIGHUP and POST /-/reload still work).
+    #[arg(
+        long = "config.watch-interval",
+        env = "MODEL_EXPORTER_CONFIG_WATCH_INTERVAL",
+        default_value = "5s",
+        value_parser = parse_duration
+    )]
+    pub config_watch_interval: Duration,
+
+    /// Enable POST /-/reload (reloads rules.yaml).
+    #[arg(
+        long = "web.enable-lifecycle",
+        env = "MODEL_EXPORTER_WEB_ENABLE_LIFECYCLE"
+    )]
+    pub enable_lifecycle: bool,
+
     /// Where events are received: unix:///PATH, unixgram:///PATH, tcp://HOST:PORT
     /// or udp://HOST:PORT. Repeatable. Default: a unix stream socket and a unix
     /// datagram socket in the temporary directory.

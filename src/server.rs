@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::aggregate::{self, Aggregator, Limits};
+use crate::aggregate::{self, Aggregator, Control, ControlSender, Limits};
 use crate::cli::RunArgs;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config, ConfigErrors};
@@ -74,11 +74,10 @@ pub async fn run_with_clock(
     let config = load_config(&args).map_err(RunError::Config)?;
     let metrics = Metrics::new(&args.buckets()).map_err(RunError::Buckets)?;
     metrics.config_last_reload_successful.set(1);
-    tracing::info!(
-        source = %args.config_file.as_ref().map_or(crate::DEFAULT_RULES_NAME.into(), |p| p.display().to_string()),
-        groups = config.groups.len(),
-        "loaded rules"
-    );
+    metrics.config_reloads.with_label_values(&["success"]).inc();
+    metrics.config_last_reload_success.set(clock.now());
+    let source = config_source(&args);
+    tracing::info!(%source, groups = config.groups.len(), "loaded rules");
 
     let options = args.ingest_options();
     let mut listeners = Vec::new();
@@ -101,10 +100,16 @@ pub async fn run_with_clock(
     }
 
     let (tx, rx) = mpsc::channel(args.queue_batches as usize);
-    let aggregator = aggregate::spawn(
-        Aggregator::new(metrics.clone(), clock, Limits::default()),
-        rx,
+    let (control, control_rx) = mpsc::unbounded_channel();
+    let agg = Aggregator::new(
+        metrics.clone(),
+        clock.clone(),
+        Limits::default(),
+        Arc::new(config),
+        source.clone(),
     );
+    let api = agg.api();
+    let aggregator = aggregate::spawn(agg, rx, control_rx);
 
     let (ingest_stop, ingest_shutdown) = shutdown::channel();
     let ctx = IngestContext {
@@ -120,7 +125,18 @@ pub async fn run_with_clock(
     }
     drop(ctx);
 
+    let (reload_tx, reload_rx) = mpsc::channel(4);
+    let reloader = Reloader {
+        args: args.clone(),
+        control,
+        metrics: metrics.clone(),
+        clock,
+        last_text: None,
+    };
+    let reloads = tokio::spawn(reloader.run(reload_rx, shutdown.clone()));
     let state = Arc::new(HttpState {
+        api,
+        reload: args.enable_lifecycle.then_some(reload_tx),
         metrics: metrics.clone(),
         telemetry_path: args.telemetry_path.clone(),
         ready: true.into(),
@@ -147,6 +163,7 @@ pub async fn run_with_clock(
         tracing::warn!("draining took longer than {DRAIN_TIMEOUT:?}; exiting anyway");
         ingest.abort_all();
     }
+    reloads.abort();
     http_stop.trigger();
     while servers.join_next().await.is_some() {}
     let events_received: u64 = crate::ingest::event::EventKind::ALL
@@ -160,4 +177,102 @@ pub async fn run_with_clock(
         .sum();
     tracing::info!(events_received, "stopped");
     Ok(())
+}
+
+fn config_source(args: &RunArgs) -> String {
+    args.config_file.as_ref().map_or_else(
+        || crate::DEFAULT_RULES_NAME.to_owned(),
+        |p| p.display().to_string(),
+    )
+}
+
+/// Reloads rules.yaml on SIGHUP, on `POST /-/reload`, and when the file's
+/// content changes. A file that fails to load leaves the running rules in
+/// force.
+struct Reloader {
+    args: RunArgs,
+    control: ControlSender,
+    metrics: Metrics,
+    clock: SharedClock,
+    /// The file's content at the last load attempt, to notice changes.
+    last_text: Option<Vec<u8>>,
+}
+
+impl Reloader {
+    async fn run(
+        mut self,
+        mut requests: mpsc::Receiver<http::ReloadRequest>,
+        mut shutdown: Shutdown,
+    ) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload by HTTP or file change only");
+                None
+            }
+        };
+        self.last_text = self.read_file();
+        let watch = self.args.config_watch_interval;
+        let watching = self.args.config_file.is_some() && !watch.is_zero();
+        let mut poll = tokio::time::interval(if watching {
+            watch
+        } else {
+            Duration::from_secs(3600)
+        });
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    let _ = self.reload("SIGHUP");
+                }
+                Some(done) = requests.recv() => {
+                    let _ = done.send(self.reload("HTTP"));
+                }
+                _ = poll.tick(), if watching => {
+                    let text = self.read_file();
+                    if text.is_some() && text != self.last_text {
+                        let _ = self.reload("file change");
+                    }
+                }
+            }
+        }
+    }
+
+    fn read_file(&self) -> Option<Vec<u8>> {
+        std::fs::read(self.args.config_file.as_ref()?).ok()
+    }
+
+    fn reload(&mut self, trigger: &str) -> Result<(), String> {
+        self.last_text = self.read_file();
+        match load_config(&self.args) {
+            Ok(config) => {
+                let source = config_source(&self.args);
+                tracing::info!(trigger, %source, groups = config.groups.len(), "reloaded rules");
+                let _ = self.control.send(Control::Reload(Arc::new(config), source));
+                self.metrics.config_last_reload_successful.set(1);
+                self.metrics
+                    .config_reloads
+                    .with_label_values(&["success"])
+                    .inc();
+                self.metrics
+                    .config_last_reload_success
+                    .set(self.clock.now());
+                Ok(())
+            }
+            Err(errors) => {
+                tracing::error!(
+                    trigger,
+                    "reloading rules failed; keeping the running rules:\n{errors}"
+                );
+                self.metrics.config_last_reload_successful.set(0);
+                self.metrics
+                    .config_reloads
+                    .with_label_values(&["failure"])
+                    .inc();
+                Err(errors.to_string())
+            }
+        }
+    }
 }

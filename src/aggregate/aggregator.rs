@@ -1,16 +1,24 @@
 //! The aggregator loop and its per-model handle cache.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use prometheus::{Counter, Gauge, Histogram, IntCounter};
 use tokio::sync::mpsc;
 
+use super::signals::WindowStore;
 use crate::clock::SharedClock;
+use crate::config::{Config, format_duration};
+use crate::export::dynamic::GaugeFamily;
 use crate::export::metrics::Metrics;
 use crate::ingest::event::{
     Body, Event, EventKind, FeatureValue, Inference, LogLine, ModelLoaded, Outcome,
 };
+use crate::rules::api::ApiSnapshot;
+use crate::rules::eval::{AlertState, Engine, Evaluation, SignalSource};
+use crate::rules::expr::Signal;
 
 /// A batch of events, as one listener read produced them.
 pub type Batch = Vec<Event>;
@@ -122,7 +130,17 @@ impl ModelHandles {
     }
 }
 
-/// Owns the metric state; applies batches of events.
+/// Messages to the aggregator besides event batches.
+#[derive(Debug)]
+pub enum Control {
+    /// New rules (already validated), and where they came from.
+    Reload(Arc<Config>, String),
+}
+
+/// The sending half for [`Control`] messages.
+pub type ControlSender = mpsc::UnboundedSender<Control>;
+
+/// Owns the metric state; applies batches of events and evaluates rules.
 pub struct Aggregator {
     metrics: Metrics,
     clock: SharedClock,
@@ -131,29 +149,179 @@ pub struct Aggregator {
     models: HashMap<String, HashMap<String, ModelHandles>>,
     /// The version each model last announced with a `model` event.
     loaded_version: HashMap<String, String>,
+    store: WindowStore,
+    engine: Engine,
+    api: Arc<RwLock<ApiSnapshot>>,
+    source: String,
 }
 
 impl Aggregator {
-    /// An aggregator writing into `metrics`, reading time from `clock`.
-    pub fn new(metrics: Metrics, clock: SharedClock, limits: Limits) -> Self {
+    /// An aggregator writing into `metrics`, reading time from `clock`,
+    /// evaluating the rules of `config` (loaded from `source`).
+    pub fn new(
+        metrics: Metrics,
+        clock: SharedClock,
+        limits: Limits,
+        config: Arc<Config>,
+        source: String,
+    ) -> Self {
         let received =
             EventKind::ALL.map(|k| metrics.events_received.with_label_values(&[k.as_str()]));
-        Aggregator {
+        let mut a = Aggregator {
             metrics,
             clock,
             limits,
             received,
             models: HashMap::new(),
             loaded_version: HashMap::new(),
-        }
+            store: WindowStore::new(config.clone(), limits.features),
+            engine: Engine::new(config),
+            api: Arc::default(),
+            source,
+        };
+        a.publish(&Evaluation::default());
+        a
+    }
+
+    /// What `/api/v1/alerts` and `/api/v1/rules` show; updated after every
+    /// evaluation.
+    pub fn api(&self) -> Arc<RwLock<ApiSnapshot>> {
+        self.api.clone()
     }
 
     /// Applies every event of a batch, in order.
     pub fn apply(&mut self, batch: Batch) {
         let now = self.clock.now();
         for event in batch {
+            self.store.record(&event, now);
             self.apply_one(event, now);
         }
+    }
+
+    /// Takes new rules; alerts of unchanged rules keep their state.
+    pub fn reload(&mut self, config: Arc<Config>, source: String) {
+        self.store.set_config(config.clone());
+        self.engine.set_config(config);
+        self.source = source;
+        self.publish(&Evaluation::default());
+    }
+
+    /// How often [`Aggregator::evaluate`] should run.
+    pub fn tick(&self) -> Duration {
+        self.engine.tick()
+    }
+
+    /// Evaluates the rules that are due and publishes the results.
+    pub fn evaluate(&mut self) -> Evaluation {
+        let now = self.clock.now();
+        let started = std::time::Instant::now();
+        let ev = self.engine.evaluate(now, &self.store);
+        if !ev.groups_evaluated.is_empty() {
+            for g in &ev.groups_evaluated {
+                let n = self
+                    .engine
+                    .config()
+                    .groups
+                    .iter()
+                    .find(|x| &x.name == g)
+                    .map_or(0, |x| x.rules.len());
+                self.metrics
+                    .rule_evaluations
+                    .with_label_values(&[g])
+                    .inc_by(n as u64);
+                self.metrics
+                    .rule_last_evaluation
+                    .with_label_values(&[g])
+                    .set(now);
+            }
+            self.publish(&ev);
+            self.metrics
+                .rule_evaluation_duration
+                .set(started.elapsed().as_secs_f64());
+        }
+        ev
+    }
+
+    /// Rebuilds the rule families and the API snapshot.
+    fn publish(&mut self, ev: &Evaluation) {
+        let now = self.clock.now();
+        let mut alerts =
+            GaugeFamily::new("model_alerts", crate::export::metrics::RULE_FAMILIES[0].1);
+        for a in ev.alerts.iter().filter(|a| a.state != AlertState::Resolved) {
+            let mut labels = a.labels.clone();
+            labels.insert("alertstate".into(), a.state.as_str().into());
+            alerts.push(&labels, 1.0);
+        }
+        let mut signals = GaugeFamily::new(
+            "model_rule_signal_value",
+            crate::export::metrics::RULE_FAMILIES[1].1,
+        );
+        for s in &ev.signals {
+            signals.push(&s.labels, s.value);
+        }
+        let mut families = vec![alerts.finish(), signals.finish()];
+        families.extend(self.window_families(now));
+        self.metrics.rule_families.store(families);
+
+        let config = self.engine.config();
+        let snapshot = ApiSnapshot {
+            alerts: ev.alerts.clone(),
+            rules: self.engine.rule_status().to_vec(),
+            groups: config
+                .groups
+                .iter()
+                .map(|g| (g.name.clone(), g.interval.as_secs_f64()))
+                .collect(),
+            source: self.source.clone(),
+        };
+        *self.api.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+    }
+
+    /// The `model_window_*` gauges over every window a rule uses.
+    fn window_families(&self, now: f64) -> Vec<prometheus::proto::MetricFamily> {
+        let config = self.engine.config();
+        let mut windows: Vec<Duration> = config
+            .groups
+            .iter()
+            .flat_map(|g| g.rules.iter().map(|r| r.window))
+            .chain([config.defaults.window])
+            .collect();
+        windows.sort();
+        windows.dedup();
+        let specs: [(usize, Signal, Option<&str>); 9] = [
+            (2, Signal::RequestRate, None),
+            (3, Signal::ErrorRate, None),
+            (4, Signal::Quantile { q: 0.5 }, Some("0.5")),
+            (4, Signal::Quantile { q: 0.95 }, Some("0.95")),
+            (4, Signal::Quantile { q: 0.99 }, Some("0.99")),
+            (5, Signal::PositiveRate, None),
+            (6, Signal::LowConfidenceRate, None),
+            (7, Signal::PredictionMean, None),
+            (8, Signal::ConfidenceMean, None),
+        ];
+        let mut fams: Vec<GaugeFamily> = crate::export::metrics::RULE_FAMILIES[2..]
+            .iter()
+            .map(|(n, h)| GaugeFamily::new(n, h))
+            .collect();
+        for (model, version) in self.store.series() {
+            for w in &windows {
+                let window = format_duration(*w);
+                for (fam, signal, quantile) in &specs {
+                    let r = self.store.read(&model, &version, signal, None, *w, now);
+                    let Some(v) = r.value else { continue };
+                    let mut labels = BTreeMap::from([
+                        ("model".to_owned(), model.clone()),
+                        ("version".to_owned(), version.clone()),
+                        ("window".to_owned(), window.clone()),
+                    ]);
+                    if let Some(q) = quantile {
+                        labels.insert("quantile".into(), (*q).into());
+                    }
+                    fams[fam - 2].push(&labels, v);
+                }
+            }
+        }
+        fams.into_iter().map(GaugeFamily::finish).collect()
     }
 
     fn apply_one(&mut self, event: Event, now: f64) {
@@ -328,17 +496,47 @@ fn log(metrics: &Metrics, limits: &Limits, h: &mut ModelHandles, l: LogLine) {
         .inc();
 }
 
-/// Starts the aggregator on its own thread. It applies batches until every
-/// sender is dropped, then returns the aggregator (for tests and for state
-/// that outlives a reload).
-pub fn spawn(mut agg: Aggregator, mut rx: mpsc::Receiver<Batch>) -> JoinHandle<Aggregator> {
+/// Starts the aggregator on its own thread. It applies batches and
+/// evaluates rules every tick until every batch sender is dropped, then
+/// evaluates once more and returns the aggregator.
+pub fn spawn(
+    mut agg: Aggregator,
+    mut rx: mpsc::Receiver<Batch>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+) -> JoinHandle<Aggregator> {
     std::thread::Builder::new()
         .name("aggregator".into())
         .spawn(move || {
-            while let Some(batch) = rx.blocking_recv() {
-                agg.metrics.batches.inc();
-                agg.apply(batch);
-            }
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("building the aggregator's runtime");
+            rt.block_on(async {
+                let mut tick = tokio::time::interval(agg.tick());
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        biased;
+                        Some(c) = control.recv() => match c {
+                            Control::Reload(config, source) => {
+                                agg.reload(config, source);
+                                tick = tokio::time::interval(agg.tick());
+                                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                            }
+                        },
+                        _ = tick.tick() => {
+                            agg.evaluate();
+                        }
+                        b = rx.recv() => match b {
+                            Some(batch) => {
+                                agg.metrics.batches.inc();
+                                agg.apply(batch);
+                            }
+                            None => break,
+                        },
+                    }
+                }
+            });
             agg
         })
         .expect("spawning the aggregator thread")
@@ -350,11 +548,16 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::export::metrics::Buckets;
     use crate::ingest::parse::parse_event;
-    use std::sync::Arc;
 
     fn agg(limits: Limits) -> (Aggregator, Metrics) {
         let m = Metrics::new(&Buckets::default()).unwrap();
-        let a = Aggregator::new(m.clone(), Arc::new(ManualClock::new(1000.0)), limits);
+        let a = Aggregator::new(
+            m.clone(),
+            Arc::new(ManualClock::new(1000.0)),
+            limits,
+            Arc::new(Config::default_rules()),
+            "test".into(),
+        );
         (a, m)
     }
 
@@ -464,7 +667,8 @@ mod tests {
     fn spawned_aggregator_drains_then_stops() {
         let (a, m) = agg(Limits::default());
         let (tx, rx) = mpsc::channel(4);
-        let handle = spawn(a, rx);
+        let (_ctl, ctl_rx) = mpsc::unbounded_channel();
+        let handle = spawn(a, rx, ctl_rx);
         tx.blocking_send(batch(&["{}", "{}"])).unwrap();
         tx.blocking_send(batch(&["{}"])).unwrap();
         drop(tx);

@@ -15,4 +15,6 @@ pub mod signals;
 pub mod sketch;
 pub mod window;
 
-pub use aggregator::{Aggregator, Batch, BatchSender, Limits, OVERFLOW_LABEL, spawn};
+pub use aggregator::{
+    Aggregator, Batch, BatchSender, Control, ControlSender, Limits, OVERFLOW_LABEL, spawn,
+};

@@ -505,30 +505,26 @@ impl WindowStore {
         self.config = config;
     }
 
-    fn windows(&mut self, model: &str, version: &str) -> &mut ModelWindows {
-        if !self.models.contains_key(model) {
-            self.models.insert(model.to_owned(), HashMap::new());
-        }
-        let versions = self.models.get_mut(model).expect("inserted above");
-        if !versions.contains_key(version) {
-            versions.insert(version.to_owned(), ModelWindows::new(self.spec));
-        }
-        versions.get_mut(version).expect("inserted above")
-    }
-
     /// Records one event received at `now`.
     pub fn record(&mut self, event: &crate::ingest::event::Event, now: f64) {
         use crate::ingest::event::Body;
-        let cap = self.cap;
-        let config = self.config.clone();
-        let cfg = config
+        let cfg = self
+            .config
             .model(&event.model)
-            .unwrap_or(&self.default_model)
-            .clone();
-        let w = self.windows(&event.model, &event.version);
+            .unwrap_or(&self.default_model);
+        let versions = match self.models.get_mut(&event.model) {
+            Some(v) => v,
+            None => self.models.entry(event.model.clone()).or_default(),
+        };
+        let w = match versions.get_mut(&event.version) {
+            Some(w) => w,
+            None => versions
+                .entry(event.version.clone())
+                .or_insert_with(|| ModelWindows::new(self.spec)),
+        };
         w.touch(now);
         match &event.body {
-            Body::Inference(i) => w.record(i, &cfg, cap, now),
+            Body::Inference(i) => w.record(i, cfg, self.cap, now),
             Body::Log(l) => w.record_log(l.level, now),
             Body::Model(m) => {
                 if let Some(t) = m.trained_at {

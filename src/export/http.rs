@@ -22,8 +22,15 @@ use crate::shutdown::Shutdown;
 /// Content type of the Prometheus text exposition format.
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// A request to reload the rules, answered with the outcome.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
+
 /// What every request handler shares.
 pub struct HttpState {
+    /// What the rule evaluator last published.
+    pub api: Arc<std::sync::RwLock<crate::rules::api::ApiSnapshot>>,
+    /// Where `POST /-/reload` goes; `None` unless --web.enable-lifecycle.
+    pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
     /// The families to serve.
     pub metrics: Metrics,
     /// Path of the metrics endpoint, `/metrics` by default.
@@ -79,6 +86,9 @@ fn html_escape(s: &str) -> String {
 /// Routes one request.
 pub async fn handle(state: Arc<HttpState>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
+    if path == "/-/reload" {
+        return reload(&state, req.method()).await;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return respond(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -105,11 +115,54 @@ pub async fn handle(state: Arc<HttpState>, req: Request<Incoming>) -> Response<B
             landing_page(&state),
         ),
         "/-/healthy" => respond(StatusCode::OK, "text/plain", "OK\n"),
+        "/api/v1/alerts" | "/api/v1/rules" => {
+            let snapshot = state.api.read().unwrap_or_else(|e| e.into_inner());
+            let body = if path.ends_with("alerts") {
+                snapshot.alerts_json()
+            } else {
+                snapshot.rules_json()
+            };
+            respond(StatusCode::OK, "application/json", body.to_string())
+        }
         "/-/ready" if state.ready.load(Ordering::Relaxed) => {
             respond(StatusCode::OK, "text/plain", "OK\n")
         }
         "/-/ready" => respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready\n"),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+async fn reload(state: &HttpState, method: &Method) -> Response<Body> {
+    let Some(tx) = &state.reload else {
+        return respond(
+            StatusCode::FORBIDDEN,
+            "text/plain",
+            "Lifecycle API is not enabled (--web.enable-lifecycle).\n",
+        );
+    };
+    if method != Method::POST && method != Method::PUT {
+        return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use POST\n");
+    }
+    let (done, result) = tokio::sync::oneshot::channel();
+    if tx.send(done).await.is_err() {
+        return respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "shutting down\n",
+        );
+    }
+    match result.await {
+        Ok(Ok(())) => respond(StatusCode::OK, "text/plain", "reloaded\n"),
+        Ok(Err(e)) => respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            format!("failed to reload config:\n{e}\n"),
+        ),
+        Err(_) => respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "shutting down\n",
+        ),
     }
 }
 

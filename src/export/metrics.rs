@@ -108,7 +108,60 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     /// `model_exporter_scrape_duration_seconds` of the previous scrape.
     pub scrape_duration: prometheus::Gauge,
+    /// `model_exporter_rule_evaluations_total{group}`.
+    pub rule_evaluations: IntCounterVec,
+    /// `model_exporter_rule_evaluation_duration_seconds` of the last round.
+    pub rule_evaluation_duration: prometheus::Gauge,
+    /// `model_exporter_rule_last_evaluation_timestamp_seconds{group}`.
+    pub rule_last_evaluation: GaugeVec,
+    /// `model_exporter_config_reloads_total{result}`.
+    pub config_reloads: IntCounterVec,
+    /// `model_exporter_config_last_reload_success_timestamp_seconds`.
+    pub config_last_reload_success: prometheus::Gauge,
+    /// Families rebuilt after each evaluation: `model_alerts`,
+    /// `model_rule_signal_value` and the `model_window_*` gauges.
+    pub rule_families: super::dynamic::DynamicFamilies,
 }
+
+/// Names and help of the families in [`Metrics::rule_families`].
+pub const RULE_FAMILIES: &[(&str, &str)] = &[
+    (
+        "model_alerts",
+        "Alerts pending or firing (always 1), like Prometheus' ALERTS.",
+    ),
+    (
+        "model_rule_signal_value",
+        "Current value of each alert rule's signal over the rule's window.",
+    ),
+    (
+        "model_window_request_rate",
+        "Requests per second over the window.",
+    ),
+    (
+        "model_window_error_ratio",
+        "Failed requests over all requests in the window.",
+    ),
+    (
+        "model_window_latency_seconds",
+        "Latency quantiles over the window (relative error below 1%).",
+    ),
+    (
+        "model_window_positive_ratio",
+        "Numeric predictions at or above the positive threshold, over all numeric predictions in the window.",
+    ),
+    (
+        "model_window_low_confidence_ratio",
+        "Predictions with confidence below the low-confidence threshold, over all with a confidence, in the window.",
+    ),
+    (
+        "model_window_prediction_mean",
+        "Mean numeric prediction over the window.",
+    ),
+    (
+        "model_window_confidence_mean",
+        "Mean confidence over the window.",
+    ),
+];
 
 fn reg<C: Collector + Clone + 'static>(r: &Registry, c: C) -> C {
     r.register(Box::new(c.clone()))
@@ -336,10 +389,48 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             ),
+            rule_evaluations: counter(
+                &r,
+                "model_exporter_rule_evaluations_total",
+                "Alert rule evaluations, by group.",
+                &["group"],
+            ),
+            rule_evaluation_duration: reg(
+                &r,
+                prometheus::Gauge::new(
+                    "model_exporter_rule_evaluation_duration_seconds",
+                    "How long the last round of rule evaluation took.",
+                )
+                .expect("valid metric"),
+            ),
+            rule_last_evaluation: gauge(
+                &r,
+                "model_exporter_rule_last_evaluation_timestamp_seconds",
+                "When each rule group was last evaluated.",
+                &["group"],
+            ),
+            config_reloads: counter(
+                &r,
+                "model_exporter_config_reloads_total",
+                "Attempts to reload rules.yaml, by result (success or failure).",
+                &["result"],
+            ),
+            config_last_reload_success: reg(
+                &r,
+                prometheus::Gauge::new(
+                    "model_exporter_config_last_reload_success_timestamp_seconds",
+                    "When rules.yaml was last loaded successfully.",
+                )
+                .expect("valid metric"),
+            ),
+            rule_families: reg(&r, super::dynamic::DynamicFamilies::new(RULE_FAMILIES)),
             registry: r,
         };
         for k in EventKind::ALL {
             m.events_received.with_label_values(&[k.as_str()]);
+        }
+        for result in ["success", "failure"] {
+            m.config_reloads.with_label_values(&[result]);
         }
         for reason in RejectReason::ALL {
             m.events_rejected.with_label_values(&[reason.as_str()]);

@@ -1,4 +1,5 @@
 //! Export: the metric registry and the HTTP server that serves it.
 
+pub mod dynamic;
 pub mod http;
 pub mod metrics;

@@ -75,6 +75,40 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
     Some(secs as f64 + frac)
 }
 
+/// Formats seconds since the epoch as RFC 3339 in UTC with milliseconds,
+/// e.g. `2026-11-01T00:00:00.000Z`.
+pub fn format_rfc3339(secs: f64) -> String {
+    let secs = if secs.is_finite() { secs } else { 0.0 };
+    let millis_total = (secs * 1000.0).round() as i64;
+    let (days, ms_of_day) = (
+        millis_total.div_euclid(86_400_000),
+        millis_total.rem_euclid(86_400_000),
+    );
+    let (y, m, d) = civil_from_days(days);
+    let s = ms_of_day / 1000;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        ms_of_day % 1000
+    )
+}
+
+/// The proleptic Gregorian date of a day number since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
 fn is_leap(y: i64) -> bool {
     (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
 }
@@ -116,6 +150,17 @@ mod tests {
         ];
         for (s, want) in cases {
             assert_eq!(parse_rfc3339(s), Some(*want), "{s}");
+        }
+    }
+
+    #[test]
+    fn formatting_round_trips() {
+        use super::format_rfc3339;
+        assert_eq!(format_rfc3339(0.0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_rfc3339(1_793_491_200.25), "2026-11-01T00:00:00.250Z");
+        assert_eq!(format_rfc3339(951_825_600.0), "2000-02-29T12:00:00.000Z");
+        for t in [0.0, 1.5, 86_399.999, 1e9, 1_793_491_200.0, 4_102_444_800.0] {
+            assert_eq!(parse_rfc3339(&format_rfc3339(t)), Some(t), "{t}");
         }
     }
 

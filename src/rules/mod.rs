@@ -4,6 +4,7 @@
 //! A rule compares one windowed signal of a model (latency quantile, error
 //! rate, feature drift, ...) with a threshold; see `docs/rules.md`.
 
+pub mod api;
 pub mod eval;
 pub mod expr;
 pub(crate) mod suggest;

@@ -1,0 +1,124 @@
+//! `/api/v1/alerts` and `/api/v1/rules`, shaped like Prometheus' own
+//! responses so that existing tooling can read them.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::eval::{Alert, AlertState, RuleStatus};
+use crate::config::format_duration;
+use crate::ingest::timestamp::format_rfc3339;
+
+/// What the last evaluation left for the API to show.
+#[derive(Debug, Clone, Default)]
+pub struct ApiSnapshot {
+    /// Pending and firing alerts.
+    pub alerts: Vec<Alert>,
+    /// Every rule with its last evaluation.
+    pub rules: Vec<RuleStatus>,
+    /// Groups in file order: name and interval in seconds.
+    pub groups: Vec<(String, f64)>,
+    /// Where the rules came from.
+    pub source: String,
+}
+
+fn alert_json(a: &Alert) -> Value {
+    json!({
+        "labels": a.labels,
+        "annotations": a.annotations,
+        "state": a.state.as_str(),
+        "activeAt": format_rfc3339(a.active_at),
+        "value": format!("{:e}", a.value),
+    })
+}
+
+impl ApiSnapshot {
+    /// Active alerts, excluding resolved ones.
+    fn active(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts
+            .iter()
+            .filter(|a| a.state != AlertState::Resolved)
+    }
+
+    /// The body of `/api/v1/alerts`.
+    pub fn alerts_json(&self) -> Value {
+        json!({
+            "status": "success",
+            "data": { "alerts": self.active().map(alert_json).collect::<Vec<_>>() },
+        })
+    }
+
+    /// The body of `/api/v1/rules`.
+    pub fn rules_json(&self) -> Value {
+        let groups: Vec<Value> = self
+            .groups
+            .iter()
+            .map(|(name, interval)| {
+                let rules: Vec<&RuleStatus> =
+                    self.rules.iter().filter(|r| &r.group == name).collect();
+                let rules_json: Vec<Value> = rules.iter().map(|r| self.rule_json(r)).collect();
+                let last = rules.iter().map(|r| r.last_evaluation).fold(0.0, f64::max);
+                let took: f64 = rules.iter().map(|r| r.evaluation_seconds).sum();
+                json!({
+                    "name": name,
+                    "file": self.source,
+                    "interval": interval,
+                    "rules": rules_json,
+                    "evaluationTime": took,
+                    "lastEvaluation": format_rfc3339(last),
+                })
+            })
+            .collect();
+        json!({ "status": "success", "data": { "groups": groups } })
+    }
+
+    fn rule_json(&self, r: &RuleStatus) -> Value {
+        let alerts: Vec<&Alert> = self
+            .active()
+            .filter(|a| a.labels.get("alertname") == Some(&r.rule.alert))
+            .filter(|a| {
+                r.rule
+                    .labels
+                    .iter()
+                    .all(|(k, v)| a.labels.get(k) == Some(v))
+            })
+            .collect();
+        let state = if alerts.iter().any(|a| a.state == AlertState::Firing) {
+            "firing"
+        } else if alerts.is_empty() {
+            "inactive"
+        } else {
+            "pending"
+        };
+        let mut labels: BTreeMap<&str, &str> = r
+            .rule
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        labels.insert("severity", r.rule.severity.as_str());
+        let annotations: BTreeMap<&str, &str> = r
+            .rule
+            .annotations
+            .iter()
+            .map(|(k, t)| (k.as_str(), t.source()))
+            .collect();
+        json!({
+            "state": state,
+            "name": r.rule.alert,
+            "query": r.rule.expr.to_string(),
+            "window": format_duration(r.rule.window),
+            "duration": r.rule.for_.as_secs_f64(),
+            "keepFiringFor": r.rule.keep_firing_for.as_secs_f64(),
+            "minSamples": r.rule.min_samples,
+            "labels": labels,
+            "annotations": annotations,
+            "alerts": alerts.into_iter().map(alert_json).collect::<Vec<_>>(),
+            "health": r.health,
+            "lastError": "",
+            "evaluationTime": r.evaluation_seconds,
+            "lastEvaluation": format_rfc3339(r.last_evaluation),
+            "type": "alerting",
+        })
+    }
+}
