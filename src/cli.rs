@@ -35,7 +35,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the exporter (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Validate a rules.yaml without starting anything; every error is
     /// printed as FILE:LINE:COLUMN: MESSAGE and the exit status is 1.
     Check {

@@ -337,7 +337,7 @@ impl ModelWindows {
                 Reading::of(s.max(), s.count())
             }
             Signal::TimeSinceLastEvent => {
-                Reading::always(self.last_event.is_finite().then(|| now - self.last_event))
+                Reading::always(self.last_event.is_finite().then_some(now - self.last_event))
             }
             Signal::PredictionMean => {
                 let m = moments(&self.prediction);

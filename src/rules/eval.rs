@@ -462,7 +462,7 @@ mod tests {
         while t < to {
             for i in 0..rate {
                 n += 1;
-                let err = error_every.is_some_and(|k| n % k == 0);
+                let err = error_every.is_some_and(|k| n.is_multiple_of(k));
                 let line = if err {
                     r#"{"model":"m","latency_ms":10,"error":"boom"}"#
                 } else {
