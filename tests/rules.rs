@@ -1,0 +1,152 @@
+//! Alert rules end to end through the real binary: an alert fires on
+//! /metrics and /api/v1/alerts, and reloads keep or reject rules as they
+//! should.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const RULES: &str = "
+defaults: {window: 2s, evaluation_interval: 200ms, min_samples: 5}
+groups:
+  - name: ops
+    rules:
+      - alert: HighErrorRate
+        expr: error_rate > 5%
+        for: 400ms
+        severity: critical
+        annotations: {summary: '{{ $labels.model }} fails'}
+";
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn send_errors(e: &Exporter, n: usize) {
+    let p: String = (0..n)
+        .map(|_| "{\"model\":\"fraud\",\"error\":\"timeout\"}\n")
+        .collect();
+    send_unix(&e.path("unix"), p.as_bytes());
+}
+
+#[test]
+fn an_alert_fires_is_exported_and_survives_a_bad_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, RULES).unwrap();
+    let e = Exporter::start(&[
+        "--config.file",
+        rules.to_str().unwrap(),
+        "--web.enable-lifecycle",
+        "--config.watch-interval",
+        "100ms",
+    ]);
+    let firing = r#"model_alerts{alertname="HighErrorRate",alertstate="firing",model="fraud",severity="critical",version=""}"#;
+    wait_until("the alert to fire", || {
+        send_errors(&e, 10);
+        e.sample(firing) == Some(1.0)
+    });
+    let m = e.metrics();
+    assert_eq!(
+        sample(
+            &m,
+            r#"model_rule_signal_value{alertname="HighErrorRate",model="fraud",version=""}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"model_window_error_ratio{model="fraud",version="",window="2s"}"#
+        ),
+        Some(1.0)
+    );
+    assert!(sample(&m, r#"model_exporter_rule_evaluations_total{group="ops"}"#).unwrap() >= 1.0);
+
+    let (status, ctype, body) = e.get("/api/v1/alerts");
+    assert_eq!((status, ctype.as_str()), (200, "application/json"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let alert = &v["data"]["alerts"][0];
+    assert_eq!(alert["labels"]["alertname"], "HighErrorRate");
+    assert_eq!(alert["state"], "firing");
+    assert_eq!(alert["annotations"]["summary"], "fraud fails");
+    let (_, _, body) = e.get("/api/v1/rules");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["groups"][0]["rules"][0]["name"], "HighErrorRate");
+    assert_eq!(v["data"]["groups"][0]["rules"][0]["state"], "firing");
+
+    // A broken file: the running rules stay, the failure is visible.
+    std::fs::write(&rules, "groups: [\n").unwrap();
+    wait_until("the failed reload", || {
+        e.sample("model_exporter_config_last_reload_successful") == Some(0.0)
+    });
+    let (status, _, body) = post(&e, "/-/reload");
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("rules.yaml:"), "{body}");
+    send_errors(&e, 10);
+    assert_eq!(e.sample(firing), Some(1.0));
+
+    // Fixed again, with a second rule: picked up by the file watch.
+    std::fs::write(
+        &rules,
+        format!("{RULES}      - alert: Traffic\n        expr: request_rate > 0\n        min_samples: 0\n"),
+    )
+    .unwrap();
+    wait_until("the good reload", || {
+        e.sample("model_exporter_config_last_reload_successful") == Some(1.0)
+    });
+    wait_until("the new rule", || {
+        e.get("/api/v1/rules").2.contains("\"Traffic\"")
+    });
+    assert!(
+        e.sample(r#"model_exporter_config_reloads_total{result="failure"}"#)
+            .unwrap()
+            >= 2.0
+    );
+    // The unchanged rule kept firing across the reload.
+    send_errors(&e, 10);
+    assert_eq!(e.sample(firing), Some(1.0));
+}
+
+#[test]
+fn sighup_reloads_and_lifecycle_is_off_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, RULES).unwrap();
+    let e = Exporter::start(&[
+        "--config.file",
+        rules.to_str().unwrap(),
+        "--config.watch-interval",
+        "0",
+    ]);
+    assert_eq!(post(&e, "/-/reload").0, 403);
+    std::fs::write(&rules, RULES.replace("HighErrorRate", "Renamed")).unwrap();
+    unsafe { libc::kill(e.pid(), libc::SIGHUP) };
+    wait_until("the SIGHUP reload", || {
+        e.get("/api/v1/rules").2.contains("\"Renamed\"")
+    });
+}
+
+fn post(e: &Exporter, path: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(e.web).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (
+        head.split(' ').nth(1).unwrap().parse().unwrap(),
+        String::new(),
+        body.to_owned(),
+    )
+}
