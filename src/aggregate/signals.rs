@@ -393,9 +393,8 @@ impl ModelWindows {
                 None => Reading::always(Some(0.0)),
             },
             Signal::LogRate { level } => {
-                let level = LogLevel::parse(level.as_str()).unwrap_or(LogLevel::Error);
                 let mut n = 0u64;
-                let secs = self.logs[level as usize].merged(now, window, &mut n);
+                let secs = self.logs[*level as usize].merged(now, window, &mut n);
                 // Before any log event, the counts' span tells the time watched.
                 let secs = if secs > 0.0 { secs } else { counts().1 };
                 Reading::always(per_second(n as f64, secs).or(Some(0.0)))

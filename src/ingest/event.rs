@@ -139,7 +139,7 @@ pub struct ModelLoaded {
 }
 
 /// Log severity of a `log` event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LogLevel {
     /// `debug`
     Debug,

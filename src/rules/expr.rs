@@ -193,42 +193,8 @@ impl FeedbackMetric {
     }
 }
 
-/// A log level for `rate(log.LEVEL)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LogLevel {
-    /// `debug`
-    Debug,
-    /// `info`
-    Info,
-    /// `warning`
-    Warning,
-    /// `error`
-    Error,
-    /// `critical`
-    Critical,
-}
-
-impl LogLevel {
-    /// Every level, lowest first.
-    pub const ALL: [LogLevel; 5] = [
-        LogLevel::Debug,
-        LogLevel::Info,
-        LogLevel::Warning,
-        LogLevel::Error,
-        LogLevel::Critical,
-    ];
-
-    /// The level's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Debug => "debug",
-            LogLevel::Info => "info",
-            LogLevel::Warning => "warning",
-            LogLevel::Error => "error",
-            LogLevel::Critical => "critical",
-        }
-    }
-}
+/// Log levels, as in `rate(log.LEVEL)`: the event protocol's levels.
+pub use crate::ingest::event::LogLevel;
 
 /// A resource of the model server for `mean(resource.X)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
