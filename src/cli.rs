@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::export::metrics::Buckets;
 use crate::ingest::{IngestOptions, ListenAddr};
+use crate::rules::export::{ExportFormat, check_namespace, check_object_name};
 
 /// A Prometheus exporter sidecar for machine-learning models.
 #[derive(Debug, Parser)]
@@ -41,6 +42,43 @@ pub enum Command {
     Check {
         /// The file to check.
         file: PathBuf,
+    },
+    /// Work with rule files.
+    Rules {
+        /// What to do with the rules.
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+/// Subcommands of `model-exporter rules`.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Write the alert rules of a rules.yaml as Prometheus alerting rules
+    /// (YAML) over the metrics the exporter serves, so a fleet of sidecars
+    /// can be alerted on centrally. Errors in the file are printed as
+    /// FILE:LINE:COLUMN: MESSAGE and the exit status is 1.
+    Export {
+        /// The rules.yaml to export (or --builtin).
+        #[arg(required_unless_present = "builtin", conflicts_with = "builtin")]
+        file: Option<PathBuf>,
+        /// Export the rules.yaml compiled into the binary instead of FILE.
+        #[arg(long)]
+        builtin: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Prometheus)]
+        format: ExportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long, short = 'o', value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// metadata.name of the PrometheusRule [default: model-exporter-rules]
+        /// (prometheus-operator format only).
+        #[arg(long, value_parser = check_object_name)]
+        name: Option<String>,
+        /// metadata.namespace of the PrometheusRule (prometheus-operator
+        /// format only); omitted by default.
+        #[arg(long, value_parser = check_namespace)]
+        namespace: Option<String>,
     },
 }
 
@@ -318,5 +356,69 @@ mod tests {
         assert!(Cli::try_parse_from(["model-exporter", "--events.listen", "ftp://x"]).is_err());
         assert!(Cli::try_parse_from(["model-exporter", "--events.socket-mode", "999"]).is_err());
         assert!(Cli::try_parse_from(["model-exporter", "--web.telemetry-path", "/-/x"]).is_err());
+    }
+
+    #[test]
+    fn rules_export() {
+        let cli = Cli::try_parse_from(["model-exporter", "rules", "export", "r.yaml"]).unwrap();
+        let Some(Command::Rules {
+            command:
+                RulesCommand::Export {
+                    file,
+                    builtin,
+                    format,
+                    out,
+                    name,
+                    namespace,
+                },
+        }) = cli.command
+        else {
+            panic!("not rules export: {:?}", cli.command);
+        };
+        assert_eq!(file, Some(PathBuf::from("r.yaml")));
+        assert!(!builtin);
+        assert_eq!(format, ExportFormat::Prometheus);
+        assert_eq!((out, name, namespace), (None, None, None));
+
+        let cli = Cli::try_parse_from([
+            "model-exporter",
+            "rules",
+            "export",
+            "--builtin",
+            "--format",
+            "prometheus-operator",
+            "--out",
+            "o.yaml",
+            "--name",
+            "fraud-rules",
+            "--namespace",
+            "ml",
+        ])
+        .unwrap();
+        let Some(Command::Rules {
+            command:
+                RulesCommand::Export {
+                    file,
+                    builtin,
+                    format,
+                    ..
+                },
+        }) = cli.command
+        else {
+            panic!("not rules export: {:?}", cli.command);
+        };
+        assert_eq!((file, builtin), (None, true));
+        assert_eq!(format, ExportFormat::PrometheusOperator);
+
+        for bad in [
+            &["rules", "export"][..],
+            &["rules", "export", "r.yaml", "--builtin"],
+            &["rules", "export", "r.yaml", "--format", "json"],
+            &["rules", "export", "r.yaml", "--name", "Bad_Name"],
+            &["rules", "export", "r.yaml", "--namespace", "a.b"],
+        ] {
+            let args = std::iter::once("model-exporter").chain(bad.iter().copied());
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?} accepted");
+        }
     }
 }

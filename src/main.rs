@@ -4,13 +4,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use model_exporter::cli::{Cli, Command, LogFormat, LogLevel, RunArgs};
+use model_exporter::cli::{Cli, Command, LogFormat, LogLevel, RulesCommand, RunArgs};
+use model_exporter::rules::export::{self, ExportFormat, ExportOptions};
 use model_exporter::{config, server, shutdown};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Check { file }) => check(&file),
+        Some(Command::Rules { command }) => rules(command),
         Some(Command::Run(args)) => run(*args),
         None => run(cli.run),
     }
@@ -32,6 +34,81 @@ fn check(file: &std::path::Path) -> ExitCode {
             eprintln!("{errors}");
             eprintln!("{}: {} error(s)", file.display(), errors.0.len());
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn rules(command: RulesCommand) -> ExitCode {
+    match command {
+        RulesCommand::Export {
+            file,
+            builtin,
+            format,
+            out,
+            name,
+            namespace,
+        } => {
+            if format != ExportFormat::PrometheusOperator && (name.is_some() || namespace.is_some())
+            {
+                eprintln!("--name and --namespace apply to --format prometheus-operator only");
+                return ExitCode::FAILURE;
+            }
+            let (source, loaded) = match &file {
+                Some(path) if !builtin => (path.display().to_string(), config::load_file(path)),
+                _ => (
+                    model_exporter::DEFAULT_RULES_NAME.to_string(),
+                    config::load(
+                        model_exporter::DEFAULT_RULES_NAME,
+                        model_exporter::DEFAULT_RULES_YAML,
+                    ),
+                ),
+            };
+            let cfg = match loaded {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    eprintln!("{source}: {} error(s)", errors.0.len());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let options = ExportOptions {
+                format,
+                source,
+                name: name.unwrap_or_else(|| export::DEFAULT_OBJECT_NAME.to_string()),
+                namespace,
+            };
+            let text = match export::render(&cfg, &options) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let written = write_output(out.as_deref(), &text);
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Writes `text` to `out`, or to standard output.
+fn write_output(out: Option<&std::path::Path>, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    match out {
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+                .map_err(|e| format!("cannot write to standard output: {e}"))
         }
     }
 }
