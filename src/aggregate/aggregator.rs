@@ -291,9 +291,9 @@ impl Aggregator {
         let specs: [(usize, Signal, Option<&str>); 9] = [
             (2, Signal::RequestRate, None),
             (3, Signal::ErrorRate, None),
-            (4, Signal::Quantile { q: 0.5 }, Some("0.5")),
-            (4, Signal::Quantile { q: 0.95 }, Some("0.95")),
-            (4, Signal::Quantile { q: 0.99 }, Some("0.99")),
+            (4, Signal::Quantile { q: 0.5 }, Some("p50")),
+            (4, Signal::Quantile { q: 0.95 }, Some("p95")),
+            (4, Signal::Quantile { q: 0.99 }, Some("p99")),
             (5, Signal::PositiveRate, None),
             (6, Signal::LowConfidenceRate, None),
             (7, Signal::PredictionMean, None),
@@ -315,7 +315,7 @@ impl Aggregator {
                         ("window".to_owned(), window.clone()),
                     ]);
                     if let Some(q) = quantile {
-                        labels.insert("quantile".into(), (*q).into());
+                        labels.insert("percentile".into(), (*q).into());
                     }
                     fams[fam - 2].push(&labels, v);
                 }
