@@ -1,6 +1,7 @@
 //! Alert rules: the expression language ([`expr`]), annotation templates
-//! ([`template`]), their export as Prometheus alerting rules ([`export`])
-//! and, later, their evaluation.
+//! ([`template`]), evaluation and the alert lifecycle ([`eval`]), the HTTP
+//! API's view of them ([`api`]), their export as Prometheus alerting rules
+//! ([`export`]) and pushing alerts to Alertmanager ([`notify`]).
 //!
 //! A rule compares one windowed signal of a model (latency quantile, error
 //! rate, feature drift, ...) with a threshold; see `docs/rules.md`.
@@ -9,5 +10,6 @@ pub mod api;
 pub mod eval;
 pub mod export;
 pub mod expr;
+pub mod notify;
 pub(crate) mod suggest;
 pub mod template;

@@ -1,0 +1,1228 @@
+//! Pushing alerts to Alertmanager (API v2, `POST /api/v2/alerts`).
+//!
+//! After every evaluation round the evaluator hands the [`NotifierHandle`]
+//! every alert that is firing or was just resolved. The handle decides which
+//! of them need to go out now (new, changed, resolved, or not sent for
+//! `resend_delay`), serialises them once, and appends them to one bounded
+//! queue per Alertmanager. [`NotifierHandle::send`] never blocks and never
+//! fails: when a queue is full its oldest alerts are dropped and counted.
+//!
+//! [`Notifier::run`] drives one worker per Alertmanager, so an Alertmanager
+//! that is slow or down delays nobody but itself. A worker POSTs batches of
+//! up to `max_batch` alerts and retries a failed POST with exponential
+//! backoff before giving up on the batch (counted as dropped).
+//!
+//! Firing alerts carry `endsAt` = now + 4 × max(`resend_delay`,
+//! `evaluation_interval`), so Alertmanager resolves them by itself if the
+//! sidecar stops sending.
+//!
+//! Only plain HTTP is supported; TLS to Alertmanager is not supported yet.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+use tokio::sync::Notify;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::shutdown::Shutdown;
+
+/// POST attempts per batch and Alertmanager before the batch is given up.
+const ATTEMPTS: u32 = 3;
+/// Wait before the first retry; doubled for every further one.
+const BACKOFF_START: Duration = Duration::from_millis(100);
+/// Longest wait between two attempts.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Largest response body read from Alertmanager.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// One alert as the evaluator reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// Identifying labels: `alertname`, `severity`, `model`, `version`, ...
+    pub labels: BTreeMap<String, String>,
+    /// Annotations (`summary`, `description`, ...), already expanded.
+    pub annotations: BTreeMap<String, String>,
+    /// When the alert started firing, in seconds since the Unix epoch.
+    pub starts_at: f64,
+    /// When the alert was resolved (seconds since the epoch); `None` while firing.
+    pub ends_at: Option<f64>,
+    /// Link back to the source of the alert; empty for none.
+    pub generator_url: String,
+}
+
+impl Alert {
+    /// Whether the alert is resolved.
+    pub fn is_resolved(&self) -> bool {
+        self.ends_at.is_some()
+    }
+
+    /// The alert as one Alertmanager API v2 JSON object; `ends_at` is what
+    /// `endsAt` becomes for a firing alert.
+    fn to_json(&self, firing_ends_at: f64) -> String {
+        let mut o = serde_json::Map::new();
+        o.insert("labels".into(), string_map(&self.labels));
+        o.insert("annotations".into(), string_map(&self.annotations));
+        o.insert("startsAt".into(), rfc3339(self.starts_at).into());
+        o.insert(
+            "endsAt".into(),
+            rfc3339(self.ends_at.unwrap_or(firing_ends_at)).into(),
+        );
+        if !self.generator_url.is_empty() {
+            o.insert("generatorURL".into(), self.generator_url.clone().into());
+        }
+        serde_json::Value::Object(o).to_string()
+    }
+
+    /// Hash of everything but the labels: a change means "send at once".
+    fn content_hash(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        self.annotations.hash(&mut h);
+        self.starts_at.to_bits().hash(&mut h);
+        self.ends_at.map(f64::to_bits).hash(&mut h);
+        self.generator_url.hash(&mut h);
+        h.finish()
+    }
+}
+
+fn string_map(m: &BTreeMap<String, String>) -> serde_json::Value {
+    serde_json::Value::Object(
+        m.iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+/// Formats seconds since the Unix epoch as RFC 3339 in UTC with milliseconds,
+/// e.g. `2026-11-29T12:00:00.000Z`. Values outside years 1970..=9999 (and
+/// NaN) are clamped into that range.
+pub fn rfc3339(unix_secs: f64) -> String {
+    const MAX_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    let ms = if unix_secs.is_nan() {
+        0
+    } else {
+        // `as` saturates; the clamp keeps the year at four digits.
+        ((unix_secs * 1000.0).round() as i64).clamp(0, MAX_MS)
+    };
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let (h, min, s, milli) = (
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000,
+    );
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
+}
+
+/// Proleptic Gregorian date of a day number counted from 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    // Shift the epoch to 0000-03-01 so leap days end each 400-year era.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // day of era, 0..=146096
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // 0..=399
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // 0..=365, from March 1st
+    let mp = (5 * doy + 2) / 153; // month from March, 0..=11
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// How the notifier behaves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifierOptions {
+    /// Alertmanager base URLs, e.g. `http://127.0.0.1:9093` or
+    /// `http://am:9093/prefix` (alerts go to `<base>/api/v2/alerts`).
+    /// Plain HTTP only.
+    pub urls: Vec<String>,
+    /// Deadline of one POST, response included.
+    pub timeout: Duration,
+    /// Alerts waiting per Alertmanager; beyond that the oldest are dropped.
+    pub queue_capacity: usize,
+    /// Alerts per POST.
+    pub max_batch: usize,
+    /// A firing alert that has not changed is sent again after this long.
+    pub resend_delay: Duration,
+    /// The evaluator's interval; with `resend_delay` it sets how long
+    /// Alertmanager keeps a firing alert without hearing of it again.
+    pub evaluation_interval: Duration,
+    /// On shutdown, how long queued alerts may take to go out.
+    pub flush_timeout: Duration,
+}
+
+impl Default for NotifierOptions {
+    fn default() -> Self {
+        NotifierOptions {
+            urls: Vec::new(),
+            timeout: Duration::from_secs(10),
+            queue_capacity: 10_000,
+            max_batch: 64,
+            resend_delay: Duration::from_secs(60),
+            evaluation_interval: Duration::from_secs(10),
+            flush_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl NotifierOptions {
+    /// How long after sending a firing alert Alertmanager should consider it
+    /// resolved unless it hears of it again: 4 × max(resend delay, interval).
+    pub fn validity(&self) -> Duration {
+        self.resend_delay.max(self.evaluation_interval) * 4
+    }
+}
+
+/// Why a notifier could not be created.
+#[derive(Debug)]
+pub enum NotifyError {
+    /// An Alertmanager URL is unusable.
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An option is out of range.
+    InvalidOption(&'static str),
+    /// The self-metrics could not be registered (e.g. registered twice).
+    Metrics(prometheus::Error),
+}
+
+impl fmt::Display for NotifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotifyError::InvalidUrl { url, reason } => {
+                write!(f, "invalid Alertmanager URL {url:?}: {reason}")
+            }
+            NotifyError::InvalidOption(what) => write!(f, "invalid notifier option: {what}"),
+            NotifyError::Metrics(e) => write!(f, "registering notifier metrics: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for NotifyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NotifyError::Metrics(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Turns an Alertmanager base URL into the URL alerts are POSTed to.
+pub fn alerts_endpoint(base: &str) -> Result<Uri, NotifyError> {
+    let bad = |reason: &str| NotifyError::InvalidUrl {
+        url: base.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let uri: Uri = base
+        .trim()
+        .parse()
+        .map_err(|e| bad(&format!("{e} (expected e.g. http://127.0.0.1:9093)")))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => return Err(bad("https is not supported yet; use http")),
+        Some(s) => return Err(bad(&format!("scheme {s:?} is not http"))),
+        None => return Err(bad("no scheme (expected e.g. http://127.0.0.1:9093)")),
+    }
+    let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+    if authority.host().is_empty() {
+        return Err(bad("no host"));
+    }
+    let a = authority.as_str();
+    let has_port = a.rfind(':').is_some_and(|i| !a[i..].contains(']'));
+    if has_port && authority.port_u16().is_none() {
+        return Err(bad("the port is not a number from 0 to 65535"));
+    }
+    if authority.as_str().contains('@') {
+        return Err(bad("credentials in the URL are not supported"));
+    }
+    if uri.query().is_some() {
+        return Err(bad("a query string is not allowed"));
+    }
+    let prefix = uri.path().trim_end_matches('/');
+    format!("http://{authority}{prefix}/api/v2/alerts")
+        .parse()
+        .map_err(|e| bad(&format!("{e}")))
+}
+
+/// The notifier's self-metrics.
+#[derive(Clone)]
+struct NotifyMetrics {
+    sent: IntCounterVec,
+    errors: IntCounterVec,
+    dropped: IntCounter,
+    queue_length: IntGauge,
+    latency: HistogramVec,
+}
+
+impl NotifyMetrics {
+    fn register(
+        r: &Registry,
+        options: &NotifierOptions,
+        labels: &[String],
+    ) -> prometheus::Result<Self> {
+        let am = &["alertmanager"];
+        let sent = IntCounterVec::new(
+            Opts::new(
+                "model_exporter_notifications_sent_total",
+                "Alerts successfully sent to Alertmanager.",
+            ),
+            am,
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "model_exporter_notifications_errors_total",
+                "POSTs of alerts to Alertmanager that failed.",
+            ),
+            am,
+        )?;
+        let dropped = IntCounter::new(
+            "model_exporter_notifications_dropped_total",
+            "Alerts dropped from a full queue, given up after retries, or left at shutdown (once per Alertmanager).",
+        )?;
+        let queue_length = IntGauge::new(
+            "model_exporter_notifications_queue_length",
+            "Alerts waiting to be sent, summed over Alertmanagers.",
+        )?;
+        let capacity = IntGauge::new(
+            "model_exporter_notifications_queue_capacity",
+            "Capacity of the alert queue of each Alertmanager.",
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "model_exporter_notifications_latency_seconds",
+                "Duration of POSTs of alerts to Alertmanager.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            am,
+        )?;
+        let alertmanagers = IntGauge::new(
+            "model_exporter_alertmanagers",
+            "Alertmanagers alerts are sent to.",
+        )?;
+        r.register(Box::new(sent.clone()))?;
+        r.register(Box::new(errors.clone()))?;
+        r.register(Box::new(dropped.clone()))?;
+        r.register(Box::new(queue_length.clone()))?;
+        r.register(Box::new(capacity.clone()))?;
+        r.register(Box::new(latency.clone()))?;
+        r.register(Box::new(alertmanagers.clone()))?;
+        capacity.set(i64::try_from(options.queue_capacity).unwrap_or(i64::MAX));
+        alertmanagers.set(i64::try_from(labels.len()).unwrap_or(i64::MAX));
+        for l in labels {
+            // Series exist at zero from the start.
+            sent.with_label_values(&[l]);
+            errors.with_label_values(&[l]);
+            latency.with_label_values(&[l]);
+        }
+        Ok(NotifyMetrics {
+            sent,
+            errors,
+            dropped,
+            queue_length,
+            latency,
+        })
+    }
+}
+
+/// Which alerts are due, remembering what was sent when.
+///
+/// An entry is forgotten once its alert has not been reported for the
+/// validity period, so the table holds at most the alerts reported recently.
+#[derive(Debug, Default)]
+struct Resender {
+    entries: HashMap<BTreeMap<String, String>, Sent>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    content: u64,
+    resolved: bool,
+    last_sent: f64,
+    last_seen: f64,
+}
+
+impl Resender {
+    /// Keeps the alerts due at `now`: new, changed (a resolution is a change),
+    /// or last sent at least `resend_delay` seconds ago.
+    fn due(
+        &mut self,
+        alerts: Vec<Alert>,
+        now: f64,
+        resend_delay: f64,
+        forget_after: f64,
+    ) -> Vec<Alert> {
+        let mut out = Vec::new();
+        for a in alerts {
+            let content = a.content_hash();
+            let resolved = a.is_resolved();
+            let send = match self.entries.get_mut(&a.labels) {
+                Some(e) => {
+                    e.last_seen = now;
+                    let due = e.content != content
+                        || e.resolved != resolved
+                        || now - e.last_sent >= resend_delay
+                        // A clock that went backwards must not silence an alert.
+                        || now < e.last_sent;
+                    if due {
+                        e.content = content;
+                        e.resolved = resolved;
+                        e.last_sent = now;
+                    }
+                    due
+                }
+                None => {
+                    self.entries.insert(
+                        a.labels.clone(),
+                        Sent {
+                            content,
+                            resolved,
+                            last_sent: now,
+                            last_seen: now,
+                        },
+                    );
+                    true
+                }
+            };
+            if send {
+                out.push(a);
+            }
+        }
+        // Forget what has not been reported for a while (also on a clock
+        // that went backwards, which would otherwise pin entries forever).
+        self.entries
+            .retain(|_, e| now - e.last_seen <= forget_after && e.last_seen <= now);
+        out
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// One serialised alert, shared by every Alertmanager's queue.
+type Payload = Arc<str>;
+
+/// One Alertmanager: its endpoint and its queue.
+struct Target {
+    label: String,
+    endpoint: Uri,
+    queue: Mutex<VecDeque<Payload>>,
+    wake: Notify,
+}
+
+/// State shared by the handle and the workers.
+struct Inner {
+    options: NotifierOptions,
+    clock: SharedClock,
+    targets: Vec<Target>,
+    resender: Mutex<Resender>,
+    metrics: NotifyMetrics,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep going.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Hands alerts to the notifier; cheap to clone.
+#[derive(Clone)]
+pub struct NotifierHandle {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for NotifierHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NotifierHandle")
+            .field("urls", &self.inner.options.urls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NotifierHandle {
+    /// Reports the alerts of one evaluation round: firing ones and those just
+    /// resolved. Queues the ones due (see the module documentation); never
+    /// blocks on the network and never fails. Alerts without labels are
+    /// ignored (Alertmanager rejects them).
+    pub fn send(&self, alerts: Vec<Alert>) {
+        let inner = &*self.inner;
+        let now = inner.clock.now();
+        let validity = inner.options.validity().as_secs_f64();
+        let due = lock(&inner.resender).due(
+            alerts
+                .into_iter()
+                .filter(|a| !a.labels.is_empty())
+                .collect(),
+            now,
+            inner.options.resend_delay.as_secs_f64(),
+            validity,
+        );
+        if due.is_empty() || inner.targets.is_empty() {
+            return;
+        }
+        let payloads: Vec<Payload> = due
+            .iter()
+            .map(|a| Payload::from(a.to_json(now + validity)))
+            .collect();
+        for t in &inner.targets {
+            let dropped = {
+                let mut q = lock(&t.queue);
+                q.extend(payloads.iter().cloned());
+                let over = q.len().saturating_sub(inner.options.queue_capacity);
+                q.drain(..over);
+                over
+            };
+            if dropped > 0 {
+                inner.metrics.dropped.inc_by(dropped as u64);
+                tracing::warn!(alertmanager = %t.label, dropped, "alert queue full, dropped the oldest alerts");
+            }
+            t.wake.notify_one();
+        }
+        inner.update_queue_length();
+    }
+
+    /// Alerts waiting for the given Alertmanager (by position in `urls`).
+    pub fn queued(&self, alertmanager: usize) -> usize {
+        self.inner
+            .targets
+            .get(alertmanager)
+            .map_or(0, |t| lock(&t.queue).len())
+    }
+
+    /// How many alerts the resend bookkeeping remembers.
+    pub fn remembered(&self) -> usize {
+        lock(&self.inner.resender).len()
+    }
+}
+
+impl Inner {
+    fn update_queue_length(&self) {
+        let n: usize = self.targets.iter().map(|t| lock(&t.queue).len()).sum();
+        self.metrics
+            .queue_length
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Takes the next batch of up to `max_batch` alerts of target `i`.
+    fn take(&self, i: usize) -> Vec<Payload> {
+        let batch: Vec<Payload> = {
+            let mut q = lock(&self.targets[i].queue);
+            let n = q.len().min(self.options.max_batch);
+            q.drain(..n).collect()
+        };
+        self.update_queue_length();
+        batch
+    }
+
+    /// Puts a batch back at the front of the queue of target `i`, dropping
+    /// (and counting) what no longer fits.
+    fn put_back(&self, i: usize, batch: Vec<Payload>) {
+        let dropped = {
+            let mut q = lock(&self.targets[i].queue);
+            for p in batch.into_iter().rev() {
+                q.push_front(p);
+            }
+            let over = q.len().saturating_sub(self.options.queue_capacity);
+            q.drain(..over);
+            over
+        };
+        self.metrics.dropped.inc_by(dropped as u64);
+        self.update_queue_length();
+    }
+}
+
+/// The JSON array of a batch.
+fn batch_body(batch: &[Payload]) -> Bytes {
+    let mut s = String::with_capacity(batch.iter().map(|p| p.len() + 1).sum::<usize>() + 2);
+    s.push('[');
+    for (i, p) in batch.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(p);
+    }
+    s.push(']');
+    Bytes::from(s)
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Why one POST failed.
+#[derive(Debug)]
+enum PostError {
+    Timeout,
+    Http(String),
+    Status(StatusCode, String),
+}
+
+impl PostError {
+    /// Whether trying again may help (not for requests Alertmanager rejects).
+    fn retryable(&self) -> bool {
+        match self {
+            PostError::Status(s, _) => {
+                s.is_server_error()
+                    || *s == StatusCode::TOO_MANY_REQUESTS
+                    || *s == StatusCode::REQUEST_TIMEOUT
+            }
+            _ => true,
+        }
+    }
+}
+
+impl fmt::Display for PostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PostError::Timeout => write!(f, "timed out"),
+            PostError::Http(e) => write!(f, "{e}"),
+            PostError::Status(s, body) => write!(f, "HTTP {s}: {body}"),
+        }
+    }
+}
+
+async fn post(client: &HttpClient, uri: &Uri, body: Bytes) -> Result<(), PostError> {
+    let mut req = Request::new(Full::new(body));
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = uri.clone();
+    req.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(ua) = HeaderValue::from_str(&format!("model-exporter/{}", crate::VERSION)) {
+        req.headers_mut().insert(USER_AGENT, ua);
+    }
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| PostError::Http(error_chain(&e)))?;
+    let status = resp.status();
+    // Read the (small) body so that the connection can be reused.
+    let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    if status.is_success() {
+        Ok(())
+    } else {
+        let text = String::from_utf8_lossy(&body);
+        Err(PostError::Status(
+            status,
+            text.trim().chars().take(200).collect(),
+        ))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// The background half of the notifier: run it with [`Notifier::run`].
+pub struct Notifier {
+    inner: Arc<Inner>,
+    shutdown: Shutdown,
+}
+
+impl fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notifier")
+            .field("urls", &self.inner.options.urls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Notifier {
+    /// Validates the options, registers the self-metrics on `registry`, and
+    /// returns the handle for the evaluator and the notifier to run.
+    pub fn new(
+        options: NotifierOptions,
+        registry: &Registry,
+        shutdown: Shutdown,
+    ) -> Result<(NotifierHandle, Notifier), NotifyError> {
+        Self::with_clock(options, registry, shutdown, Arc::new(SystemClock))
+    }
+
+    /// [`Notifier::new`] with a given clock (for tests).
+    pub fn with_clock(
+        options: NotifierOptions,
+        registry: &Registry,
+        shutdown: Shutdown,
+        clock: SharedClock,
+    ) -> Result<(NotifierHandle, Notifier), NotifyError> {
+        if options.queue_capacity == 0 {
+            return Err(NotifyError::InvalidOption(
+                "queue capacity must be at least 1",
+            ));
+        }
+        if options.max_batch == 0 {
+            return Err(NotifyError::InvalidOption("batch size must be at least 1"));
+        }
+        if options.timeout.is_zero() {
+            return Err(NotifyError::InvalidOption("timeout must be positive"));
+        }
+        let mut targets = Vec::with_capacity(options.urls.len());
+        for url in &options.urls {
+            let endpoint = alerts_endpoint(url)?;
+            if targets.iter().any(|t: &Target| t.endpoint == endpoint) {
+                return Err(NotifyError::InvalidUrl {
+                    url: url.clone(),
+                    reason: "given twice".into(),
+                });
+            }
+            targets.push(Target {
+                label: url.trim().trim_end_matches('/').to_owned(),
+                endpoint,
+                queue: Mutex::new(VecDeque::new()),
+                wake: Notify::new(),
+            });
+        }
+        let labels: Vec<String> = targets.iter().map(|t| t.label.clone()).collect();
+        let metrics =
+            NotifyMetrics::register(registry, &options, &labels).map_err(NotifyError::Metrics)?;
+        let inner = Arc::new(Inner {
+            options,
+            clock,
+            targets,
+            resender: Mutex::new(Resender::default()),
+            metrics,
+        });
+        Ok((
+            NotifierHandle {
+                inner: inner.clone(),
+            },
+            Notifier { inner, shutdown },
+        ))
+    }
+
+    /// Sends queued alerts until shutdown, then flushes what is queued
+    /// (within `flush_timeout`) and returns.
+    pub async fn run(self) {
+        let client: HttpClient = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build_http();
+        let mut workers = tokio::task::JoinSet::new();
+        for i in 0..self.inner.targets.len() {
+            workers.spawn(worker(
+                self.inner.clone(),
+                i,
+                client.clone(),
+                self.shutdown.clone(),
+            ));
+        }
+        while workers.join_next().await.is_some() {}
+    }
+}
+
+/// Sends the queue of target `i` until shutdown, then flushes it.
+async fn worker(inner: Arc<Inner>, i: usize, client: HttpClient, mut shutdown: Shutdown) {
+    let target = &inner.targets[i];
+    loop {
+        let batch = inner.take(i);
+        if batch.is_empty() {
+            tokio::select! {
+                _ = target.wake.notified() => continue,
+                _ = shutdown.wait() => break,
+            }
+        }
+        let done = tokio::select! {
+            _ = deliver(&inner, i, &client, &batch) => true,
+            _ = shutdown.wait() => false,
+        };
+        if !done {
+            // Interrupted by shutdown: the flush below tries once more.
+            inner.put_back(i, batch);
+            break;
+        }
+    }
+    let in_flight = AtomicUsize::new(0);
+    let flush = async {
+        loop {
+            let batch = inner.take(i);
+            if batch.is_empty() {
+                break;
+            }
+            in_flight.store(batch.len(), Ordering::Relaxed);
+            deliver(&inner, i, &client, &batch).await;
+            in_flight.store(0, Ordering::Relaxed);
+        }
+    };
+    if tokio::time::timeout(inner.options.flush_timeout, flush)
+        .await
+        .is_err()
+    {
+        let left = in_flight.load(Ordering::Relaxed) + {
+            let mut q = lock(&target.queue);
+            let n = q.len();
+            q.clear();
+            n
+        };
+        inner.update_queue_length();
+        inner.metrics.dropped.inc_by(left as u64);
+        tracing::warn!(alertmanager = %target.label, dropped = left, "shutdown: could not flush alerts in time");
+    }
+}
+
+/// POSTs one batch to target `i`, retrying with backoff; counts the outcome.
+async fn deliver(inner: &Inner, i: usize, client: &HttpClient, batch: &[Payload]) {
+    let target = &inner.targets[i];
+    let label = target.label.as_str();
+    let m = &inner.metrics;
+    let body = batch_body(batch);
+    let mut backoff = BACKOFF_START;
+    for attempt in 1..=ATTEMPTS {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(
+            inner.options.timeout,
+            post(client, &target.endpoint, body.clone()),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(PostError::Timeout),
+        };
+        m.latency
+            .with_label_values(&[label])
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(()) => {
+                m.sent
+                    .with_label_values(&[label])
+                    .inc_by(batch.len() as u64);
+                return;
+            }
+            Err(e) => {
+                m.errors.with_label_values(&[label]).inc();
+                let last = attempt == ATTEMPTS || !e.retryable();
+                tracing::warn!(alertmanager = label, attempt, alerts = batch.len(), error = %e,
+                    "sending alerts to Alertmanager failed{}", if last { "; giving up on them" } else { "" });
+                if last {
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+    m.dropped.inc_by(batch.len() as u64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::net::SocketAddr;
+
+    /// Generous bound for waiting on background work; never a speed claim.
+    const PATIENCE: Duration = Duration::from_secs(20);
+
+    fn alert(name: &str, starts_at: f64, ends_at: Option<f64>) -> Alert {
+        Alert {
+            labels: [
+                ("alertname", name),
+                ("model", "fraud"),
+                ("severity", "warning"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+            annotations: BTreeMap::from([("summary".to_owned(), format!("{name} is bad"))]),
+            starts_at,
+            ends_at,
+            generator_url: String::new(),
+        }
+    }
+
+    fn options(urls: &[String]) -> NotifierOptions {
+        NotifierOptions {
+            urls: urls.to_vec(),
+            timeout: Duration::from_secs(5),
+            ..NotifierOptions::default()
+        }
+    }
+
+    fn notifier(
+        opts: NotifierOptions,
+        clock: &ManualClock,
+    ) -> (NotifierHandle, Notifier, crate::shutdown::Trigger) {
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let (h, n) =
+            Notifier::with_clock(opts, &Registry::new(), shutdown, Arc::new(clock.clone()))
+                .unwrap();
+        (h, n, trigger)
+    }
+
+    #[test]
+    fn rfc3339_formatting() {
+        assert_eq!(rfc3339(0.0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_795_953_600.0), "2026-11-29T12:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400.0), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(1_709_164_800.001_4), "2024-02-29T00:00:00.001Z");
+        // Rounding to the millisecond carries into the next day.
+        assert_eq!(rfc3339(1_709_164_799.999_6), "2024-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(1_709_164_799.25), "2024-02-28T23:59:59.250Z");
+        assert_eq!(rfc3339(4_107_542_400.0), "2100-03-01T00:00:00.000Z");
+        // Out of range: clamped, never a panic.
+        assert_eq!(rfc3339(f64::NAN), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(-5.0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(f64::INFINITY), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(1e300), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn endpoints_from_base_urls() {
+        let e = |s: &str| alerts_endpoint(s).map(|u| u.to_string());
+        assert_eq!(
+            e("http://127.0.0.1:9093").unwrap(),
+            "http://127.0.0.1:9093/api/v2/alerts"
+        );
+        assert_eq!(
+            e("http://am:9093/").unwrap(),
+            "http://am:9093/api/v2/alerts"
+        );
+        assert_eq!(
+            e("http://am:9093/prefix").unwrap(),
+            "http://am:9093/prefix/api/v2/alerts"
+        );
+        assert_eq!(e("http://am/a/b//").unwrap(), "http://am/a/b/api/v2/alerts");
+        for bad in [
+            "",
+            "am:9093",
+            "127.0.0.1:9093",
+            "https://am:9093",
+            "ftp://am",
+            "http://am:9093/?x=1",
+            "http://user:pw@am:9093",
+            "http://am:99999",
+            "http://am:",
+            "http://[::1]:70000",
+            "not a url",
+        ] {
+            let err = alerts_endpoint(bad).expect_err(bad);
+            assert!(
+                err.to_string().contains("invalid Alertmanager URL"),
+                "{err}"
+            );
+        }
+        assert!(
+            alerts_endpoint("https://am")
+                .unwrap_err()
+                .to_string()
+                .contains("https is not supported")
+        );
+    }
+
+    #[test]
+    fn invalid_options_are_errors() {
+        let clock = ManualClock::new(0.0);
+        let (_t, s) = crate::shutdown::channel();
+        let r = Registry::new();
+        let mk = |o: NotifierOptions| {
+            Notifier::with_clock(o, &r, s.clone(), Arc::new(clock.clone())).map(|_| ())
+        };
+        let err = mk(options(&["localhost:9093".into()])).unwrap_err();
+        assert!(matches!(err, NotifyError::InvalidUrl { .. }), "{err}");
+        let dup = ["http://am:9093".to_owned(), "http://am:9093/".to_owned()];
+        assert!(matches!(
+            mk(options(&dup)),
+            Err(NotifyError::InvalidUrl { .. })
+        ));
+        let o = NotifierOptions {
+            max_batch: 0,
+            ..options(&[])
+        };
+        assert!(matches!(mk(o), Err(NotifyError::InvalidOption(_))));
+        let o = NotifierOptions {
+            queue_capacity: 0,
+            ..options(&[])
+        };
+        assert!(matches!(mk(o), Err(NotifyError::InvalidOption(_))));
+        // Registering twice on one registry is reported, not a panic.
+        mk(options(&[])).unwrap();
+        assert!(matches!(mk(options(&[])), Err(NotifyError::Metrics(_))));
+    }
+
+    #[test]
+    fn alert_json_follows_api_v2() {
+        let mut a = alert("HighLatency", 1_795_953_600.0, None);
+        a.generator_url = "http://sidecar:9877/".into();
+        let v: serde_json::Value = serde_json::from_str(&a.to_json(1_795_953_840.0)).unwrap();
+        assert_eq!(v["labels"]["alertname"], "HighLatency");
+        assert_eq!(v["annotations"]["summary"], "HighLatency is bad");
+        assert_eq!(v["startsAt"], "2026-11-29T12:00:00.000Z");
+        assert_eq!(v["endsAt"], "2026-11-29T12:04:00.000Z");
+        assert_eq!(v["generatorURL"], "http://sidecar:9877/");
+        let r = alert("HighLatency", 1_795_953_600.0, Some(1_795_953_660.0));
+        let v: serde_json::Value = serde_json::from_str(&r.to_json(9e9)).unwrap();
+        assert_eq!(v["endsAt"], "2026-11-29T12:01:00.000Z");
+        assert!(v.get("generatorURL").is_none());
+        let body = batch_body(&[Payload::from("{}"), Payload::from("[1]")]);
+        assert_eq!(&body[..], b"[{},[1]]");
+        assert_eq!(&batch_body(&[])[..], b"[]");
+    }
+
+    #[test]
+    fn resend_bookkeeping() {
+        let mut r = Resender::default();
+        let (resend, forget) = (60.0, 240.0);
+        let names = |v: Vec<Alert>| -> Vec<String> {
+            v.iter().map(|a| a.labels["alertname"].clone()).collect()
+        };
+        let a = alert("A", 100.0, None);
+        let b = alert("B", 100.0, None);
+        // New alerts go out at once.
+        assert_eq!(
+            names(r.due(vec![a.clone(), b.clone()], 100.0, resend, forget)),
+            ["A", "B"]
+        );
+        // Unchanged: not before the resend delay.
+        assert!(
+            r.due(vec![a.clone(), b.clone()], 110.0, resend, forget)
+                .is_empty()
+        );
+        assert!(
+            r.due(vec![a.clone(), b.clone()], 159.9, resend, forget)
+                .is_empty()
+        );
+        // Changed annotations: at once.
+        let mut b2 = b.clone();
+        b2.annotations.insert("summary".into(), "worse".into());
+        assert_eq!(
+            names(r.due(vec![a.clone(), b2.clone()], 150.0, resend, forget)),
+            ["B"]
+        );
+        // Resend delay elapsed for A only (B was sent at 150).
+        assert_eq!(
+            names(r.due(vec![a.clone(), b2.clone()], 160.0, resend, forget)),
+            ["A"]
+        );
+        // A resolution goes out at once; repeating it waits like firing ones.
+        let a_res = alert("A", 100.0, Some(165.0));
+        assert_eq!(
+            names(r.due(vec![a_res.clone(), b2.clone()], 170.0, resend, forget)),
+            ["A"]
+        );
+        assert!(
+            r.due(vec![a_res.clone(), b2.clone()], 180.0, resend, forget)
+                .is_empty()
+        );
+        assert_eq!(r.len(), 2);
+        // No longer reported (A last at 180): forgotten after the validity period.
+        assert!(r.due(vec![b2.clone()], 400.0, resend, forget).len() == 1);
+        assert_eq!(r.len(), 2);
+        assert!(r.due(vec![b2.clone()], 421.0, resend, forget).is_empty());
+        assert_eq!(r.len(), 1, "A is forgotten");
+        // Firing again later is new.
+        assert_eq!(
+            names(r.due(vec![alert("A", 500.0, None)], 500.0, resend, forget)),
+            ["A"]
+        );
+        // Reporting nothing forgets everything eventually.
+        r.due(vec![], 10_000.0, resend, forget);
+        assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn handle_resends_with_injected_time() {
+        let clock = ManualClock::new(1000.0);
+        let (h, _n, _t) = notifier(options(&["http://127.0.0.1:1".into()]), &clock);
+        h.send(vec![alert("A", 990.0, None)]);
+        assert_eq!(h.queued(0), 1);
+        clock.advance(Duration::from_secs(10));
+        h.send(vec![alert("A", 990.0, None)]);
+        assert_eq!(h.queued(0), 1, "not due yet");
+        clock.advance(Duration::from_secs(50));
+        h.send(vec![alert("A", 990.0, None)]);
+        assert_eq!(h.queued(0), 2, "resend delay elapsed");
+        h.send(vec![alert("A", 990.0, Some(1060.0))]);
+        assert_eq!(h.queued(0), 3, "resolution at once");
+        // endsAt of a firing alert: now + 4 * max(resend, interval) = 1060 + 240.
+        let batch = h.inner.take(0);
+        let v: serde_json::Value = serde_json::from_str(&batch[1]).unwrap();
+        assert_eq!(v["endsAt"], rfc3339(1300.0));
+    }
+
+    #[test]
+    fn full_queue_drops_oldest_and_batches() {
+        let clock = ManualClock::new(1000.0);
+        let urls = [
+            "http://127.0.0.1:1".to_owned(),
+            "http://127.0.0.1:2/am".to_owned(),
+        ];
+        let o = NotifierOptions {
+            queue_capacity: 4,
+            max_batch: 3,
+            ..options(&urls)
+        };
+        let (h, _n, _t) = notifier(o, &clock);
+        h.send((0..3).map(|i| alert(&format!("A{i}"), 1.0, None)).collect());
+        h.send(
+            (3..10)
+                .map(|i| alert(&format!("A{i}"), 1.0, None))
+                .collect(),
+        );
+        assert_eq!((h.queued(0), h.queued(1)), (4, 4));
+        assert_eq!(h.inner.metrics.dropped.get(), 12, "6 per Alertmanager");
+        assert_eq!(h.inner.metrics.queue_length.get(), 8);
+        let name = |p: &Payload| {
+            let v: serde_json::Value = serde_json::from_str(p).unwrap();
+            v["labels"]["alertname"].as_str().unwrap().to_owned()
+        };
+        let first: Vec<String> = h.inner.take(0).iter().map(name).collect();
+        assert_eq!(first, ["A6", "A7", "A8"]);
+        let second: Vec<String> = h.inner.take(0).iter().map(name).collect();
+        assert_eq!(second, ["A9"]);
+        assert!(h.inner.take(0).is_empty());
+        assert_eq!(h.inner.metrics.queue_length.get(), 4);
+        // Putting a batch back never exceeds the capacity either.
+        h.inner.put_back(1, vec![Payload::from("{}"); 3]);
+        assert_eq!(h.queued(1), 4);
+        assert_eq!(h.inner.metrics.dropped.get(), 15);
+    }
+
+    /// A fake Alertmanager that answers 503 to the first `fail_first`
+    /// requests and 200 afterwards, recording the alerts it accepted.
+    async fn fake_am(fail_first: usize) -> (SocketAddr, Arc<Mutex<Vec<serde_json::Value>>>) {
+        use hyper::server::conn::http1;
+        use hyper::service::service_fn;
+        use hyper_util::rt::TokioIo;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let got: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let g = got.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (g, seen) = (g.clone(), seen.clone());
+                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let (g, seen) = (g.clone(), seen.clone());
+                    async move {
+                        assert_eq!(req.uri().path(), "/prefix/api/v2/alerts");
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let mut r = hyper::Response::new(Full::new(Bytes::new()));
+                        if seen.fetch_add(1, Ordering::SeqCst) < fail_first {
+                            *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                        } else {
+                            let v: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+                            lock(&g).extend(v);
+                        }
+                        Ok::<_, std::convert::Infallible>(r)
+                    }
+                });
+                tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), svc));
+            }
+        });
+        (addr, got)
+    }
+
+    async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        while !cond() {
+            assert!(Instant::now() < deadline, "gave up waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_until_delivered() {
+        let (addr, got) = fake_am(2).await;
+        let url = format!("http://{addr}/prefix/");
+        let clock = ManualClock::new(1000.0);
+        let (h, n, trigger) = notifier(options(std::slice::from_ref(&url)), &clock);
+        let task = tokio::spawn(n.run());
+        h.send(vec![alert("A", 990.0, None), alert("B", 990.0, None)]);
+        let m = h.inner.metrics.clone();
+        let label = url.trim_end_matches('/');
+        eventually("delivery", || m.sent.with_label_values(&[label]).get() == 2).await;
+        assert_eq!(m.errors.with_label_values(&[label]).get(), 2);
+        assert_eq!(m.dropped.get(), 0);
+        assert_eq!(m.latency.with_label_values(&[label]).get_sample_count(), 3);
+        let names: Vec<_> = lock(&got)
+            .iter()
+            .map(|v| v["labels"]["alertname"].clone())
+            .collect();
+        assert_eq!(names, ["A", "B"]);
+        trigger.trigger();
+        tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_costs_errors_not_memory() {
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let (addr, got) = fake_am(0).await;
+        let (dead, good) = (format!("http://{closed}"), format!("http://{addr}/prefix"));
+        let clock = ManualClock::new(1000.0);
+        let o = NotifierOptions {
+            queue_capacity: 5,
+            max_batch: 2,
+            ..options(&[dead.clone(), good.clone()])
+        };
+        let (h, n, trigger) = notifier(o, &clock);
+        let task = tokio::spawn(n.run());
+        for i in 0..50 {
+            h.send(vec![alert(&format!("A{i}"), 1.0, None)]);
+            assert!(h.queued(0) <= 5 && h.queued(1) <= 5);
+        }
+        let m = h.inner.metrics.clone();
+        // Every alert is either delivered or dropped, per Alertmanager.
+        eventually("the dead Alertmanager's queue to drain", || {
+            h.queued(0) == 0 && m.dropped.get() + m.sent.with_label_values(&[&good]).get() == 100
+        })
+        .await;
+        assert_eq!(m.sent.with_label_values(&[&dead]).get(), 0);
+        let errors = m.errors.with_label_values(&[&dead]).get();
+        assert!(errors >= 3, "{errors}");
+        assert_eq!(errors % 3, 0, "three attempts per batch");
+        assert_eq!(
+            lock(&got).len() as u64,
+            m.sent.with_label_values(&[&good]).get()
+        );
+        trigger.trigger();
+        tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn shutdown_flushes_the_queue() {
+        let (addr, got) = fake_am(0).await;
+        let url = format!("http://{addr}/prefix");
+        let clock = ManualClock::new(1000.0);
+        let (h, n, trigger) = notifier(options(&[url]), &clock);
+        h.send(
+            (0..100)
+                .map(|i| alert(&format!("A{i}"), 1.0, None))
+                .collect(),
+        );
+        // Shut down before the notifier ever ran: it still flushes.
+        trigger.trigger();
+        tokio::time::timeout(PATIENCE, n.run()).await.unwrap();
+        assert_eq!(lock(&got).len(), 100);
+        assert_eq!(h.queued(0), 0);
+        assert_eq!(h.inner.metrics.queue_length.get(), 0);
+    }
+}

@@ -1,0 +1,243 @@
+//! The notifier against the real Alertmanager (Debian package
+//! `prometheus-alertmanager`, installed by .ci/run): a firing alert shows up
+//! as active with its labels, and its resolution removes it again.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use model_exporter::clock::SystemClock;
+use model_exporter::rules::notify::{Alert, Notifier, NotifierOptions};
+
+/// Upper bound for waiting on Alertmanager; generous, never a speed claim.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+const BINARY: &str = "/usr/bin/prometheus-alertmanager";
+
+/// A running Alertmanager, killed when dropped.
+struct Alertmanager {
+    child: Child,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+impl Alertmanager {
+    fn start() -> Alertmanager {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            "route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n",
+        )
+        .unwrap();
+        let addr = free_port();
+        let log = std::fs::File::create(dir.path().join("alertmanager.log")).unwrap();
+        let child = Command::new(BINARY)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--cluster.listen-address=")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("{BINARY}: {e}; install the Debian package prometheus-alertmanager (.ci/run does)")
+            });
+        let mut am = Alertmanager { child, addr, dir };
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok((200, _)) = get(am.addr, "/-/ready") {
+                return am;
+            }
+            if let Ok(Some(status)) = am.child.try_wait() {
+                panic!("Alertmanager exited ({status}):\n{}", am.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Alertmanager not ready:\n{}",
+                am.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("alertmanager.log")).unwrap_or_default()
+    }
+
+    /// The alerts `GET /api/v2/alerts?active=true` lists.
+    fn active_alerts(&self) -> Vec<serde_json::Value> {
+        let (status, body) = get(self.addr, "/api/v2/alerts?active=true").unwrap();
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Waits until the active alerts satisfy `cond`; returns them.
+    fn wait_alerts(
+        &self,
+        what: &str,
+        cond: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let alerts = self.active_alerts();
+            if cond(&alerts) {
+                return alerts;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gave up waiting for {what}; active alerts: {alerts:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A minimal blocking HTTP/1.0 GET: status and body.
+fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn strings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn is_ours(a: &serde_json::Value) -> bool {
+    a["labels"]["alertname"] == "HighLatency" && a["labels"]["model"] == "fraud"
+}
+
+fn promtool_check(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool not found: install the Debian package `prometheus` (.ci/run does)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool failed:\n{report}\n{text}");
+    assert!(report.trim().is_empty(), "promtool reported:\n{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_reach_alertmanager_and_resolve() {
+    let am = Alertmanager::start();
+    let registry = prometheus::Registry::new();
+    let (trigger, shutdown) = model_exporter::shutdown::channel();
+    let base = format!("http://{}/", am.addr);
+    let options = NotifierOptions {
+        urls: vec![base],
+        ..NotifierOptions::default()
+    };
+    let (handle, notifier) =
+        Notifier::with_clock(options, &registry, shutdown, Arc::new(SystemClock)).unwrap();
+    let task = tokio::spawn(notifier.run());
+
+    let started = now() - 60.0;
+    let labels = strings(&[
+        ("alertname", "HighLatency"),
+        ("severity", "warning"),
+        ("model", "fraud"),
+        ("version", "v3"),
+    ]);
+    let firing = Alert {
+        labels: labels.clone(),
+        annotations: strings(&[("summary", "p99 latency of fraud is 0.9")]),
+        starts_at: started,
+        ends_at: None,
+        generator_url: "http://127.0.0.1:9877/".into(),
+    };
+    handle.send(vec![firing.clone()]);
+
+    let alerts = tokio::task::block_in_place(|| {
+        am.wait_alerts("the firing alert", |a| a.iter().any(is_ours))
+    });
+    let ours = alerts.iter().find(|a| is_ours(a)).unwrap();
+    for (k, v) in &labels {
+        assert_eq!(ours["labels"][k], v.as_str(), "label {k} in {ours}");
+    }
+    assert_eq!(
+        ours["annotations"]["summary"],
+        "p99 latency of fraud is 0.9"
+    );
+    assert_eq!(ours["status"]["state"], "active", "{ours}");
+    assert_eq!(ours["generatorURL"], "http://127.0.0.1:9877/");
+
+    let resolved = Alert {
+        ends_at: Some(now()),
+        ..firing
+    };
+    handle.send(vec![resolved]);
+    tokio::task::block_in_place(|| {
+        am.wait_alerts("the alert to be resolved", |a| !a.iter().any(is_ours))
+    });
+
+    trigger.trigger();
+    tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
+
+    // The self-metrics account for both deliveries and pass promtool.
+    let mut text = String::new();
+    prometheus::TextEncoder::new()
+        .encode_utf8(&registry.gather(), &mut text)
+        .unwrap();
+    let sent = format!(
+        "model_exporter_notifications_sent_total{{alertmanager=\"http://{}\"}} 2",
+        am.addr
+    );
+    assert!(text.contains(&sent), "{sent} not in\n{text}");
+    assert!(
+        text.contains("model_exporter_notifications_dropped_total 0"),
+        "{text}"
+    );
+    assert!(text.contains("model_exporter_alertmanagers 1"), "{text}");
+    promtool_check(&text);
+}
