@@ -76,10 +76,16 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
 }
 
 /// Formats seconds since the epoch as RFC 3339 in UTC with milliseconds,
-/// e.g. `2026-11-01T00:00:00.000Z`.
+/// e.g. `2026-11-01T00:00:00.000Z`. Never panics: NaN is the epoch, and
+/// times are clamped to years 1970 to 9999.
 pub fn format_rfc3339(secs: f64) -> String {
-    let secs = if secs.is_finite() { secs } else { 0.0 };
-    let millis_total = (secs * 1000.0).round() as i64;
+    const MAX_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    let millis_total = if secs.is_nan() {
+        0
+    } else {
+        // `as` saturates; the clamp keeps the year at four digits.
+        ((secs * 1000.0).round() as i64).clamp(0, MAX_MS)
+    };
     let (days, ms_of_day) = (
         millis_total.div_euclid(86_400_000),
         millis_total.rem_euclid(86_400_000),

@@ -107,43 +107,8 @@ fn string_map(m: &BTreeMap<String, String>) -> serde_json::Value {
     )
 }
 
-/// Formats seconds since the Unix epoch as RFC 3339 in UTC with milliseconds,
-/// e.g. `2026-11-29T12:00:00.000Z`. Values outside years 1970..=9999 (and
-/// NaN) are clamped into that range.
-pub fn rfc3339(unix_secs: f64) -> String {
-    const MAX_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
-    let ms = if unix_secs.is_nan() {
-        0
-    } else {
-        // `as` saturates; the clamp keeps the year at four digits.
-        ((unix_secs * 1000.0).round() as i64).clamp(0, MAX_MS)
-    };
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(days);
-    let (h, min, s, milli) = (
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000,
-    );
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
-}
-
-/// Proleptic Gregorian date of a day number counted from 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    // Shift the epoch to 0000-03-01 so leap days end each 400-year era.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // day of era, 0..=146096
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // 0..=399
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // 0..=365, from March 1st
-    let mp = (5 * doy + 2) / 153; // month from March, 0..=11
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
+/// RFC 3339 in UTC with milliseconds, as Alertmanager expects.
+pub use crate::ingest::timestamp::format_rfc3339 as rfc3339;
 
 /// How the notifier behaves.
 #[derive(Debug, Clone, PartialEq)]
