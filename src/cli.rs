@@ -110,6 +110,54 @@ pub struct RunArgs {
     )]
     pub enable_lifecycle: bool,
 
+    /// Alertmanager to push alerts to, e.g. http://127.0.0.1:9093 (plain
+    /// HTTP); repeatable. Without it, alerts are only shown on /metrics and
+    /// the API.
+    #[arg(
+        long = "alertmanager.url",
+        env = "MODEL_EXPORTER_ALERTMANAGER_URL",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub alertmanager_urls: Vec<String>,
+
+    /// Timeout of one request to Alertmanager.
+    #[arg(
+        long = "alertmanager.timeout",
+        env = "MODEL_EXPORTER_ALERTMANAGER_TIMEOUT",
+        default_value = "10s",
+        value_parser = parse_duration
+    )]
+    pub alertmanager_timeout: Duration,
+
+    /// How often a firing alert is sent again while it keeps firing.
+    #[arg(
+        long = "alertmanager.resend-delay",
+        env = "MODEL_EXPORTER_ALERTMANAGER_RESEND_DELAY",
+        default_value = "1m",
+        value_parser = parse_duration
+    )]
+    pub alertmanager_resend_delay: Duration,
+
+    /// Alerts queued per Alertmanager while it is slow or down; the oldest
+    /// are dropped (and counted) past this.
+    #[arg(
+        long = "alertmanager.queue-capacity",
+        env = "MODEL_EXPORTER_ALERTMANAGER_QUEUE_CAPACITY",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub alertmanager_queue_capacity: u32,
+
+    /// The URL under which this exporter is reached, used as the alerts'
+    /// generatorURL (its /api/v1/rules page).
+    #[arg(
+        long = "web.external-url",
+        env = "MODEL_EXPORTER_WEB_EXTERNAL_URL",
+        value_name = "URL"
+    )]
+    pub external_url: Option<String>,
+
     /// Where events are received: unix:///PATH, unixgram:///PATH, tcp://HOST:PORT
     /// or udp://HOST:PORT. Repeatable. Default: a unix stream socket and a unix
     /// datagram socket in the temporary directory.

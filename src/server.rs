@@ -21,6 +21,7 @@ use crate::export::http::{self, HttpState};
 use crate::export::metrics::Metrics;
 use crate::ingest::rejects::Rejects;
 use crate::ingest::{BindError, IngestContext, Listener};
+use crate::rules::notify::{Notifier, NotifierOptions};
 use crate::shutdown::{self, Shutdown};
 
 /// How long draining may take before the process exits anyway.
@@ -37,6 +38,8 @@ pub enum RunError {
     Web(String),
     /// Invalid histogram buckets.
     Buckets(String),
+    /// Invalid Alertmanager settings.
+    Alertmanager(String),
 }
 
 impl std::fmt::Display for RunError {
@@ -46,6 +49,7 @@ impl std::fmt::Display for RunError {
             RunError::Bind(e) => e.fmt(f),
             RunError::Web(e) => f.write_str(e),
             RunError::Buckets(e) => write!(f, "invalid histogram buckets: {e}"),
+            RunError::Alertmanager(e) => write!(f, "invalid Alertmanager settings: {e}"),
         }
     }
 }
@@ -101,14 +105,39 @@ pub async fn run_with_clock(
 
     let (tx, rx) = mpsc::channel(args.queue_batches as usize);
     let (control, control_rx) = mpsc::unbounded_channel();
-    let agg = Aggregator::new(
+    let mut agg = Aggregator::new(
         metrics.clone(),
         clock.clone(),
         Limits::default(),
         Arc::new(config),
         source.clone(),
     );
+
     let api = agg.api();
+    let notifier = if args.alertmanager_urls.is_empty() {
+        None
+    } else {
+        let options = NotifierOptions {
+            urls: args.alertmanager_urls.clone(),
+            timeout: args.alertmanager_timeout,
+            queue_capacity: args.alertmanager_queue_capacity as usize,
+            resend_delay: args.alertmanager_resend_delay,
+            evaluation_interval: agg.tick(),
+            ..NotifierOptions::default()
+        };
+        let (handle, task) = Notifier::new(options, &metrics.registry, shutdown.clone())
+            .map_err(|e| RunError::Alertmanager(e.to_string()))?;
+        let url = args
+            .external_url
+            .as_deref()
+            .map(|u| format!("{}/api/v1/rules", u.trim_end_matches('/')))
+            .unwrap_or_default();
+        agg.set_notifier(handle, url);
+        for u in &args.alertmanager_urls {
+            tracing::info!(url = %u, "sending alerts to Alertmanager");
+        }
+        Some(tokio::spawn(task.run()))
+    };
     let aggregator = aggregate::spawn(agg, rx, control_rx);
 
     let (ingest_stop, ingest_shutdown) = shutdown::channel();
@@ -164,6 +193,10 @@ pub async fn run_with_clock(
         ingest.abort_all();
     }
     reloads.abort();
+    if let Some(n) = notifier {
+        // It flushes what is queued, within its own deadline.
+        let _ = n.await;
+    }
     http_stop.trigger();
     while servers.join_next().await.is_some() {}
     let events_received: u64 = crate::ingest::event::EventKind::ALL

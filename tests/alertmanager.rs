@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod common;
+
 use model_exporter::clock::SystemClock;
 use model_exporter::rules::notify::{Alert, Notifier, NotifierOptions};
 
@@ -240,4 +242,73 @@ async fn alerts_reach_alertmanager_and_resolve() {
     );
     assert!(text.contains("model_exporter_alertmanagers 1"), "{text}");
     promtool_check(&text);
+}
+
+/// Through the real binary: errors make the exporter fire HighErrorRate and
+/// push it to Alertmanager; recovery resolves it there.
+#[test]
+fn the_exporter_pushes_firing_and_resolved_alerts() {
+    let am = Alertmanager::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "defaults: {window: 2s, evaluation_interval: 200ms, min_samples: 5}\n\
+         groups:\n  - name: ops\n    rules:\n      - alert: HighErrorRate\n\
+         \x20       expr: error_rate > 5%\n        for: 400ms\n        severity: critical\n",
+    )
+    .unwrap();
+    let url = format!("http://{}", am.addr);
+    let e = common::Exporter::start(&[
+        "--config.file",
+        rules.to_str().unwrap(),
+        "--alertmanager.url",
+        &url,
+        "--web.external-url",
+        "http://exporter.example:9877/",
+    ]);
+    let send = |line: &str| {
+        let p = format!("{line}\n").repeat(20);
+        common::send_unix(&e.path("unix"), p.as_bytes());
+    };
+    let ours = |a: &serde_json::Value| {
+        a["labels"]["alertname"] == "HighErrorRate" && a["labels"]["model"] == "fraud"
+    };
+    let deadline = Instant::now() + PATIENCE;
+    let alert = loop {
+        send(r#"{"model":"fraud","version":"v1","error":"timeout"}"#);
+        if let Some(a) = am.active_alerts().into_iter().find(|a| ours(a)) {
+            break a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no alert reached Alertmanager\n{}",
+            e.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(alert["labels"]["version"], "v1");
+    assert_eq!(
+        alert["generatorURL"],
+        "http://exporter.example:9877/api/v1/rules"
+    );
+
+    // Recovery: the error rate falls to 0 and the alert is resolved.
+    let deadline = Instant::now() + PATIENCE;
+    while am.active_alerts().iter().any(ours) {
+        send(r#"{"model":"fraud","version":"v1"}"#);
+        assert!(
+            Instant::now() < deadline,
+            "the alert was not resolved\n{}",
+            e.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sent = e
+        .sample(&format!(
+            r#"model_exporter_notifications_sent_total{{alertmanager="{url}"}}"#
+        ))
+        .unwrap();
+    assert!(sent >= 2.0, "sent {sent}");
 }

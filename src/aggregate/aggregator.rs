@@ -19,6 +19,7 @@ use crate::ingest::event::{
 use crate::rules::api::ApiSnapshot;
 use crate::rules::eval::{AlertState, Engine, Evaluation, SignalSource};
 use crate::rules::expr::Signal;
+use crate::rules::notify::{self, NotifierHandle};
 
 /// A batch of events, as one listener read produced them.
 pub type Batch = Vec<Event>;
@@ -153,6 +154,7 @@ pub struct Aggregator {
     engine: Engine,
     api: Arc<RwLock<ApiSnapshot>>,
     source: String,
+    notifier: Option<(NotifierHandle, String)>,
 }
 
 impl Aggregator {
@@ -178,9 +180,16 @@ impl Aggregator {
             engine: Engine::new(config),
             api: Arc::default(),
             source,
+            notifier: None,
         };
         a.publish(&Evaluation::default());
         a
+    }
+
+    /// Pushes firing and resolved alerts to `notifier` after every
+    /// evaluation, with `generator_url` as their link.
+    pub fn set_notifier(&mut self, notifier: NotifierHandle, generator_url: String) {
+        self.notifier = Some((notifier, generator_url));
     }
 
     /// What `/api/v1/alerts` and `/api/v1/rules` show; updated after every
@@ -235,11 +244,33 @@ impl Aggregator {
                     .set(now);
             }
             self.publish(&ev);
+            self.notify(&ev);
             self.metrics
                 .rule_evaluation_duration
                 .set(started.elapsed().as_secs_f64());
         }
         ev
+    }
+
+    /// Hands firing and just-resolved alerts to the notifier (pending ones
+    /// are not sent, as in Prometheus).
+    fn notify(&self, ev: &Evaluation) {
+        let Some((handle, url)) = &self.notifier else {
+            return;
+        };
+        let alerts = ev
+            .alerts
+            .iter()
+            .filter(|a| a.state != AlertState::Pending)
+            .map(|a| notify::Alert {
+                labels: a.labels.clone(),
+                annotations: a.annotations.clone(),
+                starts_at: a.active_at,
+                ends_at: a.resolved_at,
+                generator_url: url.clone(),
+            })
+            .collect();
+        handle.send(alerts);
     }
 
     /// Rebuilds the rule families and the API snapshot.
