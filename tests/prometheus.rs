@@ -32,7 +32,10 @@ impl Prometheus {
 }
 
 fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 const RULES: &str = "
@@ -64,7 +67,10 @@ fn start_prometheus(target: SocketAddr, rules: &std::path::Path) -> Prometheus {
     let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
     let child = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address={addr}"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -74,7 +80,11 @@ fn start_prometheus(target: SocketAddr, rules: &std::path::Path) -> Prometheus {
     let p = Prometheus { child, addr, dir };
     let deadline = Instant::now() + PATIENCE;
     while std::net::TcpStream::connect(p.addr).is_err() || http_get(p.addr, "/-/ready").0 != 200 {
-        assert!(Instant::now() < deadline, "Prometheus not ready:\n{}", p.log());
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus not ready:\n{}",
+            p.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     p
@@ -96,11 +106,22 @@ fn prometheus_fires_the_exported_rule_like_the_sidecar() {
     std::fs::write(&rules, RULES).unwrap();
     let exported = dir.path().join("exported.yml");
     let out = Command::new(binary())
-        .args(["rules", "export", rules.to_str().unwrap(), "--format", "prometheus", "--out"])
+        .args([
+            "rules",
+            "export",
+            rules.to_str().unwrap(),
+            "--format",
+            "prometheus",
+            "--out",
+        ])
         .arg(&exported)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let e = Exporter::start(&["--config.file", rules.to_str().unwrap()]);
     let prom = start_prometheus(e.web, &exported);

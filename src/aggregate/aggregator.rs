@@ -243,6 +243,12 @@ impl Aggregator {
                     .with_label_values(&[g])
                     .set(now);
             }
+            for g in &ev.failures {
+                self.metrics
+                    .rule_evaluation_failures
+                    .with_label_values(&[g])
+                    .inc();
+            }
             self.publish(&ev);
             self.notify(&ev);
             self.metrics

@@ -110,6 +110,8 @@ pub struct Metrics {
     pub scrape_duration: prometheus::Gauge,
     /// `model_exporter_rule_evaluations_total{group}`.
     pub rule_evaluations: IntCounterVec,
+    /// `model_exporter_rule_evaluation_failures_total{group}`.
+    pub rule_evaluation_failures: IntCounterVec,
     /// `model_exporter_rule_evaluation_duration_seconds` of the last round.
     pub rule_evaluation_duration: prometheus::Gauge,
     /// `model_exporter_rule_last_evaluation_timestamp_seconds{group}`.
@@ -393,6 +395,12 @@ impl Metrics {
                 &r,
                 "model_exporter_rule_evaluations_total",
                 "Alert rule evaluations, by group.",
+                &["group"],
+            ),
+            rule_evaluation_failures: counter(
+                &r,
+                "model_exporter_rule_evaluation_failures_total",
+                "Alert rule evaluations that failed, by group.",
                 &["group"],
             ),
             rule_evaluation_duration: reg(

@@ -115,7 +115,7 @@ impl ApiSnapshot {
             "annotations": annotations,
             "alerts": alerts.into_iter().map(alert_json).collect::<Vec<_>>(),
             "health": r.health,
-            "lastError": "",
+            "lastError": r.last_error,
             "evaluationTime": r.evaluation_seconds,
             "lastEvaluation": format_rfc3339(r.last_evaluation),
             "type": "alerting",

@@ -103,8 +103,11 @@ pub struct RuleStatus {
     pub group: String,
     /// The rule as configured.
     pub rule: Rule,
-    /// "ok", or "unknown" before the first evaluation.
+    /// "ok", "err" when the last evaluation failed, or "unknown" before
+    /// the first evaluation.
     pub health: &'static str,
+    /// Why the last evaluation failed, or empty.
+    pub last_error: String,
     /// When it was last evaluated.
     pub last_evaluation: f64,
     /// How long that took, in seconds.
@@ -122,6 +125,8 @@ pub struct Evaluation {
     pub rules_evaluated: u64,
     /// Groups evaluated in this round (names).
     pub groups_evaluated: Vec<String>,
+    /// Rules whose evaluation failed in this round, by group name.
+    pub failures: Vec<String>,
 }
 
 /// Identifies a rule across reloads: same group, name, expression and labels
@@ -206,6 +211,7 @@ impl Engine {
                     group: g.name.clone(),
                     rule: r.clone(),
                     health: "unknown",
+                    last_error: String::new(),
                     last_evaluation: 0.0,
                     evaluation_seconds: 0.0,
                 })
@@ -250,12 +256,40 @@ impl Engine {
                 let id = RuleId::of(&group.name, rule);
                 if due {
                     let started = std::time::Instant::now();
-                    self.evaluate_rule(&id, rule, &series, now, src, &mut out);
+                    // A fault in one rule's signal must not take the
+                    // aggregator (and with it ingest) down: it fails that
+                    // rule's evaluation only, which is counted and shown.
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let mut part = Evaluation::default();
+                        self.evaluate_rule(&id, rule, &series, now, src, &mut part);
+                        part.signals
+                    }));
                     out.rules_evaluated += 1;
                     let st = &mut self.status[status_i];
-                    st.health = "ok";
                     st.last_evaluation = now;
                     st.evaluation_seconds = started.elapsed().as_secs_f64();
+                    match result {
+                        Ok(signals) => {
+                            out.signals.extend(signals);
+                            st.health = "ok";
+                            st.last_error.clear();
+                        }
+                        Err(panic) => {
+                            st.health = "err";
+                            st.last_error = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| s.to_string())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_else(|| "evaluation failed".into());
+                            tracing::error!(
+                                group = %group.name,
+                                alert = %rule.alert,
+                                error = %st.last_error,
+                                "rule evaluation failed"
+                            );
+                            out.failures.push(group.name.clone());
+                        }
+                    }
                 }
                 status_i += 1;
                 self.report(&id, rule, &mut out.alerts);
@@ -638,6 +672,68 @@ groups:
         let out = e.evaluate(80.0, &s);
         assert_eq!(out.alerts[0].active_at, 80.0);
         assert_eq!(out.alerts[0].state, AlertState::Pending);
+    }
+
+    /// A source whose `p99` reading panics, as a bug in a signal would.
+    struct Faulty(WindowStore);
+
+    impl SignalSource for Faulty {
+        fn series(&self) -> Vec<(String, String)> {
+            self.0.series()
+        }
+        fn features(&self, m: &str, v: &str) -> Vec<String> {
+            self.0.features(m, v)
+        }
+        fn read(
+            &self,
+            m: &str,
+            v: &str,
+            s: &Signal,
+            f: Option<&str>,
+            w: Duration,
+            now: f64,
+        ) -> Reading {
+            if matches!(s, Signal::Quantile { .. }) {
+                panic!("broken signal");
+            }
+            self.0.read(m, v, s, f, w, now)
+        }
+    }
+
+    #[test]
+    fn a_failing_rule_is_counted_and_the_others_still_run() {
+        let (mut e, s) = engine(
+            "
+defaults: {min_samples: 0}
+groups:
+  - name: g
+    rules:
+      - alert: Broken
+        expr: p99(latency) > 1s
+      - alert: Works
+        expr: error_rate > 5%
+",
+        );
+        let mut src = Faulty(s);
+        send(
+            &mut src.0,
+            r#"{"model":"m","error":"x","latency_ms":5}"#,
+            1.0,
+        );
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let out = e.evaluate(2.0, &src);
+        std::panic::set_hook(prev);
+        assert_eq!(out.failures, vec!["g".to_string()]);
+        assert_eq!(out.rules_evaluated, 2);
+        assert_eq!(out.alerts.len(), 1);
+        assert_eq!(out.alerts[0].labels["alertname"], "Works");
+        let st = e.rule_status();
+        assert_eq!(
+            (st[0].health, st[0].last_error.as_str()),
+            ("err", "broken signal")
+        );
+        assert_eq!(st[1].health, "ok");
     }
 
     #[test]
