@@ -8,9 +8,10 @@ use std::time::Duration;
 use prometheus::{Counter, Gauge, Histogram, IntCounter};
 use tokio::sync::mpsc;
 
+use super::quality::{Quality, check};
 use super::signals::WindowStore;
 use crate::clock::SharedClock;
-use crate::config::{Config, format_duration};
+use crate::config::{Config, ModelConfig, format_duration};
 use crate::export::dynamic::GaugeFamily;
 use crate::export::metrics::Metrics;
 use crate::ingest::event::{
@@ -86,6 +87,7 @@ struct FeatureHandles {
     name: String,
     value: Option<Histogram>,
     missing: Option<IntCounter>,
+    invalid: [Option<IntCounter>; 3],
     categories: HashMap<String, IntCounter>,
 }
 
@@ -373,7 +375,7 @@ impl Aggregator {
         let h = handles(&mut self.models, metrics, &event.model, &event.version);
         h.last_event.set(ts);
         match event.body {
-            Body::Inference(i) => inference(metrics, limits, h, i),
+            Body::Inference(i) => inference(metrics, limits, self.store.model_cfg(&event.model), h, i),
             Body::Feedback(_) => {
                 if h.feedback.is_none() {
                     h.feedback = Some(metrics.feedback.with_label_values(&h.mv()));
@@ -426,7 +428,27 @@ fn handles<'a>(
     versions.get_mut(version).expect("inserted above")
 }
 
-fn inference(metrics: &Metrics, limits: &Limits, h: &mut ModelHandles, i: Inference) {
+fn feature_handles<'h>(
+    limits: &Limits,
+    h: &'h mut HashMap<String, FeatureHandles>,
+    name: &str,
+) -> &'h mut FeatureHandles {
+    capped(h, name, limits.features, |n| FeatureHandles {
+        name: n.to_owned(),
+        value: None,
+        missing: None,
+        invalid: Default::default(),
+        categories: HashMap::new(),
+    })
+}
+
+fn inference(
+    metrics: &Metrics,
+    limits: &Limits,
+    cfg: &ModelConfig,
+    h: &mut ModelHandles,
+    i: Inference,
+) {
     let [model, version] = &h.labels;
     let mv = [model.as_str(), version.as_str()];
     let (ok, err) = h.requests.get_or_insert_with(|| {
@@ -467,32 +489,48 @@ fn inference(metrics: &Metrics, limits: &Limits, h: &mut ModelHandles, i: Infere
             .observe(c);
     }
     for (name, value) in &i.features {
-        let f = capped(&mut h.features, name, limits.features, |n| FeatureHandles {
-            name: n.to_owned(),
-            value: None,
-            missing: None,
-            categories: HashMap::new(),
-        });
+        let f = feature_handles(limits, &mut h.features, name);
         let labels = [mv[0], mv[1], f.name.as_str()];
-        match value {
-            FeatureValue::Number(x) => f
-                .value
-                .get_or_insert_with(|| metrics.feature_value.with_label_values(&labels))
-                .observe(*x),
-            FeatureValue::Bool(b) => f
-                .value
-                .get_or_insert_with(|| metrics.feature_value.with_label_values(&labels))
-                .observe(f64::from(u8::from(*b))),
-            FeatureValue::Missing => f
+        let quality = check(value, cfg.features.get(name));
+        if let Quality::Invalid(reason, _) = quality {
+            f.invalid[reason as usize]
+                .get_or_insert_with(|| {
+                    metrics.feature_invalid.with_label_values(&[
+                        labels[0],
+                        labels[1],
+                        labels[2],
+                        reason.as_str(),
+                    ])
+                })
+                .inc();
+        }
+        match (value, quality) {
+            (_, Quality::Missing) => f
                 .missing
                 .get_or_insert_with(|| metrics.feature_missing.with_label_values(&labels))
                 .inc(),
-            FeatureValue::Category(c) => capped(&mut f.categories, c, limits.categories, |c| {
-                metrics
-                    .feature_category
-                    .with_label_values(&[labels[0], labels[1], labels[2], c])
-            })
-            .inc(),
+            (FeatureValue::Category(c), _) => {
+                capped(&mut f.categories, c, limits.categories, |c| {
+                    metrics
+                        .feature_category
+                        .with_label_values(&[labels[0], labels[1], labels[2], c])
+                })
+                .inc()
+            }
+            (_, Quality::Valid(Some(x)) | Quality::Invalid(_, Some(x))) => f
+                .value
+                .get_or_insert_with(|| metrics.feature_value.with_label_values(&labels))
+                .observe(x),
+            _ => {}
+        }
+    }
+    for (name, spec) in &cfg.features {
+        if spec.required && !i.features.iter().any(|(n, _)| n == name) {
+            let f = feature_handles(limits, &mut h.features, name);
+            let labels = [mv[0], mv[1], f.name.as_str()];
+            f.missing
+                .get_or_insert_with(|| metrics.feature_missing.with_label_values(&labels))
+                .inc();
         }
     }
     for (name, v) in &i.counters {
@@ -698,6 +736,45 @@ mod tests {
             assert!(t.contains(want), "missing {want}\n{t}");
         }
         assert!(!t.contains(r#"error="c""#));
+    }
+
+    #[test]
+    fn data_quality_against_expectations() {
+        let config = crate::config::load(
+            "t.yaml",
+            "models:\n  fraud:\n    features:\n      age: {min: 0, max: 120, required: true}\n      country: {categories: [DE, FR]}\n",
+        )
+        .unwrap();
+        let m = Metrics::new(&Buckets::default()).unwrap();
+        let mut a = Aggregator::new(
+            m.clone(),
+            Arc::new(ManualClock::new(1000.0)),
+            Limits::default(),
+            Arc::new(config),
+            "t".into(),
+        );
+        a.apply(batch(&[
+            r#"{"model":"fraud","features":{"age":35,"country":"DE"}}"#,
+            r#"{"model":"fraud","features":{"age":150,"country":"US"}}"#,
+            r#"{"model":"fraud","features":{"age":"old","country":7}}"#,
+            r#"{"model":"fraud","features":{"country":null}}"#,
+            r#"{"model":"other","features":{"country":"US"}}"#,
+        ]));
+        let t = text(&m);
+        for want in [
+            r#"model_feature_invalid_total{feature="age",model="fraud",reason="out_of_range",version=""} 1"#,
+            r#"model_feature_invalid_total{feature="age",model="fraud",reason="wrong_type",version=""} 1"#,
+            r#"model_feature_invalid_total{feature="country",model="fraud",reason="unseen_category",version=""} 1"#,
+            r#"model_feature_invalid_total{feature="country",model="fraud",reason="wrong_type",version=""} 1"#,
+            r#"model_feature_missing_total{feature="age",model="fraud",version=""} 1"#,
+            r#"model_feature_missing_total{feature="country",model="fraud",version=""} 1"#,
+            // out-of-range values are still observed
+            r#"model_feature_value_count{feature="age",model="fraud",version=""} 2"#,
+            r#"model_feature_category_total{category="US",feature="country",model="other",version=""} 1"#,
+        ] {
+            assert!(t.contains(want), "missing {want}\n{t}");
+        }
+        assert!(!t.contains(r#"model_feature_invalid_total{feature="country",model="other""#));
     }
 
     #[test]

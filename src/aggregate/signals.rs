@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::quality::{Quality, check};
 use super::sketch::Sketch;
 use super::window::{Counts, Moments, Slice, SlidingWindow};
 use crate::config::{Config, FeatureSpec, ModelConfig};
@@ -145,30 +146,12 @@ pub struct ModelWindows {
     trained_at: Option<f64>,
 }
 
-/// How a feature value compares with its expectations.
+/// The per-feature count index and numeric value of a quality verdict.
 fn classify(value: &FeatureValue, spec: Option<&FeatureSpec>) -> (usize, Option<f64>) {
-    let numeric = match value {
-        FeatureValue::Missing => return (fidx::MISSING, None),
-        FeatureValue::Number(x) => Some(*x),
-        FeatureValue::Bool(b) => Some(f64::from(u8::from(*b))),
-        FeatureValue::Category(_) => None,
-    };
-    let Some(spec) = spec else {
-        return (fidx::SEEN, numeric);
-    };
-    if let Some(cats) = &spec.categories {
-        return match value {
-            FeatureValue::Category(c) if cats.iter().any(|k| k == c) => (fidx::SEEN, None),
-            _ => (fidx::INVALID, None),
-        };
-    }
-    let expects_number = spec.min.is_some() || spec.max.is_some() || spec.mean.is_some();
-    match numeric {
-        None if expects_number => (fidx::INVALID, None),
-        Some(x) if spec.min.is_some_and(|m| x < m) || spec.max.is_some_and(|m| x > m) => {
-            (fidx::INVALID, Some(x))
-        }
-        n => (fidx::SEEN, n),
+    match check(value, spec) {
+        Quality::Valid(x) => (fidx::SEEN, x),
+        Quality::Missing => (fidx::MISSING, None),
+        Quality::Invalid(_, x) => (fidx::INVALID, x),
     }
 }
 

@@ -71,6 +71,8 @@ pub struct Metrics {
     pub feature_value: HistogramVec,
     /// `model_feature_missing_total{feature}`.
     pub feature_missing: IntCounterVec,
+    /// `model_feature_invalid_total{feature,reason}`.
+    pub feature_invalid: IntCounterVec,
     /// `model_feature_category_total{feature,category}`.
     pub feature_category: IntCounterVec,
     /// `model_business_counts_total{counter}`.
@@ -257,8 +259,14 @@ impl Metrics {
             feature_missing: counter(
                 &r,
                 "model_feature_missing_total",
-                "Requests in which a feature was null.",
+                "Requests in which a feature was null, or a required feature was absent.",
                 &with(&["feature"]),
+            ),
+            feature_invalid: counter(
+                &r,
+                "model_feature_invalid_total",
+                "Feature values not as rules.yaml expects, by reason (wrong_type, out_of_range, unseen_category).",
+                &with(&["feature", "reason"]),
             ),
             feature_category: counter(
                 &r,
