@@ -265,6 +265,10 @@ pub struct RunArgs {
     #[arg(long = "log.level", env = "MODEL_EXPORTER_LOG_LEVEL", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
 
+    /// Also write the model's own `log` events into this log (target `model`).
+    #[arg(long = "log.model-events", env = "MODEL_EXPORTER_LOG_MODEL_EVENTS")]
+    pub log_model_events: bool,
+
     /// Log line format.
     #[arg(long = "log.format", env = "MODEL_EXPORTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

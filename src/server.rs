@@ -113,6 +113,7 @@ pub async fn run_with_clock(
         source.clone(),
     );
 
+    agg.set_reemit_logs(args.log_model_events);
     let api = agg.api();
     let notifier = if args.alertmanager_urls.is_empty() {
         None

@@ -174,3 +174,27 @@ fn listeners_that_cannot_bind_are_reported() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not supported"));
 }
+
+#[test]
+fn model_log_events_can_be_reemitted() {
+    let e = Exporter::start(&["--log.model-events"]);
+    send_unix(
+        &e.path("unix"),
+        b"{\"type\":\"log\",\"model\":\"fraud\",\"level\":\"error\",\"component\":\"inference\",\"message\":\"Feature missing\"}\n",
+    );
+    let line = e
+        .wait_log("Feature missing")
+        .expect("the model's log line was not re-emitted");
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["target"], "model");
+    assert_eq!(line["fields"]["model"], "fraud");
+    assert_eq!(line["fields"]["component"], "inference");
+    // Without the flag the model's log stays out of the exporter's.
+    let quiet = Exporter::start(&[]);
+    send_unix(
+        &quiet.path("unix"),
+        b"{\"type\":\"log\",\"message\":\"hidden\"}\n",
+    );
+    quiet.wait_sample(r#"model_exporter_events_received_total{type="log"}"#, 1.0);
+    assert!(!quiet.log_text().contains("hidden"));
+}

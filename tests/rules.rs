@@ -204,18 +204,32 @@ fn a_configmap_style_symlink_swap_is_reloaded() {
     symlink(v1.file_name().unwrap(), root.join("..data")).unwrap();
     symlink("..data/rules.yaml", root.join("rules.yaml")).unwrap();
     let path = root.join("rules.yaml");
-    let e = Exporter::start(&["--config.file", path.to_str().unwrap(), "--config.watch-interval", "100ms"]);
+    let e = Exporter::start(&[
+        "--config.file",
+        path.to_str().unwrap(),
+        "--config.watch-interval",
+        "100ms",
+    ]);
     assert!(e.get("/api/v1/rules").2.contains("\"HighErrorRate\""));
 
     // The kubelet's update: a new directory, then an atomic rename of a new
     // `..data` link over the old one.
     let v2 = root.join("..2026_11_29_12_05_00.2");
     std::fs::create_dir(&v2).unwrap();
-    std::fs::write(v2.join("rules.yaml"), RULES.replace("HighErrorRate", "Swapped")).unwrap();
+    std::fs::write(
+        v2.join("rules.yaml"),
+        RULES.replace("HighErrorRate", "Swapped"),
+    )
+    .unwrap();
     symlink(v2.file_name().unwrap(), root.join("..data_tmp")).unwrap();
     std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
     std::fs::remove_dir_all(&v1).unwrap();
 
-    wait_until("the swapped rules", || e.get("/api/v1/rules").2.contains("\"Swapped\""));
-    assert_eq!(e.sample(r#"model_exporter_config_reloads_total{result="success"}"#), Some(2.0));
+    wait_until("the swapped rules", || {
+        e.get("/api/v1/rules").2.contains("\"Swapped\"")
+    });
+    assert_eq!(
+        e.sample(r#"model_exporter_config_reloads_total{result="success"}"#),
+        Some(2.0)
+    );
 }

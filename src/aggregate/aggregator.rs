@@ -157,6 +157,7 @@ pub struct Aggregator {
     api: Arc<RwLock<ApiSnapshot>>,
     source: String,
     notifier: Option<(NotifierHandle, String)>,
+    reemit_logs: bool,
 }
 
 impl Aggregator {
@@ -183,9 +184,16 @@ impl Aggregator {
             api: Arc::default(),
             source,
             notifier: None,
+            reemit_logs: false,
         };
         a.publish(&Evaluation::default());
         a
+    }
+
+    /// Writes the model's `log` events into the exporter's own log (target
+    /// `model`), at their level.
+    pub fn set_reemit_logs(&mut self, on: bool) {
+        self.reemit_logs = on;
     }
 
     /// Pushes firing and resolved alerts to `notifier` after every
@@ -327,40 +335,74 @@ impl Aggregator {
             .collect();
         windows.sort();
         windows.dedup();
-        let specs: [(usize, Signal, Option<&str>); 9] = [
-            (2, Signal::RequestRate, None),
-            (3, Signal::ErrorRate, None),
-            (4, Signal::Quantile { q: 0.5 }, Some("p50")),
-            (4, Signal::Quantile { q: 0.95 }, Some("p95")),
-            (4, Signal::Quantile { q: 0.99 }, Some("p99")),
-            (5, Signal::PositiveRate, None),
-            (6, Signal::LowConfidenceRate, None),
-            (7, Signal::PredictionMean, None),
-            (8, Signal::ConfidenceMean, None),
+        let specs: [(&str, Signal, Option<&str>); 9] = [
+            ("model_window_request_rate", Signal::RequestRate, None),
+            ("model_window_error_ratio", Signal::ErrorRate, None),
+            (
+                "model_window_latency_seconds",
+                Signal::Quantile { q: 0.5 },
+                Some("p50"),
+            ),
+            (
+                "model_window_latency_seconds",
+                Signal::Quantile { q: 0.95 },
+                Some("p95"),
+            ),
+            (
+                "model_window_latency_seconds",
+                Signal::Quantile { q: 0.99 },
+                Some("p99"),
+            ),
+            ("model_window_positive_ratio", Signal::PositiveRate, None),
+            (
+                "model_window_low_confidence_ratio",
+                Signal::LowConfidenceRate,
+                None,
+            ),
+            ("model_window_prediction_mean", Signal::PredictionMean, None),
+            ("model_window_confidence_mean", Signal::ConfidenceMean, None),
         ];
-        let mut fams: Vec<GaugeFamily> = crate::export::metrics::RULE_FAMILIES[2..]
+        let mut fams: Vec<(&str, GaugeFamily)> = crate::export::metrics::RULE_FAMILIES[2..]
             .iter()
-            .map(|(n, h)| GaugeFamily::new(n, h))
+            .map(|(n, h)| (*n, GaugeFamily::new(n, h)))
             .collect();
+        fn family<'f>(fams: &'f mut [(&str, GaugeFamily)], name: &str) -> &'f mut GaugeFamily {
+            let i = fams
+                .iter()
+                .position(|(n, _)| *n == name)
+                .expect("family is listed");
+            &mut fams[i].1
+        }
         for (model, version) in self.store.series() {
+            let mv = BTreeMap::from([
+                ("model".to_owned(), model.clone()),
+                ("version".to_owned(), version.clone()),
+            ]);
+            let age = self.store.read(
+                &model,
+                &version,
+                &Signal::ModelAge,
+                None,
+                Duration::ZERO,
+                now,
+            );
+            if let Some(age) = age.value {
+                family(&mut fams, "model_age_seconds").push(&mv, age);
+            }
             for w in &windows {
-                let window = format_duration(*w);
-                for (fam, signal, quantile) in &specs {
+                for (name, signal, percentile) in &specs {
                     let r = self.store.read(&model, &version, signal, None, *w, now);
                     let Some(v) = r.value else { continue };
-                    let mut labels = BTreeMap::from([
-                        ("model".to_owned(), model.clone()),
-                        ("version".to_owned(), version.clone()),
-                        ("window".to_owned(), window.clone()),
-                    ]);
-                    if let Some(q) = quantile {
-                        labels.insert("percentile".into(), (*q).into());
+                    let mut labels = mv.clone();
+                    labels.insert("window".into(), format_duration(*w));
+                    if let Some(p) = percentile {
+                        labels.insert("percentile".into(), (*p).into());
                     }
-                    fams[fam - 2].push(&labels, v);
+                    family(&mut fams, name).push(&labels, v);
                 }
             }
         }
-        fams.into_iter().map(GaugeFamily::finish).collect()
+        fams.into_iter().map(|(_, f)| f.finish()).collect()
     }
 
     fn apply_one(&mut self, event: Event, now: f64) {
@@ -375,14 +417,21 @@ impl Aggregator {
         let h = handles(&mut self.models, metrics, &event.model, &event.version);
         h.last_event.set(ts);
         match event.body {
-            Body::Inference(i) => inference(metrics, limits, self.store.model_cfg(&event.model), h, i),
+            Body::Inference(i) => {
+                inference(metrics, limits, self.store.model_cfg(&event.model), h, i)
+            }
             Body::Feedback(_) => {
                 if h.feedback.is_none() {
                     h.feedback = Some(metrics.feedback.with_label_values(&h.mv()));
                 }
                 h.feedback.as_ref().expect("set above").inc();
             }
-            Body::Log(l) => log(metrics, limits, h, l),
+            Body::Log(l) => {
+                if self.reemit_logs {
+                    reemit(&event.model, &event.version, &l);
+                }
+                log(metrics, limits, h, l)
+            }
             Body::Model(_) => {}
         }
     }
@@ -405,6 +454,20 @@ impl Aggregator {
             .loaded
             .with_label_values(&mv)
             .set(m.loaded_at.unwrap_or(ts));
+    }
+}
+
+/// Writes a model's log event into the exporter's log.
+fn reemit(model: &str, version: &str, l: &LogLine) {
+    use crate::ingest::event::LogLevel as L;
+    let (c, m) = (l.component.as_str(), l.message.as_str());
+    match l.level {
+        L::Debug => tracing::debug!(target: "model", model, version, component = c, "{m}"),
+        L::Info => tracing::info!(target: "model", model, version, component = c, "{m}"),
+        L::Warning => tracing::warn!(target: "model", model, version, component = c, "{m}"),
+        L::Error | L::Critical => {
+            tracing::error!(target: "model", model, version, component = c, critical = l.level == L::Critical, "{m}")
+        }
     }
 }
 

@@ -80,7 +80,9 @@ mod tests {
         FeatureSpec {
             min: yaml_like.0,
             max: yaml_like.1,
-            categories: yaml_like.2.map(|v| v.into_iter().map(String::from).collect()),
+            categories: yaml_like
+                .2
+                .map(|v| v.into_iter().map(String::from).collect()),
             ..FeatureSpec::default()
         }
     }
@@ -97,13 +99,33 @@ mod tests {
             (F::Missing, Some(&range), Quality::Missing),
             (F::Number(35.0), Some(&range), Quality::Valid(Some(35.0))),
             (F::Number(120.0), Some(&range), Quality::Valid(Some(120.0))),
-            (F::Number(-1.0), Some(&range), Quality::Invalid(OutOfRange, Some(-1.0))),
-            (F::Number(121.0), Some(&range), Quality::Invalid(OutOfRange, Some(121.0))),
+            (
+                F::Number(-1.0),
+                Some(&range),
+                Quality::Invalid(OutOfRange, Some(-1.0)),
+            ),
+            (
+                F::Number(121.0),
+                Some(&range),
+                Quality::Invalid(OutOfRange, Some(121.0)),
+            ),
             (F::Bool(true), Some(&range), Quality::Valid(Some(1.0))),
-            (F::Category("35".into()), Some(&range), Quality::Invalid(WrongType, None)),
+            (
+                F::Category("35".into()),
+                Some(&range),
+                Quality::Invalid(WrongType, None),
+            ),
             (F::Category("DE".into()), Some(&cats), Quality::Valid(None)),
-            (F::Category("US".into()), Some(&cats), Quality::Invalid(UnseenCategory, None)),
-            (F::Number(1.0), Some(&cats), Quality::Invalid(WrongType, Some(1.0))),
+            (
+                F::Category("US".into()),
+                Some(&cats),
+                Quality::Invalid(UnseenCategory, None),
+            ),
+            (
+                F::Number(1.0),
+                Some(&cats),
+                Quality::Invalid(WrongType, Some(1.0)),
+            ),
         ];
         for (v, s, want) in cases {
             assert_eq!(check(v, *s), *want, "{v:?} against {s:?}");
