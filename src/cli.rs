@@ -158,6 +158,40 @@ pub struct RunArgs {
     )]
     pub external_url: Option<String>,
 
+    /// Write a sample of the events received to this JSON-lines file (for
+    /// debugging and retraining); off when not given.
+    #[arg(
+        long = "prediction-log.path",
+        env = "MODEL_EXPORTER_PREDICTION_LOG_PATH",
+        value_name = "PATH"
+    )]
+    pub prediction_log_path: Option<PathBuf>,
+
+    /// Fraction of events written to the prediction log.
+    #[arg(
+        long = "prediction-log.sample-ratio",
+        env = "MODEL_EXPORTER_PREDICTION_LOG_SAMPLE_RATIO",
+        default_value_t = 0.1,
+        value_parser = parse_ratio
+    )]
+    pub prediction_log_sample_ratio: f64,
+
+    /// Size in bytes at which the prediction log is rotated.
+    #[arg(
+        long = "prediction-log.max-bytes",
+        env = "MODEL_EXPORTER_PREDICTION_LOG_MAX_BYTES",
+        default_value_t = 100 * 1024 * 1024
+    )]
+    pub prediction_log_max_bytes: u64,
+
+    /// Rotated prediction log files kept (path.1 ... path.N).
+    #[arg(
+        long = "prediction-log.max-files",
+        env = "MODEL_EXPORTER_PREDICTION_LOG_MAX_FILES",
+        default_value_t = 5
+    )]
+    pub prediction_log_max_files: usize,
+
     /// Where events are received: unix:///PATH, unixgram:///PATH, tcp://HOST:PORT
     /// or udp://HOST:PORT. Repeatable. Default: a unix stream socket and a unix
     /// datagram socket in the temporary directory.
@@ -331,6 +365,13 @@ impl RunArgs {
             confidence: pick(&self.confidence_buckets, d.confidence),
             feature: pick(&self.feature_buckets, d.feature),
         }
+    }
+}
+
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{s:?} is not a ratio between 0 and 1")),
     }
 }
 

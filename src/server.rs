@@ -19,6 +19,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config, ConfigErrors};
 use crate::export::http::{self, HttpState};
 use crate::export::metrics::Metrics;
+use crate::export::prediction_log::{PredictionLog, PredictionLogOptions};
 use crate::ingest::rejects::Rejects;
 use crate::ingest::{BindError, IngestContext, Listener};
 use crate::rules::notify::{Notifier, NotifierOptions};
@@ -40,6 +41,8 @@ pub enum RunError {
     Buckets(String),
     /// Invalid Alertmanager settings.
     Alertmanager(String),
+    /// The prediction log could not be started.
+    PredictionLog(String),
 }
 
 impl std::fmt::Display for RunError {
@@ -50,6 +53,7 @@ impl std::fmt::Display for RunError {
             RunError::Web(e) => f.write_str(e),
             RunError::Buckets(e) => write!(f, "invalid histogram buckets: {e}"),
             RunError::Alertmanager(e) => write!(f, "invalid Alertmanager settings: {e}"),
+            RunError::PredictionLog(e) => write!(f, "cannot start the prediction log: {e}"),
         }
     }
 }
@@ -141,6 +145,22 @@ pub async fn run_with_clock(
     };
     let aggregator = aggregate::spawn(agg, rx, control_rx);
 
+    let (prediction_log, prediction_log_writer) = match &args.prediction_log_path {
+        Some(path) => {
+            let options = PredictionLogOptions {
+                path: path.clone(),
+                sample_ratio: args.prediction_log_sample_ratio,
+                max_bytes: args.prediction_log_max_bytes,
+                max_files: args.prediction_log_max_files,
+                ..PredictionLogOptions::default()
+            };
+            let (log, writer) = PredictionLog::start(options, &metrics.registry)
+                .map_err(RunError::PredictionLog)?;
+            tracing::info!(path = %path.display(), ratio = args.prediction_log_sample_ratio, "writing the prediction log");
+            (Some(log), Some(writer))
+        }
+        None => (None, None),
+    };
     let (ingest_stop, ingest_shutdown) = shutdown::channel();
     let ctx = IngestContext {
         tx,
@@ -148,6 +168,7 @@ pub async fn run_with_clock(
         metrics: metrics.clone(),
         options,
         shutdown: ingest_shutdown,
+        prediction_log,
     };
     let mut ingest = JoinSet::new();
     for l in listeners {
@@ -187,6 +208,10 @@ pub async fn run_with_clock(
         // Every sender is gone once the listeners are: the aggregator
         // applies what is queued and stops.
         let _ = tokio::task::spawn_blocking(move || aggregator.join()).await;
+        // The listeners held the last handles: the writer flushes and stops.
+        if let Some(w) = prediction_log_writer {
+            let _ = tokio::task::spawn_blocking(move || w.join()).await;
+        }
     })
     .await;
     if drained.is_err() {

@@ -198,3 +198,44 @@ fn model_log_events_can_be_reemitted() {
     quiet.wait_sample(r#"model_exporter_events_received_total{type="log"}"#, 1.0);
     assert!(!quiet.log_text().contains("hidden"));
 }
+
+#[test]
+fn the_prediction_log_keeps_a_sample_of_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log/predictions.jsonl");
+    let e = Exporter::start(&[
+        "--prediction-log.path",
+        path.to_str().unwrap(),
+        "--prediction-log.sample-ratio",
+        "1",
+    ]);
+    let lines: Vec<String> = (0..200)
+        .map(|i| format!("{{\"model\":\"fraud\",\"id\":\"r-{i}\",\"latency_ms\":{i}}}"))
+        .collect();
+    send_unix(
+        &e.path("unix"),
+        (lines.join("\n") + "\nnot json\n").as_bytes(),
+    );
+    e.wait_sample(
+        r#"model_exporter_events_received_total{type="inference"}"#,
+        200.0,
+    );
+    let (status, _) = e.stop();
+    assert!(status.success());
+    let written = std::fs::read_to_string(&path).unwrap();
+    let got: Vec<&str> = written.lines().collect();
+    assert_eq!(got, lines.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // Sampling: about a tenth by default.
+    let path = dir.path().join("sampled.jsonl");
+    let e = Exporter::start(&["--prediction-log.path", path.to_str().unwrap()]);
+    let many: String = (0..5000).map(|_| "{}\n").collect();
+    send_unix(&e.path("unix"), many.as_bytes());
+    e.wait_sample(
+        r#"model_exporter_events_received_total{type="inference"}"#,
+        5000.0,
+    );
+    e.stop();
+    let n = std::fs::read_to_string(&path).unwrap().lines().count();
+    assert!((300..=700).contains(&n), "{n} of 5000 sampled at 0.1");
+}

@@ -3,3 +3,4 @@
 pub mod dynamic;
 pub mod http;
 pub mod metrics;
+pub mod prediction_log;

@@ -16,6 +16,7 @@ use super::rejects::Rejects;
 use super::socket_file::{SocketFile, SocketKind, prepare};
 use crate::aggregate::{Batch, BatchSender};
 use crate::export::metrics::Metrics;
+use crate::export::prediction_log::PredictionLog;
 use crate::shutdown::Shutdown;
 
 /// Settings shared by every listener.
@@ -52,6 +53,8 @@ pub struct IngestContext {
     pub options: IngestOptions,
     /// Stops the listener.
     pub shutdown: Shutdown,
+    /// Where a sample of accepted lines is written, if anywhere.
+    pub prediction_log: Option<PredictionLog>,
 }
 
 enum Socket {
@@ -207,7 +210,12 @@ fn take_line(line: &[u8], batch: &mut Batch, ctx: &IngestContext, transport: &st
         return;
     }
     match parse_event(line) {
-        Ok(e) => batch.push(e),
+        Ok(e) => {
+            if let Some(log) = &ctx.prediction_log {
+                log.offer(line);
+            }
+            batch.push(e)
+        }
         Err(r) => ctx.rejects.reject(&r, line, transport),
     }
 }
