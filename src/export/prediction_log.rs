@@ -305,7 +305,7 @@ mod tests {
     fn count(r: &Registry, name: &str) -> u64 {
         r.gather()
             .iter()
-            .find(|f| f.get_name() == name)
+            .find(|f| f.name() == name)
             .map_or(0, |f| f.get_metric()[0].get_counter().get_value() as u64)
     }
 
