@@ -582,7 +582,11 @@ fn inference(
             }
             (_, Quality::Valid(Some(x)) | Quality::Invalid(_, Some(x))) => f
                 .value
-                .get_or_insert_with(|| metrics.feature_value.with_label_values(&labels))
+                .get_or_insert_with(|| {
+                    metrics
+                        .feature_value
+                        .member(&labels, &metrics.feature_buckets)
+                })
                 .observe(x),
             _ => {}
         }

@@ -67,8 +67,10 @@ pub struct Metrics {
     pub predictions: IntCounterVec,
     /// `model_prediction_confidence`.
     pub prediction_confidence: HistogramVec,
-    /// `model_feature_value{feature}`.
-    pub feature_value: HistogramVec,
+    /// `model_feature_value{feature}`: each member with its own buckets.
+    pub feature_value: super::histograms::HistogramFamily,
+    /// Buckets of `model_feature_value` for features without a reference.
+    pub feature_buckets: Vec<f64>,
     /// `model_feature_missing_total{feature}`.
     pub feature_missing: IntCounterVec,
     /// `model_feature_invalid_total{feature,reason}`.
@@ -249,13 +251,15 @@ impl Metrics {
                 MV,
                 &buckets.confidence,
             ),
-            feature_value: histogram(
+            feature_value: reg(
                 &r,
-                "model_feature_value",
-                "Values of numeric and boolean features.",
-                &with(&["feature"]),
-                &buckets.feature,
+                super::histograms::HistogramFamily::new(
+                    "model_feature_value",
+                    "Values of numeric and boolean features; buckets are the reference baseline's bins where one is set.",
+                    &with(&["feature"]),
+                ),
             ),
+            feature_buckets: buckets.feature.clone(),
             feature_missing: counter(
                 &r,
                 "model_feature_missing_total",
