@@ -192,8 +192,8 @@ pub struct RunArgs {
     )]
     pub prediction_log_max_files: usize,
 
-    /// Where events are received: unix:///PATH, unixgram:///PATH, tcp://HOST:PORT
-    /// or udp://HOST:PORT. Repeatable. Default: a unix stream socket and a unix
+    /// Where events are received: unix:///PATH, unixgram:///PATH, tcp://HOST:PORT,
+    /// udp://HOST:PORT, or file:///PATH (a JSON-lines file followed like tail -F). Repeatable. Default: a unix stream socket and a unix
     /// datagram socket in the temporary directory.
     #[arg(
         long = "events.listen",
@@ -229,6 +229,14 @@ pub struct RunArgs {
         value_parser = parse_duration
     )]
     pub idle_timeout: Duration,
+
+    /// file:// listeners read the file's existing content first, instead of
+    /// only what is appended after start-up.
+    #[arg(
+        long = "events.file-from-beginning",
+        env = "MODEL_EXPORTER_EVENTS_FILE_FROM_BEGINNING"
+    )]
+    pub file_from_beginning: bool,
 
     /// Batches of events queued between the listeners and the aggregator.
     #[arg(
@@ -346,6 +354,7 @@ impl RunArgs {
             max_line_bytes: self.max_line_bytes as usize,
             socket_mode: self.socket_mode,
             idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
+            file_from_beginning: self.file_from_beginning,
         }
     }
 

@@ -168,11 +168,18 @@ fn listeners_that_cannot_bind_are_reported() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen on tcp://192.0.2.1:1"));
 
     let out = Command::new(binary())
-        .args(["--events.listen", "file:///tmp/x.jsonl"])
+        .args(["--events.listen", "file:///nonexistent/dir/x.jsonl"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/dir does not exist"));
+
+    let out = Command::new(binary())
+        .args(["--events.listen", "ftp://x:1"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scheme"));
 }
 
 #[test]

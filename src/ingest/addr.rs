@@ -14,6 +14,8 @@ pub enum ListenAddr {
     Tcp(String),
     /// `udp://HOST:PORT`: a UDP socket.
     Udp(String),
+    /// `file:///path`: a JSON-lines file followed like `tail -F`.
+    File(PathBuf),
 }
 
 impl ListenAddr {
@@ -24,6 +26,7 @@ impl ListenAddr {
             ListenAddr::Unixgram(_) => "unixgram",
             ListenAddr::Tcp(_) => "tcp",
             ListenAddr::Udp(_) => "udp",
+            ListenAddr::File(_) => "file",
         }
     }
 
@@ -43,7 +46,7 @@ impl std::str::FromStr for ListenAddr {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let (scheme, rest) = s.split_once("://").ok_or_else(|| {
-            format!("{s:?} is not a listener URL (expected unix://, unixgram://, tcp:// or udp://)")
+            format!("{s:?} is not a listener URL (expected unix://, unixgram://, tcp://, udp:// or file://)")
         })?;
         if rest.is_empty() {
             return Err(format!("{s:?} names no path or address"));
@@ -61,11 +64,9 @@ impl std::str::FromStr for ListenAddr {
             "unixgram" => Ok(ListenAddr::Unixgram(PathBuf::from(rest))),
             "tcp" => host_port(rest).map(ListenAddr::Tcp),
             "udp" => host_port(rest).map(ListenAddr::Udp),
-            "file" => Err(format!(
-                "{s:?}: tailing a file (file://) is not supported by this version"
-            )),
+            "file" => Ok(ListenAddr::File(PathBuf::from(rest))),
             other => Err(format!(
-                "{s:?}: unknown scheme {other:?} (expected unix, unixgram, tcp or udp)"
+                "{s:?}: unknown scheme {other:?} (expected unix, unixgram, tcp, udp or file)"
             )),
         }
     }
@@ -78,6 +79,7 @@ impl fmt::Display for ListenAddr {
             ListenAddr::Unixgram(p) => write!(f, "unixgram://{}", p.display()),
             ListenAddr::Tcp(a) => write!(f, "tcp://{a}"),
             ListenAddr::Udp(a) => write!(f, "udp://{a}"),
+            ListenAddr::File(p) => write!(f, "file://{}", p.display()),
         }
     }
 }
@@ -101,6 +103,10 @@ mod tests {
             ),
             ("udp://[::1]:0", ListenAddr::Udp("[::1]:0".into())),
             ("tcp://localhost:1", ListenAddr::Tcp("localhost:1".into())),
+            (
+                "file:///var/log/p.jsonl",
+                ListenAddr::File("/var/log/p.jsonl".into()),
+            ),
         ];
         for (s, want) in ok {
             let got: ListenAddr = s.parse().unwrap();
@@ -113,7 +119,6 @@ mod tests {
             ("tcp://127.0.0.1", "HOST:PORT"),
             ("tcp://:80", "HOST:PORT"),
             ("udp://h:99999", "HOST:PORT"),
-            ("file:///var/log/p.jsonl", "not supported"),
             ("http://x:1", "unknown scheme"),
         ];
         for (s, frag) in bad {

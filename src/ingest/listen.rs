@@ -28,6 +28,8 @@ pub struct IngestOptions {
     pub socket_mode: u32,
     /// A stream connection silent for this long is closed; `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// `file://` listeners read the file's existing content first.
+    pub file_from_beginning: bool,
 }
 
 impl Default for IngestOptions {
@@ -36,6 +38,7 @@ impl Default for IngestOptions {
             max_line_bytes: 64 * 1024,
             socket_mode: 0o660,
             idle_timeout: Some(Duration::from_secs(600)),
+            file_from_beginning: false,
         }
     }
 }
@@ -62,6 +65,7 @@ enum Socket {
     Unixgram(UnixDatagram, SocketFile),
     Tcp(TcpListener),
     Udp(UdpSocket),
+    File(std::path::PathBuf, Option<super::tail::Open>),
 }
 
 /// A bound, not yet serving, listener.
@@ -107,6 +111,22 @@ impl Listener {
             }
             ListenAddr::Tcp(a) => Socket::Tcp(TcpListener::bind(a.as_str()).await.map_err(err)?),
             ListenAddr::Udp(a) => Socket::Udp(UdpSocket::bind(a.as_str()).await.map_err(err)?),
+            ListenAddr::File(p) => {
+                // The file may appear later, but its directory must exist.
+                let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+                if let Some(d) = dir
+                    && !d.is_dir()
+                {
+                    return Err(err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("directory {} does not exist", d.display()),
+                    )));
+                }
+                Socket::File(
+                    p.clone(),
+                    super::tail::open_at_start(p, options.file_from_beginning),
+                )
+            }
         };
         Ok(Listener {
             addr: addr.clone(),
@@ -144,6 +164,10 @@ impl Listener {
                 drop(file);
             }
             Socket::Udp(s) => datagram_loop(ctx, transport, Dgram::Udp(s)).await,
+            Socket::File(p, start) => {
+                let _ =
+                    tokio::task::spawn_blocking(move || super::tail::follow(p, start, ctx)).await;
+            }
         }
     }
 }
@@ -220,7 +244,13 @@ fn take_line(line: &[u8], batch: &mut Batch, ctx: &IngestContext, transport: &st
     }
 }
 
-fn take_frame(frame: Frame<'_>, batch: &mut Batch, ctx: &IngestContext, transport: &str) {
+/// Hands one frame to the batch, or counts it as rejected.
+pub(crate) fn take_frame(
+    frame: Frame<'_>,
+    batch: &mut Batch,
+    ctx: &IngestContext,
+    transport: &str,
+) {
     match frame {
         Frame::Line(l) => take_line(l, batch, ctx, transport),
         Frame::TooLong => ctx.rejects.reject(

@@ -12,6 +12,7 @@ pub mod listen;
 pub mod parse;
 pub mod rejects;
 pub mod socket_file;
+pub mod tail;
 pub mod timestamp;
 
 pub use addr::ListenAddr;
