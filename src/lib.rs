@@ -27,12 +27,14 @@
 //!   file, line and column.
 //! * [`server`]: wires the pieces together; [`server::run`] is what `main` calls.
 //! * [`cli`]: command-line flags and subcommands.
+//! * [`client`]: the client library for Rust model servers.
 //! * [`shutdown`]: the signal every task watches to stop cleanly.
 //! * [`clock`]: the time source, injected so that windows and durations are
 //!   tested without sleeping.
 
 pub mod aggregate;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod export;
