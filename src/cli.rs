@@ -37,6 +37,17 @@ pub struct Cli {
 pub enum Command {
     /// Run the exporter (the default).
     Run(Box<RunArgs>),
+    /// Print the monitoring report (latency, errors, predictions,
+    /// confidence, alerts) of a running exporter.
+    Report {
+        /// The exporter's base URL.
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:9877",
+            env = "MODEL_EXPORTER_URL"
+        )]
+        url: String,
+    },
     /// Validate a rules.yaml without starting anything; every error is
     /// printed as FILE:LINE:COLUMN: MESSAGE and the exit status is 1.
     Check {
@@ -191,6 +202,25 @@ pub struct RunArgs {
         default_value_t = 5
     )]
     pub prediction_log_max_files: usize,
+
+    /// Resolution of the in-memory history behind the dashboard and
+    /// /api/v1/history.
+    #[arg(
+        long = "history.resolution",
+        env = "MODEL_EXPORTER_HISTORY_RESOLUTION",
+        default_value = "10s",
+        value_parser = parse_duration
+    )]
+    pub history_resolution: Duration,
+
+    /// How far back the in-memory history reaches.
+    #[arg(
+        long = "history.retention",
+        env = "MODEL_EXPORTER_HISTORY_RETENTION",
+        default_value = "1h",
+        value_parser = parse_duration
+    )]
+    pub history_retention: Duration,
 
     /// Where events are received: unix:///PATH, unixgram:///PATH, tcp://HOST:PORT,
     /// udp://HOST:PORT, or file:///PATH (a JSON-lines file followed like tail -F). Repeatable. Default: a unix stream socket and a unix

@@ -27,6 +27,7 @@
 //!   file, line and column.
 //! * [`server`]: wires the pieces together; [`server::run`] is what `main` calls.
 //! * [`cli`]: command-line flags and subcommands.
+//! * [`report`]: the text monitoring report of a running exporter.
 //! * [`client`]: the client library for Rust model servers.
 //! * [`shutdown`]: the signal every task watches to stop cleanly.
 //! * [`clock`]: the time source, injected so that windows and durations are
@@ -39,6 +40,7 @@ pub mod clock;
 pub mod config;
 pub mod export;
 pub mod ingest;
+pub mod report;
 pub mod rules;
 pub mod server;
 pub mod shutdown;

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Check { file }) => check(&file),
+        Some(Command::Report { url }) => report(&url),
         Some(Command::Rules { command }) => rules(command),
         Some(Command::Run(args)) => run(*args),
         None => run(cli.run),
@@ -109,6 +110,19 @@ fn write_output(out: Option<&std::path::Path>, text: &str) -> Result<(), String>
                 .write_all(text.as_bytes())
                 .and_then(|()| stdout.flush())
                 .map_err(|e| format!("cannot write to standard output: {e}"))
+        }
+    }
+}
+
+fn report(url: &str) -> ExitCode {
+    match model_exporter::report::fetch(url) {
+        Ok(summary) => {
+            print!("{}", model_exporter::report::render(&summary, url));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("model-exporter report: {e}");
+            ExitCode::FAILURE
         }
     }
 }

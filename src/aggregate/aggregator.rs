@@ -8,6 +8,7 @@ use std::time::Duration;
 use prometheus::{Counter, Gauge, Histogram, IntCounter};
 use tokio::sync::mpsc;
 
+use super::history::{History, ModelSummary};
 use super::quality::{Quality, check};
 use super::signals::WindowStore;
 use crate::clock::SharedClock;
@@ -158,6 +159,7 @@ pub struct Aggregator {
     source: String,
     notifier: Option<(NotifierHandle, String)>,
     reemit_logs: bool,
+    history: History,
 }
 
 impl Aggregator {
@@ -185,9 +187,16 @@ impl Aggregator {
             source,
             notifier: None,
             reemit_logs: false,
+            history: History::new(Duration::from_secs(10), Duration::from_secs(3600)),
         };
         a.publish(&Evaluation::default());
         a
+    }
+
+    /// Keeps a history of each model's key signals: one point per
+    /// `resolution`, for `retention`.
+    pub fn set_history(&mut self, resolution: Duration, retention: Duration) {
+        self.history = History::new(resolution, retention);
     }
 
     /// Writes the model's `log` events into the exporter's own log (target
@@ -310,18 +319,34 @@ impl Aggregator {
         families.extend(self.window_families(now));
         self.metrics.rule_families.store(families);
 
-        let config = self.engine.config();
-        let snapshot = ApiSnapshot {
-            alerts: ev.alerts.clone(),
-            rules: self.engine.rule_status().to_vec(),
-            groups: config
-                .groups
-                .iter()
-                .map(|g| (g.name.clone(), g.interval.as_secs_f64()))
-                .collect(),
-            source: self.source.clone(),
+        let config = self.engine.config().clone();
+        let window = config.defaults.window;
+        let history = if self.history.maybe_record(&self.store, window, now) {
+            Some(Arc::new(self.history.clone()))
+        } else {
+            None
         };
-        *self.api.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+        let summary = self
+            .store
+            .series()
+            .iter()
+            .map(|(m, v)| ModelSummary::read(&self.store, m, v, window, now))
+            .collect();
+        let mut api = self.api.write().unwrap_or_else(|e| e.into_inner());
+        api.alerts = ev.alerts.clone();
+        api.rules = self.engine.rule_status().to_vec();
+        api.groups = config
+            .groups
+            .iter()
+            .map(|g| (g.name.clone(), g.interval.as_secs_f64()))
+            .collect();
+        api.source = self.source.clone();
+        api.summary = summary;
+        api.window = window;
+        api.now = now;
+        if let Some(h) = history {
+            api.history = h;
+        }
     }
 
     /// The `model_window_*` gauges over every window a rule uses.

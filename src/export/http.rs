@@ -115,13 +115,15 @@ pub async fn handle(state: Arc<HttpState>, req: Request<Incoming>) -> Response<B
             landing_page(&state),
         ),
         "/-/healthy" => respond(StatusCode::OK, "text/plain", "OK\n"),
-        "/api/v1/alerts" | "/api/v1/rules" => {
+        "/api/v1/alerts" | "/api/v1/rules" | "/api/v1/summary" | "/api/v1/history" => {
             let snapshot = state.api.read().unwrap_or_else(|e| e.into_inner());
-            let body = if path.ends_with("alerts") {
-                snapshot.alerts_json()
-            } else {
-                snapshot.rules_json()
+            let body = match path {
+                "/api/v1/alerts" => snapshot.alerts_json(),
+                "/api/v1/rules" => snapshot.rules_json(),
+                "/api/v1/summary" => snapshot.summary_json(),
+                _ => snapshot.history_json(),
             };
+            drop(snapshot);
             respond(StatusCode::OK, "application/json", body.to_string())
         }
         "/-/ready" if state.ready.load(Ordering::Relaxed) => {

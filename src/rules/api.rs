@@ -5,12 +5,16 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::eval::{Alert, AlertState, RuleStatus};
+use crate::aggregate::history::{History, ModelSummary};
 use crate::config::format_duration;
 use crate::ingest::timestamp::format_rfc3339;
 
 /// What the last evaluation left for the API to show.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ApiSnapshot {
     /// Pending and firing alerts.
     pub alerts: Vec<Alert>,
@@ -20,6 +24,32 @@ pub struct ApiSnapshot {
     pub groups: Vec<(String, f64)>,
     /// Where the rules came from.
     pub source: String,
+    /// Key signals of every model version over `window`.
+    pub summary: Vec<ModelSummary>,
+    /// The window of `summary` (the rules' default window).
+    pub window: Duration,
+    /// When the snapshot was taken.
+    pub now: f64,
+    /// The recent history of the key signals.
+    pub history: Arc<History>,
+}
+
+impl Default for ApiSnapshot {
+    fn default() -> Self {
+        ApiSnapshot {
+            alerts: Vec::new(),
+            rules: Vec::new(),
+            groups: Vec::new(),
+            source: String::new(),
+            summary: Vec::new(),
+            window: Duration::from_secs(300),
+            now: 0.0,
+            history: Arc::new(History::new(
+                Duration::from_secs(10),
+                Duration::from_secs(3600),
+            )),
+        }
+    }
 }
 
 fn alert_json(a: &Alert) -> Value {
@@ -45,6 +75,75 @@ impl ApiSnapshot {
         json!({
             "status": "success",
             "data": { "alerts": self.active().map(alert_json).collect::<Vec<_>>() },
+        })
+    }
+
+    /// The body of `/api/v1/summary`: each model's key signals now, the
+    /// rules' thresholds, and the active alerts.
+    pub fn summary_json(&self) -> Value {
+        let thresholds: Vec<Value> = self
+            .rules
+            .iter()
+            .filter(|r| !r.rule.expr.signal.is_per_feature())
+            .map(|r| {
+                json!({
+                    "alert": r.rule.alert,
+                    "signal": r.rule.expr.signal.name(),
+                    "op": r.rule.expr.op.as_str(),
+                    "threshold": r.rule.expr.threshold,
+                    "window": format_duration(r.rule.window),
+                    "severity": r.rule.severity.as_str(),
+                })
+            })
+            .collect();
+        json!({
+            "status": "success",
+            "data": {
+                "time": format_rfc3339(self.now),
+                "window": format_duration(self.window),
+                "models": self.summary,
+                "thresholds": thresholds,
+                "alerts": self.active().map(alert_json).collect::<Vec<_>>(),
+            },
+        })
+    }
+
+    /// The body of `/api/v1/history`: one point per resolution for the
+    /// last hour, per model version.
+    pub fn history_json(&self) -> Value {
+        let series: Vec<Value> = self
+            .history
+            .series()
+            .map(|s| {
+                let col = |f: fn(&ModelSummary) -> Option<f64>| -> Vec<Option<f64>> {
+                    s.points.iter().map(f).collect()
+                };
+                json!({
+                    "model": s.model,
+                    "version": s.version,
+                    "ts": s.ts,
+                    "request_rate": col(|p| p.request_rate),
+                    "error_rate": col(|p| p.error_rate),
+                    "p50": col(|p| p.p50),
+                    "p95": col(|p| p.p95),
+                    "p99": col(|p| p.p99),
+                    "positive_rate": col(|p| p.positive_rate),
+                    "prediction_mean": col(|p| p.prediction_mean),
+                    "confidence_mean": col(|p| p.confidence_mean),
+                    "low_confidence_rate": col(|p| p.low_confidence_rate),
+                    "click_through_rate": col(|p| p.click_through_rate),
+                    "cpu": col(|p| p.cpu),
+                    "memory": col(|p| p.memory),
+                })
+            })
+            .collect();
+        json!({
+            "status": "success",
+            "data": {
+                "resolution": self.history.resolution().as_secs_f64(),
+                "window": format_duration(self.window),
+                "series": series,
+            },
         })
     }
 

@@ -1,0 +1,202 @@
+//! A bounded in-memory history of each model's key signals at a fixed
+//! resolution, for the dashboard and the report.
+//!
+//! Every `resolution` the aggregator takes a [`ModelSummary`] of each model
+//! version over the default window and appends it to that model's ring of
+//! at most `retention / resolution` points. Models beyond [`MAX_MODELS`]
+//! are summarised but not kept in the history. Memory: 13 numbers a point,
+//! so an hour at 10 s is about 40 KiB per model version.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::signals::WindowStore;
+use crate::rules::eval::SignalSource;
+use crate::rules::expr::Signal;
+
+/// Model versions kept in the history.
+pub const MAX_MODELS: usize = 50;
+
+/// The key signals of one model version over the default window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ModelSummary {
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub version: String,
+    /// Requests per second.
+    pub request_rate: Option<f64>,
+    /// Failed / all requests.
+    pub error_rate: Option<f64>,
+    /// Latency quantiles, in seconds.
+    pub p50: Option<f64>,
+    /// 95th percentile latency.
+    pub p95: Option<f64>,
+    /// 99th percentile latency.
+    pub p99: Option<f64>,
+    /// Share of numeric predictions at or above the positive threshold.
+    pub positive_rate: Option<f64>,
+    /// Mean numeric prediction.
+    pub prediction_mean: Option<f64>,
+    /// Mean confidence.
+    pub confidence_mean: Option<f64>,
+    /// Share of low-confidence predictions.
+    pub low_confidence_rate: Option<f64>,
+    /// `clicked / shown` when the model sends those counters.
+    pub click_through_rate: Option<f64>,
+    /// Mean CPU utilisation reported by the model (ratio).
+    pub cpu: Option<f64>,
+    /// Mean memory utilisation reported by the model (ratio).
+    pub memory: Option<f64>,
+}
+
+impl ModelSummary {
+    /// Reads the summary of one model version from the windows.
+    pub fn read(
+        store: &WindowStore,
+        model: &str,
+        version: &str,
+        window: Duration,
+        now: f64,
+    ) -> Self {
+        let r = |s: Signal| store.read(model, version, &s, None, window, now).value;
+        use crate::rules::expr::Resource;
+        ModelSummary {
+            model: model.to_owned(),
+            version: version.to_owned(),
+            request_rate: r(Signal::RequestRate),
+            error_rate: r(Signal::ErrorRate),
+            p50: r(Signal::Quantile { q: 0.5 }),
+            p95: r(Signal::Quantile { q: 0.95 }),
+            p99: r(Signal::Quantile { q: 0.99 }),
+            positive_rate: r(Signal::PositiveRate),
+            prediction_mean: r(Signal::PredictionMean),
+            confidence_mean: r(Signal::ConfidenceMean),
+            low_confidence_rate: r(Signal::LowConfidenceRate),
+            click_through_rate: r(Signal::CounterRatio {
+                numerator: "clicked".into(),
+                denominator: "shown".into(),
+            }),
+            cpu: r(Signal::ResourceMean(Resource::Cpu)),
+            memory: r(Signal::ResourceMean(Resource::Memory)),
+        }
+    }
+}
+
+/// One model version's points, oldest first.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Series {
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub version: String,
+    /// Timestamps (seconds since the epoch).
+    pub ts: VecDeque<f64>,
+    /// The summaries at those times (model and version left empty).
+    pub points: VecDeque<ModelSummary>,
+}
+
+/// The history of every model version.
+#[derive(Debug, Clone)]
+pub struct History {
+    resolution: Duration,
+    capacity: usize,
+    next: f64,
+    series: BTreeMap<(String, String), Series>,
+}
+
+impl History {
+    /// A history of `retention` at one point per `resolution`.
+    pub fn new(resolution: Duration, retention: Duration) -> History {
+        let resolution = resolution.max(Duration::from_millis(100));
+        History {
+            resolution,
+            capacity: (retention.as_secs_f64() / resolution.as_secs_f64())
+                .ceil()
+                .max(1.0) as usize,
+            next: f64::NEG_INFINITY,
+            series: BTreeMap::new(),
+        }
+    }
+
+    /// Seconds between points.
+    pub fn resolution(&self) -> Duration {
+        self.resolution
+    }
+
+    /// Takes a point of every model version if one is due at `now`.
+    /// Returns whether it did.
+    pub fn maybe_record(&mut self, store: &WindowStore, window: Duration, now: f64) -> bool {
+        if now < self.next {
+            return false;
+        }
+        let step = self.resolution.as_secs_f64();
+        // Align points to the resolution, like the windows' slices.
+        self.next = ((now / step).floor() + 1.0) * step;
+        for (model, version) in store.series() {
+            let key = (model.clone(), version.clone());
+            if !self.series.contains_key(&key) && self.series.len() >= MAX_MODELS {
+                continue;
+            }
+            let mut summary = ModelSummary::read(store, &model, &version, window, now);
+            summary.model.clear();
+            summary.version.clear();
+            let s = self.series.entry(key).or_insert_with(|| Series {
+                model,
+                version,
+                ..Series::default()
+            });
+            if s.ts.len() == self.capacity {
+                s.ts.pop_front();
+                s.points.pop_front();
+            }
+            s.ts.push_back(now);
+            s.points.push_back(summary);
+        }
+        true
+    }
+
+    /// Every series.
+    pub fn series(&self) -> impl Iterator<Item = &Series> {
+        self.series.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::ingest::parse::parse_event;
+    use std::sync::Arc;
+
+    #[test]
+    fn points_at_a_fixed_resolution_within_retention() {
+        let mut store = WindowStore::new(Arc::new(Config::default_rules()), 10);
+        let mut h = History::new(Duration::from_secs(10), Duration::from_secs(60));
+        let window = Duration::from_secs(300);
+        let mut t = 1000.0;
+        while t < 1200.0 {
+            for line in [
+                r#"{"model":"reco","latency_ms":30,"counters":{"shown":10,"clicked":2}}"#,
+                r#"{"model":"reco","latency_ms":30,"error":"x","counters":{"shown":10,"clicked":1}}"#,
+            ] {
+                store.record(&parse_event(line.as_bytes()).unwrap(), t);
+            }
+            h.maybe_record(&store, window, t);
+            t += 1.0;
+        }
+        let s: Vec<&Series> = h.series().collect();
+        assert_eq!(s.len(), 1);
+        // 6 points of 10 s kept for a minute of retention.
+        assert_eq!(s[0].ts.len(), 6);
+        assert_eq!(s[0].ts.back(), Some(&1190.0));
+        let last = s[0].points.back().unwrap();
+        assert_eq!(last.error_rate, Some(0.5));
+        assert!((last.click_through_rate.unwrap() - 0.15).abs() < 1e-12);
+        assert!((last.p99.unwrap() - 0.03).abs() < 0.03 * 0.01);
+        // Not due again within the same 10 s.
+        assert!(!h.maybe_record(&store, window, 1195.0));
+    }
+}

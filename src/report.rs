@@ -1,0 +1,184 @@
+//! `model-exporter report`: the monitoring report of a running exporter, as
+//! text, from its `/api/v1/summary`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Fetches `/api/v1/summary` from the exporter at `base` (plain HTTP).
+pub fn fetch(base: &str) -> Result<Value, String> {
+    let rest = base
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{base:?}: only http:// URLs are supported"))?;
+    let (host, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let prefix = prefix.trim_end_matches('/');
+    let path = if prefix.is_empty() {
+        "/api/v1/summary".to_owned()
+    } else {
+        format!("/{prefix}/api/v1/summary")
+    };
+    let mut s = TcpStream::connect(host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let raw = String::from_utf8_lossy(&raw);
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| "malformed HTTP response".to_owned())?;
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        return Err(format!("{base}{path} answered {status}"));
+    }
+    serde_json::from_str(body).map_err(|e| format!("invalid JSON from {base}{path}: {e}"))
+}
+
+fn pct(v: &Value) -> String {
+    v.as_f64()
+        .map_or("n/a".into(), |x| format!("{:.1}%", x * 100.0))
+}
+
+fn ms(v: &Value) -> String {
+    v.as_f64()
+        .map_or("n/a".into(), |x| format!("{:.0}ms", x * 1000.0))
+}
+
+fn num(v: &Value, digits: usize) -> String {
+    v.as_f64().map_or("n/a".into(), |x| format!("{x:.digits$}"))
+}
+
+/// Renders the report from a `/api/v1/summary` body.
+pub fn render(summary: &Value, source: &str) -> String {
+    let d = &summary["data"];
+    let rule = "=".repeat(60);
+    let mut out = vec![
+        rule.clone(),
+        "ML SYSTEM MONITORING REPORT".to_owned(),
+        rule,
+        format!(
+            "{} at {}, over the last {}",
+            source,
+            d["time"].as_str().unwrap_or("?"),
+            d["window"].as_str().unwrap_or("?")
+        ),
+    ];
+    let models = d["models"].as_array().cloned().unwrap_or_default();
+    if models.is_empty() {
+        out.push(String::new());
+        out.push("No model has sent events yet.".into());
+    }
+    for m in &models {
+        out.push(String::new());
+        let version = m["version"].as_str().unwrap_or("");
+        let name = m["model"].as_str().unwrap_or("?");
+        out.push(if version.is_empty() {
+            format!("Model {name}")
+        } else {
+            format!("Model {name} (version {version})")
+        });
+        out.push(format!(
+            "  Operational: P50={}, P95={}, P99={}, Error={}, Requests={}/s",
+            ms(&m["p50"]),
+            ms(&m["p95"]),
+            ms(&m["p99"]),
+            pct(&m["error_rate"]),
+            num(&m["request_rate"], 1)
+        ));
+        out.push(format!(
+            "  ML: Positive={}, Confidence={}, Low confidence={}",
+            pct(&m["positive_rate"]),
+            num(&m["confidence_mean"], 2),
+            pct(&m["low_confidence_rate"])
+        ));
+        if !m["click_through_rate"].is_null() {
+            out.push(format!(
+                "  Business: Click-through={}",
+                pct(&m["click_through_rate"])
+            ));
+        }
+        if !m["cpu"].is_null() || !m["memory"].is_null() {
+            out.push(format!(
+                "  Resources: CPU={}, Memory={}",
+                pct(&m["cpu"]),
+                pct(&m["memory"])
+            ));
+        }
+    }
+    let alerts = d["alerts"].as_array().cloned().unwrap_or_default();
+    let count = |state: &str| alerts.iter().filter(|a| a["state"] == state).count();
+    out.push(String::new());
+    out.push(format!(
+        "Alerts: {} firing, {} pending",
+        count("firing"),
+        count("pending")
+    ));
+    for a in &alerts {
+        let l = &a["labels"];
+        let mut line = format!(
+            "  [{}] {} {} {}",
+            l["severity"].as_str().unwrap_or("").to_uppercase(),
+            a["state"].as_str().unwrap_or(""),
+            l["alertname"].as_str().unwrap_or("?"),
+            l["model"].as_str().unwrap_or("")
+        );
+        if let Some(f) = l["feature"].as_str() {
+            line.push_str(&format!(" feature={f}"));
+        }
+        if let Some(s) = a["annotations"]["summary"].as_str() {
+            line.push_str(&format!(": {s}"));
+        }
+        out.push(line);
+    }
+    out.join("\n") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_models_and_alerts() {
+        let v: Value = serde_json::from_str(
+            r#"{"data":{"time":"2026-11-29T12:00:00.000Z","window":"5m",
+            "models":[{"model":"fraud","version":"v3","p50":0.05,"p95":0.2,"p99":0.42,
+              "error_rate":0.021,"request_rate":10.04,"positive_rate":0.105,
+              "confidence_mean":0.623,"low_confidence_rate":0.12,"click_through_rate":null,"cpu":null,"memory":null},
+              {"model":"reco","version":"","p50":null,"p95":null,"p99":null,"error_rate":null,
+              "request_rate":0,"positive_rate":null,"confidence_mean":null,"low_confidence_rate":null,
+              "click_through_rate":0.05,"cpu":0.4,"memory":0.55}],
+            "alerts":[{"labels":{"alertname":"HighLatency","severity":"warning","model":"fraud"},
+              "annotations":{"summary":"p99 high"},"state":"firing"}]}}"#,
+        )
+        .unwrap();
+        let text = render(&v, "http://x:9877");
+        for want in [
+            "ML SYSTEM MONITORING REPORT",
+            "http://x:9877 at 2026-11-29T12:00:00.000Z, over the last 5m",
+            "Model fraud (version v3)",
+            "  Operational: P50=50ms, P95=200ms, P99=420ms, Error=2.1%, Requests=10.0/s",
+            "  ML: Positive=10.5%, Confidence=0.62, Low confidence=12.0%",
+            "Model reco\n",
+            "  Operational: P50=n/a, P95=n/a, P99=n/a, Error=n/a, Requests=0.0/s",
+            "  Business: Click-through=5.0%",
+            "  Resources: CPU=40.0%, Memory=55.0%",
+            "Alerts: 1 firing, 0 pending",
+            "  [WARNING] firing HighLatency fraud: p99 high",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        assert!(!text.contains("Business: Click-through=n/a"));
+    }
+
+    #[test]
+    fn bad_urls_are_refused() {
+        assert!(fetch("https://x").unwrap_err().contains("only http://"));
+        assert!(
+            fetch("http://127.0.0.1:1")
+                .unwrap_err()
+                .contains("cannot connect")
+        );
+    }
+}

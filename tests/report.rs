@@ -1,0 +1,129 @@
+//! `model-exporter report`, /api/v1/summary and /api/v1/history against a
+//! known event stream.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const RULES: &str = "
+defaults: {window: 1m, evaluation_interval: 200ms, min_samples: 10}
+groups:
+  - name: ops
+    rules:
+      - alert: HighErrorRate
+        expr: error_rate > 5%
+        severity: critical
+        annotations: {summary: 'errors of {{ $labels.model }}'}
+";
+
+#[test]
+fn the_report_matches_the_events_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, RULES).unwrap();
+    let e = Exporter::start(&[
+        "--config.file",
+        rules.to_str().unwrap(),
+        "--history.resolution",
+        "200ms",
+    ]);
+    // 100 requests of the fraud model: latencies 10..=1000 ms in steps of
+    // 10, every tenth failing, predictions 0/1 with 20% positive,
+    // confidence 0.8 (10% of them 0.3, below the 0.5 threshold).
+    let mut lines = String::new();
+    for i in 1..=100 {
+        let err = if i % 10 == 0 {
+            r#","error":"timeout""#
+        } else {
+            ""
+        };
+        let pred = if i % 5 == 0 { 1 } else { 0 };
+        let conf = if i % 10 == 3 { 0.3 } else { 0.8 };
+        lines += &format!(
+            "{{\"model\":\"fraud\",\"version\":\"v3\",\"latency_ms\":{}{err},\"prediction\":{pred},\"confidence\":{conf}}}\n",
+            i * 10
+        );
+    }
+    // A recommender with a 20% click-through rate.
+    for _ in 0..50 {
+        lines +=
+            "{\"model\":\"reco\",\"latency_ms\":30,\"counters\":{\"shown\":10,\"clicked\":2}}\n";
+    }
+    send_unix(&e.path("unix"), lines.as_bytes());
+    e.wait_sample(
+        r#"model_exporter_events_received_total{type="inference"}"#,
+        150.0,
+    );
+
+    let url = format!("http://{}", e.web);
+    let deadline = Instant::now() + PATIENCE;
+    let text = loop {
+        let out = Command::new(binary())
+            .args(["report", "--url", &url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        if text.contains("Model reco") && text.contains("1 firing") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "report never showed both models:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for want in [
+        "ML SYSTEM MONITORING REPORT",
+        "over the last 1m",
+        "Model fraud (version v3)",
+        "Error=10.0%",
+        "Positive=20.0%",
+        "Low confidence=10.0%",
+        "Model reco",
+        "Business: Click-through=20.0%",
+        "Alerts: 1 firing, 0 pending",
+        "[CRITICAL] firing HighErrorRate fraud: errors of fraud",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    // The sketch's quantiles are within 1% of the exact ones (500 and 990 ms).
+    let quantile = |name: &str| -> f64 {
+        let at = text.find(&format!("{name}=")).unwrap() + name.len() + 1;
+        text[at..].split("ms").next().unwrap().parse().unwrap()
+    };
+    assert!((quantile("P50") - 500.0).abs() <= 5.0, "{text}");
+    assert!((quantile("P99") - 990.0).abs() <= 9.9, "{text}");
+    // Confidence: 90 at 0.8 and 10 at 0.3 -> 0.75.
+    assert!(text.contains("Confidence=0.75"), "{text}");
+
+    let (status, _, body) = e.get("/api/v1/history");
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["resolution"], 0.2);
+    let fraud = v["data"]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["model"] == "fraud")
+        .expect("fraud in the history");
+    assert!(!fraud["ts"].as_array().unwrap().is_empty());
+    assert_eq!(fraud["error_rate"].as_array().unwrap().last().unwrap(), 0.1);
+}
+
+#[test]
+fn report_without_an_exporter_fails_clearly() {
+    let out = Command::new(binary())
+        .args(["report", "--url", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect to 127.0.0.1:1"));
+}
