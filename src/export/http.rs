@@ -64,16 +64,12 @@ fn respond(
     r
 }
 
+/// The dashboard: a self-contained page (no external assets) that reads
+/// `/api/v1/summary` and `/api/v1/history` and refreshes itself.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
 fn landing_page(state: &HttpState) -> String {
-    let path = html_escape(&state.telemetry_path);
-    format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>model-exporter</title></head>\n\
-         <body><h1>model-exporter {}</h1>\n<p>A Prometheus exporter for machine-learning models.</p>\n\
-         <ul>\n<li><a href=\"{path}\">{path}</a>: metrics</li>\n\
-         <li><a href=\"/-/healthy\">/-/healthy</a>: liveness</li>\n\
-         <li><a href=\"/-/ready\">/-/ready</a>: readiness</li>\n</ul>\n</body></html>\n",
-        crate::VERSION
-    )
+    DASHBOARD.replace("{{TELEMETRY_PATH}}", &html_escape(&state.telemetry_path))
 }
 
 fn html_escape(s: &str) -> String {
