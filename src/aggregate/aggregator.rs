@@ -234,9 +234,13 @@ impl Aggregator {
         self.publish(&Evaluation::default());
     }
 
-    /// How often [`Aggregator::evaluate`] should run.
+    /// How often, in real time, [`Aggregator::evaluate`] should run: the
+    /// rules' interval, shortened by the clock's speed.
     pub fn tick(&self) -> Duration {
-        self.engine.tick()
+        self.engine
+            .tick()
+            .div_f64(self.clock.speed())
+            .max(Duration::from_millis(1))
     }
 
     /// Evaluates the rules that are due and publishes the results.
