@@ -11,6 +11,7 @@
 //! answers "what happened in the last N minutes" by merging slices.
 
 mod aggregator;
+pub mod feedback;
 pub mod signals;
 pub mod sketch;
 pub mod window;
