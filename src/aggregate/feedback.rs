@@ -64,9 +64,12 @@
 //! [`FeedbackJoiner::approx_bytes`] reports the store's own estimate, an upper
 //! bound of the heap it holds.
 
-use std::collections::{HashMap, VecDeque};
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::mem::size_of;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::window::Slice;
@@ -90,10 +93,48 @@ struct Pending {
     seq: u64,
     /// When it was remembered (monotonic stamp, see the module docs).
     at: f64,
-    /// (model, version) key of the pending count this entry is part of.
-    group: Arc<[u8]>,
+    /// The (model, version) whose pending count this entry is part of.
+    group: Arc<Group>,
     prediction: Outcome,
 }
+
+/// The pending count of one (model, version). Shared by its entries, so that
+/// forgetting an entry needs no lookup; atomic only to keep the joiner `Send`
+/// (it has a single writer).
+#[derive(Debug)]
+struct Group {
+    /// [`make_key`] of (model, version).
+    key: Box<[u8]>,
+    count: AtomicU64,
+}
+
+/// A [`Group`] in the set of groups, found by its key.
+#[derive(Debug, Clone)]
+struct GroupRef(Arc<Group>);
+
+impl Borrow<[u8]> for GroupRef {
+    fn borrow(&self) -> &[u8] {
+        &self.0.key
+    }
+}
+
+impl PartialEq for GroupRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+
+impl Eq for GroupRef {}
+
+impl Hash for GroupRef {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As `[u8]` hashes, so that lookups by `&[u8]` find it.
+        self.0.key.hash(state)
+    }
+}
+
+/// Heap bytes of a [`Group`] besides its key bytes.
+const GROUP_OVERHEAD_BYTES: usize = KEY_OVERHEAD_BYTES + size_of::<Group>();
 
 /// Cumulative counts of what happened to inferences and labels, for export
 /// as Prometheus counters.
@@ -180,7 +221,7 @@ pub struct FeedbackJoiner {
     recent_queue: VecDeque<(Arc<[u8]>, u64)>,
     recent_capacity: usize,
     /// Pending count per (model, version) key.
-    groups: HashMap<Arc<[u8]>, u64>,
+    groups: HashSet<GroupRef>,
     next_seq: u64,
     /// Largest finite `now` seen.
     latest: f64,
@@ -239,7 +280,7 @@ impl FeedbackJoiner {
             } else {
                 (capacity / 8).max(1)
             },
-            groups: HashMap::new(),
+            groups: HashSet::new(),
             next_seq: 0,
             latest: 0.0,
             heap_bytes: 0,
@@ -282,16 +323,19 @@ impl FeedbackJoiner {
     /// Pending predictions per model version: `(model, version, count)`, in
     /// no particular order. Versions with none pending are not listed.
     pub fn pending(&self) -> impl Iterator<Item = (&str, &str, u64)> + '_ {
-        self.groups
-            .iter()
-            .filter_map(|(k, &n)| split_key(k).map(|(m, v)| (m, v, n)))
+        self.groups.iter().filter_map(|g| {
+            let n = g.0.count.load(Ordering::Relaxed);
+            split_key(&g.0.key).map(|(m, v)| (m, v, n))
+        })
     }
 
     /// Pending predictions of one model version.
     pub fn pending_count(&self, model: &str, version: &str) -> u64 {
         let mut buf = Vec::with_capacity(4 + model.len() + version.len());
         make_key(&mut buf, model, version);
-        self.groups.get(buf.as_slice()).copied().unwrap_or(0)
+        self.groups
+            .get(buf.as_slice())
+            .map_or(0, |g| g.0.count.load(Ordering::Relaxed))
     }
 
     /// The store's estimate of the heap it holds, in bytes: table slots at
@@ -304,7 +348,7 @@ impl FeedbackJoiner {
         }
         table(&self.entries)
             + table(&self.recent)
-            + table(&self.groups)
+            + self.groups.capacity() * 8 / 7 * (size_of::<GroupRef>() + 1)
             + (self.queue.capacity() + self.recent_queue.capacity()) * QUEUE_ITEM_BYTES
             + self.key_buf.capacity()
             + self.group_buf.capacity()
@@ -324,33 +368,30 @@ impl FeedbackJoiner {
     }
 
     /// Decrements the pending count of `group`, forgetting it at zero.
-    fn group_decr(&mut self, group: &Arc<[u8]>) {
-        if let Some(n) = self.groups.get_mut(&**group) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.groups.remove(&**group);
-                self.heap_bytes = self.heap_bytes.saturating_sub(key_cost(group));
-            }
+    fn group_decr(&mut self, group: &Group) {
+        let before = group.count.fetch_sub(1, Ordering::Relaxed);
+        if before <= 1 {
+            self.groups.remove(&*group.key);
+            self.heap_bytes = self
+                .heap_bytes
+                .saturating_sub(GROUP_OVERHEAD_BYTES + group.key.len());
         }
     }
 
-    /// The shared (model, version) key, its count incremented.
-    fn group_incr(&mut self, model: &str, version: &str) -> Arc<[u8]> {
+    /// The shared (model, version) group, its count incremented.
+    fn group_incr(&mut self, model: &str, version: &str) -> Arc<Group> {
         make_key(&mut self.group_buf, model, version);
-        let existing = self
-            .groups
-            .get_key_value(self.group_buf.as_slice())
-            .map(|(k, _)| Arc::clone(k));
-        if let Some(k) = existing {
-            if let Some(n) = self.groups.get_mut(&*k) {
-                *n = n.saturating_add(1);
-            }
-            return k;
+        if let Some(g) = self.groups.get(self.group_buf.as_slice()) {
+            g.0.count.fetch_add(1, Ordering::Relaxed);
+            return Arc::clone(&g.0);
         }
-        let k: Arc<[u8]> = Arc::from(self.group_buf.as_slice());
-        self.heap_bytes += key_cost(&k);
-        self.groups.insert(Arc::clone(&k), 1);
-        k
+        let g = Arc::new(Group {
+            key: self.group_buf.as_slice().into(),
+            count: AtomicU64::new(1),
+        });
+        self.heap_bytes += GROUP_OVERHEAD_BYTES + g.key.len();
+        self.groups.insert(GroupRef(Arc::clone(&g)));
+        g
     }
 
     /// Forgets a pending entry's bookkeeping (its queue item becomes stale).
@@ -526,7 +567,7 @@ impl FeedbackJoiner {
             let version = match found {
                 Some((_, p)) => {
                     self.release(&p);
-                    split_key(&p.group)
+                    split_key(&p.group.key)
                         .map(|(_, v)| v.to_owned())
                         .unwrap_or_default()
                 }
@@ -545,7 +586,7 @@ impl FeedbackJoiner {
             Some((key, p)) => {
                 self.release(&p);
                 self.stats.joined += 1;
-                let version = split_key(&p.group)
+                let version = split_key(&p.group.key)
                     .map(|(_, v)| v.to_owned())
                     .unwrap_or_default();
                 self.remember_joined(key, p.seq);
@@ -599,46 +640,61 @@ impl FeedbackJoiner {
 /// [`canonical_label`]); `true` and numbers equal to 1 become `"1"`.
 pub const POSITIVE_LABELS: [&str; 3] = ["1", "positive", "yes"];
 
-/// The canonical text of a label, used to compare predictions with actuals:
-/// surrounding whitespace is trimmed; text that parses as a finite number is
-/// written as that number (`"1.0"`, `" 1 "` and `1` all become `"1"`,
-/// `"0.50"` becomes `"0.5"`, `-0` becomes `"0"`); `true` and `false` (any
-/// case) become `"1"` and `"0"`. Other labels are kept as they are (case
-/// matters: `Cat` is not `cat`).
-pub fn canonical_label(o: &Outcome) -> String {
-    match o {
-        Outcome::Number(x) => canonical_number(*x),
-        Outcome::Class(s) => {
-            let t = s.trim();
-            if t.eq_ignore_ascii_case("true") {
-                return "1".to_owned();
+/// A label in canonical form: a number, or text compared as it is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Label<'a> {
+    Num(f64),
+    Text(&'a str),
+}
+
+impl<'a> Label<'a> {
+    fn of(o: &'a Outcome) -> Label<'a> {
+        match o {
+            Outcome::Number(x) => Label::Num(*x),
+            Outcome::Class(s) => {
+                let t = s.trim();
+                if t.eq_ignore_ascii_case("true") {
+                    Label::Num(1.0)
+                } else if t.eq_ignore_ascii_case("false") {
+                    Label::Num(0.0)
+                } else {
+                    match t.parse::<f64>() {
+                        Ok(x) if x.is_finite() => Label::Num(x),
+                        _ => Label::Text(t),
+                    }
+                }
             }
-            if t.eq_ignore_ascii_case("false") {
-                return "0".to_owned();
-            }
-            match t.parse::<f64>() {
-                Ok(x) if x.is_finite() => canonical_number(x),
-                _ => t.to_owned(),
-            }
+        }
+    }
+
+    /// Whether it is 0 or 1.
+    fn is_binary(self) -> bool {
+        matches!(self, Label::Num(x) if x == 0.0 || x == 1.0)
+    }
+
+    fn is_positive(self) -> bool {
+        match self {
+            Label::Num(x) => x == 1.0,
+            Label::Text(t) => POSITIVE_LABELS.iter().any(|p| p.eq_ignore_ascii_case(t)),
         }
     }
 }
 
-fn canonical_number(x: f64) -> String {
-    if x == 0.0 {
+/// The canonical text of a label, used to compare predictions with actuals:
+/// surrounding whitespace is trimmed; text that parses as a finite number is
+/// taken as that number (`"1.0"`, `" 1 "` and `1` all become `"1"`, `"0.50"`
+/// becomes `"0.5"`, `-0` becomes `"0"`); `true` and `false` (any case) become
+/// `"1"` and `"0"`. Other labels are kept as they are (case matters: `Cat` is
+/// not `cat`). Two labels match when their canonical texts are equal.
+pub fn canonical_label(o: &Outcome) -> String {
+    match Label::of(o) {
         // Also -0.
-        return "0".to_owned();
+        Label::Num(0.0) => "0".to_owned(),
+        // `Display` for f64 is the shortest text that reads back the same and
+        // prints integral values without a fraction ("1", not "1.0").
+        Label::Num(x) => format!("{x}"),
+        Label::Text(t) => t.to_owned(),
     }
-    // `Display` for f64 is the shortest text that reads back the same, and
-    // prints integral values without a fraction ("1", not "1.0").
-    format!("{x}")
-}
-
-/// Whether a canonical label is the positive class.
-fn is_positive(label: &str) -> bool {
-    POSITIVE_LABELS
-        .iter()
-        .any(|p| p.eq_ignore_ascii_case(label))
 }
 
 /// How [`QualitySlice::record`] took a pair.
@@ -709,50 +765,35 @@ impl QualitySlice {
         actual: &Outcome,
         positive_threshold: f64,
     ) -> PairKind {
-        let binary = |x: f64| x == 0.0 || x == 1.0;
-        let score = |x: f64| (0.0..=1.0).contains(&x);
-        let threshold = |p: f64| {
-            if p >= positive_threshold {
-                "1".to_owned()
-            } else {
-                "0".to_owned()
-            }
-        };
-        for o in [prediction, actual] {
-            if let Outcome::Number(x) = o
-                && !x.is_finite()
-            {
-                return PairKind::Ignored;
-            }
+        if let (Outcome::Number(p), Outcome::Number(a)) = (prediction, actual)
+            && !(p.is_finite() && a.is_finite())
+        {
+            return PairKind::Ignored;
         }
-        let (pred, act) = match (prediction, actual) {
-            (Outcome::Number(p), Outcome::Number(a)) => {
-                if binary(*a) && score(*p) {
-                    (threshold(*p), canonical_number(*a))
-                } else {
-                    let e = p - a;
-                    self.n_reg += 1;
-                    self.abs_err_sum += e.abs();
-                    self.sq_err_sum += e * e;
-                    return PairKind::Regression;
-                }
+        let score = |x: f64| (0.0..=1.0).contains(&x);
+        let threshold = |p: f64| Label::Num(if p >= positive_threshold { 1.0 } else { 0.0 });
+        let act = Label::of(actual);
+        let pred = match (prediction, act) {
+            (Outcome::Number(p), act) if score(*p) && act.is_binary() => threshold(*p),
+            (Outcome::Number(p), Label::Num(a)) if matches!(actual, Outcome::Number(_)) => {
+                let e = p - a;
+                self.n_reg += 1;
+                self.abs_err_sum += e.abs();
+                self.sq_err_sum += e * e;
+                return PairKind::Regression;
             }
-            (Outcome::Number(p), Outcome::Class(_)) => {
-                let act = canonical_label(actual);
-                let pred = if score(*p) && (act == "0" || act == "1") {
-                    threshold(*p)
-                } else {
-                    canonical_number(*p)
-                };
-                (pred, act)
-            }
-            _ => (canonical_label(prediction), canonical_label(actual)),
+            _ => Label::of(prediction),
         };
+        if matches!(pred, Label::Num(x) if !x.is_finite())
+            || matches!(act, Label::Num(x) if !x.is_finite())
+        {
+            return PairKind::Ignored;
+        }
         self.n_class += 1;
         if pred == act {
             self.correct += 1;
         }
-        match (is_positive(&pred), is_positive(&act)) {
+        match (pred.is_positive(), act.is_positive()) {
             (true, true) => self.tp += 1,
             (true, false) => self.fp += 1,
             (false, true) => self.fn_ += 1,
