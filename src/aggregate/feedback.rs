@@ -457,7 +457,7 @@ impl FeedbackJoiner {
             return;
         }
         let seq = self.next_seq;
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.wrapping_add(1);
         make_key(&mut self.key_buf, model, id);
         // A re-used id that was joined before is no longer a duplicate label.
         self.recent.remove(self.key_buf.as_slice());
