@@ -11,6 +11,7 @@
 //! answers "what happened in the last N minutes" by merging slices.
 
 mod aggregator;
+pub mod feedback;
 pub mod history;
 pub mod quality;
 pub mod signals;

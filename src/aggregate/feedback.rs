@@ -1,0 +1,1325 @@
+//! Joining ground truth to predictions, and the windowed quality it yields.
+//!
+//! A `feedback` event carries the true value of an earlier request, often
+//! minutes or hours after the `inference` it belongs to. [`FeedbackJoiner`]
+//! remembers predictions that wait for their label, keyed by (model, request
+//! id), and hands back the (prediction, actual) pair when the label comes.
+//! [`QualitySlice`] accumulates such pairs per slice of time; merged over a
+//! window it answers the `accuracy`, `precision`, `recall`, `mae` and `rmse`
+//! signals.
+//!
+//! # Joining
+//!
+//! * An inference with an id and a prediction is remembered with the time it
+//!   arrived. A second inference with the same (model, id) while the first is
+//!   still pending replaces it (counted in [`JoinStats::duplicate_inference`]).
+//! * A feedback with an id finds the pending inference, which is removed:
+//!   [`FeedbackOutcome::Joined`].
+//! * A feedback that carries its own `prediction` needs no join:
+//!   [`FeedbackOutcome::Carried`]. Its version is that of a pending inference
+//!   with the same (model, id) if there is one (which is then consumed, so it
+//!   does not expire later), else `""`.
+//! * A feedback whose id was joined recently is a [`FeedbackOutcome::Duplicate`]
+//!   and is not used again. "Recently" means among the last `capacity / 8`
+//!   joins (at least one when `capacity > 0`): a small bounded memory of ids,
+//!   not a guarantee — an older duplicate reads as unmatched.
+//! * Anything else is [`FeedbackOutcome::Unmatched`]: an id never seen, seen
+//!   longer ago than the recent-join memory reaches, evicted, or expired.
+//!   Feedback that arrives **before** its inference (out of order) is not
+//!   buffered: it is unmatched, and the inference that follows waits until it
+//!   expires. Clients that cannot guarantee the order should send the
+//!   prediction along with the label.
+//!
+//! # Bounds
+//!
+//! * **ttl**: a pending inference older than the ttl is dropped (counted in
+//!   [`JoinStats::expired`]). [`FeedbackJoiner::expire`] is called on every
+//!   evaluation tick and costs O(entries expired); a label that comes for an
+//!   entry past its ttl before the tick drops it the same way, so whether a
+//!   late label joins never depends on when the tick ran. An entry whose age
+//!   is exactly the ttl still joins.
+//! * **capacity**: at most `capacity` pending inferences in total, over all
+//!   models. A new one when full evicts the oldest (first in, first out;
+//!   counted in [`JoinStats::evicted`], or [`JoinStats::expired`] if it was
+//!   past its ttl anyway). With `capacity` 0 nothing is remembered: every
+//!   inference is counted evicted at once.
+//!
+//! # Time
+//!
+//! `now` is passed in, never read. Entries are stamped with the largest finite
+//! `now` seen so far, so insertion order is age order even when the clock
+//! steps back (entries made during the step live that much longer), and a
+//! non-finite `now` is taken as that latest time (0 before any).
+//!
+//! # Memory
+//!
+//! Per pending entry, on a 64-bit target: a hash-map slot of
+//! [`SLOT_BYTES`] (key handle, prediction, version handle, sequence number,
+//! time) at a load factor between 7/16 and 7/8; one or two queue slots of
+//! [`QUEUE_ITEM_BYTES`] (the queue is compacted when more than half of it is
+//! stale); and the key itself, `KEY_OVERHEAD_BYTES + 4 + len(model) + len(id)`
+//! bytes, shared between map and queue. A class-label prediction adds its
+//! string. For a 36-character request id that is about 190 to 300 bytes an
+//! entry: 100 000 pending entries take 20 to 30 MiB.
+//! [`FeedbackJoiner::approx_bytes`] reports the store's own estimate, an upper
+//! bound of the heap it holds.
+
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::mem::size_of;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::window::Slice;
+use crate::ingest::event::Outcome;
+use crate::rules::expr::FeedbackMetric;
+
+/// Bytes of one pending entry's hash-map slot (key handle and [`Pending`]).
+pub const SLOT_BYTES: usize = size_of::<(Arc<[u8]>, Pending)>();
+
+/// Bytes of one slot in the insertion-order queue.
+pub const QUEUE_ITEM_BYTES: usize = size_of::<(Arc<[u8]>, u64)>();
+
+/// Heap bytes a shared key carries besides its contents (the two reference
+/// counts of an [`Arc`]).
+pub const KEY_OVERHEAD_BYTES: usize = 2 * size_of::<usize>();
+
+/// One remembered prediction.
+#[derive(Debug, Clone)]
+struct Pending {
+    /// Sequence number of the insertion; queue items with another are stale.
+    seq: u64,
+    /// When it was remembered (monotonic stamp, see the module docs).
+    at: f64,
+    /// The (model, version) whose pending count this entry is part of.
+    group: Arc<Group>,
+    prediction: Outcome,
+}
+
+/// The pending count of one (model, version). Shared by its entries, so that
+/// forgetting an entry needs no lookup; atomic only to keep the joiner `Send`
+/// (it has a single writer).
+#[derive(Debug)]
+struct Group {
+    /// [`make_key`] of (model, version).
+    key: Box<[u8]>,
+    count: AtomicU64,
+}
+
+/// A [`Group`] in the set of groups, found by its key.
+#[derive(Debug, Clone)]
+struct GroupRef(Arc<Group>);
+
+impl Borrow<[u8]> for GroupRef {
+    fn borrow(&self) -> &[u8] {
+        &self.0.key
+    }
+}
+
+impl PartialEq for GroupRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+
+impl Eq for GroupRef {}
+
+impl Hash for GroupRef {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As `[u8]` hashes, so that lookups by `&[u8]` find it.
+        self.0.key.hash(state)
+    }
+}
+
+/// Heap bytes of a [`Group`] besides its key bytes.
+const GROUP_OVERHEAD_BYTES: usize = KEY_OVERHEAD_BYTES + size_of::<Group>();
+
+/// Cumulative counts of what happened to inferences and labels, for export
+/// as Prometheus counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JoinStats {
+    /// Labels joined to a pending inference ([`FeedbackOutcome::Joined`]).
+    pub joined: u64,
+    /// Labels that carried their own prediction ([`FeedbackOutcome::Carried`]).
+    pub carried: u64,
+    /// Labels that found nothing to join ([`FeedbackOutcome::Unmatched`]).
+    pub unmatched: u64,
+    /// Labels for an id that was joined recently ([`FeedbackOutcome::Duplicate`]).
+    pub duplicate_feedback: u64,
+    /// Inferences that replaced a pending one with the same (model, id).
+    pub duplicate_inference: u64,
+    /// Pending inferences dropped because they outlived the ttl.
+    pub expired: u64,
+    /// Pending inferences dropped to make room (capacity reached).
+    pub evicted: u64,
+}
+
+/// What became of one feedback event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedbackOutcome {
+    /// The label was joined to its pending inference, which is forgotten.
+    Joined {
+        /// Version of the model that made the prediction.
+        version: String,
+        /// The remembered prediction.
+        prediction: Outcome,
+        /// The true value.
+        actual: Outcome,
+        /// Seconds from the inference to its label (0 if the clock stepped back).
+        delay_seconds: f64,
+    },
+    /// The label carried its own prediction; no join was needed.
+    Carried {
+        /// Version of a pending inference with the same (model, id), else `""`.
+        version: String,
+        /// The prediction sent with the label.
+        prediction: Outcome,
+        /// The true value.
+        actual: Outcome,
+    },
+    /// A second label for an id that was joined recently; not used.
+    Duplicate,
+    /// Nothing to join: never seen, expired, evicted, or not yet arrived.
+    Unmatched,
+}
+
+impl FeedbackOutcome {
+    /// The (version, prediction, actual) to record, if the label is usable.
+    pub fn pair(&self) -> Option<(&str, &Outcome, &Outcome)> {
+        match self {
+            FeedbackOutcome::Joined {
+                version,
+                prediction,
+                actual,
+                ..
+            }
+            | FeedbackOutcome::Carried {
+                version,
+                prediction,
+                actual,
+            } => Some((version, prediction, actual)),
+            FeedbackOutcome::Duplicate | FeedbackOutcome::Unmatched => None,
+        }
+    }
+}
+
+/// Remembers predictions until their labels come. See the
+/// [module documentation](self) for the rules.
+#[derive(Debug, Clone)]
+pub struct FeedbackJoiner {
+    ttl: f64,
+    capacity: usize,
+    /// Pending entries by (model, id) key.
+    entries: HashMap<Arc<[u8]>, Pending>,
+    /// Insertion order; items whose sequence number no longer matches the
+    /// entry (replaced, joined) are stale and skipped.
+    queue: VecDeque<(Arc<[u8]>, u64)>,
+    /// Recently joined keys, with the sequence number of their queue item.
+    recent: HashMap<Arc<[u8]>, u64>,
+    recent_queue: VecDeque<(Arc<[u8]>, u64)>,
+    recent_capacity: usize,
+    /// Pending count per (model, version) key.
+    groups: HashSet<GroupRef>,
+    next_seq: u64,
+    /// Largest finite `now` seen.
+    latest: f64,
+    /// Heap bytes of keys (charged per queue item) and class predictions.
+    heap_bytes: usize,
+    /// Reused buffers for building lookup keys.
+    key_buf: Vec<u8>,
+    group_buf: Vec<u8>,
+    stats: JoinStats,
+}
+
+/// Writes `a` and `b` into `buf` as one unambiguous key: the length of `a`
+/// (4 bytes, little endian), `a`, then `b`.
+fn make_key(buf: &mut Vec<u8>, a: &str, b: &str) {
+    buf.clear();
+    let len = u32::try_from(a.len()).unwrap_or(u32::MAX);
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(a.as_bytes());
+    buf.extend_from_slice(b.as_bytes());
+}
+
+/// Splits a key made by [`make_key`] back into its two strings.
+fn split_key(key: &[u8]) -> Option<(&str, &str)> {
+    let len_bytes: [u8; 4] = key.get(..4)?.try_into().ok()?;
+    let len = u32::from_le_bytes(len_bytes) as usize;
+    let rest = key.get(4..)?;
+    let a = rest.get(..len)?;
+    let b = rest.get(len..)?;
+    Some((std::str::from_utf8(a).ok()?, std::str::from_utf8(b).ok()?))
+}
+
+fn key_cost(key: &[u8]) -> usize {
+    KEY_OVERHEAD_BYTES + key.len()
+}
+
+fn outcome_heap(o: &Outcome) -> usize {
+    match o {
+        Outcome::Number(_) => 0,
+        Outcome::Class(s) => s.capacity(),
+    }
+}
+
+impl FeedbackJoiner {
+    /// A joiner keeping predictions up to `ttl` and at most `capacity` of them.
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        let initial = capacity.min(1024);
+        Self {
+            ttl: ttl.as_secs_f64(),
+            capacity,
+            entries: HashMap::with_capacity(initial),
+            queue: VecDeque::with_capacity(initial),
+            recent: HashMap::new(),
+            recent_queue: VecDeque::new(),
+            recent_capacity: if capacity == 0 {
+                0
+            } else {
+                (capacity / 8).max(1)
+            },
+            groups: HashSet::new(),
+            next_seq: 0,
+            latest: 0.0,
+            heap_bytes: 0,
+            key_buf: Vec::new(),
+            group_buf: Vec::new(),
+            stats: JoinStats::default(),
+        }
+    }
+
+    /// How long a prediction waits for its label.
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs_f64(self.ttl)
+    }
+
+    /// Most pending predictions kept.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Number of predictions waiting for their label.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no prediction is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Cumulative counts.
+    pub fn stats(&self) -> JoinStats {
+        self.stats
+    }
+
+    /// How many ids the duplicate-label memory holds at most (`capacity / 8`).
+    pub fn recent_capacity(&self) -> usize {
+        self.recent_capacity
+    }
+
+    /// Pending predictions per model version: `(model, version, count)`, in
+    /// no particular order. Versions with none pending are not listed.
+    pub fn pending(&self) -> impl Iterator<Item = (&str, &str, u64)> + '_ {
+        self.groups.iter().filter_map(|g| {
+            let n = g.0.count.load(Ordering::Relaxed);
+            split_key(&g.0.key).map(|(m, v)| (m, v, n))
+        })
+    }
+
+    /// Pending predictions of one model version.
+    pub fn pending_count(&self, model: &str, version: &str) -> u64 {
+        let mut buf = Vec::with_capacity(4 + model.len() + version.len());
+        make_key(&mut buf, model, version);
+        self.groups
+            .get(buf.as_slice())
+            .map_or(0, |g| g.0.count.load(Ordering::Relaxed))
+    }
+
+    /// The store's estimate of the heap it holds, in bytes: table slots at
+    /// their allocated capacity, keys, class-label predictions.
+    pub fn approx_bytes(&self) -> usize {
+        // A hash table allocates at least capacity × 8/7 slots, plus a control
+        // byte per slot.
+        fn table<K, V>(m: &HashMap<K, V>) -> usize {
+            m.capacity() * 8 / 7 * (size_of::<(K, V)>() + 1)
+        }
+        table(&self.entries)
+            + table(&self.recent)
+            + self.groups.capacity() * 8 / 7 * (size_of::<GroupRef>() + 1)
+            + (self.queue.capacity() + self.recent_queue.capacity()) * QUEUE_ITEM_BYTES
+            + self.key_buf.capacity()
+            + self.group_buf.capacity()
+            + self.heap_bytes
+    }
+
+    /// Turns `now` into the stamp used for entries (see the module docs).
+    fn stamp(&mut self, now: f64) -> f64 {
+        if now.is_finite() && now > self.latest {
+            self.latest = now;
+        }
+        self.latest
+    }
+
+    fn expired_at(&self, at: f64, now: f64) -> bool {
+        now - at > self.ttl
+    }
+
+    /// Decrements the pending count of `group`, forgetting it at zero.
+    fn group_decr(&mut self, group: &Group) {
+        let before = group.count.fetch_sub(1, Ordering::Relaxed);
+        if before <= 1 {
+            self.groups.remove(&*group.key);
+            self.heap_bytes = self
+                .heap_bytes
+                .saturating_sub(GROUP_OVERHEAD_BYTES + group.key.len());
+        }
+    }
+
+    /// The shared (model, version) group, its count incremented.
+    fn group_incr(&mut self, model: &str, version: &str) -> Arc<Group> {
+        make_key(&mut self.group_buf, model, version);
+        if let Some(g) = self.groups.get(self.group_buf.as_slice()) {
+            g.0.count.fetch_add(1, Ordering::Relaxed);
+            return Arc::clone(&g.0);
+        }
+        let g = Arc::new(Group {
+            key: self.group_buf.as_slice().into(),
+            count: AtomicU64::new(1),
+        });
+        self.heap_bytes += GROUP_OVERHEAD_BYTES + g.key.len();
+        self.groups.insert(GroupRef(Arc::clone(&g)));
+        g
+    }
+
+    /// Forgets a pending entry's bookkeeping (its queue item becomes stale).
+    fn release(&mut self, p: &Pending) {
+        self.group_decr(&p.group);
+        self.heap_bytes = self.heap_bytes.saturating_sub(outcome_heap(&p.prediction));
+    }
+
+    /// Whether the queue item `(key, seq)` is the live one of its entry.
+    fn is_live(entries: &HashMap<Arc<[u8]>, Pending>, key: &[u8], seq: u64) -> bool {
+        entries.get(key).is_some_and(|p| p.seq == seq)
+    }
+
+    /// Pops the front of the queue, returning the live entry it named, if any.
+    fn pop_front_entry(&mut self) -> Option<Option<(Arc<[u8]>, Pending)>> {
+        let (key, seq) = self.queue.pop_front()?;
+        self.heap_bytes = self.heap_bytes.saturating_sub(key_cost(&key));
+        if Self::is_live(&self.entries, &key, seq) {
+            let removed = self.entries.remove_entry(&*key);
+            if let Some((_, p)) = &removed {
+                self.release(p);
+            }
+            Some(removed)
+        } else {
+            Some(None)
+        }
+    }
+
+    /// Drops stale items from the queue once more than half of it is stale,
+    /// which keeps it within `2 × len + 32` at amortised O(1) per operation.
+    fn maybe_compact(&mut self) {
+        if self.queue.len() <= 2 * self.entries.len() + 32 {
+            return;
+        }
+        let entries = &self.entries;
+        let mut freed = 0;
+        self.queue.retain(|(k, seq)| {
+            let live = Self::is_live(entries, k, *seq);
+            if !live {
+                freed += key_cost(k);
+            }
+            live
+        });
+        self.heap_bytes = self.heap_bytes.saturating_sub(freed);
+        if self.queue.capacity() > 4 * self.queue.len().max(1024) {
+            self.queue.shrink_to(2 * self.queue.len().max(1024));
+        }
+    }
+
+    /// Remembers a prediction awaiting its label. See the
+    /// [module documentation](self).
+    pub fn on_inference(
+        &mut self,
+        model: &str,
+        version: &str,
+        id: &str,
+        prediction: &Outcome,
+        now: f64,
+    ) {
+        let at = self.stamp(now);
+        if self.capacity == 0 {
+            self.stats.evicted += 1;
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        make_key(&mut self.key_buf, model, id);
+        // A re-used id that was joined before is no longer a duplicate label.
+        self.recent.remove(self.key_buf.as_slice());
+
+        if let Some(key) = self
+            .entries
+            .get_key_value(self.key_buf.as_slice())
+            .map(|(k, _)| Arc::clone(k))
+        {
+            // Replace the pending entry; its old queue item becomes stale.
+            self.stats.duplicate_inference += 1;
+            let group = self.group_incr(model, version);
+            let new = Pending {
+                seq,
+                at,
+                group,
+                prediction: prediction.clone(),
+            };
+            self.heap_bytes += outcome_heap(&new.prediction);
+            if let Some(old) = self.entries.insert(Arc::clone(&key), new) {
+                self.release(&old);
+            }
+            self.heap_bytes += key_cost(&key);
+            self.queue.push_back((key, seq));
+            self.maybe_compact();
+            return;
+        }
+
+        // Make room: drop the oldest live entry.
+        while self.entries.len() >= self.capacity {
+            match self.pop_front_entry() {
+                Some(Some((_, p))) => {
+                    if self.expired_at(p.at, at) {
+                        self.stats.expired += 1;
+                    } else {
+                        self.stats.evicted += 1;
+                    }
+                }
+                Some(None) => {}
+                // Unreachable while every entry has a queue item; stop
+                // rather than loop.
+                None => break,
+            }
+        }
+
+        let key: Arc<[u8]> = Arc::from(self.key_buf.as_slice());
+        let group = self.group_incr(model, version);
+        let p = Pending {
+            seq,
+            at,
+            group,
+            prediction: prediction.clone(),
+        };
+        self.heap_bytes += outcome_heap(&p.prediction) + key_cost(&key);
+        self.entries.insert(Arc::clone(&key), p);
+        self.queue.push_back((key, seq));
+        self.maybe_compact();
+    }
+
+    /// Remembers that `key` was just joined, for telling duplicates apart.
+    fn remember_joined(&mut self, key: Arc<[u8]>, seq: u64) {
+        if self.recent_capacity == 0 {
+            return;
+        }
+        while self.recent_queue.len() >= self.recent_capacity {
+            let Some((old, old_seq)) = self.recent_queue.pop_front() else {
+                break;
+            };
+            self.heap_bytes = self.heap_bytes.saturating_sub(key_cost(&old));
+            if self.recent.get(&*old) == Some(&old_seq) {
+                self.recent.remove(&*old);
+            }
+        }
+        self.heap_bytes += key_cost(&key);
+        self.recent.insert(Arc::clone(&key), seq);
+        self.recent_queue.push_back((key, seq));
+    }
+
+    /// Joins a label to its prediction. See the [module documentation](self).
+    pub fn on_feedback(
+        &mut self,
+        model: &str,
+        id: Option<&str>,
+        actual: &Outcome,
+        prediction: Option<&Outcome>,
+        now: f64,
+    ) -> FeedbackOutcome {
+        let at = self.stamp(now);
+        let found = match id {
+            Some(id) => {
+                make_key(&mut self.key_buf, model, id);
+                self.entries.remove_entry(self.key_buf.as_slice())
+            }
+            None => None,
+        };
+        // An entry past its ttl is gone, whether or not expire() ran yet.
+        let found = match found {
+            Some((_, p)) if self.expired_at(p.at, at) => {
+                self.release(&p);
+                self.stats.expired += 1;
+                None
+            }
+            other => other,
+        };
+
+        if let Some(prediction) = prediction {
+            let version = match found {
+                Some((_, p)) => {
+                    self.release(&p);
+                    split_key(&p.group.key)
+                        .map(|(_, v)| v.to_owned())
+                        .unwrap_or_default()
+                }
+                None => String::new(),
+            };
+            self.stats.carried += 1;
+            self.maybe_compact();
+            return FeedbackOutcome::Carried {
+                version,
+                prediction: prediction.clone(),
+                actual: actual.clone(),
+            };
+        }
+
+        match found {
+            Some((key, p)) => {
+                self.release(&p);
+                self.stats.joined += 1;
+                let version = split_key(&p.group.key)
+                    .map(|(_, v)| v.to_owned())
+                    .unwrap_or_default();
+                self.remember_joined(key, p.seq);
+                self.maybe_compact();
+                FeedbackOutcome::Joined {
+                    version,
+                    prediction: p.prediction,
+                    actual: actual.clone(),
+                    delay_seconds: (at - p.at).max(0.0),
+                }
+            }
+            None if id.is_some() && self.recent.contains_key(self.key_buf.as_slice()) => {
+                self.stats.duplicate_feedback += 1;
+                FeedbackOutcome::Duplicate
+            }
+            None => {
+                self.stats.unmatched += 1;
+                FeedbackOutcome::Unmatched
+            }
+        }
+    }
+
+    /// Drops pending predictions older than the ttl at `now`, returning how
+    /// many. Costs O(dropped), plus stale queue items skipped on the way
+    /// (each is skipped once).
+    pub fn expire(&mut self, now: f64) -> u64 {
+        let now = self.stamp(now);
+        let mut dropped = 0;
+        while let Some((key, seq)) = self.queue.front() {
+            match self.entries.get(&**key) {
+                Some(p) if p.seq == *seq => {
+                    if !self.expired_at(p.at, now) {
+                        break;
+                    }
+                    if let Some(Some(_)) = self.pop_front_entry() {
+                        dropped += 1;
+                    }
+                }
+                // Stale: the entry was replaced or joined.
+                _ => {
+                    let _ = self.pop_front_entry();
+                }
+            }
+        }
+        self.stats.expired += dropped;
+        dropped
+    }
+}
+
+/// Labels that mean the positive class (compared ignoring ASCII case, after
+/// [`canonical_label`]); `true` and numbers equal to 1 become `"1"`.
+pub const POSITIVE_LABELS: [&str; 3] = ["1", "positive", "yes"];
+
+/// A label in canonical form: a number, or text compared as it is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Label<'a> {
+    Num(f64),
+    Text(&'a str),
+}
+
+impl<'a> Label<'a> {
+    fn of(o: &'a Outcome) -> Label<'a> {
+        match o {
+            Outcome::Number(x) => Label::Num(*x),
+            Outcome::Class(s) => {
+                let t = s.trim();
+                if t.eq_ignore_ascii_case("true") {
+                    Label::Num(1.0)
+                } else if t.eq_ignore_ascii_case("false") {
+                    Label::Num(0.0)
+                } else {
+                    match t.parse::<f64>() {
+                        Ok(x) if x.is_finite() => Label::Num(x),
+                        _ => Label::Text(t),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether it is 0 or 1.
+    fn is_binary(self) -> bool {
+        matches!(self, Label::Num(x) if x == 0.0 || x == 1.0)
+    }
+
+    fn is_positive(self) -> bool {
+        match self {
+            Label::Num(x) => x == 1.0,
+            Label::Text(t) => POSITIVE_LABELS.iter().any(|p| p.eq_ignore_ascii_case(t)),
+        }
+    }
+}
+
+/// The canonical text of a label, used to compare predictions with actuals:
+/// surrounding whitespace is trimmed; text that parses as a finite number is
+/// taken as that number (`"1.0"`, `" 1 "` and `1` all become `"1"`, `"0.50"`
+/// becomes `"0.5"`, `-0` becomes `"0"`); `true` and `false` (any case) become
+/// `"1"` and `"0"`. Other labels are kept as they are (case matters: `Cat` is
+/// not `cat`). Two labels match when their canonical texts are equal.
+pub fn canonical_label(o: &Outcome) -> String {
+    match Label::of(o) {
+        // Also -0.
+        Label::Num(0.0) => "0".to_owned(),
+        // `Display` for f64 is the shortest text that reads back the same and
+        // prints integral values without a fraction ("1", not "1.0").
+        Label::Num(x) => format!("{x}"),
+        Label::Text(t) => t.to_owned(),
+    }
+}
+
+/// How [`QualitySlice::record`] took a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairKind {
+    /// Counted for accuracy, precision and recall.
+    Classification,
+    /// Counted for mae and rmse.
+    Regression,
+    /// Not counted (a non-finite number).
+    Ignored,
+}
+
+/// Prediction quality of the labelled pairs of one slice of time.
+///
+/// # Classification or regression
+///
+/// Decided per pair:
+///
+/// * number vs number: **classification** when the actual is 0 or 1 and the
+///   prediction lies in `[0, 1]` (a score or a 0/1 label); the prediction is
+///   thresholded: positive (1) when `>= positive_threshold`. Otherwise
+///   **regression**, with error `prediction − actual`. (A regression model
+///   whose true values can be exactly 0 or 1 with predictions in `[0, 1]`
+///   has those pairs counted as classification.)
+/// * a class label on either side: **classification**. Both sides are
+///   compared as [`canonical_label`]s; a numeric prediction in `[0, 1]`
+///   facing an actual whose label is `"0"` or `"1"` (`0`, `1`, `true`,
+///   `false`, …) is thresholded first, as above.
+///
+/// # Metrics
+///
+/// * `accuracy = correct / n_class`
+/// * `precision = tp / (tp + fp)`, `recall = tp / (tp + fn)`, where the
+///   positive class is a label in [`POSITIVE_LABELS`] (so `1`, `1.0`, `true`,
+///   `positive`, `yes`). Multi-class labels with no positive class count for
+///   accuracy only.
+/// * `mae = Σ|e| / n_reg`, `rmse = √(Σe² / n_reg)`
+///
+/// Each is `None` when its denominator is zero; [`QualitySlice::samples_for`]
+/// gives the denominator, for `min_samples`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QualitySlice {
+    /// Pairs taken as classification.
+    pub n_class: u64,
+    /// Of those, predicted class equal to the actual class.
+    pub correct: u64,
+    /// Predicted positive, actually positive.
+    pub tp: u64,
+    /// Predicted positive, actually negative.
+    pub fp: u64,
+    /// Predicted negative, actually positive.
+    pub fn_: u64,
+    /// Pairs taken as regression.
+    pub n_reg: u64,
+    /// Sum of absolute errors of the regression pairs.
+    pub abs_err_sum: f64,
+    /// Sum of squared errors of the regression pairs.
+    pub sq_err_sum: f64,
+}
+
+impl QualitySlice {
+    /// Records one (prediction, actual) pair; see the type's documentation
+    /// for how it is taken.
+    pub fn record(
+        &mut self,
+        prediction: &Outcome,
+        actual: &Outcome,
+        positive_threshold: f64,
+    ) -> PairKind {
+        if let (Outcome::Number(p), Outcome::Number(a)) = (prediction, actual)
+            && !(p.is_finite() && a.is_finite())
+        {
+            return PairKind::Ignored;
+        }
+        let score = |x: f64| (0.0..=1.0).contains(&x);
+        let threshold = |p: f64| Label::Num(if p >= positive_threshold { 1.0 } else { 0.0 });
+        let act = Label::of(actual);
+        let pred = match (prediction, act) {
+            (Outcome::Number(p), act) if score(*p) && act.is_binary() => threshold(*p),
+            (Outcome::Number(p), Label::Num(a)) if matches!(actual, Outcome::Number(_)) => {
+                let e = p - a;
+                self.n_reg += 1;
+                self.abs_err_sum += e.abs();
+                self.sq_err_sum += e * e;
+                return PairKind::Regression;
+            }
+            _ => Label::of(prediction),
+        };
+        if matches!(pred, Label::Num(x) if !x.is_finite())
+            || matches!(act, Label::Num(x) if !x.is_finite())
+        {
+            return PairKind::Ignored;
+        }
+        self.n_class += 1;
+        if pred == act {
+            self.correct += 1;
+        }
+        match (pred.is_positive(), act.is_positive()) {
+            (true, true) => self.tp += 1,
+            (true, false) => self.fp += 1,
+            (false, true) => self.fn_ += 1,
+            (false, false) => {}
+        }
+        PairKind::Classification
+    }
+
+    /// Share of classification pairs predicted right.
+    pub fn accuracy(&self) -> Option<f64> {
+        ratio(self.correct, self.n_class)
+    }
+
+    /// Share of positive predictions that were positive.
+    pub fn precision(&self) -> Option<f64> {
+        ratio(self.tp, self.tp.saturating_add(self.fp))
+    }
+
+    /// Share of positives that were predicted positive.
+    pub fn recall(&self) -> Option<f64> {
+        ratio(self.tp, self.tp.saturating_add(self.fn_))
+    }
+
+    /// Mean absolute error of the regression pairs.
+    pub fn mae(&self) -> Option<f64> {
+        (self.n_reg > 0).then(|| self.abs_err_sum / self.n_reg as f64)
+    }
+
+    /// Root mean squared error of the regression pairs.
+    pub fn rmse(&self) -> Option<f64> {
+        (self.n_reg > 0).then(|| (self.sq_err_sum / self.n_reg as f64).max(0.0).sqrt())
+    }
+
+    /// The value of `metric`.
+    pub fn value(&self, metric: FeedbackMetric) -> Option<f64> {
+        match metric {
+            FeedbackMetric::Accuracy => self.accuracy(),
+            FeedbackMetric::Precision => self.precision(),
+            FeedbackMetric::Recall => self.recall(),
+            FeedbackMetric::Mae => self.mae(),
+            FeedbackMetric::Rmse => self.rmse(),
+        }
+    }
+
+    /// The number of pairs `metric` is computed from (its denominator):
+    /// `n_class` for accuracy, `tp + fp` for precision, `tp + fn` for recall,
+    /// `n_reg` for mae and rmse.
+    pub fn samples_for(&self, metric: FeedbackMetric) -> u64 {
+        match metric {
+            FeedbackMetric::Accuracy => self.n_class,
+            FeedbackMetric::Precision => self.tp.saturating_add(self.fp),
+            FeedbackMetric::Recall => self.tp.saturating_add(self.fn_),
+            FeedbackMetric::Mae | FeedbackMetric::Rmse => self.n_reg,
+        }
+    }
+}
+
+fn ratio(num: u64, den: u64) -> Option<f64> {
+    (den > 0).then(|| num as f64 / den as f64)
+}
+
+impl Slice for QualitySlice {
+    fn merge_from(&mut self, other: &Self) {
+        self.n_class = self.n_class.saturating_add(other.n_class);
+        self.correct = self.correct.saturating_add(other.correct);
+        self.tp = self.tp.saturating_add(other.tp);
+        self.fp = self.fp.saturating_add(other.fp);
+        self.fn_ = self.fn_.saturating_add(other.fn_);
+        self.n_reg = self.n_reg.saturating_add(other.n_reg);
+        self.abs_err_sum += other.abs_err_sum;
+        self.sq_err_sum += other.sq_err_sum;
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::window::SlidingWindow;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+    const HOUR: f64 = 3600.0;
+
+    fn num(x: f64) -> Outcome {
+        Outcome::Number(x)
+    }
+
+    fn class(s: &str) -> Outcome {
+        Outcome::Class(s.to_owned())
+    }
+
+    #[test]
+    fn a_label_joins_its_prediction_hours_later() {
+        let mut j = FeedbackJoiner::new(DAY, 100);
+        j.on_inference("fraud", "v3", "r-17", &num(0.91), 1000.0);
+        j.on_inference("fraud", "v3", "r-18", &num(0.2), 1001.0);
+        // Same id, other model: a different request.
+        j.on_inference("churn", "v1", "r-17", &class("stay"), 1002.0);
+        assert_eq!(j.len(), 3);
+        let out = j.on_feedback("fraud", Some("r-17"), &num(0.0), None, 1000.0 + 5.0 * HOUR);
+        assert_eq!(
+            out,
+            FeedbackOutcome::Joined {
+                version: "v3".into(),
+                prediction: num(0.91),
+                actual: num(0.0),
+                delay_seconds: 5.0 * HOUR,
+            }
+        );
+        assert_eq!(out.pair(), Some(("v3", &num(0.91), &num(0.0))));
+        let out = j.on_feedback("churn", Some("r-17"), &class("leave"), None, 9000.0);
+        assert_eq!(out.pair(), Some(("v1", &class("stay"), &class("leave"))));
+        assert_eq!(j.len(), 1);
+        assert_eq!(j.stats().joined, 2);
+        assert_eq!(j.stats().unmatched, 0);
+    }
+
+    #[test]
+    fn a_label_after_the_ttl_is_unmatched_and_the_inference_expired() {
+        let ttl = Duration::from_secs(600);
+        let mut j = FeedbackJoiner::new(ttl, 100);
+        j.on_inference("m", "v", "a", &num(1.0), 1000.0);
+        j.on_inference("m", "v", "b", &num(1.0), 1000.0);
+        // Exactly at the ttl it still joins.
+        let out = j.on_feedback("m", Some("a"), &num(1.0), None, 1600.0);
+        assert!(matches!(out, FeedbackOutcome::Joined { .. }), "{out:?}");
+        // Past it, without an expire tick in between: the same as expired.
+        let out = j.on_feedback("m", Some("b"), &num(1.0), None, 1600.5);
+        assert_eq!(out, FeedbackOutcome::Unmatched);
+        let s = j.stats();
+        assert_eq!((s.joined, s.unmatched, s.expired), (1, 1, 1));
+        assert!(j.is_empty());
+        assert_eq!(j.pending_count("m", "v"), 0);
+        // After an expire tick: unmatched too, expired counted once.
+        j.on_inference("m", "v", "c", &num(1.0), 2000.0);
+        assert_eq!(j.expire(2600.0), 0);
+        assert_eq!(j.expire(2601.0), 1);
+        let out = j.on_feedback("m", Some("c"), &num(1.0), None, 2602.0);
+        assert_eq!(out, FeedbackOutcome::Unmatched);
+        let s = j.stats();
+        assert_eq!((s.joined, s.unmatched, s.expired), (1, 2, 2));
+    }
+
+    #[test]
+    fn a_label_before_its_inference_is_not_buffered() {
+        let mut j = FeedbackJoiner::new(Duration::from_secs(60), 100);
+        let out = j.on_feedback("m", Some("x"), &num(1.0), None, 100.0);
+        assert_eq!(out, FeedbackOutcome::Unmatched);
+        j.on_inference("m", "v", "x", &num(1.0), 101.0);
+        assert_eq!(j.pending_count("m", "v"), 1);
+        assert_eq!(j.expire(162.0), 1);
+        let s = j.stats();
+        assert_eq!((s.joined, s.unmatched, s.expired), (0, 1, 1));
+    }
+
+    #[test]
+    fn a_second_label_is_a_duplicate() {
+        let mut j = FeedbackJoiner::new(DAY, 100);
+        j.on_inference("m", "v", "x", &num(1.0), 100.0);
+        assert!(
+            j.on_feedback("m", Some("x"), &num(1.0), None, 110.0)
+                .pair()
+                .is_some()
+        );
+        assert_eq!(
+            j.on_feedback("m", Some("x"), &num(0.0), None, 120.0),
+            FeedbackOutcome::Duplicate
+        );
+        assert_eq!(
+            j.on_feedback("m", Some("x"), &num(0.0), None, 130.0),
+            FeedbackOutcome::Duplicate
+        );
+        // Another model's "x" was never seen.
+        assert_eq!(
+            j.on_feedback("n", Some("x"), &num(0.0), None, 130.0),
+            FeedbackOutcome::Unmatched
+        );
+        let s = j.stats();
+        assert_eq!((s.joined, s.duplicate_feedback, s.unmatched), (1, 2, 1));
+        // The id used again for a new request joins again.
+        j.on_inference("m", "v", "x", &num(0.0), 200.0);
+        assert!(matches!(
+            j.on_feedback("m", Some("x"), &num(0.0), None, 210.0),
+            FeedbackOutcome::Joined { .. }
+        ));
+        assert_eq!(j.stats().duplicate_inference, 0);
+    }
+
+    #[test]
+    fn the_duplicate_memory_is_bounded() {
+        // capacity 16: the last 2 joined ids are remembered.
+        let mut j = FeedbackJoiner::new(DAY, 16);
+        assert_eq!(j.recent_capacity(), 2);
+        for id in ["a", "b", "c"] {
+            j.on_inference("m", "v", id, &num(1.0), 1.0);
+            assert!(
+                j.on_feedback("m", Some(id), &num(1.0), None, 2.0)
+                    .pair()
+                    .is_some()
+            );
+        }
+        let again = |j: &mut FeedbackJoiner, id| j.on_feedback("m", Some(id), &num(1.0), None, 3.0);
+        assert_eq!(again(&mut j, "a"), FeedbackOutcome::Unmatched);
+        assert_eq!(again(&mut j, "b"), FeedbackOutcome::Duplicate);
+        assert_eq!(again(&mut j, "c"), FeedbackOutcome::Duplicate);
+    }
+
+    #[test]
+    fn labels_that_never_come_expire_oldest_first() {
+        let mut j = FeedbackJoiner::new(Duration::from_secs(100), 1000);
+        for i in 0..10 {
+            j.on_inference(
+                "m",
+                "v",
+                &format!("r{i}"),
+                &num(0.5),
+                1000.0 + i as f64 * 10.0,
+            );
+        }
+        // Joined entries leave stale queue items; expire skips them.
+        j.on_feedback("m", Some("r0"), &num(1.0), None, 1001.0);
+        j.on_feedback("m", Some("r4"), &num(1.0), None, 1041.0);
+        assert_eq!(j.expire(1100.0), 0);
+        // r1 (1010), r2 (1020), r3 (1030) are older than 100 s at 1130.5.
+        assert_eq!(j.expire(1130.5), 3);
+        assert_eq!(j.len(), 5);
+        assert_eq!(j.expire(1130.5), 0);
+        // A clock stepping back expires nothing and panics on nothing.
+        assert_eq!(j.expire(0.0), 0);
+        assert_eq!(j.expire(f64::NAN), 0);
+        assert_eq!(j.expire(1e9), 5);
+        assert_eq!(j.stats().expired, 8);
+        assert!(j.is_empty());
+        assert_eq!(j.pending().count(), 0);
+    }
+
+    #[test]
+    fn when_full_the_oldest_is_evicted() {
+        let mut j = FeedbackJoiner::new(DAY, 3);
+        for id in ["a", "b", "c"] {
+            j.on_inference("m", "v", id, &num(1.0), 10.0);
+        }
+        // Re-sending "a" replaces it and makes it the newest.
+        j.on_inference("m", "v2", "a", &num(0.0), 11.0);
+        assert_eq!(j.stats().duplicate_inference, 1);
+        assert_eq!(j.len(), 3);
+        j.on_inference("m", "v", "d", &num(1.0), 12.0); // evicts b
+        j.on_inference("m", "v", "e", &num(1.0), 13.0); // evicts c
+        assert_eq!(j.stats().evicted, 2);
+        assert_eq!(j.len(), 3);
+        let fb = |j: &mut FeedbackJoiner, id| j.on_feedback("m", Some(id), &num(1.0), None, 20.0);
+        assert_eq!(fb(&mut j, "b"), FeedbackOutcome::Unmatched);
+        assert_eq!(fb(&mut j, "c"), FeedbackOutcome::Unmatched);
+        assert_eq!(
+            fb(&mut j, "a"),
+            FeedbackOutcome::Joined {
+                version: "v2".into(),
+                prediction: num(0.0),
+                actual: num(1.0),
+                delay_seconds: 9.0,
+            }
+        );
+        assert!(fb(&mut j, "d").pair().is_some());
+        assert!(fb(&mut j, "e").pair().is_some());
+        // An entry past its ttl that makes room counts as expired.
+        let mut j = FeedbackJoiner::new(Duration::from_secs(5), 1);
+        j.on_inference("m", "v", "a", &num(1.0), 0.0);
+        j.on_inference("m", "v", "b", &num(1.0), 1.0);
+        j.on_inference("m", "v", "c", &num(1.0), 100.0);
+        let s = j.stats();
+        assert_eq!((s.evicted, s.expired), (1, 1));
+        // Capacity 0 keeps nothing.
+        let mut j = FeedbackJoiner::new(DAY, 0);
+        j.on_inference("m", "v", "a", &num(1.0), 0.0);
+        assert!(j.is_empty());
+        assert_eq!(j.stats().evicted, 1);
+        assert_eq!(
+            j.on_feedback("m", Some("a"), &num(1.0), None, 1.0),
+            FeedbackOutcome::Unmatched
+        );
+    }
+
+    #[test]
+    fn pending_counts_per_version() {
+        let mut j = FeedbackJoiner::new(Duration::from_secs(100), 100);
+        for i in 0..5 {
+            j.on_inference("fraud", "v1", &format!("a{i}"), &num(0.1), 0.0);
+        }
+        for i in 0..3 {
+            j.on_inference("fraud", "v2", &format!("b{i}"), &num(0.1), 50.0);
+        }
+        j.on_inference("churn", "v1", "a0", &num(0.1), 50.0);
+        // A duplicate moves a0 from v1 to v2.
+        j.on_inference("fraud", "v2", "a0", &num(0.1), 50.0);
+        let mut all: Vec<_> = j.pending().collect();
+        all.sort();
+        assert_eq!(
+            all,
+            [("churn", "v1", 1), ("fraud", "v1", 4), ("fraud", "v2", 4)]
+        );
+        j.on_feedback("fraud", Some("b1"), &num(0.0), None, 60.0);
+        assert_eq!(j.pending_count("fraud", "v2"), 3);
+        assert_eq!(j.expire(120.0), 4);
+        assert_eq!(j.pending_count("fraud", "v1"), 0);
+        assert_eq!(j.pending_count("fraud", "v2"), 3);
+        assert_eq!(j.pending_count("nope", ""), 0);
+        assert_eq!(j.pending().count(), 2);
+        // Model and version are kept apart even when they could run together.
+        j.on_inference("ab", "c", "x", &num(0.1), 60.0);
+        j.on_inference("a", "bc", "y", &num(0.1), 60.0);
+        assert_eq!(j.pending_count("ab", "c"), 1);
+        assert_eq!(j.pending_count("a", "bc"), 1);
+    }
+
+    #[test]
+    fn a_label_with_its_own_prediction_needs_no_join() {
+        let mut j = FeedbackJoiner::new(DAY, 100);
+        assert_eq!(
+            j.on_feedback("m", None, &num(1.0), Some(&num(0.7)), 5.0),
+            FeedbackOutcome::Carried {
+                version: String::new(),
+                prediction: num(0.7),
+                actual: num(1.0),
+            }
+        );
+        // A pending inference lends its version and is consumed.
+        j.on_inference("m", "v9", "x", &num(0.1), 6.0);
+        let out = j.on_feedback("m", Some("x"), &num(1.0), Some(&num(0.7)), 7.0);
+        assert_eq!(out.pair(), Some(("v9", &num(0.7), &num(1.0))));
+        assert!(j.is_empty());
+        assert_eq!(j.pending_count("m", "v9"), 0);
+        // No id and no prediction: nothing to do.
+        assert_eq!(
+            j.on_feedback("m", None, &num(1.0), None, 8.0),
+            FeedbackOutcome::Unmatched
+        );
+        let s = j.stats();
+        assert_eq!((s.carried, s.joined, s.unmatched), (2, 0, 1));
+    }
+
+    #[test]
+    fn odd_times_do_not_break_the_order() {
+        let mut j = FeedbackJoiner::new(Duration::from_secs(10), 100);
+        j.on_inference("m", "v", "a", &num(1.0), 100.0);
+        // Clock steps back: stamped at the latest time seen, 100.
+        j.on_inference("m", "v", "b", &num(1.0), 50.0);
+        j.on_inference("m", "v", "c", &num(1.0), f64::NAN);
+        j.on_inference("m", "v", "d", &num(1.0), f64::INFINITY);
+        let out = j.on_feedback("m", Some("b"), &num(1.0), None, 40.0);
+        assert!(
+            matches!(out, FeedbackOutcome::Joined { delay_seconds, .. } if delay_seconds == 0.0),
+            "{out:?}"
+        );
+        assert_eq!(j.expire(110.0), 0);
+        assert_eq!(j.expire(110.5), 3);
+    }
+
+    #[test]
+    fn the_queue_stays_compact_when_labels_come_fast() {
+        let mut j = FeedbackJoiner::new(DAY, 1000);
+        // One label that never comes sits at the front of the queue.
+        j.on_inference("m", "v", "old", &num(1.0), 0.0);
+        let base = j.approx_bytes();
+        for i in 0..100_000 {
+            let id = format!("r{i}");
+            j.on_inference("m", "v", &id, &num(1.0), 1.0);
+            j.on_feedback("m", Some(&id), &num(1.0), None, 2.0);
+        }
+        assert_eq!(j.len(), 1);
+        assert!(j.queue.len() <= 2 * j.len() + 33, "{}", j.queue.len());
+        // Bounded by the duplicate memory (125 ids), not by the 100 000 joins.
+        assert!(j.approx_bytes() < base + 64 * 1024, "{}", j.approx_bytes());
+        assert_eq!(j.stats().joined, 100_000);
+    }
+
+    #[test]
+    fn a_million_inferences_through_a_store_of_100_000() {
+        const CAP: usize = 100_000;
+        let mut j = FeedbackJoiner::new(DAY, CAP);
+        for i in 0..1_000_000u64 {
+            let id = format!("{i:036}"); // as long as a UUID
+            let p = if i % 2 == 0 { num(0.5) } else { class("cat") };
+            j.on_inference("fraud", "v3", &id, &p, 1000.0 + i as f64 * 0.01);
+            assert!(j.len() <= CAP);
+        }
+        assert_eq!(j.len(), CAP);
+        assert_eq!(j.pending_count("fraud", "v3"), CAP as u64);
+        assert_eq!(j.stats().evicted, 900_000);
+        assert_eq!(j.stats().expired, 0);
+        let bytes = j.approx_bytes();
+        let per_entry = bytes / CAP;
+        assert!(
+            (100..=320).contains(&per_entry),
+            "{bytes} B, {per_entry} B an entry"
+        );
+        // The newest 100 000 are the ones kept.
+        let fb = |j: &mut FeedbackJoiner, i: u64| {
+            j.on_feedback(
+                "fraud",
+                Some(&format!("{i:036}")),
+                &num(1.0),
+                None,
+                20_000.0,
+            )
+        };
+        assert_eq!(fb(&mut j, 899_999), FeedbackOutcome::Unmatched);
+        assert!(fb(&mut j, 900_000).pair().is_some());
+        assert!(fb(&mut j, 999_999).pair().is_some());
+    }
+
+    #[test]
+    fn canonical_labels() {
+        assert_eq!(canonical_label(&num(1.0)), "1");
+        assert_eq!(canonical_label(&num(-0.0)), "0");
+        assert_eq!(canonical_label(&num(0.25)), "0.25");
+        assert_eq!(canonical_label(&class(" 1.0 ")), "1");
+        assert_eq!(canonical_label(&class("0.50")), "0.5");
+        assert_eq!(canonical_label(&class("TRUE")), "1");
+        assert_eq!(canonical_label(&class("false")), "0");
+        assert_eq!(canonical_label(&class("Cat")), "Cat");
+        assert_eq!(canonical_label(&class("NaN")), "NaN");
+        assert_eq!(canonical_label(&class("")), "");
+    }
+
+    #[test]
+    fn classification_and_regression_are_told_apart() {
+        let mut q = QualitySlice::default();
+        use PairKind::*;
+        let t = 0.5;
+        assert_eq!(q.record(&num(0.8), &num(1.0), t), Classification);
+        assert_eq!(q.record(&num(1.0), &num(0.0), t), Classification);
+        assert_eq!(q.record(&num(0.3), &num(2.0), t), Regression);
+        assert_eq!(q.record(&num(1.5), &num(1.0), t), Regression);
+        assert_eq!(q.record(&class("cat"), &class("cat"), t), Classification);
+        assert_eq!(q.record(&num(1.0), &class("1.0"), t), Classification);
+        assert_eq!(q.record(&num(0.9), &class("true"), t), Classification);
+        assert_eq!(q.record(&class("1"), &num(1.0), t), Classification);
+        assert_eq!(q.record(&num(f64::NAN), &num(1.0), t), Ignored);
+        assert_eq!(q.record(&class("x"), &num(f64::INFINITY), t), Ignored);
+        assert_eq!((q.n_class, q.n_reg), (6, 2));
+        // 0.8→1 vs 1 ✓, 1→1 vs 0 ✗, cat ✓, 1 vs 1 ✓, 0.9→1 vs 1 ✓, 1 vs 1 ✓.
+        assert_eq!(q.correct, 5);
+        assert_eq!((q.tp, q.fp, q.fn_), (4, 1, 0));
+    }
+
+    #[test]
+    fn metrics_on_a_small_table() {
+        // prediction score, actual; threshold 0.5.
+        let table = [
+            (0.9, 1.0), // tp
+            (0.6, 1.0), // tp
+            (0.7, 0.0), // fp
+            (0.2, 1.0), // fn
+            (0.1, 0.0), // tn
+            (0.4, 0.0), // tn
+            (0.5, 1.0), // tp (threshold is inclusive)
+            (0.3, 0.0), // tn
+        ];
+        let mut q = QualitySlice::default();
+        for (p, a) in table {
+            q.record(&num(p), &num(a), 0.5);
+        }
+        assert_eq!((q.tp, q.fp, q.fn_, q.correct, q.n_class), (3, 1, 1, 6, 8));
+        assert_eq!(q.accuracy(), Some(0.75));
+        assert_eq!(q.precision(), Some(0.75));
+        assert_eq!(q.recall(), Some(0.75));
+        assert_eq!(q.mae(), None);
+        assert_eq!(q.samples_for(FeedbackMetric::Precision), 4);
+        assert_eq!(q.samples_for(FeedbackMetric::Recall), 4);
+        // A different threshold changes the classes.
+        let mut q9 = QualitySlice::default();
+        for (p, a) in table {
+            q9.record(&num(p), &num(a), 0.8);
+        }
+        assert_eq!((q9.tp, q9.fp, q9.fn_), (1, 0, 3));
+        assert_eq!(q9.precision(), Some(1.0));
+        assert_eq!(q9.recall(), Some(0.25));
+
+        // Regression: errors 1, -2, 0, 3 → mae 1.5, rmse √(14/4).
+        let mut r = QualitySlice::default();
+        for (p, a) in [(11.0, 10.0), (3.0, 5.0), (7.0, 7.0), (103.0, 100.0)] {
+            assert_eq!(r.record(&num(p), &num(a), 0.5), PairKind::Regression);
+        }
+        assert_eq!(r.mae(), Some(1.5));
+        assert_eq!(r.rmse(), Some(3.5f64.sqrt()));
+        assert_eq!(r.accuracy(), None);
+        assert_eq!(r.precision(), None);
+        assert_eq!(r.samples_for(FeedbackMetric::Rmse), 4);
+        assert_eq!(r.value(FeedbackMetric::Mae), Some(1.5));
+
+        // Multi-class labels: accuracy only.
+        let mut m = QualitySlice::default();
+        for (p, a) in [("cat", "cat"), ("dog", "cat"), ("bird", "bird")] {
+            m.record(&class(p), &class(a), 0.5);
+        }
+        assert_eq!(m.accuracy(), Some(2.0 / 3.0));
+        assert_eq!(m.precision(), None);
+        assert_eq!(m.recall(), None);
+    }
+
+    #[test]
+    fn quality_slices_merge_over_a_window() {
+        let mut w =
+            SlidingWindow::<QualitySlice>::new(Duration::from_secs(10), Duration::from_secs(60));
+        let mut whole = QualitySlice::default();
+        for i in 0..60 {
+            let (p, a) = if i % 3 == 0 {
+                (num(0.9), num(1.0))
+            } else if i % 3 == 1 {
+                (num(0.9), num(0.0))
+            } else {
+                (num(i as f64), num(i as f64 + 2.0))
+            };
+            w.current_mut(1000.0 + i as f64).record(&p, &a, 0.5);
+            whole.record(&p, &a, 0.5);
+        }
+        let mut m = QualitySlice::default();
+        w.merged(1059.0, Duration::from_secs(60), &mut m);
+        assert_eq!(m, whole);
+        assert_eq!(m.accuracy(), Some(0.5));
+        assert_eq!(m.mae(), Some(2.0));
+        assert_eq!(m.rmse(), Some(2.0));
+        m.clear();
+        assert_eq!(m, QualitySlice::default());
+    }
+}
