@@ -222,6 +222,20 @@ pub struct RunArgs {
     )]
     pub history_retention: Duration,
 
+    /// How long a prediction waits for its label (feedback) before it is
+    /// counted as expired.
+    #[arg(long = "feedback.ttl", env = "MODEL_EXPORTER_FEEDBACK_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub feedback_ttl: Duration,
+
+    /// Most predictions waiting for their label, over all models; the
+    /// oldest are evicted (and counted) past it.
+    #[arg(
+        long = "feedback.capacity",
+        env = "MODEL_EXPORTER_FEEDBACK_CAPACITY",
+        default_value_t = 100_000
+    )]
+    pub feedback_capacity: usize,
+
     /// Where events are received: unix:///PATH, unixgram:///PATH, tcp://HOST:PORT,
     /// udp://HOST:PORT, or file:///PATH (a JSON-lines file followed like tail -F). Repeatable. Default: a unix stream socket and a unix
     /// datagram socket in the temporary directory.

@@ -246,6 +246,8 @@ impl Aggregator {
     /// Evaluates the rules that are due and publishes the results.
     pub fn evaluate(&mut self) -> Evaluation {
         let now = self.clock.now();
+        self.store.expire_feedback(now);
+        self.count_feedback();
         let started = std::time::Instant::now();
         let ev = self.engine.evaluate(now, &self.store);
         if !ev.groups_evaluated.is_empty() {
@@ -279,6 +281,28 @@ impl Aggregator {
                 .set(started.elapsed().as_secs_f64());
         }
         ev
+    }
+
+    /// Brings `model_exporter_feedback_total` up to the join's counts.
+    fn count_feedback(&self) {
+        let s = self.store.feedback_stats();
+        for (result, n) in [
+            ("joined", s.joined),
+            ("carried", s.carried),
+            ("unmatched", s.unmatched),
+            ("duplicate_feedback", s.duplicate_feedback),
+            ("duplicate_inference", s.duplicate_inference),
+            ("expired", s.expired),
+            ("evicted", s.evicted),
+        ] {
+            let c = self.metrics.feedback_results.with_label_values(&[result]);
+            c.inc_by(n.saturating_sub(c.get()));
+        }
+    }
+
+    /// Bounds of the feedback join (ttl and capacity).
+    pub fn set_feedback(&mut self, ttl: Duration, capacity: usize) {
+        self.store.set_feedback(ttl, capacity);
     }
 
     /// Hands firing and just-resolved alerts to the notifier (pending ones
@@ -364,7 +388,8 @@ impl Aggregator {
             .collect();
         windows.sort();
         windows.dedup();
-        let specs: [(&str, Signal, Option<&str>); 9] = [
+        use crate::rules::expr::FeedbackMetric as F;
+        let specs: [(&str, Signal, Option<&str>); 14] = [
             ("model_window_request_rate", Signal::RequestRate, None),
             ("model_window_error_ratio", Signal::ErrorRate, None),
             (
@@ -390,6 +415,15 @@ impl Aggregator {
             ),
             ("model_window_prediction_mean", Signal::PredictionMean, None),
             ("model_window_confidence_mean", Signal::ConfidenceMean, None),
+            ("model_window_accuracy", Signal::Feedback(F::Accuracy), None),
+            (
+                "model_window_precision",
+                Signal::Feedback(F::Precision),
+                None,
+            ),
+            ("model_window_recall", Signal::Feedback(F::Recall), None),
+            ("model_window_mae", Signal::Feedback(F::Mae), None),
+            ("model_window_rmse", Signal::Feedback(F::Rmse), None),
         ];
         let mut fams: Vec<(&str, GaugeFamily)> = crate::export::metrics::RULE_FAMILIES[2..]
             .iter()
@@ -430,6 +464,11 @@ impl Aggregator {
                     family(&mut fams, name).push(&labels, v);
                 }
             }
+        }
+        for (model, version, n) in self.store.feedback_pending() {
+            let labels =
+                BTreeMap::from([("model".to_owned(), model), ("version".to_owned(), version)]);
+            family(&mut fams, "model_feedback_pending").push(&labels, n as f64);
         }
         fams.into_iter().map(|(_, f)| f.finish()).collect()
     }

@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::feedback::{FeedbackJoiner, FeedbackOutcome, JoinStats, QualitySlice};
 use super::quality::{Quality, check};
 use super::sketch::Sketch;
 use super::window::{Counts, Moments, Slice, SlidingWindow};
@@ -142,6 +143,7 @@ pub struct ModelWindows {
     counters: HashMap<String, SlidingWindow<Moments>>,
     logs: [SlidingWindow<u64>; 5],
     resources: [SlidingWindow<Moments>; 2],
+    quality: SlidingWindow<QualitySlice>,
     last_event: f64,
     trained_at: Option<f64>,
 }
@@ -169,6 +171,7 @@ impl ModelWindows {
             counters: HashMap::new(),
             logs: std::array::from_fn(|_| spec.ring()),
             resources: std::array::from_fn(|_| spec.ring()),
+            quality: spec.ring(),
             last_event: f64::NEG_INFINITY,
             trained_at: None,
         }
@@ -182,6 +185,19 @@ impl ModelWindows {
     /// Records when this version was trained.
     pub fn set_trained_at(&mut self, t: f64) {
         self.trained_at = Some(t);
+    }
+
+    /// Records a prediction joined with its true outcome.
+    pub fn record_label(
+        &mut self,
+        prediction: &Outcome,
+        actual: &Outcome,
+        cfg: &ModelConfig,
+        now: f64,
+    ) {
+        self.quality
+            .current_mut(now)
+            .record(prediction, actual, cfg.positive_threshold);
     }
 
     /// Records a log event.
@@ -390,9 +406,13 @@ impl ModelWindows {
                 let m = moments(&self.resources[i]);
                 Reading::of(m.mean(), m.count())
             }
-            // Drift and feedback metrics need a reference and joined labels:
-            // no verdict until that data exists.
-            Signal::Drift { .. } | Signal::Feedback(_) => Reading::NONE,
+            Signal::Feedback(metric) => {
+                let mut q = QualitySlice::default();
+                self.quality.merged(now, window, &mut q);
+                Reading::of(q.value(*metric), q.samples_for(*metric))
+            }
+            // Drift needs a reference: no verdict until that data exists.
+            Signal::Drift { .. } => Reading::NONE,
         }
     }
 
@@ -461,6 +481,7 @@ pub struct WindowStore {
     default_model: ModelConfig,
     cap: usize,
     models: HashMap<String, HashMap<String, ModelWindows>>,
+    joiner: FeedbackJoiner,
 }
 
 impl WindowStore {
@@ -473,7 +494,32 @@ impl WindowStore {
             default_model: ModelConfig::default(),
             cap,
             models: HashMap::new(),
+            joiner: FeedbackJoiner::new(Duration::from_secs(24 * 3600), 100_000),
         }
+    }
+
+    /// Bounds of the feedback join: how long a prediction waits for its
+    /// label, and how many wait at most. Pending predictions are forgotten.
+    pub fn set_feedback(&mut self, ttl: Duration, capacity: usize) {
+        self.joiner = FeedbackJoiner::new(ttl, capacity);
+    }
+
+    /// Forgets predictions whose label did not come within the ttl.
+    pub fn expire_feedback(&mut self, now: f64) -> u64 {
+        self.joiner.expire(now)
+    }
+
+    /// Cumulative counts of the feedback join.
+    pub fn feedback_stats(&self) -> JoinStats {
+        self.joiner.stats()
+    }
+
+    /// Predictions waiting for their label, per (model, version).
+    pub fn feedback_pending(&self) -> Vec<(String, String, u64)> {
+        self.joiner
+            .pending()
+            .map(|(m, v, n)| (m.to_owned(), v.to_owned(), n))
+            .collect()
     }
 
     /// Takes new rules. When they need other windows, the windows start
@@ -506,14 +552,49 @@ impl WindowStore {
         };
         w.touch(now);
         match &event.body {
-            Body::Inference(i) => w.record(i, cfg, self.cap, now),
+            Body::Inference(i) => {
+                w.record(i, cfg, self.cap, now);
+                if let (Some(id), Some(p)) = (&i.id, &i.prediction) {
+                    self.joiner
+                        .on_inference(&event.model, &event.version, id, p, now);
+                }
+            }
             Body::Log(l) => w.record_log(l.level, now),
             Body::Model(m) => {
                 if let Some(t) = m.trained_at {
                     w.set_trained_at(t);
                 }
             }
-            Body::Feedback(_) => {}
+            Body::Feedback(f) => {
+                let outcome = self.joiner.on_feedback(
+                    &event.model,
+                    f.id.as_deref(),
+                    &f.actual,
+                    f.prediction.as_ref(),
+                    now,
+                );
+                if let FeedbackOutcome::Joined {
+                    version,
+                    prediction,
+                    actual,
+                    ..
+                }
+                | FeedbackOutcome::Carried {
+                    version,
+                    prediction,
+                    actual,
+                } = outcome
+                {
+                    let spec = self.spec;
+                    let w = self
+                        .models
+                        .entry(event.model.clone())
+                        .or_default()
+                        .entry(version)
+                        .or_insert_with(|| ModelWindows::new(spec));
+                    w.record_label(&prediction, &actual, cfg, now);
+                }
+            }
         }
     }
 

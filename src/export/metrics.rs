@@ -120,6 +120,8 @@ pub struct Metrics {
     pub rule_evaluation_duration: prometheus::Gauge,
     /// `model_exporter_rule_last_evaluation_timestamp_seconds{group}`.
     pub rule_last_evaluation: GaugeVec,
+    /// `model_exporter_feedback_total{result}`.
+    pub feedback_results: IntCounterVec,
     /// `model_exporter_config_reloads_total{result}`.
     pub config_reloads: IntCounterVec,
     /// `model_exporter_config_last_reload_success_timestamp_seconds`.
@@ -428,6 +430,12 @@ impl Metrics {
                 "model_exporter_rule_last_evaluation_timestamp_seconds",
                 "When each rule group was last evaluated.",
                 &["group"],
+            ),
+            feedback_results: counter(
+                &r,
+                "model_exporter_feedback_total",
+                "Feedback and predictions in the label join, by result: joined, carried (the label brought its prediction), unmatched, duplicate_feedback, duplicate_inference, expired, evicted.",
+                &["result"],
             ),
             config_reloads: counter(
                 &r,
