@@ -242,13 +242,14 @@ pub fn psi(reference: &[f64], live: &[u64], epsilon: f64) -> Option<f64> {
 /// [module documentation](self).
 pub fn ks(reference: &[f64], live: &[u64]) -> Option<f64> {
     let (r_total, n) = totals(reference, live)?;
-    let (mut r_cum, mut l_cum) = (0.0, 0u128);
+    // Counts accumulate in f64: exact below 2^53 values.
+    let (mut r_cum, mut l_cum) = (0.0, 0.0);
     let mut d: f64 = 0.0;
     let inner = reference.len() - 1;
     for (&r, &c) in reference[..inner].iter().zip(&live[..inner]) {
         r_cum += r;
-        l_cum += u128::from(c);
-        d = d.max((l_cum as f64 / n - r_cum / r_total).abs());
+        l_cum += c as f64;
+        d = d.max((l_cum / n - r_cum / r_total).abs());
     }
     Some(d.min(1.0))
 }
@@ -295,12 +296,13 @@ pub fn wasserstein(reference: &[f64], live: &[u64], points: &[f64], ref_std: f64
         return None;
     }
     let (r_total, n) = totals(reference, live)?;
-    let (mut r_cum, mut l_cum) = (0.0, 0u128);
+    // Counts accumulate in f64: exact below 2^53 values.
+    let (mut r_cum, mut l_cum) = (0.0, 0.0);
     let mut w = 0.0;
     for i in 0..reference.len() - 1 {
         r_cum += reference[i];
-        l_cum += u128::from(live[i]);
-        w += (r_cum / r_total - l_cum as f64 / n).abs() * (points[i + 1] - points[i]);
+        l_cum += live[i] as f64;
+        w += (r_cum / r_total - l_cum / n).abs() * (points[i + 1] - points[i]);
     }
     let w = w / ref_std;
     w.is_finite().then_some(w)
