@@ -9,8 +9,10 @@
 //! Windowed aggregation: [`sketch`] is a mergeable relative-error quantile
 //! sketch for latencies, [`window`] a ring of fixed-width time slices that
 //! answers "what happened in the last N minutes" by merging slices.
+//! [`drift`] compares a window's binned distribution with a baseline's.
 
 mod aggregator;
+pub mod drift;
 pub mod feedback;
 pub mod history;
 pub mod quality;

@@ -1,0 +1,873 @@
+//! Drift statistics: a live binned distribution against a reference one.
+//!
+//! The reference comes from a training-data baseline: bin edges and the
+//! proportion of training values in each bin (numeric features), or category
+//! proportions plus an "other" bin (categorical features). The live side is a
+//! [`BinCounts`] merged from the slices of a
+//! [`SlidingWindow`](super::window::SlidingWindow).
+//!
+//! Every statistic takes the reference proportions and the live counts as two
+//! slices of the same length and returns `None`, never panicking, when they
+//! cannot be compared: lengths differ or are zero, the live window is empty,
+//! or a reference proportion is negative or not finite, or they sum to zero.
+//! Reference proportions need not sum to exactly one; they are divided by
+//! their sum. None of the functions allocates.
+//!
+//! | function | what | identical | range |
+//! |---|---|---|---|
+//! | [`psi`] | population stability index, zeros smoothed with `epsilon` | 0 | `[0, ∞)` |
+//! | [`ks`] | Kolmogorov–Smirnov statistic on the binned CDFs | 0 | `[0, 1]` |
+//! | [`js`] | Jensen–Shannon **distance**, base 2 | 0 | `[0, 1]` |
+//! | [`wasserstein`] | 1-Wasserstein distance between bin points, in reference std | 0 | `[0, ∞)` |
+//! | [`chi2_pvalue`] | chi-square goodness-of-fit p-value | 1 | `[0, 1]` |
+//!
+//! # Bins
+//!
+//! `n` edges `e0 ≤ e1 ≤ … ≤ e(n−1)` make `n + 1` bins:
+//! `(−∞, e0], (e0, e1], …, (e(n−1), +∞)`. A value equal to an edge falls in
+//! the bin below it, as in Prometheus' `le` buckets, so the bins line up with
+//! the buckets of `model_feature_value`. See [`bin_index`].
+//!
+//! The formulas, the conventions and how they are checked against SciPy are
+//! in `docs/drift.md`; the fixtures come from `scripts/drift_fixtures.py`.
+
+use super::window::Slice;
+
+/// Smoothing used by [`psi`] for empty bins, and by [`chi2_pvalue`] for
+/// live values in bins the reference never saw.
+pub const PSI_EPSILON: f64 = 1e-4;
+
+/// Most bins a [`BinCounts`] holds; values for higher bins are dropped.
+pub const MAX_BINS: usize = 4096;
+
+/// Iteration cap of the incomplete gamma series and continued fraction.
+/// Both converge in `O(√a)` steps; the cap only guards against nonsense.
+const MAX_ITERATIONS: usize = 100_000;
+
+/// Relative size of the last term at which the gamma iterations stop.
+const GAMMA_TOLERANCE: f64 = 1e-16;
+
+/// Index of the bin of `x` among the bins cut by `edges` (sorted ascending).
+///
+/// Bins are `(−∞, e0], (e0, e1], …, (e(n−1), +∞)`, i.e. `edges.len() + 1`
+/// of them: the result is the number of edges strictly below `x`, so
+/// `x == e(i)` goes to bin `i`, the lower one (Prometheus' `le`).
+/// `−∞` goes to bin 0 and `+∞` to the last bin. `NaN` goes to the last bin,
+/// as Prometheus puts it in `+Inf` only; callers that count `NaN` as invalid
+/// should filter it out first. Binary search: `O(log n)`. Unsorted edges do
+/// not panic but give an unspecified bin.
+#[inline]
+pub fn bin_index(edges: &[f64], x: f64) -> usize {
+    if x.is_nan() {
+        return edges.len();
+    }
+    edges.partition_point(|&e| e < x)
+}
+
+/// The representative point of each bin, for [`wasserstein`].
+///
+/// Each bin is represented by the midpoint of its extent. The two open outer
+/// bins are closed by the reference minimum and maximum when they are given
+/// (finite, and not inside the bins they close): `(−∞, e0]` becomes
+/// `[min, e0]`, whose midpoint is `(min + e0) / 2`. Without them the outer
+/// bins collapse onto their edge (`e0` and `e(n−1)`). With no edges at all
+/// the single bin is represented by the midpoint of `[min, max]` (or
+/// whichever is given, or `0`). Returns `edges.len() + 1` points.
+pub fn bin_points(edges: &[f64], min: Option<f64>, max: Option<f64>) -> Vec<f64> {
+    let min = min.filter(|m| m.is_finite());
+    let max = max.filter(|m| m.is_finite());
+    let (Some(&first), Some(&last)) = (edges.first(), edges.last()) else {
+        let point = match (min, max) {
+            (Some(lo), Some(hi)) => 0.5 * (lo + hi),
+            (Some(v), None) | (None, Some(v)) => v,
+            (None, None) => 0.0,
+        };
+        return vec![point];
+    };
+    let mut points = Vec::with_capacity(edges.len() + 1);
+    points.push(match min {
+        Some(lo) if lo <= first => 0.5 * (lo + first),
+        _ => first,
+    });
+    points.extend(edges.windows(2).map(|w| 0.5 * (w[0] + w[1])));
+    points.push(match max {
+        Some(hi) if hi >= last => 0.5 * (last + hi),
+        _ => last,
+    });
+    points
+}
+
+/// Counts per bin over one time slice (or, merged, a window): the live side
+/// of the drift statistics.
+///
+/// The number of bins is fixed by [`BinCounts::with_bins`], or grows on
+/// demand (up to [`MAX_BINS`]) from the empty `Default` that a
+/// [`SlidingWindow`](super::window::SlidingWindow) starts its slices with.
+/// Merging adds bin by bin (saturating) and takes the longer length;
+/// clearing zeroes the counts and keeps the length, so a warm ring records
+/// without allocating. Create the merge target with
+/// `BinCounts::with_bins(reference.len())` to get counts of the reference's
+/// length.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BinCounts {
+    counts: Vec<u64>,
+}
+
+impl BinCounts {
+    /// Zero counts for `bins` bins (at most [`MAX_BINS`]).
+    pub fn with_bins(bins: usize) -> Self {
+        Self {
+            counts: vec![0; bins.min(MAX_BINS)],
+        }
+    }
+
+    /// Number of bins.
+    pub fn bins(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Adds `n` to bin `bin` (saturating), first growing to `bin + 1` bins if
+    /// needed. Bins at or beyond [`MAX_BINS`] are ignored.
+    #[inline]
+    pub fn add(&mut self, bin: usize, n: u64) {
+        if bin >= MAX_BINS {
+            return;
+        }
+        if bin >= self.counts.len() {
+            self.counts.resize(bin + 1, 0);
+        }
+        self.counts[bin] = self.counts[bin].saturating_add(n);
+    }
+
+    /// Counts `x` in its bin among `edges` (see [`bin_index`]), first growing
+    /// to `edges.len() + 1` bins if needed.
+    #[inline]
+    pub fn record(&mut self, edges: &[f64], x: f64) {
+        let bins = edges.len() + 1;
+        if bins > self.counts.len() && bins <= MAX_BINS {
+            self.counts.resize(bins, 0);
+        }
+        self.add(bin_index(edges, x), 1);
+    }
+
+    /// The counts, bin by bin.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+
+    /// Sum of all counts (saturating).
+    pub fn total(&self) -> u64 {
+        self.counts.iter().fold(0u64, |a, &c| a.saturating_add(c))
+    }
+
+    /// Whether no value was counted.
+    pub fn is_empty(&self) -> bool {
+        self.counts.iter().all(|&c| c == 0)
+    }
+}
+
+impl Slice for BinCounts {
+    fn merge_from(&mut self, other: &Self) {
+        if other.counts.len() > self.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
+        for (a, &b) in self.counts.iter_mut().zip(&other.counts) {
+            *a = a.saturating_add(b);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.counts.fill(0);
+    }
+}
+
+/// Checks the inputs shared by every statistic; returns the sum of the
+/// reference proportions and the number of live values.
+fn totals(reference: &[f64], live: &[u64]) -> Option<(f64, f64)> {
+    if reference.is_empty() || reference.len() != live.len() {
+        return None;
+    }
+    let mut r = 0.0;
+    for &p in reference {
+        if !(p.is_finite() && p >= 0.0) {
+            return None;
+        }
+        r += p;
+    }
+    let n: u128 = live.iter().map(|&c| u128::from(c)).sum();
+    (r > 0.0 && r.is_finite() && n > 0).then_some((r, n as f64))
+}
+
+/// Population Stability Index of the live counts against the reference
+/// proportions: `Σ (l − r) · ln(l / r)` over bins, where `r` and `l` are the
+/// smoothed reference and live proportions.
+///
+/// Smoothing, applied to each side separately: the proportions are
+/// normalised to sum to one, every proportion that is exactly zero is
+/// replaced by `epsilon` (usually [`PSI_EPSILON`]), and the proportions are
+/// normalised again. Bins empty on both sides then contribute (almost)
+/// nothing, and a bin empty on one side only contributes a large but finite
+/// term. `None` unless `0 < epsilon < 1`, or for the reasons in the
+/// [module documentation](self).
+///
+/// Common reading: below 0.1 stable, 0.1–0.25 moderate shift, above 0.25
+/// significant shift.
+pub fn psi(reference: &[f64], live: &[u64], epsilon: f64) -> Option<f64> {
+    if !(epsilon > 0.0 && epsilon < 1.0) {
+        return None;
+    }
+    let (r_total, n) = totals(reference, live)?;
+    let smooth = |p: f64| if p > 0.0 { p } else { epsilon };
+    let (mut r_sum, mut l_sum) = (0.0, 0.0);
+    for (&r, &c) in reference.iter().zip(live) {
+        r_sum += smooth(r / r_total);
+        l_sum += smooth(c as f64 / n);
+    }
+    let mut psi = 0.0;
+    for (&r, &c) in reference.iter().zip(live) {
+        let r = smooth(r / r_total) / r_sum;
+        let l = smooth(c as f64 / n) / l_sum;
+        psi += (l - r) * (l / r).ln();
+    }
+    // Each term is non-negative; only rounding could make the sum negative.
+    Some(psi.max(0.0))
+}
+
+/// Kolmogorov–Smirnov statistic on the binned distributions: the largest
+/// `|CDF_live − CDF_ref|` over the inner bin boundaries (after bins
+/// `0 ..= k − 2`; after the last bin both CDFs are 1).
+///
+/// Computed from bins, it is a lower bound of the KS statistic of the raw
+/// values; with one bin it is 0. `None` for the reasons in the
+/// [module documentation](self).
+pub fn ks(reference: &[f64], live: &[u64]) -> Option<f64> {
+    let (r_total, n) = totals(reference, live)?;
+    // Counts accumulate in f64: exact below 2^53 values.
+    let (mut r_cum, mut l_cum) = (0.0, 0.0);
+    let mut d: f64 = 0.0;
+    let inner = reference.len() - 1;
+    for (&r, &c) in reference[..inner].iter().zip(&live[..inner]) {
+        r_cum += r;
+        l_cum += c as f64;
+        d = d.max((l_cum / n - r_cum / r_total).abs());
+    }
+    Some(d.min(1.0))
+}
+
+/// Jensen–Shannon **distance** (the square root of the divergence), with
+/// base-2 logarithms, so it lies in `[0, 1]`:
+/// `sqrt((KL(r ‖ m) + KL(l ‖ m)) / 2)` with `m = (r + l) / 2`, and
+/// `0 · ln 0 = 0`. No smoothing is needed: `m` is positive wherever either
+/// side is. Equals SciPy's `jensenshannon(r, l, base=2)`. `None` for the
+/// reasons in the [module documentation](self).
+pub fn js(reference: &[f64], live: &[u64]) -> Option<f64> {
+    let (r_total, n) = totals(reference, live)?;
+    let (mut left, mut right) = (0.0, 0.0);
+    for (&r, &c) in reference.iter().zip(live) {
+        let r = r / r_total;
+        let l = c as f64 / n;
+        let m = (r + l) / 2.0;
+        if r > 0.0 {
+            left += r * (r / m).ln();
+        }
+        if l > 0.0 {
+            right += l * (l / m).ln();
+        }
+    }
+    let divergence = (left + right) / std::f64::consts::LN_2;
+    Some((divergence / 2.0).max(0.0).sqrt().min(1.0))
+}
+
+/// 1-Wasserstein (earth mover's) distance between the two binned
+/// distributions, each bin's mass placed at its representative point
+/// (`points`, one per bin, ascending; see [`bin_points`]), divided by the
+/// reference standard deviation `ref_std`:
+/// `Σ |CDF_ref(i) − CDF_live(i)| · (x(i+1) − x(i)) / ref_std`.
+///
+/// Dividing by the std makes it unit-free: 0.5 means "the mass moved by half
+/// a standard deviation on average". `None` unless `points` has one finite
+/// point per bin in ascending order and `ref_std` is finite and positive, or
+/// for the reasons in the [module documentation](self).
+pub fn wasserstein(reference: &[f64], live: &[u64], points: &[f64], ref_std: f64) -> Option<f64> {
+    if !(ref_std.is_finite() && ref_std > 0.0) || points.len() != reference.len() {
+        return None;
+    }
+    if points.iter().any(|p| !p.is_finite()) || points.windows(2).any(|w| w[1] < w[0]) {
+        return None;
+    }
+    let (r_total, n) = totals(reference, live)?;
+    // Counts accumulate in f64: exact below 2^53 values.
+    let (mut r_cum, mut l_cum) = (0.0, 0.0);
+    let mut w = 0.0;
+    for i in 0..reference.len() - 1 {
+        r_cum += reference[i];
+        l_cum += live[i] as f64;
+        w += (r_cum / r_total - l_cum / n).abs() * (points[i + 1] - points[i]);
+    }
+    let w = w / ref_std;
+    w.is_finite().then_some(w)
+}
+
+/// Chi-square goodness-of-fit p-value of the live counts against the counts
+/// expected from the reference proportions: the probability, were the live
+/// values drawn from the reference, of a statistic
+/// `Σ (observed − expected)² / expected` at least as large as the one seen.
+///
+/// Expected counts are `n · q` with `n` the live total and `q` the reference
+/// proportions, except:
+///
+/// * bins with zero reference proportion and no live value are left out
+///   (they neither add to the statistic nor count as a degree of freedom);
+/// * bins with zero reference proportion but live values (a category never
+///   seen in training) get proportion [`PSI_EPSILON`]; then `q` is
+///   normalised over the bins kept.
+///
+/// Degrees of freedom: bins kept − 1. With a single bin kept the live counts
+/// match the reference exactly and the p-value is 1. Small p-values mean
+/// drift (e.g. below 0.01 or 0.05); with many thousands of live values even
+/// a negligible shift gives a tiny p-value, so pair it with [`psi`] or
+/// [`js`] for the size of the shift. `None` for the reasons in the
+/// [module documentation](self).
+pub fn chi2_pvalue(reference: &[f64], live: &[u64]) -> Option<f64> {
+    let (r_total, n) = totals(reference, live)?;
+    let proportion = |r: f64, c: u64| {
+        let p = r / r_total;
+        if p > 0.0 {
+            Some(p)
+        } else if c > 0 {
+            Some(PSI_EPSILON)
+        } else {
+            None
+        }
+    };
+    let (mut q_sum, mut kept) = (0.0, 0usize);
+    for (&r, &c) in reference.iter().zip(live) {
+        if let Some(q) = proportion(r, c) {
+            q_sum += q;
+            kept += 1;
+        }
+    }
+    if kept < 2 {
+        return Some(1.0);
+    }
+    let mut statistic = 0.0;
+    for (&r, &c) in reference.iter().zip(live) {
+        if let Some(q) = proportion(r, c) {
+            let expected = n * (q / q_sum);
+            let d = c as f64 - expected;
+            statistic += d * d / expected;
+        }
+    }
+    chi2_sf(statistic, (kept - 1) as f64)
+}
+
+/// Survival function of the chi-square distribution with `dof` degrees of
+/// freedom at `x`: `Q(dof / 2, x / 2)` (see [`gamma_q`]). Negative `x` gives
+/// 1. `None` for `NaN` or non-positive `dof`.
+pub fn chi2_sf(x: f64, dof: f64) -> Option<f64> {
+    if x.is_nan() {
+        return None;
+    }
+    gamma_q(dof / 2.0, x.max(0.0) / 2.0)
+}
+
+/// Regularized upper incomplete gamma function
+/// `Q(a, x) = Γ(a, x) / Γ(a) = 1/Γ(a) ∫ₓ^∞ t^(a−1) e^(−t) dt`.
+///
+/// Relative accuracy is about `1e-13` for small `a`, degrading slowly as `a`
+/// grows (the logarithm of the common factor is of size `a · ln x`): within
+/// `2e-12` of SciPy's `gammaincc` for `a ≤ 1000` over the fixtures.
+///
+/// Below `x = a + 1` it sums the power series of the lower function `P` and
+/// returns `1 − P` (there `Q` is not small, so nothing is lost to
+/// cancellation); above, it evaluates the continued fraction of `Q` itself,
+/// keeping its relative accuracy deep into the tail. `None` unless `a` is
+/// finite and positive and `x` is not `NaN` and not negative.
+pub fn gamma_q(a: f64, x: f64) -> Option<f64> {
+    if !(a.is_finite() && a > 0.0 && x >= 0.0) {
+        return None;
+    }
+    if x == 0.0 {
+        return Some(1.0);
+    }
+    if x == f64::INFINITY {
+        return Some(0.0);
+    }
+    // ln(x^a e^(−x) / Γ(a)), the factor in front of both expansions.
+    let log_front = a * x.ln() - x - ln_gamma(a);
+    let q = if x < a + 1.0 {
+        1.0 - lower_series(a, x) * log_front.exp()
+    } else {
+        upper_fraction(a, x) * log_front.exp()
+    };
+    Some(q.clamp(0.0, 1.0))
+}
+
+/// `Σₖ xᵏ / (a (a+1) … (a+k))`, so that `P(a, x)` is this times
+/// `x^a e^(−x) / Γ(a)`. Converges quickly for `x < a + 1`.
+fn lower_series(a: f64, x: f64) -> f64 {
+    let mut term = 1.0 / a;
+    let mut sum = term;
+    let mut denominator = a;
+    for _ in 0..MAX_ITERATIONS {
+        denominator += 1.0;
+        term *= x / denominator;
+        sum += term;
+        if term < sum * GAMMA_TOLERANCE {
+            break;
+        }
+    }
+    sum
+}
+
+/// The continued fraction
+/// `1 / (x + 1 − a − 1·(1 − a) / (x + 3 − a − 2·(2 − a) / (x + 5 − a − …)))`,
+/// so that `Q(a, x)` is this times `x^a e^(−x) / Γ(a)`; evaluated front to
+/// back with the modified Lentz method. Converges quickly for `x ≥ a + 1`.
+fn upper_fraction(a: f64, x: f64) -> f64 {
+    // Stand-in for a zero denominator, which would stop the recurrence.
+    const TINY: f64 = 1e-300;
+    let nonzero = |v: f64| if v.abs() < TINY { TINY } else { v };
+    let mut b = x + 1.0 - a;
+    let mut c = 1.0 / TINY;
+    let mut d = 1.0 / nonzero(b);
+    let mut value = d;
+    for k in 1..MAX_ITERATIONS {
+        let k = k as f64;
+        let numerator = -k * (k - a);
+        b += 2.0;
+        d = 1.0 / nonzero(b + numerator * d);
+        c = nonzero(b + numerator / c);
+        let step = c * d;
+        value *= step;
+        if (step - 1.0).abs() < GAMMA_TOLERANCE {
+            break;
+        }
+    }
+    value
+}
+
+/// `ln Γ(z)` for `z > 0`: raise `z` to at least 15 with
+/// `Γ(z) = Γ(z + m) / (z (z+1) … (z+m−1))`, then Stirling's series up to
+/// the `z⁻¹³` term, whose truncation error there is below `1e-19`.
+fn ln_gamma(z: f64) -> f64 {
+    let mut z = z;
+    let mut product = 1.0;
+    while z < 15.0 {
+        product *= z;
+        z += 1.0;
+    }
+    let inv = 1.0 / z;
+    let inv2 = inv * inv;
+    // Bernoulli-number coefficients B(2k) / (2k (2k − 1)).
+    let series = inv
+        * (1.0 / 12.0
+            - inv2
+                * (1.0 / 360.0
+                    - inv2
+                        * (1.0 / 1260.0
+                            - inv2
+                                * (1.0 / 1680.0
+                                    - inv2
+                                        * (1.0 / 1188.0
+                                            - inv2 * (691.0 / 360_360.0 - inv2 / 156.0))))));
+    let half_ln_two_pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+    (z - 0.5) * z.ln() - z + half_ln_two_pi + series - product.ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bin_index_follows_le_semantics() {
+        let edges = [1.0, 2.0, 3.0];
+        let cases = [
+            (f64::NEG_INFINITY, 0),
+            (-5.0, 0),
+            (1.0, 0),
+            (1.0 + 1e-12, 1),
+            (2.0, 1),
+            (2.5, 2),
+            (3.0, 2),
+            (3.1, 3),
+            (f64::INFINITY, 3),
+            (f64::NAN, 3),
+        ];
+        for (x, bin) in cases {
+            assert_eq!(bin_index(&edges, x), bin, "x = {x}");
+        }
+        assert_eq!(bin_index(&[], 7.0), 0);
+        assert_eq!(bin_index(&[], f64::NAN), 0);
+        // Repeated edges: the value goes below the first copy.
+        assert_eq!(bin_index(&[1.0, 1.0, 2.0], 1.0), 0);
+        assert_eq!(bin_index(&[1.0, 1.0, 2.0], 1.5), 2);
+        // Garbage edges do not panic.
+        let _ = bin_index(&[3.0, f64::NAN, 1.0], 2.0);
+    }
+
+    #[test]
+    fn bin_points_close_the_outer_bins() {
+        let edges = [0.0, 1.0, 3.0];
+        assert_eq!(bin_points(&edges, None, None), [0.0, 0.5, 2.0, 3.0]);
+        assert_eq!(
+            bin_points(&edges, Some(-2.0), Some(5.0)),
+            [-1.0, 0.5, 2.0, 4.0]
+        );
+        // A min/max inside the outer bins' edges, or not finite, is ignored.
+        assert_eq!(
+            bin_points(&edges, Some(0.5), Some(f64::NAN)),
+            [0.0, 0.5, 2.0, 3.0]
+        );
+        assert_eq!(bin_points(&[], Some(2.0), Some(4.0)), [3.0]);
+        assert_eq!(bin_points(&[], None, Some(4.0)), [4.0]);
+        assert_eq!(bin_points(&[], None, None), [0.0]);
+    }
+
+    #[test]
+    fn bin_counts_is_a_slice() {
+        use crate::aggregate::window::SlidingWindow;
+        use std::time::Duration;
+        let edges = [0.0, 1.0, 2.0];
+        let mut w =
+            SlidingWindow::<BinCounts>::new(Duration::from_secs(10), Duration::from_secs(60));
+        for i in 0..100 {
+            let x = (i % 4) as f64 - 0.5;
+            w.current_mut(1000.0 + i as f64).record(&edges, x);
+        }
+        let mut merged = BinCounts::with_bins(4);
+        w.merged(1099.0, Duration::from_secs(60), &mut merged);
+        // Slices 103..=109: t = 1030..1099, 70 values.
+        assert_eq!(merged.total(), 70);
+        assert_eq!(merged.counts().len(), 4);
+        assert_eq!(merged.counts().iter().sum::<u64>(), 70);
+        // A target narrower than the slices grows; clear keeps the length.
+        let mut narrow = BinCounts::default();
+        w.merged(1099.0, Duration::from_secs(60), &mut narrow);
+        assert_eq!(narrow, merged);
+        narrow.clear();
+        assert!(narrow.is_empty());
+        assert_eq!(narrow.bins(), 4);
+        // Merging adds bin by bin, saturating.
+        let mut a = BinCounts::with_bins(2);
+        a.add(0, u64::MAX - 1);
+        let mut b = BinCounts::default();
+        b.add(0, 5);
+        b.add(2, 1);
+        a.merge_from(&b);
+        assert_eq!(a.counts(), [u64::MAX, 0, 1]);
+        assert_eq!(a.total(), u64::MAX);
+        // Out-of-range bins are dropped, not allocated.
+        a.add(MAX_BINS, 1);
+        assert_eq!(a.bins(), 3);
+        assert_eq!(BinCounts::with_bins(usize::MAX).bins(), MAX_BINS);
+    }
+
+    /// Binned logistic distribution, location `shift`: counts of `n` values
+    /// over the bins cut by `edges`, rounded.
+    fn logistic_counts(edges: &[f64], shift: f64, n: f64) -> Vec<u64> {
+        let cdf = |x: f64| 1.0 / (1.0 + (-(x - shift)).exp());
+        let mut prev = 0.0;
+        let mut out = Vec::new();
+        for e in edges.iter().copied().chain([f64::INFINITY]) {
+            let c = if e.is_infinite() { 1.0 } else { cdf(e) };
+            out.push(((c - prev) * n).round() as u64);
+            prev = c;
+        }
+        out
+    }
+
+    /// Quantile edges of the standard logistic distribution.
+    fn logistic_edges(bins: usize) -> Vec<f64> {
+        (1..bins)
+            .map(|i| {
+                let p = i as f64 / bins as f64;
+                (p / (1.0 - p)).ln()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn identical_distributions_show_no_drift() {
+        for bins in [1, 2, 5, 12, 40] {
+            let edges = logistic_edges(bins);
+            let live = logistic_counts(&edges, 0.0, 1e6);
+            let total: u64 = live.iter().sum();
+            let reference: Vec<f64> = live.iter().map(|&c| c as f64 / total as f64).collect();
+            let points = bin_points(&edges, Some(-10.0), Some(10.0));
+            assert!(
+                psi(&reference, &live, PSI_EPSILON).unwrap() < 1e-15,
+                "{bins}"
+            );
+            assert!(ks(&reference, &live).unwrap() < 1e-15);
+            assert!(js(&reference, &live).unwrap() < 1e-7);
+            assert!(wasserstein(&reference, &live, &points, 1.8).unwrap() < 1e-14);
+            assert!((chi2_pvalue(&reference, &live).unwrap() - 1.0).abs() < 1e-12);
+        }
+        // With empty bins on both sides, too.
+        let reference = [0.5, 0.0, 0.25, 0.25, 0.0];
+        let live = [200, 0, 100, 100, 0];
+        assert_eq!(psi(&reference, &live, PSI_EPSILON), Some(0.0));
+        assert_eq!(ks(&reference, &live), Some(0.0));
+        assert_eq!(js(&reference, &live), Some(0.0));
+        assert_eq!(chi2_pvalue(&reference, &live), Some(1.0));
+        let points = [0.0, 1.0, 2.0, 3.0, 4.0];
+        assert_eq!(wasserstein(&reference, &live, &points, 1.0), Some(0.0));
+    }
+
+    #[test]
+    fn drift_grows_with_the_shift() {
+        let edges = logistic_edges(12);
+        let reference: Vec<f64> = logistic_counts(&edges, 0.0, 1e9)
+            .iter()
+            .map(|&c| c as f64 / 1e9)
+            .collect();
+        let points = bin_points(&edges, Some(-8.0), Some(8.0));
+        let std = std::f64::consts::PI / 3f64.sqrt();
+        let mut last = [0.0; 4];
+        let mut last_p = 1.0;
+        for step in 1..=20 {
+            let shift = step as f64 * 0.1;
+            let live = logistic_counts(&edges, shift, 10_000.0);
+            let now = [
+                psi(&reference, &live, PSI_EPSILON).unwrap(),
+                ks(&reference, &live).unwrap(),
+                js(&reference, &live).unwrap(),
+                wasserstein(&reference, &live, &points, std).unwrap(),
+            ];
+            for (i, (&a, &b)) in now.iter().zip(&last).enumerate() {
+                assert!(a > b, "statistic {i} at shift {shift}: {a} <= {b}");
+            }
+            let p = chi2_pvalue(&reference, &live).unwrap();
+            assert!(p <= last_p, "p-value at shift {shift}: {p} > {last_p}");
+            assert!((0.0..=1.0).contains(&p));
+            assert!(now[1] <= 1.0 && now[2] <= 1.0);
+            last = now;
+            last_p = p;
+        }
+        // Known reading: a shift of two logistic scales is a significant PSI.
+        assert!(last[0] > 0.25);
+        assert!(last_p < 1e-100);
+    }
+
+    #[test]
+    fn bad_inputs_give_none_and_never_panic() {
+        let r = [0.5, 0.5];
+        let l = [3, 4];
+        let p = [0.0, 1.0];
+        // Mismatched or empty.
+        assert_eq!(psi(&r, &[1], PSI_EPSILON), None);
+        assert_eq!(ks(&[], &[]), None);
+        assert_eq!(js(&r, &[1, 2, 3]), None);
+        assert_eq!(wasserstein(&r, &l, &[0.0], 1.0), None);
+        assert_eq!(chi2_pvalue(&[0.5], &l), None);
+        // Empty live window.
+        assert_eq!(psi(&r, &[0, 0], PSI_EPSILON), None);
+        assert_eq!(ks(&r, &[0, 0]), None);
+        assert_eq!(js(&r, &[0, 0]), None);
+        assert_eq!(wasserstein(&r, &[0, 0], &p, 1.0), None);
+        assert_eq!(chi2_pvalue(&r, &[0, 0]), None);
+        // Bad reference proportions.
+        for bad in [
+            [f64::NAN, 1.0],
+            [-0.1, 1.1],
+            [0.0, 0.0],
+            [f64::INFINITY, 1.0],
+        ] {
+            assert_eq!(psi(&bad, &l, PSI_EPSILON), None);
+            assert_eq!(ks(&bad, &l), None);
+            assert_eq!(js(&bad, &l), None);
+            assert_eq!(wasserstein(&bad, &l, &p, 1.0), None);
+            assert_eq!(chi2_pvalue(&bad, &l), None);
+        }
+        assert_eq!(psi(&[f64::MAX, f64::MAX], &l, PSI_EPSILON), None);
+        // Bad epsilon, std or points.
+        for eps in [0.0, -1.0, 1.0, f64::NAN] {
+            assert_eq!(psi(&r, &l, eps), None);
+        }
+        for std in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(wasserstein(&r, &l, &p, std), None);
+        }
+        assert_eq!(wasserstein(&r, &l, &[1.0, 0.0], 1.0), None);
+        assert_eq!(wasserstein(&r, &l, &[f64::NAN, 0.0], 1.0), None);
+        // Huge counts are fine.
+        let big = [u64::MAX, u64::MAX];
+        assert_eq!(ks(&r, &big), Some(0.0));
+        assert!(chi2_pvalue(&r, &big).unwrap() > 0.99);
+    }
+
+    #[test]
+    fn extremes_stay_in_range() {
+        // All live mass where the reference has none.
+        let r = [1.0, 0.0];
+        let l = [0, 50];
+        let psi_v = psi(&r, &l, PSI_EPSILON).unwrap();
+        // Smoothed: r = (1, 1e-4)/1.0001, l = (1e-4, 1)/1.0001.
+        let (a, b): (f64, f64) = (1.0 / 1.0001, 1e-4 / 1.0001);
+        assert!((psi_v - 2.0 * (a - b) * (a / b).ln()).abs() < 1e-12);
+        assert_eq!(ks(&r, &l), Some(1.0));
+        assert_eq!(js(&r, &l), Some(1.0));
+        let w = wasserstein(&r, &l, &[-1.0, 3.0], 2.0).unwrap();
+        assert!((w - 2.0).abs() < 1e-15);
+        assert!(chi2_pvalue(&r, &l).unwrap() < 1e-100);
+        // A single bin can show no drift.
+        assert_eq!(psi(&[1.0], &[9], PSI_EPSILON), Some(0.0));
+        assert_eq!(ks(&[1.0], &[9]), Some(0.0));
+        assert_eq!(js(&[1.0], &[9]), Some(0.0));
+        assert_eq!(wasserstein(&[1.0], &[9], &[0.0], 1.0), Some(0.0));
+        assert_eq!(chi2_pvalue(&[1.0], &[9]), Some(1.0));
+        // One live value in 1001 in a category unseen in training: two bins
+        // kept, expected 0.1 there, statistic ≈ 8.1 on 1 dof.
+        let p = chi2_pvalue(&[1.0, 0.0, 0.0], &[1000, 1, 0]).unwrap();
+        assert!((1e-3..1e-2).contains(&p), "{p}");
+    }
+
+    /// Reference values computed with SciPy/NumPy by
+    /// `scripts/drift_fixtures.py` (see `docs/drift.md`).
+    const FIXTURES: &str = include_str!("../../tests/fixtures/drift_cases.json");
+
+    /// Tolerance against the fixtures for psi, ks, js and wasserstein:
+    /// `|ours − theirs| ≤ 1e-9 · max(1, |theirs|)`.
+    const STAT_TOLERANCE: f64 = 1e-9;
+
+    /// Relative tolerance against the fixtures for p-values and `Q(a, x)`
+    /// (values SciPy underflows to 0 must be below 1e-300 here).
+    const P_TOLERANCE: f64 = 1e-10;
+
+    fn fixtures() -> serde_json::Value {
+        serde_json::from_str(FIXTURES).expect("fixture JSON")
+    }
+
+    fn floats(v: &serde_json::Value) -> Vec<f64> {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|x| x.as_f64().expect("number"))
+            .collect()
+    }
+
+    fn close(ours: f64, theirs: f64) -> bool {
+        (ours - theirs).abs() <= STAT_TOLERANCE * theirs.abs().max(1.0)
+    }
+
+    fn close_relative(ours: f64, theirs: f64) -> bool {
+        (ours - theirs).abs() <= P_TOLERANCE * theirs.abs() + 1e-300
+    }
+
+    #[test]
+    fn statistics_match_scipy_fixtures() {
+        let doc = fixtures();
+        assert_eq!(doc["psi_epsilon"].as_f64(), Some(PSI_EPSILON));
+        let cases = doc["cases"].as_array().expect("cases");
+        assert!(cases.len() >= 20);
+        let mut wasserstein_cases = 0;
+        for case in cases {
+            let name = case["name"].as_str().expect("name");
+            let reference = floats(&case["reference"]);
+            let live: Vec<u64> = case["live"]
+                .as_array()
+                .expect("live")
+                .iter()
+                .map(|c| c.as_u64().expect("count"))
+                .collect();
+            let want = |key: &str| case[key].as_f64().expect(key);
+            let got = psi(&reference, &live, PSI_EPSILON).unwrap();
+            assert!(
+                close(got, want("psi")),
+                "{name}: psi {got} vs {}",
+                want("psi")
+            );
+            let got = ks(&reference, &live).unwrap();
+            assert!(close(got, want("ks")), "{name}: ks {got} vs {}", want("ks"));
+            let got = js(&reference, &live).unwrap();
+            assert!(close(got, want("js")), "{name}: js {got} vs {}", want("js"));
+            let got = chi2_pvalue(&reference, &live).unwrap();
+            let p = want("chi2_pvalue");
+            assert!(close_relative(got, p), "{name}: p-value {got} vs {p}");
+            if case.get("edges").is_some() {
+                let edges = floats(&case["edges"]);
+                let points = bin_points(&edges, Some(want("min")), Some(want("max")));
+                for (a, b) in points.iter().zip(floats(&case["points"])) {
+                    assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{name}: points");
+                }
+                let got = wasserstein(&reference, &live, &points, want("ref_std")).unwrap();
+                let w = want("wasserstein");
+                assert!(close(got, w), "{name}: wasserstein {got} vs {w}");
+                wasserstein_cases += 1;
+            }
+        }
+        assert!(wasserstein_cases >= 10);
+    }
+
+    #[test]
+    fn gamma_q_matches_scipy_fixtures() {
+        let doc = fixtures();
+        let cases = doc["gamma_q"].as_array().expect("gamma_q");
+        assert!(cases.len() >= 50);
+        for case in cases {
+            let (a, x, q) = (
+                case["a"].as_f64().unwrap(),
+                case["x"].as_f64().unwrap(),
+                case["q"].as_f64().unwrap(),
+            );
+            let got = gamma_q(a, x).unwrap();
+            assert!(close_relative(got, q), "Q({a}, {x}) = {got}, SciPy {q}");
+        }
+    }
+
+    #[test]
+    fn bin_index_matches_numpy_searchsorted() {
+        let doc = fixtures();
+        let cases = &doc["bin_index"];
+        let edges = floats(&cases["edges"]);
+        let bins = cases["bin"].as_array().unwrap();
+        for (x, bin) in floats(&cases["x"]).into_iter().zip(bins) {
+            assert_eq!(
+                bin_index(&edges, x) as u64,
+                bin.as_u64().unwrap(),
+                "x = {x}"
+            );
+        }
+    }
+
+    #[test]
+    fn gamma_q_known_values_and_edges() {
+        // Q(1, x) = e^(−x); Q(1/2, x) = erfc(√x); chi² with 2 dof: e^(−x/2).
+        for x in [1e-3, 0.5, 1.0, 2.0, 10.0, 100.0, 700.0] {
+            let q = gamma_q(1.0, x).unwrap();
+            assert!((q / (-x).exp() - 1.0).abs() < 1e-13, "x = {x}: {q}");
+            let sf = chi2_sf(x, 2.0).unwrap();
+            assert!((sf / (-x / 2.0).exp() - 1.0).abs() < 1e-13);
+        }
+        // Q(2, x) = (1 + x) e^(−x).
+        for x in [0.1, 2.9, 3.1, 50.0] {
+            let q = gamma_q(2.0, x).unwrap();
+            assert!((q / ((1.0 + x) * (-x).exp()) - 1.0).abs() < 1e-13);
+        }
+        // ln Γ at integers and halves.
+        let mut factorial: f64 = 1.0;
+        for k in 1..30 {
+            assert!((ln_gamma(k as f64) - factorial.ln()).abs() < 1e-13, "{k}");
+            factorial *= k as f64;
+        }
+        assert!((ln_gamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-14);
+        assert_eq!(gamma_q(3.0, 0.0), Some(1.0));
+        assert_eq!(gamma_q(3.0, f64::INFINITY), Some(0.0));
+        assert_eq!(gamma_q(0.0, 1.0), None);
+        assert_eq!(gamma_q(f64::NAN, 1.0), None);
+        assert_eq!(gamma_q(1.0, f64::NAN), None);
+        assert_eq!(gamma_q(1.0, -1.0), None);
+        assert_eq!(chi2_sf(-3.0, 4.0), Some(1.0));
+        assert_eq!(chi2_sf(f64::NAN, 4.0), None);
+        // Enormous arguments return promptly and stay in range.
+        for (a, x) in [
+            (1e12, 1e12),
+            (1e-300, 1e-300),
+            (1e6, 1e6 + 1e3),
+            (0.5, 1e300),
+        ] {
+            let q = gamma_q(a, x).unwrap();
+            assert!((0.0..=1.0).contains(&q), "Q({a}, {x}) = {q}");
+        }
+    }
+}
