@@ -16,6 +16,7 @@ pub mod drift;
 pub mod feedback;
 pub mod history;
 pub mod quality;
+pub mod reference;
 pub mod signals;
 pub mod sketch;
 pub mod window;
