@@ -16,13 +16,16 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::drift::BinCounts;
 use super::feedback::{FeedbackJoiner, FeedbackOutcome, JoinStats, QualitySlice};
 use super::quality::{Quality, check};
+use super::reference::Reference;
 use super::sketch::Sketch;
 use super::window::{Counts, Moments, Slice, SlidingWindow};
 use crate::config::{Config, FeatureSpec, ModelConfig};
 use crate::ingest::event::{FeatureValue, Inference, LogLevel, Outcome};
-use crate::rules::expr::{FeatureSel, FeatureStat, Resource, Signal};
+use crate::rules::expr::{DriftTarget, FeatureSel, FeatureStat, Resource, Signal};
+use std::sync::Arc;
 
 /// Indices into the per-model [`Counts`] slice.
 mod idx {
@@ -129,6 +132,37 @@ impl Reading {
 struct FeatureWindows {
     values: SlidingWindow<Moments>,
     counts: SlidingWindow<Counts<{ fidx::N }>>,
+    /// Live bins against the feature's reference, once it has one.
+    bins: Option<SlidingWindow<BinCounts>>,
+    /// Values collected to learn a reference from (`learn_reference`).
+    learning: Vec<f64>,
+    /// The reference learned from them.
+    learned: Option<Reference>,
+}
+
+/// The references of one model: per feature, and of the prediction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelReferences {
+    /// Per feature.
+    pub features: HashMap<String, Reference>,
+    /// Of numeric or class predictions.
+    pub prediction: Option<Reference>,
+}
+
+impl ModelReferences {
+    /// The references rules.yaml gives a model: inline `{mean, std}` of its
+    /// features, taken as normal distributions.
+    pub fn from_config(cfg: &ModelConfig) -> ModelReferences {
+        let mut r = ModelReferences::default();
+        for (name, spec) in &cfg.features {
+            if let (Some(mean), Some(std)) = (spec.mean, spec.std)
+                && let Some(n) = Reference::normal(mean, std)
+            {
+                r.features.insert(name.clone(), n);
+            }
+        }
+        r
+    }
 }
 
 /// The windows of one model version.
@@ -144,6 +178,8 @@ pub struct ModelWindows {
     logs: [SlidingWindow<u64>; 5],
     resources: [SlidingWindow<Moments>; 2],
     quality: SlidingWindow<QualitySlice>,
+    refs: Arc<ModelReferences>,
+    prediction_bins: SlidingWindow<BinCounts>,
     last_event: f64,
     trained_at: Option<f64>,
 }
@@ -157,10 +193,36 @@ fn classify(value: &FeatureValue, spec: Option<&FeatureSpec>) -> (usize, Option<
     }
 }
 
+impl FeatureWindows {
+    fn new(spec: &WindowSpec) -> Self {
+        FeatureWindows {
+            values: spec.ring(),
+            counts: spec.ring(),
+            bins: None,
+            learning: Vec::new(),
+            learned: None,
+        }
+    }
+
+    /// Collects a value towards a learned reference of `n` values.
+    fn learn(&mut self, x: f64, n: usize) {
+        if self.learned.is_some() {
+            return;
+        }
+        self.learning.push(x);
+        if self.learning.len() >= n {
+            let mut values = std::mem::take(&mut self.learning);
+            self.learned = Reference::learn(&mut values, 10);
+        }
+    }
+}
+
 impl ModelWindows {
     /// Empty windows shaped by `spec`.
-    pub fn new(spec: WindowSpec) -> Self {
+    pub fn new(spec: WindowSpec, refs: Arc<ModelReferences>) -> Self {
         ModelWindows {
+            refs,
+            prediction_bins: spec.ring(),
             spec,
             counts: spec.ring(),
             latency: SlidingWindow::new(spec.slice, spec.latency_span),
@@ -250,26 +312,58 @@ impl ModelWindows {
         for (name, value) in &i.features {
             let spec = cfg.features.get(name);
             let (kind, numeric) = classify(value, spec);
-            let mk = |s: &WindowSpec| FeatureWindows {
-                values: s.ring(),
-                counts: s.ring(),
+            let Some(f) = entry(
+                &mut self.features,
+                name,
+                cap,
+                FeatureWindows::new,
+                &self.spec,
+            ) else {
+                continue;
             };
-            if let Some(f) = entry(&mut self.features, name, cap, mk, &self.spec) {
-                f.counts.current_mut(now).incr(kind);
-                if let Some(x) = numeric {
-                    f.values.current_mut(now).insert(x);
+            f.counts.current_mut(now).incr(kind);
+            if let Some(x) = numeric {
+                f.values.current_mut(now).insert(x);
+            }
+            let reference = self.refs.features.get(name).or(f.learned.as_ref());
+            let bin = match (reference, value) {
+                (Some(r), FeatureValue::Category(c)) => r.bin_category(c),
+                (Some(r), _) => numeric.and_then(|x| r.bin_number(x)),
+                (None, _) => {
+                    if let (Some(n), Some(x)) = (cfg.learn_reference, numeric) {
+                        f.learn(x, n);
+                    }
+                    None
                 }
+            };
+            if let Some(b) = bin {
+                let spec = self.spec;
+                f.bins
+                    .get_or_insert_with(|| spec.ring())
+                    .current_mut(now)
+                    .add(b, 1);
             }
         }
         for (name, spec) in &cfg.features {
             if spec.required && !i.features.iter().any(|(n, _)| n == name) {
-                let mk = |s: &WindowSpec| FeatureWindows {
-                    values: s.ring(),
-                    counts: s.ring(),
-                };
-                if let Some(f) = entry(&mut self.features, name, cap, mk, &self.spec) {
+                if let Some(f) = entry(
+                    &mut self.features,
+                    name,
+                    cap,
+                    FeatureWindows::new,
+                    &self.spec,
+                ) {
                     f.counts.current_mut(now).incr(fidx::MISSING);
                 }
+            }
+        }
+        if let (Some(r), Some(p)) = (&self.refs.prediction, &i.prediction) {
+            let bin = match p {
+                Outcome::Number(x) => r.bin_number(*x),
+                Outcome::Class(c) => r.bin_category(c),
+            };
+            if let Some(b) = bin {
+                self.prediction_bins.current_mut(now).add(b, 1);
             }
         }
         for (name, v) in &i.counters {
@@ -283,6 +377,14 @@ impl ModelWindows {
         if let Some(x) = i.memory_ratio {
             self.resources[1].current_mut(now).insert(x);
         }
+    }
+
+    /// The reference of a feature: configured, or learned.
+    pub fn reference(&self, feature: &str) -> Option<&Reference> {
+        self.refs
+            .features
+            .get(feature)
+            .or_else(|| self.features.get(feature)?.learned.as_ref())
     }
 
     /// Names of the features seen, sorted.
@@ -411,8 +513,35 @@ impl ModelWindows {
                 self.quality.merged(now, window, &mut q);
                 Reading::of(q.value(*metric), q.samples_for(*metric))
             }
-            // Drift needs a reference: no verdict until that data exists.
-            Signal::Drift { .. } => Reading::NONE,
+            Signal::Drift { method, target } => {
+                let (reference, bins) = match target {
+                    DriftTarget::Prediction => {
+                        (self.refs.prediction.as_ref(), Some(&self.prediction_bins))
+                    }
+                    DriftTarget::Feature(sel) => {
+                        let name = match (sel, feature) {
+                            (FeatureSel::Named(n), _) => n.as_str(),
+                            (FeatureSel::All, Some(f)) => f,
+                            (FeatureSel::All, None) => return Reading::NONE,
+                        };
+                        let f = self.features.get(name);
+                        (
+                            self.refs
+                                .features
+                                .get(name)
+                                .or(f.and_then(|f| f.learned.as_ref())),
+                            f.and_then(|f| f.bins.as_ref()),
+                        )
+                    }
+                };
+                // No reference (yet): no verdict.
+                let (Some(r), Some(bins)) = (reference, bins) else {
+                    return Reading::NONE;
+                };
+                let mut live = BinCounts::with_bins(r.bins());
+                bins.merged(now, window, &mut live);
+                Reading::of(r.drift(*method, live.counts()), live.total())
+            }
         }
     }
 
@@ -444,7 +573,10 @@ impl ModelWindows {
             FeatureStat::Stddev => Reading::of(m.stddev(), m.count()),
             FeatureStat::Zscore => {
                 let spec = cfg.features.get(name);
-                let reference = spec.and_then(|s| Some((s.mean?, s.std?)));
+                let reference = spec
+                    .and_then(|s| Some((s.mean?, s.std?)))
+                    .or_else(|| self.refs.features.get(name).and_then(Reference::moments))
+                    .or_else(|| f.learned.as_ref().and_then(Reference::moments));
                 let value = match (m.mean(), reference) {
                     (Some(mean), Some((rm, rs))) if rs > 0.0 => Some((mean - rm) / rs),
                     _ => None,
@@ -482,6 +614,17 @@ pub struct WindowStore {
     cap: usize,
     models: HashMap<String, HashMap<String, ModelWindows>>,
     joiner: FeedbackJoiner,
+    /// References per configured model name (`"*"` included).
+    refs: HashMap<String, Arc<ModelReferences>>,
+    no_refs: Arc<ModelReferences>,
+}
+
+fn references(config: &Config) -> HashMap<String, Arc<ModelReferences>> {
+    config
+        .models
+        .iter()
+        .map(|(name, cfg)| (name.clone(), Arc::new(ModelReferences::from_config(cfg))))
+        .collect()
 }
 
 impl WindowStore {
@@ -490,12 +633,22 @@ impl WindowStore {
     pub fn new(config: std::sync::Arc<Config>, cap: usize) -> WindowStore {
         WindowStore {
             spec: WindowSpec::for_config(&config),
-            config,
             default_model: ModelConfig::default(),
             cap,
             models: HashMap::new(),
             joiner: FeedbackJoiner::new(Duration::from_secs(24 * 3600), 100_000),
+            refs: references(&config),
+            no_refs: Arc::default(),
+            config,
         }
+    }
+
+    /// The references of `model` (its own entry, else `"*"`).
+    pub fn references(&self, model: &str) -> &Arc<ModelReferences> {
+        self.refs
+            .get(model)
+            .or_else(|| self.refs.get("*"))
+            .unwrap_or(&self.no_refs)
     }
 
     /// Bounds of the feedback join: how long a prediction waits for its
@@ -526,8 +679,10 @@ impl WindowStore {
     /// afresh; otherwise they are kept.
     pub fn set_config(&mut self, config: std::sync::Arc<Config>) {
         let spec = WindowSpec::for_config(&config);
-        if spec != self.spec {
+        let refs = references(&config);
+        if spec != self.spec || refs != self.refs {
             self.spec = spec;
+            self.refs = refs;
             self.models.clear();
         }
         self.config = config;
@@ -546,9 +701,17 @@ impl WindowStore {
         };
         let w = match versions.get_mut(&event.version) {
             Some(w) => w,
-            None => versions
-                .entry(event.version.clone())
-                .or_insert_with(|| ModelWindows::new(self.spec)),
+            None => {
+                let refs = self
+                    .refs
+                    .get(&event.model)
+                    .or_else(|| self.refs.get("*"))
+                    .unwrap_or(&self.no_refs)
+                    .clone();
+                versions
+                    .entry(event.version.clone())
+                    .or_insert_with(|| ModelWindows::new(self.spec, refs))
+            }
         };
         w.touch(now);
         match &event.body {
@@ -586,12 +749,18 @@ impl WindowStore {
                 } = outcome
                 {
                     let spec = self.spec;
+                    let refs = self
+                        .refs
+                        .get(&event.model)
+                        .or_else(|| self.refs.get("*"))
+                        .unwrap_or(&self.no_refs)
+                        .clone();
                     let w = self
                         .models
                         .entry(event.model.clone())
                         .or_default()
                         .entry(version)
-                        .or_insert_with(|| ModelWindows::new(spec));
+                        .or_insert_with(|| ModelWindows::new(spec, refs));
                     w.record_label(&prediction, &actual, cfg, now);
                 }
             }

@@ -115,6 +115,9 @@ pub struct ModelConfig {
     pub positive_threshold: f64,
     /// A confidence below this is low (default 0.5).
     pub low_confidence_threshold: f64,
+    /// Without a baseline or inline reference for a numeric feature, learn
+    /// one from this many first values of each model version.
+    pub learn_reference: Option<usize>,
     /// Per-feature expectations.
     pub features: BTreeMap<String, FeatureSpec>,
 }
@@ -125,6 +128,7 @@ impl Default for ModelConfig {
             baseline: None,
             positive_threshold: 0.5,
             low_confidence_threshold: 0.5,
+            learn_reference: None,
             features: BTreeMap::new(),
         }
     }
@@ -403,10 +407,11 @@ pub fn format_duration(d: Duration) -> String {
 
 const TOP_KEYS: [&str; 3] = ["defaults", "models", "groups"];
 const DEFAULTS_KEYS: [&str; 3] = ["window", "evaluation_interval", "min_samples"];
-const MODEL_KEYS: [&str; 4] = [
+const MODEL_KEYS: [&str; 5] = [
     "baseline",
     "positive_threshold",
     "low_confidence_threshold",
+    "learn_reference",
     "features",
 ];
 const FEATURE_KEYS: [&str; 6] = ["min", "max", "required", "mean", "std", "categories"];
@@ -703,6 +708,18 @@ impl Cx<'_> {
                 "positive_threshold" => {
                     if let Some(t) = self.number(v, "positive_threshold") {
                         m.positive_threshold = t;
+                    }
+                }
+                "learn_reference" => {
+                    if let Some(n) = self.count(v, "learn_reference") {
+                        if (10..=1_000_000).contains(&n) {
+                            m.learn_reference = Some(n as usize);
+                        } else {
+                            self.error(
+                                v,
+                                format!("learn_reference must be between 10 and 1000000 events, found {n}"),
+                            );
+                        }
                     }
                 }
                 "low_confidence_threshold" => {
