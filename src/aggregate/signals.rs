@@ -345,16 +345,17 @@ impl ModelWindows {
             }
         }
         for (name, spec) in &cfg.features {
-            if spec.required && !i.features.iter().any(|(n, _)| n == name) {
-                if let Some(f) = entry(
+            if spec.required
+                && !i.features.iter().any(|(n, _)| n == name)
+                && let Some(f) = entry(
                     &mut self.features,
                     name,
                     cap,
                     FeatureWindows::new,
                     &self.spec,
-                ) {
-                    f.counts.current_mut(now).incr(fidx::MISSING);
-                }
+                )
+            {
+                f.counts.current_mut(now).incr(fidx::MISSING);
             }
         }
         if let (Some(r), Some(p)) = (&self.refs.prediction, &i.prediction) {
