@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 
 use super::history::{History, ModelSummary};
 use super::quality::{Quality, check};
-use super::signals::WindowStore;
+use super::reference::Reference;
+use super::signals::{ModelReferences, WindowStore};
 use crate::clock::SharedClock;
 use crate::config::{Config, ModelConfig, format_duration};
 use crate::export::dynamic::GaugeFamily;
@@ -20,7 +21,7 @@ use crate::ingest::event::{
 };
 use crate::rules::api::ApiSnapshot;
 use crate::rules::eval::{AlertState, Engine, Evaluation, SignalSource};
-use crate::rules::expr::Signal;
+use crate::rules::expr::{DriftMethod, DriftTarget, FeatureSel, Signal};
 use crate::rules::notify::{self, NotifierHandle};
 
 /// A batch of events, as one listener read produced them.
@@ -465,6 +466,50 @@ impl Aggregator {
                 }
             }
         }
+        for (model, version) in self.store.series() {
+            let Some(w) = self.store.get(&model, &version) else {
+                continue;
+            };
+            let refs = self.store.references(&model).clone();
+            let mut targets: Vec<(Option<String>, &Reference)> = w
+                .feature_names()
+                .into_iter()
+                .filter_map(|f| w.reference(&f).map(|r| (Some(f), r)))
+                .collect();
+            if let Some(r) = &refs.prediction {
+                targets.push((None, r));
+            }
+            for (feature, reference) in targets {
+                for method in DriftMethod::ALL
+                    .into_iter()
+                    .filter(|m| reference.supports(*m))
+                {
+                    let target = match &feature {
+                        Some(f) => DriftTarget::Feature(FeatureSel::Named(f.clone())),
+                        None => DriftTarget::Prediction,
+                    };
+                    let signal = Signal::Drift { method, target };
+                    for win in &windows {
+                        let r = w.read(&signal, None, *win, now, self.store.model_cfg(&model));
+                        let Some(v) = r.value else { continue };
+                        let mut labels = BTreeMap::from([
+                            ("model".to_owned(), model.clone()),
+                            ("version".to_owned(), version.clone()),
+                            ("method".to_owned(), method.function().to_owned()),
+                            ("window".to_owned(), format_duration(*win)),
+                        ]);
+                        let name = match &feature {
+                            Some(f) => {
+                                labels.insert("feature".into(), f.clone());
+                                "model_feature_drift"
+                            }
+                            None => "model_prediction_drift",
+                        };
+                        family(&mut fams, name).push(&labels, v);
+                    }
+                }
+            }
+        }
         for (model, version, n) in self.store.feedback_pending() {
             let labels =
                 BTreeMap::from([("model".to_owned(), model), ("version".to_owned(), version)]);
@@ -485,9 +530,14 @@ impl Aggregator {
         let h = handles(&mut self.models, metrics, &event.model, &event.version);
         h.last_event.set(ts);
         match event.body {
-            Body::Inference(i) => {
-                inference(metrics, limits, self.store.model_cfg(&event.model), h, i)
-            }
+            Body::Inference(i) => inference(
+                metrics,
+                limits,
+                self.store.model_cfg(&event.model),
+                self.store.references(&event.model),
+                h,
+                i,
+            ),
             Body::Feedback(_) => {
                 if h.feedback.is_none() {
                     h.feedback = Some(metrics.feedback.with_label_values(&h.mv()));
@@ -577,6 +627,7 @@ fn inference(
     metrics: &Metrics,
     limits: &Limits,
     cfg: &ModelConfig,
+    refs: &ModelReferences,
     h: &mut ModelHandles,
     i: Inference,
 ) {
@@ -651,9 +702,15 @@ fn inference(
             (_, Quality::Valid(Some(x)) | Quality::Invalid(_, Some(x))) => f
                 .value
                 .get_or_insert_with(|| {
-                    metrics
-                        .feature_value
-                        .member(&labels, &metrics.feature_buckets)
+                    // The reference's bins, so that Prometheus can compare
+                    // (and sum across pods) bin by bin.
+                    let buckets = refs
+                        .features
+                        .get(name)
+                        .and_then(|r| r.edges())
+                        .filter(|e| crate::export::metrics::validate_buckets(e).is_ok())
+                        .unwrap_or(&metrics.feature_buckets);
+                    metrics.feature_value.member(&labels, buckets)
                 })
                 .observe(x),
             _ => {}
@@ -735,7 +792,15 @@ pub fn spawn(
                             }
                         },
                         _ = tick.tick() => {
-                            agg.evaluate();
+                            // A fault in evaluation or publishing must not
+                            // stop the thread that applies events.
+                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                agg.evaluate();
+                            }));
+                            if r.is_err() {
+                                tracing::error!("rule evaluation round failed; events are still applied");
+                                agg.metrics.rule_evaluation_failures.with_label_values(&["*"]).inc();
+                            }
                         }
                         b = rx.recv() => match b {
                             Some(batch) => {
@@ -910,6 +975,45 @@ mod tests {
             assert!(t.contains(want), "missing {want}\n{t}");
         }
         assert!(!t.contains(r#"model_feature_invalid_total{feature="country",model="other""#));
+    }
+
+    #[test]
+    fn evaluation_publishes_every_family() {
+        let config = crate::config::load(
+            "t.yaml",
+            "defaults: {min_samples: 1}\nmodels:\n  fraud:\n    features:\n      amount: {mean: 100, std: 50}\ngroups:\n  - name: g\n    rules:\n      - alert: A\n        expr: accuracy < 99%\n",
+        )
+        .unwrap();
+        let m = Metrics::new(&Buckets::default()).unwrap();
+        let mut a = Aggregator::new(
+            m.clone(),
+            Arc::new(ManualClock::new(1000.0)),
+            Limits::default(),
+            Arc::new(config),
+            "t".into(),
+        );
+        a.apply(batch(&[
+            r#"{"type":"model","model":"fraud","version":"v1","trained_at":100}"#,
+            r#"{"model":"fraud","version":"v1","id":"a","prediction":1,"confidence":0.9,"latency_ms":10,"features":{"amount":120}}"#,
+            r#"{"model":"fraud","version":"v1","id":"b","prediction":1,"features":{"amount":80}}"#,
+            r#"{"type":"feedback","model":"fraud","id":"a","actual":0}"#,
+        ]));
+        a.evaluate();
+        let t = text(&m);
+        for want in [
+            r#"model_age_seconds{model="fraud",version="v1"} 900"#,
+            r#"model_feedback_pending{model="fraud",version="v1"} 1"#,
+            r#"model_window_accuracy{model="fraud",version="v1",window="5m"} 0"#,
+            r#"model_feature_drift{feature="amount",method="psi",model="fraud",version="v1",window="5m"}"#,
+            r#"model_feature_drift{feature="amount",method="wasserstein",model="fraud",version="v1",window="5m"}"#,
+            r#"model_window_request_rate{model="fraud",version="v1",window="5m"}"#,
+            r#"model_alerts{alertname="A",alertstate="firing",model="fraud",severity="warning",version="v1"} 1"#,
+            r#"model_exporter_feedback_total{result="joined"} 1"#,
+            // The reference's edges are the feature histogram's buckets.
+            r#"model_feature_value_bucket{feature="amount",model="fraud",version="v1",le="-50"} 0"#,
+        ] {
+            assert!(t.contains(want), "missing {want}\n{t}");
+        }
     }
 
     #[test]

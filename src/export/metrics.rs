@@ -169,6 +169,42 @@ pub const RULE_FAMILIES: &[(&str, &str)] = &[
         "model_window_confidence_mean",
         "Mean confidence over the window.",
     ),
+    (
+        "model_window_accuracy",
+        "Share of joined labels the model predicted right, over the window.",
+    ),
+    (
+        "model_window_precision",
+        "Precision of the positive class over the window's joined labels.",
+    ),
+    (
+        "model_window_recall",
+        "Recall of the positive class over the window's joined labels.",
+    ),
+    (
+        "model_window_mae",
+        "Mean absolute error of regression predictions over the window's joined labels.",
+    ),
+    (
+        "model_window_rmse",
+        "Root mean squared error of regression predictions over the window's joined labels.",
+    ),
+    (
+        "model_feature_drift",
+        "Drift of a feature's window from its reference, by method (psi, ks, js, wasserstein, chi2_pvalue).",
+    ),
+    (
+        "model_prediction_drift",
+        "Drift of the predictions' window from their reference, by method.",
+    ),
+    (
+        "model_feedback_pending",
+        "Predictions waiting for their label (feedback).",
+    ),
+    (
+        "model_age_seconds",
+        "Seconds since the model version was trained (staleness), from its model event.",
+    ),
 ];
 
 fn reg<C: Collector + Clone + 'static>(r: &Registry, c: C) -> C {
