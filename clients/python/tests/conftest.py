@@ -107,8 +107,10 @@ class StreamServer:
                 self.data += b
 
     def lines(self):
+        """The complete lines received so far."""
         with self.lock:
-            return [json.loads(l) for l in bytes(self.data).split(b"\n") if l]
+            whole = bytes(self.data[: self.data.rfind(b"\n") + 1])
+        return [json.loads(l) for l in whole.split(b"\n") if l]
 
     def wait_lines(self, n):
         deadline = time.monotonic() + PATIENCE
