@@ -5,7 +5,17 @@ import inspect
 import os
 import time
 
-from ._encode import encode, outcome, timestamp
+from ._encode import _c_encode  # None without the C encoder
+from ._encode import (
+    encode,
+    encode_counters,
+    encode_obj,
+    json_str,
+    num,
+    outcome,
+    outcome_json,
+    timestamp,
+)
 from ._transport import Counters, Datagram, Stream
 
 __all__ = ["Client", "Request", "default_path"]
@@ -79,6 +89,7 @@ class Client:
         t = _TRANSPORTS[transport](path, self._counters)
         self._t = t
         self._stream = transport == "unix"
+        self._end = "}\n" if self._stream else "}"
         self._deliver = t.send
         self._prefixes = {}
 
@@ -225,35 +236,49 @@ class Client:
         :param ts: when it happened: unix seconds, datetime or RFC 3339.
         :param resources: ``{"cpu_percent": ..., "memory_percent": ...}``.
         """
+        # The hot path: the line is put together from pieces, with the
+        # common types (str, float, int) formatted inline and only the
+        # objects handed to the C JSON encoder.
         try:
-            f = {}
+            line = self._prefixes.get((None, model, version))
+            if line is None:
+                line = self._prefix(None, model, version)
             if id is not None:
-                f["id"] = id if id.__class__ is str else str(id)
+                line += ',"id":' + json_str(id if id.__class__ is str else str(id))
             if latency_ms is not None:
-                f["latency_ms"] = latency_ms
+                if latency_ms.__class__ is float and latency_ms - latency_ms == 0.0:
+                    line += ',"latency_ms":' + _float_repr(latency_ms)
+                else:
+                    line += ',"latency_ms":' + num(latency_ms)
             if ok is not None:
-                f["ok"] = ok is True or (ok is not False and bool(ok))
+                line += ',"ok":true' if ok is True or (ok is not False and ok) else ',"ok":false'
             if error is not None:
-                f["error"] = _error_class(error)
+                line += ',"error":' + json_str(_error_class(error))
             if prediction is not None:
                 t = prediction.__class__
-                f["prediction"] = (
-                    prediction if t is float or t is int or t is str else outcome(prediction)
-                )
+                if t is int:
+                    line += ',"prediction":' + _int_repr(prediction)
+                elif t is float and prediction - prediction == 0.0:
+                    line += ',"prediction":' + _float_repr(prediction)
+                else:
+                    line += ',"prediction":' + outcome_json(prediction)
             if confidence is not None:
-                f["confidence"] = confidence
+                if confidence.__class__ is float and confidence - confidence == 0.0:
+                    line += ',"confidence":' + _float_repr(confidence)
+                else:
+                    line += ',"confidence":' + num(confidence)
             if features is not None:
-                f["features"] = features
+                try:
+                    line += ',"features":' + _join(_c_encode(features, 0))
+                except Exception:  # NaN, unusual values, or no C encoder
+                    line += ',"features":' + encode_obj(features)
             if counters is not None:
-                f["counters"] = counters
+                line += ',"counters":' + encode_counters(counters)
             if resources is not None:
-                f["resources"] = resources
+                line += ',"resources":' + encode_obj(resources)
             if ts is not None:
-                f["ts"] = timestamp(ts)
-            p = self._prefixes.get((None, model, version))
-            if p is None:
-                p = self._prefix(None, model, version)
-            self._emit(p, f)
+                line += ',"ts":' + encode_obj(timestamp(ts))
+            self._deliver((line + self._end).encode())
         except Exception:
             self._error()
 
@@ -364,6 +389,11 @@ class Client:
             return wrapper
 
         return decorate
+
+
+_float_repr = float.__repr__
+_int_repr = int.__repr__
+_join = "".join
 
 
 def _error_class(error):

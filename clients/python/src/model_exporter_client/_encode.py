@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Mapping
 
-__all__ = ["encode", "outcome", "timestamp", "jsonable"]
+__all__ = ["encode", "encode_obj", "num", "json_str", "outcome_json", "timestamp", "jsonable"]
 
 
 def _default(o):
@@ -96,6 +96,53 @@ def encode(obj):
     if isinstance(counters, dict):
         clean["counters"] = {k: v for k, v in counters.items() if v is not None}
     return _dumps(clean)
+
+
+def encode_obj(obj):
+    """``obj`` (a dict of features, counters, ...) as compact JSON text."""
+    try:
+        return _dumps(obj)
+    except ValueError:  # a NaN or infinity somewhere
+        return _dumps(_finite(obj))
+
+
+def encode_counters(obj):
+    """Like :func:`encode_obj`, but a count that is not finite is left out
+    (counters take no null)."""
+    try:
+        return _dumps(obj)
+    except ValueError:
+        clean = _finite(obj)
+        if isinstance(clean, dict):
+            clean = {k: v for k, v in clean.items() if v is not None}
+        return _dumps(clean)
+
+
+json_str = json.encoder.encode_basestring_ascii
+_float_repr = float.__repr__
+_int_repr = int.__repr__
+
+
+def num(v):
+    """A number as JSON text; NaN and infinity as null."""
+    t = v.__class__
+    if t is float:
+        return _float_repr(v) if v - v == 0.0 else "null"
+    if t is int:
+        return _int_repr(v)
+    return _dumps(_finite(v))
+
+
+def outcome_json(v):
+    """A prediction or ground truth as JSON text (see :func:`outcome`)."""
+    t = v.__class__
+    if t is str:
+        return json_str(v)
+    if t is float:
+        return _float_repr(v) if v - v == 0.0 else "null"
+    if t is int:
+        return _int_repr(v)
+    return _dumps(_finite(outcome(v)))
 
 
 def outcome(v):

@@ -60,12 +60,14 @@ class Counters:
 class Datagram:
     """One datagram per event, ``sendto`` on a non-blocking socket. When the
     receiver's queue is full the event is dropped; when nobody listens it is
-    an error."""
+    an error, and for ``RECONNECT_DELAY`` after that the socket is not tried
+    again (events are counted as errors at once, without a system call)."""
 
     def __init__(self, path, counters):
         self.path = path
         self.c = counters
         self.sock = None
+        self.down_until = 0.0
         try:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             s.setblocking(False)
@@ -77,13 +79,25 @@ class Datagram:
 
     def send(self, data):
         c = self.c
+        if self.down_until:
+            if time.monotonic() < self.down_until:
+                with c.lock:
+                    c.errors += 1
+                return
+            self.down_until = 0.0
         try:
             self._sendto(data, self.path)
         except BlockingIOError:
             with c.lock:
                 c.dropped += 1
             return
-        except Exception:  # OSError, or no socket at all (TypeError)
+        except (FileNotFoundError, ConnectionRefusedError):
+            # Nobody listens on the path (yet, or any more).
+            self.down_until = time.monotonic() + RECONNECT_DELAY
+            with c.lock:
+                c.errors += 1
+            return
+        except Exception:  # other OSErrors, or no socket at all (TypeError)
             with c.lock:
                 c.errors += 1
             return
