@@ -161,3 +161,43 @@ def test_send_line(receiver):
     c.send_line('{"model":"raw"}')
     c.send_line(b'{"model":"raw2"}')
     assert [e["model"] for e in receiver.events(2)] == ["raw", "raw2"]
+
+
+def test_datagrams_find_a_restarted_exporter(sockdir):
+    from conftest import DgramReceiver
+
+    path = os.path.join(sockdir, "g.sock")
+    r1 = DgramReceiver(path)
+    c = Client(path)
+    c.inference(id="1")
+    assert [e["id"] for e in r1.events()] == ["1"]
+    time.sleep(1.1)  # past the reconnection limit
+    # The exporter restarts: a new socket at the same path.
+    r1.close()
+    os.unlink(path)
+    r2 = DgramReceiver(path)
+    try:
+        c.inference(id="2")
+        assert [e["id"] for e in r2.events()] == ["2"]
+        assert c.stats == {"sent": 2, "dropped": 0, "errors": 0}
+    finally:
+        r2.close()
+
+
+def test_datagrams_wait_a_second_before_trying_again(sockdir):
+    from conftest import DgramReceiver
+
+    path = os.path.join(sockdir, "late.sock")
+    c = Client(path)
+    c.inference(id="nobody")
+    t_fail = time.monotonic()
+    r = DgramReceiver(path)
+    try:
+        c.inference(id="too-soon")
+        if time.monotonic() - t_fail < 0.5:
+            assert c.stats == {"sent": 0, "dropped": 0, "errors": 2}
+        time.sleep(1.1)
+        c.inference(id="now")
+        assert r.events()[-1]["id"] == "now"
+    finally:
+        r.close()

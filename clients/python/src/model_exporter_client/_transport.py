@@ -1,6 +1,7 @@
 """Sockets that never block and never raise: what they cannot send they
 count."""
 
+import errno
 import os
 import socket
 import threading
@@ -58,61 +59,108 @@ class Counters:
 
 
 class Datagram:
-    """One datagram per event, ``sendto`` on a non-blocking socket. When the
-    receiver's queue is full the event is dropped; when nobody listens it is
-    an error, and for ``RECONNECT_DELAY`` after that the socket is not tried
-    again (events are counted as errors at once, without a system call)."""
+    """One datagram per event on a non-blocking socket connected to the
+    exporter's path (a connected socket spares the kernel a path lookup per
+    event). When the receiver's queue is full the event is dropped; when
+    nobody listens it is an error. After an error the socket is connected
+    again at most once per ``RECONNECT_DELAY``; until then events are
+    counted as errors at once, without a system call."""
 
     def __init__(self, path, counters):
         self.path = path
         self.c = counters
+        self.lock = threading.Lock()  # taken to (re)connect only
         self.sock = None
-        self.down_until = 0.0
-        try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            s.setblocking(False)
-            self.sock = s
-            self._sendto = s.sendto
-        except Exception:
-            self._sendto = None
+        self._send = None
+        self.last_attempt = None
+        self.closed = False
         _live.add(self)
+
+    def _connect(self):
+        """Connects unless another thread just did or the last attempt was
+        less than ``RECONNECT_DELAY`` ago. Returns the send method or None."""
+        with self.lock:
+            if self._send is not None or self.closed:
+                return self._send
+            now = time.monotonic()
+            if self.last_attempt is not None and now - self.last_attempt < RECONNECT_DELAY:
+                return None
+            self.last_attempt = now
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            except Exception:
+                return None
+            try:
+                s.setblocking(False)
+                s.connect(self.path)
+            except Exception:
+                s.close()
+                return None
+            self.sock = s
+            self._send = s.send
+            return self._send
+
+    def _disconnect(self, send):
+        with self.lock:
+            if self._send is send:  # not replaced by another thread meanwhile
+                s, self.sock, self._send = self.sock, None, None
+                try:
+                    s.close()
+                except Exception:
+                    pass
 
     def send(self, data):
         c = self.c
-        if self.down_until:
-            if time.monotonic() < self.down_until:
+        send = self._send
+        if send is None:
+            send = self._connect()
+            if send is None:
                 with c.lock:
                     c.errors += 1
                 return
-            self.down_until = 0.0
         try:
-            self._sendto(data, self.path)
+            send(data)
         except BlockingIOError:
             with c.lock:
                 c.dropped += 1
             return
-        except (FileNotFoundError, ConnectionRefusedError):
-            # Nobody listens on the path (yet, or any more).
-            self.down_until = time.monotonic() + RECONNECT_DELAY
-            with c.lock:
-                c.errors += 1
-            return
-        except Exception:  # other OSErrors, or no socket at all (TypeError)
-            with c.lock:
-                c.errors += 1
-            return
+        except Exception as e:
+            if getattr(e, "errno", None) == errno.EMSGSIZE:
+                with c.lock:
+                    c.errors += 1
+                return
+            # The exporter went away, or restarted on a new socket: one
+            # immediate attempt on a fresh connection, within the rate limit.
+            self._disconnect(send)
+            send = self._connect()
+            try:
+                if send is None:
+                    raise ConnectionError
+                send(data)
+            except BlockingIOError:
+                with c.lock:
+                    c.dropped += 1
+                return
+            except Exception:
+                with c.lock:
+                    c.errors += 1
+                return
         with c.lock:
             c.sent += 1
 
     def flush(self):
-        pass
+        return 0
 
     def close(self):
-        s, self.sock, self._sendto = self.sock, None, None
+        with self.lock:
+            self.closed = True
+            s, self.sock, self._send = self.sock, None, None
         if s is not None:
             s.close()
 
     def _after_fork(self):
+        # Datagrams are whole: parent and child can share the socket.
+        self.lock = threading.Lock()
         self.c.lock = threading.Lock()
 
 
