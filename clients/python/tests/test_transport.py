@@ -201,3 +201,25 @@ def test_datagrams_wait_a_second_before_trying_again(sockdir):
         assert r.events()[-1]["id"] == "now"
     finally:
         r.close()
+
+
+def test_a_forked_child_gets_a_connection_of_its_own(stream_server):
+    c = Client(stream_server.path, transport="unix")
+    c.inference(id="parent-1")
+    stream_server.wait_lines(1)
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            for i in range(100):
+                c.inference(id="child")
+            os._exit(0 if c.stats["errors"] == 0 else 1)
+        except BaseException:
+            os._exit(2)
+    for i in range(100):
+        c.inference(id="parent")
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    lines = stream_server.wait_lines(201)
+    assert len(lines) == 201  # every line whole: none interleaved
+    assert sum(e["id"] == "child" for e in lines) == 100
+    assert stream_server.connections == 2
