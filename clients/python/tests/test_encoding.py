@@ -259,3 +259,14 @@ def test_changing_the_default_version(receiver):
     c.version = "v2"
     c.inference()
     assert [e.get("version") for e in receiver.events(2)] == ["v1", "v2"]
+
+
+def test_log_levels(receiver):
+    import logging
+
+    c = Client(receiver.path)
+    c.log("WARN", "a")
+    c.log("Fatal", "b")
+    c.log(logging.ERROR, "c")
+    c.log("info", "d")
+    assert [e["level"] for e in receiver.events(4)] == ["warning", "critical", "error", "info"]

@@ -6,6 +6,7 @@ import os
 import time
 
 from ._encode import _c_encode  # None without the C encoder
+from ._logging import level_name as _level_name
 from ._encode import (
     encode,
     encode_counters,
@@ -313,8 +314,13 @@ class Client:
 
     def log(self, level, message, component=None, metadata=None, model=None, version=None):
         """Forwards a log line of the model process. ``level`` is one of
-        ``debug``, ``info``, ``warning``, ``error``, ``critical``."""
+        ``debug``, ``info``, ``warning``, ``error``, ``critical`` (``warn``
+        and ``fatal`` are understood too), or a ``logging`` level number."""
         try:
+            if level.__class__ is not str:
+                level = _level_name(level)  # a logging level number
+            elif level not in _LEVELS:
+                level = _LEVEL_ALIASES.get(level.lower(), level)
             f = {"level": level, "message": message if message.__class__ is str else str(message)}
             if component is not None:
                 f["component"] = str(component)
@@ -390,6 +396,10 @@ class Client:
 
         return decorate
 
+
+_LEVELS = frozenset(["debug", "info", "warning", "error", "critical"])
+_LEVEL_ALIASES = {l: l for l in _LEVELS}
+_LEVEL_ALIASES.update(warn="warning", fatal="critical")
 
 _float_repr = float.__repr__
 _int_repr = int.__repr__
