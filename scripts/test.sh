@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Every test: formatting, lints, unit and integration tests.
+# Every test: formatting, lints, unit and integration tests, then the Python
+# client's tests (which start the exporter binary the cargo tests built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+python3 -m pytest -q clients/python/tests
