@@ -143,7 +143,7 @@ fn the_shipped_rules_export_in_both_formats() {
     let dir = tempfile::tempdir().unwrap();
     let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules.yaml");
     let plain = check_plain(dir.path(), "plain.yaml", &export(&[rules]));
-    assert_eq!(rule_count(&plain), 9);
+    assert_eq!(rule_count(&plain), 11);
     let spec = check_operator(
         dir.path(),
         "spec.yaml",
