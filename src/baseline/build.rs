@@ -534,6 +534,7 @@ pub struct Builder {
     csv_roles: Vec<Role>,
     json_shape: Option<JsonShape>,
     progress: Option<ProgressSink>,
+    peak_bytes: usize,
 }
 
 impl fmt::Debug for Builder {
@@ -582,6 +583,7 @@ impl Builder {
             csv_roles: Vec::new(),
             json_shape: None,
             progress: None,
+            peak_bytes: 0,
         })
     }
 
@@ -617,6 +619,12 @@ impl Builder {
             + self.csv_roles.capacity() * std::mem::size_of::<Role>()
     }
 
+    /// Largest [`Self::approx_bytes`] seen so far, sampled every 4096 rows
+    /// and at the end of each pass.
+    pub fn peak_bytes(&self) -> usize {
+        self.peak_bytes.max(self.approx_bytes())
+    }
+
     /// Rows accepted so far (first pass).
     pub fn rows(&self) -> u64 {
         self.rows
@@ -628,6 +636,7 @@ impl Builder {
             return Err(BuildError::Usage("first_pass must come first, and once"));
         }
         self.read(input)?;
+        self.peak_bytes = self.peak_bytes();
         if self.rows == 0 {
             return Err(BuildError::NoRows {
                 file: self.options.source.clone(),
@@ -656,6 +665,7 @@ impl Builder {
             ));
         }
         self.read(input)?;
+        self.peak_bytes = self.peak_bytes();
         let changed = |message: String| BuildError::Changed {
             file: self.options.source.clone(),
             message,
@@ -767,6 +777,9 @@ impl Builder {
         };
         if rows % 1024 != 0 {
             return;
+        }
+        if rows % 4096 == 0 {
+            self.peak_bytes = self.peak_bytes.max(self.approx_bytes());
         }
         if let Some(p) = &mut self.progress
             && p.last.elapsed() >= p.every
@@ -1269,7 +1282,10 @@ fn json_error(e: &serde_json::Error) -> RowError {
         Some(i) => &msg[..i],
         None => &msg,
     };
-    RowError::new(format!("invalid JSON: {msg} (at character {})", e.column()))
+    match e.column() {
+        0 => RowError::new(format!("invalid JSON: {msg}")),
+        c => RowError::new(format!("invalid JSON: {msg} (at character {c})")),
+    }
 }
 
 /// A flat JSON row: keys and scalar values, borrowed where possible.
@@ -1397,4 +1413,576 @@ pub fn build_file(
 ) -> Result<(Baseline, BuildReport), BuildError> {
     let total = std::fs::metadata(path).ok().map(|m| m.len());
     build(|| std::fs::File::open(path), options, total, progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseline::format::FeatureBaseline as F;
+
+    fn options(format: InputFormat) -> BuildOptions {
+        let source = match format {
+            InputFormat::Csv => "train.csv",
+            InputFormat::Jsonl => "data.jsonl",
+        };
+        BuildOptions::new(source, format)
+    }
+
+    fn build_with(
+        text: &str,
+        options: BuildOptions,
+    ) -> Result<(Baseline, BuildReport), BuildError> {
+        let bytes = text.as_bytes().to_vec();
+        build(|| Ok(io::Cursor::new(bytes.clone())), options, None, None)
+    }
+
+    fn csv(text: &str) -> Result<(Baseline, BuildReport), BuildError> {
+        build_with(text, options(InputFormat::Csv))
+    }
+
+    fn jsonl(text: &str) -> Result<(Baseline, BuildReport), BuildError> {
+        build_with(text, options(InputFormat::Jsonl))
+    }
+
+    fn numeric<'a>(b: &'a Baseline, name: &str) -> &'a NumericBaseline {
+        match b.feature(name) {
+            Some(F::Numeric(n)) => n,
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    fn categorical<'a>(b: &'a Baseline, name: &str) -> &'a CategoricalBaseline {
+        match b.feature(name) {
+            Some(F::Categorical(c)) => c,
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn types_are_inferred_per_column() {
+        let (b, report) = csv("n,flag,word,empty,mixed_missing\n\
+             1.5,true,x,,\n\
+             -2,False,y,,NaN\n\
+             3e2,TRUE,x,,4\n")
+        .unwrap();
+        b.validate().unwrap();
+        assert_eq!(b.rows, 3);
+        let n = numeric(&b, "n");
+        assert_eq!((n.count, n.min, n.max), (3, -2.0, 300.0));
+        assert!(close(n.mean, (1.5 - 2.0 + 300.0) / 3.0));
+        let flag = numeric(&b, "flag");
+        assert_eq!(flag.edges, vec![0.0, 0.5, 1.0]);
+        assert!(close(flag.proportions[1], 1.0 / 3.0));
+        assert!(close(flag.proportions[2], 2.0 / 3.0));
+        let word = categorical(&b, "word");
+        assert!(close(word.categories["x"], 2.0 / 3.0));
+        // NaN and empty are missing.
+        let m = numeric(&b, "mixed_missing");
+        assert_eq!((m.count, m.missing), (1, 2));
+        assert!(close(m.missing_rate, 2.0 / 3.0));
+        assert_eq!(m.edges, vec![4.0, 4.0]);
+        assert_eq!(m.proportions, vec![0.0, 1.0, 0.0]);
+        // A column without values is left out and reported.
+        assert!(b.feature("empty").is_none());
+        assert_eq!(report.empty_features, vec!["empty"]);
+        assert!(b.prediction.is_none());
+    }
+
+    #[test]
+    fn a_mixed_column_is_an_error_naming_feature_and_row() {
+        let e = csv("id,age\n1,30\n2,31\n3,unknown\n4,33\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "train.csv:4: column \"age\": text value \"unknown\" in a numeric column \
+             (its first value, at line 2, was a number)"
+        );
+        let e = jsonl("{\"c\":\"a\"}\n{\"c\":7}\n").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "data.jsonl:2: column \"c\": number 7 in a categorical column \
+             (its first value, at line 1, was text)"
+        );
+    }
+
+    /// Values 0..n in a scrambled order.
+    fn scrambled(n: u64) -> Vec<u64> {
+        // 7919 is prime and does not divide n for the sizes used.
+        (0..n).map(|i| (i * 7919 + 13) % n).collect()
+    }
+
+    #[test]
+    fn uniform_data_gives_equal_bins() {
+        for order in [(0..1000).collect::<Vec<u64>>(), scrambled(1000)] {
+            let mut text = String::from("x\n");
+            for v in order {
+                text.push_str(&format!("{v}\n"));
+            }
+            let (b, _) = csv(&text).unwrap();
+            let x = numeric(&b, "x");
+            assert_eq!(x.edges.len(), 11);
+            assert_eq!((x.edges[0], x.edges[10]), (0.0, 999.0));
+            assert_eq!(x.proportions.len(), 12);
+            assert_eq!((x.proportions[0], x.proportions[11]), (0.0, 0.0));
+            // Each edge within 0.75 % of the range of the exact quantile,
+            // hence each bin within 2 × 7.5 values of 100.
+            for (i, &e) in x.edges.iter().enumerate().take(10).skip(1) {
+                let exact = (i as f64 * 999.0 / 10.0).floor();
+                assert!((e - exact).abs() <= 0.0075 * 999.0, "edge {i}: {e}");
+            }
+            for &p in &x.proportions[1..11] {
+                assert!((p - 0.1).abs() <= 0.016, "{:?}", x.proportions);
+            }
+            let sum: f64 = x.proportions.iter().sum();
+            assert!(close(sum, 1.0));
+            assert!(close(x.mean, 499.5));
+            assert!((x.std - 288.675).abs() < 0.01);
+        }
+    }
+
+    #[test]
+    fn negative_values_and_ties_make_strictly_increasing_edges() {
+        let mut text = String::from("x,zeros\n");
+        for i in 0..2000 {
+            // Symmetric around zero; the second column is 0 for 70 % of rows.
+            let x = (i as f64 - 1000.0) / 10.0;
+            let z = if i % 10 < 7 { 0.0 } else { f64::from(i % 97) };
+            text.push_str(&format!("{x},{z}\n"));
+        }
+        let (b, _) = csv(&text).unwrap();
+        b.validate().unwrap();
+        let x = numeric(&b, "x");
+        assert_eq!(x.edges.len(), 11);
+        assert_eq!((x.min, x.max), (-100.0, 99.9));
+        assert!(x.edges.windows(2).all(|w| w[0] < w[1]));
+        let z = numeric(&b, "zeros");
+        assert!(z.edges.windows(2).all(|w| w[0] < w[1]));
+        assert!(z.edges.len() < 11, "ties merge bins: {:?}", z.edges);
+        // The first bin holds the zeros.
+        assert!(z.proportions[1] >= 0.7);
+        assert!(close(z.proportions.iter().sum(), 1.0));
+    }
+
+    #[test]
+    fn low_cardinality_numbers_get_a_bin_per_value() {
+        let mut text = String::from("rating\n");
+        for i in 0..100 {
+            text.push_str(&format!("{}\n", [1, 2, 2, 3, 5][i % 5]));
+        }
+        let (b, _) = csv(&text).unwrap();
+        let r = numeric(&b, "rating");
+        assert_eq!(r.edges, vec![1.0, 1.5, 2.5, 4.0, 5.0]);
+        assert_eq!(r.proportions, vec![0.0, 0.2, 0.4, 0.2, 0.2, 0.0]);
+    }
+
+    #[test]
+    fn categorical_top_k_and_other() {
+        let mut text = String::from("c\n");
+        // a: 40, b: 30, c: 20, d: 6, e: 4.
+        for (v, n) in [("a", 40), ("b", 30), ("c", 20), ("d", 6), ("e", 4)] {
+            for _ in 0..n {
+                text.push_str(v);
+                text.push('\n');
+            }
+        }
+        let mut o = options(InputFormat::Csv);
+        o.top_k = 3;
+        let (b, report) = build_with(&text, o).unwrap();
+        let c = categorical(&b, "c");
+        assert_eq!(c.categories.len(), 3);
+        assert!(close(c.categories["a"], 0.4));
+        assert!(close(c.categories["b"], 0.3));
+        assert!(close(c.categories["c"], 0.2));
+        assert!(close(c.other, 0.1));
+        assert!(report.approximate_categories.is_empty());
+        // With K larger than the values, other is 0.
+        let (b, _) = csv(&text).unwrap();
+        assert_eq!(categorical(&b, "c").categories.len(), 5);
+        assert_eq!(categorical(&b, "c").other, 0.0);
+    }
+
+    #[test]
+    fn high_cardinality_categories_stay_bounded_and_exact_in_proportion() {
+        // 30 % "hot", the rest unique: the table fills, Misra–Gries runs.
+        let mut text = String::from("c\n");
+        let n = 3 * CATEGORY_CAP;
+        for i in 0..n {
+            if i % 10 < 3 {
+                text.push_str("hot\n");
+            } else {
+                text.push_str(&format!("id{i}\n"));
+            }
+        }
+        let (b, report) = csv(&text).unwrap();
+        let c = categorical(&b, "c");
+        assert!(close(c.categories["hot"], 0.3));
+        assert_eq!(c.categories.len(), DEFAULT_TOP_K);
+        // Every other kept value occurs once: exact counts from the second pass.
+        for (v, p) in &c.categories {
+            if v != "hot" {
+                assert!(close(*p, 1.0 / n as f64), "{v}: {p}");
+            }
+        }
+        assert!(close(c.other, 1.0 - 0.3 - 19.0 / n as f64));
+        assert_eq!(report.approximate_categories, vec!["c"]);
+    }
+
+    #[test]
+    fn prediction_and_excluded_columns() {
+        let text = "id,age,label,prediction\n1,30,0,0.2\n2,40,1,0.8\n";
+        let mut o = options(InputFormat::Csv);
+        o.exclude = vec!["id".into(), "label".into(), "nothing".into()];
+        let (b, report) = build_with(text, o).unwrap();
+        assert_eq!(b.features.keys().collect::<Vec<_>>(), vec!["age"]);
+        let Some(F::Numeric(p)) = &b.prediction else {
+            panic!("{:?}", b.prediction);
+        };
+        assert_eq!(p.edges, vec![0.2, 0.5, 0.8]);
+        assert_eq!(report.unused_excludes, vec!["nothing"]);
+        // Another column as the prediction.
+        let mut o = options(InputFormat::Csv);
+        o.prediction_column = Some("label".into());
+        let (b, _) = build_with(text, o).unwrap();
+        assert!(b.feature("label").is_none());
+        assert!(b.feature("prediction").is_some());
+        assert_eq!(b.prediction.as_ref().unwrap().count(), 2);
+        // A prediction column that does not exist.
+        let mut o = options(InputFormat::Csv);
+        o.prediction_column = Some("score".into());
+        let e = build_with(text, o).unwrap_err().to_string();
+        assert!(e.starts_with("--prediction-column \"score\": train.csv has no such column"));
+    }
+
+    #[test]
+    fn jsonl_flat_rows() {
+        let text = "{\"age\": 30, \"country\": \"DE\", \"vip\": true, \"prediction\": \"fraud\"}\n\
+                    \n\
+                    {\"age\": null, \"country\": \"FR\", \"prediction\": \"ok\"}\r\n\
+                    {\"age\": 50, \"new\": 1.5, \"prediction\": \"ok\"}\n";
+        let (b, _) = jsonl(text).unwrap();
+        b.validate().unwrap();
+        assert_eq!(b.rows, 3);
+        let age = numeric(&b, "age");
+        assert_eq!((age.count, age.missing), (2, 1));
+        assert_eq!(numeric(&b, "vip").missing, 2);
+        // A key first seen late is missing in the rows before.
+        assert_eq!(numeric(&b, "new").missing, 2);
+        assert_eq!(categorical(&b, "country").missing, 1);
+        let Some(F::Categorical(p)) = &b.prediction else {
+            panic!("{:?}", b.prediction);
+        };
+        assert!(close(p.categories["ok"], 2.0 / 3.0));
+    }
+
+    #[test]
+    fn jsonl_events() {
+        let text = r#"{"type":"model","model":"fraud","version":"v3","trained_at":"2026-11-01T00:00:00Z"}
+{"model":"fraud","id":"r-1","latency_ms":52.3,"prediction":1,"confidence":0.9,"features":{"age":35,"income":51000,"country":"DE","vip":false}}
+{"model":"fraud","id":"r-2","prediction":0,"features":{"age":45,"income":null,"country":"US","vip":true}}
+{"type":"feedback","model":"fraud","id":"r-1","actual":0}
+{"model":"fraud","id":"r-3","features":{"age":25,"country":"DE"}}
+"#;
+        let (b, report) = jsonl(text).unwrap();
+        b.validate().unwrap();
+        assert_eq!(b.rows, 3);
+        assert_eq!(report.other_events, 2);
+        assert_eq!(numeric(&b, "age").edges, vec![25.0, 30.0, 40.0, 45.0]);
+        assert_eq!(numeric(&b, "income").missing, 2);
+        assert!(close(
+            categorical(&b, "country").categories["DE"],
+            2.0 / 3.0
+        ));
+        assert_eq!(numeric(&b, "vip").edges, vec![0.0, 0.5, 1.0]);
+        let p = b.prediction.as_ref().unwrap();
+        assert_eq!((p.count(), p.missing()), (2, 1));
+        // An event the sidecar would reject is a bad row.
+        let bad = format!("{text}{{\"features\":{{\"a\":1}},\"confidence\":7}}\n");
+        let e = jsonl(&bad).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "data.jsonl:6: event rejected (invalid_value): confidence must be in [0, 1], got 7"
+        );
+    }
+
+    #[test]
+    fn bad_rows_are_fatal_or_counted_and_skipped() {
+        let text = "a,b\n1,x\n2\n3,y,z\n4,w\n";
+        let e = csv(text).unwrap_err().to_string();
+        assert_eq!(e, "train.csv:3: row has 1 fields, header has 2");
+        let mut o = options(InputFormat::Csv);
+        o.skip_bad_rows = true;
+        let (b, report) = build_with(text, o).unwrap();
+        assert_eq!((b.rows, report.skipped_rows), (2, 2));
+        assert_eq!(
+            report.first_skipped.as_deref(),
+            Some("train.csv:3: row has 1 fields, header has 2")
+        );
+        assert_eq!(numeric(&b, "a").count, 2);
+
+        let text = "{\"a\":1}\n{\"a\":2,}\n{\"a\":[1]}\n[1]\n{\"a\":3,\"a\":4}\n{\"a\":5}\n";
+        let mut o = options(InputFormat::Jsonl);
+        o.skip_bad_rows = true;
+        let (b, report) = build_with(text, o).unwrap();
+        assert_eq!((b.rows, report.skipped_rows), (2, 4));
+        for (i, expected) in [
+            (
+                1,
+                "data.jsonl:2: invalid JSON: trailing comma (at character 8)",
+            ),
+            (
+                2,
+                "data.jsonl:2: column \"a\": an array is not a feature value",
+            ),
+            (
+                3,
+                "data.jsonl:2: invalid JSON: invalid type: sequence, expected a JSON object (one row)",
+            ),
+            (4, "data.jsonl:2: column \"a\": given twice in the same row"),
+        ] {
+            let bad = text.lines().nth(i).unwrap();
+            let e = jsonl(&format!("{{\"a\":1}}\n{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(expected), "line {i}: {e}");
+        }
+    }
+
+    #[test]
+    fn fatal_input_problems() {
+        assert_eq!(
+            csv("").unwrap_err().to_string(),
+            "train.csv: no rows to make a baseline from"
+        );
+        assert_eq!(
+            csv("a,b\n").unwrap_err().to_string(),
+            "train.csv: no rows to make a baseline from"
+        );
+        assert_eq!(
+            csv("a,a\n1,2\n").unwrap_err().to_string(),
+            "train.csv:1: column \"a\": header: the name is used by two columns"
+        );
+        assert_eq!(
+            csv("a,,c\n1,2,3\n").unwrap_err().to_string(),
+            "train.csv:1: header: column 2 has no name"
+        );
+        assert_eq!(
+            csv("a,b\n1,\"2\n").unwrap_err().to_string(),
+            "train.csv:2: quoted field is not closed before the end of the file"
+        );
+        assert_eq!(
+            csv("a\ninf\n").unwrap_err().to_string(),
+            "train.csv:2: column \"a\": \"inf\" is not a finite number"
+        );
+        assert_eq!(
+            build(
+                || Ok(&b"a\n\xff\n"[..]),
+                options(InputFormat::Csv),
+                None,
+                None
+            )
+            .unwrap_err()
+            .to_string(),
+            "train.csv:2: column \"a\": not UTF-8 (at byte 0)"
+        );
+        let mut o = options(InputFormat::Csv);
+        o.bins = 0;
+        assert!(
+            Builder::new(o)
+                .unwrap_err()
+                .to_string()
+                .starts_with("--bins")
+        );
+        let mut o = options(InputFormat::Csv);
+        o.top_k = MAX_TOP_K + 1;
+        assert!(
+            Builder::new(o)
+                .unwrap_err()
+                .to_string()
+                .starts_with("--top-k")
+        );
+        // Too many features.
+        let header: Vec<String> = (0..=MAX_FEATURES).map(|i| format!("f{i}")).collect();
+        let text = format!("{}\n", header.join(","));
+        let e = csv(&text).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "train.csv:1: more than {MAX_FEATURES} features; leave some out with --exclude"
+            )
+        );
+        // A line over the limit.
+        let long = format!("{{\"a\":\"{}\"}}\n", "x".repeat(MAX_ROW_BYTES));
+        let e = jsonl(&long).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("data.jsonl:1: line is longer than {MAX_ROW_BYTES} bytes")
+        );
+    }
+
+    #[test]
+    fn an_input_that_changes_between_passes_is_an_error() {
+        let mut calls = 0;
+        let e = build(
+            || {
+                calls += 1;
+                let text = if calls == 1 {
+                    "a\n1\n2\n"
+                } else {
+                    "a\n1\n2\n3\n"
+                };
+                Ok(io::Cursor::new(text.as_bytes().to_vec()))
+            },
+            options(InputFormat::Csv),
+            None,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "train.csv: the input changed while it was read: \
+             2 rows (0 skipped) in the first pass, 3 (0 skipped) in the second"
+        );
+        // Out-of-order calls are refused, not panicked on.
+        let mut b = Builder::new(options(InputFormat::Csv)).unwrap();
+        assert!(matches!(
+            b.second_pass(io::empty()),
+            Err(BuildError::Usage(_))
+        ));
+        let b = Builder::new(options(InputFormat::Csv)).unwrap();
+        assert!(matches!(b.finish(), Err(BuildError::Usage(_))));
+    }
+
+    /// Generates a CSV of `rows` rows on the fly: an id (unique text), three
+    /// normal-ish numbers, a country and a boolean.
+    struct Generated {
+        rows: u64,
+        next: u64,
+        line: Vec<u8>,
+        pos: usize,
+    }
+
+    impl Generated {
+        fn new(rows: u64) -> Self {
+            Generated {
+                rows,
+                next: 0,
+                line: b"id,age,income,amount,country,vip\n".to_vec(),
+                pos: 0,
+            }
+        }
+    }
+
+    impl Read for Generated {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            if self.pos == self.line.len() {
+                if self.next == self.rows {
+                    return Ok(0);
+                }
+                let i = self.next;
+                self.next += 1;
+                let u = |k: u64| {
+                    let x = (i * 4 + k + 1)
+                        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                        .rotate_left(29)
+                        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                    (x >> 11) as f64 / (1u64 << 53) as f64
+                };
+                // Sum of three uniforms: roughly normal, centred.
+                let z = (u(0) + u(1) + u(2) - 1.5) * 2.0;
+                self.line = format!(
+                    "tx{i},{:.1},{:.2},{:.2},{},{}\n",
+                    35.0 + 10.0 * z,
+                    50_000.0 + 20_000.0 * z,
+                    100.0 + 50.0 * (u(3) - 0.5),
+                    ["DE", "FR", "US", "IT", "ES"][(i % 5) as usize],
+                    i.is_multiple_of(3)
+                )
+                .into_bytes();
+                self.pos = 0;
+            }
+            let n = out.len().min(self.line.len() - self.pos);
+            out[..n].copy_from_slice(&self.line[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    fn b_peak_is_sampled(peak: usize) -> bool {
+        // Six sketches alone make more than a few KiB: the peak saw them.
+        peak > 6 * 1024
+    }
+
+    #[test]
+    fn retained_state_is_bounded_whatever_the_number_of_rows() {
+        // The builder samples its own accounting every 4096 rows.
+        const BOUND: usize = 2 * 1024 * 1024;
+        let mut sizes = Vec::new();
+        for rows in [50_000, 300_000] {
+            let mut b = Builder::new(options(InputFormat::Csv)).unwrap();
+            b.first_pass(Generated::new(rows)).unwrap();
+            let after_first = b.peak_bytes();
+            b.second_pass(Generated::new(rows)).unwrap();
+            let after_second = b.peak_bytes();
+            assert!(after_first <= BOUND, "{rows} rows: {after_first} bytes");
+            assert!(after_second <= BOUND, "{rows} rows: {after_second} bytes");
+            let (baseline, report) = b.finish().unwrap();
+            assert_eq!(baseline.rows, rows);
+            assert!(b_peak_is_sampled(after_first));
+            // The id column filled its table and went approximate.
+            assert_eq!(report.approximate_categories, vec!["id"]);
+            let age = numeric(&baseline, "age");
+            assert!((age.mean - 35.0).abs() < 0.2, "{}", age.mean);
+            sizes.push(after_first);
+        }
+        // Six times the rows, about the same state.
+        assert!(sizes[1] < sizes[0] * 3 / 2, "{sizes:?}");
+    }
+
+    #[test]
+    fn progress_is_reported() {
+        use std::sync::{Arc, Mutex};
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        build(
+            || Ok(Generated::new(20_000)),
+            options(InputFormat::Csv),
+            Some(1_000_000),
+            Some((
+                Duration::ZERO,
+                Box::new(move |p: &Progress| sink.lock().unwrap().push(*p)),
+            )),
+        )
+        .unwrap();
+        let seen = seen.lock().unwrap();
+        assert!(seen.iter().any(|p| p.pass == 1) && seen.iter().any(|p| p.pass == 2));
+        assert!(
+            seen.iter()
+                .all(|p| p.total_bytes == Some(1_000_000) && p.rows > 0)
+        );
+        assert!(
+            seen.windows(2)
+                .all(|w| w[0].pass < w[1].pass || w[0].bytes <= w[1].bytes)
+        );
+    }
+
+    #[test]
+    fn format_from_extension() {
+        for (name, f) in [
+            ("a.csv", Some(InputFormat::Csv)),
+            ("a.CSV", Some(InputFormat::Csv)),
+            ("a.jsonl", Some(InputFormat::Jsonl)),
+            ("a.ndjson", Some(InputFormat::Jsonl)),
+            ("a.json", Some(InputFormat::Jsonl)),
+            ("a.parquet", None),
+            ("a", None),
+        ] {
+            assert_eq!(InputFormat::from_path(Path::new(name)), f, "{name}");
+        }
+    }
 }
