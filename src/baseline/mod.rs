@@ -1,8 +1,8 @@
 //! Reference baselines: `model-exporter baseline` turns training data into
-//! a versioned JSON file ([`format`]) against which the sidecar measures
+//! a versioned JSON file ([`format`](mod@format)) against which the sidecar measures
 //! drift.
 //!
-//! * [`format`]: the file format, its validation, loading and writing.
+//! * [`format`](mod@format): the file format, its validation, loading and writing.
 //! * [`build`]: the two-pass streaming builder over CSV and JSON lines.
 //! * [`csv`]: the CSV reader it uses.
 //! * [`stats`]: the bounded per-column summaries of the first pass.
