@@ -60,6 +60,43 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Make a reference baseline from training data (CSV or JSON lines),
+    /// against which the exporter measures drift. See docs/baseline.md.
+    Baseline(BaselineArgs),
+}
+
+/// Flags of `model-exporter baseline`.
+#[derive(Debug, Clone, Args)]
+pub struct BaselineArgs {
+    /// Training data: CSV with a header row, or JSON lines (flat rows or
+    /// inference events). Read twice.
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Where to write the baseline (JSON).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: PathBuf,
+    /// Input format [default: from the extension: .csv, or .jsonl/.ndjson/.json].
+    #[arg(long, value_enum)]
+    pub format: Option<crate::baseline::InputFormat>,
+    /// Quantile bins per numeric feature.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub bins: u32,
+    /// Most frequent values kept per categorical feature.
+    #[arg(long = "top-k", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub top_k: u32,
+    /// Column holding the model output [default: `prediction` if present].
+    #[arg(long = "prediction-column", value_name = "NAME")]
+    pub prediction_column: Option<String>,
+    /// Leave a column out (ids, labels, ...); repeatable.
+    #[arg(long, value_name = "COLUMN")]
+    pub exclude: Vec<String>,
+    /// Count and skip malformed rows instead of stopping at the first.
+    #[arg(long = "skip-bad-rows")]
+    pub skip_bad_rows: bool,
+    /// Report progress on standard error every 5 s even when it is not a
+    /// terminal.
+    #[arg(long)]
+    pub progress: bool,
 }
 
 /// Subcommands of `model-exporter rules`.
@@ -502,6 +539,64 @@ mod tests {
         assert!(Cli::try_parse_from(["model-exporter", "--events.listen", "ftp://x"]).is_err());
         assert!(Cli::try_parse_from(["model-exporter", "--events.socket-mode", "999"]).is_err());
         assert!(Cli::try_parse_from(["model-exporter", "--web.telemetry-path", "/-/x"]).is_err());
+    }
+
+    #[test]
+    fn baseline_args() {
+        let cli = Cli::try_parse_from([
+            "model-exporter",
+            "baseline",
+            "--input",
+            "train.csv",
+            "--out",
+            "b.json",
+        ])
+        .unwrap();
+        let Some(Command::Baseline(a)) = cli.command else {
+            panic!("not baseline: {:?}", cli.command);
+        };
+        assert_eq!((a.bins, a.top_k), (10, 20));
+        assert_eq!((a.format, a.prediction_column), (None, None));
+        assert!(a.exclude.is_empty() && !a.skip_bad_rows && !a.progress);
+        let cli = Cli::try_parse_from([
+            "model-exporter",
+            "baseline",
+            "--input=x.txt",
+            "-o",
+            "b.json",
+            "--format",
+            "jsonl",
+            "--bins",
+            "20",
+            "--top-k",
+            "5",
+            "--prediction-column",
+            "score",
+            "--exclude",
+            "id",
+            "--exclude",
+            "label",
+            "--skip-bad-rows",
+            "--progress",
+        ])
+        .unwrap();
+        let Some(Command::Baseline(a)) = cli.command else {
+            panic!("not baseline: {:?}", cli.command);
+        };
+        assert_eq!(a.format, Some(crate::baseline::InputFormat::Jsonl));
+        assert_eq!((a.bins, a.top_k), (20, 5));
+        assert_eq!(a.exclude, vec!["id", "label"]);
+        for bad in [
+            &["baseline", "--input", "a.csv"][..],
+            &["baseline", "--out", "b.json"],
+            &["baseline", "--input", "a.csv", "--out", "b", "--bins", "0"],
+            &[
+                "baseline", "--input", "a.csv", "--out", "b", "--format", "xml",
+            ],
+        ] {
+            let args = std::iter::once("model-exporter").chain(bad.iter().copied());
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

@@ -23,6 +23,9 @@
 //! * [`rules`]: the alert rule language and its evaluation.
 //! * [`export`]: the Prometheus registry, the metric families, and the HTTP
 //!   server (`/metrics`, health, landing page).
+//! * [`baseline`]: reference baselines made from training data
+//!   (`model-exporter baseline`): the versioned file format and the
+//!   streaming builder. Drift is measured against them.
 //! * [`config`]: `rules.yaml`, loaded strictly with every error located by
 //!   file, line and column.
 //! * [`server`]: wires the pieces together; [`server::run`] is what `main` calls.
@@ -34,6 +37,7 @@
 //!   tested without sleeping.
 
 pub mod aggregate;
+pub mod baseline;
 pub mod cli;
 pub mod client;
 pub mod clock;

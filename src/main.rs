@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Some(Command::Check { file }) => check(&file),
         Some(Command::Report { url }) => report(&url),
         Some(Command::Rules { command }) => rules(command),
+        Some(Command::Baseline(args)) => baseline(args),
         Some(Command::Run(args)) => run(*args),
         None => run(cli.run),
     }
@@ -95,6 +96,104 @@ fn rules(command: RulesCommand) -> ExitCode {
             }
         }
     }
+}
+
+/// `model-exporter baseline`: builds the baseline, writes it, prints a summary.
+fn baseline(args: model_exporter::cli::BaselineArgs) -> ExitCode {
+    use model_exporter::baseline::build::{self, BuildOptions, InputFormat, Progress};
+    use std::io::IsTerminal;
+    let source = args.input.display().to_string();
+    let Some(format) = args.format.or_else(|| InputFormat::from_path(&args.input)) else {
+        eprintln!("{source}: cannot tell the format from the extension; use --format csv|jsonl");
+        return ExitCode::FAILURE;
+    };
+    let options = BuildOptions {
+        bins: args.bins as usize,
+        top_k: args.top_k as usize,
+        prediction_column: args.prediction_column,
+        exclude: args.exclude,
+        skip_bad_rows: args.skip_bad_rows,
+        ..BuildOptions::new(source.clone(), format)
+    };
+    let progress = (args.progress || std::io::stderr().is_terminal()).then(|| {
+        let show = |p: &Progress| {
+            let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+            let of = match p.total_bytes {
+                Some(t) if t > 0 => format!(
+                    " of {:.1} MiB ({:.0}%)",
+                    mib(t),
+                    100.0 * p.bytes as f64 / t as f64
+                ),
+                _ => String::new(),
+            };
+            eprintln!(
+                "pass {}/2: {:.1} MiB{of}, {} rows",
+                p.pass,
+                mib(p.bytes),
+                p.rows
+            );
+        };
+        (
+            std::time::Duration::from_secs(5),
+            Box::new(show) as build::ProgressFn,
+        )
+    });
+    let (baseline, report) = match build::build_file(&args.input, options, progress) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = baseline.write(&args.out) {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
+    let numeric = baseline
+        .features
+        .values()
+        .filter(|f| f.type_name() == "numeric")
+        .count();
+    let prediction = baseline
+        .prediction
+        .as_ref()
+        .map_or("none", |p| p.type_name());
+    println!(
+        "{}: {} rows, {} features ({numeric} numeric, {} categorical), prediction: {prediction}",
+        args.out.display(),
+        baseline.rows,
+        baseline.features.len(),
+        baseline.features.len() - numeric
+    );
+    if report.skipped_rows > 0 {
+        eprintln!(
+            "skipped {} bad rows; the first: {}",
+            report.skipped_rows,
+            report.first_skipped.as_deref().unwrap_or("")
+        );
+    }
+    if report.other_events > 0 {
+        eprintln!(
+            "ignored {} events that are not inferences",
+            report.other_events
+        );
+    }
+    for (what, names) in [
+        (
+            "features without any value (left out)",
+            &report.empty_features,
+        ),
+        ("--exclude names matching nothing", &report.unused_excludes),
+        (
+            "categorical features with too many values to count exactly (top values approximate)",
+            &report.approximate_categories,
+        ),
+    ] {
+        if !names.is_empty() {
+            eprintln!("{what}: {}", names.join(", "));
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// Writes `text` to `out`, or to standard output.

@@ -1,0 +1,18 @@
+//! Reference baselines: `model-exporter baseline` turns training data into
+//! a versioned JSON file ([`format`](mod@format)) against which the sidecar measures
+//! drift.
+//!
+//! * [`format`](mod@format): the file format, its validation, loading and writing.
+//! * [`build`]: the two-pass streaming builder over CSV and JSON lines.
+//! * [`csv`]: the CSV reader it uses.
+//! * [`stats`]: the bounded per-column summaries of the first pass.
+//!
+//! The command is described in `docs/baseline.md`.
+
+pub mod build;
+pub mod csv;
+pub mod format;
+pub mod stats;
+
+pub use build::{BuildError, BuildOptions, BuildReport, Builder, InputFormat};
+pub use format::{Baseline, BaselineError, CategoricalBaseline, FeatureBaseline, NumericBaseline};
