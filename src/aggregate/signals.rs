@@ -22,6 +22,7 @@ use super::quality::{Quality, check};
 use super::reference::Reference;
 use super::sketch::Sketch;
 use super::window::{Counts, Moments, Slice, SlidingWindow};
+use crate::baseline::format::FeatureBaseline;
 use crate::config::{Config, FeatureSpec, ModelConfig};
 use crate::ingest::event::{FeatureValue, Inference, LogLevel, Outcome};
 use crate::rules::expr::{DriftTarget, FeatureSel, FeatureStat, Resource, Signal};
@@ -150,11 +151,23 @@ pub struct ModelReferences {
 }
 
 impl ModelReferences {
-    /// The references rules.yaml gives a model: inline `{mean, std}` of its
-    /// features, taken as normal distributions.
+    /// The references rules.yaml gives a model: its baseline file, then
+    /// inline `{mean, std}` of features the baseline lacks, taken as normal
+    /// distributions.
     pub fn from_config(cfg: &ModelConfig) -> ModelReferences {
         let mut r = ModelReferences::default();
+        if let Some(b) = &cfg.reference {
+            for (name, f) in &b.features {
+                if let Some(reference) = from_baseline(f) {
+                    r.features.insert(name.clone(), reference);
+                }
+            }
+            r.prediction = b.prediction.as_ref().and_then(from_baseline);
+        }
         for (name, spec) in &cfg.features {
+            if r.features.contains_key(name) {
+                continue;
+            }
             if let (Some(mean), Some(std)) = (spec.mean, spec.std)
                 && let Some(n) = Reference::normal(mean, std)
             {
@@ -190,6 +203,18 @@ fn classify(value: &FeatureValue, spec: Option<&FeatureSpec>) -> (usize, Option<
         Quality::Valid(x) => (fidx::SEEN, x),
         Quality::Missing => (fidx::MISSING, None),
         Quality::Invalid(_, x) => (fidx::INVALID, x),
+    }
+}
+
+/// A reference from a baseline file's feature.
+fn from_baseline(f: &FeatureBaseline) -> Option<Reference> {
+    match f {
+        FeatureBaseline::Numeric(n) => {
+            Reference::numeric(n.edges.clone(), n.proportions.clone(), n.mean, n.std)
+        }
+        FeatureBaseline::Categorical(c) => {
+            Reference::categorical(c.categories.iter().map(|(k, p)| (k.as_str(), *p)), c.other)
+        }
     }
 }
 

@@ -111,6 +111,9 @@ pub struct FeatureSpec {
 pub struct ModelConfig {
     /// Baseline file made by `model-exporter baseline`, as written.
     pub baseline: Option<PathBuf>,
+    /// That file, loaded (its path resolved against the rules file's
+    /// directory).
+    pub reference: Option<std::sync::Arc<crate::baseline::format::Baseline>>,
     /// A numeric prediction at or above this is positive (default 0.5).
     pub positive_threshold: f64,
     /// A confidence below this is low (default 0.5).
@@ -126,6 +129,7 @@ impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
             baseline: None,
+            reference: None,
             positive_threshold: 0.5,
             low_confidence_threshold: 0.5,
             learn_reference: None,
@@ -701,7 +705,14 @@ impl Cx<'_> {
                         if p.is_empty() {
                             self.error(v, "baseline must be a file path, found an empty string");
                         } else {
-                            m.baseline = Some(PathBuf::from(p));
+                            m.baseline = Some(PathBuf::from(&p));
+                            // Relative paths are relative to the rules file.
+                            let dir = Path::new(self.file).parent().unwrap_or(Path::new(""));
+                            let path = dir.join(p);
+                            match crate::baseline::format::Baseline::load(&path) {
+                                Ok(b) => m.reference = Some(std::sync::Arc::new(b)),
+                                Err(e) => self.error(v, format!("cannot use the baseline: {e}")),
+                            }
                         }
                     }
                 }
