@@ -37,6 +37,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the exporter (the default).
     Run(Box<RunArgs>),
+    /// Run the exporter with simulated traffic that replays two failure
+    /// stories (a drifting fraud model, a degrading recommender), faster
+    /// than real time, printing alerts as they fire.
+    Demo(DemoArgs),
     /// Print the monitoring report (latency, errors, predictions,
     /// confidence, alerts) of a running exporter.
     Report {
@@ -395,6 +399,38 @@ pub struct RunArgs {
     /// Log line format.
     #[arg(long = "log.format", env = "MODEL_EXPORTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// Flags of `model-exporter demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Simulated seconds per real second.
+    #[arg(long, default_value_t = 30.0, value_parser = parse_speed)]
+    pub speed: f64,
+    /// Simulated length of the story.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Address of the HTTP server (dashboard, /metrics); repeatable.
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDR",
+        default_value = ":9877",
+        value_delimiter = ','
+    )]
+    pub web_listen: Vec<String>,
+    /// Seed of the simulation.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Print nothing but errors.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 10_000.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a speed between 0 and 10000")),
+    }
 }
 
 /// `--log.level`.

@@ -31,6 +31,7 @@
 //! * [`server`]: wires the pieces together; [`server::run`] is what `main` calls.
 //! * [`cli`]: command-line flags and subcommands.
 //! * [`report`]: the text monitoring report of a running exporter.
+//! * [`demo`]: simulated traffic replaying classic failure stories.
 //! * [`client`]: the client library for Rust model servers.
 //! * [`shutdown`]: the signal every task watches to stop cleanly.
 //! * [`clock`]: the time source, injected so that windows and durations are
@@ -42,6 +43,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod export;
 pub mod ingest;
 pub mod report;

@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Check { file }) => check(&file),
         Some(Command::Report { url }) => report(&url),
+        Some(Command::Demo(args)) => demo(args),
         Some(Command::Rules { command }) => rules(command),
         Some(Command::Baseline(args)) => baseline(args),
         Some(Command::Run(args)) => run(*args),
@@ -209,6 +210,27 @@ fn write_output(out: Option<&std::path::Path>, text: &str) -> Result<(), String>
                 .write_all(text.as_bytes())
                 .and_then(|()| stdout.flush())
                 .map_err(|e| format!("cannot write to standard output: {e}"))
+        }
+    }
+}
+
+fn demo(args: model_exporter::cli::DemoArgs) -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let options = model_exporter::demo::DemoOptions {
+        speed: args.speed,
+        duration: args.duration,
+        web_listen: args.web_listen,
+        seed: args.seed,
+        verbose: !args.quiet,
+    };
+    match model_exporter::demo::run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("model-exporter demo: {e}");
+            ExitCode::FAILURE
         }
     }
 }

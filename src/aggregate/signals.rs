@@ -717,6 +717,10 @@ impl WindowStore {
     /// Records one event received at `now`.
     pub fn record(&mut self, event: &crate::ingest::event::Event, now: f64) {
         use crate::ingest::event::Body;
+        if let Body::Feedback(f) = &event.body {
+            self.record_feedback(&event.model, f, now);
+            return;
+        }
         let cfg = self
             .config
             .model(&event.model)
@@ -754,42 +758,42 @@ impl WindowStore {
                     w.set_trained_at(t);
                 }
             }
-            Body::Feedback(f) => {
-                let outcome = self.joiner.on_feedback(
-                    &event.model,
-                    f.id.as_deref(),
-                    &f.actual,
-                    f.prediction.as_ref(),
-                    now,
-                );
-                if let FeedbackOutcome::Joined {
-                    version,
-                    prediction,
-                    actual,
-                    ..
-                }
-                | FeedbackOutcome::Carried {
-                    version,
-                    prediction,
-                    actual,
-                } = outcome
-                {
-                    let spec = self.spec;
-                    let refs = self
-                        .refs
-                        .get(&event.model)
-                        .or_else(|| self.refs.get("*"))
-                        .unwrap_or(&self.no_refs)
-                        .clone();
-                    let w = self
-                        .models
-                        .entry(event.model.clone())
-                        .or_default()
-                        .entry(version)
-                        .or_insert_with(|| ModelWindows::new(spec, refs));
-                    w.record_label(&prediction, &actual, cfg, now);
-                }
-            }
+            // Recorded above, under the version of the prediction it joins.
+            Body::Feedback(_) => {}
+        }
+    }
+
+    /// Joins a label to its prediction and records the pair under the
+    /// prediction's version (not the feedback event's own, usually empty).
+    fn record_feedback(&mut self, model: &str, f: &crate::ingest::event::Feedback, now: f64) {
+        let outcome = self.joiner.on_feedback(
+            model,
+            f.id.as_deref(),
+            &f.actual,
+            f.prediction.as_ref(),
+            now,
+        );
+        if let FeedbackOutcome::Joined {
+            version,
+            prediction,
+            actual,
+            ..
+        }
+        | FeedbackOutcome::Carried {
+            version,
+            prediction,
+            actual,
+        } = outcome
+        {
+            let cfg = self.config.model(model).unwrap_or(&self.default_model);
+            let (spec, refs) = (self.spec, self.references(model).clone());
+            let w = self
+                .models
+                .entry(model.to_owned())
+                .or_default()
+                .entry(version)
+                .or_insert_with(|| ModelWindows::new(spec, refs));
+            w.record_label(&prediction, &actual, cfg, now);
         }
     }
 

@@ -1380,8 +1380,21 @@ groups:
         match: {model: fraud}
         labels: {team: risk}
 "#;
-        let c = load("r.yaml", text).unwrap_or_else(|e| panic!("{e}"));
+        // The baseline it names, relative to the rules file.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("baselines")).unwrap();
+        std::fs::write(
+            dir.path().join("baselines/fraud.json"),
+            r#"{"format":"model-exporter-baseline","version":1,"created_at":"2026-11-01T00:00:00Z",
+                "source":"train.csv","rows":2,"features":{"age":{"type":"numeric","count":2,"missing":0,
+                "missing_rate":0,"mean":35,"std":5,"min":30,"max":40,"edges":[30,35,40],
+                "proportions":[0,0.5,0.5,0]}}}"#,
+        )
+        .unwrap();
+        let name = dir.path().join("r.yaml").display().to_string();
+        let c = load(&name, text).unwrap_or_else(|e| panic!("{e}"));
         let fraud = &c.models["fraud"];
+        assert_eq!(fraud.reference.as_ref().unwrap().rows, 2);
         assert_eq!(
             fraud.baseline.as_deref(),
             Some(Path::new("baselines/fraud.json"))
@@ -1506,7 +1519,7 @@ unknown_top: 1
                 (
                     28,
                     28,
-                    "in annotation 'description': unsupported template expression '$valeu' (only {{ $labels.NAME }} and {{ $value }} are supported), did you mean '$value'?",
+                    "in annotation 'description': unsupported template expression '$valeu' (only {{ $labels.NAME }}, {{ $value }} and {{ $value | FUNCTION }} are supported), did you mean '$value'?",
                 ),
                 (
                     29,

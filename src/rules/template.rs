@@ -15,8 +15,92 @@ pub enum Part {
     Text(String),
     /// `{{ $labels.NAME }}`
     Label(String),
-    /// `{{ $value }}`
-    Value,
+    /// `{{ $value }}`, optionally piped to a formatting function.
+    Value(ValueFormat),
+}
+
+/// How `$value` is written: `{{ $value }}` as is, or through one of the
+/// formatting functions Prometheus templates also have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueFormat {
+    /// The shortest representation that reads back as the same number.
+    Raw,
+    /// `| humanize`: four significant digits with an SI prefix (`1.234k`).
+    Humanize,
+    /// `| humanizePercentage`: a ratio as a percentage (`12.35%`).
+    Percentage,
+    /// `| humanizeDuration`: seconds as a duration (`40d 0h 5m 3s`, `250ms`).
+    Duration,
+}
+
+impl ValueFormat {
+    const FUNCTIONS: [(&'static str, ValueFormat); 3] = [
+        ("humanize", ValueFormat::Humanize),
+        ("humanizePercentage", ValueFormat::Percentage),
+        ("humanizeDuration", ValueFormat::Duration),
+    ];
+
+    /// Writes `v` in this format.
+    pub fn format(self, v: f64) -> String {
+        if !v.is_finite() {
+            return v.to_string();
+        }
+        match self {
+            ValueFormat::Raw => v.to_string(),
+            ValueFormat::Percentage => format!("{}%", sig4(v * 100.0)),
+            ValueFormat::Humanize => {
+                let a = v.abs();
+                let (scale, prefix) = [
+                    (1e12, "T"),
+                    (1e9, "G"),
+                    (1e6, "M"),
+                    (1e3, "k"),
+                    (1.0, ""),
+                    (1e-3, "m"),
+                    (1e-6, "u"),
+                    (1e-9, "n"),
+                ]
+                .into_iter()
+                .find(|(s, _)| a >= *s)
+                .unwrap_or((1.0, ""));
+                format!("{}{prefix}", sig4(v / scale))
+            }
+            ValueFormat::Duration => {
+                let a = v.abs();
+                let sign = if v < 0.0 { "-" } else { "" };
+                if a < 1.0 {
+                    return format!("{sign}{}ms", sig4(a * 1000.0));
+                }
+                let s = a.round() as u64;
+                let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+                let mut out = sign.to_string();
+                if d > 0 {
+                    out += &format!("{d}d {h}h {m}m {sec}s");
+                } else if h > 0 {
+                    out += &format!("{h}h {m}m {sec}s");
+                } else if m > 0 {
+                    out += &format!("{m}m {sec}s");
+                } else {
+                    out += &format!("{}s", sig4(a));
+                }
+                out
+            }
+        }
+    }
+}
+
+/// Four significant digits, without trailing zeros.
+fn sig4(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let digits = (3 - v.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 /// A parsed template.
@@ -79,8 +163,29 @@ impl Template {
                 let lead = inner.chars().take_while(|c| c.is_whitespace()).count();
                 let body = inner.trim();
                 let body_col = i + 2 + lead + 1;
+                let piped = body
+                    .strip_prefix("$value")
+                    .map(|rest| rest.trim_start())
+                    .and_then(|rest| rest.strip_prefix('|'))
+                    .map(str::trim);
                 let part = if body == "$value" {
-                    Part::Value
+                    Part::Value(ValueFormat::Raw)
+                } else if let Some(function) = piped {
+                    match ValueFormat::FUNCTIONS.iter().find(|(n, _)| *n == function) {
+                        Some((_, f)) => Part::Value(*f),
+                        None => {
+                            return Err(TemplateError {
+                                column: body_col,
+                                message: format!(
+                                    "unknown function '{function}' (expected humanize, humanizePercentage or humanizeDuration){}",
+                                    super::suggest::did_you_mean(
+                                        function,
+                                        ValueFormat::FUNCTIONS.iter().map(|(n, _)| *n)
+                                    )
+                                ),
+                            });
+                        }
+                    }
                 } else if let Some(name) = body.strip_prefix("$labels.") {
                     if !is_label_name(name) {
                         return Err(TemplateError {
@@ -92,8 +197,7 @@ impl Template {
                     }
                     Part::Label(name.to_string())
                 } else {
-                    const SUPPORTED: &str =
-                        "only {{ $labels.NAME }} and {{ $value }} are supported";
+                    const SUPPORTED: &str = "only {{ $labels.NAME }}, {{ $value }} and {{ $value | FUNCTION }} are supported";
                     let (column, message) = if body.is_empty() {
                         (open + 1, format!("empty placeholder: {SUPPORTED}"))
                     } else {
@@ -151,7 +255,7 @@ impl Template {
             match part {
                 Part::Text(t) => out.push_str(t),
                 Part::Label(n) => out.push_str(labels.get(n).map_or("", String::as_str)),
-                Part::Value => out.push_str(&value.to_string()),
+                Part::Value(f) => out.push_str(&f.format(value)),
             }
         }
         out
@@ -205,7 +309,7 @@ mod tests {
             (
                 "{{ $valeu }}",
                 4,
-                "unsupported template expression '$valeu' (only {{ $labels.NAME }} and {{ $value }} are supported), did you mean '$value'?",
+                "unsupported template expression '$valeu' (only {{ $labels.NAME }}, {{ $value }} and {{ $value | FUNCTION }} are supported), did you mean '$value'?",
             ),
             (
                 "ab {{ .Value }}",
@@ -213,6 +317,11 @@ mod tests {
                 "unsupported template expression '.Value'",
             ),
             ("{{ }}", 1, "empty placeholder"),
+            (
+                "{{ $value | humanise }}",
+                4,
+                "unknown function 'humanise' (expected humanize, humanizePercentage or humanizeDuration), did you mean 'humanize'?",
+            ),
             ("{{ $labels.9x }}", 12, "invalid label name '9x'"),
             ("{{ $labels. }}", 12, "invalid label name ''"),
             ("é{{ $labels.a-b }}", 13, "invalid label name 'a-b'"),
@@ -221,6 +330,34 @@ mod tests {
             let e = Template::parse(text).expect_err(text);
             assert!(e.message.contains(fragment), "{text:?}: {:?}", e.message);
             assert_eq!(e.column, column, "{text:?}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn value_formats() {
+        let l = BTreeMap::new();
+        let cases: &[(&str, f64, &str)] = &[
+            ("{{ $value }}", 0.1234567, "0.1234567"),
+            ("{{$value|humanize}}", 1234.5678, "1.235k"),
+            ("{{ $value | humanize }}", 0.000_25, "250u"),
+            ("{{ $value | humanize }}", 42.0, "42"),
+            ("{{ $value | humanizePercentage }}", 0.187_865, "18.79%"),
+            (
+                "{{ $value | humanizeDuration }}",
+                3_456_019.63,
+                "40d 0h 0m 20s",
+            ),
+            ("{{ $value | humanizeDuration }}", 0.8935, "893.5ms"),
+            ("{{ $value | humanizeDuration }}", 95.0, "1m 35s"),
+            ("{{ $value | humanizeDuration }}", 2.5, "2.5s"),
+            ("{{ $value | humanize }}", f64::NAN, "NaN"),
+        ];
+        for &(text, v, want) in cases {
+            assert_eq!(
+                Template::parse(text).unwrap().render(&l, v),
+                want,
+                "{text} {v}"
+            );
         }
     }
 
