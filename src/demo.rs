@@ -182,7 +182,9 @@ pub fn generate(
             fraud_event(&c, &mut rng, fraud_sent, at, &mut pending, now);
             fraud_sent += 1;
             if fraud_sent % 500 == 0 {
-                c.log("fraud", "error", "inference", "Feature missing: embedding");
+                c.send_line(
+                    br#"{"type":"log","model":"fraud","version":"v3","level":"error","component":"inference","message":"Feature missing: embedding"}"#,
+                );
             }
         }
         while (reco_sent as f64) < elapsed * reco_rate {

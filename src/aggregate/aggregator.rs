@@ -8,7 +8,7 @@ use std::time::Duration;
 use prometheus::{Counter, Gauge, Histogram, IntCounter};
 use tokio::sync::mpsc;
 
-use super::history::{History, ModelSummary};
+use super::history::{FeatureView, History, ModelSummary};
 use super::quality::{Quality, check};
 use super::reference::Reference;
 use super::signals::{ModelReferences, WindowStore};
@@ -361,7 +361,9 @@ impl Aggregator {
             .iter()
             .map(|(m, v)| ModelSummary::read(&self.store, m, v, window, now))
             .collect();
+        let features = FeatureView::read_all(&self.store, window, now);
         let mut api = self.api.write().unwrap_or_else(|e| e.into_inner());
+        api.features = features;
         api.alerts = ev.alerts.clone();
         api.rules = self.engine.rule_status().to_vec();
         api.groups = config

@@ -200,3 +200,73 @@ mod tests {
         assert!(!h.maybe_record(&store, window, 1195.0));
     }
 }
+
+/// One feature's distribution now against its reference, for the dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeatureView {
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub version: String,
+    /// Feature name.
+    pub feature: String,
+    /// Bin labels (value ranges or categories).
+    pub bins: Vec<String>,
+    /// Reference proportions per bin.
+    pub reference: Vec<f64>,
+    /// Live proportions per bin over the window (empty when no values).
+    pub live: Vec<f64>,
+    /// Values in the window.
+    pub count: u64,
+    /// Drift by method over the window.
+    pub drift: std::collections::BTreeMap<String, f64>,
+}
+
+impl FeatureView {
+    /// The views of every feature with a reference, over `window`.
+    pub fn read_all(store: &WindowStore, window: Duration, now: f64) -> Vec<FeatureView> {
+        use crate::rules::expr::{DriftMethod, DriftTarget, FeatureSel};
+        let mut out = Vec::new();
+        for (model, version) in store.series() {
+            let Some(w) = store.get(&model, &version) else {
+                continue;
+            };
+            for feature in w.feature_names() {
+                let Some((reference, counts)) = w.feature_bins(&feature, window, now) else {
+                    continue;
+                };
+                let count: u64 = counts.iter().sum();
+                let live = if count > 0 {
+                    counts.iter().map(|c| *c as f64 / count as f64).collect()
+                } else {
+                    Vec::new()
+                };
+                let drift = DriftMethod::ALL
+                    .into_iter()
+                    .filter(|m| reference.supports(*m))
+                    .filter_map(|method| {
+                        let signal = Signal::Drift {
+                            method,
+                            target: DriftTarget::Feature(FeatureSel::Named(feature.clone())),
+                        };
+                        let v = store
+                            .read(&model, &version, &signal, None, window, now)
+                            .value?;
+                        Some((method.function().to_owned(), v))
+                    })
+                    .collect();
+                out.push(FeatureView {
+                    model: model.clone(),
+                    version: version.clone(),
+                    bins: reference.bin_labels(),
+                    reference: reference.proportions().to_vec(),
+                    live,
+                    count,
+                    drift,
+                    feature,
+                });
+            }
+        }
+        out
+    }
+}

@@ -191,6 +191,49 @@ impl Reference {
         }
     }
 
+    /// A short label for each bin: value ranges, or category names.
+    pub fn bin_labels(&self) -> Vec<String> {
+        let short = |x: f64| {
+            let a = x.abs();
+            if a != 0.0 && !(1e-3..1e6).contains(&a) {
+                format!("{x:.2e}")
+            } else {
+                format!("{}", (x * 1000.0).round() / 1000.0)
+            }
+        };
+        match self {
+            Reference::Numeric { edges, .. } => {
+                let mut v = vec![format!("<{}", short(edges[0]))];
+                v.extend(
+                    edges
+                        .windows(2)
+                        .map(|w| format!("{}–{}", short(w[0]), short(w[1]))),
+                );
+                v.push(format!(">{}", short(edges[edges.len() - 1])));
+                v
+            }
+            Reference::Categorical { index, proportions } => {
+                let mut v = vec![String::new(); proportions.len()];
+                for (name, i) in index {
+                    v[*i] = name.clone();
+                }
+                if let Some(last) = v.last_mut() {
+                    *last = "other".into();
+                }
+                v
+            }
+        }
+    }
+
+    /// The reference proportions, bin by bin.
+    pub fn proportions(&self) -> &[f64] {
+        match self {
+            Reference::Numeric { proportions, .. } | Reference::Categorical { proportions, .. } => {
+                proportions
+            }
+        }
+    }
+
     /// Whether `method` applies: KS and Wasserstein to numbers, the
     /// chi-square test to categories, PSI and JS to both.
     pub fn supports(&self, method: DriftMethod) -> bool {

@@ -413,6 +413,21 @@ impl ModelWindows {
             .or_else(|| self.features.get(feature)?.learned.as_ref())
     }
 
+    /// A feature's live bin counts over `window`, with its reference.
+    pub fn feature_bins(
+        &self,
+        feature: &str,
+        window: Duration,
+        now: f64,
+    ) -> Option<(&Reference, Vec<u64>)> {
+        let reference = self.reference(feature)?;
+        let mut live = BinCounts::with_bins(reference.bins());
+        if let Some(bins) = self.features.get(feature).and_then(|f| f.bins.as_ref()) {
+            bins.merged(now, window, &mut live);
+        }
+        Some((reference, live.counts().to_vec()))
+    }
+
     /// Names of the features seen, sorted.
     pub fn feature_names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.features.keys().cloned().collect();

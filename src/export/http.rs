@@ -111,12 +111,14 @@ pub async fn handle(state: Arc<HttpState>, req: Request<Incoming>) -> Response<B
             landing_page(&state),
         ),
         "/-/healthy" => respond(StatusCode::OK, "text/plain", "OK\n"),
-        "/api/v1/alerts" | "/api/v1/rules" | "/api/v1/summary" | "/api/v1/history" => {
+        "/api/v1/alerts" | "/api/v1/rules" | "/api/v1/summary" | "/api/v1/history"
+        | "/api/v1/features" => {
             let snapshot = state.api.read().unwrap_or_else(|e| e.into_inner());
             let body = match path {
                 "/api/v1/alerts" => snapshot.alerts_json(),
                 "/api/v1/rules" => snapshot.rules_json(),
                 "/api/v1/summary" => snapshot.summary_json(),
+                "/api/v1/features" => snapshot.features_json(),
                 _ => snapshot.history_json(),
             };
             drop(snapshot);

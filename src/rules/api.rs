@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::eval::{Alert, AlertState, RuleStatus};
-use crate::aggregate::history::{History, ModelSummary};
+use crate::aggregate::history::{FeatureView, History, ModelSummary};
 use crate::config::format_duration;
 use crate::ingest::timestamp::format_rfc3339;
 
@@ -32,6 +32,8 @@ pub struct ApiSnapshot {
     pub now: f64,
     /// The recent history of the key signals.
     pub history: Arc<History>,
+    /// Each feature's distribution now against its reference.
+    pub features: Vec<FeatureView>,
 }
 
 impl Default for ApiSnapshot {
@@ -48,6 +50,7 @@ impl Default for ApiSnapshot {
                 Duration::from_secs(10),
                 Duration::from_secs(3600),
             )),
+            features: Vec::new(),
         }
     }
 }
@@ -144,6 +147,15 @@ impl ApiSnapshot {
                 "window": format_duration(self.window),
                 "series": series,
             },
+        })
+    }
+
+    /// The body of `/api/v1/features`: every feature with a reference, its
+    /// live distribution over the window against the reference, and drift.
+    pub fn features_json(&self) -> Value {
+        json!({
+            "status": "success",
+            "data": { "window": format_duration(self.window), "features": self.features },
         })
     }
 

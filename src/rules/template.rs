@@ -21,7 +21,7 @@ pub enum Part {
 
 /// How `$value` is written: `{{ $value }}` as is, or through one of the
 /// formatting functions Prometheus templates also have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ValueFormat {
     /// The shortest representation that reads back as the same number.
     Raw,
@@ -31,6 +31,54 @@ pub enum ValueFormat {
     Percentage,
     /// `| humanizeDuration`: seconds as a duration (`40d 0h 5m 3s`, `250ms`).
     Duration,
+    /// `printf "%.Nf" $value` (also `%.Ng`, `%.Ne`): a fixed number of
+    /// digits, with text around the verb.
+    Printf {
+        /// Text before the verb.
+        prefix: String,
+        /// `f`, `g` or `e`.
+        verb: char,
+        /// Digits after the point (or significant digits for `g`).
+        precision: usize,
+        /// Text after the verb.
+        suffix: String,
+    },
+}
+
+/// Parses a `printf` format with exactly one `%[.N]f|g|e` verb (and `%%`).
+fn parse_printf(fmt: &str) -> Option<ValueFormat> {
+    let mut prefix = String::new();
+    let mut chars = fmt.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            prefix.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'%') {
+            chars.next();
+            prefix.push('%');
+            continue;
+        }
+        let mut precision = 6;
+        if chars.peek() == Some(&'.') {
+            chars.next();
+            let digits: String =
+                std::iter::from_fn(|| chars.next_if(char::is_ascii_digit)).collect();
+            precision = digits.parse().ok().filter(|p: &usize| *p <= 17)?;
+        }
+        let verb = chars.next().filter(|v| matches!(v, 'f' | 'g' | 'e'))?;
+        let rest: String = chars.collect();
+        if rest.replace("%%", "").contains('%') {
+            return None;
+        }
+        return Some(ValueFormat::Printf {
+            prefix,
+            verb,
+            precision,
+            suffix: rest.replace("%%", "%"),
+        });
+    }
+    None
 }
 
 impl ValueFormat {
@@ -41,12 +89,40 @@ impl ValueFormat {
     ];
 
     /// Writes `v` in this format.
-    pub fn format(self, v: f64) -> String {
+    pub fn format(&self, v: f64) -> String {
         if !v.is_finite() {
             return v.to_string();
         }
         match self {
             ValueFormat::Raw => v.to_string(),
+            ValueFormat::Printf {
+                prefix,
+                verb,
+                precision,
+                suffix,
+            } => {
+                let precision = *precision;
+                let body = match verb {
+                    'e' => format!("{v:.precision$e}"),
+                    'g' => {
+                        let digits = precision.max(1);
+                        let mag = if v == 0.0 {
+                            0
+                        } else {
+                            v.abs().log10().floor() as i64
+                        };
+                        let decimals = (digits as i64 - 1 - mag).clamp(0, 17) as usize;
+                        let s = format!("{v:.decimals$}");
+                        if s.contains('.') {
+                            s.trim_end_matches('0').trim_end_matches('.').to_string()
+                        } else {
+                            s
+                        }
+                    }
+                    _ => format!("{v:.precision$}"),
+                };
+                format!("{prefix}{body}{suffix}")
+            }
             ValueFormat::Percentage => format!("{}%", sig4(v * 100.0)),
             ValueFormat::Humanize => {
                 let a = v.abs();
@@ -168,11 +244,30 @@ impl Template {
                     .map(|rest| rest.trim_start())
                     .and_then(|rest| rest.strip_prefix('|'))
                     .map(str::trim);
+                let printf = body
+                    .strip_prefix("printf")
+                    .filter(|r| r.starts_with(char::is_whitespace))
+                    .map(str::trim)
+                    .and_then(|r| r.strip_suffix("$value"))
+                    .map(str::trim)
+                    .and_then(|r| r.strip_prefix('"')?.strip_suffix('"'));
                 let part = if body == "$value" {
                     Part::Value(ValueFormat::Raw)
+                } else if let Some(fmt) = printf {
+                    match parse_printf(fmt) {
+                        Some(f) => Part::Value(f),
+                        None => {
+                            return Err(TemplateError {
+                                column: body_col,
+                                message: format!(
+                                    "unsupported printf format \"{fmt}\": use one verb %f, %g or %e, with an optional precision such as %.2f"
+                                ),
+                            });
+                        }
+                    }
                 } else if let Some(function) = piped {
                     match ValueFormat::FUNCTIONS.iter().find(|(n, _)| *n == function) {
-                        Some((_, f)) => Part::Value(*f),
+                        Some((_, f)) => Part::Value(f.clone()),
                         None => {
                             return Err(TemplateError {
                                 column: body_col,
@@ -318,6 +413,11 @@ mod tests {
             ),
             ("{{ }}", 1, "empty placeholder"),
             (
+                r#"{{ printf "%d" $value }}"#,
+                4,
+                "unsupported printf format",
+            ),
+            (
                 "{{ $value | humanise }}",
                 4,
                 "unknown function 'humanise' (expected humanize, humanizePercentage or humanizeDuration), did you mean 'humanize'?",
@@ -351,6 +451,10 @@ mod tests {
             ("{{ $value | humanizeDuration }}", 95.0, "1m 35s"),
             ("{{ $value | humanizeDuration }}", 2.5, "2.5s"),
             ("{{ $value | humanize }}", f64::NAN, "NaN"),
+            (r#"{{ printf "%.2f" $value }}"#, 0.489_876, "0.49"),
+            (r#"PSI {{printf "%.3g" $value}}!"#, 0.489_876, "PSI 0.49!"),
+            (r#"{{ printf "%.1f%%" $value }}"#, 12.345, "12.3%"),
+            (r#"{{ printf "%.2e" $value }}"#, 12345.0, "1.23e4"),
         ];
         for &(text, v, want) in cases {
             assert_eq!(
