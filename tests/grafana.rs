@@ -2,7 +2,9 @@
 //! query in it (panel targets and the template variables' series selectors)
 //! is parsed by the real PromQL parser of `promtool check rules` (Debian
 //! package `prometheus`), every metric it reads is one docs/metrics.md
-//! documents, and the panels are well-formed.
+//! documents, and the panels are well-formed. The main panels' queries are
+//! also evaluated by `promtool test rules` on the series of a two-sidecar
+//! fleet, against the values they should give.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -604,4 +606,206 @@ fn dashboard_structure() {
             }
         }
     }
+}
+
+/// The substituted query of the panel of type `kind` whose title starts
+/// with `title`.
+fn panel_query(dash: &Value, kind: &str, title: &str, ref_id: &str) -> String {
+    let panels = all_panels(dash["panels"].as_array().unwrap());
+    let p = panels
+        .iter()
+        .find(|p| p["type"] == kind && p["title"].as_str().is_some_and(|t| t.starts_with(title)))
+        .unwrap_or_else(|| panic!("no {kind} panel {title:?}"));
+    let t = p["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["refId"] == ref_id)
+        .unwrap_or_else(|| panic!("panel {title:?} has no target {ref_id}"));
+    substitute(t["expr"].as_str().unwrap(), &stand_ins(dash)).unwrap()
+}
+
+/// Two sidecars (instances `a` and `b`) serving the same model version,
+/// scraped every minute for 20 minutes.
+const FLEET: &[(&str, &str)] = &[
+    (r#"model_requests_total{outcome="ok"}"#, "0+90x20"),
+    (r#"model_requests_total{outcome="error"}"#, "0+10x20"),
+    (
+        r#"model_request_duration_seconds_bucket{le="0.25"}"#,
+        "0+50x20",
+    ),
+    (
+        r#"model_request_duration_seconds_bucket{le="0.5"}"#,
+        "0+90x20",
+    ),
+    (
+        r#"model_request_duration_seconds_bucket{le="1"}"#,
+        "0+100x20",
+    ),
+    (
+        r#"model_request_duration_seconds_bucket{le="+Inf"}"#,
+        "0+100x20",
+    ),
+    ("model_prediction_confidence_sum", "0+45x20"),
+    ("model_prediction_confidence_count", "0+60x20"),
+    (
+        r#"model_business_counts_total{counter="shown"}"#,
+        "0+100x20",
+    ),
+    (
+        r#"model_business_counts_total{counter="clicked"}"#,
+        "0+5x20",
+    ),
+    (
+        r#"model_feature_value_bucket{feature="amount",le="10"}"#,
+        "0+3x20",
+    ),
+    (
+        r#"model_feature_value_bucket{feature="amount",le="100"}"#,
+        "0+5x20",
+    ),
+    (
+        r#"model_feature_value_bucket{feature="amount",le="+Inf"}"#,
+        "0+6x20",
+    ),
+];
+
+/// A panel's target and the samples it must give: (panel type, title
+/// prefix, refId, [(labels, value)]).
+type Check<'a> = (&'a str, &'a str, &'a str, Vec<(&'a str, f64)>);
+
+#[test]
+fn panels_compute_the_expected_values() {
+    let dash = dashboard();
+    let mut series: Vec<(String, String)> = Vec::new();
+    for instance in ["a", "b"] {
+        for (s, values) in FLEET {
+            let extra = format!(r#"model="fraud",version="v1",instance="{instance}""#);
+            let s = match s.strip_suffix('}') {
+                Some(open) => format!("{open},{extra}}}"),
+                None => format!("{s}{{{extra}}}"),
+            };
+            series.push((s, values.to_string()));
+        }
+    }
+    // Drift as each sidecar computes it: the fleet's highest PSI counts.
+    let mv = r#"model="fraud",version="v1""#;
+    for (s, v) in [
+        (
+            r#"feature="amount",method="psi",window="5m",instance="a""#,
+            "0.3",
+        ),
+        (
+            r#"feature="amount",method="psi",window="5m",instance="b""#,
+            "0.1",
+        ),
+        (
+            r#"feature="amount",method="ks",window="5m",instance="a""#,
+            "0.9",
+        ),
+        (
+            r#"feature="amount",method="psi",window="15m",instance="a""#,
+            "0.7",
+        ),
+        (
+            r#"feature="age",method="psi",window="5m",instance="a""#,
+            "0.05",
+        ),
+    ] {
+        series.push((
+            format!("model_feature_drift{{{s},{mv}}}"),
+            format!("{v}x20"),
+        ));
+    }
+    series.push((
+        format!(r#"model_alerts{{alertname="HighErrorRate",alertstate="firing",severity="critical",instance="a",{mv}}}"#),
+        "1x20".into(),
+    ));
+    series.push((
+        format!(r#"model_alerts{{alertname="HighLatency",alertstate="pending",severity="warning",instance="a",{mv}}}"#),
+        "1x20".into(),
+    ));
+
+    // (panel title prefix, target, expected samples as (labels, value)).
+    let fraud = r#"{model="fraud", version="v1"}"#;
+    let ts = "timeseries";
+    let checks: Vec<Check> = vec![
+        (ts, "Error rate", "A", vec![(fraud, 0.1)]),
+        ("stat", "Error rate", "A", vec![("{}", 0.1)]),
+        ("stat", "Requests/s", "A", vec![("{}", 200.0 / 60.0)]),
+        (
+            ts,
+            "Latency p50 / p95 / p99 (histogram)",
+            "A",
+            vec![(fraud, 0.25)],
+        ),
+        (
+            ts,
+            "Latency p50 / p95 / p99 (histogram)",
+            "C",
+            vec![(fraud, 0.95)],
+        ),
+        ("stat", "p99 latency", "A", vec![("{}", 0.95)]),
+        (ts, "Mean confidence", "A", vec![(fraud, 0.75)]),
+        (ts, "Click-through rate", "A", vec![(fraud, 0.05)]),
+        ("stat", "Alerts firing", "A", vec![("{}", 1.0)]),
+        (
+            "bargauge",
+            "Drift per feature",
+            "A",
+            vec![(r#"{feature="amount"}"#, 0.3), (r#"{feature="age"}"#, 0.05)],
+        ),
+        (
+            // Cumulative counts per bucket over the range (5m here), summed
+            // over the fleet; Grafana's heatmap format takes differences.
+            "bargauge",
+            "Distribution of",
+            "A",
+            vec![
+                (r#"{le="10"}"#, 30.0),
+                (r#"{le="100"}"#, 50.0),
+                (r#"{le="+Inf"}"#, 60.0),
+            ],
+        ),
+    ];
+
+    let mut yaml = String::from(
+        "rule_files: []\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n",
+    );
+    for (s, values) in &series {
+        yaml.push_str(&format!(
+            "      - series: {}\n        values: {}\n",
+            serde_json::to_string(s).unwrap(),
+            serde_json::to_string(values).unwrap()
+        ));
+    }
+    yaml.push_str("    promql_expr_test:\n");
+    for (kind, title, ref_id, samples) in &checks {
+        let expr = panel_query(&dash, kind, title, ref_id);
+        yaml.push_str(&format!(
+            "      # {title} {ref_id}\n      - expr: {}\n        eval_time: 10m\n        exp_samples:\n",
+            serde_json::to_string(&format!("round({expr}, 0.0001)")).unwrap()
+        ));
+        for (labels, value) in samples {
+            let rounded = (value * 1e4).round() / 1e4;
+            yaml.push_str(&format!(
+                "          - labels: {}\n            value: {rounded}\n",
+                serde_json::to_string(labels).unwrap()
+            ));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dashboard-test.yml");
+    std::fs::write(&file, &yaml).unwrap();
+    let out = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool not found: install the Debian package `prometheus` (.ci/run does)");
+    assert!(
+        out.status.success(),
+        "{}{}\n{yaml}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
