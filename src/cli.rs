@@ -323,6 +323,16 @@ pub struct RunArgs {
     )]
     pub file_from_beginning: bool,
 
+    /// Stream connections open at once, per listener; more are closed at
+    /// once (model_exporter_connections_closed_total{reason="limit"}).
+    #[arg(
+        long = "events.max-connections",
+        env = "MODEL_EXPORTER_EVENTS_MAX_CONNECTIONS",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections: u32,
+
     /// Batches of events queued between the listeners and the aggregator.
     #[arg(
         long = "events.queue-batches",
@@ -341,6 +351,15 @@ pub struct RunArgs {
         default_value = ":9877"
     )]
     pub web_listen: Vec<String>,
+
+    /// TLS and basic authentication for the HTTP server, in the Prometheus
+    /// exporter-toolkit format (see docs/security.md).
+    #[arg(
+        long = "web.config.file",
+        env = "MODEL_EXPORTER_WEB_CONFIG_FILE",
+        value_name = "PATH"
+    )]
+    pub web_config_file: Option<PathBuf>,
 
     /// Path under which metrics are served.
     #[arg(
@@ -472,6 +491,7 @@ impl RunArgs {
             socket_mode: self.socket_mode,
             idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
             file_from_beginning: self.file_from_beginning,
+            max_connections: self.max_connections as usize,
         }
     }
 

@@ -80,6 +80,10 @@ pub async fn run_with_clock(
     clock: SharedClock,
 ) -> Result<(), RunError> {
     let config = load_config(&args).map_err(RunError::Config)?;
+    let web_config = match &args.web_config_file {
+        Some(p) => crate::export::webconfig::WebConfig::load(p).map_err(RunError::Web)?,
+        None => crate::export::webconfig::WebConfig::open(),
+    };
     let metrics = Metrics::new(&args.buckets()).map_err(RunError::Buckets)?;
     metrics.config_last_reload_successful.set(1);
     metrics.config_reloads.with_label_values(&["success"]).inc();
@@ -193,6 +197,7 @@ pub async fn run_with_clock(
         metrics: metrics.clone(),
         telemetry_path: args.telemetry_path.clone(),
         ready: true.into(),
+        web: web_config,
     });
     let (http_stop, http_shutdown) = shutdown::channel();
     let mut servers = JoinSet::new();

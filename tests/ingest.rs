@@ -355,3 +355,38 @@ fn a_stalled_client_does_not_hold_up_others() {
         1.0,
     );
 }
+
+#[test]
+fn connections_past_the_limit_are_closed_and_counted() {
+    let e = Exporter::start(&["--events.max-connections", "2"]);
+    let sock = e.path("unix");
+    let held: Vec<UnixStream> = (0..2)
+        .map(|_| UnixStream::connect(&sock).unwrap())
+        .collect();
+    e.wait_sample(r#"model_exporter_connections_open{transport="unix"}"#, 2.0);
+    // The third is accepted and closed at once: its event is not read.
+    let mut third = UnixStream::connect(&sock).unwrap();
+    let _ = third.write_all(b"{\"model\":\"over\"}\n");
+    e.wait_sample(
+        r#"model_exporter_connections_closed_total{reason="limit",transport="unix"}"#,
+        1.0,
+    );
+    // The held connections still work, and so do new ones once they close.
+    let mut first = &held[0];
+    first.write_all(b"{\"model\":\"held\"}\n").unwrap();
+    e.wait_sample(
+        r#"model_requests_total{model="held",outcome="ok",version=""}"#,
+        1.0,
+    );
+    drop(held);
+    e.wait_sample(r#"model_exporter_connections_open{transport="unix"}"#, 0.0);
+    send_unix(&sock, b"{\"model\":\"later\"}\n");
+    e.wait_sample(
+        r#"model_requests_total{model="later",outcome="ok",version=""}"#,
+        1.0,
+    );
+    assert_eq!(
+        e.sample(r#"model_requests_total{model="over",outcome="ok",version=""}"#),
+        None
+    );
+}

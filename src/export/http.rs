@@ -37,6 +37,8 @@ pub struct HttpState {
     pub telemetry_path: String,
     /// False until listeners are bound, and again while shutting down.
     pub ready: AtomicBool,
+    /// TLS, authentication and extra headers (`--web.config.file`).
+    pub web: super::webconfig::WebConfig,
 }
 
 /// Parses a listen address; `:PORT` means every IPv4 interface.
@@ -79,11 +81,40 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Routes one request.
+/// Authenticates, routes, and adds the configured headers.
 pub async fn handle(state: Arc<HttpState>, req: Request<Incoming>) -> Response<Body> {
+    if state.web.needs_auth() {
+        let header = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let web = state.web.clone();
+        // bcrypt is slow on purpose: keep it off the threads serving sockets.
+        let ok = tokio::task::spawn_blocking(move || web.authorized(header.as_deref()))
+            .await
+            .unwrap_or(false);
+        if !ok {
+            let mut r = respond(StatusCode::UNAUTHORIZED, "text/plain", "Unauthorized\n");
+            r.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"model-exporter\""),
+            );
+            return r;
+        }
+    }
+    let mut r = route(&state, req).await;
+    for (k, v) in &state.web.headers {
+        r.headers_mut().insert(k.clone(), v.clone());
+    }
+    r
+}
+
+/// Routes one request.
+async fn route(state: &Arc<HttpState>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
     if path == "/-/reload" {
-        return reload(&state, req.method()).await;
+        return reload(state, req.method()).await;
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return respond(
@@ -182,18 +213,46 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, mut shutdown: S
                 }
             },
         };
-        let state = state.clone();
+        let st = state.clone();
         let service = service_fn(move |req| {
-            let state = state.clone();
+            let state = st.clone();
             async move { Ok::<_, Infallible>(handle(state, req).await) }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "HTTP connection ended with an error");
+        match state.web.tls.clone() {
+            None => {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "HTTP connection ended with an error");
+                    }
+                });
             }
-        });
+            Some(acceptor) => {
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    // A client that never finishes its handshake is dropped.
+                    let tls = match tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                    if let Err(e) = watcher.watch(conn.into_owned()).await {
+                        tracing::debug!(error = %e, "HTTPS connection ended with an error");
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;

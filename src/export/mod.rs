@@ -5,3 +5,4 @@ pub mod histograms;
 pub mod http;
 pub mod metrics;
 pub mod prediction_log;
+pub mod webconfig;

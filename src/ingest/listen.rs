@@ -30,6 +30,8 @@ pub struct IngestOptions {
     pub idle_timeout: Option<Duration>,
     /// `file://` listeners read the file's existing content first.
     pub file_from_beginning: bool,
+    /// Stream connections open at once per listener; more are closed.
+    pub max_connections: usize,
 }
 
 impl Default for IngestOptions {
@@ -39,6 +41,7 @@ impl Default for IngestOptions {
             socket_mode: 0o660,
             idle_timeout: Some(Duration::from_secs(600)),
             file_from_beginning: false,
+            max_connections: 1024,
         }
     }
 }
@@ -201,6 +204,15 @@ async fn accept_loop(ctx: IngestContext, transport: &'static str, listener: Stre
             r = listener.accept() => match r {
                 Ok(conn) => {
                     accepted.inc();
+                    if conns.len() >= ctx.options.max_connections {
+                        // Over the limit: closed at once, and counted.
+                        ctx.metrics
+                            .connections_closed
+                            .with_label_values(&[transport, "limit"])
+                            .inc();
+                        tracing::warn!(transport, limit = ctx.options.max_connections, "connection refused: too many open");
+                        continue;
+                    }
                     match conn {
                         StreamConn::Unix(c) => conns.spawn(serve_stream(c, ctx.clone(), transport)),
                         StreamConn::Tcp(c) => conns.spawn(serve_stream(c, ctx.clone(), transport)),

@@ -1,0 +1,417 @@
+//! `--web.config.file`: TLS, client certificates and basic authentication
+//! for the HTTP server, in the file format of the Prometheus exporter
+//! toolkit (so the same file, and `promtool check web-config`, work).
+//!
+//! ```yaml
+//! tls_server_config:
+//!   cert_file: server.crt
+//!   key_file: server.key
+//!   client_auth_type: RequireAndVerifyClientCert   # or NoClientCert, VerifyClientCertIfGiven
+//!   client_ca_file: ca.crt
+//!   min_version: TLS12                             # or TLS13
+//! basic_auth_users:
+//!   prometheus: $2y$10$...                         # bcrypt hash
+//! http_server_config:
+//!   headers:
+//!     X-Content-Type-Options: nosniff
+//! ```
+//!
+//! The file is read once at start-up; relative paths are relative to it.
+//! Unknown keys, and toolkit keys this exporter does not implement
+//! (`cipher_suites`, `curve_preferences`, `client_allowed_sans`, ...), are
+//! errors rather than silently ignored security settings.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
+
+/// The loaded web configuration.
+#[derive(Clone)]
+pub struct WebConfig {
+    /// Present when TLS is configured.
+    pub tls: Option<TlsAcceptor>,
+    users: Arc<HashMap<String, String>>,
+    /// Extra response headers.
+    pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
+    cache: Arc<AuthCache>,
+}
+
+impl std::fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("tls", &self.tls.is_some())
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    tls_server_config: Option<TlsFile>,
+    basic_auth_users: Option<BTreeMap<String, String>>,
+    http_server_config: Option<HttpFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    cert_file: String,
+    key_file: String,
+    #[serde(default)]
+    client_auth_type: Option<String>,
+    #[serde(default)]
+    client_ca_file: Option<String>,
+    #[serde(default)]
+    min_version: Option<String>,
+    #[serde(default)]
+    max_version: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFile {
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    http2: Option<bool>,
+}
+
+/// Remembers recent successful logins, so that bcrypt (slow on purpose)
+/// runs once per credential rather than once per scrape. Keys are keyed
+/// hashes of user and password, never the password itself.
+struct AuthCache {
+    hasher: std::collections::hash_map::RandomState,
+    ok: Mutex<Vec<u64>>,
+}
+
+const AUTH_CACHE: usize = 64;
+
+impl AuthCache {
+    fn key(&self, user: &str, password: &str) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write(user.as_bytes());
+        h.write_u8(0);
+        h.write(password.as_bytes());
+        h.finish()
+    }
+}
+
+impl WebConfig {
+    /// No TLS, no authentication.
+    pub fn open() -> WebConfig {
+        WebConfig {
+            tls: None,
+            users: Arc::default(),
+            headers: Vec::new(),
+            cache: Arc::new(AuthCache {
+                hasher: Default::default(),
+                ok: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Loads and checks a web configuration file.
+    pub fn load(path: &Path) -> Result<WebConfig, String> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
+        let file: File = serde_yaml::from_str(&text).map_err(|e| match e.location() {
+            Some(l) => format!("{name}:{}:{}: {e}", l.line(), l.column()),
+            None => format!("{name}: {e}"),
+        })?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let mut config = WebConfig::open();
+        if let Some(tls) = file.tls_server_config {
+            config.tls = Some(tls_acceptor(&tls, dir).map_err(|e| format!("{name}: {e}"))?);
+        }
+        let mut users = HashMap::new();
+        for (user, hash) in file.basic_auth_users.unwrap_or_default() {
+            if !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")) {
+                return Err(format!(
+                    "{name}: basic_auth_users.{user}: not a bcrypt hash (expected $2y$..., e.g. from htpasswd -nBC 10)"
+                ));
+            }
+            users.insert(user, hash);
+        }
+        config.users = Arc::new(users);
+        if let Some(http) = file.http_server_config {
+            for (k, v) in http.headers {
+                let k2 = hyper::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                    format!("{name}: http_server_config.headers: invalid header name {k:?}")
+                })?;
+                let v2 = hyper::header::HeaderValue::from_str(&v).map_err(|_| {
+                    format!("{name}: http_server_config.headers.{k}: invalid value")
+                })?;
+                config.headers.push((k2, v2));
+            }
+            let _ = http.http2;
+        }
+        Ok(config)
+    }
+
+    /// Whether requests must authenticate.
+    pub fn needs_auth(&self) -> bool {
+        !self.users.is_empty()
+    }
+
+    /// Checks an `Authorization` header value against the users.
+    pub fn authorized(&self, header: Option<&str>) -> bool {
+        if self.users.is_empty() {
+            return true;
+        }
+        let Some((user, password)) = header.and_then(parse_basic) else {
+            return false;
+        };
+        let Some(hash) = self.users.get(&user) else {
+            // Spend the time a real check takes, so that unknown users
+            // cannot be told from wrong passwords by timing.
+            let _ = bcrypt::verify(
+                &password,
+                "$2y$10$ZJ5K6nNUv0QdOvKdmdYu8eq1tJyxT5pGxGpAgKu6m7p0K0mYgq9Ga",
+            );
+            return false;
+        };
+        let key = self.cache.key(&user, &password);
+        if self
+            .cache
+            .ok
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key)
+        {
+            return true;
+        }
+        let ok = bcrypt::verify(&password, hash).unwrap_or(false);
+        if ok {
+            let mut cache = self.cache.ok.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() >= AUTH_CACHE {
+                cache.remove(0);
+            }
+            cache.push(key);
+        }
+        ok
+    }
+}
+
+/// `Basic base64(user:password)` -> (user, password).
+fn parse_basic(header: &str) -> Option<(String, String)> {
+    let (scheme, b64) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64_decode(b64.trim())?;
+    let text = String::from_utf8(raw).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some((u.to_owned(), p.to_owned()))
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes = s.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= val(*c)? << (18 - 6 * i);
+        }
+        out.push((n >> 16) as u8);
+        if chunk.len() > 2 {
+            out.push((n >> 8) as u8);
+        }
+        if chunk.len() > 3 {
+            out.push(n as u8);
+        }
+        if chunk.len() == 1 {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+fn resolve(dir: &Path, p: &str) -> PathBuf {
+    dir.join(p)
+}
+
+fn tls_acceptor(tls: &TlsFile, dir: &Path) -> Result<TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let cert_path = resolve(dir, &tls.cert_file);
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+        .and_then(|i| i.collect::<Result<_, _>>())
+        .map_err(|e| format!("tls_server_config.cert_file {}: {e}", cert_path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "tls_server_config.cert_file {}: no certificate",
+            cert_path.display()
+        ));
+    }
+    let key_path = resolve(dir, &tls.key_file);
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .map_err(|e| format!("tls_server_config.key_file {}: {e}", key_path.display()))?;
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = match (
+        tls.min_version.as_deref(),
+        tls.max_version.as_deref(),
+    ) {
+        (None | Some("TLS12"), None | Some("TLS13")) => {
+            vec![&rustls::version::TLS13, &rustls::version::TLS12]
+        }
+        (Some("TLS13"), None | Some("TLS13")) => vec![&rustls::version::TLS13],
+        (None | Some("TLS12"), Some("TLS12")) => vec![&rustls::version::TLS12],
+        (min, max) => {
+            return Err(format!(
+                "tls_server_config: unsupported TLS versions min {min:?} max {max:?} (TLS12 and TLS13 are supported)"
+            ));
+        }
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("tls_server_config: {e}"))?;
+    let auth = tls.client_auth_type.as_deref().unwrap_or("NoClientCert");
+    let builder = match auth {
+        "NoClientCert" => builder.with_no_client_auth(),
+        "RequireAndVerifyClientCert" | "VerifyClientCertIfGiven" => {
+            let ca = tls.client_ca_file.as_deref().ok_or_else(|| {
+                format!("tls_server_config: client_auth_type {auth} needs client_ca_file")
+            })?;
+            let ca_path = resolve(dir, ca);
+            let mut roots = RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(&ca_path).map_err(|e| {
+                format!(
+                    "tls_server_config.client_ca_file {}: {e}",
+                    ca_path.display()
+                )
+            })? {
+                let c = c.map_err(|e| {
+                    format!(
+                        "tls_server_config.client_ca_file {}: {e}",
+                        ca_path.display()
+                    )
+                })?;
+                roots.add(c).map_err(|e| {
+                    format!(
+                        "tls_server_config.client_ca_file {}: {e}",
+                        ca_path.display()
+                    )
+                })?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            );
+            let verifier = if auth == "VerifyClientCertIfGiven" {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            builder.with_client_cert_verifier(
+                verifier
+                    .build()
+                    .map_err(|e| format!("tls_server_config: {e}"))?,
+            )
+        }
+        other => {
+            return Err(format!(
+                "tls_server_config.client_auth_type {other:?} is not supported (NoClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert)"
+            ));
+        }
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("tls_server_config: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_header_parsing() {
+        assert_eq!(
+            parse_basic("Basic YWxpY2U6czNjcjN0OmV4dHJh"),
+            Some(("alice".into(), "s3cr3t:extra".into()))
+        );
+        assert_eq!(parse_basic("Bearer x"), None);
+        assert_eq!(parse_basic("Basic !!!"), None);
+        assert_eq!(base64_decode("YQ=="), Some(b"a".to_vec()));
+        assert_eq!(base64_decode("YWI="), Some(b"ab".to_vec()));
+        assert_eq!(base64_decode("YWJj"), Some(b"abc".to_vec()));
+    }
+
+    #[test]
+    fn users_are_checked_with_bcrypt_and_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let path = dir.path().join("web.yml");
+        std::fs::write(&path, format!("basic_auth_users:\n  alice: '{hash}'\n")).unwrap();
+        let c = WebConfig::load(&path).unwrap();
+        assert!(c.needs_auth());
+        let header = |u: &str, p: &str| {
+            let raw = format!("{u}:{p}");
+            // A tiny base64 encoder for the test.
+            const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let mut s = String::new();
+            for c in raw.as_bytes().chunks(3) {
+                let n = (u32::from(c[0]) << 16)
+                    | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                    | u32::from(*c.get(2).unwrap_or(&0));
+                for i in 0..4 {
+                    if i <= c.len() {
+                        s.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                    } else {
+                        s.push('=');
+                    }
+                }
+            }
+            format!("Basic {s}")
+        };
+        assert!(c.authorized(Some(&header("alice", "s3cret"))));
+        assert!(
+            c.authorized(Some(&header("alice", "s3cret"))),
+            "from the cache"
+        );
+        assert!(!c.authorized(Some(&header("alice", "wrong"))));
+        assert!(!c.authorized(Some(&header("bob", "s3cret"))));
+        assert!(!c.authorized(None));
+        assert!(WebConfig::open().authorized(None));
+    }
+
+    #[test]
+    fn bad_files_are_located_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("basic_auth_users:\n  alice: plain\n", "not a bcrypt hash"),
+            (
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [x]\n",
+                "web.yml:4:3: ",
+            ),
+            (
+                "tls_server_config:\n  cert_file: missing.crt\n  key_file: k\n",
+                "missing.crt",
+            ),
+            ("unknown: 1\n", "web.yml:1:1: unknown field `unknown`"),
+        ];
+        for (text, want) in cases {
+            let path = dir.path().join("web.yml");
+            std::fs::write(&path, text).unwrap();
+            let e = WebConfig::load(&path).unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+}
