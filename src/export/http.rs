@@ -139,7 +139,7 @@ async fn route(state: &Arc<HttpState>, req: Request<Incoming>) -> Response<Body>
         "/" => respond(
             StatusCode::OK,
             "text/html; charset=utf-8",
-            landing_page(&state),
+            landing_page(state),
         ),
         "/-/healthy" => respond(StatusCode::OK, "text/plain", "OK\n"),
         "/api/v1/alerts" | "/api/v1/rules" | "/api/v1/summary" | "/api/v1/history"
