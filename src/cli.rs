@@ -277,6 +277,42 @@ pub struct RunArgs {
     )]
     pub feedback_capacity: usize,
 
+    /// Distinct models; more are counted under __other__.
+    #[arg(long = "limits.models", env = "MODEL_EXPORTER_LIMITS_MODELS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit_models: u32,
+
+    /// Distinct versions per model; more are counted under __other__.
+    #[arg(long = "limits.versions", env = "MODEL_EXPORTER_LIMITS_VERSIONS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit_versions: u32,
+
+    /// Distinct features per model version; more are counted under __other__.
+    #[arg(long = "limits.features", env = "MODEL_EXPORTER_LIMITS_FEATURES", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit_features: u32,
+
+    /// Distinct prediction classes per model version.
+    #[arg(long = "limits.classes", env = "MODEL_EXPORTER_LIMITS_CLASSES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit_classes: u32,
+
+    /// Distinct error classes per model version.
+    #[arg(long = "limits.errors", env = "MODEL_EXPORTER_LIMITS_ERRORS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit_errors: u32,
+
+    /// Distinct categories per categorical feature.
+    #[arg(long = "limits.categories", env = "MODEL_EXPORTER_LIMITS_CATEGORIES", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit_categories: u32,
+
+    /// Distinct business counter names per model version.
+    #[arg(long = "limits.counters", env = "MODEL_EXPORTER_LIMITS_COUNTERS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit_counters: u32,
+
+    /// Distinct log components per model version.
+    #[arg(long = "limits.components", env = "MODEL_EXPORTER_LIMITS_COMPONENTS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit_components: u32,
+
+    /// Longest label value in bytes; longer values are cut.
+    #[arg(long = "limits.label-length", env = "MODEL_EXPORTER_LIMITS_LABEL_LENGTH", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit_label_length: u32,
+
     /// Where events are received: unix:///PATH, unixgram:///PATH, tcp://HOST:PORT,
     /// udp://HOST:PORT, or file:///PATH (a JSON-lines file followed like tail -F). Repeatable. Default: a unix stream socket and a unix
     /// datagram socket in the temporary directory.
@@ -481,6 +517,21 @@ impl RunArgs {
             ListenAddr::defaults()
         } else {
             self.events_listen.clone()
+        }
+    }
+
+    /// Caps on distinct label values.
+    pub fn limits(&self) -> crate::aggregate::Limits {
+        crate::aggregate::Limits {
+            errors: self.limit_errors as usize,
+            classes: self.limit_classes as usize,
+            features: self.limit_features as usize,
+            categories: self.limit_categories as usize,
+            counters: self.limit_counters as usize,
+            components: self.limit_components as usize,
+            models: self.limit_models as usize,
+            versions: self.limit_versions as usize,
+            label_length: self.limit_label_length as usize,
         }
     }
 

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::aggregate::{self, Aggregator, Control, ControlSender, Limits};
+use crate::aggregate::{self, Aggregator, Control, ControlSender};
 use crate::cli::RunArgs;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config, ConfigErrors};
@@ -116,7 +116,7 @@ pub async fn run_with_clock(
     let mut agg = Aggregator::new(
         metrics.clone(),
         clock.clone(),
-        Limits::default(),
+        args.limits(),
         Arc::new(config),
         source.clone(),
     );

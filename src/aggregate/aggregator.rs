@@ -50,6 +50,12 @@ pub struct Limits {
     pub counters: usize,
     /// Distinct log components per model version.
     pub components: usize,
+    /// Distinct models.
+    pub models: usize,
+    /// Distinct versions per model.
+    pub versions: usize,
+    /// Longest label value, in bytes; longer values are cut.
+    pub label_length: usize,
 }
 
 impl Default for Limits {
@@ -61,6 +67,9 @@ impl Default for Limits {
             categories: 50,
             counters: 50,
             components: 50,
+            models: 100,
+            versions: 20,
+            label_length: 128,
         }
     }
 }
@@ -71,11 +80,17 @@ fn capped<'m, V>(
     map: &'m mut HashMap<String, V>,
     key: &str,
     cap: usize,
+    dropped: (&Metrics, &str),
     make: impl FnOnce(&str) -> V,
 ) -> &'m mut V {
     let key = if map.contains_key(key) || map.len() < cap {
         key
     } else {
+        dropped
+            .0
+            .series_dropped
+            .with_label_values(&[dropped.1])
+            .inc();
         OVERFLOW_LABEL
     };
     if !map.contains_key(key) {
@@ -221,9 +236,69 @@ impl Aggregator {
     /// Applies every event of a batch, in order.
     pub fn apply(&mut self, batch: Batch) {
         let now = self.clock.now();
-        for event in batch {
+        for mut event in batch {
+            self.admit(&mut event);
             self.store.record(&event, now);
             self.apply_one(event, now);
+        }
+    }
+
+    /// Applies the caps on models, versions and label length to an event's
+    /// model and version (features, classes and the like are capped where
+    /// they are counted).
+    fn admit(&mut self, event: &mut Event) {
+        let limits = self.limits;
+        let cut = |s: &mut String, m: &Metrics| {
+            if s.len() > limits.label_length {
+                let mut end = limits.label_length;
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                s.truncate(end);
+                m.series_dropped.with_label_values(&["label_length"]).inc();
+            }
+        };
+        cut(&mut event.model, &self.metrics);
+        cut(&mut event.version, &self.metrics);
+        match &mut event.body {
+            Body::Inference(i) => {
+                if let Some(e) = &mut i.error {
+                    cut(e, &self.metrics);
+                }
+                if let Some(Outcome::Class(c)) = &mut i.prediction {
+                    cut(c, &self.metrics);
+                }
+                for (name, value) in &mut i.features {
+                    cut(name, &self.metrics);
+                    if let FeatureValue::Category(c) = value {
+                        cut(c, &self.metrics);
+                    }
+                }
+                for (name, _) in &mut i.counters {
+                    cut(name, &self.metrics);
+                }
+            }
+            Body::Log(l) => cut(&mut l.component, &self.metrics),
+            Body::Feedback(_) | Body::Model(_) => {}
+        }
+        match self.models.get(&event.model) {
+            None if self.models.len() >= limits.models => {
+                self.metrics
+                    .series_dropped
+                    .with_label_values(&["model"])
+                    .inc();
+                event.model = OVERFLOW_LABEL.to_owned();
+            }
+            Some(versions)
+                if !versions.contains_key(&event.version) && versions.len() >= limits.versions =>
+            {
+                self.metrics
+                    .series_dropped
+                    .with_label_values(&["version"])
+                    .inc();
+                event.version = OVERFLOW_LABEL.to_owned();
+            }
+            _ => {}
         }
     }
 
@@ -612,16 +687,19 @@ fn handles<'a>(
 }
 
 fn feature_handles<'h>(
+    metrics: &Metrics,
     limits: &Limits,
     h: &'h mut HashMap<String, FeatureHandles>,
     name: &str,
 ) -> &'h mut FeatureHandles {
-    capped(h, name, limits.features, |n| FeatureHandles {
-        name: n.to_owned(),
-        value: None,
-        missing: None,
-        invalid: Default::default(),
-        categories: HashMap::new(),
+    capped(h, name, limits.features, (metrics, "feature"), |n| {
+        FeatureHandles {
+            name: n.to_owned(),
+            value: None,
+            missing: None,
+            invalid: Default::default(),
+            categories: HashMap::new(),
+        }
     })
 }
 
@@ -646,9 +724,13 @@ fn inference(
     } else {
         err.inc();
         let class = i.error.as_deref().unwrap_or("unknown");
-        capped(&mut h.errors, class, limits.errors, |c| {
-            metrics.request_errors.with_label_values(&[mv[0], mv[1], c])
-        })
+        capped(
+            &mut h.errors,
+            class,
+            limits.errors,
+            (metrics, "error"),
+            |c| metrics.request_errors.with_label_values(&[mv[0], mv[1], c]),
+        )
         .inc();
     }
     if let Some(l) = i.latency_seconds {
@@ -661,10 +743,12 @@ fn inference(
             .prediction
             .get_or_insert_with(|| metrics.prediction_value.with_label_values(&mv))
             .observe(*p),
-        Some(Outcome::Class(c)) => capped(&mut h.classes, c, limits.classes, |c| {
-            metrics.predictions.with_label_values(&[mv[0], mv[1], c])
-        })
-        .inc(),
+        Some(Outcome::Class(c)) => {
+            capped(&mut h.classes, c, limits.classes, (metrics, "class"), |c| {
+                metrics.predictions.with_label_values(&[mv[0], mv[1], c])
+            })
+            .inc()
+        }
         None => {}
     }
     if let Some(c) = i.confidence {
@@ -673,7 +757,7 @@ fn inference(
             .observe(c);
     }
     for (name, value) in &i.features {
-        let f = feature_handles(limits, &mut h.features, name);
+        let f = feature_handles(metrics, limits, &mut h.features, name);
         let labels = [mv[0], mv[1], f.name.as_str()];
         let quality = check(value, cfg.features.get(name));
         if let Quality::Invalid(reason, _) = quality {
@@ -693,14 +777,18 @@ fn inference(
                 .missing
                 .get_or_insert_with(|| metrics.feature_missing.with_label_values(&labels))
                 .inc(),
-            (FeatureValue::Category(c), _) => {
-                capped(&mut f.categories, c, limits.categories, |c| {
+            (FeatureValue::Category(c), _) => capped(
+                &mut f.categories,
+                c,
+                limits.categories,
+                (metrics, "category"),
+                |c| {
                     metrics
                         .feature_category
                         .with_label_values(&[labels[0], labels[1], labels[2], c])
-                })
-                .inc()
-            }
+                },
+            )
+            .inc(),
             (_, Quality::Valid(Some(x)) | Quality::Invalid(_, Some(x))) => f
                 .value
                 .get_or_insert_with(|| {
@@ -720,7 +808,7 @@ fn inference(
     }
     for (name, spec) in &cfg.features {
         if spec.required && !i.features.iter().any(|(n, _)| n == name) {
-            let f = feature_handles(limits, &mut h.features, name);
+            let f = feature_handles(metrics, limits, &mut h.features, name);
             let labels = [mv[0], mv[1], f.name.as_str()];
             f.missing
                 .get_or_insert_with(|| metrics.feature_missing.with_label_values(&labels))
@@ -728,9 +816,13 @@ fn inference(
         }
     }
     for (name, v) in &i.counters {
-        capped(&mut h.counters, name, limits.counters, |n| {
-            metrics.counter.with_label_values(&[mv[0], mv[1], n])
-        })
+        capped(
+            &mut h.counters,
+            name,
+            limits.counters,
+            (metrics, "counter"),
+            |n| metrics.counter.with_label_values(&[mv[0], mv[1], n]),
+        )
         .inc_by(*v);
     }
     if i.cpu_ratio.is_some() || i.memory_ratio.is_some() {
@@ -753,9 +845,13 @@ fn inference(
 
 fn log(metrics: &Metrics, limits: &Limits, h: &mut ModelHandles, l: LogLine) {
     let [model, version] = &h.labels;
-    let (component, levels) = capped(&mut h.logs, &l.component, limits.components, |c| {
-        (c.to_owned(), Default::default())
-    });
+    let (component, levels) = capped(
+        &mut h.logs,
+        &l.component,
+        limits.components,
+        (metrics, "component"),
+        |c| (c.to_owned(), Default::default()),
+    );
     levels[l.level as usize]
         .get_or_insert_with(|| {
             metrics

@@ -98,6 +98,8 @@ pub struct Metrics {
     pub events_received: IntCounterVec,
     /// `model_exporter_events_rejected_total{reason}`.
     pub events_rejected: IntCounterVec,
+    /// `model_exporter_series_dropped_total{label}`.
+    pub series_dropped: IntCounterVec,
     /// `model_exporter_event_batches_total`.
     pub batches: IntCounter,
     /// `model_exporter_connections_open{transport}`.
@@ -382,6 +384,12 @@ impl Metrics {
                 "model_exporter_events_rejected_total",
                 "Events dropped, by reason.",
                 &["reason"],
+            ),
+            series_dropped: counter(
+                &r,
+                "model_exporter_series_dropped_total",
+                "Events whose label value was past a cap and was counted under __other__ (or cut, for label_length), by label.",
+                &["label"],
             ),
             batches: reg(
                 &r,
