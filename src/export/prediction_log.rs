@@ -118,7 +118,7 @@ impl PredictionLog {
             )?,
             errors: counter(
                 "model_exporter_prediction_log_errors_total",
-                "Failed writes to the prediction log (e.g. a full disk).",
+                "Lines lost to failed writes of the prediction log (e.g. a full disk).",
             )?,
             rotations: counter(
                 "model_exporter_prediction_log_rotations_total",
@@ -164,6 +164,8 @@ struct Writer {
     size: u64,
     counters: Counters,
     last_error_log: Option<Instant>,
+    /// Lines written into the buffer since the last successful flush.
+    unflushed: u64,
 }
 
 impl Writer {
@@ -176,6 +178,7 @@ impl Writer {
             size: 0,
             counters,
             last_error_log: None,
+            unflushed: 0,
         };
         w.reopen();
         w
@@ -198,8 +201,11 @@ impl Writer {
         }
     }
 
+    /// A write, flush or open failed: the lines not yet on disk are lost
+    /// (counted), and the file is reopened for the next line.
     fn failed(&mut self, e: &std::io::Error) {
-        self.counters.errors.inc();
+        self.counters.errors.inc_by(self.unflushed.max(1));
+        self.unflushed = 0;
         self.file = None;
         let now = Instant::now();
         if self
@@ -218,9 +224,8 @@ impl Writer {
     }
 
     fn rotate(&mut self) {
-        if let Some(mut f) = self.file.take() {
-            let _ = f.flush();
-        }
+        self.flush();
+        self.file = None;
         if self.max_files == 0 {
             let _ = std::fs::remove_file(&self.path);
         } else {
@@ -247,17 +252,24 @@ impl Writer {
         match r {
             Ok(()) => {
                 self.size += len;
-                self.counters.written.inc();
+                self.unflushed += 1;
             }
-            Err(e) => self.failed(&e),
+            Err(e) => {
+                self.unflushed += 1;
+                self.failed(&e);
+            }
         }
     }
 
+    /// Lines count as written once they are flushed to the file.
     fn flush(&mut self) {
-        if let Some(f) = self.file.as_mut()
-            && let Err(e) = f.flush()
-        {
-            self.failed(&e);
+        let Some(f) = self.file.as_mut() else { return };
+        match f.flush() {
+            Ok(()) => {
+                self.counters.written.inc_by(self.unflushed);
+                self.unflushed = 0;
+            }
+            Err(e) => self.failed(&e),
         }
     }
 

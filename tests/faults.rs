@@ -1,0 +1,159 @@
+//! Faults survived: the exporter killed with SIGKILL and restarted, a full
+//! disk under the prediction log, a broken rules file reloaded under load.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+use model_exporter::client::Client;
+
+#[test]
+fn sigkill_and_restart_on_the_same_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("events.sock");
+    let listen = format!("unix://{}", sock.display());
+    let e = Exporter::start_with(&["--events.listen", &listen], false);
+    let client = Client::unix_stream(&sock);
+    for _ in 0..100 {
+        client.inference("m").send();
+    }
+    e.wait_sample(
+        r#"model_requests_total{model="m",outcome="ok",version=""}"#,
+        100.0,
+    );
+    // No clean shutdown: the socket file stays behind.
+    unsafe { libc::kill(e.pid(), libc::SIGKILL) };
+    drop(e);
+    assert!(
+        sock.exists(),
+        "the killed exporter's socket file should remain"
+    );
+    // Events sent meanwhile are counted as errors by the client, not raised.
+    client.inference("m").send();
+    // A new exporter replaces the stale file and the client reconnects.
+    let e2 = Exporter::start_with(&["--events.listen", &listen], false);
+    let deadline = Instant::now() + PATIENCE;
+    while e2
+        .sample(r#"model_requests_total{model="again",outcome="ok",version=""}"#)
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the client never reconnected: {:?}",
+            client.stats()
+        );
+        client.inference("again").send();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(client.stats().errors >= 1);
+}
+
+#[test]
+fn a_full_disk_under_the_prediction_log_costs_nothing_else() {
+    // /dev/full fails every write with ENOSPC.
+    let e = Exporter::start(&[
+        "--prediction-log.path",
+        "/dev/full",
+        "--prediction-log.sample-ratio",
+        "1",
+    ]);
+    let payload: String = (0..2000)
+        .map(|i| format!("{{\"model\":\"m\",\"latency_ms\":{i}}}\n"))
+        .collect();
+    send_unix(&e.path("unix"), payload.as_bytes());
+    e.wait_sample(
+        r#"model_requests_total{model="m",outcome="ok",version=""}"#,
+        2000.0,
+    );
+    let deadline = Instant::now() + PATIENCE;
+    while e
+        .sample("model_exporter_prediction_log_errors_total")
+        .unwrap_or(0.0)
+        < 1.0
+    {
+        assert!(Instant::now() < deadline, "write errors were not counted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        e.sample("model_exporter_prediction_log_lines_total"),
+        Some(0.0)
+    );
+    // Every sampled line is accounted for: lost to the disk, or dropped.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let m = e.metrics();
+        let lost = sample(&m, "model_exporter_prediction_log_errors_total").unwrap_or(0.0)
+            + sample(&m, "model_exporter_prediction_log_dropped_total").unwrap_or(0.0);
+        if lost == 2000.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{lost} of 2000 lines accounted for"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(e.get("/-/healthy").0, 200);
+}
+
+#[test]
+fn a_broken_rules_file_reloaded_under_load_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    let good = "defaults: {evaluation_interval: 100ms, window: 1s}\ngroups:\n  - name: g\n    rules:\n      - alert: A\n        expr: error_rate > 5%\n";
+    std::fs::write(&rules, good).unwrap();
+    let e = Exporter::start(&[
+        "--config.file",
+        rules.to_str().unwrap(),
+        "--config.watch-interval",
+        "50ms",
+    ]);
+    let mut conn = UnixStream::connect(e.path("unix")).unwrap();
+    let line = b"{\"model\":\"load\",\"latency_ms\":3}\n".repeat(100);
+    let mut sent = 0u64;
+    for round in 0..60 {
+        conn.write_all(&line).unwrap();
+        sent += 100;
+        // Flip between a broken and a good file while events flow.
+        let text = if round % 2 == 0 {
+            "groups: [\n".to_owned()
+        } else {
+            good.replace("5%", &format!("{}%", 5 + round))
+        };
+        std::fs::write(&rules, text).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(conn);
+    e.wait_sample(
+        r#"model_requests_total{model="load",outcome="ok",version=""}"#,
+        sent as f64,
+    );
+    let m = e.metrics();
+    assert!(
+        sample(
+            &m,
+            r#"model_exporter_config_reloads_total{result="failure"}"#
+        )
+        .unwrap()
+            >= 1.0,
+        "{m}"
+    );
+    assert!(
+        sample(
+            &m,
+            r#"model_exporter_config_reloads_total{result="success"}"#
+        )
+        .unwrap()
+            >= 2.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"model_exporter_events_rejected_total{reason="invalid_json"}"#
+        ),
+        Some(0.0)
+    );
+}
