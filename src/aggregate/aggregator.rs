@@ -548,6 +548,26 @@ impl Aggregator {
                 continue;
             };
             let refs = self.store.references(&model).clone();
+            // The reference's cumulative shares at the histogram's bounds.
+            for (feature, reference) in &refs.features {
+                let Some(edges) = reference.edges() else {
+                    continue;
+                };
+                if crate::export::metrics::validate_buckets(edges).is_err() {
+                    continue;
+                }
+                let mut cdf = 0.0;
+                for (e, p) in edges.iter().zip(reference.proportions()) {
+                    cdf += p;
+                    let labels = BTreeMap::from([
+                        ("model".to_owned(), model.clone()),
+                        ("version".to_owned(), version.clone()),
+                        ("feature".to_owned(), feature.clone()),
+                        ("le".to_owned(), e.to_string()),
+                    ]);
+                    family(&mut fams, "model_feature_reference_cdf").push(&labels, cdf.min(1.0));
+                }
+            }
             let mut targets: Vec<(Option<String>, &Reference)> = w
                 .feature_names()
                 .into_iter()

@@ -200,6 +200,10 @@ pub const RULE_FAMILIES: &[(&str, &str)] = &[
         "Drift of the predictions' window from their reference, by method.",
     ),
     (
+        "model_feature_reference_cdf",
+        "Share of the reference at or below each bucket bound of model_feature_value (for fleet-wide drift in PromQL).",
+    ),
+    (
         "model_feedback_pending",
         "Predictions waiting for their label (feedback).",
     ),

@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use crate::config::{Config, Matchers, Rule, format_duration};
 use crate::rules::expr::Signal;
+use crate::rules::expr::{DriftMethod, DriftTarget, FeatureSel};
 
 /// The output format of `model-exporter rules export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -373,6 +374,26 @@ impl Query<'_> {
                 "time() - max by (model, version) ({})",
                 self.selector("model_trained_timestamp_seconds", &[])
             ),
+            // KS needs only cumulative shares, which Prometheus has: the
+            // feature histogram's buckets (the reference's edges) summed over
+            // the fleet, against the reference's own cumulative shares that
+            // each sidecar exports at the same `le` values.
+            Signal::Drift {
+                method: DriftMethod::Ks,
+                target: DriftTarget::Feature(sel),
+            } => {
+                let own: Vec<(&str, &str)> = match sel {
+                    FeatureSel::Named(n) => vec![("feature", n.as_str())],
+                    FeatureSel::All => vec![],
+                };
+                let by = "model, version, feature";
+                format!(
+                    "max by ({by}) (abs(sum by ({by}, le) ({}) / on ({by}) group_left sum by ({by}) ({}) - on ({by}, le) max by ({by}, le) ({})))",
+                    self.rate("model_feature_value_bucket", &own),
+                    self.rate("model_feature_value_count", &own),
+                    self.selector("model_feature_reference_cdf", &own)
+                )
+            }
             Signal::LatencyMax
             | Signal::PositiveRate
             | Signal::LowConfidenceRate
