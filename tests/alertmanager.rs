@@ -146,30 +146,6 @@ fn is_ours(a: &serde_json::Value) -> bool {
     a["labels"]["alertname"] == "HighLatency" && a["labels"]["model"] == "fraud"
 }
 
-fn promtool_check(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool not found: install the Debian package `prometheus` (.ci/run does)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "promtool failed:\n{report}\n{text}");
-    assert!(report.trim().is_empty(), "promtool reported:\n{report}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_reach_alertmanager_and_resolve() {
     let am = Alertmanager::start();
@@ -241,7 +217,7 @@ async fn alerts_reach_alertmanager_and_resolve() {
         "{text}"
     );
     assert!(text.contains("model_exporter_alertmanagers 1"), "{text}");
-    promtool_check(&text);
+    common::promtool_check_metrics(&text);
 }
 
 /// Through the real binary: errors make the exporter fire HighErrorRate and

@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -35,88 +33,6 @@ groups:
         for: 2s
         severity: critical
 ";
-
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prometheus {
-    fn start(targets: &[SocketAddr], rules: &Path) -> Prometheus {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
-        std::fs::write(
-            &config,
-            format!(
-                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
-                 rule_files: ['{}']\n\
-                 scrape_configs:\n  - job_name: model-exporter\n    static_configs:\n      - targets: [{}]\n",
-                rules.display(),
-                targets.join(", ")
-            ),
-        )
-        .unwrap();
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("prometheus not found: install the Debian package `prometheus` (.ci/run does)");
-        let p = Prometheus { child, addr, dir };
-        let deadline = Instant::now() + PATIENCE;
-        while std::net::TcpStream::connect(p.addr).is_err() || http_get(p.addr, "/-/ready").0 != 200
-        {
-            assert!(
-                Instant::now() < deadline,
-                "Prometheus not ready:\n{}",
-                p.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        p
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
-    }
-
-    /// The result vector of an instant query.
-    fn query(&self, q: &str) -> Vec<Value> {
-        let enc: String = q
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        let (status, _, body) = http_get(self.addr, &format!("/api/v1/query?query={enc}"));
-        assert_eq!(status, 200, "{q}: {body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        v["data"]["result"].as_array().unwrap().clone()
-    }
-}
 
 /// Alerts listed by /api/v1/alerts (the sidecar's and Prometheus' have the
 /// same shape).

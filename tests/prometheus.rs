@@ -4,39 +4,12 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prometheus {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
-    }
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 const RULES: &str = "
 defaults: {window: 10s, evaluation_interval: 1s, min_samples: 5}
@@ -49,46 +22,6 @@ groups:
         for: 2s
         severity: critical
 ";
-
-fn start_prometheus(target: SocketAddr, rules: &std::path::Path) -> Prometheus {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
-             rule_files: ['{}']\n\
-             scrape_configs:\n  - job_name: model-exporter\n    static_configs:\n      - targets: ['{target}']\n",
-            rules.display()
-        ),
-    )
-    .unwrap();
-    let addr = free_port();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address={addr}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("prometheus not found: install the Debian package `prometheus` (.ci/run does)");
-    let p = Prometheus { child, addr, dir };
-    let deadline = Instant::now() + PATIENCE;
-    while std::net::TcpStream::connect(p.addr).is_err() || http_get(p.addr, "/-/ready").0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus not ready:\n{}",
-            p.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    p
-}
 
 fn firing(body: &str) -> bool {
     let v: serde_json::Value = serde_json::from_str(body).unwrap();
@@ -124,7 +57,7 @@ fn prometheus_fires_the_exported_rule_like_the_sidecar() {
     );
 
     let e = Exporter::start(&["--config.file", rules.to_str().unwrap()]);
-    let prom = start_prometheus(e.web, &exported);
+    let prom = Prometheus::start(&[e.web], &exported);
 
     // Steady traffic with half of the requests failing, until both fire.
     let stop = Arc::new(AtomicBool::new(false));
@@ -198,7 +131,7 @@ fn prometheus_computes_feature_drift_from_the_histograms() {
     );
 
     let e = Exporter::start(&["--config.file", rules.to_str().unwrap()]);
-    let prom = start_prometheus(e.web, &exported);
+    let prom = Prometheus::start(&[e.web], &exported);
     // Ages 50 to 60 against a reference of 35 ± 10.
     let stop = Arc::new(AtomicBool::new(false));
     let sock = e.path("unix");

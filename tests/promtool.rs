@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::*;
 
 #[test]
@@ -27,25 +24,5 @@ fn promtool_accepts_the_exposition() {
     e.wait_sample(r#"model_exporter_events_received_total{type="log"}"#, 1.0);
     let text = e.metrics();
 
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool not found: install the Debian package `prometheus` (.ci/run does)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "promtool failed:\n{report}\n{text}");
-    assert!(report.trim().is_empty(), "promtool reported:\n{report}");
+    promtool_check_metrics(&text);
 }

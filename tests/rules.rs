@@ -153,8 +153,6 @@ fn post(e: &Exporter, path: &str) -> (u16, String, String) {
 
 #[test]
 fn promtool_accepts_the_exposition_with_rule_families() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules.yaml");
     std::fs::write(&rules, RULES).unwrap();
@@ -169,26 +167,7 @@ fn promtool_accepts_the_exposition_with_rule_families() {
         e.sample(series).is_some() && e.metrics().contains("model_alerts{")
     });
     let text = e.metrics();
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus) is needed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "{report}\n{text}"
-    );
+    promtool_check_metrics(&text);
 }
 
 /// A Kubernetes ConfigMap volume updates by swapping the `..data` symlink to

@@ -5,9 +5,11 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+
+use serde_json::Value;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -275,4 +277,119 @@ pub fn send_tcp(addr: &str, payload: &[u8]) {
 pub fn send_udp(addr: &str, payload: &[u8]) {
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     s.send_to(payload, addr).unwrap();
+}
+
+/// A real Prometheus (Debian package `prometheus`) scraping given targets
+/// every second and evaluating a rule file; killed when dropped.
+pub struct Prometheus {
+    child: Child,
+    /// Its HTTP address.
+    pub addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    /// Starts it and waits until it is ready.
+    pub fn start(targets: &[SocketAddr], rules: &Path) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+                 rule_files: ['{}']\n\
+                 scrape_configs:\n  - job_name: model-exporter\n    static_configs:\n      - targets: [{}]\n",
+                rules.display(),
+                targets.join(", ")
+            ),
+        )
+        .unwrap();
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus not found: install the Debian package `prometheus` (.ci/run does)");
+        let p = Prometheus { child, addr, dir };
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(p.addr).is_err() || http_get(p.addr, "/-/ready").0 != 200
+        {
+            assert!(
+                Instant::now() < deadline,
+                "Prometheus not ready:\n{}",
+                p.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p
+    }
+
+    /// What it logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// The result vector of an instant query.
+    /// The result vector of an instant query.
+    pub fn query(&self, q: &str) -> Vec<Value> {
+        let enc: String = q
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let (status, _, body) = http_get(self.addr, &format!("/api/v1/query?query={enc}"));
+        assert_eq!(status, 200, "{q}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["data"]["result"].as_array().unwrap().clone()
+    }
+}
+
+/// Runs `promtool check metrics` on an exposition and asserts it reports
+/// nothing.
+pub fn promtool_check_metrics(text: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool not found: install the Debian package `prometheus` (.ci/run does)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool failed:\n{report}\n{text}");
+    assert!(report.trim().is_empty(), "promtool reported:\n{report}");
 }
