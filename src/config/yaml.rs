@@ -121,9 +121,10 @@ pub fn parse(text: &str) -> Parsed {
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
         let m = e.marker();
+        let (line, column) = within(text, m.line().max(1), m.col() + 1);
         builder.errors.push(YamlError {
-            line: m.line().max(1),
-            column: m.col() + 1,
+            line,
+            column,
             message: format!("YAML syntax error: {}", e.info()),
         });
         builder.errors.sort_by_key(|e| (e.line, e.column));
@@ -140,6 +141,20 @@ pub fn parse(text: &str) -> Parsed {
             column: 1,
         })),
         errors: builder.errors,
+    }
+}
+
+/// Moves a position past the end of `text` to the end of its last line: the
+/// scanner reports an unexpected end of input one line below a last line
+/// that has no newline (and counts a lone `\r` as a line break).
+fn within(text: &str, line: usize, column: usize) -> (usize, usize) {
+    let lines: Vec<&str> = text.split('\n').collect();
+    match lines.get(line - 1) {
+        Some(l) => (line, column.min(l.chars().count() + 1)),
+        None => {
+            let last = lines.last().map_or(0, |l| l.chars().count());
+            (lines.len(), last + 1)
+        }
     }
 }
 
@@ -389,6 +404,22 @@ mod tests {
         let p = parse("a:\n\t- x\n");
         assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
         assert_eq!(p.errors[0].line, 2);
+    }
+
+    #[test]
+    fn an_unexpected_end_is_located_inside_the_file() {
+        let at = |text: &str| {
+            let p = parse(text);
+            assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+            (p.errors[0].line, p.errors[0].column)
+        };
+        // Without a final newline the scanner's position is one line down.
+        assert_eq!(at("{a"), (1, 3));
+        assert_eq!(at("x: 1\ny: [é"), (2, 6));
+        // With it, the empty line after the newline is the end.
+        assert_eq!(at("{a\n"), (2, 1));
+        // A lone CR is a line break to the scanner, not to the file's lines.
+        assert_eq!(at("\r\r{"), (1, 4));
     }
 
     #[test]

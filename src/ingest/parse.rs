@@ -641,6 +641,21 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_read_exactly() {
+        // The nearest double to the decimal written, not one ulp off.
+        let Body::Inference(i) = ok(r#"{"confidence":0.9638240513224593,"latency_ms":52.3}"#).body
+        else {
+            panic!()
+        };
+        assert_eq!(i.confidence, Some(0.963_824_051_322_459_3));
+        assert_eq!(i.latency_seconds, Some(52.3 / 1000.0));
+        assert_eq!(
+            ok(r#"{"ts":1700000000.123456}"#).ts,
+            Some(1_700_000_000.123_456)
+        );
+    }
+
+    #[test]
     fn blank_lines() {
         assert!(is_blank(b""));
         assert!(is_blank(b" \t\r"));

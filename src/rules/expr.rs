@@ -412,12 +412,19 @@ fn quantile_digits(q: f64) -> String {
     }
 }
 
-/// True when `name` can be written without quotes.
+/// True when `name` can be written without quotes and reads back as itself.
+/// An unquoted argument is read as a head, then after its first `.` a tail
+/// that must start with a letter, digit or `_`, so `a.` or `a.-b` need quotes.
 fn is_plain_name(name: &str) -> bool {
     let mut chars = name.chars();
     match chars.next() {
         Some(c) if c.is_ascii_alphanumeric() || c == '_' => {}
         _ => return false,
+    }
+    if let Some((_, tail)) = name.split_once('.')
+        && !tail.starts_with(is_name_start)
+    {
+        return false;
     }
     chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
@@ -1810,6 +1817,23 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    #[test]
+    fn class_names_with_a_dot_not_followed_by_a_name_round_trip() {
+        for class in ["_.-", "a.", "a..b", "a.-b", "a.b", "a.b.", "a-.b"] {
+            let e = Expr {
+                signal: Signal::ClassRate {
+                    class: class.into(),
+                },
+                op: CmpOp::Gt,
+                threshold: 0.0,
+            };
+            let shown = e.to_string();
+            assert_eq!(Expr::parse(&shown), Ok(e), "{shown}");
+        }
+        let shown = Expr::parse("class_rate(\"a.\") > 0").unwrap().to_string();
+        assert_eq!(shown, "class_rate(\"a.\") > 0");
     }
 
     #[test]
