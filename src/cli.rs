@@ -67,6 +67,39 @@ pub enum Command {
     /// Make a reference baseline from training data (CSV or JSON lines),
     /// against which the exporter measures drift. See docs/baseline.md.
     Baseline(BaselineArgs),
+    /// Send a fixed inference event to a running exporter's socket at a
+    /// given rate, and report what was sent and what the exporter counted,
+    /// with its CPU time and memory. For benchmarks; see bench/README.md.
+    Loadgen(LoadgenArgs),
+}
+
+/// Flags of `model-exporter loadgen`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadgenArgs {
+    /// The exporter's socket: unix:///PATH or unixgram:///PATH.
+    #[arg(long, value_name = "URL")]
+    pub target: ListenAddr,
+    /// Events per second over all connections (0: as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// How long to send.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Stream connections (datagram senders), one thread each.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub connections: u32,
+    /// The exporter's base URL, e.g. http://127.0.0.1:9877, to report the
+    /// events it received and rejected during the run.
+    #[arg(long = "metrics-url", value_name = "URL")]
+    pub metrics_url: Option<String>,
+    /// The exporter's process id, to report its CPU seconds and largest
+    /// resident memory during the run (Linux /proc).
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Bind the target socket and discard what arrives instead of sending
+    /// to an exporter: the do-nothing reader the exporter is compared with.
+    #[arg(long = "null-reader")]
+    pub null_reader: bool,
 }
 
 /// Flags of `model-exporter baseline`.

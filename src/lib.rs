@@ -32,6 +32,7 @@
 //! * [`cli`]: command-line flags and subcommands.
 //! * [`report`]: the text monitoring report of a running exporter.
 //! * [`demo`]: simulated traffic replaying classic failure stories.
+//! * [`loadgen`]: the load generator of `model-exporter loadgen`.
 //! * [`client`]: the client library for Rust model servers.
 //! * [`shutdown`]: the signal every task watches to stop cleanly.
 //! * [`clock`]: the time source, injected so that windows and durations are
@@ -46,6 +47,7 @@ pub mod config;
 pub mod demo;
 pub mod export;
 pub mod ingest;
+pub mod loadgen;
 pub mod report;
 pub mod rules;
 pub mod server;

@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         Some(Command::Demo(args)) => demo(args),
         Some(Command::Rules { command }) => rules(command),
         Some(Command::Baseline(args)) => baseline(args),
+        Some(Command::Loadgen(args)) => loadgen(args),
         Some(Command::Run(args)) => run(*args),
         None => run(cli.run),
     }
@@ -230,6 +231,29 @@ fn demo(args: model_exporter::cli::DemoArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("model-exporter demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `model-exporter loadgen`: runs the load and prints its figures.
+fn loadgen(args: model_exporter::cli::LoadgenArgs) -> ExitCode {
+    let options = model_exporter::loadgen::LoadgenOptions {
+        target: args.target,
+        rate: args.rate,
+        duration: args.duration,
+        connections: args.connections,
+        metrics_url: args.metrics_url,
+        pid: args.pid,
+        null_reader: args.null_reader,
+    };
+    match model_exporter::loadgen::run(&options) {
+        Ok(report) => {
+            print!("{}", report.render());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("model-exporter loadgen: {e}");
             ExitCode::FAILURE
         }
     }

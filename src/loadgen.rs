@@ -1,0 +1,553 @@
+//! `model-exporter loadgen`: a load generator for a running exporter.
+//!
+//! It sends one fixed inference event (the example of docs/events.md: three
+//! features) over a Unix stream or datagram socket, at a given rate or flat
+//! out, for a given time, and reports what it sent. Given the exporter's
+//! metrics URL it also reports what the exporter counted as received and
+//! rejected, and given its pid, the CPU time and resident memory the
+//! exporter used meanwhile (from `/proc`).
+//!
+//! Streams use blocking sockets and large writes (many lines per write), so
+//! a slow exporter slows the sender down instead of losing events; datagrams
+//! are sent non-blocking, one event each, and a full socket queue counts as
+//! a drop, as a model server's client would see it.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::ingest::ListenAddr;
+
+/// The event sent: the inference example of docs/events.md.
+pub const EVENT: &str = r#"{"model":"fraud","version":"v3","id":"r-17","latency_ms":52.3,"ok":true,"prediction":1,"confidence":0.91,"features":{"age":35,"income":51000,"amount":120.5}}"#;
+
+/// Lines per write on a stream when sending flat out.
+const LINES_PER_WRITE: usize = 256;
+
+/// What to send where.
+#[derive(Debug, Clone)]
+pub struct LoadgenOptions {
+    /// `unix://` or `unixgram://` socket of the exporter.
+    pub target: ListenAddr,
+    /// Events per second over all connections; 0 sends flat out.
+    pub rate: u64,
+    /// How long to send.
+    pub duration: Duration,
+    /// Stream connections (or datagram senders), each on its own thread.
+    pub connections: u32,
+    /// The exporter's base URL (`http://127.0.0.1:PORT`), to read its counts.
+    pub metrics_url: Option<String>,
+    /// The exporter's pid, to read its CPU time and memory from `/proc`.
+    pub pid: Option<u32>,
+    /// Instead of sending to an exporter, bind the target and discard what
+    /// arrives (a do-nothing reader to compare the exporter with); the
+    /// report then counts what this reader received.
+    pub null_reader: bool,
+}
+
+/// Figures of one run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadgenReport {
+    /// Events written (or sent as datagrams) successfully.
+    pub sent: u64,
+    /// Datagrams refused because the socket queue was full.
+    pub drops: u64,
+    /// Wall time of sending.
+    pub seconds: f64,
+    /// Events the exporter counted as received during the run
+    /// (`model_exporter_events_received_total`, every type).
+    pub received: Option<u64>,
+    /// Events the exporter rejected during the run.
+    pub rejected: Option<u64>,
+    /// Wall time from the first send until the exporter had counted
+    /// everything it was going to count.
+    pub drained_seconds: Option<f64>,
+    /// CPU seconds (user + system) the exporter used during the run.
+    pub cpu_seconds: Option<f64>,
+    /// Largest resident set of the exporter seen during the run, in bytes.
+    pub max_rss_bytes: Option<u64>,
+    /// Events the do-nothing reader received (`null_reader`).
+    pub null_received: Option<u64>,
+}
+
+impl LoadgenReport {
+    /// The report as `name value` lines, easy to read by scripts.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut line = |k: &str, v: String| {
+            out.push_str(k);
+            out.push(' ');
+            out.push_str(&v);
+            out.push('\n');
+        };
+        let per_s = |n: u64, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+        line("sent_events", self.sent.to_string());
+        line("send_seconds", format!("{:.3}", self.seconds));
+        line(
+            "sent_per_second",
+            format!("{:.0}", per_s(self.sent, self.seconds)),
+        );
+        line("send_drops", self.drops.to_string());
+        if let Some(n) = self.null_received {
+            line("null_reader_received", n.to_string());
+            line(
+                "null_reader_per_second",
+                format!("{:.0}", per_s(n, self.seconds)),
+            );
+        }
+        if let Some(r) = self.received {
+            line("exporter_received", r.to_string());
+            if let Some(d) = self.drained_seconds {
+                line("exporter_drained_seconds", format!("{d:.3}"));
+                line(
+                    "exporter_received_per_second",
+                    format!("{:.0}", per_s(r, d)),
+                );
+            }
+        }
+        if let Some(r) = self.rejected {
+            line("exporter_rejected", r.to_string());
+        }
+        if let Some(c) = self.cpu_seconds {
+            line("exporter_cpu_seconds", format!("{c:.3}"));
+            if let Some(r) = self.received {
+                line(
+                    "exporter_events_per_cpu_second",
+                    format!("{:.0}", per_s(r, c)),
+                );
+            }
+        }
+        if let Some(m) = self.max_rss_bytes {
+            line("exporter_max_rss_bytes", m.to_string());
+        }
+        out
+    }
+}
+
+/// Runs the load and returns its figures.
+pub fn run(options: &LoadgenOptions) -> Result<LoadgenReport, String> {
+    let (path, datagram) = match &options.target {
+        ListenAddr::Unix(p) => (p.clone(), false),
+        ListenAddr::Unixgram(p) => (p.clone(), true),
+        other => {
+            return Err(format!(
+                "{other}: only unix:// and unixgram:// targets are supported"
+            ));
+        }
+    };
+    if options.connections == 0 {
+        return Err("--connections must be at least 1".into());
+    }
+    let null = if options.null_reader {
+        Some(NullReader::start(&path, datagram)?)
+    } else {
+        None
+    };
+    let before = match &options.metrics_url {
+        Some(url) => Some(scrape_counts(url)?),
+        None => None,
+    };
+    let cpu_before = options.pid.map(cpu_seconds).transpose()?;
+    let rss = options.pid.map(RssSampler::start);
+
+    let started = Instant::now();
+    let deadline = started + options.duration;
+    let per_conn_rate = options.rate as f64 / f64::from(options.connections);
+    let mut senders = Vec::new();
+    for _ in 0..options.connections {
+        let path = path.clone();
+        senders.push(std::thread::spawn(move || {
+            if datagram {
+                send_datagrams(&path, per_conn_rate, deadline)
+            } else {
+                send_stream(&path, per_conn_rate, deadline)
+            }
+        }));
+    }
+    let mut report = LoadgenReport::default();
+    let mut first_error = None;
+    for s in senders {
+        match s.join() {
+            Ok(Ok((sent, drops))) => {
+                report.sent += sent;
+                report.drops += drops;
+            }
+            Ok(Err(e)) => first_error = first_error.or(Some(e)),
+            Err(_) => first_error = first_error.or(Some("a sender thread failed".into())),
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    if let (Some(url), Some(before)) = (&options.metrics_url, before) {
+        // Wait until the exporter has counted everything sent, or its count
+        // stops moving (datagrams may have been lost), within a bound.
+        let wait_until = Instant::now() + Duration::from_secs(30);
+        let mut last = scrape_counts(url)?;
+        let mut last_change = Instant::now();
+        while Instant::now() < wait_until {
+            let received = last.0.saturating_sub(before.0) + last.1.saturating_sub(before.1);
+            if received >= report.sent || last_change.elapsed() > Duration::from_millis(500) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            let now = scrape_counts(url)?;
+            if now != last {
+                last = now;
+                last_change = Instant::now();
+            }
+        }
+        report.drained_seconds = Some(started.elapsed().as_secs_f64());
+        report.received = Some(last.0.saturating_sub(before.0));
+        report.rejected = Some(last.1.saturating_sub(before.1));
+    }
+    if let (Some(pid), Some(b)) = (options.pid, cpu_before) {
+        report.cpu_seconds = Some(cpu_seconds(pid)? - b);
+    }
+    if let Some(r) = rss {
+        report.max_rss_bytes = r.stop();
+    }
+    if let Some(n) = null {
+        report.null_received = Some(n.stop());
+    }
+    Ok(report)
+}
+
+/// `n` copies of the event, one per line.
+fn lines(n: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(n * (EVENT.len() + 1));
+    for _ in 0..n {
+        buf.extend_from_slice(EVENT.as_bytes());
+        buf.push(b'\n');
+    }
+    buf
+}
+
+/// How many events should have been sent after `elapsed` at `rate`.
+fn due(rate: f64, elapsed: Duration) -> u64 {
+    (rate * elapsed.as_secs_f64()) as u64
+}
+
+fn send_stream(path: &Path, rate: f64, deadline: Instant) -> Result<(u64, u64), String> {
+    let mut conn =
+        UnixStream::connect(path).map_err(|e| format!("cannot connect to {path:?}: {e}"))?;
+    let chunk = lines(LINES_PER_WRITE);
+    let line = EVENT.len() + 1;
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while Instant::now() < deadline {
+        let n = if rate > 0.0 {
+            let behind = due(rate, started.elapsed()).saturating_sub(sent);
+            if behind == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            behind.min(LINES_PER_WRITE as u64) as usize
+        } else {
+            LINES_PER_WRITE
+        };
+        conn.write_all(&chunk[..n * line])
+            .map_err(|e| format!("writing to {path:?}: {e}"))?;
+        sent += n as u64;
+    }
+    Ok((sent, 0))
+}
+
+fn send_datagrams(path: &Path, rate: f64, deadline: Instant) -> Result<(u64, u64), String> {
+    let sock = UnixDatagram::unbound().map_err(|e| e.to_string())?;
+    sock.connect(path)
+        .map_err(|e| format!("cannot connect to {path:?}: {e}"))?;
+    sock.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let (mut sent, mut drops) = (0u64, 0u64);
+    // Checking the clock costs about as much as a send; do it every 64.
+    'outer: loop {
+        let n = if rate > 0.0 {
+            let behind = due(rate, started.elapsed()).saturating_sub(sent + drops);
+            if behind == 0 {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            behind.min(64)
+        } else {
+            64
+        };
+        for _ in 0..n {
+            match sock.send(EVENT.as_bytes()) {
+                Ok(_) => sent += 1,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => drops += 1,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => drops += 1,
+                Err(e) => return Err(format!("sending to {path:?}: {e}")),
+            }
+        }
+        if Instant::now() >= deadline {
+            break 'outer;
+        }
+    }
+    Ok((sent, drops))
+}
+
+/// `(received, rejected)`: sums of the exporter's event counters.
+fn scrape_counts(base: &str) -> Result<(u64, u64), String> {
+    let text = http_get(base, "/metrics")?;
+    Ok(counts(&text))
+}
+
+/// Sums `model_exporter_events_received_total` and
+/// `model_exporter_events_rejected_total` over their labels.
+fn counts(text: &str) -> (u64, u64) {
+    let (mut received, mut rejected) = (0u64, 0u64);
+    for line in text.lines() {
+        let rest = |name: &str| {
+            line.strip_prefix(name)
+                .filter(|r| r.starts_with(['{', ' ']))
+                .is_some()
+        };
+        let target = if rest("model_exporter_events_received_total") {
+            &mut received
+        } else if rest("model_exporter_events_rejected_total") {
+            &mut rejected
+        } else {
+            continue;
+        };
+        if let Some(v) = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+        {
+            *target += v as u64;
+        }
+    }
+    (received, rejected)
+}
+
+/// A plain HTTP/1.0 GET of `path` under `base` (`http://HOST:PORT`).
+fn http_get(base: &str, path: &str) -> Result<String, String> {
+    let host = base
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{base:?}: only http:// URLs are supported"))?
+        .trim_end_matches('/');
+    let mut s = TcpStream::connect(host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let raw = String::from_utf8_lossy(&raw);
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| "malformed HTTP response".to_owned())?;
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        return Err(format!("{base}{path} answered {status}"));
+    }
+    Ok(body.to_owned())
+}
+
+/// User plus system CPU seconds of process `pid` (fields 14 and 15 of
+/// `/proc/PID/stat`).
+pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    // The command name is in parentheses and may hold spaces.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, a)| a)
+        .ok_or_else(|| format!("{path}: unexpected format"))?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // `after` starts at field 3 (state); utime is field 14, stime 15.
+    let ticks = |i: usize| -> Result<u64, String> {
+        fields
+            .get(i - 3)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| format!("{path}: unexpected format"))
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as f64 } else { 100.0 };
+    Ok((ticks(14)? + ticks(15)?) as f64 / hz)
+}
+
+/// Resident set of process `pid` in bytes (`VmRSS` of `/proc/PID/status`).
+pub fn rss_bytes(pid: u32) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| format!("{path}: no VmRSS"))
+}
+
+/// Samples a process's RSS every 100 ms, keeping the largest.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    max: Arc<AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> RssSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let max = Arc::new(AtomicU64::new(0));
+        let (s, m) = (stop.clone(), max.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Ok(r) = rss_bytes(pid) {
+                    m.fetch_max(r, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        RssSampler { stop, max, thread }
+    }
+
+    fn stop(self) -> Option<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        Some(self.max.load(Ordering::Relaxed)).filter(|m| *m > 0)
+    }
+}
+
+/// A reader that binds the target and discards what arrives, counting
+/// events (newlines on a stream, datagrams on a datagram socket).
+struct NullReader {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl NullReader {
+    fn start(path: &Path, datagram: bool) -> Result<NullReader, String> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let count = Arc::new(AtomicU64::new(0));
+        let bind_err = |e: io::Error| format!("cannot bind {path:?}: {e}");
+        let (s, c) = (stop.clone(), count.clone());
+        let thread = if datagram {
+            let sock = UnixDatagram::bind(path).map_err(bind_err)?;
+            sock.set_read_timeout(Some(Duration::from_millis(50)))
+                .map_err(|e| e.to_string())?;
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                while !s.load(Ordering::Relaxed) {
+                    if sock.recv(&mut buf).is_ok() {
+                        c.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        } else {
+            let listener = std::os::unix::net::UnixListener::bind(path).map_err(bind_err)?;
+            listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+            std::thread::spawn(move || {
+                let mut readers = Vec::new();
+                while !s.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((mut conn, _)) => {
+                            let (s, c) = (s.clone(), c.clone());
+                            readers.push(std::thread::spawn(move || {
+                                let _ = conn.set_read_timeout(Some(Duration::from_millis(50)));
+                                let mut buf = vec![0u8; 64 * 1024];
+                                while !s.load(Ordering::Relaxed) {
+                                    match conn.read(&mut buf) {
+                                        Ok(0) => break,
+                                        Ok(n) => {
+                                            let lines =
+                                                buf[..n].iter().filter(|&&b| b == b'\n').count();
+                                            c.fetch_add(lines as u64, Ordering::Relaxed);
+                                        }
+                                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                                        Err(e)
+                                            if matches!(
+                                                e.kind(),
+                                                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                                            ) => {}
+                                        Err(_) => break,
+                                    }
+                                }
+                            }));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+                for r in readers {
+                    let _ = r.join();
+                }
+            })
+        };
+        Ok(NullReader {
+            path: path.to_owned(),
+            stop,
+            count,
+            thread,
+        })
+    }
+
+    fn stop(self) -> u64 {
+        // Let the last datagrams and bytes in flight arrive.
+        std::thread::sleep(Duration::from_millis(200));
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        let _ = std::fs::remove_file(&self.path);
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_sum_over_labels() {
+        let text = "# HELP x\nmodel_exporter_events_received_total{type=\"inference\"} 10\nmodel_exporter_events_received_total{type=\"log\"} 2\nmodel_exporter_events_rejected_total{reason=\"too_long\"} 3\nmodel_exporter_events_received_totalx 7\nmodel_exporter_events_received_total{type=\"model\"} 1e400\nother 5\n";
+        assert_eq!(counts(text), (12, 3));
+    }
+
+    #[test]
+    fn event_parses() {
+        assert!(crate::ingest::parse::parse_event(EVENT.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn own_process_figures() {
+        let pid = std::process::id();
+        assert!(cpu_seconds(pid).unwrap() >= 0.0);
+        assert!(rss_bytes(pid).unwrap() > 0);
+        assert!(cpu_seconds(u32::MAX).is_err());
+    }
+
+    #[test]
+    fn due_events() {
+        assert_eq!(due(1000.0, Duration::from_millis(1500)), 1500);
+        assert_eq!(due(0.0, Duration::from_secs(5)), 0);
+    }
+
+    #[test]
+    fn null_reader_counts_a_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("null.sock");
+        let report = run(&LoadgenOptions {
+            target: ListenAddr::Unix(path.clone()),
+            rate: 2000,
+            duration: Duration::from_millis(300),
+            connections: 2,
+            metrics_url: None,
+            pid: None,
+            null_reader: true,
+        })
+        .unwrap();
+        assert!(report.sent > 0);
+        assert_eq!(report.null_received, Some(report.sent));
+        assert!(!path.exists());
+    }
+}
