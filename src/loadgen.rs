@@ -13,7 +13,6 @@
 //! a drop, as a model server's client would see it.
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -297,7 +296,7 @@ fn send_datagrams(path: &Path, rate: f64, deadline: Instant) -> Result<(u64, u64
 
 /// `(received, rejected)`: sums of the exporter's event counters.
 fn scrape_counts(base: &str) -> Result<(u64, u64), String> {
-    let text = http_get(base, "/metrics")?;
+    let text = crate::report::http_get(base, "/metrics")?;
     Ok(counts(&text))
 }
 
@@ -328,29 +327,6 @@ fn counts(text: &str) -> (u64, u64) {
         }
     }
     (received, rejected)
-}
-
-/// A plain HTTP/1.0 GET of `path` under `base` (`http://HOST:PORT`).
-fn http_get(base: &str, path: &str) -> Result<String, String> {
-    let host = base
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{base:?}: only http:// URLs are supported"))?
-        .trim_end_matches('/');
-    let mut s = TcpStream::connect(host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let raw = String::from_utf8_lossy(&raw);
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| "malformed HTTP response".to_owned())?;
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    if status != "200" {
-        return Err(format!("{base}{path} answered {status}"));
-    }
-    Ok(body.to_owned())
 }
 
 /// User plus system CPU seconds of process `pid` (fields 14 and 15 of

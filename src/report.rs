@@ -9,15 +9,22 @@ use serde_json::Value;
 
 /// Fetches `/api/v1/summary` from the exporter at `base` (plain HTTP).
 pub fn fetch(base: &str) -> Result<Value, String> {
+    let body = http_get(base, "/api/v1/summary")?;
+    serde_json::from_str(&body).map_err(|e| format!("invalid JSON from {base}/api/v1/summary: {e}"))
+}
+
+/// A plain HTTP/1.0 GET of `path` under `base` (`http://HOST:PORT[/PREFIX]`);
+/// the body of a 200 response.
+pub fn http_get(base: &str, path: &str) -> Result<String, String> {
     let rest = base
         .strip_prefix("http://")
         .ok_or_else(|| format!("{base:?}: only http:// URLs are supported"))?;
     let (host, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     let prefix = prefix.trim_end_matches('/');
     let path = if prefix.is_empty() {
-        "/api/v1/summary".to_owned()
+        path.to_owned()
     } else {
-        format!("/{prefix}/api/v1/summary")
+        format!("/{prefix}{path}")
     };
     let mut s = TcpStream::connect(host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))
@@ -33,7 +40,7 @@ pub fn fetch(base: &str) -> Result<Value, String> {
     if status != "200" {
         return Err(format!("{base}{path} answered {status}"));
     }
-    serde_json::from_str(body).map_err(|e| format!("invalid JSON from {base}{path}: {e}"))
+    Ok(body.to_owned())
 }
 
 fn pct(v: &Value) -> String {
