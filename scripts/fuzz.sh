@@ -9,7 +9,7 @@
 # which lets stable rustc accept them. Install the runner once with
 # `cargo install cargo-fuzz`. Crashes are written to
 # fuzz/artifacts/TARGET/; replay one with
-#   RUSTC_BOOTSTRAP=1 cargo fuzz run TARGET fuzz/artifacts/TARGET/crash-...
+#   fuzz/target/x86_64-unknown-linux-gnu/release/TARGET fuzz/artifacts/TARGET/crash-...
 # The corpora (fuzz/corpus/) are kept between runs and not committed.
 # Not part of CI: the property tests in tests/properties.rs are.
 set -euo pipefail
@@ -41,13 +41,20 @@ printf '\x08\x03{"a":1}\nlong line here\n\nx' > corpus/framing/lines.bin
 printf '%s' '{"format":"model-exporter-baseline","version":1,"created_at":"2026-11-01T00:00:00.000Z","source":"t.csv","rows":10,"features":{"age":{"type":"numeric","count":8,"missing":2,"missing_rate":0.2,"mean":30.0,"std":5.0,"min":20.0,"max":40.0,"edges":[20.0,30.0,40.0],"proportions":[0.0,0.5,0.5,0.0]},"c":{"type":"categorical","count":10,"missing":0,"missing_rate":0.0,"categories":{"DE":0.5,"US":0.3},"other":0.2}}}' \
   > corpus/baseline/sample.json
 
+# Build every target once, then run the binaries: `cargo fuzz run` would
+# rebuild the library for each target (its build script reruns in a git
+# worktree, where .git/HEAD is not a file).
+echo "== building the fuzz targets"
+cargo fuzz build -O
+bin="target/$(rustc -vV | sed -n 's/^host: //p')/release"
+
 status=0
 for t in "${targets[@]}"; do
   echo "== fuzz $t for ${seconds}s"
-  mkdir -p target
+  mkdir -p "artifacts/$t"
   rc=0
-  cargo fuzz run -O "$t" -- -max_total_time="$seconds" -max_len=4096 \
-    >"target/fuzz-$t.log" 2>&1 || rc=$?
+  "$bin/$t" -artifact_prefix="artifacts/$t/" -max_total_time="$seconds" -max_len=4096 \
+    "corpus/$t" >"target/fuzz-$t.log" 2>&1 || rc=$?
   grep -E '^(Done|SUMMARY)|panicked|Test unit written' "target/fuzz-$t.log" || true
   if [ "$rc" -ne 0 ]; then
     echo "== $t: FAILED (log: fuzz/target/fuzz-$t.log, input: fuzz/artifacts/$t/)"

@@ -650,7 +650,10 @@ fn check_config(text: &str) -> Result<(), TestCaseError> {
         return Ok(());
     };
     prop_assert!(!errors.0.is_empty(), "rejected without an error");
-    let lines: Vec<usize> = text.split('\n').map(|l| l.chars().count()).collect();
+    let lines: Vec<usize> = config::yaml::lines(text)
+        .iter()
+        .map(|l| l.chars().count())
+        .collect();
     for e in &errors.0 {
         prop_assert_eq!(&e.file, "rules.yaml");
         prop_assert!(!e.message.is_empty());

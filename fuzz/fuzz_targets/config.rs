@@ -11,7 +11,10 @@ fuzz_target!(|text: &str| {
         return;
     };
     assert!(!errors.0.is_empty());
-    let lines: Vec<usize> = text.split('\n').map(|l| l.chars().count()).collect();
+    let lines: Vec<usize> = config::yaml::lines(text)
+        .iter()
+        .map(|l| l.chars().count())
+        .collect();
     for e in &errors.0 {
         if e.line == 0 {
             assert_eq!(e.column, 0, "{e}");

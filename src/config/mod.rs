@@ -264,7 +264,10 @@ pub fn load(file_name: &str, text: &str) -> Result<Config, ConfigErrors> {
     let parsed = yaml::parse(text);
     let mut cx = Cx {
         file: file_name,
-        lines: text.lines().map(|l| l.chars().collect()).collect(),
+        lines: yaml::lines(text)
+            .into_iter()
+            .map(|l| l.chars().collect())
+            .collect(),
         errors: Vec::new(),
     };
     for e in parsed.errors {
@@ -1776,6 +1779,20 @@ unknown_top: 1
         std::fs::write(&bad, "groups: 1\n").expect("write");
         let e = load_file(&bad).expect_err("bad");
         assert_eq!(e.0[0].file, bad.display().to_string());
+    }
+
+    #[test]
+    fn a_lone_carriage_return_ends_a_line() {
+        // YAML counts a lone CR as a line break; positions inside scalars
+        // are looked up in the same lines.
+        let text = "groups:\r  - name: g\r    rules:\r      - expr: p99(latency) > 5 x\r";
+        assert_errors(
+            text,
+            &[
+                (4, 9, "missing required key 'alert'"),
+                (4, 32, "unknown unit 'x'"),
+            ],
+        );
     }
 
     #[test]

@@ -144,11 +144,26 @@ pub fn parse(text: &str) -> Parsed {
     }
 }
 
+/// The lines of `text` as YAML counts them, and so as every position is
+/// given: `\r\n`, `\n` and a lone `\r` each end a line. A final line break
+/// is followed by one empty line, where the end of the input is.
+pub fn lines(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(['\r', '\n']) {
+        out.push(&rest[..i]);
+        let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+        rest = &rest[i + skip..];
+    }
+    out.push(rest);
+    out
+}
+
 /// Moves a position past the end of `text` to the end of its last line: the
 /// scanner reports an unexpected end of input one line below a last line
-/// that has no newline (and counts a lone `\r` as a line break).
+/// that has no line break.
 fn within(text: &str, line: usize, column: usize) -> (usize, usize) {
-    let lines: Vec<&str> = text.split('\n').collect();
+    let lines = lines(text);
     match lines.get(line - 1) {
         Some(l) => (line, column.min(l.chars().count() + 1)),
         None => {
@@ -418,8 +433,9 @@ mod tests {
         assert_eq!(at("x: 1\ny: [é"), (2, 6));
         // With it, the empty line after the newline is the end.
         assert_eq!(at("{a\n"), (2, 1));
-        // A lone CR is a line break to the scanner, not to the file's lines.
-        assert_eq!(at("\r\r{"), (1, 4));
+        // A lone CR is a line break, as in YAML.
+        assert_eq!(at("\r\r{"), (3, 2));
+        assert_eq!(lines("a\r\nb\rc\n"), ["a", "b", "c", ""]);
     }
 
     #[test]
