@@ -21,15 +21,7 @@ groups:
 
 #[test]
 fn the_report_matches_the_events_sent() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.yaml");
-    std::fs::write(&rules, RULES).unwrap();
-    let e = Exporter::start(&[
-        "--config.file",
-        rules.to_str().unwrap(),
-        "--history.resolution",
-        "200ms",
-    ]);
+    let e = Exporter::start_with_rules(RULES, &["--history.resolution", "200ms"]);
     // 100 requests of the fraud model: latencies 10..=1000 ms in steps of
     // 10, every tenth failing, predictions 0/1 with 20% positive,
     // confidence 0.8 (10% of them 0.3, below the 0.5 threshold).

@@ -37,16 +37,11 @@ fn send_errors(e: &Exporter, n: usize) {
 
 #[test]
 fn an_alert_fires_is_exported_and_survives_a_bad_reload() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.yaml");
-    std::fs::write(&rules, RULES).unwrap();
-    let e = Exporter::start(&[
-        "--config.file",
-        rules.to_str().unwrap(),
-        "--web.enable-lifecycle",
-        "--config.watch-interval",
-        "100ms",
-    ]);
+    let e = Exporter::start_with_rules(
+        RULES,
+        &["--web.enable-lifecycle", "--config.watch-interval", "100ms"],
+    );
+    let rules = e.rules_path();
     let firing = r#"model_alerts{alertname="HighErrorRate",alertstate="firing",model="fraud",severity="critical",version=""}"#;
     wait_until("the alert to fire", || {
         send_errors(&e, 10);
@@ -116,15 +111,8 @@ fn an_alert_fires_is_exported_and_survives_a_bad_reload() {
 
 #[test]
 fn sighup_reloads_and_lifecycle_is_off_by_default() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.yaml");
-    std::fs::write(&rules, RULES).unwrap();
-    let e = Exporter::start(&[
-        "--config.file",
-        rules.to_str().unwrap(),
-        "--config.watch-interval",
-        "0",
-    ]);
+    let e = Exporter::start_with_rules(RULES, &["--config.watch-interval", "0"]);
+    let rules = e.rules_path();
     assert_eq!(post(&e, "/-/reload").0, 403);
     std::fs::write(&rules, RULES.replace("HighErrorRate", "Renamed")).unwrap();
     unsafe { libc::kill(e.pid(), libc::SIGHUP) };
@@ -153,10 +141,7 @@ fn post(e: &Exporter, path: &str) -> (u16, String, String) {
 
 #[test]
 fn promtool_accepts_the_exposition_with_rule_families() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.yaml");
-    std::fs::write(&rules, RULES).unwrap();
-    let e = Exporter::start(&["--config.file", rules.to_str().unwrap()]);
+    let e = Exporter::start_with_rules(RULES, &[]);
     let series =
         r#"model_window_latency_seconds{model="fraud",percentile="p99",version="",window="2s"}"#;
     wait_until("windowed gauges", || {

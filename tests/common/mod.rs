@@ -42,10 +42,30 @@ impl Exporter {
         Self::start_with(extra, true)
     }
 
+    /// Starts the exporter with listeners of every transport and these
+    /// rules, written to `rules.yaml` in its directory (so a test can change
+    /// them there later).
+    pub fn start_with_rules(rules: &str, extra: &[&str]) -> Exporter {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.yaml");
+        std::fs::write(&path, rules).unwrap();
+        let mut args = vec!["--config.file", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Self::start_in(dir, &args, true)
+    }
+
+    /// Where [`Exporter::start_with_rules`] wrote the rules.
+    pub fn rules_path(&self) -> PathBuf {
+        self.dir.path().join("rules.yaml")
+    }
+
     /// Starts the exporter; with `all_listeners`, one of each transport in a
     /// temporary directory is added to `extra`.
     pub fn start_with(extra: &[&str], all_listeners: bool) -> Exporter {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), extra, all_listeners)
+    }
+
+    fn start_in(dir: tempfile::TempDir, extra: &[&str], all_listeners: bool) -> Exporter {
         let mut args: Vec<String> = vec![
             "--web.listen-address".into(),
             "127.0.0.1:0".into(),
