@@ -586,7 +586,12 @@ impl Aggregator {
                         None => DriftTarget::Prediction,
                     };
                     let signal = Signal::Drift { method, target };
-                    for win in &windows {
+                    // Feature rings span only the windows feature rules read.
+                    let span = match feature {
+                        Some(_) => self.store.spec().feature_span,
+                        None => self.store.spec().span,
+                    };
+                    for win in windows.iter().filter(|w| **w <= span) {
                         let r = w.read(&signal, None, *win, now, self.store.model_cfg(&model));
                         let Some(v) = r.value else { continue };
                         let mut labels = BTreeMap::from([
@@ -1099,7 +1104,7 @@ mod tests {
     fn evaluation_publishes_every_family() {
         let config = crate::config::load(
             "t.yaml",
-            "defaults: {min_samples: 1}\nmodels:\n  fraud:\n    features:\n      amount: {mean: 100, std: 50}\ngroups:\n  - name: g\n    rules:\n      - alert: A\n        expr: accuracy < 99%\n",
+            "defaults: {min_samples: 1}\nmodels:\n  fraud:\n    features:\n      amount: {mean: 100, std: 50}\ngroups:\n  - name: g\n    rules:\n      - alert: A\n        expr: accuracy < 99%\n      - alert: B\n        expr: accuracy < 1%\n        window: 1h\n",
         )
         .unwrap();
         let m = Metrics::new(&Buckets::default()).unwrap();
@@ -1132,6 +1137,10 @@ mod tests {
         ] {
             assert!(t.contains(want), "missing {want}\n{t}");
         }
+        // The 1 h window is read by a feedback rule only: the feature rings
+        // do not span it, so no feature drift is exported for it.
+        assert!(t.contains(r#"model_window_accuracy{model="fraud",version="v1",window="1h"} 0"#));
+        assert!(!t.contains(r#"model_feature_drift{feature="amount",method="psi",model="fraud",version="v1",window="1h"}"#), "{t}");
     }
 
     #[test]

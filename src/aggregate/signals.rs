@@ -6,12 +6,15 @@
 //! over a window is the merge of the slices covering it.
 //!
 //! Memory per model version, with slices of width `w` and a span `S` (the
-//! longest rule window): `S/w + 1` slices of each ring. Counts take 64 bytes
-//! a slice, moments 40; the latency sketch ring, which is the large one
-//! (about 5 KiB a slice for latencies between 1 ms and 10 s), only spans the
-//! longest window of a latency rule. With the built-in rules (w = 10 s,
-//! S = 1 h, latency span 5 min) a model version with 10 features takes about
-//! 0.6 MiB.
+//! longest rule window): `S/w + 1` slices of each ring. Counts take 8 bytes
+//! a counter a slice, moments 40; the latency sketch ring, which is the large
+//! one (about 5 KiB a slice for latencies between 1 ms and 10 s), only spans
+//! the longest window of a latency rule, and the per-feature rings only the
+//! longest window of a rule reading features. With the built-in rules
+//! (w = 10 s, S = 1 h, latency span 5 min, feature span 15 min) a model
+//! version takes about 0.3 MiB plus about 6 KiB a numeric feature (twice
+//! that with a reference to bin against); docs/performance.md has the
+//! measured figures.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -57,6 +60,10 @@ pub struct WindowSpec {
     pub span: Duration,
     /// Longest window of a latency rule (the sketch ring is sized by it).
     pub latency_span: Duration,
+    /// Longest window of a rule reading features (their statistics, quality
+    /// or drift): the span of the per-feature rings, which are the bulk of a
+    /// model version's memory when it has many features.
+    pub feature_span: Duration,
 }
 
 impl WindowSpec {
@@ -77,6 +84,22 @@ impl WindowSpec {
             .max()
             .unwrap_or(default)
             .max(default);
+        let feature_span = rules
+            .clone()
+            .filter(|r| {
+                matches!(
+                    r.expr.signal,
+                    Signal::FeatureStat { .. }
+                        | Signal::Drift {
+                            target: DriftTarget::Feature(_),
+                            ..
+                        }
+                )
+            })
+            .map(|r| r.window)
+            .max()
+            .unwrap_or(default)
+            .max(default);
         let latency_span = rules
             .filter(|r| {
                 matches!(
@@ -93,11 +116,16 @@ impl WindowSpec {
             slice,
             span,
             latency_span,
+            feature_span,
         }
     }
 
     fn ring<T: Slice>(&self) -> SlidingWindow<T> {
         SlidingWindow::new(self.slice, self.span)
+    }
+
+    fn feature_ring<T: Slice>(&self) -> SlidingWindow<T> {
+        SlidingWindow::new(self.slice, self.feature_span)
     }
 }
 
@@ -221,8 +249,8 @@ fn from_baseline(f: &FeatureBaseline) -> Option<Reference> {
 impl FeatureWindows {
     fn new(spec: &WindowSpec) -> Self {
         FeatureWindows {
-            values: spec.ring(),
-            counts: spec.ring(),
+            values: spec.feature_ring(),
+            counts: spec.feature_ring(),
             bins: None,
             learning: Vec::new(),
             learned: None,
@@ -364,7 +392,7 @@ impl ModelWindows {
             if let Some(b) = bin {
                 let spec = self.spec;
                 f.bins
-                    .get_or_insert_with(|| spec.ring())
+                    .get_or_insert_with(|| spec.feature_ring())
                     .current_mut(now)
                     .add(b, 1);
             }
@@ -684,6 +712,11 @@ impl WindowStore {
         }
     }
 
+    /// The shapes of the rings, from the current rules.
+    pub fn spec(&self) -> WindowSpec {
+        self.spec
+    }
+
     /// The references of `model` (its own entry, else `"*"`).
     pub fn references(&self, model: &str) -> &Arc<ModelReferences> {
         self.refs
@@ -853,5 +886,34 @@ impl crate::rules::eval::SignalSource for WindowStore {
             Some(w) => w.read(signal, feature, window, now, self.model_cfg(model)),
             None => Reading::NONE,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rings_span_only_the_windows_their_rules_read() {
+        // Built-in rules: accuracy over 1 h, feature drift over 15 m,
+        // latency and the rest over the 5 m default.
+        let spec = WindowSpec::for_config(&Config::default_rules());
+        assert_eq!(spec.slice, Duration::from_secs(10));
+        assert_eq!(spec.span, Duration::from_secs(3600));
+        assert_eq!(spec.feature_span, Duration::from_secs(900));
+        assert_eq!(spec.latency_span, Duration::from_secs(300));
+        let mut w = ModelWindows::new(spec, Arc::default());
+        let i = match crate::ingest::parse::parse_event(br#"{"features":{"a":1}}"#)
+            .unwrap()
+            .body
+        {
+            crate::ingest::event::Body::Inference(i) => i,
+            other => panic!("not an inference: {other:?}"),
+        };
+        w.record(&i, &ModelConfig::default(), 10, 1000.0);
+        let f = &w.features["a"];
+        assert_eq!(f.values.slice_count(), 91);
+        assert_eq!(f.counts.slice_count(), 91);
+        assert_eq!(w.counts.slice_count(), 361);
     }
 }
