@@ -621,6 +621,7 @@ mod tests {
             (b"{\"resources\":{\"cpu_percent\":101}}", InvalidValue),
             (b"{\"ts\":\"yesterday\"}", InvalidValue),
             (b"{\"ts\":-5}", InvalidValue),
+            (b"{\"ts\":\"1969-12-31T23:59:59Z\"}", InvalidValue),
             (b"{\"type\":\"log\",\"level\":\"loud\"}", InvalidValue),
             (b"{\"type\":\"metric\"}", UnknownType),
             (b"{\"type\":\"feedback\",\"id\":\"x\"}", MissingField),

@@ -6,7 +6,8 @@
 ///
 /// Accepts `T`, `t` or a space between date and time, optional fractional
 /// seconds, and `Z`, `z` or a `±HH:MM` offset. Returns `None` for anything
-/// else, including out-of-range fields.
+/// else, including out-of-range fields and times before the epoch (as a
+/// negative number of seconds is refused in the same fields).
 pub fn parse_rfc3339(s: &str) -> Option<f64> {
     let b = s.as_bytes();
     if b.len() < 20 {
@@ -72,7 +73,7 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
     };
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    Some(secs as f64 + frac)
+    (secs >= 0).then_some(secs as f64 + frac)
 }
 
 /// Formats seconds since the epoch as RFC 3339 in UTC with milliseconds,
@@ -152,7 +153,7 @@ mod tests {
             ("2026-11-01T02:00:00+02:00", 1_793_491_200.0),
             ("2026-10-31T22:30:00-01:30", 1_793_491_200.0),
             ("2026-11-01 00:00:00.25z", 1_793_491_200.25),
-            ("1969-12-31T23:59:59Z", -1.0),
+            ("1970-01-01T01:00:00+01:00", 0.0),
         ];
         for (s, want) in cases {
             assert_eq!(parse_rfc3339(s), Some(*want), "{s}");
@@ -184,6 +185,10 @@ mod tests {
             "2026-11-01T00:00:00Zjunk",
             "2026/11/01T00:00:00Z",
             "２０２６-11-01T00:00:00Z",
+            // Before the epoch, like a negative number of seconds.
+            "1969-12-31T23:59:59Z",
+            "1970-01-01T00:59:59+01:00",
+            "0001-01-01T00:00:00Z",
         ] {
             assert_eq!(parse_rfc3339(s), None, "{s}");
         }
