@@ -543,7 +543,7 @@ mod tests {
     }
 
     /// Rules that read no `time_since_last_event`, with windows of 1m.
-    const SHORT: &str = "defaults: {window: 1m, evaluation_interval: 10s, min_samples: 1}\ngroups:\n  - name: g\n    rules:\n      - alert: Errors\n        expr: error_rate > 50%\n        keep_firing_for: 30s\n";
+    pub(super) const SHORT: &str = "defaults: {window: 1m, evaluation_interval: 10s, min_samples: 1}\ngroups:\n  - name: g\n    rules:\n      - alert: Errors\n        expr: error_rate > 50%\n        keep_firing_for: 30s\n";
 
     #[test]
     fn a_version_frees_its_place_once_its_windows_are_dropped() {
@@ -650,5 +650,46 @@ mod tests {
         let t = text(&m);
         assert!(!t.contains(r#"version="v1""#), "{t}");
         assert!(a.store.series().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod store_tests {
+    use crate::aggregate::signals::WindowStore;
+    use crate::ingest::parse::parse_event;
+    use crate::rules::eval::SignalSource;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_joined_label_keeps_a_versions_windows() {
+        let config = crate::config::load("t.yaml", super::tests::SHORT).unwrap();
+        let mut s = WindowStore::new(Arc::new(config), 100);
+        let record = |s: &mut WindowStore, line: &str, t: f64| {
+            s.record(&parse_event(line.as_bytes()).unwrap(), t)
+        };
+        let t0 = 1000.0;
+        record(
+            &mut s,
+            r#"{"model":"m","version":"v1","id":"a","prediction":1}"#,
+            t0,
+        );
+        record(&mut s, r#"{"model":"m","version":"v2","prediction":1}"#, t0);
+        record(
+            &mut s,
+            r#"{"type":"feedback","model":"m","id":"a","actual":1}"#,
+            t0 + 50.0,
+        );
+        // Windows of 1m and slices of 6s: v2 is empty 66s after its event.
+        assert!(s.expire(10.0, t0 + 65.0).is_empty());
+        assert_eq!(
+            s.expire(10.0, t0 + 70.0),
+            [("m".to_owned(), "v2".to_owned())]
+        );
+        // v1's label, joined at t0 + 50, is still in its window.
+        assert_eq!(s.series(), [("m".to_owned(), "v1".to_owned())]);
+        // A ttl longer than the windows decides.
+        assert!(s.expire(200.0, t0 + 150.0).is_empty());
+        assert_eq!(s.expire(10.0, t0 + 150.0).len(), 1);
+        assert!(s.series().is_empty());
     }
 }
