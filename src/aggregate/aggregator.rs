@@ -156,8 +156,8 @@ struct ModelHandles {
     last_event: Option<Gauge>,
     /// When an event of this version last arrived (aggregator clock).
     seen: f64,
-    /// No cached handle was used before this: a lower bound of every
-    /// stamp, so that an expiry sweep skips the version until it is due.
+    /// At or before every stamp of this version's handles (a lower bound),
+    /// so that an expiry sweep skips the version until something is due.
     oldest: f64,
     /// Its series expired (`--metrics.ttl`); the entry only keeps the
     /// version's place under `--limits.versions` until its windows are
