@@ -476,6 +476,16 @@ pub struct RunArgs {
     )]
     pub feature_buckets: Vec<f64>,
 
+    /// Forget series that received no event for this long, like
+    /// statsd_exporter's ttl (0: never). See docs/metrics.md.
+    #[arg(
+        long = "metrics.ttl",
+        env = "MODEL_EXPORTER_METRICS_TTL",
+        default_value = "0",
+        value_parser = parse_duration
+    )]
+    pub metrics_ttl: Duration,
+
     /// Least severe log level written.
     #[arg(long = "log.level", env = "MODEL_EXPORTER_LOG_LEVEL", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
@@ -646,6 +656,7 @@ mod tests {
         assert_eq!(r.socket_mode, 0o660);
         assert_eq!(r.telemetry_path, "/metrics");
         assert_eq!(r.buckets(), Buckets::default());
+        assert_eq!(r.metrics_ttl, Duration::ZERO);
         assert_eq!(
             r.ingest_options().idle_timeout,
             Some(Duration::from_secs(600))
@@ -666,8 +677,11 @@ mod tests {
             "--metrics.feature-buckets=-1,0,1",
             "--log.format",
             "json",
+            "--metrics.ttl",
+            "90s",
         ])
         .unwrap();
+        assert_eq!(cli.run.metrics_ttl, Duration::from_secs(90));
         assert_eq!(cli.run.events_listen.len(), 2);
         assert_eq!(cli.run.socket_mode, 0o600);
         assert_eq!(cli.run.ingest_options().idle_timeout, None);

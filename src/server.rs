@@ -124,6 +124,7 @@ pub async fn run_with_clock(
     agg.set_reemit_logs(args.log_model_events);
     agg.set_history(args.history_resolution, args.history_retention);
     agg.set_feedback(args.feedback_ttl, args.feedback_capacity);
+    agg.set_ttl(args.metrics_ttl);
     let api = agg.api();
     let notifier = if args.alertmanager_urls.is_empty() {
         None

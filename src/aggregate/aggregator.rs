@@ -24,6 +24,8 @@ use crate::rules::eval::{AlertState, Engine, Evaluation, SignalSource};
 use crate::rules::expr::{DriftMethod, DriftTarget, FeatureSel, Signal};
 use crate::rules::notify::{self, NotifierHandle};
 
+mod expiry;
+
 /// A batch of events, as one listener read produced them.
 pub type Batch = Vec<Event>;
 
@@ -74,16 +76,31 @@ impl Default for Limits {
     }
 }
 
+/// A cached handle, and when an event last used it (aggregator clock), so
+/// that `--metrics.ttl` can forget it.
+struct Kept<V> {
+    v: V,
+    seen: f64,
+}
+
+/// Entries of a capped map that hold a place under its cap: all but the
+/// [`OVERFLOW_LABEL`] entry.
+fn occupied<V>(map: &HashMap<String, V>) -> usize {
+    map.len() - usize::from(map.contains_key(OVERFLOW_LABEL))
+}
+
 /// Looks up `key`, creating its entry with `make` unless the map is full, in
-/// which case the [`OVERFLOW_LABEL`] entry is used.
+/// which case the [`OVERFLOW_LABEL`] entry is used. The entry is stamped
+/// with `now`.
 fn capped<'m, V>(
-    map: &'m mut HashMap<String, V>,
+    map: &'m mut HashMap<String, Kept<V>>,
     key: &str,
     cap: usize,
     dropped: (&Metrics, &str),
+    now: f64,
     make: impl FnOnce(&str) -> V,
 ) -> &'m mut V {
-    let key = if map.contains_key(key) || map.len() < cap {
+    let key = if map.contains_key(key) || occupied(map) < cap {
         key
     } else {
         dropped
@@ -94,9 +111,17 @@ fn capped<'m, V>(
         OVERFLOW_LABEL
     };
     if !map.contains_key(key) {
-        map.insert(key.to_owned(), make(key));
+        map.insert(
+            key.to_owned(),
+            Kept {
+                v: make(key),
+                seen: now,
+            },
+        );
     }
-    map.get_mut(key).expect("inserted above")
+    let k = map.get_mut(key).expect("inserted above");
+    k.seen = now;
+    &mut k.v
 }
 
 struct FeatureHandles {
@@ -105,29 +130,43 @@ struct FeatureHandles {
     value: Option<Histogram>,
     missing: Option<IntCounter>,
     invalid: [Option<IntCounter>; 3],
-    categories: HashMap<String, IntCounter>,
+    categories: HashMap<String, Kept<IntCounter>>,
 }
+
+/// `model_log_events_total` of one component, by level, each with when it
+/// was last used.
+type LevelCounters = [Option<(IntCounter, f64)>; 5];
 
 /// Cached handles of one (model, version).
 struct ModelHandles {
     labels: [String; 2],
     requests: Option<(IntCounter, IntCounter)>,
-    errors: HashMap<String, IntCounter>,
+    errors: HashMap<String, Kept<IntCounter>>,
     duration: Option<Histogram>,
     prediction: Option<Histogram>,
     confidence: Option<Histogram>,
-    classes: HashMap<String, IntCounter>,
-    features: HashMap<String, FeatureHandles>,
-    counters: HashMap<String, Counter>,
+    classes: HashMap<String, Kept<IntCounter>>,
+    features: HashMap<String, Kept<FeatureHandles>>,
+    counters: HashMap<String, Kept<Counter>>,
     resources: Option<(Gauge, Gauge)>,
-    /// Per log component: its label value and a counter per level.
-    logs: HashMap<String, (String, [Option<IntCounter>; 5])>,
+    /// Per log component: its label value and a counter per level, each
+    /// with when it was last used.
+    logs: HashMap<String, Kept<(String, LevelCounters)>>,
     feedback: Option<IntCounter>,
-    last_event: Gauge,
+    last_event: Option<Gauge>,
+    /// When an event of this version last arrived (aggregator clock).
+    seen: f64,
+    /// At or before every stamp of this version's handles (a lower bound),
+    /// so that an expiry sweep skips the version until something is due.
+    oldest: f64,
+    /// Its series expired (`--metrics.ttl`); the entry only keeps the
+    /// version's place under `--limits.versions` until its windows are
+    /// dropped too, and comes back to life with the next event.
+    expired: bool,
 }
 
 impl ModelHandles {
-    fn new(m: &Metrics, model: &str, version: &str) -> Self {
+    fn new(model: &str, version: &str, now: f64) -> Self {
         ModelHandles {
             labels: [model.to_owned(), version.to_owned()],
             requests: None,
@@ -141,7 +180,10 @@ impl ModelHandles {
             resources: None,
             logs: HashMap::new(),
             feedback: None,
-            last_event: m.last_event.with_label_values(&[model, version]),
+            last_event: None,
+            seen: now,
+            oldest: now,
+            expired: false,
         }
     }
 
@@ -176,6 +218,11 @@ pub struct Aggregator {
     notifier: Option<(NotifierHandle, String)>,
     reemit_logs: bool,
     history: History,
+    /// `--metrics.ttl`: series without events for this long are forgotten.
+    ttl: Option<Duration>,
+    /// The rule signals last published, kept with a ttl only, to publish
+    /// again when versions expire between evaluations.
+    last_signals: Vec<crate::rules::eval::SignalValue>,
 }
 
 impl Aggregator {
@@ -204,6 +251,8 @@ impl Aggregator {
             notifier: None,
             reemit_logs: false,
             history: History::new(Duration::from_secs(10), Duration::from_secs(3600)),
+            ttl: None,
+            last_signals: Vec::new(),
         };
         a.publish(&Evaluation::default());
         a
@@ -213,6 +262,17 @@ impl Aggregator {
     /// `resolution`, for `retention`.
     pub fn set_history(&mut self, resolution: Duration, retention: Duration) {
         self.history = History::new(resolution, retention);
+    }
+
+    /// Forgets series that received no event for `ttl` (zero: never, the
+    /// default); see [`expiry`](self::expiry) for what goes when.
+    pub fn set_ttl(&mut self, ttl: Duration) {
+        self.ttl = (!ttl.is_zero()).then_some(ttl);
+        if self.ttl.is_some() {
+            for label in expiry::LABELS {
+                self.metrics.series_expired.with_label_values(&[label]);
+            }
+        }
     }
 
     /// Writes the model's `log` events into the exporter's own log (target
@@ -282,7 +342,7 @@ impl Aggregator {
             Body::Feedback(_) | Body::Model(_) => {}
         }
         match self.models.get(&event.model) {
-            None if self.models.len() >= limits.models => {
+            None if occupied(&self.models) >= limits.models => {
                 self.metrics
                     .series_dropped
                     .with_label_values(&["model"])
@@ -290,7 +350,8 @@ impl Aggregator {
                 event.model = OVERFLOW_LABEL.to_owned();
             }
             Some(versions)
-                if !versions.contains_key(&event.version) && versions.len() >= limits.versions =>
+                if !versions.contains_key(&event.version)
+                    && occupied(versions) >= limits.versions =>
             {
                 self.metrics
                     .series_dropped
@@ -311,17 +372,22 @@ impl Aggregator {
     }
 
     /// How often, in real time, [`Aggregator::evaluate`] should run: the
-    /// rules' interval, shortened by the clock's speed.
+    /// rules' interval (or a quarter of `--metrics.ttl` if shorter, so that
+    /// series go at most a quarter late), shortened by the clock's speed.
     pub fn tick(&self) -> Duration {
-        self.engine
-            .tick()
-            .div_f64(self.clock.speed())
+        let mut tick = self.engine.tick();
+        if let Some(ttl) = self.ttl {
+            tick = tick.min(ttl / 4);
+        }
+        tick.div_f64(self.clock.speed())
             .max(Duration::from_millis(1))
     }
 
-    /// Evaluates the rules that are due and publishes the results.
+    /// Forgets expired series, then evaluates the rules that are due and
+    /// publishes the results.
     pub fn evaluate(&mut self) -> Evaluation {
         let now = self.clock.now();
+        let forgot = self.expire(now);
         self.store.expire_feedback(now);
         self.count_feedback();
         let started = std::time::Instant::now();
@@ -355,6 +421,14 @@ impl Aggregator {
             self.metrics
                 .rule_evaluation_duration
                 .set(started.elapsed().as_secs_f64());
+        } else if forgot {
+            // The gauges of versions just forgotten go now.
+            let again = Evaluation {
+                alerts: ev.alerts.clone(),
+                signals: std::mem::take(&mut self.last_signals),
+                ..Evaluation::default()
+            };
+            self.publish(&again);
         }
         ev
     }
@@ -418,6 +492,9 @@ impl Aggregator {
         );
         for s in &ev.signals {
             signals.push(&s.labels, s.value);
+        }
+        if self.ttl.is_some() {
+            self.last_signals = ev.signals.clone();
         }
         let mut families = vec![alerts.finish(), signals.finish()];
         families.extend(self.window_families(now));
@@ -514,7 +591,13 @@ impl Aggregator {
                 .expect("family is listed");
             &mut fams[i].1
         }
-        for (model, version) in self.store.series() {
+        let series: Vec<(String, String)> = self
+            .store
+            .series()
+            .into_iter()
+            .filter(|(m, v)| self.live(m, v))
+            .collect();
+        for (model, version) in series.clone() {
             let mv = BTreeMap::from([
                 ("model".to_owned(), model.clone()),
                 ("version".to_owned(), version.clone()),
@@ -543,7 +626,7 @@ impl Aggregator {
                 }
             }
         }
-        for (model, version) in self.store.series() {
+        for (model, version) in series {
             let Some(w) = self.store.get(&model, &version) else {
                 continue;
             };
@@ -613,6 +696,9 @@ impl Aggregator {
             }
         }
         for (model, version, n) in self.store.feedback_pending() {
+            if !self.live(&model, &version) {
+                continue;
+            }
             let labels =
                 BTreeMap::from([("model".to_owned(), model), ("version".to_owned(), version)]);
             family(&mut fams, "model_feedback_pending").push(&labels, n as f64);
@@ -629,8 +715,11 @@ impl Aggregator {
         }
         let metrics = &self.metrics;
         let limits = &self.limits;
-        let h = handles(&mut self.models, metrics, &event.model, &event.version);
-        h.last_event.set(ts);
+        let h = handles(&mut self.models, &event.model, &event.version, now);
+        if h.last_event.is_none() {
+            h.last_event = Some(metrics.last_event.with_label_values(&h.mv()));
+        }
+        h.last_event.as_ref().expect("set above").set(ts);
         match event.body {
             Body::Inference(i) => inference(
                 metrics,
@@ -691,33 +780,37 @@ fn reemit(model: &str, version: &str, l: &LogLine) {
     }
 }
 
-/// The cached handles of (model, version), created on first use.
+/// The cached handles of (model, version), created on first use (or after
+/// they expired), stamped with `now`.
 fn handles<'a>(
     models: &'a mut HashMap<String, HashMap<String, ModelHandles>>,
-    metrics: &Metrics,
     model: &str,
     version: &str,
+    now: f64,
 ) -> &'a mut ModelHandles {
     if !models.contains_key(model) {
         models.insert(model.to_owned(), HashMap::new());
     }
     let versions = models.get_mut(model).expect("inserted above");
     if !versions.contains_key(version) {
-        versions.insert(
-            version.to_owned(),
-            ModelHandles::new(metrics, model, version),
-        );
+        versions.insert(version.to_owned(), ModelHandles::new(model, version, now));
     }
-    versions.get_mut(version).expect("inserted above")
+    let h = versions.get_mut(version).expect("inserted above");
+    if h.expired {
+        *h = ModelHandles::new(model, version, now);
+    }
+    h.seen = now;
+    h
 }
 
 fn feature_handles<'h>(
     metrics: &Metrics,
     limits: &Limits,
-    h: &'h mut HashMap<String, FeatureHandles>,
+    h: &'h mut HashMap<String, Kept<FeatureHandles>>,
     name: &str,
+    now: f64,
 ) -> &'h mut FeatureHandles {
-    capped(h, name, limits.features, (metrics, "feature"), |n| {
+    capped(h, name, limits.features, (metrics, "feature"), now, |n| {
         FeatureHandles {
             name: n.to_owned(),
             value: None,
@@ -736,6 +829,7 @@ fn inference(
     h: &mut ModelHandles,
     i: Inference,
 ) {
+    let now = h.seen;
     let [model, version] = &h.labels;
     let mv = [model.as_str(), version.as_str()];
     let (ok, err) = h.requests.get_or_insert_with(|| {
@@ -754,6 +848,7 @@ fn inference(
             class,
             limits.errors,
             (metrics, "error"),
+            now,
             |c| metrics.request_errors.with_label_values(&[mv[0], mv[1], c]),
         )
         .inc();
@@ -768,12 +863,15 @@ fn inference(
             .prediction
             .get_or_insert_with(|| metrics.prediction_value.with_label_values(&mv))
             .observe(*p),
-        Some(Outcome::Class(c)) => {
-            capped(&mut h.classes, c, limits.classes, (metrics, "class"), |c| {
-                metrics.predictions.with_label_values(&[mv[0], mv[1], c])
-            })
-            .inc()
-        }
+        Some(Outcome::Class(c)) => capped(
+            &mut h.classes,
+            c,
+            limits.classes,
+            (metrics, "class"),
+            now,
+            |c| metrics.predictions.with_label_values(&[mv[0], mv[1], c]),
+        )
+        .inc(),
         None => {}
     }
     if let Some(c) = i.confidence {
@@ -782,7 +880,7 @@ fn inference(
             .observe(c);
     }
     for (name, value) in &i.features {
-        let f = feature_handles(metrics, limits, &mut h.features, name);
+        let f = feature_handles(metrics, limits, &mut h.features, name, now);
         let labels = [mv[0], mv[1], f.name.as_str()];
         let quality = check(value, cfg.features.get(name));
         if let Quality::Invalid(reason, _) = quality {
@@ -807,6 +905,7 @@ fn inference(
                 c,
                 limits.categories,
                 (metrics, "category"),
+                now,
                 |c| {
                     metrics
                         .feature_category
@@ -833,7 +932,7 @@ fn inference(
     }
     for (name, spec) in &cfg.features {
         if spec.required && !i.features.iter().any(|(n, _)| n == name) {
-            let f = feature_handles(metrics, limits, &mut h.features, name);
+            let f = feature_handles(metrics, limits, &mut h.features, name, now);
             let labels = [mv[0], mv[1], f.name.as_str()];
             f.missing
                 .get_or_insert_with(|| metrics.feature_missing.with_label_values(&labels))
@@ -846,6 +945,7 @@ fn inference(
             name,
             limits.counters,
             (metrics, "counter"),
+            now,
             |n| metrics.counter.with_label_values(&[mv[0], mv[1], n]),
         )
         .inc_by(*v);
@@ -869,21 +969,25 @@ fn inference(
 }
 
 fn log(metrics: &Metrics, limits: &Limits, h: &mut ModelHandles, l: LogLine) {
+    let now = h.seen;
     let [model, version] = &h.labels;
     let (component, levels) = capped(
         &mut h.logs,
         &l.component,
         limits.components,
         (metrics, "component"),
+        now,
         |c| (c.to_owned(), Default::default()),
     );
-    levels[l.level as usize]
-        .get_or_insert_with(|| {
+    let (counter, seen) = levels[l.level as usize].get_or_insert_with(|| {
+        let c =
             metrics
                 .log_events
-                .with_label_values(&[model, version, l.level.as_str(), component])
-        })
-        .inc();
+                .with_label_values(&[model, version, l.level.as_str(), component]);
+        (c, now)
+    });
+    *seen = now;
+    counter.inc();
 }
 
 /// Starts the aggregator on its own thread. It applies batches and

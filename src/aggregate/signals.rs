@@ -222,6 +222,8 @@ pub struct ModelWindows {
     refs: Arc<ModelReferences>,
     prediction_bins: SlidingWindow<BinCounts>,
     last_event: f64,
+    /// The last time anything was recorded (an event or a joined label).
+    last_write: f64,
     trained_at: Option<f64>,
 }
 
@@ -288,6 +290,7 @@ impl ModelWindows {
             resources: std::array::from_fn(|_| spec.ring()),
             quality: spec.ring(),
             last_event: f64::NEG_INFINITY,
+            last_write: f64::NEG_INFINITY,
             trained_at: None,
         }
     }
@@ -295,6 +298,7 @@ impl ModelWindows {
     /// Notes that the model sent something at `now`.
     pub fn touch(&mut self, now: f64) {
         self.last_event = self.last_event.max(now);
+        self.last_write = self.last_write.max(now);
     }
 
     /// Records when this version was trained.
@@ -310,6 +314,7 @@ impl ModelWindows {
         cfg: &ModelConfig,
         now: f64,
     ) {
+        self.last_write = self.last_write.max(now);
         self.quality
             .current_mut(now)
             .record(prediction, actual, cfg.positive_threshold);
@@ -853,6 +858,44 @@ impl WindowStore {
     /// The windows of one model version, if it sent anything.
     pub fn get(&self, model: &str, version: &str) -> Option<&ModelWindows> {
         self.models.get(model)?.get(version)
+    }
+
+    /// Drops the windows of model versions that recorded nothing for
+    /// `idle` seconds and that no rule can read anything from any more
+    /// (nothing recorded within the longest rule window and one slice).
+    /// While a rule reads `time_since_last_event`, the newest version of
+    /// each model (by last event) is kept, so that a model that went silent
+    /// altogether keeps being reported silent. Returns the versions dropped.
+    pub fn expire(&mut self, idle: f64, now: f64) -> Vec<(String, String)> {
+        let empty_after = (self.spec.span + self.spec.slice).as_secs_f64();
+        let cutoff = now - idle.max(empty_after);
+        let keep_newest = self
+            .config
+            .groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .any(|r| r.expr.signal == Signal::TimeSinceLastEvent);
+        let mut dropped = Vec::new();
+        for (model, versions) in &mut self.models {
+            // Cheap when nothing is due: one comparison per version.
+            if versions.values().all(|w| w.last_write > cutoff) {
+                continue;
+            }
+            let newest = versions
+                .values()
+                .map(|w| w.last_event)
+                .fold(f64::NEG_INFINITY, f64::max);
+            versions.retain(|version, w| {
+                let keep = w.last_write > cutoff
+                    || (keep_newest && newest.is_finite() && w.last_event >= newest);
+                if !keep {
+                    dropped.push((model.clone(), version.clone()));
+                }
+                keep
+            });
+        }
+        self.models.retain(|_, versions| !versions.is_empty());
+        dropped
     }
 }
 

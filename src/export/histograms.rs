@@ -71,6 +71,20 @@ impl HistogramFamily {
     }
 }
 
+impl HistogramFamily {
+    /// Removes several members in one pass over the family.
+    pub fn remove_all(&self, hs: &[Histogram]) {
+        if hs.is_empty() {
+            return;
+        }
+        let ids: std::collections::HashSet<u64> = hs.iter().map(|h| h.desc()[0].id).collect();
+        self.members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|m| !ids.contains(&m.desc()[0].id));
+    }
+}
+
 impl Collector for HistogramFamily {
     fn desc(&self) -> Vec<&Desc> {
         self.desc.iter().collect()
@@ -128,5 +142,8 @@ mod tests {
         fam.remove(&a);
         let after = registry.gather();
         assert_eq!(after[0].get_metric().len(), 1);
+        let c = fam.member(&["m", "c"], &[1.0]);
+        fam.remove_all(&[b, c]);
+        assert!(registry.gather().is_empty());
     }
 }

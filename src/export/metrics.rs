@@ -100,6 +100,8 @@ pub struct Metrics {
     pub events_rejected: IntCounterVec,
     /// `model_exporter_series_dropped_total{label}`.
     pub series_dropped: IntCounterVec,
+    /// `model_exporter_series_expired_total{label}` (`--metrics.ttl`).
+    pub series_expired: IntCounterVec,
     /// `model_exporter_event_batches_total`.
     pub batches: IntCounter,
     /// `model_exporter_connections_open{transport}`.
@@ -393,6 +395,12 @@ impl Metrics {
                 &r,
                 "model_exporter_series_dropped_total",
                 "Events whose label value was past a cap and was counted under __other__ (or cut, for label_length), by label.",
+                &["label"],
+            ),
+            series_expired: counter(
+                &r,
+                "model_exporter_series_expired_total",
+                "Label values forgotten, with every series carrying them, after receiving no event for --metrics.ttl, by label.",
                 &["label"],
             ),
             batches: reg(
