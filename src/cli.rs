@@ -310,6 +310,26 @@ pub struct RunArgs {
     )]
     pub feedback_capacity: usize,
 
+    /// Directory where the state (windows, alert states, feedback awaiting
+    /// its join) is saved, so that a restart resumes it; off when not
+    /// given. See docs/storage.md.
+    #[arg(
+        long = "storage.path",
+        env = "MODEL_EXPORTER_STORAGE_PATH",
+        value_name = "DIR"
+    )]
+    pub storage_path: Option<PathBuf>,
+
+    /// How often the state is saved to --storage.path (0: only at
+    /// shutdown); it is always saved at shutdown too.
+    #[arg(
+        long = "storage.snapshot-interval",
+        env = "MODEL_EXPORTER_STORAGE_SNAPSHOT_INTERVAL",
+        default_value = "30s",
+        value_parser = parse_duration
+    )]
+    pub storage_snapshot_interval: Duration,
+
     /// Distinct models; more are counted under __other__.
     #[arg(long = "limits.models", env = "MODEL_EXPORTER_LIMITS_MODELS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub limit_models: u32,
