@@ -670,6 +670,27 @@ mod tests {
             r.ingest_options().idle_timeout,
             Some(Duration::from_secs(600))
         );
+        assert_eq!(r.storage_path, None);
+        assert_eq!(r.storage_snapshot_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn storage_flags() {
+        let cli = Cli::try_parse_from([
+            "model-exporter",
+            "--storage.path",
+            "/var/lib/model-exporter",
+            "--storage.snapshot-interval=0",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.run.storage_path,
+            Some(PathBuf::from("/var/lib/model-exporter"))
+        );
+        assert_eq!(cli.run.storage_snapshot_interval, Duration::ZERO);
+        assert!(
+            Cli::try_parse_from(["model-exporter", "--storage.snapshot-interval", "30"]).is_err()
+        );
     }
 
     #[test]
