@@ -397,8 +397,13 @@ impl ModelWindows {
             // Bins against a learned reference travel with it; bins against a
             // configured one only while it is unchanged.
             let configured = cx.refs.features.contains_key(&name);
+            let usable = if configured {
+                cx.same_refs
+            } else {
+                f.learned.is_some()
+            };
             match fs.bins {
-                Some(b) if !configured || cx.same_refs => {
+                Some(b) if usable => {
                     let ring = f.bins.get_or_insert_with(|| spec.ring());
                     put(ring, Some(b), now, || what("drift bins"), report);
                 }
@@ -408,7 +413,7 @@ impl ModelWindows {
         }
         if bins_dropped {
             report.drop_note(format!(
-                "{}: drift bins (the configured references changed)",
+                "{}: drift bins (their reference changed or is missing)",
                 cx.label
             ));
         }
@@ -777,7 +782,7 @@ groups:
         b.restore(through_json(&a), 100, 20, 1300.0, &mut report);
         assert_eq!(
             report.dropped,
-            ["fraud/v1: drift bins (the configured references changed)"]
+            ["fraud/v1: drift bins (their reference changed or is missing)"]
         );
         let read = |s: &WindowStore, sig: &str| {
             let signal = s
