@@ -310,6 +310,26 @@ pub struct RunArgs {
     )]
     pub feedback_capacity: usize,
 
+    /// Directory where the state (windows, alert states, feedback awaiting
+    /// its join) is saved, so that a restart resumes it; off when not
+    /// given. See docs/storage.md.
+    #[arg(
+        long = "storage.path",
+        env = "MODEL_EXPORTER_STORAGE_PATH",
+        value_name = "DIR"
+    )]
+    pub storage_path: Option<PathBuf>,
+
+    /// How often the state is saved to --storage.path (0: only at
+    /// shutdown); it is always saved at shutdown too.
+    #[arg(
+        long = "storage.snapshot-interval",
+        env = "MODEL_EXPORTER_STORAGE_SNAPSHOT_INTERVAL",
+        default_value = "30s",
+        value_parser = parse_duration
+    )]
+    pub storage_snapshot_interval: Duration,
+
     /// Distinct models; more are counted under __other__.
     #[arg(long = "limits.models", env = "MODEL_EXPORTER_LIMITS_MODELS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub limit_models: u32,
@@ -660,6 +680,27 @@ mod tests {
         assert_eq!(
             r.ingest_options().idle_timeout,
             Some(Duration::from_secs(600))
+        );
+        assert_eq!(r.storage_path, None);
+        assert_eq!(r.storage_snapshot_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn storage_flags() {
+        let cli = Cli::try_parse_from([
+            "model-exporter",
+            "--storage.path",
+            "/var/lib/model-exporter",
+            "--storage.snapshot-interval=0",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.run.storage_path,
+            Some(PathBuf::from("/var/lib/model-exporter"))
+        );
+        assert_eq!(cli.run.storage_snapshot_interval, Duration::ZERO);
+        assert!(
+            Cli::try_parse_from(["model-exporter", "--storage.snapshot-interval", "30"]).is_err()
         );
     }
 

@@ -35,6 +35,8 @@
 //! * [`loadgen`]: the load generator of `model-exporter loadgen`.
 //! * [`client`]: the client library for Rust model servers.
 //! * [`shutdown`]: the signal every task watches to stop cleanly.
+//! * [`storage`]: snapshots of the state, so that a restart keeps windows,
+//!   alert states and pending feedback (`--storage.path`).
 //! * [`clock`]: the time source, injected so that windows and durations are
 //!   tested without sleeping.
 
@@ -52,6 +54,7 @@ pub mod report;
 pub mod rules;
 pub mod server;
 pub mod shutdown;
+pub mod storage;
 
 /// The rules.yaml compiled into the binary, used when `--config.file` is not given.
 pub const DEFAULT_RULES_YAML: &str = include_str!("../rules.yaml");

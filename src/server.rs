@@ -43,6 +43,8 @@ pub enum RunError {
     Alertmanager(String),
     /// The prediction log could not be started.
     PredictionLog(String),
+    /// `--storage.path` is not usable.
+    Storage(String),
 }
 
 impl std::fmt::Display for RunError {
@@ -54,6 +56,7 @@ impl std::fmt::Display for RunError {
             RunError::Buckets(e) => write!(f, "invalid histogram buckets: {e}"),
             RunError::Alertmanager(e) => write!(f, "invalid Alertmanager settings: {e}"),
             RunError::PredictionLog(e) => write!(f, "cannot start the prediction log: {e}"),
+            RunError::Storage(e) => f.write_str(e),
         }
     }
 }
@@ -150,6 +153,13 @@ pub async fn run_with_clock(
         }
         Some(tokio::spawn(task.run()))
     };
+    if let Some(dir) = &args.storage_path {
+        let storage =
+            crate::storage::Storage::open(dir, args.storage_snapshot_interval, &metrics.registry)
+                .map_err(RunError::Storage)?;
+        tracing::info!(path = %storage.path().display(), interval = ?args.storage_snapshot_interval, "saving the state");
+        agg.attach_storage(storage);
+    }
     let aggregator = aggregate::spawn(agg, rx, control_rx);
 
     let (prediction_log, prediction_log_writer) = match &args.prediction_log_path {

@@ -274,6 +274,17 @@ fn the_pieces_fit_together() {
         format!("{}/rules.yaml", cfg["mountPath"].as_str().unwrap())
     );
 
+    // The saved state (docs/storage.md) is on a volume of its own: the
+    // root filesystem is read-only.
+    let storage = exp["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "MODEL_EXPORTER_STORAGE_PATH")
+        .unwrap();
+    assert_eq!(storage["value"], mount(exp, "state")["mountPath"]);
+    assert!(volume("state")["emptyDir"].is_mapping());
+
     let sc = &exp["securityContext"];
     assert_eq!(sc["runAsNonRoot"], true);
     assert_eq!(sc["readOnlyRootFilesystem"], true);

@@ -223,6 +223,8 @@ pub struct Aggregator {
     /// The rule signals last published, kept with a ttl only, to publish
     /// again when versions expire between evaluations.
     last_signals: Vec<crate::rules::eval::SignalValue>,
+    /// Snapshots of the state (`--storage.path`).
+    storage: Option<crate::storage::Storage>,
 }
 
 impl Aggregator {
@@ -253,6 +255,7 @@ impl Aggregator {
             history: History::new(Duration::from_secs(10), Duration::from_secs(3600)),
             ttl: None,
             last_signals: Vec::new(),
+            storage: None,
         };
         a.publish(&Evaluation::default());
         a
@@ -766,6 +769,108 @@ impl Aggregator {
     }
 }
 
+/// State across restarts (`--storage.path`, see [`crate::storage`]).
+impl Aggregator {
+    /// Restores the snapshot `storage` holds, if any, evaluates the rules
+    /// once on the restored state (so alerts that were firing are firing at
+    /// once, with their `activeAt`), and from then on writes snapshots
+    /// there. Call before any event is applied.
+    pub fn attach_storage(&mut self, storage: crate::storage::Storage) {
+        if let Some(snapshot) = storage.load() {
+            let path = storage.path();
+            let age = self.clock.now() - snapshot.written_at;
+            let r = self.restore(snapshot);
+            tracing::info!(
+                path = %path.display(),
+                age_seconds = age,
+                series = r.series,
+                slices = r.slices,
+                pending_feedback = r.pending_feedback,
+                alerts = r.alerts,
+                alerts_dropped = r.alerts_dropped,
+                "restored the snapshot"
+            );
+            if !r.dropped.is_empty() {
+                let more = if r.more_dropped > 0 {
+                    format!("; and {} more", r.more_dropped)
+                } else {
+                    String::new()
+                };
+                tracing::warn!(
+                    path = %path.display(),
+                    "left out of the restored snapshot: {}{more}",
+                    r.dropped.join("; ")
+                );
+            }
+            self.evaluate();
+        }
+        self.storage = Some(storage);
+    }
+
+    /// A copy of the state a snapshot holds: windows, pending feedback,
+    /// alert states.
+    pub fn capture(&self) -> crate::storage::Capture {
+        crate::storage::Capture {
+            written_at: self.clock.now(),
+            windows: self.store.capture(),
+            alerts: self.engine.alert_records(),
+        }
+    }
+
+    /// Puts back the state of a snapshot, as of now. Windows, pending
+    /// feedback and the alerts of unchanged rules are restored; what does
+    /// not fit the current rules and limits is left out and reported.
+    pub fn restore(&mut self, snapshot: crate::storage::Snapshot) -> crate::storage::RestoreReport {
+        let mut report = crate::storage::RestoreReport::default();
+        let now = self.clock.now();
+        self.store.restore(
+            snapshot.windows,
+            self.limits.models,
+            self.limits.versions,
+            now,
+            &mut report,
+        );
+        let (restored, dropped) = self.engine.restore_alerts(snapshot.alerts);
+        report.alerts = restored;
+        report.alerts_dropped = dropped;
+        report
+    }
+
+    /// How often, in real time, to write a snapshot; `None` without
+    /// storage or when only the one at shutdown is written.
+    pub fn snapshot_interval(&self) -> Option<Duration> {
+        let i = self.storage.as_ref()?.interval();
+        (!i.is_zero()).then(|| i.div_f64(self.clock.speed()).max(Duration::from_millis(1)))
+    }
+
+    /// Takes a snapshot and hands it to the writer, unless the previous one
+    /// is still being written (then it is skipped and counted).
+    pub fn save_snapshot(&mut self) {
+        let Some(storage) = &self.storage else { return };
+        if storage.is_busy() {
+            storage.skip();
+            return;
+        }
+        let started = std::time::Instant::now();
+        let capture = self.capture();
+        storage.submit(capture, started.elapsed().as_secs_f64());
+    }
+
+    /// Writes the last snapshot and waits until it is on disk.
+    pub fn finish_storage(&mut self) {
+        if self.storage.is_none() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let capture = self.capture();
+        let elapsed = started.elapsed().as_secs_f64();
+        if let Some(storage) = self.storage.take() {
+            storage.finish(capture, elapsed);
+            tracing::info!("wrote the final snapshot");
+        }
+    }
+}
+
 /// Writes a model's log event into the exporter's log.
 fn reemit(model: &str, version: &str, l: &LogLine) {
     use crate::ingest::event::LogLevel as L;
@@ -992,7 +1097,9 @@ fn log(metrics: &Metrics, limits: &Limits, h: &mut ModelHandles, l: LogLine) {
 
 /// Starts the aggregator on its own thread. It applies batches and
 /// evaluates rules every tick until every batch sender is dropped, then
-/// evaluates once more and returns the aggregator.
+/// evaluates once more and returns the aggregator. With storage attached it
+/// writes a snapshot every snapshot interval, and a last one once every
+/// queued batch is applied.
 pub fn spawn(
     mut agg: Aggregator,
     mut rx: mpsc::Receiver<Batch>,
@@ -1008,6 +1115,11 @@ pub fn spawn(
             rt.block_on(async {
                 let mut tick = tokio::time::interval(agg.tick());
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let snapshots = agg.snapshot_interval();
+                let period = snapshots.unwrap_or(Duration::from_secs(3600));
+                let mut snapshot =
+                    tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                snapshot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tokio::select! {
                         biased;
@@ -1029,6 +1141,7 @@ pub fn spawn(
                                 agg.metrics.rule_evaluation_failures.with_label_values(&["*"]).inc();
                             }
                         }
+                        _ = snapshot.tick(), if snapshots.is_some() => agg.save_snapshot(),
                         b = rx.recv() => match b {
                             Some(batch) => {
                                 agg.metrics.batches.inc();
@@ -1039,6 +1152,8 @@ pub fn spawn(
                     }
                 }
             });
+            // Every queued batch is applied: the last snapshot has them all.
+            agg.finish_storage();
             agg
         })
         .expect("spawning the aggregator thread")

@@ -166,6 +166,21 @@ impl BinCounts {
     }
 }
 
+impl super::window::SliceState for BinCounts {
+    type State = Vec<u64>;
+
+    fn to_state(&self) -> Option<Vec<u64>> {
+        (!self.is_empty()).then(|| self.counts.clone())
+    }
+
+    fn from_state(counts: Vec<u64>) -> Result<Self, String> {
+        if counts.len() > MAX_BINS {
+            return Err(format!("{} bins, at most {MAX_BINS}", counts.len()));
+        }
+        Ok(BinCounts { counts })
+    }
+}
+
 impl Slice for BinCounts {
     fn merge_from(&mut self, other: &Self) {
         if other.counts.len() > self.counts.len() {

@@ -72,9 +72,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::window::Slice;
+use super::window::{Slice, SliceState};
 use crate::ingest::event::Outcome;
 use crate::rules::expr::FeedbackMetric;
+use crate::storage::F64;
 
 /// Bytes of one pending entry's hash-map slot (key handle and [`Pending`]).
 pub const SLOT_BYTES: usize = size_of::<(Arc<[u8]>, Pending)>();
@@ -636,6 +637,114 @@ impl FeedbackJoiner {
     }
 }
 
+/// A prediction awaiting its label, as written to a snapshot.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PendingState {
+    /// Model name.
+    pub model: String,
+    /// Version that made the prediction.
+    pub version: String,
+    /// Request id.
+    pub id: String,
+    /// When it was remembered: its ttl runs from here.
+    pub at: f64,
+    /// The prediction.
+    pub prediction: OutcomeState,
+}
+
+/// A prediction: a number or a class label.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum OutcomeState {
+    /// A number (always finite).
+    Number(f64),
+    /// A class label.
+    Class(String),
+}
+
+/// The join's memory as written to a snapshot: the pending predictions,
+/// oldest first, and the ids joined recently. The cumulative counts are not
+/// kept: they are exported as counters, which start at zero in a new
+/// process.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JoinerState {
+    /// Largest time seen.
+    pub latest: f64,
+    /// Pending predictions, oldest first.
+    pub pending: Vec<PendingState>,
+    /// `(model, id)` of the labels joined recently, oldest first.
+    #[serde(default)]
+    pub recent: Vec<(String, String)>,
+}
+
+impl FeedbackJoiner {
+    /// The pending predictions and recent joins, for a snapshot.
+    pub fn to_state(&self) -> JoinerState {
+        let pending = self
+            .queue
+            .iter()
+            .filter_map(|(key, seq)| {
+                let p = self.entries.get(&**key).filter(|p| p.seq == *seq)?;
+                let (model, id) = split_key(key)?;
+                let (_, version) = split_key(&p.group.key)?;
+                let prediction = match &p.prediction {
+                    Outcome::Number(x) if x.is_finite() => OutcomeState::Number(*x),
+                    Outcome::Number(_) => return None,
+                    Outcome::Class(c) => OutcomeState::Class(c.clone()),
+                };
+                Some(PendingState {
+                    model: model.to_owned(),
+                    version: version.to_owned(),
+                    id: id.to_owned(),
+                    at: p.at,
+                    prediction,
+                })
+            })
+            .collect();
+        let recent = self
+            .recent_queue
+            .iter()
+            .filter(|(key, seq)| self.recent.get(&**key) == Some(seq))
+            .filter_map(|(key, _)| {
+                let (m, id) = split_key(key)?;
+                Some((m.to_owned(), id.to_owned()))
+            })
+            .collect();
+        JoinerState {
+            latest: self.latest,
+            pending,
+            recent,
+        }
+    }
+
+    /// Takes back the pending predictions and recent joins of a snapshot,
+    /// with their original times, so their ttl runs on. Within this
+    /// joiner's capacity: past it the oldest are evicted (and counted), as
+    /// when they arrive. Returns the number pending afterwards.
+    pub fn restore(&mut self, state: JoinerState) -> usize {
+        for (model, id) in &state.recent {
+            make_key(&mut self.key_buf, model, id);
+            let key: Arc<[u8]> = Arc::from(self.key_buf.as_slice());
+            let seq = self.next_seq;
+            self.next_seq = self.next_seq.wrapping_add(1);
+            self.remember_joined(key, seq);
+        }
+        for p in &state.pending {
+            let prediction = match &p.prediction {
+                OutcomeState::Number(x) => Outcome::Number(*x),
+                OutcomeState::Class(c) => Outcome::Class(c.clone()),
+            };
+            if p.at.is_finite() {
+                self.on_inference(&p.model, &p.version, &p.id, &prediction, p.at);
+            }
+        }
+        if state.latest.is_finite() && state.latest > self.latest {
+            self.latest = state.latest;
+        }
+        self.len()
+    }
+}
+
 /// Labels that mean the positive class (compared ignoring ASCII case, after
 /// [`canonical_label`]); `true` and numbers equal to 1 become `"1"`.
 pub const POSITIVE_LABELS: [&str; 3] = ["1", "positive", "yes"];
@@ -853,6 +962,43 @@ impl QualitySlice {
 
 fn ratio(num: u64, den: u64) -> Option<f64> {
     (den > 0).then(|| num as f64 / den as f64)
+}
+
+/// `[n_class, correct, tp, fp, fn, n_reg, abs_err_sum, sq_err_sum]`.
+pub type QualityState = (u64, u64, u64, u64, u64, u64, F64, F64);
+
+impl SliceState for QualitySlice {
+    type State = QualityState;
+
+    fn to_state(&self) -> Option<QualityState> {
+        (*self != QualitySlice::default()).then_some((
+            self.n_class,
+            self.correct,
+            self.tp,
+            self.fp,
+            self.fn_,
+            self.n_reg,
+            F64(self.abs_err_sum),
+            F64(self.sq_err_sum),
+        ))
+    }
+
+    fn from_state(s: QualityState) -> Result<Self, String> {
+        let (n_class, correct, tp, fp, fn_, n_reg, abs, sq) = s;
+        if correct > n_class || tp.saturating_add(fp).saturating_add(fn_) > n_class {
+            return Err(format!("counts exceed the {n_class} classified pairs"));
+        }
+        Ok(QualitySlice {
+            n_class,
+            correct,
+            tp,
+            fp,
+            fn_,
+            n_reg,
+            abs_err_sum: abs.0,
+            sq_err_sum: sq.0,
+        })
+    }
 }
 
 impl Slice for QualitySlice {
@@ -1321,5 +1467,98 @@ mod tests {
         assert_eq!(m.rmse(), Some(2.0));
         m.clear();
         assert_eq!(m, QualitySlice::default());
+    }
+
+    /// A joiner through its snapshot state and JSON, into a fresh joiner.
+    fn reborn(j: &FeedbackJoiner, ttl: Duration, capacity: usize) -> FeedbackJoiner {
+        let text = serde_json::to_string(&j.to_state()).unwrap();
+        let mut fresh = FeedbackJoiner::new(ttl, capacity);
+        fresh.restore(serde_json::from_str(&text).unwrap());
+        fresh
+    }
+
+    #[test]
+    fn pending_predictions_join_after_a_restore() {
+        let mut j = FeedbackJoiner::new(DAY, 100);
+        j.on_inference("fraud", "v3", "a", &num(0.9), 1000.0);
+        j.on_inference("fraud", "v3", "b", &class("cat"), 2000.0);
+        j.on_inference("churn", "v1", "a", &num(0.1), 3000.0);
+        // Replaced, joined: only the live entries are kept.
+        j.on_inference("churn", "v1", "a", &num(0.2), 3500.0);
+        j.on_inference("fraud", "v4", "c", &num(0.5), 3600.0);
+        assert!(matches!(
+            j.on_feedback("fraud", Some("c"), &num(1.0), None, 3700.0),
+            FeedbackOutcome::Joined { .. }
+        ));
+        let state = j.to_state();
+        let ids: Vec<(&str, &str, f64)> = state
+            .pending
+            .iter()
+            .map(|p| (p.model.as_str(), p.id.as_str(), p.at))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("fraud", "a", 1000.0),
+                ("fraud", "b", 2000.0),
+                ("churn", "a", 3500.0)
+            ]
+        );
+        assert_eq!(state.recent, [("fraud".to_owned(), "c".to_owned())]);
+
+        let mut r = reborn(&j, DAY, 100);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.pending_count("fraud", "v3"), 2);
+        assert_eq!(r.pending_count("churn", "v1"), 1);
+        assert_eq!(r.stats(), JoinStats::default(), "counters start afresh");
+        // Hours later, the labels join with their delay since the original
+        // inference.
+        let out = r.on_feedback("fraud", Some("a"), &num(1.0), None, 1000.0 + 5.0 * HOUR);
+        assert_eq!(
+            out,
+            FeedbackOutcome::Joined {
+                version: "v3".into(),
+                prediction: num(0.9),
+                actual: num(1.0),
+                delay_seconds: 5.0 * HOUR,
+            }
+        );
+        let out = r.on_feedback("fraud", Some("b"), &class("dog"), None, 30_000.0);
+        assert_eq!(out.pair(), Some(("v3", &class("cat"), &class("dog"))));
+        let out = r.on_feedback("churn", Some("a"), &num(0.0), None, 30_000.0);
+        assert_eq!(out.pair(), Some(("v1", &num(0.2), &num(0.0))));
+        // The recent join is remembered: a second label is a duplicate.
+        assert_eq!(
+            r.on_feedback("fraud", Some("c"), &num(1.0), None, 30_000.0),
+            FeedbackOutcome::Duplicate
+        );
+    }
+
+    #[test]
+    fn restored_predictions_keep_their_ttl_and_the_capacity() {
+        let mut j = FeedbackJoiner::new(Duration::from_secs(100), 10);
+        for (i, t) in [1000.0, 1050.0, 1090.0].iter().enumerate() {
+            j.on_inference("m", "v", &i.to_string(), &num(1.0), *t);
+        }
+        let mut r = reborn(&j, Duration::from_secs(100), 10);
+        // The ttl runs from the original times, not from the restore.
+        assert_eq!(r.expire(1140.0), 1);
+        assert_eq!(
+            r.on_feedback("m", Some("1"), &num(1.0), None, 1160.0),
+            FeedbackOutcome::Unmatched,
+            "expired at 1150"
+        );
+        assert!(matches!(
+            r.on_feedback("m", Some("2"), &num(1.0), None, 1160.0),
+            FeedbackOutcome::Joined { .. }
+        ));
+        // A smaller capacity keeps the newest, the others count as evicted.
+        let r = reborn(&j, Duration::from_secs(100), 2);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r.stats().evicted, 1);
+        // Time never runs back behind the snapshot.
+        let mut r = reborn(&j, Duration::from_secs(100), 10);
+        r.on_inference("m", "v", "late", &num(1.0), 5.0);
+        assert_eq!(r.to_state().pending.last().unwrap().at, 1090.0);
     }
 }

@@ -31,6 +31,11 @@ use crate::ingest::event::{FeatureValue, Inference, LogLevel, Outcome};
 use crate::rules::expr::{DriftTarget, FeatureSel, FeatureStat, Resource, Signal};
 use std::sync::Arc;
 
+mod persist;
+pub use persist::{
+    FeatureState, ModelWindowsState, ReferenceState, StoreCapture, StoreState, fingerprint,
+};
+
 /// Indices into the per-model [`Counts`] slice.
 mod idx {
     pub const REQUESTS: usize = 0;
@@ -158,6 +163,7 @@ impl Reading {
     }
 }
 
+#[derive(Clone)]
 struct FeatureWindows {
     values: SlidingWindow<Moments>,
     counts: SlidingWindow<Counts<{ fidx::N }>>,
@@ -207,6 +213,7 @@ impl ModelReferences {
 }
 
 /// The windows of one model version.
+#[derive(Clone)]
 pub struct ModelWindows {
     spec: WindowSpec,
     counts: SlidingWindow<Counts<{ idx::N }>>,

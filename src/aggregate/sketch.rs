@@ -65,6 +65,9 @@
 //! [`Sketch::merge`] is O(bins of the other sketch) and
 //! [`Sketch::quantile`] O(occupied bins).
 
+use super::window::SliceState;
+use crate::storage::F64;
+
 /// Relative accuracy `α` of every quantile estimate (0.75 %).
 pub const RELATIVE_ACCURACY: f64 = 0.0075;
 
@@ -418,6 +421,87 @@ impl Sketch {
     /// Bytes used on the heap by the bin array.
     pub fn heap_bytes(&self) -> usize {
         self.bins.capacity() * std::mem::size_of::<u64>()
+    }
+}
+
+/// A [`Sketch`] as written to a snapshot: the bins from the lowest to the
+/// highest possibly non-zero key, and the exact summaries.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SketchState {
+    /// Key of `bins[0]`.
+    pub lo: i32,
+    /// Counts of the keys `lo, lo + 1, ...`.
+    pub bins: Vec<u64>,
+    /// Values below [`MIN_VALUE`].
+    pub zero: u64,
+    /// All values.
+    pub count: u64,
+    /// Their sum.
+    pub sum: F64,
+    /// The smallest.
+    pub min: F64,
+    /// The largest.
+    pub max: F64,
+    /// Whether low bins were folded together.
+    #[serde(default)]
+    pub collapsed: bool,
+}
+
+impl SliceState for Sketch {
+    type State = SketchState;
+
+    fn to_state(&self) -> Option<SketchState> {
+        if self.count == 0 {
+            return None;
+        }
+        let bins = if self.lo <= self.hi {
+            let from = (self.lo - self.offset) as usize;
+            let to = (self.hi - self.offset) as usize;
+            self.bins[from..=to].to_vec()
+        } else {
+            Vec::new()
+        };
+        Some(SketchState {
+            lo: if bins.is_empty() { 0 } else { self.lo },
+            bins,
+            zero: self.zero_count,
+            count: self.count,
+            sum: F64(self.sum),
+            min: F64(self.min),
+            max: F64(self.max),
+            collapsed: self.collapsed,
+        })
+    }
+
+    fn from_state(s: SketchState) -> Result<Sketch, String> {
+        if s.bins.len() > MAX_BINS {
+            return Err(format!("{} bins, at most {MAX_BINS}", s.bins.len()));
+        }
+        let total = s.bins.iter().fold(s.zero, |a, &b| a.saturating_add(b));
+        if total != s.count {
+            return Err(format!("bins add up to {total}, count says {}", s.count));
+        }
+        if s.count > 0 && !(s.min.0 >= 0.0 && s.min.0 <= s.max.0) {
+            return Err(format!("min {} and max {} do not fit", s.min.0, s.max.0));
+        }
+        let mut sketch = Sketch::new();
+        if !s.bins.is_empty() {
+            let hi = i64::from(s.lo) + s.bins.len() as i64 - 1;
+            let hi = i32::try_from(hi).map_err(|_| format!("key {hi} out of range"))?;
+            sketch.offset = s.lo;
+            sketch.lo = s.lo;
+            sketch.hi = hi;
+            sketch.bins = s.bins;
+        }
+        if s.count > 0 {
+            sketch.zero_count = s.zero;
+            sketch.count = s.count;
+            sketch.sum = s.sum.0;
+            sketch.min = s.min.0;
+            sketch.max = s.max.0;
+            sketch.collapsed = s.collapsed;
+        }
+        Ok(sketch)
     }
 }
 
@@ -819,5 +903,54 @@ mod tests {
         assert!((s.mean().unwrap() - 0.25).abs() < 1e-12);
         assert_eq!(s.min(), Some(0.1));
         assert_eq!(s.max(), Some(0.7));
+    }
+
+    #[test]
+    fn a_sketch_survives_its_state_and_bad_states_are_refused() {
+        let mut rng = Rng::new(7);
+        let mut s = Sketch::new();
+        for _ in 0..10_000 {
+            s.insert((rng.normal() * 1.5).exp() * 0.05);
+        }
+        s.insert(0.0);
+        let text = serde_json::to_string(&s.to_state().unwrap()).unwrap();
+        let back = Sketch::from_state(serde_json::from_str(&text).unwrap()).unwrap();
+        assert_eq!(back.count(), s.count());
+        assert_eq!(
+            (back.sum(), back.min(), back.max()),
+            (s.sum(), s.min(), s.max())
+        );
+        for q in [0.0, 0.1, 0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(back.quantile(q), s.quantile(q), "q={q}");
+        }
+        // It goes on recording and merging like the original.
+        let (mut a, mut b) = (s.clone(), back.clone());
+        for v in [1e-6, 3.0, 1e4] {
+            a.insert(v);
+            b.insert(v);
+        }
+        a.merge(&s);
+        b.merge(&back);
+        assert_eq!(a.quantile(0.5), b.quantile(0.5));
+        assert_eq!(a.quantile(0.0001), b.quantile(0.0001));
+        assert_eq!(Sketch::new().to_state(), None);
+
+        let good = s.to_state().unwrap();
+        let mut bad = good.clone();
+        bad.count += 1;
+        assert!(Sketch::from_state(bad).unwrap_err().contains("add up"));
+        let mut bad = good.clone();
+        bad.bins = vec![0; MAX_BINS + 1];
+        assert!(Sketch::from_state(bad).is_err());
+        let mut bad = good.clone();
+        bad.lo = i32::MAX;
+        assert!(
+            Sketch::from_state(bad)
+                .unwrap_err()
+                .contains("out of range")
+        );
+        let mut bad = good;
+        bad.min = F64(-1.0);
+        assert!(Sketch::from_state(bad).is_err());
     }
 }

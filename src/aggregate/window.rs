@@ -59,7 +59,10 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
 use super::sketch::Sketch;
+use crate::storage::F64;
 
 /// Something that summarises the events of one slice of time and can be
 /// merged with others of its kind.
@@ -242,6 +245,110 @@ impl<T: Slice> SlidingWindow<T> {
             into.merge_from(&self.slices[self.slot_of(j)]);
         }
         (now - from as f64 * self.width).max(0.0)
+    }
+}
+
+/// A [`Slice`] that can be written to a snapshot and read back
+/// (`--storage.path`, see docs/storage.md).
+pub trait SliceState: Slice + Sized {
+    /// The serialisable form of a non-empty slice.
+    type State: Serialize + DeserializeOwned;
+
+    /// The slice's state, or `None` when it is empty (empty slices are not
+    /// written).
+    fn to_state(&self) -> Option<Self::State>;
+
+    /// The slice back from its state; the error says what is wrong with it.
+    fn from_state(state: Self::State) -> Result<Self, String>;
+}
+
+/// A [`SlidingWindow`] as written to a snapshot: its slice width, the
+/// absolute (epoch-aligned) indices of its newest slice and of the slice
+/// recording started in, and its non-empty slices by absolute index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RingState<S> {
+    /// Slice width in seconds.
+    pub width: f64,
+    /// Absolute index of the newest slice.
+    pub head: i64,
+    /// Absolute index of the slice in which recording started.
+    pub first: i64,
+    /// `(absolute index, state)` of every non-empty slice, oldest first.
+    pub slices: Vec<(i64, S)>,
+}
+
+impl<T: SliceState> SlidingWindow<T> {
+    /// The ring as written to a snapshot; `None` if nothing was ever
+    /// recorded.
+    pub fn to_state(&self) -> Option<RingState<T::State>> {
+        if !self.started {
+            return None;
+        }
+        let n = self.slices.len() as i64;
+        let slices = (self.head - (n - 1)).max(self.first)..=self.head;
+        Some(RingState {
+            width: self.width,
+            head: self.head,
+            first: self.first,
+            slices: slices
+                .filter_map(|j| Some((j, self.slices[self.slot_of(j)].to_state()?)))
+                .collect(),
+        })
+    }
+
+    /// Fills a ring that has recorded nothing yet from `state`, as it stood
+    /// at `now`: slices that have left the ring by `now` (older than its span
+    /// before `now`, or before the snapshot's own newest slice) are dropped,
+    /// and if every slice has, nothing is restored. Returns the number of
+    /// slices restored.
+    ///
+    /// Fails, leaving the ring empty, when the slice width differs from this
+    /// ring's (slices of another width do not line up), when the ring has
+    /// already recorded something, or when a slice's state is invalid.
+    pub fn restore(&mut self, state: RingState<T::State>, now: f64) -> Result<usize, String> {
+        if self.started {
+            return Err("the window has already recorded events".into());
+        }
+        if state.width != self.width {
+            return Err(format!(
+                "slice width {}s in the snapshot, {}s now",
+                state.width, self.width
+            ));
+        }
+        let limit = INDEX_LIMIT as i64;
+        if !(-limit..=limit).contains(&state.head) {
+            return Err(format!("slice index {} out of range", state.head));
+        }
+        let n = self.slices.len() as i64;
+        let newest = self.index_of(now).map_or(state.head, |i| i.max(state.head));
+        let oldest = newest - (n - 1);
+        if state.head < oldest {
+            // Every slice has left the ring since.
+            return Ok(0);
+        }
+        let mut restored = 0;
+        for (j, s) in state.slices {
+            if j < oldest || j > state.head {
+                continue;
+            }
+            let slice = match T::from_state(s) {
+                Ok(slice) => slice,
+                Err(e) => {
+                    self.slices.iter_mut().for_each(T::clear);
+                    return Err(format!("slice {j}: {e}"));
+                }
+            };
+            let slot = self.slot_of(j);
+            self.slices[slot] = slice;
+            restored += 1;
+        }
+        self.started = true;
+        self.head = state.head;
+        self.first = state.first.clamp(-limit, state.head);
+        self.head_slot = self.slot_of(state.head);
+        self.head_start = state.head as f64 * self.width;
+        self.head_end = (state.head + 1) as f64 * self.width;
+        Ok(restored)
     }
 }
 
@@ -444,6 +551,69 @@ impl Slice for Moments {
 
     fn clear(&mut self) {
         *self = Self::default();
+    }
+}
+
+impl SliceState for u64 {
+    type State = u64;
+
+    fn to_state(&self) -> Option<u64> {
+        (*self != 0).then_some(*self)
+    }
+
+    fn from_state(state: u64) -> Result<Self, String> {
+        Ok(state)
+    }
+}
+
+impl<const N: usize> SliceState for Counts<N> {
+    type State = Vec<u64>;
+
+    fn to_state(&self) -> Option<Vec<u64>> {
+        self.counts
+            .iter()
+            .any(|&c| c != 0)
+            .then(|| self.counts.to_vec())
+    }
+
+    fn from_state(state: Vec<u64>) -> Result<Self, String> {
+        let counts = state
+            .try_into()
+            .map_err(|v: Vec<u64>| format!("{} counters, expected {N}", v.len()))?;
+        Ok(Counts { counts })
+    }
+}
+
+/// `[count, mean, m2, min, max]`.
+pub type MomentsState = (u64, F64, F64, F64, F64);
+
+impl SliceState for Moments {
+    type State = MomentsState;
+
+    fn to_state(&self) -> Option<MomentsState> {
+        (self.count > 0).then_some((
+            self.count,
+            F64(self.mean),
+            F64(self.m2),
+            F64(self.min),
+            F64(self.max),
+        ))
+    }
+
+    fn from_state((count, mean, m2, min, max): MomentsState) -> Result<Self, String> {
+        if count == 0 {
+            return Ok(Moments::default());
+        }
+        if min.0 > max.0 {
+            return Err(format!("min {} above max {}", min.0, max.0));
+        }
+        Ok(Moments {
+            count,
+            mean: mean.0,
+            m2: m2.0,
+            min: min.0,
+            max: max.0,
+        })
     }
 }
 
@@ -732,5 +902,109 @@ mod tests {
         assert_eq!(c.get(7), 0);
         assert_eq!(c.ratio(ERR, REQ), Some(0.1));
         assert_eq!(Counts::<2>::default().ratio(ERR, REQ), None);
+    }
+
+    /// A ring through JSON, as a snapshot carries it.
+    fn through_json<T: SliceState>(w: &SlidingWindow<T>) -> RingState<T::State> {
+        let text = serde_json::to_string(&w.to_state().unwrap()).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn a_restored_ring_reads_as_the_original() {
+        let mut w = SlidingWindow::<Moments>::new(S10, M1);
+        let mut c = SlidingWindow::<Counts<2>>::new(S10, M1);
+        let mut n = SlidingWindow::<u64>::new(S10, M1);
+        for i in 0..500u64 {
+            let t = 1000.0 + i as f64 * 0.2;
+            w.current_mut(t).insert(50_000.0 + unit(i));
+            c.current_mut(t).incr((i % 2) as usize);
+            *n.current_mut(t) += 1;
+        }
+        let now = 1099.5;
+        let mut w2 = SlidingWindow::<Moments>::new(S10, M1);
+        let mut c2 = SlidingWindow::<Counts<2>>::new(S10, M1);
+        let mut n2 = SlidingWindow::<u64>::new(S10, M1);
+        assert_eq!(w2.restore(through_json(&w), now).unwrap(), 7);
+        c2.restore(through_json(&c), now).unwrap();
+        n2.restore(through_json(&n), now).unwrap();
+        for later in [now, 1105.0, 1130.0, 1158.0, 1170.0] {
+            for win in [Duration::ZERO, S10, Duration::from_secs(30), M1] {
+                let (mut a, mut b) = (Moments::new(), Moments::new());
+                assert_eq!(w.merged(later, win, &mut a), w2.merged(later, win, &mut b));
+                assert_eq!(a, b, "{later} {win:?}");
+                let (mut a, mut b) = (Counts::default(), Counts::default());
+                assert_eq!(c.merged(later, win, &mut a), c2.merged(later, win, &mut b));
+                assert_eq!(a, b);
+                assert_eq!(count_in(&n, later, win), count_in(&n2, later, win));
+            }
+        }
+        // Recording goes on where it left off, in the same slices.
+        *n.current_mut(1101.0) += 5;
+        *n2.current_mut(1101.0) += 5;
+        assert_eq!(count_in(&n, 1101.0, M1), count_in(&n2, 1101.0, M1));
+        assert_eq!(count_in(&n2, 1101.0, Duration::ZERO), 5);
+    }
+
+    #[test]
+    fn slices_older_than_the_span_are_not_restored() {
+        let mut n = SlidingWindow::<u64>::new(S10, M1);
+        for t in 0..60 {
+            *n.current_mut(1000.0 + t as f64) += 1;
+        }
+        let state = n.to_state().unwrap();
+        assert_eq!(state.head, 105);
+        assert_eq!(state.slices.len(), 6);
+        // Restored 30 s later: the slices before 1030 have left the ring.
+        let mut r = SlidingWindow::<u64>::new(S10, M1);
+        assert_eq!(r.restore(state.clone(), 1090.0).unwrap(), 3);
+        assert_eq!(count_in(&r, 1090.0, M1), 30);
+        let mut all = 0;
+        r.merged(1059.0, M1, &mut all);
+        assert_eq!(all, 30, "older slices are gone, not hidden");
+        // Restored after more than the span: nothing.
+        let mut r = SlidingWindow::<u64>::new(S10, M1);
+        assert_eq!(r.restore(state.clone(), 1200.0).unwrap(), 0);
+        assert_eq!(r.to_state(), None);
+        assert_eq!(r.merged(1200.0, M1, &mut all), 0.0);
+        // Restored into a shorter ring: only what it spans.
+        let mut r = SlidingWindow::<u64>::new(S10, Duration::from_secs(20));
+        assert_eq!(r.restore(state, 1059.0).unwrap(), 3);
+        assert_eq!(count_in(&r, 1059.0, Duration::from_secs(20)), 30);
+    }
+
+    #[test]
+    fn a_ring_of_another_width_or_a_bad_slice_is_refused() {
+        let mut n = SlidingWindow::<Counts<2>>::new(S10, M1);
+        n.current_mut(1000.0).incr(0);
+        let state = n.to_state().unwrap();
+        let mut r = SlidingWindow::<Counts<2>>::new(Duration::from_secs(5), M1);
+        let e = r.restore(state.clone(), 1000.0).unwrap_err();
+        assert_eq!(e, "slice width 10s in the snapshot, 5s now");
+        assert_eq!(r.to_state(), None);
+        let mut bad = state.clone();
+        bad.slices[0].1 = vec![1, 2, 3];
+        let mut r = SlidingWindow::<Counts<2>>::new(S10, M1);
+        let e = r.restore(bad, 1000.0).unwrap_err();
+        assert_eq!(e, "slice 100: 3 counters, expected 2");
+        assert_eq!(r.to_state(), None);
+        // Only into a ring that has recorded nothing.
+        let mut used = SlidingWindow::<Counts<2>>::new(S10, M1);
+        used.current_mut(1000.0).incr(1);
+        assert!(used.restore(state, 1000.0).is_err());
+        // Moments that cannot be.
+        assert!(Moments::from_state((2, F64(1.0), F64(0.0), F64(3.0), F64(1.0))).is_err());
+        let mut m = Moments::new();
+        m.insert(1e308);
+        m.insert(-1e308);
+        // Overflowed to infinities, which JSON numbers cannot carry.
+        let text = serde_json::to_string(&m.to_state().unwrap()).unwrap();
+        assert!(text.contains("-Inf"), "{text}");
+        let back = Moments::from_state(serde_json::from_str(&text).unwrap()).unwrap();
+        assert_eq!(
+            (back.count(), back.min(), back.max()),
+            (2, m.min(), m.max())
+        );
+        assert_eq!(back.mean(), m.mean());
     }
 }

@@ -402,6 +402,135 @@ impl Engine {
     }
 }
 
+/// A pending or firing alert as written to a snapshot: its rule (by group,
+/// name, expression and labels, as across reloads), its series and its
+/// lifecycle times.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AlertRecord {
+    /// Group name.
+    pub group: String,
+    /// Alert name.
+    pub alert: String,
+    /// The rule's expression, normalised.
+    pub expr: String,
+    /// The rule's extra labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Model.
+    pub model: String,
+    /// Version.
+    pub version: String,
+    /// Feature, for per-feature rules.
+    #[serde(default)]
+    pub feature: Option<String>,
+    /// `pending` or `firing`.
+    pub state: String,
+    /// When the condition turned true.
+    pub active_at: f64,
+    /// When it started firing.
+    #[serde(default)]
+    pub fired_at: Option<f64>,
+    /// When the condition was last true (for `keep_firing_for`).
+    pub last_true: f64,
+    /// The signal's last value.
+    pub value: crate::storage::F64,
+}
+
+impl Engine {
+    /// Every pending and firing alert, for a snapshot.
+    pub fn alert_records(&self) -> Vec<AlertRecord> {
+        let mut out: Vec<AlertRecord> = self
+            .states
+            .iter()
+            .flat_map(|(id, series)| {
+                series
+                    .iter()
+                    .filter(|(_, t)| t.state != AlertState::Resolved)
+                    .map(move |(k, t)| AlertRecord {
+                        group: id.group.clone(),
+                        alert: id.alert.clone(),
+                        expr: id.expr.clone(),
+                        labels: id.labels.clone(),
+                        model: k.model.clone(),
+                        version: k.version.clone(),
+                        feature: k.feature.clone(),
+                        state: t.state.as_str().to_owned(),
+                        active_at: t.active_at,
+                        fired_at: t.fired_at,
+                        last_true: t.last_true,
+                        value: crate::storage::F64(t.value),
+                    })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (&a.group, &a.alert, &a.model, &a.version, &a.feature)
+                .cmp(&(&b.group, &b.alert, &b.model, &b.version, &b.feature))
+        });
+        out
+    }
+
+    /// Takes back alert states from a snapshot: those of rules that exist
+    /// unchanged (same group, name, expression and labels, as across a
+    /// reload) keep their state, `active_at` and `for` progress. Returns how
+    /// many were restored and how many dropped (rule gone or changed, or an
+    /// invalid record).
+    pub fn restore_alerts(&mut self, records: Vec<AlertRecord>) -> (usize, usize) {
+        let rules: std::collections::HashSet<RuleId> = self
+            .config
+            .groups
+            .iter()
+            .flat_map(|g| g.rules.iter().map(|r| RuleId::of(&g.name, r)))
+            .collect();
+        let (mut restored, mut dropped) = (0, 0);
+        for r in records {
+            let id = RuleId {
+                group: r.group,
+                alert: r.alert,
+                expr: r.expr,
+                labels: r.labels,
+            };
+            let state = match r.state.as_str() {
+                "pending" => AlertState::Pending,
+                "firing" => AlertState::Firing,
+                _ => {
+                    dropped += 1;
+                    continue;
+                }
+            };
+            if !rules.contains(&id) || !r.active_at.is_finite() || !r.last_true.is_finite() {
+                dropped += 1;
+                continue;
+            }
+            let fired_at = match state {
+                AlertState::Firing => Some(r.fired_at.unwrap_or(r.active_at)),
+                _ => None,
+            };
+            let key = SeriesKey {
+                model: r.model,
+                version: r.version,
+                feature: r.feature,
+            };
+            let tracked = Tracked {
+                state,
+                active_at: r.active_at,
+                fired_at,
+                last_true: r.last_true,
+                value: r.value.0,
+            };
+            if self
+                .states
+                .entry(id)
+                .or_default()
+                .insert(key, tracked)
+                .is_none()
+            {
+                restored += 1;
+            }
+        }
+        (restored, dropped)
+    }
+}
+
 /// One step of the lifecycle of one series.
 fn step(
     states: &mut HashMap<SeriesKey, Tracked>,
@@ -763,10 +892,116 @@ groups:
         assert_eq!(out.alerts.len(), 1);
         assert_eq!(out.alerts[0].labels["alertname"], "Stale");
     }
+
+    /// The engine's alert records through JSON into a new engine of `yaml`.
+    fn reborn(e: &Engine, yaml: &str) -> (Engine, (usize, usize)) {
+        let text = serde_json::to_string(&e.alert_records()).unwrap();
+        let (mut fresh, _) = engine(yaml);
+        let counts = fresh.restore_alerts(serde_json::from_str(&text).unwrap());
+        (fresh, counts)
+    }
+
+    fn states(alerts: &[Alert]) -> Vec<(AlertState, f64, Option<f64>)> {
+        alerts
+            .iter()
+            .map(|a| (a.state, a.active_at, a.fired_at))
+            .collect()
+    }
+
+    #[test]
+    fn a_restored_engine_goes_on_where_it_stopped() {
+        let (mut e, mut s) = engine(ERRORS);
+        let mut log = Vec::new();
+        run(&mut e, &mut s, 0.0, 400.0, 10, Some(10), 10.0, &mut log);
+        let before = e.evaluate(400.0, &s).alerts;
+        assert_eq!(before.len(), 1);
+        assert_eq!(before[0].state, AlertState::Firing);
+        let (mut r, counts) = reborn(&e, ERRORS);
+        assert_eq!(counts, (1, 0));
+        // Evaluated on the same windows at the same time: the same alert,
+        // firing at once, with the same activeAt and firedAt.
+        let after = r.evaluate(400.0, &s).alerts;
+        assert_eq!(after, before);
+        // Later, both go the same way.
+        run(
+            &mut e,
+            &mut s,
+            400.0,
+            420.0,
+            10,
+            Some(10),
+            10.0,
+            &mut Vec::new(),
+        );
+        assert_eq!(
+            states(&r.evaluate(420.0, &s).alerts),
+            states(&e.evaluate(420.0, &s).alerts)
+        );
+    }
+
+    #[test]
+    fn a_pending_alert_keeps_its_for_progress() {
+        let (mut e, mut s) = engine(ERRORS);
+        let mut log = Vec::new();
+        run(&mut e, &mut s, 0.0, 300.0, 10, Some(50), 10.0, &mut log);
+        run(&mut e, &mut s, 300.0, 350.0, 10, Some(10), 10.0, &mut log);
+        let pending = e.evaluate(350.0, &s).alerts;
+        assert_eq!(pending[0].state, AlertState::Pending);
+        let active_at = pending[0].active_at;
+        let (mut r, _) = reborn(&e, ERRORS);
+        let mut log_r = Vec::new();
+        run(&mut r, &mut s, 350.0, 500.0, 10, Some(10), 10.0, &mut log_r);
+        let fired = log_r.iter().find(|l| l.1 == AlertState::Firing).unwrap().0;
+        // Fires one `for` after the original activeAt, not after the restore.
+        assert!(
+            fired - active_at >= 60.0 && fired - active_at <= 70.0,
+            "{log_r:?}"
+        );
+        let a = r.evaluate(500.0, &s).alerts;
+        assert_eq!(a[0].active_at, active_at);
+    }
+
+    #[test]
+    fn alerts_of_changed_or_removed_rules_are_dropped() {
+        let (mut e, mut s) = engine(ERRORS);
+        run(
+            &mut e,
+            &mut s,
+            0.0,
+            400.0,
+            10,
+            Some(10),
+            10.0,
+            &mut Vec::new(),
+        );
+        assert_eq!(e.alert_records().len(), 1);
+        for changed in [
+            ERRORS.replace("error_rate > 5%", "error_rate > 6%"),
+            ERRORS.replace("HighErrorRate", "Other"),
+            ERRORS.replace("name: ops", "name: other"),
+            ERRORS.replace(
+                "severity: critical",
+                "severity: critical\n        labels: {team: a}",
+            ),
+        ] {
+            let (mut r, counts) = reborn(&e, &changed);
+            assert_eq!(counts, (0, 1), "{changed}");
+            assert!(r.alert_records().is_empty());
+            // It starts over: pending first.
+            let a = r.evaluate(400.0, &s).alerts;
+            assert_eq!(a[0].state, AlertState::Pending, "{changed}");
+        }
+        // Unchanged apart from `for`: kept, as across a reload.
+        let (_, counts) = reborn(&e, &ERRORS.replace("for: 1m", "for: 2m"));
+        assert_eq!(counts, (1, 0));
+        // Nonsense records are dropped, not trusted.
+        let mut records = e.alert_records();
+        records[0].state = "resolved".into();
+        let (mut r, _) = engine(ERRORS);
+        assert_eq!(r.restore_alerts(records), (0, 1));
+    }
 }
 
-/// The seed scenarios of the ML signals, end to end through the windows
-/// and the evaluator with simulated time.
 #[cfg(test)]
 mod scenarios {
     use super::*;

@@ -1,0 +1,887 @@
+//! The windows in a snapshot (`--storage.path`): what is written, and how
+//! it is put back so that readings after a restart are those before it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{FeatureWindows, ModelReferences, ModelWindows, WindowSpec, WindowStore, entry};
+use crate::aggregate::feedback::{FeedbackJoiner, JoinerState, QualityState};
+use crate::aggregate::reference::Reference;
+use crate::aggregate::sketch::SketchState;
+use crate::aggregate::window::{MomentsState, RingState, SliceState, SlidingWindow};
+use crate::storage::{F64, RestoreReport};
+
+/// A learned numeric reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceState {
+    /// `k + 1` edges.
+    pub edges: Vec<F64>,
+    /// `k + 2` proportions.
+    pub proportions: Vec<F64>,
+    /// Mean of the values it was learned from.
+    pub mean: F64,
+    /// Their standard deviation.
+    pub std: F64,
+}
+
+/// The windows of one feature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureState {
+    /// Moments of its numeric values.
+    #[serde(default)]
+    pub values: Option<RingState<MomentsState>>,
+    /// Seen, missing and invalid counts.
+    #[serde(default)]
+    pub counts: Option<RingState<Vec<u64>>>,
+    /// Live bins against its reference.
+    #[serde(default)]
+    pub bins: Option<RingState<Vec<u64>>>,
+    /// Values collected towards a learned reference.
+    #[serde(default)]
+    pub learning: Vec<F64>,
+    /// The learned reference.
+    #[serde(default)]
+    pub learned: Option<ReferenceState>,
+}
+
+/// The windows of one model version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelWindowsState {
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub version: String,
+    /// Fingerprint of the configured references the drift bins were counted
+    /// against; bins are dropped on restore if the references changed.
+    pub references: u64,
+    /// When it last sent anything; `None` for never.
+    #[serde(default)]
+    pub last_event: Option<F64>,
+    /// When it was trained.
+    #[serde(default)]
+    pub trained_at: Option<F64>,
+    /// Requests, errors, predictions, confidences and their breakdowns.
+    #[serde(default)]
+    pub counts: Option<RingState<Vec<u64>>>,
+    /// Latency sketches.
+    #[serde(default)]
+    pub latency: Option<RingState<SketchState>>,
+    /// Numeric predictions.
+    #[serde(default)]
+    pub prediction: Option<RingState<MomentsState>>,
+    /// Confidences.
+    #[serde(default)]
+    pub confidence: Option<RingState<MomentsState>>,
+    /// Per prediction class.
+    #[serde(default)]
+    pub classes: BTreeMap<String, RingState<u64>>,
+    /// Per feature.
+    #[serde(default)]
+    pub features: BTreeMap<String, FeatureState>,
+    /// Per business counter.
+    #[serde(default)]
+    pub counters: BTreeMap<String, RingState<MomentsState>>,
+    /// Per log level, debug to critical.
+    #[serde(default)]
+    pub logs: Vec<Option<RingState<u64>>>,
+    /// CPU and memory.
+    #[serde(default)]
+    pub resources: Vec<Option<RingState<MomentsState>>>,
+    /// Prediction quality of joined labels.
+    #[serde(default)]
+    pub quality: Option<RingState<QualityState>>,
+    /// Live bins of the prediction against its reference.
+    #[serde(default)]
+    pub prediction_bins: Option<RingState<Vec<u64>>>,
+}
+
+/// Every window, and the feedback awaiting its join.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreState {
+    /// Width of the slices, in seconds. Windows of another width are not
+    /// restored.
+    pub slice_seconds: f64,
+    /// Longest window a rule reads, in seconds.
+    pub span_seconds: f64,
+    /// Longest window of a latency rule, in seconds.
+    pub latency_span_seconds: f64,
+    /// Every model version, sorted.
+    pub models: Vec<ModelWindowsState>,
+    /// Predictions awaiting their label.
+    pub feedback: JoinerState,
+}
+
+/// A copy of the windows, taken on the aggregator thread and turned into a
+/// [`StoreState`] elsewhere.
+pub struct StoreCapture {
+    spec: WindowSpec,
+    models: Vec<(String, String, ModelWindows)>,
+    feedback: FeedbackJoiner,
+}
+
+impl StoreCapture {
+    /// The state to write.
+    pub fn to_state(&self) -> StoreState {
+        StoreState {
+            slice_seconds: self.spec.slice.as_secs_f64(),
+            span_seconds: self.spec.span.as_secs_f64(),
+            latency_span_seconds: self.spec.latency_span.as_secs_f64(),
+            models: self
+                .models
+                .iter()
+                .map(|(m, v, w)| w.to_state(m, v))
+                .collect(),
+            feedback: self.feedback.to_state(),
+        }
+    }
+}
+
+/// 64-bit FNV-1a, stable across builds (unlike the standard hasher).
+struct Fnv(u64);
+
+impl Fnv {
+    fn bytes(&mut self, b: &[u8]) {
+        for &x in b {
+            self.0 ^= u64::from(x);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn u64(&mut self, x: u64) {
+        self.bytes(&x.to_le_bytes());
+    }
+
+    fn str(&mut self, s: &str) {
+        self.u64(s.len() as u64);
+        self.bytes(s.as_bytes());
+    }
+
+    fn floats(&mut self, xs: &[f64]) {
+        self.u64(xs.len() as u64);
+        for x in xs {
+            self.u64(x.to_bits());
+        }
+    }
+
+    fn reference(&mut self, r: &Reference) {
+        match r {
+            Reference::Numeric {
+                edges, proportions, ..
+            } => {
+                self.u64(1);
+                self.floats(edges);
+                self.floats(proportions);
+            }
+            Reference::Categorical { index, proportions } => {
+                self.u64(2);
+                let mut cats: Vec<(&String, &usize)> = index.iter().collect();
+                cats.sort();
+                self.u64(cats.len() as u64);
+                for (c, i) in cats {
+                    self.str(c);
+                    self.u64(*i as u64);
+                }
+                self.floats(proportions);
+            }
+        }
+    }
+}
+
+/// A fingerprint of the bins of a model's configured references: equal
+/// fingerprints mean that drift bins counted against one line up with the
+/// other.
+pub fn fingerprint(r: &ModelReferences) -> u64 {
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    let mut names: Vec<&String> = r.features.keys().collect();
+    names.sort();
+    h.u64(names.len() as u64);
+    for n in names {
+        h.str(n);
+        h.reference(&r.features[n]);
+    }
+    match &r.prediction {
+        Some(p) => {
+            h.u64(1);
+            h.reference(p);
+        }
+        None => h.u64(0),
+    }
+    h.0
+}
+
+fn finite(x: f64) -> Option<F64> {
+    x.is_finite().then_some(F64(x))
+}
+
+fn reference_state(r: &Reference) -> Option<ReferenceState> {
+    match r {
+        Reference::Numeric {
+            edges,
+            proportions,
+            mean,
+            std,
+            ..
+        } => Some(ReferenceState {
+            edges: edges.iter().map(|&x| F64(x)).collect(),
+            proportions: proportions.iter().map(|&x| F64(x)).collect(),
+            mean: F64(*mean),
+            std: F64(*std),
+        }),
+        Reference::Categorical { .. } => None,
+    }
+}
+
+/// Restores one ring, noting why if it cannot be.
+fn put<T: SliceState>(
+    ring: &mut SlidingWindow<T>,
+    state: Option<RingState<T::State>>,
+    now: f64,
+    what: impl FnOnce() -> String,
+    report: &mut RestoreReport,
+) {
+    let Some(state) = state else { return };
+    match ring.restore(state, now) {
+        Ok(n) => report.slices += n,
+        Err(e) => report.drop_note(format!("{}: {e}", what())),
+    }
+}
+
+/// What restoring one model version needs to know besides its state.
+struct RestoreContext<'a> {
+    spec: WindowSpec,
+    refs: Arc<ModelReferences>,
+    /// Whether the configured references are those the bins were counted
+    /// against.
+    same_refs: bool,
+    cap: usize,
+    learn: Option<usize>,
+    now: f64,
+    label: &'a str,
+}
+
+impl ModelWindows {
+    fn to_state(&self, model: &str, version: &str) -> ModelWindowsState {
+        fn map<T: SliceState>(
+            m: &HashMap<String, SlidingWindow<T>>,
+        ) -> BTreeMap<String, RingState<T::State>> {
+            m.iter()
+                .filter_map(|(k, w)| Some((k.clone(), w.to_state()?)))
+                .collect()
+        }
+        ModelWindowsState {
+            model: model.to_owned(),
+            version: version.to_owned(),
+            references: fingerprint(&self.refs),
+            last_event: finite(self.last_event),
+            trained_at: self.trained_at.map(F64),
+            counts: self.counts.to_state(),
+            latency: self.latency.to_state(),
+            prediction: self.prediction.to_state(),
+            confidence: self.confidence.to_state(),
+            classes: map(&self.classes),
+            features: self
+                .features
+                .iter()
+                .map(|(name, f)| {
+                    let state = FeatureState {
+                        values: f.values.to_state(),
+                        counts: f.counts.to_state(),
+                        bins: f.bins.as_ref().and_then(SlidingWindow::to_state),
+                        learning: f.learning.iter().map(|&x| F64(x)).collect(),
+                        learned: f.learned.as_ref().and_then(reference_state),
+                    };
+                    (name.clone(), state)
+                })
+                .collect(),
+            counters: map(&self.counters),
+            logs: self.logs.iter().map(SlidingWindow::to_state).collect(),
+            resources: self.resources.iter().map(SlidingWindow::to_state).collect(),
+            quality: self.quality.to_state(),
+            prediction_bins: self.prediction_bins.to_state(),
+        }
+    }
+
+    fn from_state(
+        s: ModelWindowsState,
+        cx: &RestoreContext,
+        report: &mut RestoreReport,
+    ) -> ModelWindows {
+        let mut w = ModelWindows::new(cx.spec, cx.refs.clone());
+        let now = cx.now;
+        let at = |what: &str| format!("{} {what}", cx.label);
+        w.last_event = s.last_event.map_or(f64::NEG_INFINITY, |t| t.0);
+        // Series expiry (`--metrics.ttl`) reads the last write; the last
+        // event stands for it, so a restored version ages from there.
+        w.last_write = w.last_event;
+        w.trained_at = s.trained_at.map(|t| t.0);
+        put(&mut w.counts, s.counts, now, || at("counts"), report);
+        put(&mut w.latency, s.latency, now, || at("latency"), report);
+        put(
+            &mut w.prediction,
+            s.prediction,
+            now,
+            || at("prediction"),
+            report,
+        );
+        put(
+            &mut w.confidence,
+            s.confidence,
+            now,
+            || at("confidence"),
+            report,
+        );
+        put(&mut w.quality, s.quality, now, || at("quality"), report);
+        let spec = cx.spec;
+        let mut capped = 0usize;
+        for (name, ring) in s.classes {
+            match entry(&mut w.classes, &name, cx.cap, |s| s.ring(), &spec) {
+                Some(r) => put(r, Some(ring), now, || at(&format!("class {name}")), report),
+                None => capped += 1,
+            }
+        }
+        for (name, ring) in s.counters {
+            match entry(&mut w.counters, &name, cx.cap, |s| s.ring(), &spec) {
+                Some(r) => put(
+                    r,
+                    Some(ring),
+                    now,
+                    || at(&format!("counter {name}")),
+                    report,
+                ),
+                None => capped += 1,
+            }
+        }
+        for (i, ring) in s.logs.into_iter().enumerate().take(w.logs.len()) {
+            put(&mut w.logs[i], ring, now, || at("logs"), report);
+        }
+        for (i, ring) in s.resources.into_iter().enumerate().take(w.resources.len()) {
+            put(&mut w.resources[i], ring, now, || at("resources"), report);
+        }
+        let mut bins_dropped = false;
+        if cx.same_refs {
+            put(
+                &mut w.prediction_bins,
+                s.prediction_bins,
+                now,
+                || at("prediction drift bins"),
+                report,
+            );
+        } else {
+            bins_dropped |= s.prediction_bins.is_some();
+        }
+        for (name, fs) in s.features {
+            let Some(f) = entry(&mut w.features, &name, cx.cap, FeatureWindows::new, &spec) else {
+                capped += 1;
+                continue;
+            };
+            let what = |part: &str| at(&format!("feature {name} {part}"));
+            put(&mut f.values, fs.values, now, || what("values"), report);
+            put(&mut f.counts, fs.counts, now, || what("counts"), report);
+            f.learned = fs.learned.and_then(|r| {
+                Reference::numeric(
+                    r.edges.iter().map(|x| x.0).collect(),
+                    r.proportions.iter().map(|x| x.0).collect(),
+                    r.mean.0,
+                    r.std.0,
+                )
+            });
+            if f.learned.is_none()
+                && let Some(n) = cx.learn
+            {
+                f.learning = fs
+                    .learning
+                    .iter()
+                    .map(|x| x.0)
+                    .take(n.saturating_sub(1))
+                    .collect();
+            }
+            // Bins against a learned reference travel with it; bins against a
+            // configured one only while it is unchanged.
+            let configured = cx.refs.features.contains_key(&name);
+            let usable = if configured {
+                cx.same_refs
+            } else {
+                f.learned.is_some()
+            };
+            match fs.bins {
+                Some(b) if usable => {
+                    let ring = f.bins.get_or_insert_with(|| spec.feature_ring());
+                    put(ring, Some(b), now, || what("drift bins"), report);
+                }
+                Some(_) => bins_dropped = true,
+                None => {}
+            }
+        }
+        if bins_dropped {
+            report.drop_note(format!(
+                "{}: drift bins (their reference changed or is missing)",
+                cx.label
+            ));
+        }
+        if capped > 0 {
+            report.drop_note(format!(
+                "{}: {capped} features, classes or counters past --limits.features",
+                cx.label
+            ));
+        }
+        w
+    }
+}
+
+impl WindowStore {
+    /// A copy of every window and of the feedback awaiting its join, for a
+    /// snapshot. Costs about as much as the memory the windows hold.
+    pub fn capture(&self) -> StoreCapture {
+        let mut models: Vec<(String, String, ModelWindows)> = self
+            .models
+            .iter()
+            .flat_map(|(m, vs)| {
+                vs.iter()
+                    .map(move |(v, w)| (m.clone(), v.clone(), w.clone()))
+            })
+            .collect();
+        models.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        StoreCapture {
+            spec: self.spec,
+            models,
+            feedback: self.joiner.clone(),
+        }
+    }
+
+    /// Puts back the windows and pending feedback of a snapshot, as of
+    /// `now`, into a store that has recorded nothing yet. At most
+    /// `max_models` models and `max_versions` versions of each are
+    /// restored, and features, classes and counters within the store's cap.
+    pub fn restore(
+        &mut self,
+        state: StoreState,
+        max_models: usize,
+        max_versions: usize,
+        now: f64,
+        report: &mut RestoreReport,
+    ) {
+        report.pending_feedback += self.joiner.restore(state.feedback);
+        let width = self.spec.slice.as_secs_f64();
+        if state.slice_seconds != width {
+            report.drop_note(format!(
+                "every window: the slice width changed from {}s to {width}s with the rules' windows",
+                state.slice_seconds
+            ));
+            return;
+        }
+        let mut skipped = 0usize;
+        for s in state.models {
+            let known = self.models.contains_key(&s.model);
+            if !known && self.models.len() >= max_models {
+                skipped += 1;
+                continue;
+            }
+            let versions = self.models.entry(s.model.clone()).or_default();
+            if versions.contains_key(&s.version) || versions.len() >= max_versions {
+                skipped += 1;
+                continue;
+            }
+            let refs = self.references(&s.model).clone();
+            let label = format!("{}/{}", s.model, s.version);
+            let cx = RestoreContext {
+                spec: self.spec,
+                same_refs: fingerprint(&refs) == s.references,
+                refs,
+                cap: self.cap,
+                learn: self.model_cfg(&s.model).learn_reference,
+                now,
+                label: &label,
+            };
+            let version = s.version.clone();
+            let model = s.model.clone();
+            let w = ModelWindows::from_state(s, &cx, report);
+            self.models.entry(model).or_default().insert(version, w);
+            report.series += 1;
+        }
+        if skipped > 0 {
+            report.drop_note(format!(
+                "{skipped} model versions past --limits.models or --limits.versions"
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{Config, load};
+    use crate::ingest::parse::parse_event;
+    use crate::rules::eval::SignalSource;
+    use crate::rules::expr::Signal;
+
+    /// One rule per kind of signal, so that every window is shaped as in a
+    /// real configuration and every signal can be read back.
+    const RULES: &str = "
+defaults: {window: 1m, evaluation_interval: 10s, min_samples: 1}
+models:
+  fraud:
+    features:
+      amount: {mean: 100, std: 50}
+  learner:
+    learn_reference: 20
+groups:
+  - name: g
+    rules:
+      - {alert: a01, expr: request_rate > 0}
+      - {alert: a02, expr: error_rate > 0}
+      - {alert: a03, expr: p99(latency) > 1s, window: 5m}
+      - {alert: a04, expr: p50(latency) > 1s}
+      - {alert: a05, expr: mean(latency) > 1s}
+      - {alert: a06, expr: max(latency) > 1s}
+      - {alert: a07, expr: time_since_last_event > 1m}
+      - {alert: a08, expr: positive_rate > 0}
+      - {alert: a09, expr: low_confidence_rate > 0}
+      - {alert: a10, expr: mean(prediction) > 0}
+      - {alert: a11, expr: mean(confidence) > 0}
+      - {alert: a12, expr: class_rate(spam) > 0}
+      - {alert: a13, expr: mean(feature.amount) > 0}
+      - {alert: a14, expr: stddev(feature.*) > 0}
+      - {alert: a15, expr: zscore(feature.*) > 0}
+      - {alert: a16, expr: missing_rate(feature.*) > 0}
+      - {alert: a17, expr: invalid_rate(feature.*) > 0}
+      - {alert: a18, expr: psi(feature.*) > 0}
+      - {alert: a19, expr: ks(feature.*) > 0}
+      - {alert: a20, expr: psi(prediction) > 0}
+      - {alert: a21, expr: accuracy < 1}
+      - {alert: a22, expr: mae > 0}
+      - {alert: a23, expr: model_age > 0}
+      - {alert: a24, expr: 'ratio(counter.clicks, counter.shown) > 0'}
+      - {alert: a25, expr: rate(counter.shown) > 0}
+      - {alert: a26, expr: rate(log.error) > 0}
+      - {alert: a27, expr: mean(resource.cpu) > 0}
+      - {alert: a28, expr: mean(resource.memory) > 0}
+      - {alert: a29, expr: chi2_pvalue(feature.country) < 1}
+";
+
+    fn config(yaml: &str) -> Arc<Config> {
+        Arc::new(load("t.yaml", yaml).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// A store of `yaml` whose model `fraud` also has a prediction and a
+    /// categorical reference.
+    fn store(yaml: &str, cap: usize) -> WindowStore {
+        let mut s = WindowStore::new(config(yaml), cap);
+        let mut refs = (**s.references("fraud")).clone();
+        refs.prediction = Reference::normal(0.5, 0.2);
+        refs.features.insert(
+            "country".into(),
+            Reference::categorical([("DE", 0.5), ("FR", 0.3)], 0.2).unwrap(),
+        );
+        s.refs.insert("fraud".into(), Arc::new(refs));
+        s
+    }
+
+    fn send(s: &mut WindowStore, line: &str, now: f64) {
+        s.record(&parse_event(line.as_bytes()).unwrap(), now);
+    }
+
+    /// Five minutes of varied traffic from `from`.
+    fn traffic(s: &mut WindowStore, from: f64, seconds: u32) {
+        for i in 0..seconds * 4 {
+            let t = from + f64::from(i) * 0.25;
+            let k = f64::from(i % 17);
+            send(
+                s,
+                &format!(
+                    r#"{{"model":"fraud","version":"v1","id":"r{i}","latency_ms":{},"prediction":{},"confidence":{},"features":{{"amount":{},"country":"{}","age":{}}},"counters":{{"shown":3,"clicks":{}}},"resources":{{"cpu_percent":{}}}{}}}"#,
+                    5.0 + k * 20.0,
+                    k / 17.0,
+                    1.0 - k / 20.0,
+                    60.0 + k * 10.0,
+                    ["DE", "FR", "US"][(i % 3) as usize],
+                    if i % 5 == 0 {
+                        "null".to_owned()
+                    } else {
+                        (20.0 + k).to_string()
+                    },
+                    i % 3,
+                    10.0 + k,
+                    if i % 7 == 0 {
+                        r#","error":"timeout""#
+                    } else {
+                        ""
+                    },
+                ),
+                t,
+            );
+            send(
+                s,
+                &format!(
+                    r#"{{"model":"learner","prediction":"{}","features":{{"x":{k}}}}}"#,
+                    if i % 4 == 0 { "spam" } else { "ham" }
+                ),
+                t,
+            );
+            if i % 3 == 0 {
+                send(
+                    s,
+                    &format!(
+                        r#"{{"type":"feedback","model":"fraud","id":"r{}","actual":{}}}"#,
+                        i.saturating_sub(30),
+                        i % 2
+                    ),
+                    t,
+                );
+                send(
+                    s,
+                    r#"{"type":"log","model":"fraud","version":"v1","level":"error"}"#,
+                    t,
+                );
+            }
+        }
+        send(
+            s,
+            r#"{"type":"model","model":"fraud","version":"v1","trained_at":100}"#,
+            from,
+        );
+    }
+
+    /// Every reading of every rule's signal, per series and feature, over a
+    /// few windows; NaN written as such so that equal readings compare equal.
+    fn readings(s: &WindowStore, now: f64) -> Vec<String> {
+        let mut out = Vec::new();
+        let rules: Vec<Signal> = s
+            .config
+            .groups
+            .iter()
+            .flat_map(|g| g.rules.iter().map(|r| r.expr.signal.clone()))
+            .collect();
+        for (m, v) in s.series() {
+            for signal in &rules {
+                let features: Vec<Option<String>> = if signal.is_per_feature() {
+                    s.features(&m, &v).into_iter().map(Some).collect()
+                } else {
+                    vec![None]
+                };
+                for f in features {
+                    for w in [10, 60, 300].map(Duration::from_secs) {
+                        let r = s.read(&m, &v, signal, f.as_deref(), w, now);
+                        out.push(format!("{m}/{v} {signal} {f:?} {w:?}: {r:?}"));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The state through JSON, as a snapshot file carries it.
+    fn through_json(s: &WindowStore) -> StoreState {
+        let text = serde_json::to_string(&s.capture().to_state()).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn every_signal_reads_the_same_after_a_restore() {
+        let mut a = store(RULES, 100);
+        traffic(&mut a, 1000.0, 300);
+        let now = 1300.0;
+        let mut b = store(RULES, 100);
+        let mut report = RestoreReport::default();
+        b.restore(through_json(&a), 100, 20, now, &mut report);
+        assert!(report.dropped.is_empty(), "{report:?}");
+        assert_eq!(report.series, 2);
+        assert!(report.slices > 500, "{report:?}");
+        assert!(report.pending_feedback > 100, "{report:?}");
+        let before = readings(&a, now);
+        // Every kind of signal has a value to compare.
+        for kind in [
+            "p99(latency)",
+            "psi(feature.*) Some(\"amount\")",
+            "psi(feature.*) Some(\"x\")",
+            "psi(prediction)",
+            "chi2_pvalue(feature.country)",
+            "accuracy",
+            "model_age",
+            "rate(log.error)",
+            "mean(resource.cpu)",
+            "ratio(counter.clicks, counter.shown)",
+            "class_rate(spam)",
+        ] {
+            assert!(
+                before
+                    .iter()
+                    .any(|r| r.contains(kind) && r.contains("value: Some")),
+                "no value for {kind}:\n{}",
+                before.join("\n")
+            );
+        }
+        assert_eq!(readings(&b, now), before);
+        // As time passes, and as both record the same events.
+        for later in [1305.0, 1340.0, 1500.0] {
+            assert_eq!(readings(&b, later), readings(&a, later), "at {later}");
+        }
+        traffic(&mut a, 1310.0, 20);
+        traffic(&mut b, 1310.0, 20);
+        assert_eq!(readings(&b, 1330.0), readings(&a, 1330.0));
+        assert_eq!(
+            b.feedback_stats().joined,
+            a.feedback_stats().joined - {
+                // The labels joined before the snapshot are not counted again.
+                let mut c = store(RULES, 100);
+                traffic(&mut c, 1000.0, 300);
+                c.feedback_stats().joined
+            }
+        );
+    }
+
+    #[test]
+    fn restored_versions_age_from_their_last_event_under_a_ttl() {
+        // Without a silence rule, which would keep the newest version.
+        let rules = RULES.replace("time_since_last_event > 1m", "request_rate > 1");
+        let mut a = store(&rules, 100);
+        traffic(&mut a, 1000.0, 300);
+        let mut b = store(&rules, 100);
+        let mut report = RestoreReport::default();
+        b.restore(through_json(&a), 100, 20, 1310.0, &mut report);
+        // Just after the restore nothing is idle long enough to go...
+        assert!(b.expire(60.0, 1310.0).is_empty());
+        assert!(b.get("fraud", "v1").is_some());
+        // ...and once the version has been silent past the TTL and the
+        // longest window, it goes as it would have without the restart.
+        let later = 1300.0 + (b.spec().span + b.spec().slice).as_secs_f64() + 61.0;
+        assert!(!b.expire(60.0, later).is_empty());
+        assert!(b.get("fraud", "v1").is_none());
+    }
+
+    #[test]
+    fn a_restore_long_after_the_snapshot_keeps_only_what_is_recent() {
+        let mut a = store(RULES, 100);
+        traffic(&mut a, 1000.0, 300);
+        let mut b = store(RULES, 100);
+        let mut report = RestoreReport::default();
+        // Two minutes later: the 1m windows are empty, the 5m ones partly.
+        b.restore(through_json(&a), 100, 20, 1420.0, &mut report);
+        assert_eq!(readings(&b, 1420.0), readings(&a, 1420.0));
+        let rate = |s: &WindowStore, w: u64| {
+            s.read(
+                "fraud",
+                "v1",
+                &Signal::RequestRate,
+                None,
+                Duration::from_secs(w),
+                1420.0,
+            )
+            .value
+        };
+        assert_eq!(rate(&b, 60), Some(0.0));
+        assert!(rate(&b, 300).unwrap() > 0.0);
+        // Much later: nothing of the windows is left, but the model's last
+        // event and training time are.
+        let mut c = store(RULES, 100);
+        let mut report = RestoreReport::default();
+        c.restore(through_json(&a), 100, 20, 9000.0, &mut report);
+        assert_eq!(report.slices, 0);
+        let since = c.read(
+            "fraud",
+            "v1",
+            &Signal::TimeSinceLastEvent,
+            None,
+            Duration::from_secs(60),
+            9000.0,
+        );
+        assert_eq!(since.value, Some(9000.0 - 1299.75));
+    }
+
+    #[test]
+    fn changed_references_drop_only_the_drift_bins() {
+        let mut a = store(RULES, 100);
+        traffic(&mut a, 1000.0, 300);
+        let changed = RULES.replace(
+            "amount: {mean: 100, std: 50}",
+            "amount: {mean: 200, std: 50}",
+        );
+        let mut b = store(&changed, 100);
+        let mut report = RestoreReport::default();
+        b.restore(through_json(&a), 100, 20, 1300.0, &mut report);
+        assert_eq!(
+            report.dropped,
+            ["fraud/v1: drift bins (their reference changed or is missing)"]
+        );
+        let read = |s: &WindowStore, sig: &str| {
+            let signal = s
+                .config
+                .groups
+                .iter()
+                .flat_map(|g| &g.rules)
+                .find(|r| r.expr.signal.to_string() == sig)
+                .unwrap()
+                .expr
+                .signal
+                .clone();
+            s.read(
+                "fraud",
+                "v1",
+                &signal,
+                Some("amount"),
+                Duration::from_secs(60),
+                1300.0,
+            )
+        };
+        assert_eq!(read(&b, "psi(feature.*)").samples, 0);
+        assert!(read(&a, "psi(feature.*)").samples > 0);
+        assert_eq!(
+            read(&b, "mean(feature.amount)"),
+            read(&a, "mean(feature.amount)")
+        );
+        // The learned reference of another model travels with its bins.
+        let x = |s: &WindowStore| {
+            s.read(
+                "learner",
+                "",
+                &Signal::Drift {
+                    method: crate::rules::expr::DriftMethod::Psi,
+                    target: crate::rules::expr::DriftTarget::Feature(
+                        crate::rules::expr::FeatureSel::Named("x".into()),
+                    ),
+                },
+                None,
+                Duration::from_secs(60),
+                1300.0,
+            )
+        };
+        assert!(x(&a).value.is_some());
+        assert_eq!(x(&b), x(&a));
+    }
+
+    #[test]
+    fn other_slice_widths_and_limits_leave_windows_out() {
+        let mut a = store(RULES, 100);
+        traffic(&mut a, 1000.0, 30);
+        // Shortest window 5m instead of 1m: slices of 10 s instead of 6 s.
+        let wider = RULES.replace("window: 1m", "window: 5m");
+        let mut b = store(&wider, 100);
+        let mut report = RestoreReport::default();
+        b.restore(through_json(&a), 100, 20, 1030.0, &mut report);
+        assert_eq!(
+            report.dropped,
+            ["every window: the slice width changed from 6s to 10s with the rules' windows"]
+        );
+        assert!(b.series().is_empty());
+        assert!(
+            report.pending_feedback > 0,
+            "feedback does not depend on windows"
+        );
+        // One model, one feature at most.
+        let mut c = store(RULES, 1);
+        let mut report = RestoreReport::default();
+        c.restore(through_json(&a), 1, 20, 1030.0, &mut report);
+        assert_eq!(c.series(), [("fraud".to_owned(), "v1".to_owned())]);
+        assert_eq!(c.features("fraud", "v1"), ["age"]);
+        assert_eq!(
+            report.dropped,
+            [
+                "fraud/v1: 3 features, classes or counters past --limits.features",
+                "1 model versions past --limits.models or --limits.versions"
+            ]
+        );
+    }
+}
