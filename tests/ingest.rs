@@ -389,4 +389,24 @@ fn connections_past_the_limit_are_closed_and_counted() {
         e.sample(r#"model_requests_total{model="over",outcome="ok",version=""}"#),
         None
     );
+    // A connection that has ended no longer counts against the limit: with
+    // one held, over and over, close the second, see it gone, open the next.
+    // (The listener also reaps ended connections before it compares with
+    // the limit; that race is too narrow to provoke from here.)
+    let _keep = UnixStream::connect(&sock).unwrap();
+    e.wait_sample(r#"model_exporter_connections_open{transport="unix"}"#, 1.0);
+    for i in 0..30 {
+        let mut c = UnixStream::connect(&sock).unwrap();
+        c.write_all(b"{\"model\":\"again\"}\n").unwrap();
+        drop(c);
+        e.wait_sample(
+            r#"model_requests_total{model="again",outcome="ok",version=""}"#,
+            f64::from(i + 1),
+        );
+        e.wait_sample(r#"model_exporter_connections_open{transport="unix"}"#, 1.0);
+    }
+    assert_eq!(
+        e.sample(r#"model_exporter_connections_closed_total{reason="limit",transport="unix"}"#),
+        Some(1.0)
+    );
 }

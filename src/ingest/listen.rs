@@ -204,6 +204,9 @@ async fn accept_loop(ctx: IngestContext, transport: &'static str, listener: Stre
             r = listener.accept() => match r {
                 Ok(conn) => {
                     accepted.inc();
+                    // Connections that ended but were not reaped yet must
+                    // not count against the limit.
+                    while conns.try_join_next().is_some() {}
                     if conns.len() >= ctx.options.max_connections {
                         // Over the limit: closed at once, and counted.
                         ctx.metrics
