@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use prometheus::{Counter, Gauge, Histogram, IntCounter};
+use crate::export::series::{Counter, Gauge, Histogram, IntCounter};
 use tokio::sync::mpsc;
 
 use super::history::{FeatureView, History, ModelSummary};
@@ -165,7 +165,7 @@ pub struct Aggregator {
     metrics: Metrics,
     clock: SharedClock,
     limits: Limits,
-    received: [IntCounter; 4],
+    received: [prometheus::IntCounter; 4],
     models: HashMap<String, HashMap<String, ModelHandles>>,
     /// The version each model last announced with a `model` event.
     loaded_version: HashMap<String, String>,

@@ -5,50 +5,34 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 
-/// A collector serving whatever families were last stored in it.
-#[derive(Clone)]
+/// Whatever families were last stored; a scrape encodes the latest
+/// snapshot without copying it (the lock is held only to clone an `Arc`).
+#[derive(Clone, Default)]
 pub struct DynamicFamilies {
-    descs: Vec<Desc>,
-    families: Arc<Mutex<Vec<MetricFamily>>>,
+    families: Arc<Mutex<Arc<Vec<MetricFamily>>>>,
 }
 
 impl DynamicFamilies {
-    /// A collector that will serve families with these names and help texts.
-    pub fn new(names: &[(&str, &str)]) -> Self {
-        DynamicFamilies {
-            descs: names
-                .iter()
-                .map(|(n, h)| {
-                    Desc::new(n.to_string(), h.to_string(), vec![], Default::default())
-                        .expect("valid metric name")
-                })
-                .collect(),
-            families: Arc::default(),
-        }
+    /// An empty set. The names and help texts the families will have are
+    /// reserved in the registry by [`Metrics`](super::metrics::Metrics).
+    pub fn new(_names: &[(&str, &str)]) -> Self {
+        DynamicFamilies::default()
     }
 
     /// Replaces what is served.
     pub fn store(&self, families: Vec<MetricFamily>) {
-        *self.families.lock().unwrap_or_else(|e| e.into_inner()) = families;
-    }
-}
-
-impl Collector for DynamicFamilies {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
+        *self.families.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(families);
     }
 
-    fn collect(&self) -> Vec<MetricFamily> {
+    /// What was last stored (empty families included; the encoder skips
+    /// them).
+    pub fn snapshot(&self) -> Arc<Vec<MetricFamily>> {
         self.families
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|f| !f.get_metric().is_empty())
-            .cloned()
-            .collect()
+            .clone()
     }
 }
 
