@@ -44,5 +44,8 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains("age"), "{text}");
         assert!(text.contains("income"), "{text}");
+        let c = fam.member(&["m", "c"], &[1.0]);
+        fam.remove_all(&[b, c]);
+        assert!(fam.family().is_empty());
     }
 }

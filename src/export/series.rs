@@ -522,20 +522,26 @@ impl<C: Cell> Family<C> {
         }
     }
 
-    /// Removes the series holding `cell`, if any.
-    pub fn remove_cell(&self, cell: &Arc<C>) {
+    /// Removes the series holding one of `cells`, in one pass.
+    pub fn remove_cells(&self, cells: &[&Arc<C>]) {
+        if cells.is_empty() {
+            return;
+        }
+        let wanted: std::collections::HashSet<*const C> =
+            cells.iter().map(|c| Arc::as_ptr(c)).collect();
         let mut slots = self.inner.slots.write().unwrap_or_else(|e| e.into_inner());
-        let found = slots.entries.iter().enumerate().find_map(|(i, e)| {
-            e.as_ref().filter(|e| Arc::ptr_eq(&e.cell, cell)).map(|e| {
-                (
-                    i,
-                    e.values.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
-                )
+        let found: Vec<(usize, Vec<String>)> = slots
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                e.as_ref()
+                    .filter(|e| wanted.contains(&Arc::as_ptr(&e.cell)))
+                    .map(|e| (i, e.values.iter().map(|v| v.to_string()).collect()))
             })
-        });
-        if let Some((i, values)) = found {
-            let values: Vec<&str> = values.iter().map(String::as_str).collect();
-            let hash = self.hash(&values);
+            .collect();
+        for (i, values) in found {
+            let hash = self.hash(&strs(&values));
             Self::take(&mut slots, hash, i);
         }
     }
@@ -586,23 +592,23 @@ impl<C: Cell> Family<C> {
 }
 
 /// `IntCounterVec` of the prometheus crate.
-pub type IntCounterVec = Vec_<AtomicU64, IntCounter>;
+pub type IntCounterVec = ScalarVec<AtomicU64, IntCounter>;
 /// `CounterVec` of the prometheus crate.
-pub type CounterVec = Vec_<AtomicF64, Counter>;
+pub type CounterVec = ScalarVec<AtomicF64, Counter>;
 /// `GaugeVec` of the prometheus crate.
-pub type GaugeVec = Vec_<AtomicF64, Gauge>;
+pub type GaugeVec = ScalarVec<AtomicF64, Gauge>;
 /// `IntGaugeVec` of the prometheus crate.
-pub type IntGaugeVec = Vec_<AtomicI64, IntGauge>;
+pub type IntGaugeVec = ScalarVec<AtomicI64, IntGauge>;
 
 /// A family of scalar series handing out handles of type `H`.
-pub struct Vec_<C, H> {
+pub struct ScalarVec<C, H> {
     family: Family<C>,
     _handle: std::marker::PhantomData<fn() -> H>,
 }
 
-impl<C, H> Clone for Vec_<C, H> {
+impl<C, H> Clone for ScalarVec<C, H> {
     fn clone(&self) -> Self {
-        Vec_ {
+        ScalarVec {
             family: self.family.clone(),
             _handle: std::marker::PhantomData,
         }
@@ -636,23 +642,23 @@ impl Handle<AtomicI64> for IntGauge {
     }
 }
 
-impl<C: Cell + Default, H: Handle<C>> Vec_<C, H> {
+impl<C: Cell + Default, H: Handle<C>> ScalarVec<C, H> {
     /// An empty family of this name, help, type and label names.
     pub fn new(name: &str, help: &str, kind: Kind, label_names: &[&str]) -> Self {
-        Vec_ {
+        ScalarVec {
             family: Family::new(name, help, kind, label_names),
             _handle: std::marker::PhantomData,
         }
     }
 
     /// The series with these label values, created at zero if new.
-    pub fn with_label_values(&self, values: &[&str]) -> H {
-        H::from_cell(self.family.get_or_create(values, C::default))
+    pub fn with_label_values<V: AsRef<str>>(&self, values: &[V]) -> H {
+        H::from_cell(self.family.get_or_create(&strs(values), C::default))
     }
 
     /// Removes the series with these label values.
-    pub fn remove_label_values(&self, values: &[&str]) -> Result<(), String> {
-        self.family.remove_label_values(values)
+    pub fn remove_label_values<V: AsRef<str>>(&self, values: &[V]) -> Result<(), String> {
+        self.family.remove_label_values(&strs(values))
     }
 
     /// The underlying family (for encoding).
@@ -681,30 +687,36 @@ impl HistogramVec {
     }
 
     /// The series with these label values, created empty if new.
-    pub fn with_label_values(&self, values: &[&str]) -> Histogram {
+    pub fn with_label_values<V: AsRef<str>>(&self, values: &[V]) -> Histogram {
         let b = &self.bounds;
         Histogram(
             self.family
-                .get_or_create(values, || HistogramCell::new(b.clone())),
+                .get_or_create(&strs(values), || HistogramCell::new(b.clone())),
         )
     }
 
     /// A series with these label values and its own bucket bounds,
     /// replacing any series with the same label values.
-    pub fn member(&self, values: &[&str], buckets: &[f64]) -> Histogram {
+    pub fn member<V: AsRef<str>>(&self, values: &[V], buckets: &[f64]) -> Histogram {
         let cell = Arc::new(HistogramCell::new(Bounds::new(buckets)));
-        self.family.put(values, cell.clone());
+        self.family.put(&strs(values), cell.clone());
         Histogram(cell)
     }
 
     /// Removes the series `h` (its series disappears from the next scrape).
     pub fn remove(&self, h: &Histogram) {
-        self.family.remove_cell(&h.0);
+        self.remove_all(std::slice::from_ref(h));
+    }
+
+    /// Removes several series in one pass over the family.
+    pub fn remove_all(&self, hs: &[Histogram]) {
+        let cells: Vec<&Arc<HistogramCell>> = hs.iter().map(|h| &h.0).collect();
+        self.family.remove_cells(&cells);
     }
 
     /// Removes the series with these label values.
-    pub fn remove_label_values(&self, values: &[&str]) -> Result<(), String> {
-        self.family.remove_label_values(values)
+    pub fn remove_label_values<V: AsRef<str>>(&self, values: &[V]) -> Result<(), String> {
+        self.family.remove_label_values(&strs(values))
     }
 
     /// The underlying family (for encoding).
@@ -733,6 +745,10 @@ impl<C: Cell> Encode for Family<C> {
     fn encode_into(&self, out: &mut Vec<u8>) {
         self.encode(out)
     }
+}
+
+fn strs<V: AsRef<str>>(values: &[V]) -> Vec<&str> {
+    values.iter().map(AsRef::as_ref).collect()
 }
 
 /// Escapes a label value (`\`, newline and `"`) or help text (`\` and
@@ -1222,7 +1238,7 @@ pub(crate) mod tests {
     #[test]
     fn unlabelled_series_and_slot_reuse() {
         let g = IntGaugeVec::new("t_up", "x", Kind::Gauge, &[]);
-        g.with_label_values(&[]).set(-7);
+        g.with_label_values::<&str>(&[]).set(-7);
         let mut out = Vec::new();
         g.family().encode(&mut out);
         assert_eq!(
@@ -1230,7 +1246,7 @@ pub(crate) mod tests {
             "# HELP t_up x\n# TYPE t_up gauge\nt_up -7\n"
         );
         let h = HistogramVec::new("t_h", "x", &[], &[1.0]);
-        h.with_label_values(&[]).observe(3.0);
+        h.with_label_values::<&str>(&[]).observe(3.0);
         let mut out = Vec::new();
         h.family().encode(&mut out);
         assert_eq!(
