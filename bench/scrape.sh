@@ -47,7 +47,9 @@ for _ in $(seq 300); do
     sleep 0.2
 done
 echo "series $HAVE (model_feature_missing_total)"
-echo "bytes $(curl -s "$URL" | wc -c)"
+curl -s "$URL" >"$D/page"
+echo "bytes $(wc -c <"$D/page")"
+if [ -n "${SHOW_FAMILIES:-}" ]; then grep -v "^#" "$D/page" | sed -E "s/[{ ].*//" | sort | uniq -c | sort -rn | head; fi
 
 stats() { sort -n | awk '{a[NR]=$1} END {printf "min %s median %s max %s (n=%d)\n", a[1], a[int((NR+1)/2)], a[NR], NR}'; }
 for _ in $(seq "$SCRAPES"); do curl -s -o /dev/null -w '%{time_total}\n' "$URL"; done \

@@ -887,15 +887,18 @@ pub(crate) mod tests {
 
     use super::*;
 
+    /// A sample's name and label pairs.
+    pub(crate) type Key = (String, Vec<(String, String)>);
+
     /// One parsed exposition: HELP and TYPE per family, and every sample
     /// keyed by name and its label pairs (sorted), with the value's bits.
     #[derive(Debug, Default, PartialEq)]
     pub(crate) struct Parsed {
         pub help: BTreeMap<String, String>,
         pub types: BTreeMap<String, String>,
-        pub samples: BTreeMap<(String, Vec<(String, String)>), u64>,
+        pub samples: BTreeMap<Key, u64>,
         /// Samples in the order they were written.
-        pub order: Vec<(String, Vec<(String, String)>)>,
+        pub order: Vec<Key>,
     }
 
     fn unescape(s: &str) -> String {
@@ -993,8 +996,7 @@ pub(crate) mod tests {
     /// Histogram invariants: buckets in increasing `le` order ending with
     /// `+Inf`, cumulative counts that never fall, `_count` equal to `+Inf`.
     pub(crate) fn check_histograms(p: &Parsed) {
-        let mut series: BTreeMap<(String, Vec<(String, String)>), Vec<(f64, f64)>> =
-            BTreeMap::new();
+        let mut series: BTreeMap<Key, Vec<(f64, f64)>> = BTreeMap::new();
         for (name, labels) in &p.order {
             let Some(base) = name.strip_suffix("_bucket") else {
                 continue;
