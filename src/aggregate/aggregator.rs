@@ -456,7 +456,7 @@ impl Aggregator {
     }
 
     /// The `model_window_*` gauges over every window a rule uses.
-    fn window_families(&self, now: f64) -> Vec<prometheus::proto::MetricFamily> {
+    fn window_families(&self, now: f64) -> Vec<crate::export::dynamic::RenderedFamily> {
         let config = self.engine.config();
         let mut windows: Vec<Duration> = config
             .groups

@@ -581,12 +581,13 @@ impl Metrics {
         let rules = self.rule_families.snapshot();
         enum Source<'a> {
             Proto(&'a MetricFamily),
+            Rendered(&'a super::dynamic::RenderedFamily),
             Direct(&'a dyn Encode),
         }
         let mut all: Vec<(&str, Source)> = gathered
             .iter()
-            .chain(rules.iter())
             .map(|f| (f.name(), Source::Proto(f)))
+            .chain(rules.iter().map(|f| (f.name(), Source::Rendered(f))))
             .chain(
                 self.hot
                     .iter()
@@ -597,6 +598,7 @@ impl Metrics {
         for (_, source) in all {
             match source {
                 Source::Proto(f) => series::encode_protos(std::slice::from_ref(f), &mut out),
+                Source::Rendered(f) => f.encode(&mut out),
                 Source::Direct(f) => f.encode_into(&mut out),
             }
         }
@@ -652,11 +654,11 @@ mod tests {
         }
     }
 
-    /// The whole page: every family once, in name order, the registry's and
-    /// the rule families' samples as the crate's encoder writes them, and
-    /// the model families' histograms well formed.
+    /// The whole page: every family once, in name order, the registry's
+    /// samples as the crate's encoder writes them, a rule family as text,
+    /// and the model families' histograms well formed.
     #[test]
-    fn whole_page_matches_the_crate_for_registry_and_rule_families() {
+    fn whole_page_matches_the_crate_for_the_registry_families() {
         use crate::export::series::tests::{check_histograms, parse};
         let m = Metrics::new(&Buckets::default()).unwrap();
         m.requests.with_label_values(&["m", "v", "ok"]).inc();
@@ -681,9 +683,11 @@ mod tests {
         let text = String::from_utf8(m.encode()).unwrap();
         let page = parse(&text);
         check_histograms(&page);
-        let mut crate_side = m.registry.gather();
-        crate_side.extend(m.rule_families.snapshot().iter().cloned());
-        crate_side.retain(|f| !f.get_metric().is_empty());
+        assert!(text.contains(
+            "# HELP model_alerts Alerts.\n# TYPE model_alerts gauge\n\
+             model_alerts{alertname=\"A \\\"x\\\"\",model=\"m\\n\"} 1\n"
+        ));
+        let crate_side = m.registry.gather();
         let mut want = Vec::new();
         prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &crate_side, &mut want)
             .unwrap();
@@ -712,7 +716,7 @@ mod tests {
         assert!(families.windows(2).all(|w| w[0] < w[1]), "{families:?}");
         assert_eq!(
             page.samples.len(),
-            want.samples.len() + 1 + (13 + 3) + (2 + 3) + 1
+            want.samples.len() + 1 + (13 + 3) + (2 + 3) + 1 + 1
         );
     }
 

@@ -26,7 +26,6 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
-use std::fmt::Write as _;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -833,7 +832,6 @@ pub fn write_f64(out: &mut Vec<u8>, v: f64) {
 /// families, the self-metrics), without copying them.
 pub fn encode_protos(families: &[prometheus::proto::MetricFamily], out: &mut Vec<u8>) {
     use prometheus::proto::MetricType;
-    let mut labels = String::new();
     for f in families.iter().filter(|f| !f.get_metric().is_empty()) {
         let kind = f.get_field_type();
         if kind != MetricType::GAUGE && kind != MetricType::COUNTER {
@@ -859,14 +857,20 @@ pub fn encode_protos(families: &[prometheus::proto::MetricFamily], out: &mut Vec
             b" counter\n"
         });
         for m in f.get_metric() {
-            labels.clear();
-            for (n, l) in m.get_label().iter().enumerate() {
-                if n > 0 {
-                    labels.push(',');
-                }
-                let _ = write!(labels, "{}=\"{}\"", l.name(), escape(l.value(), true));
+            out.extend_from_slice(name.as_bytes());
+            let mut sep = b'{';
+            for l in m.get_label() {
+                out.push(sep);
+                sep = b',';
+                out.extend_from_slice(l.name().as_bytes());
+                out.extend_from_slice(b"=\"");
+                out.extend_from_slice(escape(l.value(), true).as_bytes());
+                out.push(b'"');
             }
-            line_start(out, name, "", &labels, None);
+            if sep == b',' {
+                out.push(b'}');
+            }
+            out.push(b' ');
             let v = if kind == MetricType::GAUGE {
                 m.get_gauge().get_value()
             } else {
