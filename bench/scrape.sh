@@ -7,7 +7,9 @@
 #   bench/scrape.sh 10000        # 10 models x 1,000 features
 #   bench/scrape.sh 100000       # 100 models x 1,000 features
 #
-# Needs target/release/model-exporter, curl and python3.
+# Needs target/release/model-exporter, curl and python3. CONFIG=rules.yaml
+# replaces the built-in rules (with the built-in rules, every feature adds
+# about two model_rule_signal_value samples once the rules are evaluated).
 set -euo pipefail
 N=${1:-10000}
 SCRAPES=${SCRAPES:-20}
@@ -19,7 +21,7 @@ trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$D"'
 
 "$BIN" --web.listen-address 127.0.0.1:0 --events.listen "unix://$D/ev.sock" \
     --limits.models $((MODELS + 1)) --limits.features $FEATURES \
-    >"$D/log" 2>&1 &
+    ${CONFIG:+--config.file "$CONFIG"} >"$D/log" 2>&1 &
 PID=$!
 for _ in $(seq 100); do
     PORT=$(ss -ltnp 2>/dev/null | grep "pid=$PID," | sed -E 's/.*127\.0\.0\.1:([0-9]+).*/\1/' | head -1)
@@ -46,6 +48,8 @@ for _ in $(seq 300); do
     [ "$HAVE" -ge "$WANT" ] && break
     sleep 0.2
 done
+# SETTLE=seconds: wait, e.g. for the first rule evaluation to publish.
+sleep "${SETTLE:-0}"
 echo "series $HAVE (model_feature_missing_total)"
 curl -s "$URL" >"$D/page"
 echo "bytes $(wc -c <"$D/page")"
