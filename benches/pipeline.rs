@@ -1,6 +1,8 @@
 //! Benchmarks of the ingest pipeline's stages: parsing one event, the
-//! aggregator applying a batch, and encoding `/metrics` with many series.
+//! aggregator applying a batch, and encoding `/metrics` with many series
+//! (model families, and rule families as the evaluator publishes them).
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -8,6 +10,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use model_exporter::aggregate::{Aggregator, Limits};
 use model_exporter::clock::ManualClock;
 use model_exporter::config::Config;
+use model_exporter::export::dynamic::GaugeFamily;
 use model_exporter::export::metrics::{Buckets, Metrics};
 use model_exporter::ingest::parse::parse_event;
 
@@ -83,5 +86,36 @@ fn encode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse, apply, encode);
+/// `series` samples of `model_rule_signal_value`, as the built-in rules
+/// publish them for every feature of 10 models.
+fn with_rule_signals(series: usize) -> Metrics {
+    let m = Metrics::new(&Buckets::default()).expect("metrics");
+    let mut g = GaugeFamily::new("model_rule_signal_value", "Rule signals.");
+    for i in 0..series {
+        let labels = BTreeMap::from([
+            ("alertname".to_owned(), "FeatureMissing".to_owned()),
+            ("feature".to_owned(), format!("feature_{}", i / 10)),
+            ("model".to_owned(), format!("model-{}", i % 10)),
+            ("severity".to_owned(), "warning".to_owned()),
+            ("version".to_owned(), "v1".to_owned()),
+        ]);
+        g.push(&labels, i as f64 * 0.000123);
+    }
+    m.rule_families.store(vec![g.finish()]);
+    m
+}
+
+fn encode_rules(c: &mut Criterion) {
+    let mut g = c.benchmark_group("encode_rules");
+    g.sample_size(10);
+    let series = 100_000usize;
+    let m = with_rule_signals(series);
+    g.throughput(Throughput::Elements(series as u64));
+    g.bench_with_input(BenchmarkId::from_parameter(series), &m, |b, m| {
+        b.iter(|| black_box(m.encode().len()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, parse, apply, encode, encode_rules);
 criterion_main!(benches);

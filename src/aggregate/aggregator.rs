@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use prometheus::{Counter, Gauge, Histogram, IntCounter};
+use crate::export::series::{Counter, Gauge, Histogram, IntCounter};
 use tokio::sync::mpsc;
 
 use super::history::{FeatureView, History, ModelSummary};
@@ -207,7 +207,7 @@ pub struct Aggregator {
     metrics: Metrics,
     clock: SharedClock,
     limits: Limits,
-    received: [IntCounter; 4],
+    received: [prometheus::IntCounter; 4],
     models: HashMap<String, HashMap<String, ModelHandles>>,
     /// The version each model last announced with a `model` event.
     loaded_version: HashMap<String, String>,
@@ -536,7 +536,7 @@ impl Aggregator {
     }
 
     /// The `model_window_*` gauges over every window a rule uses.
-    fn window_families(&self, now: f64) -> Vec<prometheus::proto::MetricFamily> {
+    fn window_families(&self, now: f64) -> Vec<crate::export::dynamic::RenderedFamily> {
         let config = self.engine.config();
         let mut windows: Vec<Duration> = config
             .groups

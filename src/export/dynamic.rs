@@ -5,93 +5,155 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use super::series::{escape, write_f64};
 
-/// A collector serving whatever families were last stored in it.
-#[derive(Clone)]
+/// Whatever families were last stored; a scrape copies the latest
+/// snapshot's text (the lock is held only to clone an `Arc`).
+#[derive(Clone, Default)]
 pub struct DynamicFamilies {
-    descs: Vec<Desc>,
-    families: Arc<Mutex<Vec<MetricFamily>>>,
+    families: Arc<Mutex<Arc<Vec<RenderedFamily>>>>,
 }
 
 impl DynamicFamilies {
-    /// A collector that will serve families with these names and help texts.
-    pub fn new(names: &[(&str, &str)]) -> Self {
-        DynamicFamilies {
-            descs: names
-                .iter()
-                .map(|(n, h)| {
-                    Desc::new(n.to_string(), h.to_string(), vec![], Default::default())
-                        .expect("valid metric name")
-                })
-                .collect(),
-            families: Arc::default(),
-        }
+    /// An empty set. The names and help texts the families will have are
+    /// reserved in the registry by [`Metrics`](super::metrics::Metrics).
+    pub fn new(_names: &[(&str, &str)]) -> Self {
+        DynamicFamilies::default()
     }
 
     /// Replaces what is served.
-    pub fn store(&self, families: Vec<MetricFamily>) {
-        *self.families.lock().unwrap_or_else(|e| e.into_inner()) = families;
-    }
-}
-
-impl Collector for DynamicFamilies {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
+    pub fn store(&self, families: Vec<RenderedFamily>) {
+        *self.families.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(families);
     }
 
-    fn collect(&self) -> Vec<MetricFamily> {
+    /// What was last stored (empty families included; they write nothing).
+    pub fn snapshot(&self) -> Arc<Vec<RenderedFamily>> {
         self.families
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|f| !f.get_metric().is_empty())
-            .cloned()
-            .collect()
+            .clone()
     }
 }
 
-/// Builds one gauge family sample by sample.
+/// A gauge family already in the text format, built once per evaluation
+/// so that scrapes only copy it.
+#[derive(Debug, Clone)]
+pub struct RenderedFamily {
+    name: String,
+    help: String,
+    samples: usize,
+    text: Vec<u8>,
+}
+
+impl RenderedFamily {
+    /// The family's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.samples
+    }
+
+    /// True without samples.
+    pub fn is_empty(&self) -> bool {
+        self.samples == 0
+    }
+
+    /// Appends HELP, TYPE and the samples (nothing without samples).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        if self.samples == 0 {
+            return;
+        }
+        let name = self.name.as_bytes();
+        out.extend_from_slice(b"# HELP ");
+        out.extend_from_slice(name);
+        out.push(b' ');
+        out.extend_from_slice(escape(&self.help, false).as_bytes());
+        out.extend_from_slice(b"\n# TYPE ");
+        out.extend_from_slice(name);
+        out.extend_from_slice(b" gauge\n");
+        out.extend_from_slice(&self.text);
+    }
+}
+
+/// Builds one gauge family sample by sample, straight into the text format.
 pub struct GaugeFamily {
-    family: MetricFamily,
+    family: RenderedFamily,
 }
 
 impl GaugeFamily {
     /// An empty gauge family.
     pub fn new(name: &str, help: &str) -> Self {
-        let mut family = MetricFamily::default();
-        family.set_name(name.to_owned());
-        family.set_help(help.to_owned());
-        family.set_field_type(MetricType::GAUGE);
-        GaugeFamily { family }
+        GaugeFamily {
+            family: RenderedFamily {
+                name: name.to_owned(),
+                help: help.to_owned(),
+                samples: 0,
+                text: Vec::new(),
+            },
+        }
     }
 
-    /// Adds a sample; non-finite values are skipped.
+    /// Adds a sample (labels are written in name order, values escaped);
+    /// non-finite values are skipped.
     pub fn push(&mut self, labels: &BTreeMap<String, String>, value: f64) {
         if !value.is_finite() {
             return;
         }
-        let mut m = Metric::default();
-        m.set_label(
-            labels
-                .iter()
-                .map(|(k, v)| {
-                    let mut l = LabelPair::default();
-                    l.set_name(k.clone());
-                    l.set_value(v.clone());
-                    l
-                })
-                .collect(),
-        );
-        let mut g = Gauge::default();
-        g.set_value(value);
-        m.set_gauge(g);
-        self.family.mut_metric().push(m);
+        let out = &mut self.family.text;
+        out.extend_from_slice(self.family.name.as_bytes());
+        if !labels.is_empty() {
+            let mut sep = b'{';
+            for (k, v) in labels {
+                out.push(sep);
+                sep = b',';
+                out.extend_from_slice(k.as_bytes());
+                out.extend_from_slice(b"=\"");
+                out.extend_from_slice(escape(v, true).as_bytes());
+                out.push(b'"');
+            }
+            out.push(b'}');
+        }
+        out.push(b' ');
+        write_f64(out, value);
+        out.push(b'\n');
+        self.family.samples += 1;
     }
 
     /// The finished family.
-    pub fn finish(self) -> MetricFamily {
+    pub fn finish(self) -> RenderedFamily {
         self.family
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauges_are_rendered_sorted_and_escaped() {
+        let mut g = GaugeFamily::new("x_ratio", "Help \\ with\na newline.");
+        let labels = BTreeMap::from([
+            ("z".to_owned(), "q\"uote".to_owned()),
+            ("a".to_owned(), "back\\slash\n".to_owned()),
+        ]);
+        g.push(&labels, 0.25);
+        g.push(&BTreeMap::new(), -3.0);
+        g.push(&labels, f64::NAN);
+        g.push(&labels, f64::INFINITY);
+        let f = g.finish();
+        assert_eq!(f.len(), 2);
+        let mut out = Vec::new();
+        f.encode(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "# HELP x_ratio Help \\\\ with\\na newline.\n# TYPE x_ratio gauge\n\
+             x_ratio{a=\"back\\\\slash\\n\",z=\"q\\\"uote\"} 0.25\nx_ratio -3\n"
+        );
+        let mut out = Vec::new();
+        GaugeFamily::new("y", "h").finish().encode(&mut out);
+        assert!(out.is_empty());
     }
 }

@@ -4,11 +4,14 @@
 //! catalogue in docs/metrics.md. Families are created here once; the
 //! aggregator resolves label handles once per model and caches them.
 
-use prometheus::core::Collector;
-use prometheus::{
-    CounterVec, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry,
-};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use super::series::{self, Encode, Kind};
 
 use crate::ingest::event::EventKind;
 use crate::ingest::parse::RejectReason;
@@ -56,43 +59,43 @@ pub struct Metrics {
     pub registry: Registry,
 
     /// `model_requests_total{outcome}`.
-    pub requests: IntCounterVec,
+    pub requests: series::IntCounterVec,
     /// `model_request_errors_total{error}`.
-    pub request_errors: IntCounterVec,
+    pub request_errors: series::IntCounterVec,
     /// `model_request_duration_seconds`.
-    pub request_duration: HistogramVec,
+    pub request_duration: series::HistogramVec,
     /// `model_prediction_value`.
-    pub prediction_value: HistogramVec,
+    pub prediction_value: series::HistogramVec,
     /// `model_predictions_total{class}`.
-    pub predictions: IntCounterVec,
+    pub predictions: series::IntCounterVec,
     /// `model_prediction_confidence`.
-    pub prediction_confidence: HistogramVec,
+    pub prediction_confidence: series::HistogramVec,
     /// `model_feature_value{feature}`: each member with its own buckets.
     pub feature_value: super::histograms::HistogramFamily,
     /// Buckets of `model_feature_value` for features without a reference.
     pub feature_buckets: Vec<f64>,
     /// `model_feature_missing_total{feature}`.
-    pub feature_missing: IntCounterVec,
+    pub feature_missing: series::IntCounterVec,
     /// `model_feature_invalid_total{feature,reason}`.
-    pub feature_invalid: IntCounterVec,
+    pub feature_invalid: series::IntCounterVec,
     /// `model_feature_category_total{feature,category}`.
-    pub feature_category: IntCounterVec,
+    pub feature_category: series::IntCounterVec,
     /// `model_business_counts_total{counter}`.
-    pub counter: CounterVec,
+    pub counter: series::CounterVec,
     /// `model_resource_utilization_ratio{resource}`.
-    pub resource: GaugeVec,
+    pub resource: series::GaugeVec,
     /// `model_last_event_timestamp_seconds`.
-    pub last_event: GaugeVec,
+    pub last_event: series::GaugeVec,
     /// `model_info`.
-    pub info: IntGaugeVec,
+    pub info: series::IntGaugeVec,
     /// `model_trained_timestamp_seconds`.
-    pub trained: GaugeVec,
+    pub trained: series::GaugeVec,
     /// `model_loaded_timestamp_seconds`.
-    pub loaded: GaugeVec,
+    pub loaded: series::GaugeVec,
     /// `model_log_events_total{level,component}`.
-    pub log_events: IntCounterVec,
+    pub log_events: series::IntCounterVec,
     /// `model_feedback_total`.
-    pub feedback: IntCounterVec,
+    pub feedback: series::IntCounterVec,
 
     /// `model_exporter_events_received_total{type}`.
     pub events_received: IntCounterVec,
@@ -133,6 +136,10 @@ pub struct Metrics {
     /// Families rebuilt after each evaluation: `model_alerts`,
     /// `model_rule_signal_value` and the `model_window_*` gauges.
     pub rule_families: super::dynamic::DynamicFamilies,
+    /// The model families above, in name order, for the encoder.
+    hot: Arc<Vec<Box<dyn Encode>>>,
+    /// Size of the previous response, to size the next one's buffer.
+    last_size: Arc<AtomicUsize>,
 }
 
 /// Names and help of the families in [`Metrics::rule_families`].
@@ -221,6 +228,31 @@ fn reg<C: Collector + Clone + 'static>(r: &Registry, c: C) -> C {
     c
 }
 
+fn hot_counter(name: &str, help: &str, labels: &[&str]) -> series::IntCounterVec {
+    series::IntCounterVec::new(name, help, Kind::Counter, labels)
+}
+
+fn hot_gauge(name: &str, help: &str, labels: &[&str]) -> series::GaugeVec {
+    series::GaugeVec::new(name, help, Kind::Gauge, labels)
+}
+
+fn hot_histogram(name: &str, help: &str, labels: &[&str], b: &[f64]) -> series::HistogramVec {
+    series::HistogramVec::new(name, help, labels, b)
+}
+
+/// Reserves names in the registry for families encoded outside it.
+struct Reserved(Vec<Desc>);
+
+impl Collector for Reserved {
+    fn desc(&self) -> Vec<&Desc> {
+        self.0.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        Vec::new()
+    }
+}
+
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     reg(
         r,
@@ -233,11 +265,6 @@ fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
         r,
         GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
     )
-}
-
-fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str], b: &[f64]) -> HistogramVec {
-    let opts = HistogramOpts::new(name, help).buckets(b.to_vec());
-    reg(r, HistogramVec::new(opts, labels).expect("valid metric"))
 }
 
 fn with(extra: &[&'static str]) -> Vec<&'static str> {
@@ -258,123 +285,99 @@ impl Metrics {
         }
         let r = Registry::new();
         let m = Metrics {
-            requests: counter(
-                &r,
+            requests: hot_counter(
                 "model_requests_total",
                 "Requests served by the model, by outcome.",
                 &with(&["outcome"]),
             ),
-            request_errors: counter(
-                &r,
+            request_errors: hot_counter(
                 "model_request_errors_total",
                 "Failed requests, by error class.",
                 &with(&["error"]),
             ),
-            request_duration: histogram(
-                &r,
+            request_duration: hot_histogram(
                 "model_request_duration_seconds",
                 "Serving latency reported by the model server.",
                 MV,
                 &buckets.latency,
             ),
-            prediction_value: histogram(
-                &r,
+            prediction_value: hot_histogram(
                 "model_prediction_value",
                 "Numeric predictions.",
                 MV,
                 &buckets.prediction,
             ),
-            predictions: counter(
-                &r,
+            predictions: hot_counter(
                 "model_predictions_total",
                 "Class predictions, by class.",
                 &with(&["class"]),
             ),
-            prediction_confidence: histogram(
-                &r,
+            prediction_confidence: hot_histogram(
                 "model_prediction_confidence",
                 "Confidence of the model in its predictions.",
                 MV,
                 &buckets.confidence,
             ),
-            feature_value: reg(
-                &r,
-                super::histograms::HistogramFamily::new(
-                    "model_feature_value",
-                    "Values of numeric and boolean features; buckets are the reference baseline's bins where one is set.",
-                    &with(&["feature"]),
-                ),
+            feature_value: super::histograms::HistogramFamily::new(
+                "model_feature_value",
+                "Values of numeric and boolean features; buckets are the reference baseline's bins where one is set.",
+                &with(&["feature"]),
+                &buckets.feature,
             ),
             feature_buckets: buckets.feature.clone(),
-            feature_missing: counter(
-                &r,
+            feature_missing: hot_counter(
                 "model_feature_missing_total",
                 "Requests in which a feature was null, or a required feature was absent.",
                 &with(&["feature"]),
             ),
-            feature_invalid: counter(
-                &r,
+            feature_invalid: hot_counter(
                 "model_feature_invalid_total",
                 "Feature values not as rules.yaml expects, by reason (wrong_type, out_of_range, unseen_category).",
                 &with(&["feature", "reason"]),
             ),
-            feature_category: counter(
-                &r,
+            feature_category: hot_counter(
                 "model_feature_category_total",
                 "Values of categorical features, by category.",
                 &with(&["feature", "category"]),
             ),
-            counter: reg(
-                &r,
-                CounterVec::new(
-                    Opts::new(
-                        "model_business_counts_total",
-                        "Business counts sent by the model server (e.g. shown, clicked).",
-                    ),
-                    &with(&["counter"]),
-                )
-                .expect("valid metric"),
+            counter: series::CounterVec::new(
+                "model_business_counts_total",
+                "Business counts sent by the model server (e.g. shown, clicked).",
+                Kind::Counter,
+                &with(&["counter"]),
             ),
-            resource: gauge(
-                &r,
+            resource: hot_gauge(
                 "model_resource_utilization_ratio",
                 "Last CPU and memory utilisation reported by the model process.",
                 &with(&["resource"]),
             ),
-            last_event: gauge(
-                &r,
+            last_event: hot_gauge(
                 "model_last_event_timestamp_seconds",
                 "When the model last sent an event of any type.",
                 MV,
             ),
-            info: reg(
-                &r,
-                IntGaugeVec::new(
-                    Opts::new("model_info", "The model version loaded now (always 1)."),
-                    MV,
-                )
-                .expect("valid metric"),
+            info: series::IntGaugeVec::new(
+                "model_info",
+                "The model version loaded now (always 1).",
+                Kind::Gauge,
+                MV,
             ),
-            trained: gauge(
-                &r,
+            trained: hot_gauge(
                 "model_trained_timestamp_seconds",
                 "When the model version was trained.",
                 MV,
             ),
-            loaded: gauge(
-                &r,
+            loaded: hot_gauge(
                 "model_loaded_timestamp_seconds",
                 "When the model version was loaded.",
                 MV,
             ),
-            log_events: counter(
-                &r,
+            log_events: hot_counter(
                 "model_log_events_total",
                 "Log events of the model process, by level and component.",
                 &with(&["level", "component"]),
             ),
-            feedback: counter(
-                &r,
+            feedback: hot_counter(
                 "model_feedback_total",
                 "Ground-truth (feedback) events received.",
                 MV,
@@ -507,8 +510,52 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             ),
-            rule_families: reg(&r, super::dynamic::DynamicFamilies::new(RULE_FAMILIES)),
+            rule_families: super::dynamic::DynamicFamilies::new(RULE_FAMILIES),
             registry: r,
+            hot: Arc::default(),
+            last_size: Arc::default(),
+        };
+        let mut hot: Vec<Box<dyn Encode>> = vec![
+            Box::new(m.requests.family().clone()),
+            Box::new(m.request_errors.family().clone()),
+            Box::new(m.request_duration.family().clone()),
+            Box::new(m.prediction_value.family().clone()),
+            Box::new(m.predictions.family().clone()),
+            Box::new(m.prediction_confidence.family().clone()),
+            Box::new(m.feature_value.family().clone()),
+            Box::new(m.feature_missing.family().clone()),
+            Box::new(m.feature_invalid.family().clone()),
+            Box::new(m.feature_category.family().clone()),
+            Box::new(m.counter.family().clone()),
+            Box::new(m.resource.family().clone()),
+            Box::new(m.last_event.family().clone()),
+            Box::new(m.info.family().clone()),
+            Box::new(m.trained.family().clone()),
+            Box::new(m.loaded.family().clone()),
+            Box::new(m.log_events.family().clone()),
+            Box::new(m.feedback.family().clone()),
+        ];
+        hot.sort_by(|a, b| a.family_name().cmp(b.family_name()));
+        // The registry still knows every name, so that nothing registered
+        // later (notifier, prediction log) can take one of them.
+        let names = hot
+            .iter()
+            .map(|f| (f.family_name().to_owned(), f.family_help().to_owned()))
+            .chain(
+                RULE_FAMILIES
+                    .iter()
+                    .map(|(n, h)| (n.to_string(), h.to_string())),
+            );
+        m.registry
+            .register(Box::new(Reserved(
+                names
+                    .map(|(n, h)| Desc::new(n, h, vec![], Default::default()).expect("valid name"))
+                    .collect(),
+            )))
+            .expect("model family names are distinct from the self-metrics");
+        let m = Metrics {
+            hot: Arc::new(hot),
+            ..m
         };
         for k in EventKind::ALL {
             m.events_received.with_label_values(&[k.as_str()]);
@@ -531,13 +578,39 @@ impl Metrics {
         Ok(m)
     }
 
-    /// Encodes every family in the Prometheus text format.
+    /// Encodes every family in the Prometheus text format 0.0.4, in name
+    /// order: the model families with the direct encoder of
+    /// [`series`](super::series), the rule families from their last
+    /// snapshot, and what the registry gathers (the self-metrics).
     pub fn encode(&self) -> Vec<u8> {
         let started = std::time::Instant::now();
-        let mut out = Vec::with_capacity(64 * 1024);
-        let families = self.registry.gather();
-        prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &families, &mut out)
-            .expect("encoding into a Vec cannot fail");
+        let mut out = Vec::with_capacity(self.last_size.load(Ordering::Relaxed) + 4096);
+        let gathered = self.registry.gather();
+        let rules = self.rule_families.snapshot();
+        enum Source<'a> {
+            Proto(&'a MetricFamily),
+            Rendered(&'a super::dynamic::RenderedFamily),
+            Direct(&'a dyn Encode),
+        }
+        let mut all: Vec<(&str, Source)> = gathered
+            .iter()
+            .map(|f| (f.name(), Source::Proto(f)))
+            .chain(rules.iter().map(|f| (f.name(), Source::Rendered(f))))
+            .chain(
+                self.hot
+                    .iter()
+                    .map(|f| (f.family_name(), Source::Direct(f.as_ref()))),
+            )
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        for (_, source) in all {
+            match source {
+                Source::Proto(f) => series::encode_protos(std::slice::from_ref(f), &mut out),
+                Source::Rendered(f) => f.encode(&mut out),
+                Source::Direct(f) => f.encode_into(&mut out),
+            }
+        }
+        self.last_size.store(out.len(), Ordering::Relaxed);
         self.scrape_duration.set(started.elapsed().as_secs_f64());
         out
     }
@@ -586,6 +659,81 @@ mod tests {
         match Metrics::new(&b) {
             Err(e) => assert!(e.starts_with("latency buckets"), "{e}"),
             Ok(_) => panic!("unsorted buckets accepted"),
+        }
+    }
+
+    /// The whole page: every family once, in name order, the registry's
+    /// samples as the crate's encoder writes them, a rule family as text,
+    /// and the model families' histograms well formed.
+    #[test]
+    fn whole_page_matches_the_crate_for_the_registry_families() {
+        use crate::export::series::tests::{check_histograms, parse};
+        let m = Metrics::new(&Buckets::default()).unwrap();
+        m.requests.with_label_values(&["m", "v", "ok"]).inc();
+        m.request_duration
+            .with_label_values(&["m", "v"])
+            .observe(0.3);
+        m.feature_value
+            .member(&["m", "v", "f"], &[1.0, 2.0])
+            .observe(1.5);
+        m.info.with_label_values(&["m", "v"]).set(1);
+        m.events_rejected.with_label_values(&["too_long"]).inc_by(3);
+        let mut g = super::super::dynamic::GaugeFamily::new("model_alerts", "Alerts.");
+        let labels = [("alertname", "A \"x\""), ("model", "m\n")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        g.push(&labels, 1.0);
+        m.rule_families.store(vec![
+            g.finish(),
+            super::super::dynamic::GaugeFamily::new("model_age_seconds", "Empty.").finish(),
+        ]);
+        let text = String::from_utf8(m.encode()).unwrap();
+        let page = parse(&text);
+        check_histograms(&page);
+        assert!(text.contains(
+            "# HELP model_alerts Alerts.\n# TYPE model_alerts gauge\n\
+             model_alerts{alertname=\"A \\\"x\\\"\",model=\"m\\n\"} 1\n"
+        ));
+        let crate_side = m.registry.gather();
+        let mut want = Vec::new();
+        prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &crate_side, &mut want)
+            .unwrap();
+        let want = parse(std::str::from_utf8(&want).unwrap());
+        assert!(!want.samples.is_empty());
+        for (k, v) in &want.samples {
+            // Values that change between two reads: only present.
+            if k.0.starts_with("process_") || k.0 == "model_exporter_scrape_duration_seconds" {
+                assert!(page.samples.contains_key(k), "{k:?}");
+            } else {
+                assert_eq!(page.samples.get(k), Some(v), "{k:?}");
+            }
+        }
+        for (k, v) in &want.help {
+            assert_eq!(page.help.get(k), Some(v), "{k}");
+        }
+        for name in ["model_requests_total", "model_feature_value", "model_info"] {
+            assert!(page.types.contains_key(name), "{name}");
+        }
+        assert!(!page.types.contains_key("model_age_seconds"));
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        assert!(families.windows(2).all(|w| w[0] < w[1]), "{families:?}");
+        assert_eq!(
+            page.samples.len(),
+            want.samples.len() + 1 + (13 + 3) + (2 + 3) + 1 + 1
+        );
+    }
+
+    #[test]
+    fn model_family_names_stay_reserved_in_the_registry() {
+        let m = Metrics::new(&Buckets::default()).unwrap();
+        for name in ["model_requests_total", "model_alerts"] {
+            let c = IntCounter::new(name, "other help").unwrap();
+            assert!(m.registry.register(Box::new(c)).is_err(), "{name}");
         }
     }
 

@@ -5,4 +5,5 @@ pub mod histograms;
 pub mod http;
 pub mod metrics;
 pub mod prediction_log;
+pub mod series;
 pub mod webconfig;
