@@ -45,9 +45,14 @@ fn socket_files_get_their_mode_and_are_removed_on_exit() {
         assert!(meta.file_type().is_socket());
         assert_eq!(meta.permissions().mode() & 0o777, 0o660, "{}", p.display());
     }
-    let (status, _) = e.stop();
+    let (status, log) = e.stop();
     assert!(status.success(), "{status:?}");
-    assert!(!unix.exists() && !dgram.exists());
+    assert!(
+        !unix.exists() && !dgram.exists(),
+        "socket files left: {} {}; log: {log:#?}",
+        unix.exists(),
+        dgram.exists()
+    );
 
     let e = Exporter::start(&["--events.socket-mode", "0600"]);
     let mode = std::fs::metadata(e.path("unix"))
