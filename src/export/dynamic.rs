@@ -1,6 +1,8 @@
 //! Families rebuilt after every rule evaluation: alert states, rule signal
 //! values and windowed signal gauges. Their label sets vary from rule to
 //! rule, so they are kept as ready-made families and swapped in whole.
+//! With several aggregator shards each stores its own families in its own
+//! slot; a scrape concatenates the slots family by family.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -12,7 +14,8 @@ use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 #[derive(Clone)]
 pub struct DynamicFamilies {
     descs: Vec<Desc>,
-    families: Arc<Mutex<Vec<MetricFamily>>>,
+    /// One list of families per shard.
+    families: Arc<Mutex<Vec<Vec<MetricFamily>>>>,
 }
 
 impl DynamicFamilies {
@@ -30,9 +33,18 @@ impl DynamicFamilies {
         }
     }
 
-    /// Replaces what is served.
+    /// Replaces what is served (slot 0, the only one without shards).
     pub fn store(&self, families: Vec<MetricFamily>) {
-        *self.families.lock().unwrap_or_else(|e| e.into_inner()) = families;
+        self.store_slot(0, families);
+    }
+
+    /// Replaces what shard `slot` serves; the other slots are left alone.
+    pub fn store_slot(&self, slot: usize, families: Vec<MetricFamily>) {
+        let mut slots = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        if slots.len() <= slot {
+            slots.resize_with(slot + 1, Vec::new);
+        }
+        slots[slot] = families;
     }
 }
 
@@ -42,13 +54,20 @@ impl Collector for DynamicFamilies {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        self.families
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|f| !f.get_metric().is_empty())
-            .cloned()
-            .collect()
+        let slots = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<MetricFamily> = Vec::new();
+        for f in slots.iter().flatten() {
+            if f.get_metric().is_empty() {
+                continue;
+            }
+            // The shards' label sets are disjoint: a family's samples are
+            // the concatenation of the slots'.
+            match out.iter_mut().find(|o| o.name() == f.name()) {
+                Some(o) => o.mut_metric().extend(f.get_metric().iter().cloned()),
+                None => out.push(f.clone()),
+            }
+        }
+        out
     }
 }
 
