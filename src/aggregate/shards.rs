@@ -176,16 +176,17 @@ struct Admission {
     shards: usize,
     cap: usize,
     label_length: usize,
-    known: RwLock<HashMap<String, usize>>,
+    known: RwLock<HashMap<String, u16>>,
     metrics: Metrics,
 }
 
-/// Marks an event whose model is not (yet) known to be admitted.
-const UNKNOWN: usize = usize::MAX;
+/// Marks an event whose model is not (yet) known to be admitted (shard
+/// indices are below [`MAX_SHARDS`] and fit in a `u16`).
+const UNKNOWN: u16 = u16::MAX;
 
 impl Admission {
     /// Cuts and caps every event's model name and returns each event's shard.
-    fn assign(&self, batch: &mut Batch) -> Vec<usize> {
+    fn assign(&self, batch: &mut Batch) -> Vec<u16> {
         let mut out = Vec::with_capacity(batch.len());
         let mut misses = false;
         {
@@ -217,7 +218,7 @@ impl Admission {
                 if let Some(k) = known.get(e.model.as_str()) {
                     *s = *k;
                 } else if known.len() < self.cap {
-                    *s = shard_of(&e.model, self.shards);
+                    *s = shard_of(&e.model, self.shards) as u16;
                     known.insert(e.model.clone(), *s);
                 } else {
                     self.metrics
@@ -225,7 +226,7 @@ impl Admission {
                         .with_label_values(&["model"])
                         .inc();
                     OVERFLOW_LABEL.clone_into(&mut e.model);
-                    *s = shard_of(OVERFLOW_LABEL, self.shards);
+                    *s = shard_of(OVERFLOW_LABEL, self.shards) as u16;
                 }
             }
         }
@@ -272,11 +273,11 @@ impl Router {
         let shards = self.admission.assign(&mut batch);
         let first = shards[0];
         if shards.iter().all(|s| *s == first) {
-            return vec![(first, batch)];
+            return vec![(usize::from(first), batch)];
         }
         let mut counts = vec![0usize; self.senders.len()];
         for s in &shards {
-            counts[*s] += 1;
+            counts[usize::from(*s)] += 1;
         }
         let keep = (0..counts.len())
             .max_by_key(|i| counts[*i])
@@ -296,10 +297,10 @@ impl Router {
         for e in batch.extract_if(.., |_| {
             let i = next.get();
             next.set(i + 1);
-            shards[i] != keep
+            usize::from(shards[i]) != keep
         }) {
             // The predicate has just been called for this event.
-            parts[shards[next.get() - 1]].push(e);
+            parts[usize::from(shards[next.get() - 1])].push(e);
         }
         parts[keep] = batch;
         parts
