@@ -121,17 +121,23 @@ fn shards_count_every_event_and_merge_alerts() {
         );
         wait_until("both alerts to fire", || e.sample(&firing) == Some(1.0));
     }
-    let (status, _, body) = e.get("/api/v1/alerts");
-    assert_eq!(status, 200);
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let mut firing: Vec<&str> = v["data"]["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["labels"]["model"].as_str().unwrap())
-        .collect();
-    firing.sort();
-    assert_eq!(firing, [models[0].as_str(), models[1].as_str()], "{body}");
+    // The API snapshot is written just after the families: read it until
+    // it lists both, then check it lists nothing else.
+    let api_firing = || {
+        let (status, _, body) = e.get("/api/v1/alerts");
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let mut firing: Vec<String> = v["data"]["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["labels"]["model"].as_str().unwrap().to_owned())
+            .collect();
+        firing.sort();
+        firing
+    };
+    wait_until("both alerts in the API", || api_firing().len() >= 2);
+    assert_eq!(api_firing(), [models[0].clone(), models[1].clone()]);
     // One rule, healthy, with both alerts.
     let (_, _, body) = e.get("/api/v1/rules");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -139,9 +145,12 @@ fn shards_count_every_event_and_merge_alerts() {
     assert_eq!(rule["health"], "ok", "{body}");
     assert_eq!(rule["alerts"].as_array().unwrap().len(), 2, "{body}");
     // Every model's summary, whichever its shard.
-    let (_, _, body) = e.get("/api/v1/summary");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["data"]["models"].as_array().unwrap().len(), 6, "{body}");
+    // (each shard publishes its summary after its next evaluation)
+    wait_until("every model in the summary", || {
+        let (_, _, body) = e.get("/api/v1/summary");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["data"]["models"].as_array().unwrap().len() == 6
+    });
 
     let text = e.metrics();
     for m in &models {
@@ -222,4 +231,66 @@ fn a_bad_shard_count_is_refused_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--aggregate.shards"), "{err}");
     assert!(err.contains("from 1 to 256"), "{err}");
+}
+
+#[test]
+fn a_reload_reaches_every_shard() {
+    let e = Exporter::start_with_rules(
+        RULES,
+        &[
+            "--aggregate.shards",
+            "3",
+            "--config.watch-interval",
+            "0",
+            "--web.enable-lifecycle",
+        ],
+    );
+    // One model on each shard.
+    let models: Vec<String> = models().into_iter().take(SHARDS).collect();
+    let mut on: Vec<usize> = models.iter().map(|m| shard_of(m, SHARDS)).collect();
+    on.sort();
+    assert_eq!(on, [0, 1, 2]);
+    let send = || {
+        let p: String = models
+            .iter()
+            .map(|m| format!("{{\"model\":\"{m}\"}}\n"))
+            .collect();
+        send_unix(&e.path("unix"), p.as_bytes());
+    };
+    send();
+    std::fs::write(
+        e.rules_path(),
+        format!("{RULES}      - alert: Traffic\n        expr: request_rate > 0\n        min_samples: 0\n"),
+    )
+    .unwrap();
+    assert_eq!(post_reload(&e), 200);
+    for m in &models {
+        let firing = format!(
+            r#"model_alerts{{alertname="Traffic",alertstate="firing",model="{m}",severity="warning",version=""}}"#
+        );
+        wait_until("the new rule to fire on every shard", || {
+            send();
+            e.sample(&firing) == Some(1.0)
+        });
+    }
+    let (_, _, body) = e.get("/api/v1/rules");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let rules = v["data"]["groups"][0]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 2, "{body}");
+    assert_eq!(rules[1]["alerts"].as_array().unwrap().len(), 3, "{body}");
+    promtool_check_metrics(&e.metrics());
+}
+
+/// `POST /-/reload`; returns the status.
+fn post_reload(e: &Exporter) -> u16 {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(e.web).unwrap();
+    write!(
+        s,
+        "POST /-/reload HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    raw.split(' ').nth(1).unwrap().parse().unwrap()
 }
