@@ -88,6 +88,10 @@ pub struct LoadgenArgs {
     /// Stream connections (datagram senders), one thread each.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub connections: u32,
+    /// Model names the events take turns among (fraud-0, fraud-1, ...), to
+    /// spread them over --aggregate.shards; 1 sends the model `fraud`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub models: u32,
     /// The exporter's base URL, e.g. http://127.0.0.1:9877, to report the
     /// events it received and rejected during the run.
     #[arg(long = "metrics-url", value_name = "URL")]
@@ -430,6 +434,17 @@ pub struct RunArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub queue_batches: u32,
+
+    /// Aggregator threads, each owning the models hashed to it (`auto`: one
+    /// per available core). Each has its own queue of --events.queue-batches.
+    #[arg(
+        long = "aggregate.shards",
+        env = "MODEL_EXPORTER_AGGREGATE_SHARDS",
+        default_value = "1",
+        value_name = "N|auto",
+        value_parser = crate::aggregate::shards::parse_shard_count
+    )]
+    pub aggregate_shards: crate::aggregate::ShardCount,
 
     /// Address of the HTTP server (/metrics); repeatable. `:PORT` means every interface.
     #[arg(

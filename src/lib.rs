@@ -19,7 +19,9 @@
 //!   and the event parser (wire protocol v1). Listeners parse in parallel and
 //!   hand batches of events to the single aggregator.
 //! * [`aggregate`]: the one writer that owns all metric state. It receives
-//!   batches over a channel and updates cached metric handles.
+//!   batches over a channel and updates cached metric handles. With
+//!   `--aggregate.shards N`, N writers each own the models routed to them
+//!   ([`aggregate::shards`]).
 //! * [`rules`]: the alert rule language and its evaluation.
 //! * [`export`]: the Prometheus registry, the metric families, and the HTTP
 //!   server (`/metrics`, health, landing page).

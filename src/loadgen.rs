@@ -2,7 +2,9 @@
 //!
 //! It sends one fixed inference event (the example of docs/events.md: three
 //! features) over a Unix stream or datagram socket, at a given rate or flat
-//! out, for a given time, and reports what it sent. Given the exporter's
+//! out, for a given time, and reports what it sent. With `models` above 1
+//! the events take turns among that many model names (`fraud-0`,
+//! `fraud-1`, ...), which spreads them over aggregator shards. Given the exporter's
 //! metrics URL it also reports what the exporter counted as received and
 //! rejected, and given its pid, the CPU time and resident memory the
 //! exporter used meanwhile (from `/proc`).
@@ -38,6 +40,8 @@ pub struct LoadgenOptions {
     pub duration: Duration,
     /// Stream connections (or datagram senders), each on its own thread.
     pub connections: u32,
+    /// Model names the events take turns among; 1 sends [`EVENT`] as is.
+    pub models: u32,
     /// The exporter's base URL (`http://127.0.0.1:PORT`), to read its counts.
     pub metrics_url: Option<String>,
     /// The exporter's pid, to read its CPU time and memory from `/proc`.
@@ -141,6 +145,10 @@ pub fn run(options: &LoadgenOptions) -> Result<LoadgenReport, String> {
     if options.connections == 0 {
         return Err("--connections must be at least 1".into());
     }
+    if options.models == 0 {
+        return Err("--models must be at least 1".into());
+    }
+    let models = options.models;
     let null = if options.null_reader {
         Some(NullReader::start(&path, datagram)?)
     } else {
@@ -161,9 +169,9 @@ pub fn run(options: &LoadgenOptions) -> Result<LoadgenReport, String> {
         let path = path.clone();
         senders.push(std::thread::spawn(move || {
             if datagram {
-                send_datagrams(&path, per_conn_rate, deadline)
+                send_datagrams(&path, per_conn_rate, deadline, models)
             } else {
-                send_stream(&path, per_conn_rate, deadline)
+                send_stream(&path, per_conn_rate, deadline, models)
             }
         }));
     }
@@ -217,14 +225,29 @@ pub fn run(options: &LoadgenOptions) -> Result<LoadgenReport, String> {
     Ok(report)
 }
 
-/// `n` copies of the event, one per line.
-fn lines(n: usize) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(n * (EVENT.len() + 1));
-    for _ in 0..n {
-        buf.extend_from_slice(EVENT.as_bytes());
+/// The event sent as model `i` of `models`: [`EVENT`] itself when there is
+/// one model, otherwise with the model name `fraud-{i}`.
+pub fn event(i: u32, models: u32) -> String {
+    if models <= 1 {
+        return EVENT.to_owned();
+    }
+    EVENT.replacen(r#""model":"fraud""#, &format!(r#""model":"fraud-{i}""#), 1)
+}
+
+/// Lines of events taking turns among `models` names: twice `n` lines, so
+/// that any `n` consecutive lines from one of the first `n` are contiguous.
+/// Returns the bytes and the offset where each line starts (and the end).
+fn lines(n: usize, models: u32) -> (Vec<u8>, Vec<usize>) {
+    let events: Vec<String> = (0..models).map(|i| event(i, models)).collect();
+    let mut buf = Vec::new();
+    let mut starts = Vec::with_capacity(2 * n + 1);
+    for i in 0..2 * n {
+        starts.push(buf.len());
+        buf.extend_from_slice(events[i % n % events.len()].as_bytes());
         buf.push(b'\n');
     }
-    buf
+    starts.push(buf.len());
+    (buf, starts)
 }
 
 /// How many events should have been sent after `elapsed` at `rate`.
@@ -232,13 +255,19 @@ fn due(rate: f64, elapsed: Duration) -> u64 {
     (rate * elapsed.as_secs_f64()) as u64
 }
 
-fn send_stream(path: &Path, rate: f64, deadline: Instant) -> Result<(u64, u64), String> {
+fn send_stream(
+    path: &Path,
+    rate: f64,
+    deadline: Instant,
+    models: u32,
+) -> Result<(u64, u64), String> {
     let mut conn =
         UnixStream::connect(path).map_err(|e| format!("cannot connect to {path:?}: {e}"))?;
-    let chunk = lines(LINES_PER_WRITE);
-    let line = EVENT.len() + 1;
+    let (chunk, starts) = lines(LINES_PER_WRITE, models);
     let started = Instant::now();
     let mut sent = 0u64;
+    // The next line to send, so that small writes keep taking turns.
+    let mut next = 0usize;
     while Instant::now() < deadline {
         let n = if rate > 0.0 {
             let behind = due(rate, started.elapsed()).saturating_sub(sent);
@@ -250,14 +279,21 @@ fn send_stream(path: &Path, rate: f64, deadline: Instant) -> Result<(u64, u64), 
         } else {
             LINES_PER_WRITE
         };
-        conn.write_all(&chunk[..n * line])
+        conn.write_all(&chunk[starts[next]..starts[next + n]])
             .map_err(|e| format!("writing to {path:?}: {e}"))?;
+        next = (next + n) % LINES_PER_WRITE;
         sent += n as u64;
     }
     Ok((sent, 0))
 }
 
-fn send_datagrams(path: &Path, rate: f64, deadline: Instant) -> Result<(u64, u64), String> {
+fn send_datagrams(
+    path: &Path,
+    rate: f64,
+    deadline: Instant,
+    models: u32,
+) -> Result<(u64, u64), String> {
+    let events: Vec<String> = (0..models).map(|i| event(i, models)).collect();
     let sock = UnixDatagram::unbound().map_err(|e| e.to_string())?;
     sock.connect(path)
         .map_err(|e| format!("cannot connect to {path:?}: {e}"))?;
@@ -280,7 +316,8 @@ fn send_datagrams(path: &Path, rate: f64, deadline: Instant) -> Result<(u64, u64
             64
         };
         for _ in 0..n {
-            match sock.send(EVENT.as_bytes()) {
+            let e = &events[((sent + drops) % events.len() as u64) as usize];
+            match sock.send(e.as_bytes()) {
                 Ok(_) => sent += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => drops += 1,
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => drops += 1,
@@ -495,6 +532,32 @@ mod tests {
     }
 
     #[test]
+    fn events_take_turns_among_models() {
+        let (buf, starts) = lines(4, 3);
+        assert_eq!(starts.len(), 9);
+        let models: Vec<String> = starts
+            .windows(2)
+            .map(|w| {
+                let line = &buf[w[0]..w[1]];
+                assert_eq!(line.last(), Some(&b'\n'));
+                crate::ingest::parse::parse_event(&line[..line.len() - 1])
+                    .unwrap()
+                    .model
+            })
+            .collect();
+        assert_eq!(
+            models,
+            ["fraud-0", "fraud-1", "fraud-2", "fraud-0"].repeat(2)
+        );
+        // One model: the documented example, unchanged.
+        let (one, _) = lines(2, 1);
+        assert_eq!(
+            one,
+            format!("{EVENT}\n{EVENT}\n{EVENT}\n{EVENT}\n").into_bytes()
+        );
+    }
+
+    #[test]
     fn own_process_figures() {
         let pid = std::process::id();
         assert!(cpu_seconds(pid).unwrap() >= 0.0);
@@ -517,6 +580,7 @@ mod tests {
             rate: 2000,
             duration: Duration::from_millis(300),
             connections: 2,
+            models: 1,
             metrics_url: None,
             pid: None,
             null_reader: true,

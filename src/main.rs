@@ -243,6 +243,7 @@ fn loadgen(args: model_exporter::cli::LoadgenArgs) -> ExitCode {
         rate: args.rate,
         duration: args.duration,
         connections: args.connections,
+        models: args.models,
         metrics_url: args.metrics_url,
         pid: args.pid,
         null_reader: args.null_reader,

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::aggregate::{self, Aggregator, Control, ControlSender};
+use crate::aggregate::{self, Aggregator, ApiView, BatchSink, Control, ControlSender, ShardSlot};
 use crate::cli::RunArgs;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config, ConfigErrors};
@@ -114,21 +114,36 @@ pub async fn run_with_clock(
         web.push(l);
     }
 
-    let (tx, rx) = mpsc::channel(args.queue_batches as usize);
     let (control, control_rx) = mpsc::unbounded_channel();
-    let mut agg = Aggregator::new(
-        metrics.clone(),
-        clock.clone(),
-        args.limits(),
-        Arc::new(config),
-        source.clone(),
-    );
-
-    agg.set_reemit_logs(args.log_model_events);
-    agg.set_history(args.history_resolution, args.history_retention);
-    agg.set_feedback(args.feedback_ttl, args.feedback_capacity);
-    agg.set_ttl(args.metrics_ttl);
-    let api = agg.api();
+    let shards = args.aggregate_shards.resolve();
+    let limits = match shards {
+        1 => args.limits(),
+        _ => aggregate::shards::shard_limits(args.limits()),
+    };
+    let config = Arc::new(config);
+    let new_aggregator = |slot: ShardSlot| {
+        let mut agg = Aggregator::new(
+            metrics.clone(),
+            clock.clone(),
+            limits,
+            config.clone(),
+            source.clone(),
+        );
+        agg.set_reemit_logs(args.log_model_events);
+        agg.set_history(args.history_resolution, args.history_retention);
+        let capacity = aggregate::shards::share(args.feedback_capacity, shards);
+        agg.set_feedback(args.feedback_ttl, capacity);
+        agg.set_ttl(args.metrics_ttl);
+        if shards > 1 {
+            agg.set_shard(slot);
+        }
+        agg
+    };
+    let mut aggs: Vec<Aggregator> = ShardSlot::all(shards)
+        .into_iter()
+        .map(new_aggregator)
+        .collect();
+    let api = ApiView::new(aggs.iter().map(Aggregator::api).collect());
     let notifier = if args.alertmanager_urls.is_empty() {
         None
     } else {
@@ -137,7 +152,7 @@ pub async fn run_with_clock(
             timeout: args.alertmanager_timeout,
             queue_capacity: args.alertmanager_queue_capacity as usize,
             resend_delay: args.alertmanager_resend_delay,
-            evaluation_interval: agg.tick(),
+            evaluation_interval: aggs[0].tick(),
             ..NotifierOptions::default()
         };
         let (handle, task) = Notifier::new(options, &metrics.registry, shutdown.clone())
@@ -147,20 +162,38 @@ pub async fn run_with_clock(
             .as_deref()
             .map(|u| format!("{}/api/v1/rules", u.trim_end_matches('/')))
             .unwrap_or_default();
-        agg.set_notifier(handle, url);
+        for agg in &mut aggs {
+            agg.set_notifier(handle.clone(), url.clone());
+        }
         for u in &args.alertmanager_urls {
             tracing::info!(url = %u, "sending alerts to Alertmanager");
         }
         Some(tokio::spawn(task.run()))
     };
     if let Some(dir) = &args.storage_path {
+        if shards > 1 {
+            // One snapshot holds one aggregator's state; which shard a model
+            // lands on depends on the shard count, so a snapshot per shard
+            // would not survive a change of it.
+            return Err(RunError::Storage(format!(
+                "--storage.path works with one aggregator shard only (--aggregate.shards is {shards})"
+            )));
+        }
         let storage =
             crate::storage::Storage::open(dir, args.storage_snapshot_interval, &metrics.registry)
                 .map_err(RunError::Storage)?;
         tracing::info!(path = %storage.path().display(), interval = ?args.storage_snapshot_interval, "saving the state");
-        agg.attach_storage(storage);
+        aggs[0].attach_storage(storage);
     }
-    let aggregator = aggregate::spawn(agg, rx, control_rx);
+    let queue = args.queue_batches as usize;
+    let (tx, aggregators): (BatchSink, Vec<_>) = if shards == 1 {
+        let (tx, rx) = mpsc::channel(queue);
+        let agg = aggs.pop().expect("one aggregator");
+        (tx.into(), vec![aggregate::spawn(agg, rx, control_rx)])
+    } else {
+        tracing::info!(shards, "aggregating in shards");
+        aggregate::shards::spawn_all(aggs, queue, control_rx, args.limits(), &metrics)
+    };
 
     let (prediction_log, prediction_log_writer) = match &args.prediction_log_path {
         Some(path) => {
@@ -223,9 +256,14 @@ pub async fn run_with_clock(
     ingest_stop.trigger();
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while ingest.join_next().await.is_some() {}
-        // Every sender is gone once the listeners are: the aggregator
-        // applies what is queued and stops.
-        let _ = tokio::task::spawn_blocking(move || aggregator.join()).await;
+        // Every sender is gone once the listeners are: the aggregator (each
+        // shard) applies what is queued and stops.
+        let _ = tokio::task::spawn_blocking(move || {
+            for a in aggregators {
+                let _ = a.join();
+            }
+        })
+        .await;
         // The listeners held the last handles: the writer flushes and stops.
         if let Some(w) = prediction_log_writer {
             let _ = tokio::task::spawn_blocking(move || w.join()).await;

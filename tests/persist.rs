@@ -363,6 +363,32 @@ fn an_unusable_storage_path_stops_the_start_with_a_clear_error() {
 }
 
 #[test]
+fn storage_with_several_aggregator_shards_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(binary())
+        .args([
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--events.listen",
+            &format!("unix://{}", dir.path().join("e.sock").display()),
+            "--aggregate.shards",
+            "2",
+            "--storage.path",
+        ])
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "--storage.path works with one aggregator shard only (--aggregate.shards is 2)"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn the_storage_flags_are_read_from_the_environment() {
     let storage = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use super::history::{FeatureView, History, ModelSummary};
 use super::quality::{Quality, check};
 use super::reference::Reference;
+use super::shards::ShardSlot;
 use super::signals::{ModelReferences, WindowStore};
 use crate::clock::SharedClock;
 use crate::config::{Config, ModelConfig, format_duration};
@@ -225,6 +226,10 @@ pub struct Aggregator {
     last_signals: Vec<crate::rules::eval::SignalValue>,
     /// Snapshots of the state (`--storage.path`).
     storage: Option<crate::storage::Storage>,
+    /// Which shard this is (shard 0 of 1 unless `--aggregate.shards`).
+    shard: ShardSlot,
+    /// `model_exporter_feedback_total` as this aggregator last counted it.
+    feedback_counted: [u64; 7],
 }
 
 impl Aggregator {
@@ -256,6 +261,8 @@ impl Aggregator {
             ttl: None,
             last_signals: Vec::new(),
             storage: None,
+            shard: ShardSlot::default(),
+            feedback_counted: [0; 7],
         };
         a.publish(&Evaluation::default());
         a
@@ -282,6 +289,13 @@ impl Aggregator {
     /// `model`), at their level.
     pub fn set_reemit_logs(&mut self, on: bool) {
         self.reemit_logs = on;
+    }
+
+    /// Makes this aggregator one shard of several: it publishes its rule
+    /// families into its own slot. Call before any event is applied.
+    pub fn set_shard(&mut self, shard: ShardSlot) {
+        self.shard = shard;
+        self.publish(&Evaluation::default());
     }
 
     /// Pushes firing and resolved alerts to `notifier` after every
@@ -396,7 +410,10 @@ impl Aggregator {
         let started = std::time::Instant::now();
         let ev = self.engine.evaluate(now, &self.store);
         if !ev.groups_evaluated.is_empty() {
-            for g in &ev.groups_evaluated {
+            // Every shard evaluates every group at the same interval: shard 0
+            // counts the rounds.
+            let leader = self.shard.is_leader();
+            for g in ev.groups_evaluated.iter().filter(|_| leader) {
                 let n = self
                     .engine
                     .config()
@@ -421,9 +438,8 @@ impl Aggregator {
             }
             self.publish(&ev);
             self.notify(&ev);
-            self.metrics
-                .rule_evaluation_duration
-                .set(started.elapsed().as_secs_f64());
+            self.shard
+                .set_evaluation_duration(&self.metrics, started.elapsed().as_secs_f64());
         } else if forgot {
             // The gauges of versions just forgotten go now.
             let again = Evaluation {
@@ -437,9 +453,9 @@ impl Aggregator {
     }
 
     /// Brings `model_exporter_feedback_total` up to the join's counts.
-    fn count_feedback(&self) {
+    fn count_feedback(&mut self) {
         let s = self.store.feedback_stats();
-        for (result, n) in [
+        for (i, (result, n)) in [
             ("joined", s.joined),
             ("carried", s.carried),
             ("unmatched", s.unmatched),
@@ -447,9 +463,14 @@ impl Aggregator {
             ("duplicate_inference", s.duplicate_inference),
             ("expired", s.expired),
             ("evicted", s.evicted),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // By what this aggregator counted before: shards share the counter.
             let c = self.metrics.feedback_results.with_label_values(&[result]);
-            c.inc_by(n.saturating_sub(c.get()));
+            c.inc_by(n.saturating_sub(self.feedback_counted[i]));
+            self.feedback_counted[i] = self.feedback_counted[i].max(n);
         }
     }
 
@@ -501,7 +522,9 @@ impl Aggregator {
         }
         let mut families = vec![alerts.finish(), signals.finish()];
         families.extend(self.window_families(now));
-        self.metrics.rule_families.store(families);
+        self.metrics
+            .rule_families
+            .store_slot(self.shard.index(), families);
 
         let config = self.engine.config().clone();
         let window = config.defaults.window;
@@ -1106,7 +1129,7 @@ pub fn spawn(
     mut control: mpsc::UnboundedReceiver<Control>,
 ) -> JoinHandle<Aggregator> {
     std::thread::Builder::new()
-        .name("aggregator".into())
+        .name(agg.shard.thread_name())
         .spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_time()

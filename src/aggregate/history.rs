@@ -158,6 +158,17 @@ impl History {
         true
     }
 
+    /// Adds the series of another history (another shard's: its model
+    /// versions are not in this one), up to [`MAX_MODELS`] in all.
+    pub fn absorb(&mut self, other: &History) {
+        for (key, s) in &other.series {
+            if self.series.len() >= MAX_MODELS {
+                break;
+            }
+            self.series.entry(key.clone()).or_insert_with(|| s.clone());
+        }
+    }
+
     /// Every series.
     pub fn series(&self) -> impl Iterator<Item = &Series> {
         self.series.values()

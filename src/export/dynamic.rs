@@ -1,17 +1,21 @@
 //! Families rebuilt after every rule evaluation: alert states, rule signal
 //! values and windowed signal gauges. Their label sets vary from rule to
 //! rule, so they are kept as ready-made families and swapped in whole.
+//! With several aggregator shards each stores its own families in its own
+//! slot; a scrape concatenates the slots family by family.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::series::{escape, write_f64};
 
-/// Whatever families were last stored; a scrape copies the latest
-/// snapshot's text (the lock is held only to clone an `Arc`).
+/// Whatever families were last stored, one list per aggregator shard; a
+/// scrape copies the latest snapshot (the lock is held only to clone
+/// `Arc`s).
 #[derive(Clone, Default)]
 pub struct DynamicFamilies {
-    families: Arc<Mutex<Arc<Vec<RenderedFamily>>>>,
+    /// One list of families per shard.
+    slots: Arc<Mutex<Vec<Arc<Vec<RenderedFamily>>>>>,
 }
 
 impl DynamicFamilies {
@@ -21,17 +25,43 @@ impl DynamicFamilies {
         DynamicFamilies::default()
     }
 
-    /// Replaces what is served.
+    /// Replaces what is served (slot 0, the only one without shards).
     pub fn store(&self, families: Vec<RenderedFamily>) {
-        *self.families.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(families);
+        self.store_slot(0, families);
+    }
+
+    /// Replaces what shard `slot` serves; the other slots are left alone.
+    pub fn store_slot(&self, slot: usize, families: Vec<RenderedFamily>) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if slots.len() <= slot {
+            slots.resize_with(slot + 1, Arc::default);
+        }
+        slots[slot] = Arc::new(families);
     }
 
     /// What was last stored (empty families included; they write nothing).
+    /// With several slots, a family's samples are the concatenation of the
+    /// slots' (the shards' label sets are disjoint).
     pub fn snapshot(&self) -> Arc<Vec<RenderedFamily>> {
-        self.families
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        let slots: Vec<Arc<Vec<RenderedFamily>>> =
+            self.slots.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match slots.len() {
+            0 => Arc::default(),
+            1 => slots[0].clone(),
+            _ => {
+                let mut out: Vec<RenderedFamily> = Vec::new();
+                for f in slots.iter().flat_map(|s| s.iter()) {
+                    match out.iter_mut().find(|o| o.name == f.name) {
+                        Some(o) => {
+                            o.text.extend_from_slice(&f.text);
+                            o.samples += f.samples;
+                        }
+                        None => out.push(f.clone()),
+                    }
+                }
+                Arc::new(out)
+            }
+        }
     }
 }
 

@@ -27,8 +27,8 @@ pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 /// What every request handler shares.
 pub struct HttpState {
-    /// What the rule evaluator last published.
-    pub api: Arc<std::sync::RwLock<crate::rules::api::ApiSnapshot>>,
+    /// What the rule evaluator (each shard's) last published.
+    pub api: crate::aggregate::ApiView,
     /// Where `POST /-/reload` goes; `None` unless --web.enable-lifecycle.
     pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
     /// The families to serve.
@@ -144,15 +144,7 @@ async fn route(state: &Arc<HttpState>, req: Request<Incoming>) -> Response<Body>
         "/-/healthy" => respond(StatusCode::OK, "text/plain", "OK\n"),
         "/api/v1/alerts" | "/api/v1/rules" | "/api/v1/summary" | "/api/v1/history"
         | "/api/v1/features" => {
-            let snapshot = state.api.read().unwrap_or_else(|e| e.into_inner());
-            let body = match path {
-                "/api/v1/alerts" => snapshot.alerts_json(),
-                "/api/v1/rules" => snapshot.rules_json(),
-                "/api/v1/summary" => snapshot.summary_json(),
-                "/api/v1/features" => snapshot.features_json(),
-                _ => snapshot.history_json(),
-            };
-            drop(snapshot);
+            let body = state.api.json(path).unwrap_or_default();
             respond(StatusCode::OK, "application/json", body.to_string())
         }
         "/-/ready" if state.ready.load(Ordering::Relaxed) => {

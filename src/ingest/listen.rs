@@ -14,7 +14,7 @@ use super::framing::{Frame, LineFramer};
 use super::parse::{Reject, RejectReason, is_blank, parse_event};
 use super::rejects::Rejects;
 use super::socket_file::{SocketFile, SocketKind, prepare};
-use crate::aggregate::{Batch, BatchSender};
+use crate::aggregate::{Batch, BatchSink};
 use crate::export::metrics::Metrics;
 use crate::export::prediction_log::PredictionLog;
 use crate::shutdown::Shutdown;
@@ -49,8 +49,9 @@ impl Default for IngestOptions {
 /// Everything a listener task needs.
 #[derive(Clone)]
 pub struct IngestContext {
-    /// Where batches go.
-    pub tx: BatchSender,
+    /// Where batches go: the aggregator, or the router in front of the
+    /// shards (which splits each batch by model).
+    pub tx: BatchSink,
     /// Reject accounting.
     pub rejects: Arc<Rejects>,
     /// For connection self-metrics.
