@@ -82,6 +82,12 @@ pub async fn run_with_clock(
     mut shutdown: Shutdown,
     clock: SharedClock,
 ) -> Result<(), RunError> {
+    // The file as first loaded: the watcher compares with it, so a change
+    // written while the exporter starts is not missed.
+    let first_text = args
+        .config_file
+        .as_ref()
+        .and_then(|p| std::fs::read(p).ok());
     let config = load_config(&args).map_err(RunError::Config)?;
     let web_config = match &args.web_config_file {
         Some(p) => crate::export::webconfig::WebConfig::load(p).map_err(RunError::Web)?,
@@ -232,7 +238,7 @@ pub async fn run_with_clock(
         control,
         metrics: metrics.clone(),
         clock,
-        last_text: None,
+        last_text: first_text,
     };
     let reloads = tokio::spawn(reloader.run(reload_rx, shutdown.clone()));
     let state = Arc::new(HttpState {
@@ -327,7 +333,6 @@ impl Reloader {
                 None
             }
         };
-        self.last_text = self.read_file();
         let watch = self.args.config_watch_interval;
         let watching = self.args.config_file.is_some() && !watch.is_zero();
         let mut poll = tokio::time::interval(if watching {

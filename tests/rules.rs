@@ -197,3 +197,22 @@ fn a_configmap_style_symlink_swap_is_reloaded() {
         Some(2.0)
     );
 }
+
+#[test]
+fn a_change_written_as_the_exporter_starts_is_picked_up() {
+    let e = Exporter::start_with_rules(RULES, &["--config.watch-interval", "100ms"]);
+    // At once, before the watcher may have looked at the file for the
+    // first time: it compares with what was loaded, not with what it reads.
+    std::fs::write(
+        e.rules_path(),
+        RULES.replace("HighErrorRate", "ErrorsAtStart"),
+    )
+    .unwrap();
+    e.wait_sample(
+        r#"model_exporter_config_reloads_total{result="success"}"#,
+        2.0,
+    );
+    wait_until("the new rule to be listed", || {
+        e.get("/api/v1/rules").2.contains("ErrorsAtStart")
+    });
+}
