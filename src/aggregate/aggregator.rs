@@ -17,7 +17,7 @@ use crate::config::{Config, ModelConfig, format_duration};
 use crate::export::dynamic::GaugeFamily;
 use crate::export::metrics::Metrics;
 use crate::ingest::event::{
-    Body, Event, EventKind, FeatureValue, Inference, LogLine, ModelLoaded, Outcome,
+    Body, Event, EventKind, FeatureValue, Inference, LogLine, ModelLoaded, Name, Outcome,
 };
 use crate::rules::api::ApiSnapshot;
 use crate::rules::eval::{AlertState, Engine, Evaluation, SignalSource};
@@ -248,18 +248,30 @@ impl Aggregator {
     /// they are counted).
     fn admit(&mut self, event: &mut Event) {
         let limits = self.limits;
+        // Where a value longer than the limit is cut, counted.
+        let cut_at = |s: &str, m: &Metrics| {
+            if s.len() <= limits.label_length {
+                return None;
+            }
+            let mut end = limits.label_length;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            m.series_dropped.with_label_values(&["label_length"]).inc();
+            Some(end)
+        };
         let cut = |s: &mut String, m: &Metrics| {
-            if s.len() > limits.label_length {
-                let mut end = limits.label_length;
-                while !s.is_char_boundary(end) {
-                    end -= 1;
-                }
+            if let Some(end) = cut_at(s, m) {
                 s.truncate(end);
-                m.series_dropped.with_label_values(&["label_length"]).inc();
             }
         };
-        cut(&mut event.model, &self.metrics);
-        cut(&mut event.version, &self.metrics);
+        let cut_name = |s: &mut Name, m: &Metrics| {
+            if let Some(end) = cut_at(s, m) {
+                s.truncate(end);
+            }
+        };
+        cut_name(&mut event.model, &self.metrics);
+        cut_name(&mut event.version, &self.metrics);
         match &mut event.body {
             Body::Inference(i) => {
                 if let Some(e) = &mut i.error {
@@ -269,7 +281,7 @@ impl Aggregator {
                     cut(c, &self.metrics);
                 }
                 for (name, value) in &mut i.features {
-                    cut(name, &self.metrics);
+                    cut_name(name, &self.metrics);
                     if let FeatureValue::Category(c) = value {
                         cut(c, &self.metrics);
                     }
@@ -281,22 +293,23 @@ impl Aggregator {
             Body::Log(l) => cut(&mut l.component, &self.metrics),
             Body::Feedback(_) | Body::Model(_) => {}
         }
-        match self.models.get(&event.model) {
+        match self.models.get(event.model.as_str()) {
             None if self.models.len() >= limits.models => {
                 self.metrics
                     .series_dropped
                     .with_label_values(&["model"])
                     .inc();
-                event.model = OVERFLOW_LABEL.to_owned();
+                event.model = Name::new(OVERFLOW_LABEL);
             }
             Some(versions)
-                if !versions.contains_key(&event.version) && versions.len() >= limits.versions =>
+                if !versions.contains_key(event.version.as_str())
+                    && versions.len() >= limits.versions =>
             {
                 self.metrics
                     .series_dropped
                     .with_label_values(&["version"])
                     .inc();
-                event.version = OVERFLOW_LABEL.to_owned();
+                event.version = Name::new(OVERFLOW_LABEL);
             }
             _ => {}
         }
@@ -779,7 +792,7 @@ fn inference(
     for (name, value) in &i.features {
         let f = feature_handles(metrics, limits, &mut h.features, name);
         let labels = [mv[0], mv[1], f.name.as_str()];
-        let quality = check(value, cfg.features.get(name));
+        let quality = check(value, cfg.features.get(name.as_str()));
         if let Quality::Invalid(reason, _) = quality {
             f.invalid[reason as usize]
                 .get_or_insert_with(|| {
@@ -816,7 +829,7 @@ fn inference(
                     // (and sum across pods) bin by bin.
                     let buckets = refs
                         .features
-                        .get(name)
+                        .get(name.as_str())
                         .and_then(|r| r.edges())
                         .filter(|e| crate::export::metrics::validate_buckets(e).is_ok())
                         .unwrap_or(&metrics.feature_buckets);

@@ -335,7 +335,7 @@ impl ModelWindows {
             self.confidence.current_mut(now).insert(conf);
         }
         for (name, value) in &i.features {
-            let spec = cfg.features.get(name);
+            let spec = cfg.features.get(name.as_str());
             let (kind, numeric) = classify(value, spec);
             let Some(f) = entry(
                 &mut self.features,
@@ -350,7 +350,7 @@ impl ModelWindows {
             if let Some(x) = numeric {
                 f.values.current_mut(now).insert(x);
             }
-            let reference = self.refs.features.get(name).or(f.learned.as_ref());
+            let reference = self.refs.features.get(name.as_str()).or(f.learned.as_ref());
             let bin = match (reference, value) {
                 (Some(r), FeatureValue::Category(c)) => r.bin_category(c),
                 (Some(r), _) => numeric.and_then(|x| r.bin_number(x)),
@@ -740,21 +740,21 @@ impl WindowStore {
             .config
             .model(&event.model)
             .unwrap_or(&self.default_model);
-        let versions = match self.models.get_mut(&event.model) {
+        let versions = match self.models.get_mut(event.model.as_str()) {
             Some(v) => v,
-            None => self.models.entry(event.model.clone()).or_default(),
+            None => self.models.entry(event.model.to_string()).or_default(),
         };
-        let w = match versions.get_mut(&event.version) {
+        let w = match versions.get_mut(event.version.as_str()) {
             Some(w) => w,
             None => {
                 let refs = self
                     .refs
-                    .get(&event.model)
+                    .get(event.model.as_str())
                     .or_else(|| self.refs.get("*"))
                     .unwrap_or(&self.no_refs)
                     .clone();
                 versions
-                    .entry(event.version.clone())
+                    .entry(event.version.to_string())
                     .or_insert_with(|| ModelWindows::new(self.spec, refs))
             }
         };
