@@ -1,6 +1,6 @@
 //! The aggregator loop and its per-model handle cache.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use prometheus::{Counter, Gauge, Histogram, IntCounter};
 use tokio::sync::mpsc;
 
+use super::hash::HashMap;
 use super::history::{FeatureView, History, ModelSummary};
 use super::quality::{Quality, check};
 use super::reference::Reference;
@@ -131,15 +132,15 @@ impl ModelHandles {
         ModelHandles {
             labels: [model.to_owned(), version.to_owned()],
             requests: None,
-            errors: HashMap::new(),
+            errors: HashMap::default(),
             duration: None,
             prediction: None,
             confidence: None,
-            classes: HashMap::new(),
-            features: HashMap::new(),
-            counters: HashMap::new(),
+            classes: HashMap::default(),
+            features: HashMap::default(),
+            counters: HashMap::default(),
             resources: None,
-            logs: HashMap::new(),
+            logs: HashMap::default(),
             feedback: None,
             last_event: m.last_event.with_label_values(&[model, version]),
         }
@@ -195,8 +196,8 @@ impl Aggregator {
             clock,
             limits,
             received,
-            models: HashMap::new(),
-            loaded_version: HashMap::new(),
+            models: HashMap::default(),
+            loaded_version: HashMap::default(),
             store: WindowStore::new(config.clone(), limits.features),
             engine: Engine::new(config),
             api: Arc::default(),
@@ -707,7 +708,7 @@ fn handles<'a>(
     version: &str,
 ) -> &'a mut ModelHandles {
     if !models.contains_key(model) {
-        models.insert(model.to_owned(), HashMap::new());
+        models.insert(model.to_owned(), HashMap::default());
     }
     let versions = models.get_mut(model).expect("inserted above");
     if !versions.contains_key(version) {
@@ -731,7 +732,7 @@ fn feature_handles<'h>(
             value: None,
             missing: None,
             invalid: Default::default(),
-            categories: HashMap::new(),
+            categories: HashMap::default(),
         }
     })
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use super::drift::BinCounts;
 use super::feedback::{FeedbackJoiner, FeedbackOutcome, JoinStats, QualitySlice};
+use super::hash::HashMap as FastMap;
 use super::quality::{Quality, check};
 use super::reference::Reference;
 use super::sketch::Sketch;
@@ -185,9 +186,9 @@ pub struct ModelWindows {
     latency: SlidingWindow<Sketch>,
     prediction: SlidingWindow<Moments>,
     confidence: SlidingWindow<Moments>,
-    classes: HashMap<String, SlidingWindow<u64>>,
-    features: HashMap<String, FeatureWindows>,
-    counters: HashMap<String, SlidingWindow<Moments>>,
+    classes: FastMap<String, SlidingWindow<u64>>,
+    features: FastMap<String, FeatureWindows>,
+    counters: FastMap<String, SlidingWindow<Moments>>,
     logs: [SlidingWindow<u64>; 5],
     resources: [SlidingWindow<Moments>; 2],
     quality: SlidingWindow<QualitySlice>,
@@ -253,9 +254,9 @@ impl ModelWindows {
             latency: SlidingWindow::new(spec.slice, spec.latency_span),
             prediction: spec.ring(),
             confidence: spec.ring(),
-            classes: HashMap::new(),
-            features: HashMap::new(),
-            counters: HashMap::new(),
+            classes: FastMap::default(),
+            features: FastMap::default(),
+            counters: FastMap::default(),
             logs: std::array::from_fn(|_| spec.ring()),
             resources: std::array::from_fn(|_| spec.ring()),
             quality: spec.ring(),
@@ -632,7 +633,7 @@ impl ModelWindows {
 
 /// The entry for `key`, created when there is room; `None` past the cap.
 fn entry<'m, V>(
-    map: &'m mut HashMap<String, V>,
+    map: &'m mut FastMap<String, V>,
     key: &str,
     cap: usize,
     make: impl FnOnce(&WindowSpec) -> V,
@@ -653,14 +654,14 @@ pub struct WindowStore {
     config: std::sync::Arc<Config>,
     default_model: ModelConfig,
     cap: usize,
-    models: HashMap<String, HashMap<String, ModelWindows>>,
+    models: FastMap<String, FastMap<String, ModelWindows>>,
     joiner: FeedbackJoiner,
     /// References per configured model name (`"*"` included).
-    refs: HashMap<String, Arc<ModelReferences>>,
+    refs: FastMap<String, Arc<ModelReferences>>,
     no_refs: Arc<ModelReferences>,
 }
 
-fn references(config: &Config) -> HashMap<String, Arc<ModelReferences>> {
+fn references(config: &Config) -> FastMap<String, Arc<ModelReferences>> {
     config
         .models
         .iter()
@@ -676,7 +677,7 @@ impl WindowStore {
             spec: WindowSpec::for_config(&config),
             default_model: ModelConfig::default(),
             cap,
-            models: HashMap::new(),
+            models: FastMap::default(),
             joiner: FeedbackJoiner::new(Duration::from_secs(24 * 3600), 100_000),
             refs: references(&config),
             no_refs: Arc::default(),
