@@ -241,8 +241,10 @@ mod tests {
         m.insert("b".repeat(60).into(), 2);
         assert_eq!(m.get("a"), Some(&1));
         assert_eq!(m.get("b".repeat(60).as_str()), Some(&2));
-        assert!(Name::from("a") < Name::from("b"));
-        assert!(Name::from("ab") > Name::from("a"));
+        let (a, b, ab) = (Name::from("a"), Name::from("b"), Name::from("ab"));
+        assert!(a < b);
+        assert!(ab > a);
+        assert!(ab < b);
     }
 
     #[test]
