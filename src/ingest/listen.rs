@@ -228,6 +228,18 @@ async fn accept_loop(ctx: IngestContext, transport: &'static str, listener: Stre
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
+    // Connections a client opened before shutdown but not yet accepted
+    // (a busy machine) still get their buffered events drained.
+    while let Ok(Ok(conn)) = tokio::time::timeout(Duration::ZERO, listener.accept()).await {
+        accepted.inc();
+        if conns.len() >= ctx.options.max_connections {
+            break;
+        }
+        match conn {
+            StreamConn::Unix(c) => conns.spawn(serve_stream(c, ctx.clone(), transport)),
+            StreamConn::Tcp(c) => conns.spawn(serve_stream(c, ctx.clone(), transport)),
+        };
+    }
     while conns.join_next().await.is_some() {}
 }
 
