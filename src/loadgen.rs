@@ -543,6 +543,7 @@ mod tests {
                 crate::ingest::parse::parse_event(&line[..line.len() - 1])
                     .unwrap()
                     .model
+                    .to_string()
             })
             .collect();
         assert_eq!(

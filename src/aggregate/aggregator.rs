@@ -1,6 +1,6 @@
 //! The aggregator loop and its per-model handle cache.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::export::series::{Counter, Gauge, Histogram, IntCounter};
 use tokio::sync::mpsc;
 
+use super::hash::HashMap;
 use super::history::{FeatureView, History, ModelSummary};
 use super::quality::{Quality, check};
 use super::reference::Reference;
@@ -18,7 +19,7 @@ use crate::config::{Config, ModelConfig, format_duration};
 use crate::export::dynamic::GaugeFamily;
 use crate::export::metrics::Metrics;
 use crate::ingest::event::{
-    Body, Event, EventKind, FeatureValue, Inference, LogLine, ModelLoaded, Outcome,
+    Body, Event, EventKind, FeatureValue, Inference, LogLine, ModelLoaded, Name, Outcome,
 };
 use crate::rules::api::ApiSnapshot;
 use crate::rules::eval::{AlertState, Engine, Evaluation, SignalSource};
@@ -171,15 +172,15 @@ impl ModelHandles {
         ModelHandles {
             labels: [model.to_owned(), version.to_owned()],
             requests: None,
-            errors: HashMap::new(),
+            errors: HashMap::default(),
             duration: None,
             prediction: None,
             confidence: None,
-            classes: HashMap::new(),
-            features: HashMap::new(),
-            counters: HashMap::new(),
+            classes: HashMap::default(),
+            features: HashMap::default(),
+            counters: HashMap::default(),
             resources: None,
-            logs: HashMap::new(),
+            logs: HashMap::default(),
             feedback: None,
             last_event: None,
             seen: now,
@@ -249,8 +250,8 @@ impl Aggregator {
             clock,
             limits,
             received,
-            models: HashMap::new(),
-            loaded_version: HashMap::new(),
+            models: HashMap::default(),
+            loaded_version: HashMap::default(),
             store: WindowStore::new(config.clone(), limits.features),
             engine: Engine::new(config),
             api: Arc::default(),
@@ -325,18 +326,30 @@ impl Aggregator {
     /// they are counted).
     fn admit(&mut self, event: &mut Event) {
         let limits = self.limits;
+        // Where a value longer than the limit is cut, counted.
+        let cut_at = |s: &str, m: &Metrics| {
+            if s.len() <= limits.label_length {
+                return None;
+            }
+            let mut end = limits.label_length;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            m.series_dropped.with_label_values(&["label_length"]).inc();
+            Some(end)
+        };
         let cut = |s: &mut String, m: &Metrics| {
-            if s.len() > limits.label_length {
-                let mut end = limits.label_length;
-                while !s.is_char_boundary(end) {
-                    end -= 1;
-                }
+            if let Some(end) = cut_at(s, m) {
                 s.truncate(end);
-                m.series_dropped.with_label_values(&["label_length"]).inc();
             }
         };
-        cut(&mut event.model, &self.metrics);
-        cut(&mut event.version, &self.metrics);
+        let cut_name = |s: &mut Name, m: &Metrics| {
+            if let Some(end) = cut_at(s, m) {
+                s.truncate(end);
+            }
+        };
+        cut_name(&mut event.model, &self.metrics);
+        cut_name(&mut event.version, &self.metrics);
         match &mut event.body {
             Body::Inference(i) => {
                 if let Some(e) = &mut i.error {
@@ -346,7 +359,7 @@ impl Aggregator {
                     cut(c, &self.metrics);
                 }
                 for (name, value) in &mut i.features {
-                    cut(name, &self.metrics);
+                    cut_name(name, &self.metrics);
                     if let FeatureValue::Category(c) = value {
                         cut(c, &self.metrics);
                     }
@@ -358,23 +371,23 @@ impl Aggregator {
             Body::Log(l) => cut(&mut l.component, &self.metrics),
             Body::Feedback(_) | Body::Model(_) => {}
         }
-        match self.models.get(&event.model) {
+        match self.models.get(event.model.as_str()) {
             None if occupied(&self.models) >= limits.models => {
                 self.metrics
                     .series_dropped
                     .with_label_values(&["model"])
                     .inc();
-                event.model = OVERFLOW_LABEL.to_owned();
+                event.model = Name::new(OVERFLOW_LABEL);
             }
             Some(versions)
-                if !versions.contains_key(&event.version)
+                if !versions.contains_key(event.version.as_str())
                     && occupied(versions) >= limits.versions =>
             {
                 self.metrics
                     .series_dropped
                     .with_label_values(&["version"])
                     .inc();
-                event.version = OVERFLOW_LABEL.to_owned();
+                event.version = Name::new(OVERFLOW_LABEL);
             }
             _ => {}
         }
@@ -917,7 +930,7 @@ fn handles<'a>(
     now: f64,
 ) -> &'a mut ModelHandles {
     if !models.contains_key(model) {
-        models.insert(model.to_owned(), HashMap::new());
+        models.insert(model.to_owned(), HashMap::default());
     }
     let versions = models.get_mut(model).expect("inserted above");
     if !versions.contains_key(version) {
@@ -944,7 +957,7 @@ fn feature_handles<'h>(
             value: None,
             missing: None,
             invalid: Default::default(),
-            categories: HashMap::new(),
+            categories: HashMap::default(),
         }
     })
 }
@@ -1010,7 +1023,7 @@ fn inference(
     for (name, value) in &i.features {
         let f = feature_handles(metrics, limits, &mut h.features, name, now);
         let labels = [mv[0], mv[1], f.name.as_str()];
-        let quality = check(value, cfg.features.get(name));
+        let quality = check(value, cfg.features.get(name.as_str()));
         if let Quality::Invalid(reason, _) = quality {
             f.invalid[reason as usize]
                 .get_or_insert_with(|| {
@@ -1048,7 +1061,7 @@ fn inference(
                     // (and sum across pods) bin by bin.
                     let buckets = refs
                         .features
-                        .get(name)
+                        .get(name.as_str())
                         .and_then(|r| r.edges())
                         .filter(|e| crate::export::metrics::validate_buckets(e).is_ok())
                         .unwrap_or(&metrics.feature_buckets);

@@ -65,7 +65,9 @@
 //! bound of the heap it holds.
 
 use std::borrow::Borrow;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use super::hash::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::mem::size_of;
 use std::sync::Arc;
@@ -272,16 +274,16 @@ impl FeedbackJoiner {
         Self {
             ttl: ttl.as_secs_f64(),
             capacity,
-            entries: HashMap::with_capacity(initial),
+            entries: HashMap::with_capacity_and_hasher(initial, Default::default()),
             queue: VecDeque::with_capacity(initial),
-            recent: HashMap::new(),
+            recent: HashMap::default(),
             recent_queue: VecDeque::new(),
             recent_capacity: if capacity == 0 {
                 0
             } else {
                 (capacity / 8).max(1)
             },
-            groups: HashSet::new(),
+            groups: HashSet::default(),
             next_seq: 0,
             latest: 0.0,
             heap_bytes: 0,

@@ -16,6 +16,7 @@
 mod aggregator;
 pub mod drift;
 pub mod feedback;
+mod hash;
 pub mod history;
 pub mod quality;
 pub mod reference;

@@ -42,6 +42,7 @@
 //! With one shard (the default) none of this is in the path: listeners send
 //! their batches straight to the one aggregator, as before.
 
+use crate::ingest::name::Name;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, RwLock};
@@ -159,7 +160,7 @@ pub fn spawn_all(
 
 /// Cuts `s` to at most `max` bytes at a character boundary, as the
 /// aggregator does; returns whether it cut.
-fn cut(s: &mut String, max: usize) -> bool {
+fn cut(s: &mut Name, max: usize) -> bool {
     if s.len() <= max {
         return false;
     }
@@ -219,13 +220,13 @@ impl Admission {
                     *s = *k;
                 } else if known.len() < self.cap {
                     *s = shard_of(&e.model, self.shards) as u16;
-                    known.insert(e.model.clone(), *s);
+                    known.insert(e.model.to_string(), *s);
                 } else {
                     self.metrics
                         .series_dropped
                         .with_label_values(&["model"])
                         .inc();
-                    OVERFLOW_LABEL.clone_into(&mut e.model);
+                    e.model = Name::new(OVERFLOW_LABEL);
                     *s = shard_of(OVERFLOW_LABEL, self.shards) as u16;
                 }
             }
@@ -631,7 +632,7 @@ mod tests {
             let mut last: HashMap<&str, u64> = HashMap::new();
             for e in part {
                 assert_eq!(*shard, shard_of(&e.model, 3), "{}", e.model);
-                assert_eq!(*seen.entry(e.model.clone()).or_insert(*shard), *shard);
+                assert_eq!(*seen.entry(e.model.to_string()).or_insert(*shard), *shard);
                 let p = position(e);
                 if let Some(prev) = last.insert(&e.model, p) {
                     assert!(prev < p, "{} out of order", e.model);
@@ -677,7 +678,7 @@ mod tests {
         ));
         let mut models: Vec<(String, usize)> = parts
             .iter()
-            .flat_map(|(s, p)| p.iter().map(move |e| (e.model.clone(), *s)))
+            .flat_map(|(s, p)| p.iter().map(move |e| (e.model.to_string(), *s)))
             .collect();
         models.sort();
         models.dedup();

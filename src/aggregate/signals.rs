@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use super::drift::BinCounts;
 use super::feedback::{FeedbackJoiner, FeedbackOutcome, JoinStats, QualitySlice};
+use super::hash::HashMap as FastMap;
 use super::quality::{Quality, check};
 use super::reference::Reference;
 use super::sketch::Sketch;
@@ -220,9 +221,9 @@ pub struct ModelWindows {
     latency: SlidingWindow<Sketch>,
     prediction: SlidingWindow<Moments>,
     confidence: SlidingWindow<Moments>,
-    classes: HashMap<String, SlidingWindow<u64>>,
-    features: HashMap<String, FeatureWindows>,
-    counters: HashMap<String, SlidingWindow<Moments>>,
+    classes: FastMap<String, SlidingWindow<u64>>,
+    features: FastMap<String, FeatureWindows>,
+    counters: FastMap<String, SlidingWindow<Moments>>,
     logs: [SlidingWindow<u64>; 5],
     resources: [SlidingWindow<Moments>; 2],
     quality: SlidingWindow<QualitySlice>,
@@ -290,9 +291,9 @@ impl ModelWindows {
             latency: SlidingWindow::new(spec.slice, spec.latency_span),
             prediction: spec.ring(),
             confidence: spec.ring(),
-            classes: HashMap::new(),
-            features: HashMap::new(),
-            counters: HashMap::new(),
+            classes: FastMap::default(),
+            features: FastMap::default(),
+            counters: FastMap::default(),
             logs: std::array::from_fn(|_| spec.ring()),
             resources: std::array::from_fn(|_| spec.ring()),
             quality: spec.ring(),
@@ -375,7 +376,7 @@ impl ModelWindows {
             self.confidence.current_mut(now).insert(conf);
         }
         for (name, value) in &i.features {
-            let spec = cfg.features.get(name);
+            let spec = cfg.features.get(name.as_str());
             let (kind, numeric) = classify(value, spec);
             let Some(f) = entry(
                 &mut self.features,
@@ -390,7 +391,7 @@ impl ModelWindows {
             if let Some(x) = numeric {
                 f.values.current_mut(now).insert(x);
             }
-            let reference = self.refs.features.get(name).or(f.learned.as_ref());
+            let reference = self.refs.features.get(name.as_str()).or(f.learned.as_ref());
             let bin = match (reference, value) {
                 (Some(r), FeatureValue::Category(c)) => r.bin_category(c),
                 (Some(r), _) => numeric.and_then(|x| r.bin_number(x)),
@@ -672,7 +673,7 @@ impl ModelWindows {
 
 /// The entry for `key`, created when there is room; `None` past the cap.
 fn entry<'m, V>(
-    map: &'m mut HashMap<String, V>,
+    map: &'m mut FastMap<String, V>,
     key: &str,
     cap: usize,
     make: impl FnOnce(&WindowSpec) -> V,
@@ -693,14 +694,14 @@ pub struct WindowStore {
     config: std::sync::Arc<Config>,
     default_model: ModelConfig,
     cap: usize,
-    models: HashMap<String, HashMap<String, ModelWindows>>,
+    models: FastMap<String, FastMap<String, ModelWindows>>,
     joiner: FeedbackJoiner,
     /// References per configured model name (`"*"` included).
-    refs: HashMap<String, Arc<ModelReferences>>,
+    refs: FastMap<String, Arc<ModelReferences>>,
     no_refs: Arc<ModelReferences>,
 }
 
-fn references(config: &Config) -> HashMap<String, Arc<ModelReferences>> {
+fn references(config: &Config) -> FastMap<String, Arc<ModelReferences>> {
     config
         .models
         .iter()
@@ -716,7 +717,7 @@ impl WindowStore {
             spec: WindowSpec::for_config(&config),
             default_model: ModelConfig::default(),
             cap,
-            models: HashMap::new(),
+            models: FastMap::default(),
             joiner: FeedbackJoiner::new(Duration::from_secs(24 * 3600), 100_000),
             refs: references(&config),
             no_refs: Arc::default(),
@@ -785,21 +786,21 @@ impl WindowStore {
             .config
             .model(&event.model)
             .unwrap_or(&self.default_model);
-        let versions = match self.models.get_mut(&event.model) {
+        let versions = match self.models.get_mut(event.model.as_str()) {
             Some(v) => v,
-            None => self.models.entry(event.model.clone()).or_default(),
+            None => self.models.entry(event.model.to_string()).or_default(),
         };
-        let w = match versions.get_mut(&event.version) {
+        let w = match versions.get_mut(event.version.as_str()) {
             Some(w) => w,
             None => {
                 let refs = self
                     .refs
-                    .get(&event.model)
+                    .get(event.model.as_str())
                     .or_else(|| self.refs.get("*"))
                     .unwrap_or(&self.no_refs)
                     .clone();
                 versions
-                    .entry(event.version.clone())
+                    .entry(event.version.to_string())
                     .or_insert_with(|| ModelWindows::new(self.spec, refs))
             }
         };

@@ -1,12 +1,14 @@
 //! Parsed events (wire protocol v1), owned and ready for the aggregator.
 
+pub use super::name::Name;
+
 /// One parsed event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// Model name (label `model`); `"default"` when the client sent none.
-    pub model: String,
+    pub model: Name,
     /// Model version (label `version`); empty when the client sent none.
-    pub version: String,
+    pub version: Name,
     /// When it happened, seconds since the epoch; `None` means "at receipt".
     pub ts: Option<f64>,
     /// The type-specific part.
@@ -97,7 +99,7 @@ pub enum FeatureValue {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Inference {
     /// Request id, used to join feedback; never a label.
-    pub id: Option<String>,
+    pub id: Option<Name>,
     /// Serving latency in seconds (the wire carries milliseconds).
     pub latency_seconds: Option<f64>,
     /// Whether the request succeeded.
@@ -109,7 +111,7 @@ pub struct Inference {
     /// Confidence of the output, in [0, 1].
     pub confidence: Option<f64>,
     /// Feature values in the order the client sent them.
-    pub features: Vec<(String, FeatureValue)>,
+    pub features: Vec<(Name, FeatureValue)>,
     /// Business counts, e.g. `shown`, `clicked`.
     pub counters: Vec<(String, f64)>,
     /// CPU utilisation seen by the model process, as a ratio in [0, 1].
@@ -122,7 +124,7 @@ pub struct Inference {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Feedback {
     /// Id of the inference this is the ground truth of.
-    pub id: Option<String>,
+    pub id: Option<Name>,
     /// The true value.
     pub actual: Outcome,
     /// The prediction, when the client sends it along (no join needed).

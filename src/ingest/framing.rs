@@ -119,9 +119,9 @@ impl LineFramer {
     }
 }
 
-/// Position of the first `needle` in `hay`.
+/// Position of the first `needle` in `hay` (vectorised by the memchr crate).
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
+    memchr::memchr(needle, hay)
 }
 
 #[cfg(test)]

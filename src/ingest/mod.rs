@@ -9,6 +9,7 @@ pub mod addr;
 pub mod event;
 pub mod framing;
 pub mod listen;
+pub mod name;
 pub mod parse;
 pub mod rejects;
 pub mod socket_file;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::event::{
-    Body, Event, FeatureValue, Feedback, Inference, LogLevel, LogLine, ModelLoaded, Outcome,
+    Body, Event, FeatureValue, Feedback, Inference, LogLevel, LogLine, ModelLoaded, Name, Outcome,
 };
 use super::timestamp::parse_rfc3339;
 
@@ -116,7 +116,10 @@ pub fn parse_event(line: &[u8]) -> Result<Event, Reject> {
             "an event must be a JSON object",
         ));
     }
-    let raw: Raw<'_> = serde_json::from_str(text).map_err(classify)?;
+    let raw: Raw<'_> = match fast::scan(text) {
+        Some(raw) => raw,
+        None => serde_json::from_str(text).map_err(classify)?,
+    };
     raw.into_event()
 }
 
@@ -137,8 +140,10 @@ fn invalid(detail: impl Into<String>) -> Reject {
     Reject::new(RejectReason::InvalidValue, detail)
 }
 
+mod fast;
+
 /// The wire form: every field of every type, borrowed where possible.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct Raw<'a> {
     #[serde(rename = "type", borrow)]
     kind: Option<Cow<'a, str>>,
@@ -191,13 +196,17 @@ fn owned(s: Option<Cow<'_, str>>) -> Option<String> {
     s.map(Cow::into_owned)
 }
 
+fn name(s: Option<Cow<'_, str>>) -> Option<Name> {
+    s.map(Name::from)
+}
+
 impl Raw<'_> {
     fn into_event(self) -> Result<Event, Reject> {
         let model = match self.model.as_deref() {
-            None | Some("") => "default".to_owned(),
-            Some(m) => m.to_owned(),
+            None | Some("") => Name::new("default"),
+            Some(m) => Name::new(m),
         };
-        let version = owned(self.version).unwrap_or_default();
+        let version = name(self.version).unwrap_or_default();
         let ts = self.ts.map(|t| t.0);
         let body = match self.kind.as_deref() {
             None | Some("inference") => Body::Inference(Self::inference(
@@ -222,7 +231,7 @@ impl Raw<'_> {
                     ));
                 }
                 Body::Feedback(Feedback {
-                    id: owned(self.id),
+                    id: name(self.id),
                     actual: actual.0,
                     prediction: self.prediction.map(|p| p.0),
                 })
@@ -299,7 +308,7 @@ impl Raw<'_> {
             None => (None, None),
         };
         Ok(Inference {
-            id: owned(id),
+            id: name(id),
             latency_seconds,
             ok,
             error,
@@ -376,7 +385,7 @@ impl<'de> Deserialize<'de> for OutcomeWire {
 }
 
 /// `features`: an object of name -> number | string | bool | null.
-struct Features(Vec<(String, FeatureValue)>);
+struct Features(Vec<(Name, FeatureValue)>);
 
 struct FeatureWire(FeatureValue);
 
@@ -422,7 +431,7 @@ impl<'de> Deserialize<'de> for Features {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Features, A::Error> {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
                 while let Some((k, v)) = map.next_entry::<Cow<'de, str>, FeatureWire>()? {
-                    out.push((k.into_owned(), v.0));
+                    out.push((Name::from(k), v.0));
                 }
                 Ok(Features(out))
             }

@@ -1,7 +1,9 @@
 //! The windows in a snapshot (`--storage.path`): what is written, and how
 //! it is put back so that readings after a restart are those before it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::aggregate::hash::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,265 @@
+//! [`Name`]: an immutable string that keeps short values inline.
+//!
+//! Model names, versions, request ids and feature names are almost always
+//! short. Parsing an event into `String`s cost one heap allocation for each
+//! (and a free on the aggregator's thread, which contends on the allocator's
+//! locks); a [`Name`] of at most [`Name::INLINE`] bytes needs none. Longer
+//! values are kept in a boxed `str`.
+
+use std::borrow::{Borrow, Cow};
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+
+/// A string of any length; values of up to [`Name::INLINE`] bytes are stored
+/// without a heap allocation. Compares, orders and hashes like the `str` it
+/// holds, and dereferences to it.
+#[derive(Clone)]
+pub struct Name(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; Name::INLINE] },
+    Heap(Box<str>),
+}
+
+impl Name {
+    /// Longest value kept inline, in bytes (a UUID fits).
+    pub const INLINE: usize = 38;
+
+    /// A name holding `s`.
+    pub fn new(s: &str) -> Name {
+        if s.len() <= Name::INLINE {
+            let mut bytes = [0u8; Name::INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Name(Repr::Inline {
+                len: s.len() as u8,
+                bytes,
+            })
+        } else {
+            Name(Repr::Heap(s.into()))
+        }
+    }
+
+    /// The value.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // SAFETY: `bytes[..len]` is always a copy of a whole `str`
+            // (`new` copies one; `truncate` cuts at a char boundary).
+            Repr::Inline { len, bytes } => unsafe {
+                std::str::from_utf8_unchecked(&bytes[..*len as usize])
+            },
+            Repr::Heap(s) => s,
+        }
+    }
+
+    /// Shortens the value to `len` bytes.
+    ///
+    /// # Panics
+    /// If `len` is not on a char boundary, as [`String::truncate`] does.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len() {
+            return;
+        }
+        assert!(self.is_char_boundary(len), "truncate inside a character");
+        *self = Name::new(&self.as_str()[..len]);
+    }
+}
+
+impl Default for Name {
+    fn default() -> Name {
+        Name::new("")
+    }
+}
+
+impl Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        Name::new(s)
+    }
+}
+
+impl From<String> for Name {
+    fn from(s: String) -> Name {
+        if s.len() <= Name::INLINE {
+            Name::new(&s)
+        } else {
+            Name(Repr::Heap(s.into_boxed_str()))
+        }
+    }
+}
+
+impl From<Cow<'_, str>> for Name {
+    fn from(s: Cow<'_, str>) -> Name {
+        match s {
+            Cow::Borrowed(b) => Name::new(b),
+            Cow::Owned(o) => o.into(),
+        }
+    }
+}
+
+impl From<Name> for String {
+    fn from(n: Name) -> String {
+        match n.0 {
+            Repr::Heap(s) => s.into_string(),
+            Repr::Inline { .. } => n.as_str().to_owned(),
+        }
+    }
+}
+
+impl From<&Name> for String {
+    fn from(n: &Name) -> String {
+        n.as_str().to_owned()
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Name {}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Name {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialEq<Name> for str {
+    fn eq(&self, other: &Name) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<Name> for &str {
+    fn eq(&self, other: &Name) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialEq<Name> for String {
+    fn eq(&self, other: &Name) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Name) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Name) -> Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl Hash for Name {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.as_str(), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn short_and_long_values_round_trip() {
+        for s in [
+            "",
+            "fraud",
+            "é",
+            &"x".repeat(Name::INLINE),
+            &"y".repeat(Name::INLINE + 1),
+        ] {
+            let n = Name::from(s);
+            assert_eq!(n, s);
+            assert_eq!(n.len(), s.len());
+            assert_eq!(String::from(n.clone()), s);
+            assert_eq!(Name::from(s.to_owned()), n);
+            assert_eq!(format!("{n}|{n:?}"), format!("{s}|{s:?}"));
+        }
+        assert!(matches!(Name::from("fraud").0, Repr::Inline { .. }));
+        assert!(matches!(
+            Name::from("z".repeat(Name::INLINE + 1)).0,
+            Repr::Heap(_)
+        ));
+    }
+
+    #[test]
+    fn hashes_and_orders_like_str() {
+        let mut m: HashMap<Name, u32> = HashMap::new();
+        m.insert("a".into(), 1);
+        m.insert("b".repeat(60).into(), 2);
+        assert_eq!(m.get("a"), Some(&1));
+        assert_eq!(m.get("b".repeat(60).as_str()), Some(&2));
+        let (a, b, ab) = (Name::from("a"), Name::from("b"), Name::from("ab"));
+        assert!(a < b);
+        assert!(ab > a);
+        assert!(ab < b);
+    }
+
+    #[test]
+    fn truncate_cuts_at_a_char_boundary() {
+        let mut n = Name::from("ééé".repeat(20));
+        n.truncate(4);
+        assert_eq!(n, "éé");
+        assert!(matches!(n.0, Repr::Inline { .. }));
+        n.truncate(10);
+        assert_eq!(n, "éé");
+    }
+
+    #[test]
+    #[should_panic(expected = "inside a character")]
+    fn truncate_inside_a_char_panics() {
+        Name::from("é").truncate(1);
+    }
+}
