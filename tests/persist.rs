@@ -335,24 +335,32 @@ fn a_corrupt_snapshot_is_moved_aside_and_the_exporter_starts_empty() {
     );
 }
 
-#[test]
-fn an_unusable_storage_path_stops_the_start_with_a_clear_error() {
+/// Starts the exporter with `--storage.path storage` and `extra` flags,
+/// expects it to refuse, and returns what it wrote to stderr.
+fn refused(storage: &Path, extra: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("a-file");
-    std::fs::write(&file, "x").unwrap();
     let out = Command::new(binary())
         .args([
             "--web.listen-address",
             "127.0.0.1:0",
             "--events.listen",
             &format!("unix://{}", dir.path().join("e.sock").display()),
-            "--storage.path",
         ])
-        .arg(&file)
+        .args(extra)
+        .arg("--storage.path")
+        .arg(storage)
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn an_unusable_storage_path_stops_the_start_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let stderr = refused(&file, &[]);
     assert!(
         stderr.contains(&format!(
             "--storage.path {}: not a directory",
@@ -365,21 +373,7 @@ fn an_unusable_storage_path_stops_the_start_with_a_clear_error() {
 #[test]
 fn storage_with_several_aggregator_shards_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(binary())
-        .args([
-            "--web.listen-address",
-            "127.0.0.1:0",
-            "--events.listen",
-            &format!("unix://{}", dir.path().join("e.sock").display()),
-            "--aggregate.shards",
-            "2",
-            "--storage.path",
-        ])
-        .arg(dir.path().join("state"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&dir.path().join("state"), &["--aggregate.shards", "2"]);
     assert!(
         stderr.contains(
             "--storage.path works with one aggregator shard only (--aggregate.shards is 2)"
