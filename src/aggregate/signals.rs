@@ -688,6 +688,53 @@ fn entry<'m, V>(
     map.get_mut(key)
 }
 
+/// Records an inference of (model, version) into its windows `w` and, when
+/// it has an id and a prediction, into the feedback join.
+fn record_inference(
+    w: &mut ModelWindows,
+    joiner: &mut FeedbackJoiner,
+    cfg: &ModelConfig,
+    cap: usize,
+    (model, version): (&str, &str),
+    i: &Inference,
+    now: f64,
+) {
+    w.record(i, cfg, cap, now);
+    if let (Some(id), Some(p)) = (&i.id, &i.prediction) {
+        joiner.on_inference(model, version, id, p, now);
+    }
+}
+
+/// The windows of one model version resolved for a run of its inference
+/// events ([`WindowStore::recorder`]); recording through it is the same as
+/// [`WindowStore::record`] without finding the windows again.
+pub struct Recorder<'s> {
+    windows: &'s mut ModelWindows,
+    joiner: &'s mut FeedbackJoiner,
+    cfg: &'s ModelConfig,
+    refs: &'s Arc<ModelReferences>,
+    cap: usize,
+}
+
+impl Recorder<'_> {
+    /// Records inference `i` of the version, received at `now`; `mv` are
+    /// the event's model and version, those the recorder was made for.
+    pub fn record(&mut self, mv: (&str, &str), i: &Inference, now: f64) {
+        self.windows.touch(now);
+        record_inference(self.windows, self.joiner, self.cfg, self.cap, mv, i, now);
+    }
+
+    /// The model's expectations ([`WindowStore::model_cfg`]).
+    pub fn cfg(&self) -> &ModelConfig {
+        self.cfg
+    }
+
+    /// The model's references ([`WindowStore::references`]).
+    pub fn refs(&self) -> &ModelReferences {
+        self.refs
+    }
+}
+
 /// The windows of every model version, readable by the rule evaluator.
 pub struct WindowStore {
     spec: WindowSpec,
@@ -806,13 +853,15 @@ impl WindowStore {
         };
         w.touch(now);
         match &event.body {
-            Body::Inference(i) => {
-                w.record(i, cfg, self.cap, now);
-                if let (Some(id), Some(p)) = (&i.id, &i.prediction) {
-                    self.joiner
-                        .on_inference(&event.model, &event.version, id, p, now);
-                }
-            }
+            Body::Inference(i) => record_inference(
+                w,
+                &mut self.joiner,
+                cfg,
+                self.cap,
+                (event.model.as_str(), event.version.as_str()),
+                i,
+                now,
+            ),
             Body::Log(l) => w.record_log(l.level, now),
             Body::Model(m) => {
                 if let Some(t) = m.trained_at {
@@ -821,6 +870,33 @@ impl WindowStore {
             }
             // Recorded above, under the version of the prediction it joins.
             Body::Feedback(_) => {}
+        }
+    }
+
+    /// The windows of (model, version), created if need be, with what
+    /// recording an inference into them needs: resolved once for a run of
+    /// inference events of that version instead of once an event.
+    pub fn recorder(&mut self, model: &str, version: &str) -> Recorder<'_> {
+        let cfg = self.config.model(model).unwrap_or(&self.default_model);
+        let refs = self
+            .refs
+            .get(model)
+            .or_else(|| self.refs.get("*"))
+            .unwrap_or(&self.no_refs);
+        if !self.models.contains_key(model) {
+            self.models.insert(model.to_owned(), FastMap::default());
+        }
+        let versions = self.models.get_mut(model).expect("inserted above");
+        if !versions.contains_key(version) {
+            let w = ModelWindows::new(self.spec, refs.clone());
+            versions.insert(version.to_owned(), w);
+        }
+        Recorder {
+            windows: versions.get_mut(version).expect("inserted above"),
+            joiner: &mut self.joiner,
+            cfg,
+            refs,
+            cap: self.cap,
         }
     }
 
