@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::export::series::{Counter, Gauge, Histogram, IntCounter};
 use tokio::sync::mpsc;
 
-use super::hash::HashMap;
+use super::hash::{HashMap, IndexMap, at_position, remember_position};
 use super::history::{FeatureView, History, ModelSummary};
 use super::quality::{Quality, check};
 use super::reference::Reference;
@@ -232,7 +232,10 @@ struct ModelHandles {
     prediction: Option<Histogram>,
     confidence: Option<Histogram>,
     classes: HashMap<String, Kept<IntCounter>>,
-    features: HashMap<String, Kept<FeatureHandles>>,
+    features: IndexMap<String, Kept<FeatureHandles>>,
+    /// For each position of the last inference's features, where that
+    /// feature is in `features` (see the window store's `feature_order`).
+    feature_order: Vec<usize>,
     counters: HashMap<String, Kept<Counter>>,
     resources: Option<(Gauge, Gauge)>,
     /// Per log component: its label value and a counter per level, each
@@ -261,7 +264,8 @@ impl ModelHandles {
             prediction: None,
             confidence: None,
             classes: HashMap::default(),
-            features: HashMap::default(),
+            features: IndexMap::default(),
+            feature_order: Vec::new(),
             counters: HashMap::default(),
             resources: None,
             logs: HashMap::default(),
@@ -1035,22 +1039,40 @@ fn handles<'a>(
     h
 }
 
-fn feature_handles<'h>(
+/// Where the handles of feature `name` are in `features`, created unless
+/// the map is full, in which case the [`OVERFLOW_LABEL`] entry is used (as
+/// [`capped`] does). The entry is stamped with `now`.
+fn feature_slot(
     metrics: &Metrics,
     limits: &Limits,
-    h: &'h mut HashMap<String, Kept<FeatureHandles>>,
+    features: &mut IndexMap<String, Kept<FeatureHandles>>,
     name: &str,
     now: f64,
-) -> &'h mut FeatureHandles {
-    capped(h, name, limits.features, (metrics, "feature"), now, |n| {
-        FeatureHandles {
-            name: n.to_owned(),
-            value: None,
-            missing: None,
-            invalid: Default::default(),
-            categories: HashMap::default(),
+) -> usize {
+    let occupied = features.len() - usize::from(features.contains_key(OVERFLOW_LABEL));
+    let key = if features.contains_key(name) || occupied < limits.features {
+        name
+    } else {
+        metrics.series_dropped.with_label_values(&["feature"]).inc();
+        OVERFLOW_LABEL
+    };
+    let i = match features.get_index_of(key) {
+        Some(i) => i,
+        None => {
+            let f = FeatureHandles {
+                name: key.to_owned(),
+                value: None,
+                missing: None,
+                invalid: Default::default(),
+                categories: HashMap::default(),
+            };
+            features
+                .insert_full(key.to_owned(), Kept { v: f, seen: now })
+                .0
         }
-    })
+    };
+    features[i].seen = now;
+    i
 }
 
 fn inference(
@@ -1111,8 +1133,19 @@ fn inference(
             .get_or_insert_with(|| metrics.prediction_confidence.with_label_values(&mv))
             .observe(c);
     }
-    for (name, value) in &i.features {
-        let f = feature_handles(metrics, limits, &mut h.features, name, now);
+    for (p, (name, value)) in i.features.iter().enumerate() {
+        let slot = match at_position(&h.features, h.feature_order.get(p), name) {
+            Some(slot) => {
+                h.features[slot].seen = now;
+                slot
+            }
+            None => {
+                let slot = feature_slot(metrics, limits, &mut h.features, name, now);
+                remember_position(&mut h.feature_order, p, slot);
+                slot
+            }
+        };
+        let f = &mut h.features[slot].v;
         let labels = [mv[0], mv[1], f.name.as_str()];
         let quality = check(value, cfg.features.get(name.as_str()));
         if let Quality::Invalid(reason, _) = quality {
@@ -1164,7 +1197,8 @@ fn inference(
     }
     for (name, spec) in &cfg.features {
         if spec.required && !i.features.iter().any(|(n, _)| n == name) {
-            let f = feature_handles(metrics, limits, &mut h.features, name, now);
+            let slot = feature_slot(metrics, limits, &mut h.features, name, now);
+            let f = &mut h.features[slot].v;
             let labels = [mv[0], mv[1], f.name.as_str()];
             f.missing
                 .get_or_insert_with(|| metrics.feature_missing.with_label_values(&labels))
@@ -1529,11 +1563,11 @@ mod tests {
         }
         whole.evaluate();
         single.evaluate();
-        // Everything but the time evaluation took.
+        // Everything but the time evaluation took and the process's own.
         let series = |m: &Metrics| {
             text(m)
                 .lines()
-                .filter(|l| !l.contains("_duration_seconds"))
+                .filter(|l| !l.contains("_duration_seconds") && !l.contains("process_"))
                 .map(str::to_owned)
                 .collect::<Vec<_>>()
         };
@@ -1547,6 +1581,10 @@ mod tests {
             r#"model_exporter_series_dropped_total{label="version"} 7"#,
             r#"model_exporter_series_dropped_total{label="label_length"} 4"#,
             r#"model_window_accuracy{model="a",version="v1",window="5m"} 1"#,
+            // Features found by position, in another order, past the cap.
+            r#"model_feature_value_count{feature="x",model="a",version="v1"} 3"#,
+            r#"model_feature_value_sum{feature="y",model="a",version="v1"} 7"#,
+            r#"model_feature_value_count{feature="__other__",model="a",version="v1"} 1"#,
         ] {
             assert!(t.contains(want), "missing {want}\n{t}");
         }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use super::drift::BinCounts;
 use super::feedback::{FeedbackJoiner, FeedbackOutcome, JoinStats, QualitySlice};
-use super::hash::HashMap as FastMap;
+use super::hash::{HashMap as FastMap, IndexMap, at_position, remember_position};
 use super::quality::{Quality, check};
 use super::reference::Reference;
 use super::sketch::Sketch;
@@ -222,7 +222,11 @@ pub struct ModelWindows {
     prediction: SlidingWindow<Moments>,
     confidence: SlidingWindow<Moments>,
     classes: FastMap<String, SlidingWindow<u64>>,
-    features: FastMap<String, FeatureWindows>,
+    features: IndexMap<String, FeatureWindows>,
+    /// For each position of the last inference's features, where that
+    /// feature is in `features`: the next event, which usually sends the
+    /// same features in the same order, compares names instead of hashing.
+    feature_order: Vec<usize>,
     counters: FastMap<String, SlidingWindow<Moments>>,
     logs: [SlidingWindow<u64>; 5],
     resources: [SlidingWindow<Moments>; 2],
@@ -292,7 +296,8 @@ impl ModelWindows {
             prediction: spec.ring(),
             confidence: spec.ring(),
             classes: FastMap::default(),
-            features: FastMap::default(),
+            features: IndexMap::default(),
+            feature_order: Vec::new(),
             counters: FastMap::default(),
             logs: std::array::from_fn(|_| spec.ring()),
             resources: std::array::from_fn(|_| spec.ring()),
@@ -375,18 +380,19 @@ impl ModelWindows {
         if let Some(conf) = i.confidence {
             self.confidence.current_mut(now).insert(conf);
         }
-        for (name, value) in &i.features {
+        for (p, (name, value)) in i.features.iter().enumerate() {
             let spec = cfg.features.get(name.as_str());
             let (kind, numeric) = classify(value, spec);
-            let Some(f) = entry(
-                &mut self.features,
-                name,
-                cap,
-                FeatureWindows::new,
-                &self.spec,
-            ) else {
-                continue;
+            let slot = match at_position(&self.features, self.feature_order.get(p), name) {
+                Some(slot) => slot,
+                None => {
+                    let slot = feature_slot(&mut self.features, name, cap, &self.spec);
+                    remember_position(&mut self.feature_order, p, slot.unwrap_or(usize::MAX));
+                    let Some(slot) = slot else { continue };
+                    slot
+                }
             };
+            let f = &mut self.features[slot];
             f.counts.current_mut(now).incr(kind);
             if let Some(x) = numeric {
                 f.values.current_mut(now).insert(x);
@@ -413,15 +419,12 @@ impl ModelWindows {
         for (name, spec) in &cfg.features {
             if spec.required
                 && !i.features.iter().any(|(n, _)| n == name)
-                && let Some(f) = entry(
-                    &mut self.features,
-                    name,
-                    cap,
-                    FeatureWindows::new,
-                    &self.spec,
-                )
+                && let Some(slot) = feature_slot(&mut self.features, name, cap, &self.spec)
             {
-                f.counts.current_mut(now).incr(fidx::MISSING);
+                self.features[slot]
+                    .counts
+                    .current_mut(now)
+                    .incr(fidx::MISSING);
             }
         }
         if let (Some(r), Some(p)) = (&self.refs.prediction, &i.prediction) {
@@ -733,6 +736,27 @@ impl Recorder<'_> {
     pub fn refs(&self) -> &ModelReferences {
         self.refs
     }
+}
+
+/// Where feature `name` is in `features`, added when there is room; `None`
+/// past the cap.
+fn feature_slot(
+    features: &mut IndexMap<String, FeatureWindows>,
+    name: &str,
+    cap: usize,
+    spec: &WindowSpec,
+) -> Option<usize> {
+    if let Some(i) = features.get_index_of(name) {
+        return Some(i);
+    }
+    if features.len() >= cap {
+        return None;
+    }
+    Some(
+        features
+            .insert_full(name.to_owned(), FeatureWindows::new(spec))
+            .0,
+    )
 }
 
 /// The windows of every model version, readable by the rule evaluator.
