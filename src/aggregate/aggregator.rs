@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::export::series::{Counter, Gauge, Histogram, IntCounter};
 use tokio::sync::mpsc;
 
-use super::hash::HashMap;
+use super::hash::{HashMap, IndexMap, at_position, remember_position};
 use super::history::{FeatureView, History, ModelSummary};
 use super::quality::{Quality, check};
 use super::reference::Reference;
@@ -102,7 +102,12 @@ fn capped<'m, V>(
     now: f64,
     make: impl FnOnce(&str) -> V,
 ) -> &'m mut V {
-    let key = if map.contains_key(key) || occupied(map) < cap {
+    if map.contains_key(key) {
+        let k = map.get_mut(key).expect("present");
+        k.seen = now;
+        return &mut k.v;
+    }
+    let key = if occupied(map) < cap {
         key
     } else {
         dropped
@@ -124,6 +129,85 @@ fn capped<'m, V>(
     let k = map.get_mut(key).expect("inserted above");
     k.seen = now;
     &mut k.v
+}
+
+/// Cuts the label values of an event longer than `--limits.label-length`,
+/// each cut counted.
+fn cut_values(metrics: &Metrics, limits: &Limits, event: &mut Event) {
+    let max = limits.label_length;
+    // Where a value longer than the limit is cut, counted.
+    let cut_at = |s: &str| {
+        if s.len() <= max {
+            return None;
+        }
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        metrics
+            .series_dropped
+            .with_label_values(&["label_length"])
+            .inc();
+        Some(end)
+    };
+    let cut = |s: &mut String| {
+        if let Some(end) = cut_at(s) {
+            s.truncate(end);
+        }
+    };
+    let cut_name = |s: &mut Name| {
+        if let Some(end) = cut_at(s) {
+            s.truncate(end);
+        }
+    };
+    cut_name(&mut event.model);
+    cut_name(&mut event.version);
+    match &mut event.body {
+        Body::Inference(i) => {
+            if let Some(e) = &mut i.error {
+                cut(e);
+            }
+            if let Some(Outcome::Class(c)) = &mut i.prediction {
+                cut(c);
+            }
+            for (name, value) in &mut i.features {
+                cut_name(name);
+                if let FeatureValue::Category(c) = value {
+                    cut(c);
+                }
+            }
+            for (name, _) in &mut i.counters {
+                cut(name);
+            }
+        }
+        Body::Log(l) => cut(&mut l.component),
+        Body::Feedback(_) | Body::Model(_) => {}
+    }
+}
+
+/// What the caps on models and versions do to an event's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fold {
+    /// Both keep their place.
+    Keep,
+    /// The model is past `--limits.models`: counted under the overflow label.
+    Model,
+    /// The version is past `--limits.versions`: likewise.
+    Version,
+}
+
+impl Fold {
+    /// Renames the model or version of `event` to the overflow label, as
+    /// decided, and counts it.
+    fn apply(self, metrics: &Metrics, event: &mut Event) {
+        let (label, name) = match self {
+            Fold::Keep => return,
+            Fold::Model => ("model", &mut event.model),
+            Fold::Version => ("version", &mut event.version),
+        };
+        metrics.series_dropped.with_label_values(&[label]).inc();
+        *name = Name::new(OVERFLOW_LABEL);
+    }
 }
 
 struct FeatureHandles {
@@ -148,7 +232,10 @@ struct ModelHandles {
     prediction: Option<Histogram>,
     confidence: Option<Histogram>,
     classes: HashMap<String, Kept<IntCounter>>,
-    features: HashMap<String, Kept<FeatureHandles>>,
+    features: IndexMap<String, Kept<FeatureHandles>>,
+    /// For each position of the last inference's features, where that
+    /// feature is in `features` (see the window store's `feature_order`).
+    feature_order: Vec<usize>,
     counters: HashMap<String, Kept<Counter>>,
     resources: Option<(Gauge, Gauge)>,
     /// Per log component: its label value and a counter per level, each
@@ -177,7 +264,8 @@ impl ModelHandles {
             prediction: None,
             confidence: None,
             classes: HashMap::default(),
-            features: HashMap::default(),
+            features: IndexMap::default(),
+            feature_order: Vec::new(),
             counters: HashMap::default(),
             resources: None,
             logs: HashMap::default(),
@@ -312,85 +400,92 @@ impl Aggregator {
     }
 
     /// Applies every event of a batch, in order.
+    ///
+    /// A run of consecutive inference events sent with the same model and
+    /// version (the usual batch: one client's read) finds its handles and
+    /// windows once, not once an event.
     pub fn apply(&mut self, batch: Batch) {
         let now = self.clock.now();
-        for mut event in batch {
-            self.admit(&mut event);
-            self.store.record(&event, now);
-            self.apply_one(event, now);
+        let mut events = batch.into_iter().peekable();
+        while let Some(mut event) = events.next() {
+            if !matches!(event.body, Body::Inference(_)) {
+                self.admit(&mut event);
+                self.store.record(&event, now);
+                self.apply_one(event, now);
+                continue;
+            }
+            let sent = (event.model.clone(), event.version.clone());
+            let fold = self.admit(&mut event);
+            self.apply_run(event, fold, &sent, &mut events, now);
+        }
+    }
+
+    /// Applies `first`, an admitted inference event, and the inference
+    /// events right after it in `rest` that were sent with the same model
+    /// and version as it (`sent`, before `admit`), with the handles and
+    /// windows found once. `admit`'s decision for those names holds for the
+    /// whole run: within a batch map entries are only added (expiry runs
+    /// between batches), so a name that had a place keeps it and one folded
+    /// into the overflow label is folded again; `fold` repeats it (counted)
+    /// for each event.
+    fn apply_run(
+        &mut self,
+        first: Event,
+        fold: Fold,
+        sent: &(Name, Name),
+        rest: &mut std::iter::Peekable<std::vec::IntoIter<Event>>,
+        now: f64,
+    ) {
+        let metrics = &self.metrics;
+        let limits = &self.limits;
+        let received = &self.received[first.body.kind() as usize];
+        let h = handles(&mut self.models, &first.model, &first.version, now);
+        let mut run = self.store.recorder(&first.model, &first.version);
+        let mut next = Some(first);
+        while let Some(event) = next {
+            let Body::Inference(i) = event.body else {
+                unreachable!("a run holds inference events only")
+            };
+            run.record((event.model.as_str(), event.version.as_str()), &i, now);
+            received.inc();
+            if h.last_event.is_none() {
+                h.last_event = Some(metrics.last_event.with_label_values(&h.mv()));
+            }
+            h.last_event
+                .as_ref()
+                .expect("set above")
+                .set(event.ts.unwrap_or(now));
+            inference(metrics, limits, run.cfg(), run.refs(), h, i);
+            next = rest
+                .next_if(|e| {
+                    matches!(e.body, Body::Inference(_)) && e.model == sent.0 && e.version == sent.1
+                })
+                .map(|mut e| {
+                    cut_values(metrics, limits, &mut e);
+                    fold.apply(metrics, &mut e);
+                    e
+                });
         }
     }
 
     /// Applies the caps on models, versions and label length to an event's
     /// model and version (features, classes and the like are capped where
-    /// they are counted).
-    fn admit(&mut self, event: &mut Event) {
-        let limits = self.limits;
-        // Where a value longer than the limit is cut, counted.
-        let cut_at = |s: &str, m: &Metrics| {
-            if s.len() <= limits.label_length {
-                return None;
-            }
-            let mut end = limits.label_length;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            m.series_dropped.with_label_values(&["label_length"]).inc();
-            Some(end)
-        };
-        let cut = |s: &mut String, m: &Metrics| {
-            if let Some(end) = cut_at(s, m) {
-                s.truncate(end);
-            }
-        };
-        let cut_name = |s: &mut Name, m: &Metrics| {
-            if let Some(end) = cut_at(s, m) {
-                s.truncate(end);
-            }
-        };
-        cut_name(&mut event.model, &self.metrics);
-        cut_name(&mut event.version, &self.metrics);
-        match &mut event.body {
-            Body::Inference(i) => {
-                if let Some(e) = &mut i.error {
-                    cut(e, &self.metrics);
-                }
-                if let Some(Outcome::Class(c)) = &mut i.prediction {
-                    cut(c, &self.metrics);
-                }
-                for (name, value) in &mut i.features {
-                    cut_name(name, &self.metrics);
-                    if let FeatureValue::Category(c) = value {
-                        cut(c, &self.metrics);
-                    }
-                }
-                for (name, _) in &mut i.counters {
-                    cut(name, &self.metrics);
-                }
-            }
-            Body::Log(l) => cut(&mut l.component, &self.metrics),
-            Body::Feedback(_) | Body::Model(_) => {}
-        }
-        match self.models.get(event.model.as_str()) {
-            None if occupied(&self.models) >= limits.models => {
-                self.metrics
-                    .series_dropped
-                    .with_label_values(&["model"])
-                    .inc();
-                event.model = Name::new(OVERFLOW_LABEL);
-            }
+    /// they are counted). Returns what the caps on models and versions did.
+    fn admit(&self, event: &mut Event) -> Fold {
+        let limits = &self.limits;
+        cut_values(&self.metrics, limits, event);
+        let fold = match self.models.get(event.model.as_str()) {
+            None if occupied(&self.models) >= limits.models => Fold::Model,
             Some(versions)
                 if !versions.contains_key(event.version.as_str())
                     && occupied(versions) >= limits.versions =>
             {
-                self.metrics
-                    .series_dropped
-                    .with_label_values(&["version"])
-                    .inc();
-                event.version = Name::new(OVERFLOW_LABEL);
+                Fold::Version
             }
-            _ => {}
-        }
+            _ => Fold::Keep,
+        };
+        fold.apply(&self.metrics, event);
+        fold
     }
 
     /// Takes new rules; alerts of unchanged rules keep their state.
@@ -944,22 +1039,40 @@ fn handles<'a>(
     h
 }
 
-fn feature_handles<'h>(
+/// Where the handles of feature `name` are in `features`, created unless
+/// the map is full, in which case the [`OVERFLOW_LABEL`] entry is used (as
+/// [`capped`] does). The entry is stamped with `now`.
+fn feature_slot(
     metrics: &Metrics,
     limits: &Limits,
-    h: &'h mut HashMap<String, Kept<FeatureHandles>>,
+    features: &mut IndexMap<String, Kept<FeatureHandles>>,
     name: &str,
     now: f64,
-) -> &'h mut FeatureHandles {
-    capped(h, name, limits.features, (metrics, "feature"), now, |n| {
-        FeatureHandles {
-            name: n.to_owned(),
-            value: None,
-            missing: None,
-            invalid: Default::default(),
-            categories: HashMap::default(),
+) -> usize {
+    let occupied = features.len() - usize::from(features.contains_key(OVERFLOW_LABEL));
+    let key = if features.contains_key(name) || occupied < limits.features {
+        name
+    } else {
+        metrics.series_dropped.with_label_values(&["feature"]).inc();
+        OVERFLOW_LABEL
+    };
+    let i = match features.get_index_of(key) {
+        Some(i) => i,
+        None => {
+            let f = FeatureHandles {
+                name: key.to_owned(),
+                value: None,
+                missing: None,
+                invalid: Default::default(),
+                categories: HashMap::default(),
+            };
+            features
+                .insert_full(key.to_owned(), Kept { v: f, seen: now })
+                .0
         }
-    })
+    };
+    features[i].seen = now;
+    i
 }
 
 fn inference(
@@ -1020,8 +1133,19 @@ fn inference(
             .get_or_insert_with(|| metrics.prediction_confidence.with_label_values(&mv))
             .observe(c);
     }
-    for (name, value) in &i.features {
-        let f = feature_handles(metrics, limits, &mut h.features, name, now);
+    for (p, (name, value)) in i.features.iter().enumerate() {
+        let slot = match at_position(&h.features, h.feature_order.get(p), name) {
+            Some(slot) => {
+                h.features[slot].seen = now;
+                slot
+            }
+            None => {
+                let slot = feature_slot(metrics, limits, &mut h.features, name, now);
+                remember_position(&mut h.feature_order, p, slot);
+                slot
+            }
+        };
+        let f = &mut h.features[slot].v;
         let labels = [mv[0], mv[1], f.name.as_str()];
         let quality = check(value, cfg.features.get(name.as_str()));
         if let Quality::Invalid(reason, _) = quality {
@@ -1073,7 +1197,8 @@ fn inference(
     }
     for (name, spec) in &cfg.features {
         if spec.required && !i.features.iter().any(|(n, _)| n == name) {
-            let f = feature_handles(metrics, limits, &mut h.features, name, now);
+            let slot = feature_slot(metrics, limits, &mut h.features, name, now);
+            let f = &mut h.features[slot].v;
             let labels = [mv[0], mv[1], f.name.as_str()];
             f.missing
                 .get_or_insert_with(|| metrics.feature_missing.with_label_values(&labels))
@@ -1396,6 +1521,73 @@ mod tests {
         // do not span it, so no feature drift is exported for it.
         assert!(t.contains(r#"model_window_accuracy{model="fraud",version="v1",window="1h"} 0"#));
         assert!(!t.contains(r#"model_feature_drift{feature="amount",method="psi",model="fraud",version="v1",window="1h"}"#), "{t}");
+    }
+
+    #[test]
+    fn runs_of_one_version_apply_as_events_one_by_one() {
+        // Runs of the same model and version, broken by other versions and
+        // by feedback, log and model events, past the caps on models,
+        // versions, features and label length: one batch must leave the
+        // same series and windows as the events applied one batch each.
+        let limits = Limits {
+            models: 2,
+            versions: 2,
+            features: 2,
+            label_length: 8,
+            ..Limits::default()
+        };
+        let lines = [
+            r#"{"model":"a","version":"v1","id":"1","prediction":1,"features":{"x":1,"y":2}}"#,
+            r#"{"model":"a","version":"v1","id":"2","prediction":0,"features":{"x":3,"z":4}}"#,
+            r#"{"model":"a","version":"v1","error":"e","latency_ms":5,"features":{"y":5,"x":6}}"#,
+            r#"{"type":"feedback","model":"a","id":"1","actual":1}"#,
+            r#"{"model":"a","version":"v1","id":"3","prediction":1}"#,
+            r#"{"model":"a","version":"v2","prediction":1,"features":{"x":1}}"#,
+            r#"{"model":"a","version":"v3","prediction":1,"features":{"x":2}}"#,
+            r#"{"model":"a","version":"v3","prediction":0,"features":{"x":3}}"#,
+            r#"{"type":"log","model":"a","version":"v3","level":"error","component":"c"}"#,
+            r#"{"model":"a","version":"v3","prediction":1}"#,
+            r#"{"model":"b-long-model-name","version":"v1","prediction":"cat-long-class"}"#,
+            r#"{"model":"b-long-model-name","version":"v1","prediction":"cat-long-class"}"#,
+            r#"{"model":"c","latency_ms":7}"#,
+            r#"{"model":"c","latency_ms":8}"#,
+            r#"{"type":"model","model":"a","version":"v4","trained_at":100}"#,
+            r#"{"model":"a","version":"v4","latency_ms":9}"#,
+            r#"{"model":"a","version":"v1","latency_ms":10}"#,
+        ];
+        let (mut whole, m_whole) = agg(limits);
+        whole.apply(batch(&lines));
+        let (mut single, m_single) = agg(limits);
+        for l in lines {
+            single.apply(batch(&[l]));
+        }
+        whole.evaluate();
+        single.evaluate();
+        // Everything but the time evaluation took and the process's own.
+        let series = |m: &Metrics| {
+            text(m)
+                .lines()
+                .filter(|l| !l.contains("_duration_seconds") && !l.contains("process_"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        let (w, s) = (series(&m_whole), series(&m_single));
+        assert_eq!(w, s);
+        let t = w.join("\n");
+        for want in [
+            r#"model_exporter_series_dropped_total{label="model"} 2"#,
+            // v1 and "" (the feedback's) hold the two places: v2 once, v3
+            // four times (with its log), v4 twice (with its model event).
+            r#"model_exporter_series_dropped_total{label="version"} 7"#,
+            r#"model_exporter_series_dropped_total{label="label_length"} 4"#,
+            r#"model_window_accuracy{model="a",version="v1",window="5m"} 1"#,
+            // Features found by position, in another order, past the cap.
+            r#"model_feature_value_count{feature="x",model="a",version="v1"} 3"#,
+            r#"model_feature_value_sum{feature="y",model="a",version="v1"} 7"#,
+            r#"model_feature_value_count{feature="__other__",model="a",version="v1"} 1"#,
+        ] {
+            assert!(t.contains(want), "missing {want}\n{t}");
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use super::drift::BinCounts;
 use super::feedback::{FeedbackJoiner, FeedbackOutcome, JoinStats, QualitySlice};
-use super::hash::HashMap as FastMap;
+use super::hash::{HashMap as FastMap, IndexMap, at_position, remember_position};
 use super::quality::{Quality, check};
 use super::reference::Reference;
 use super::sketch::Sketch;
@@ -222,7 +222,11 @@ pub struct ModelWindows {
     prediction: SlidingWindow<Moments>,
     confidence: SlidingWindow<Moments>,
     classes: FastMap<String, SlidingWindow<u64>>,
-    features: FastMap<String, FeatureWindows>,
+    features: IndexMap<String, FeatureWindows>,
+    /// For each position of the last inference's features, where that
+    /// feature is in `features`: the next event, which usually sends the
+    /// same features in the same order, compares names instead of hashing.
+    feature_order: Vec<usize>,
     counters: FastMap<String, SlidingWindow<Moments>>,
     logs: [SlidingWindow<u64>; 5],
     resources: [SlidingWindow<Moments>; 2],
@@ -292,7 +296,8 @@ impl ModelWindows {
             prediction: spec.ring(),
             confidence: spec.ring(),
             classes: FastMap::default(),
-            features: FastMap::default(),
+            features: IndexMap::default(),
+            feature_order: Vec::new(),
             counters: FastMap::default(),
             logs: std::array::from_fn(|_| spec.ring()),
             resources: std::array::from_fn(|_| spec.ring()),
@@ -375,18 +380,19 @@ impl ModelWindows {
         if let Some(conf) = i.confidence {
             self.confidence.current_mut(now).insert(conf);
         }
-        for (name, value) in &i.features {
+        for (p, (name, value)) in i.features.iter().enumerate() {
             let spec = cfg.features.get(name.as_str());
             let (kind, numeric) = classify(value, spec);
-            let Some(f) = entry(
-                &mut self.features,
-                name,
-                cap,
-                FeatureWindows::new,
-                &self.spec,
-            ) else {
-                continue;
+            let slot = match at_position(&self.features, self.feature_order.get(p), name) {
+                Some(slot) => slot,
+                None => {
+                    let slot = feature_slot(&mut self.features, name, cap, &self.spec);
+                    remember_position(&mut self.feature_order, p, slot.unwrap_or(usize::MAX));
+                    let Some(slot) = slot else { continue };
+                    slot
+                }
             };
+            let f = &mut self.features[slot];
             f.counts.current_mut(now).incr(kind);
             if let Some(x) = numeric {
                 f.values.current_mut(now).insert(x);
@@ -413,15 +419,12 @@ impl ModelWindows {
         for (name, spec) in &cfg.features {
             if spec.required
                 && !i.features.iter().any(|(n, _)| n == name)
-                && let Some(f) = entry(
-                    &mut self.features,
-                    name,
-                    cap,
-                    FeatureWindows::new,
-                    &self.spec,
-                )
+                && let Some(slot) = feature_slot(&mut self.features, name, cap, &self.spec)
             {
-                f.counts.current_mut(now).incr(fidx::MISSING);
+                self.features[slot]
+                    .counts
+                    .current_mut(now)
+                    .incr(fidx::MISSING);
             }
         }
         if let (Some(r), Some(p)) = (&self.refs.prediction, &i.prediction) {
@@ -688,6 +691,74 @@ fn entry<'m, V>(
     map.get_mut(key)
 }
 
+/// Records an inference of (model, version) into its windows `w` and, when
+/// it has an id and a prediction, into the feedback join.
+fn record_inference(
+    w: &mut ModelWindows,
+    joiner: &mut FeedbackJoiner,
+    cfg: &ModelConfig,
+    cap: usize,
+    (model, version): (&str, &str),
+    i: &Inference,
+    now: f64,
+) {
+    w.record(i, cfg, cap, now);
+    if let (Some(id), Some(p)) = (&i.id, &i.prediction) {
+        joiner.on_inference(model, version, id, p, now);
+    }
+}
+
+/// The windows of one model version resolved for a run of its inference
+/// events ([`WindowStore::recorder`]); recording through it is the same as
+/// [`WindowStore::record`] without finding the windows again.
+pub struct Recorder<'s> {
+    windows: &'s mut ModelWindows,
+    joiner: &'s mut FeedbackJoiner,
+    cfg: &'s ModelConfig,
+    refs: &'s Arc<ModelReferences>,
+    cap: usize,
+}
+
+impl Recorder<'_> {
+    /// Records inference `i` of the version, received at `now`; `mv` are
+    /// the event's model and version, those the recorder was made for.
+    pub fn record(&mut self, mv: (&str, &str), i: &Inference, now: f64) {
+        self.windows.touch(now);
+        record_inference(self.windows, self.joiner, self.cfg, self.cap, mv, i, now);
+    }
+
+    /// The model's expectations ([`WindowStore::model_cfg`]).
+    pub fn cfg(&self) -> &ModelConfig {
+        self.cfg
+    }
+
+    /// The model's references ([`WindowStore::references`]).
+    pub fn refs(&self) -> &ModelReferences {
+        self.refs
+    }
+}
+
+/// Where feature `name` is in `features`, added when there is room; `None`
+/// past the cap.
+fn feature_slot(
+    features: &mut IndexMap<String, FeatureWindows>,
+    name: &str,
+    cap: usize,
+    spec: &WindowSpec,
+) -> Option<usize> {
+    if let Some(i) = features.get_index_of(name) {
+        return Some(i);
+    }
+    if features.len() >= cap {
+        return None;
+    }
+    Some(
+        features
+            .insert_full(name.to_owned(), FeatureWindows::new(spec))
+            .0,
+    )
+}
+
 /// The windows of every model version, readable by the rule evaluator.
 pub struct WindowStore {
     spec: WindowSpec,
@@ -806,13 +877,15 @@ impl WindowStore {
         };
         w.touch(now);
         match &event.body {
-            Body::Inference(i) => {
-                w.record(i, cfg, self.cap, now);
-                if let (Some(id), Some(p)) = (&i.id, &i.prediction) {
-                    self.joiner
-                        .on_inference(&event.model, &event.version, id, p, now);
-                }
-            }
+            Body::Inference(i) => record_inference(
+                w,
+                &mut self.joiner,
+                cfg,
+                self.cap,
+                (event.model.as_str(), event.version.as_str()),
+                i,
+                now,
+            ),
             Body::Log(l) => w.record_log(l.level, now),
             Body::Model(m) => {
                 if let Some(t) = m.trained_at {
@@ -821,6 +894,33 @@ impl WindowStore {
             }
             // Recorded above, under the version of the prediction it joins.
             Body::Feedback(_) => {}
+        }
+    }
+
+    /// The windows of (model, version), created if need be, with what
+    /// recording an inference into them needs: resolved once for a run of
+    /// inference events of that version instead of once an event.
+    pub fn recorder(&mut self, model: &str, version: &str) -> Recorder<'_> {
+        let cfg = self.config.model(model).unwrap_or(&self.default_model);
+        let refs = self
+            .refs
+            .get(model)
+            .or_else(|| self.refs.get("*"))
+            .unwrap_or(&self.no_refs);
+        if !self.models.contains_key(model) {
+            self.models.insert(model.to_owned(), FastMap::default());
+        }
+        let versions = self.models.get_mut(model).expect("inserted above");
+        if !versions.contains_key(version) {
+            let w = ModelWindows::new(self.spec, refs.clone());
+            versions.insert(version.to_owned(), w);
+        }
+        Recorder {
+            windows: versions.get_mut(version).expect("inserted above"),
+            joiner: &mut self.joiner,
+            cfg,
+            refs,
+            cap: self.cap,
         }
     }
 

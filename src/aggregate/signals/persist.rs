@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{FeatureWindows, ModelReferences, ModelWindows, WindowSpec, WindowStore, entry};
+use super::{ModelReferences, ModelWindows, WindowSpec, WindowStore, entry, feature_slot};
 use crate::aggregate::feedback::{FeedbackJoiner, JoinerState, QualityState};
 use crate::aggregate::reference::Reference;
 use crate::aggregate::sketch::SketchState;
@@ -374,10 +374,11 @@ impl ModelWindows {
             bins_dropped |= s.prediction_bins.is_some();
         }
         for (name, fs) in s.features {
-            let Some(f) = entry(&mut w.features, &name, cx.cap, FeatureWindows::new, &spec) else {
+            let Some(slot) = feature_slot(&mut w.features, &name, cx.cap, &spec) else {
                 capped += 1;
                 continue;
             };
+            let f = &mut w.features[slot];
             let what = |part: &str| at(&format!("feature {name} {part}"));
             put(&mut f.values, fs.values, now, || what("values"), report);
             put(&mut f.counts, fs.counts, now, || what("counts"), report);
