@@ -364,7 +364,7 @@ impl Aggregator {
     }
 
     /// Forgets series that received no event for `ttl` (zero: never, the
-    /// default); see [`expiry`](self::expiry) for what goes when.
+    /// default); see the `expiry` module (docs/metrics.md, "Series expiry") for what goes when.
     pub fn set_ttl(&mut self, ttl: Duration) {
         self.ttl = (!ttl.is_zero()).then_some(ttl);
         if self.ttl.is_some() {
@@ -1258,7 +1258,8 @@ fn log(metrics: &Metrics, limits: &Limits, h: &mut ModelHandles, l: LogLine) {
 
 /// Starts the aggregator on its own thread. It applies batches and
 /// evaluates rules every tick until every batch sender is dropped, then
-/// evaluates once more and returns the aggregator. With storage attached it
+/// returns the aggregator; it does not evaluate the rules again after the
+/// last batch. With storage attached it
 /// writes a snapshot every snapshot interval, and a last one once every
 /// queued batch is applied.
 pub fn spawn(

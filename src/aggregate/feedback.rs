@@ -79,7 +79,7 @@ use crate::ingest::event::Outcome;
 use crate::rules::expr::FeedbackMetric;
 use crate::storage::F64;
 
-/// Bytes of one pending entry's hash-map slot (key handle and [`Pending`]).
+/// Bytes of one pending entry's hash-map slot (key handle and `Pending`).
 pub const SLOT_BYTES: usize = size_of::<(Arc<[u8]>, Pending)>();
 
 /// Bytes of one slot in the insertion-order queue.

@@ -580,7 +580,7 @@ impl Metrics {
 
     /// Encodes every family in the Prometheus text format 0.0.4, in name
     /// order: the model families with the direct encoder of
-    /// [`series`](super::series), the rule families from their last
+    /// [`super::series`], the rule families from their last
     /// snapshot, and what the registry gathers (the self-metrics).
     pub fn encode(&self) -> Vec<u8> {
         let started = std::time::Instant::now();
