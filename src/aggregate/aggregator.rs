@@ -1340,6 +1340,20 @@ mod tests {
         (a, m)
     }
 
+    /// An aggregator for the rules.yaml `yaml`, at t = 1000 s.
+    fn agg_with(yaml: &str) -> (Aggregator, Metrics) {
+        let config = crate::config::load("t.yaml", yaml).unwrap();
+        let m = Metrics::new(&Buckets::default()).unwrap();
+        let a = Aggregator::new(
+            m.clone(),
+            Arc::new(ManualClock::new(1000.0)),
+            Limits::default(),
+            Arc::new(config),
+            "t".into(),
+        );
+        (a, m)
+    }
+
     fn batch(lines: &[&str]) -> Batch {
         lines
             .iter()
@@ -1444,18 +1458,8 @@ mod tests {
 
     #[test]
     fn data_quality_against_expectations() {
-        let config = crate::config::load(
-            "t.yaml",
+        let (mut a, m) = agg_with(
             "models:\n  fraud:\n    features:\n      age: {min: 0, max: 120, required: true}\n      country: {categories: [DE, FR]}\n",
-        )
-        .unwrap();
-        let m = Metrics::new(&Buckets::default()).unwrap();
-        let mut a = Aggregator::new(
-            m.clone(),
-            Arc::new(ManualClock::new(1000.0)),
-            Limits::default(),
-            Arc::new(config),
-            "t".into(),
         );
         a.apply(batch(&[
             r#"{"model":"fraud","features":{"age":35,"country":"DE"}}"#,
@@ -1483,18 +1487,8 @@ mod tests {
 
     #[test]
     fn evaluation_publishes_every_family() {
-        let config = crate::config::load(
-            "t.yaml",
+        let (mut a, m) = agg_with(
             "defaults: {min_samples: 1}\nmodels:\n  fraud:\n    features:\n      amount: {mean: 100, std: 50}\ngroups:\n  - name: g\n    rules:\n      - alert: A\n        expr: accuracy < 99%\n      - alert: B\n        expr: accuracy < 1%\n        window: 1h\n",
-        )
-        .unwrap();
-        let m = Metrics::new(&Buckets::default()).unwrap();
-        let mut a = Aggregator::new(
-            m.clone(),
-            Arc::new(ManualClock::new(1000.0)),
-            Limits::default(),
-            Arc::new(config),
-            "t".into(),
         );
         a.apply(batch(&[
             r#"{"type":"model","model":"fraud","version":"v1","trained_at":100}"#,
