@@ -1,6 +1,8 @@
 //! The `model-exporter` binary: parses flags, sets up logging and signals,
 //! and hands over to [`model_exporter::server::run`].
 
+mod allocator;
+
 use std::process::ExitCode;
 
 use clap::Parser;
