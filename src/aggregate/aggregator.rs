@@ -404,49 +404,55 @@ impl Aggregator {
     /// A run of consecutive inference events sent with the same model and
     /// version (the usual batch: one client's read) finds its handles and
     /// windows once, not once an event.
-    pub fn apply(&mut self, batch: Batch) {
+    pub fn apply(&mut self, mut batch: Batch) {
         let now = self.clock.now();
-        let mut events = batch.into_iter().peekable();
-        while let Some(mut event) = events.next() {
+        // Events are applied where they lie in the batch (an `Event` is a
+        // few hundred bytes: moving each out cost more than reading it).
+        let mut k = 0;
+        while k < batch.len() {
+            let event = &mut batch[k];
             if !matches!(event.body, Body::Inference(_)) {
-                self.admit(&mut event);
-                self.store.record(&event, now);
+                self.admit(event);
+                self.store.record(event, now);
                 self.apply_one(event, now);
+                k += 1;
                 continue;
             }
             let sent = (event.model.clone(), event.version.clone());
-            let fold = self.admit(&mut event);
-            self.apply_run(event, fold, &sent, &mut events, now);
+            let fold = self.admit(event);
+            k = self.apply_run(&mut batch, k, fold, &sent, now);
         }
     }
 
-    /// Applies `first`, an admitted inference event, and the inference
-    /// events right after it in `rest` that were sent with the same model
+    /// Applies `batch[first]`, an admitted inference event, and the
+    /// inference events right after it that were sent with the same model
     /// and version as it (`sent`, before `admit`), with the handles and
-    /// windows found once. `admit`'s decision for those names holds for the
-    /// whole run: within a batch map entries are only added (expiry runs
-    /// between batches), so a name that had a place keeps it and one folded
-    /// into the overflow label is folded again; `fold` repeats it (counted)
-    /// for each event.
+    /// windows found once; returns the index after the run. `admit`'s
+    /// decision for those names holds for the whole run: within a batch map
+    /// entries are only added (expiry runs between batches), so a name that
+    /// had a place keeps it and one folded into the overflow label is folded
+    /// again; `fold` repeats it (counted) for each event.
     fn apply_run(
         &mut self,
-        first: Event,
+        batch: &mut [Event],
+        first: usize,
         fold: Fold,
         sent: &(Name, Name),
-        rest: &mut std::iter::Peekable<std::vec::IntoIter<Event>>,
         now: f64,
-    ) {
+    ) -> usize {
         let metrics = &self.metrics;
         let limits = &self.limits;
-        let received = &self.received[first.body.kind() as usize];
-        let h = handles(&mut self.models, &first.model, &first.version, now);
-        let mut run = self.store.recorder(&first.model, &first.version);
-        let mut next = Some(first);
-        while let Some(event) = next {
-            let Body::Inference(i) = event.body else {
+        let received = &self.received[batch[first].body.kind() as usize];
+        let (model, version) = (&batch[first].model, &batch[first].version);
+        let h = handles(&mut self.models, model, version, now);
+        let mut run = self.store.recorder(model, version);
+        let mut k = first;
+        loop {
+            let event = &batch[k];
+            let Body::Inference(i) = &event.body else {
                 unreachable!("a run holds inference events only")
             };
-            run.record((event.model.as_str(), event.version.as_str()), &i, now);
+            run.record((event.model.as_str(), event.version.as_str()), i, now);
             received.inc();
             if h.last_event.is_none() {
                 h.last_event = Some(metrics.last_event.with_label_values(&h.mv()));
@@ -456,15 +462,18 @@ impl Aggregator {
                 .expect("set above")
                 .set(event.ts.unwrap_or(now));
             inference(metrics, limits, run.cfg(), run.refs(), h, i);
-            next = rest
-                .next_if(|e| {
-                    matches!(e.body, Body::Inference(_)) && e.model == sent.0 && e.version == sent.1
-                })
-                .map(|mut e| {
-                    cut_values(metrics, limits, &mut e);
-                    fold.apply(metrics, &mut e);
-                    e
-                });
+            k += 1;
+            match batch.get_mut(k) {
+                Some(e)
+                    if matches!(e.body, Body::Inference(_))
+                        && e.model == sent.0
+                        && e.version == sent.1 =>
+                {
+                    cut_values(metrics, limits, e);
+                    fold.apply(metrics, e);
+                }
+                _ => return k,
+            }
         }
     }
 
@@ -840,7 +849,7 @@ impl Aggregator {
         fams.into_iter().map(|(_, f)| f.finish()).collect()
     }
 
-    fn apply_one(&mut self, event: Event, now: f64) {
+    fn apply_one(&mut self, event: &Event, now: f64) {
         let kind = event.body.kind();
         self.received[kind as usize].inc();
         let ts = event.ts.unwrap_or(now);
@@ -854,7 +863,7 @@ impl Aggregator {
             h.last_event = Some(metrics.last_event.with_label_values(&h.mv()));
         }
         h.last_event.as_ref().expect("set above").set(ts);
-        match event.body {
+        match &event.body {
             Body::Inference(i) => inference(
                 metrics,
                 limits,
@@ -871,7 +880,7 @@ impl Aggregator {
             }
             Body::Log(l) => {
                 if self.reemit_logs {
-                    reemit(&event.model, &event.version, &l);
+                    reemit(&event.model, &event.version, l);
                 }
                 log(metrics, limits, h, l)
             }
@@ -1081,7 +1090,7 @@ fn inference(
     cfg: &ModelConfig,
     refs: &ModelReferences,
     h: &mut ModelHandles,
-    i: Inference,
+    i: &Inference,
 ) {
     let now = h.seen;
     let [model, version] = &h.labels;
@@ -1234,7 +1243,7 @@ fn inference(
     }
 }
 
-fn log(metrics: &Metrics, limits: &Limits, h: &mut ModelHandles, l: LogLine) {
+fn log(metrics: &Metrics, limits: &Limits, h: &mut ModelHandles, l: &LogLine) {
     let now = h.seen;
     let [model, version] = &h.labels;
     let (component, levels) = capped(
