@@ -232,7 +232,7 @@ struct ModelHandles {
     prediction: Option<Histogram>,
     confidence: Option<Histogram>,
     classes: HashMap<String, Kept<IntCounter>>,
-    features: IndexMap<String, Kept<FeatureHandles>>,
+    features: IndexMap<Name, Kept<FeatureHandles>>,
     /// For each position of the last inference's features, where that
     /// feature is in `features` (see the window store's `feature_order`).
     feature_order: Vec<usize>,
@@ -1054,7 +1054,7 @@ fn handles<'a>(
 fn feature_slot(
     metrics: &Metrics,
     limits: &Limits,
-    features: &mut IndexMap<String, Kept<FeatureHandles>>,
+    features: &mut IndexMap<Name, Kept<FeatureHandles>>,
     name: &str,
     now: f64,
 ) -> usize {
@@ -1076,7 +1076,7 @@ fn feature_slot(
                 categories: HashMap::default(),
             };
             features
-                .insert_full(key.to_owned(), Kept { v: f, seen: now })
+                .insert_full(Name::new(key), Kept { v: f, seen: now })
                 .0
         }
     };

@@ -6,6 +6,8 @@
 //! times faster on short keys and is still seeded at random per process,
 //! so a client choosing keys cannot aim at collisions it cannot predict.
 
+use crate::ingest::name::Name;
+
 /// A `HashMap` with the fast hasher.
 pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -17,7 +19,7 @@ pub type IndexMap<K, V> = indexmap::IndexMap<K, V, foldhash::fast::RandomState>;
 
 /// Where `name` is in `map`, if `at` still holds it (`at` is a position the
 /// name had before; entries move when others are removed).
-pub fn at_position<V>(map: &IndexMap<String, V>, at: Option<&usize>, name: &str) -> Option<usize> {
+pub fn at_position<V>(map: &IndexMap<Name, V>, at: Option<&usize>, name: &Name) -> Option<usize> {
     let &i = at?;
     let (k, _) = map.get_index(i)?;
     (k == name).then_some(i)

@@ -28,7 +28,7 @@ use super::sketch::Sketch;
 use super::window::{Counts, Moments, Slice, SlidingWindow};
 use crate::baseline::format::FeatureBaseline;
 use crate::config::{Config, FeatureSpec, ModelConfig};
-use crate::ingest::event::{FeatureValue, Inference, LogLevel, Outcome};
+use crate::ingest::event::{FeatureValue, Inference, LogLevel, Name, Outcome};
 use crate::rules::expr::{DriftTarget, FeatureSel, FeatureStat, Resource, Signal};
 use std::sync::Arc;
 
@@ -222,7 +222,7 @@ pub struct ModelWindows {
     prediction: SlidingWindow<Moments>,
     confidence: SlidingWindow<Moments>,
     classes: FastMap<String, SlidingWindow<u64>>,
-    features: IndexMap<String, FeatureWindows>,
+    features: IndexMap<Name, FeatureWindows>,
     /// For each position of the last inference's features, where that
     /// feature is in `features`: the next event, which usually sends the
     /// same features in the same order, compares names instead of hashing.
@@ -474,7 +474,7 @@ impl ModelWindows {
 
     /// Names of the features seen, sorted.
     pub fn feature_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.features.keys().cloned().collect();
+        let mut v: Vec<String> = self.features.keys().map(String::from).collect();
         v.sort();
         v
     }
@@ -741,7 +741,7 @@ impl Recorder<'_> {
 /// Where feature `name` is in `features`, added when there is room; `None`
 /// past the cap.
 fn feature_slot(
-    features: &mut IndexMap<String, FeatureWindows>,
+    features: &mut IndexMap<Name, FeatureWindows>,
     name: &str,
     cap: usize,
     spec: &WindowSpec,
@@ -754,7 +754,7 @@ fn feature_slot(
     }
     Some(
         features
-            .insert_full(name.to_owned(), FeatureWindows::new(spec))
+            .insert_full(Name::new(name), FeatureWindows::new(spec))
             .0,
     )
 }

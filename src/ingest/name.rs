@@ -133,12 +133,35 @@ impl From<&Name> for String {
 }
 
 impl PartialEq for Name {
+    #[inline]
     fn eq(&self, other: &Name) -> bool {
-        self.as_str() == other.as_str()
+        match (&self.0, &other.0) {
+            // Unused inline bytes are always zero (`new` fills them, and
+            // `truncate` makes a new name), and a value has one form only
+            // (inline exactly when it fits), so comparing the whole fixed-size
+            // representation is comparing the values, without a `memcmp` call.
+            (Repr::Inline { len: a, bytes: x }, Repr::Inline { len: b, bytes: y }) => {
+                a == b && same_bytes(x, y)
+            }
+            (Repr::Heap(x), Repr::Heap(y)) => x == y,
+            _ => false,
+        }
     }
 }
 
 impl Eq for Name {}
+
+/// `x == y` as five 8-byte comparisons (the last overlapping), which the
+/// compiler otherwise leaves to a `memcmp` call for this odd size.
+#[inline]
+fn same_bytes(x: &[u8; Name::INLINE], y: &[u8; Name::INLINE]) -> bool {
+    const _: () = assert!(Name::INLINE >= 32 && Name::INLINE <= 40);
+    let word = |b: &[u8; Name::INLINE], at: usize| {
+        u64::from_ne_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+    };
+    let diff = |at: usize| word(x, at) ^ word(y, at);
+    (diff(0) | diff(8) | diff(16) | diff(24) | diff(Name::INLINE - 8)) == 0
+}
 
 impl PartialEq<str> for Name {
     fn eq(&self, other: &str) -> bool {
@@ -245,6 +268,33 @@ mod tests {
         assert!(a < b);
         assert!(ab > a);
         assert!(ab < b);
+    }
+
+    #[test]
+    fn equal_exactly_when_the_values_are() {
+        let values = [
+            String::new(),
+            "a".into(),
+            "ab".into(),
+            "b".into(),
+            "x".repeat(Name::INLINE),
+            "x".repeat(Name::INLINE + 1),
+            "x".repeat(Name::INLINE + 2),
+        ];
+        for a in &values {
+            for b in &values {
+                let (na, nb) = (Name::from(a.as_str()), Name::from(b.clone()));
+                assert_eq!(na == nb, a == b, "{a:?} {b:?}");
+            }
+        }
+        // A name cut back to an inline length equals one made inline.
+        let mut cut = Name::from("y".repeat(Name::INLINE + 5));
+        cut.truncate(3);
+        assert_eq!(cut, Name::from("yyy"));
+        let mut cut = Name::from("abcdef");
+        cut.truncate(2);
+        assert_eq!(cut, Name::from("ab"));
+        assert_ne!(cut, Name::from("abc"));
     }
 
     #[test]

@@ -294,7 +294,7 @@ impl ModelWindows {
                         learning: f.learning.iter().map(|&x| F64(x)).collect(),
                         learned: f.learned.as_ref().and_then(reference_state),
                     };
-                    (name.clone(), state)
+                    (name.to_string(), state)
                 })
                 .collect(),
             counters: map(&self.counters),
