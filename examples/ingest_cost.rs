@@ -4,7 +4,10 @@
 //!
 //! `ingest_cost STAGE N`: STAGE is `frame` (cut lines only), `parse` (cut
 //! and parse) or `apply` (cut, parse and apply to an aggregator with the
-//! built-in rules), over N events in batches of up to 128.
+//! built-in rules), over N events in batches of up to 128. `apply-ids` is
+//! `apply` with a distinct request id in every event (as real traffic has),
+//! so that the feedback join remembers each one; it also writes the ids
+//! into the buffer, which the other stages do not.
 
 use std::sync::Arc;
 
@@ -28,7 +31,8 @@ fn main() {
         chunk.extend_from_slice(EVENT.as_bytes());
         chunk.push(b'\n');
     }
-    let mut agg = (stage == "apply").then(|| {
+    let unique = stage == "apply-ids";
+    let mut agg = (stage == "apply" || unique).then(|| {
         Aggregator::new(
             Metrics::new(&Buckets::default()).expect("metrics"),
             Arc::new(ManualClock::new(1000.0)),
@@ -39,7 +43,32 @@ fn main() {
     });
     let mut framer = LineFramer::new(64 * 1024);
     let (mut lines, mut parsed) = (0usize, 0usize);
+    // With distinct ids: the example with a 12-digit id, whose digits are
+    // rewritten in place for every event.
+    let id_at: Vec<usize> = if unique {
+        let line = EVENT.replacen("r-17", "r-000000000000", 1);
+        chunk.clear();
+        for _ in 0..per_read {
+            chunk.extend_from_slice(line.as_bytes());
+            chunk.push(b'\n');
+        }
+        let first = line.find("r-0").expect("the id") + 2;
+        (0..per_read)
+            .map(|k| k * (line.len() + 1) + first)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut next_id = 0u64;
     while lines < n {
+        for &at in &id_at {
+            next_id += 1;
+            let mut v = next_id;
+            for d in chunk[at..at + 12].iter_mut().rev() {
+                *d = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        }
         framer.push(&chunk);
         let mut batch = Vec::with_capacity(per_read);
         framer.drain_lines(|f| {
