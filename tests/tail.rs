@@ -96,3 +96,24 @@ fn from_beginning_reads_existing_lines() {
     );
     count(&e, "old", 7.0);
 }
+
+#[test]
+fn a_large_append_is_sent_in_bounded_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.jsonl");
+    let url = format!("file://{}", path.display());
+    let e = Exporter::start_with(&["--events.listen", &url], false);
+    // 100,000 events (1.6 MB) appended at once must reach the aggregator in
+    // batches of at most 1,024 events plus one 64 KiB read's worth (about
+    // 4,000 of these 16-byte lines), not as one batch of all of them.
+    let batches = |e: &Exporter| {
+        e.sample("model_exporter_event_batches_total")
+            .unwrap_or(0.0)
+    };
+    let before = batches(&e);
+    let line = "{\"model\":\"big\"}\n";
+    std::fs::write(&path, line.repeat(100_000)).unwrap();
+    count(&e, "big", 100_000.0);
+    let sent = batches(&e) - before;
+    assert!(sent >= 20.0, "100,000 events came in {sent} batches");
+}

@@ -16,7 +16,7 @@ use std::io;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::listen::{IngestContext, take_line};
+use super::listen::{BATCH_EVENTS, IngestContext, hand_over, take_line};
 use super::parse::{Reject, RejectReason};
 use crate::aggregate::Batch;
 
@@ -58,9 +58,6 @@ const DATAGRAMS_PER_CALL: usize = 32;
 /// Bytes of received, not yet parsed datagrams past which the receiving
 /// thread waits for the parsing one.
 const PENDING_LIMIT: usize = 4 << 20;
-
-/// Events per batch sent to the aggregator, at most.
-const BATCH_EVENTS: usize = 1024;
 
 /// Buffers for receiving many datagrams with one system call (`recvmmsg`
 /// on Linux, one `recv` elsewhere). Each buffer is one byte longer than the
@@ -345,14 +342,12 @@ fn parse_loop(ctx: &IngestContext, transport: &str, handoff: &Handoff) {
         }
         for d in block.datagrams() {
             take_datagram(d, &mut batch, ctx, transport);
-            if batch.len() >= BATCH_EVENTS
-                && ctx.tx.blocking_send(std::mem::take(&mut batch)).is_err()
-            {
+            if batch.len() >= BATCH_EVENTS && ctx.tx.blocking_send(hand_over(&mut batch)).is_err() {
                 handoff.close();
                 return;
             }
         }
-        if !batch.is_empty() && ctx.tx.blocking_send(std::mem::take(&mut batch)).is_err() {
+        if !batch.is_empty() && ctx.tx.blocking_send(hand_over(&mut batch)).is_err() {
             handoff.close();
             return;
         }

@@ -258,6 +258,18 @@ impl Drop for OpenGuard {
 }
 
 /// Parses one line into `batch`, or counts it as rejected.
+/// Events per batch sent to the aggregator by the listeners that can gather
+/// more than one read's worth (datagrams, followed files), at most.
+pub(super) const BATCH_EVENTS: usize = 1024;
+
+/// Takes the batch to send, leaving an empty one with as much room as it
+/// had events: the next read usually brings about as many, and a batch that
+/// grows from nothing copies its events again at every doubling.
+pub(super) fn hand_over(batch: &mut Batch) -> Batch {
+    let room = batch.len();
+    std::mem::replace(batch, Batch::with_capacity(room))
+}
+
 pub(super) fn take_line(line: &[u8], batch: &mut Batch, ctx: &IngestContext, transport: &str) {
     if is_blank(line) {
         return;
@@ -357,7 +369,7 @@ async fn serve_stream<C: AsyncRead + Unpin>(
             break c;
         }
         framer.drain_lines(|f| take_frame(f, &mut batch, &ctx, transport));
-        if !batch.is_empty() && ctx.tx.send(std::mem::take(&mut batch)).await.is_err() {
+        if !batch.is_empty() && ctx.tx.send(hand_over(&mut batch)).await.is_err() {
             break Closed::Shutdown;
         }
     };

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::framing::{Frame, LineFramer};
-use super::listen::{IngestContext, take_frame};
+use super::listen::{BATCH_EVENTS, IngestContext, hand_over, take_frame};
 use crate::aggregate::Batch;
 
 /// How often the file is checked for new data, rotation and truncation.
@@ -86,7 +86,9 @@ pub fn follow(path: PathBuf, start: Option<Open>, ctx: IngestContext) {
                 let _ = o.file.seek(SeekFrom::Start(0));
                 framer = LineFramer::new(ctx.options.max_line_bytes);
             }
-            read_to_end(o, &mut buf, &mut framer, &mut batch, &ctx);
+            if !read_to_end(o, &mut buf, &mut framer, &mut batch, &ctx) {
+                return;
+            }
         }
         if replaced && !stopping {
             if let Some(o) = current.take() {
@@ -105,8 +107,11 @@ pub fn follow(path: PathBuf, start: Option<Open>, ctx: IngestContext) {
                         dev: m.as_ref().map_or(0, |m| m.dev()),
                         offset: 0,
                     };
-                    read_to_end(&mut o, &mut buf, &mut framer, &mut batch, &ctx);
+                    let open = read_to_end(&mut o, &mut buf, &mut framer, &mut batch, &ctx);
                     current = Some(o);
+                    if !open {
+                        return;
+                    }
                 }
                 Err(e) => tracing::debug!(path = %path.display(), error = %e, "cannot open yet"),
             }
@@ -121,25 +126,32 @@ pub fn follow(path: PathBuf, start: Option<Open>, ctx: IngestContext) {
     }
 }
 
+/// Reads what the file holds past `o.offset`, sending the events as soon as
+/// a batch holds [`BATCH_EVENTS`] (so a batch holds at most that plus one
+/// read's worth, and a large file appended at once is never held whole);
+/// `false` when the aggregator is gone.
 fn read_to_end(
     o: &mut Open,
     buf: &mut [u8],
     framer: &mut LineFramer,
     batch: &mut Batch,
     ctx: &IngestContext,
-) {
+) -> bool {
     loop {
         match o.file.read(buf) {
-            Ok(0) => return,
+            Ok(0) => return true,
             Ok(n) => {
                 o.offset += n as u64;
                 framer.push(&buf[..n]);
                 framer.drain_lines(|f| take_frame(f, batch, ctx, "file"));
+                if batch.len() >= BATCH_EVENTS && ctx.tx.blocking_send(hand_over(batch)).is_err() {
+                    return false;
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
                 tracing::warn!(error = %e, "reading the followed file failed");
-                return;
+                return true;
             }
         }
     }
