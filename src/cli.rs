@@ -104,6 +104,13 @@ pub struct LoadgenArgs {
     /// to an exporter: the do-nothing reader the exporter is compared with.
     #[arg(long = "null-reader")]
     pub null_reader: bool,
+    /// Run the sending threads on this CPU only (Linux), e.g. to keep them
+    /// off the CPU the exporter is pinned to with `taskset`.
+    #[arg(long = "sender-cpu", value_name = "CPU")]
+    pub sender_cpu: Option<usize>,
+    /// Run the do-nothing reader's threads on this CPU only (Linux).
+    #[arg(long = "reader-cpu", value_name = "CPU", requires = "null_reader")]
+    pub reader_cpu: Option<usize>,
 }
 
 /// Flags of `model-exporter baseline`.

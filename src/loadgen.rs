@@ -50,6 +50,61 @@ pub struct LoadgenOptions {
     /// arrives (a do-nothing reader to compare the exporter with); the
     /// report then counts what this reader received.
     pub null_reader: bool,
+    /// CPU the sending threads are pinned to, if any.
+    pub sender_cpu: Option<usize>,
+    /// CPU the do-nothing reader's threads are pinned to, if any.
+    pub reader_cpu: Option<usize>,
+}
+
+/// Pins the calling thread to `cpu` (Linux; elsewhere an error). Threads it
+/// starts afterwards inherit the pin.
+fn pin_to(cpu: Option<usize>) -> Result<(), String> {
+    let Some(cpu) = cpu else { return Ok(()) };
+    #[cfg(target_os = "linux")]
+    {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(format!("CPU {cpu} is out of range"));
+        }
+        // SAFETY: `set` is a plain bit mask owned by this frame, and
+        // CPU_SET writes inside it (cpu < CPU_SETSIZE, checked above).
+        let rc = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
+        };
+        if rc != 0 {
+            return Err(format!(
+                "cannot run a thread on CPU {cpu}: {}",
+                io::Error::last_os_error()
+            ));
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    Err(format!("running on CPU {cpu} only needs Linux"))
+}
+
+/// Whether `cpu` is one this process may run on, so that a pin fails the
+/// run before any thread starts.
+fn check_cpu(cpu: Option<usize>) -> Result<(), String> {
+    let Some(cpu) = cpu else { return Ok(()) };
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: as in `pin_to`; CPU_ISSET reads inside `set`.
+        let allowed = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            cpu < libc::CPU_SETSIZE as usize
+                && libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) == 0
+                && libc::CPU_ISSET(cpu, &set)
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(format!("CPU {cpu} is not one this process may run on"))
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    Err(format!("running on CPU {cpu} only needs Linux"))
 }
 
 /// Figures of one run.
@@ -149,8 +204,10 @@ pub fn run(options: &LoadgenOptions) -> Result<LoadgenReport, String> {
         return Err("--models must be at least 1".into());
     }
     let models = options.models;
+    check_cpu(options.sender_cpu)?;
+    check_cpu(options.reader_cpu)?;
     let null = if options.null_reader {
-        Some(NullReader::start(&path, datagram)?)
+        Some(NullReader::start(&path, datagram, options.reader_cpu)?)
     } else {
         None
     };
@@ -165,9 +222,11 @@ pub fn run(options: &LoadgenOptions) -> Result<LoadgenReport, String> {
     let deadline = started + options.duration;
     let per_conn_rate = options.rate as f64 / f64::from(options.connections);
     let mut senders = Vec::new();
+    let sender_cpu = options.sender_cpu;
     for _ in 0..options.connections {
         let path = path.clone();
         senders.push(std::thread::spawn(move || {
+            pin_to(sender_cpu)?;
             if datagram {
                 send_datagrams(&path, per_conn_rate, deadline, models)
             } else {
@@ -442,7 +501,7 @@ struct NullReader {
 }
 
 impl NullReader {
-    fn start(path: &Path, datagram: bool) -> Result<NullReader, String> {
+    fn start(path: &Path, datagram: bool, cpu: Option<usize>) -> Result<NullReader, String> {
         let stop = Arc::new(AtomicBool::new(false));
         let count = Arc::new(AtomicU64::new(0));
         let bind_err = |e: io::Error| format!("cannot bind {path:?}: {e}");
@@ -452,6 +511,8 @@ impl NullReader {
             sock.set_read_timeout(Some(Duration::from_millis(50)))
                 .map_err(|e| e.to_string())?;
             std::thread::spawn(move || {
+                // Checked by `run`; should it fail, the reader runs unpinned.
+                let _ = pin_to(cpu);
                 let mut buf = vec![0u8; 64 * 1024];
                 while !s.load(Ordering::Relaxed) {
                     if sock.recv(&mut buf).is_ok() {
@@ -463,6 +524,8 @@ impl NullReader {
             let listener = std::os::unix::net::UnixListener::bind(path).map_err(bind_err)?;
             listener.set_nonblocking(true).map_err(|e| e.to_string())?;
             std::thread::spawn(move || {
+                // Checked by `run`; the connection threads inherit the pin.
+                let _ = pin_to(cpu);
                 let mut readers = Vec::new();
                 while !s.load(Ordering::Relaxed) {
                     match listener.accept() {
@@ -585,10 +648,35 @@ mod tests {
             metrics_url: None,
             pid: None,
             null_reader: true,
+            sender_cpu: None,
+            reader_cpu: None,
         })
         .unwrap();
         assert!(report.sent > 0);
         assert_eq!(report.null_received, Some(report.sent));
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn senders_and_reader_run_on_the_cpu_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = |cpu| LoadgenOptions {
+            target: ListenAddr::Unixgram(dir.path().join("pinned.sock")),
+            rate: 2000,
+            duration: Duration::from_millis(200),
+            connections: 1,
+            models: 1,
+            metrics_url: None,
+            pid: None,
+            null_reader: true,
+            sender_cpu: Some(cpu),
+            reader_cpu: Some(cpu),
+        };
+        // The first CPU this process may use (a container may not have 0).
+        let cpu = (0..1024).find(|&c| check_cpu(Some(c)).is_ok()).unwrap();
+        let report = run(&options(cpu)).unwrap();
+        assert!(report.sent > 0);
+        let err = run(&options(100_000)).unwrap_err();
+        assert!(err.contains("CPU 100000"), "{err}");
     }
 }

@@ -249,6 +249,8 @@ fn loadgen(args: model_exporter::cli::LoadgenArgs) -> ExitCode {
         metrics_url: args.metrics_url,
         pid: args.pid,
         null_reader: args.null_reader,
+        sender_cpu: args.sender_cpu,
+        reader_cpu: args.reader_cpu,
     };
     match model_exporter::loadgen::run(&options) {
         Ok(report) => {
