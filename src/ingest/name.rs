@@ -32,7 +32,7 @@ impl Name {
     pub fn new(s: &str) -> Name {
         if s.len() <= Name::INLINE {
             let mut bytes = [0u8; Name::INLINE];
-            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            copy_short(&mut bytes, s.as_bytes());
             Name(Repr::Inline {
                 len: s.len() as u8,
                 bytes,
@@ -64,6 +64,41 @@ impl Name {
         }
         assert!(self.is_char_boundary(len), "truncate inside a character");
         *self = Name::new(&self.as_str()[..len]);
+    }
+}
+
+/// Copies `src` (at most [`Name::INLINE`] bytes) to the start of `dst`
+/// with at most four fixed-size copies (overlapping ones where the length
+/// is not a multiple), which the compiler turns into plain loads and
+/// stores; `copy_from_slice` with a length only known at run time calls
+/// `memcpy`, which costs more than the copy for names this short.
+#[inline]
+fn copy_short(dst: &mut [u8; Name::INLINE], src: &[u8]) {
+    let n = src.len();
+    match n {
+        0 => {}
+        1..=3 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..n].copy_from_slice(&src[n - 4..]);
+        }
+        8..=16 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..n].copy_from_slice(&src[n - 8..]);
+        }
+        17..=32 => {
+            dst[..16].copy_from_slice(&src[..16]);
+            dst[n - 16..n].copy_from_slice(&src[n - 16..]);
+        }
+        _ => {
+            dst[..16].copy_from_slice(&src[..16]);
+            dst[16..32].copy_from_slice(&src[16..32]);
+            dst[n - 16..n].copy_from_slice(&src[n - 16..]);
+        }
     }
 }
 
@@ -232,6 +267,17 @@ mod tests {
             Name::from("z".repeat(Name::INLINE + 1)).0,
             Repr::Heap(_)
         ));
+    }
+
+    #[test]
+    fn every_inline_length_is_copied_whole() {
+        let text = "0123456789abcdefghijklmnopqrstuvwxyzéABCDEF";
+        for len in 0..=Name::INLINE {
+            let Some(s) = text.get(..len) else { continue };
+            let n = Name::new(s);
+            assert!(matches!(n.0, Repr::Inline { .. }));
+            assert_eq!(n, s, "length {len}");
+        }
     }
 
     #[test]
