@@ -29,6 +29,7 @@ impl Name {
     pub const INLINE: usize = 38;
 
     /// A name holding `s`.
+    #[inline(always)]
     pub fn new(s: &str) -> Name {
         if s.len() <= Name::INLINE {
             let mut bytes = [0u8; Name::INLINE];

@@ -96,6 +96,27 @@ const KEYS: [KeyPattern; 19] = [
     pattern(b"message"),
 ];
 
+/// The slot of [`KEY_SLOTS`] for a key starting with the first word `w`:
+/// a multiplicative hash of its first three bytes (with the closing quote
+/// for two-letter keys), which differ for every known key.
+#[inline]
+const fn key_slot(w: u64) -> usize {
+    ((w as u32 & 0x00ff_ffff).wrapping_mul(0x4311_62a5) >> 27) as usize
+}
+
+/// The field whose key hashes to each slot (see [`key_slot`]), or 255.
+const KEY_SLOTS: [u8; 32] = {
+    let mut slots = [255u8; 32];
+    let mut field = 0;
+    while field < KEYS.len() {
+        let slot = key_slot(KEYS[field].words[0]);
+        assert!(slots[slot] == 255, "two known keys in one slot");
+        slots[slot] = field as u8;
+        field += 1;
+    }
+    slots
+};
+
 /// Scans `line` into `f`; false to leave the line to serde_json (`f` may
 /// then hold part of the line's fields and is to be dropped).
 #[inline]
@@ -119,8 +140,9 @@ fn scan_fields<'a>(line: &'a [u8], f: &mut Fields<'a>) -> Option<()> {
                 Some(field) => field,
                 None => field(s.key()?)?,
             };
-            s.ws();
-            s.eat(b':')?;
+            if s.token()? != b':' {
+                return None;
+            }
             s.ws();
             if seen & (1 << field) != 0 {
                 return None;
@@ -147,8 +169,7 @@ fn scan_fields<'a>(line: &'a [u8], f: &mut Fields<'a>) -> Option<()> {
                 17 => f.component = s.opt_str()?,
                 _ => f.message = s.opt_str()?,
             }
-            s.ws();
-            match s.next()? {
+            match s.token()? {
                 b',' => {}
                 b'}' => break,
                 _ => return None,
@@ -221,11 +242,63 @@ fn number(b: &[u8]) -> Option<(f64, usize)> {
     read_number(b, &mut i).map(|v| (v, i))
 }
 
-/// Reads the JSON number at `b[*i]` as serde_json (with `float_roundtrip`)
-/// reads it into an `f64`, and moves `*i` past it. `None` if no number
-/// starts there, or for an integer serde_json would not read through
-/// `i64`/`u64`, or for a value out of range (serde_json rejects those, with
-/// its message); `*i` is then unspecified.
+/// Reads the JSON number at `b[*at]` as serde_json (with
+/// `float_roundtrip`) reads it into an `f64`, and moves `*at` past it.
+/// `None` if no number starts there, or for an integer serde_json would not
+/// read through `i64`/`u64`, or for a value out of range (serde_json rejects
+/// those, with its message); `*at` is then unspecified.
+///
+/// This handles the usual forms, an integer of up to 15 digits or a
+/// fraction without exponent whose digits make an integer up to 2^53 with
+/// at most 22 after the point, and leaves every other number to
+/// [`read_number_general`]. Such an integer is below 2^53, so exact as an
+/// `f64`, as serde_json's `u64`/`i64` is (`-0` gives `-0.0`, as there); such
+/// a fraction is one division of exact `f64`s, correctly rounded.
+#[inline(always)]
+fn read_number(b: &[u8], at: &mut usize) -> Option<f64> {
+    let start = *at;
+    let negative = b.get(start) == Some(&b'-');
+    let int_start = start + usize::from(negative);
+    let mut i = int_start;
+    let mut m = 0u64;
+    while let Some(&c) = b.get(i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    let int_digits = i - int_start;
+    if int_digits == 0 || int_digits > 15 || (int_digits > 1 && b[int_start] == b'0') {
+        return read_number_general(b, at);
+    }
+    let mut frac_digits = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let from = i;
+        while let Some(&c) = b.get(i) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+            i += 1;
+        }
+        frac_digits = i - from;
+        if frac_digits == 0 || int_digits + frac_digits > 19 || m > 1 << 53 || frac_digits > 22 {
+            return read_number_general(b, at);
+        }
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        return read_number_general(b, at);
+    }
+    *at = i;
+    let v = m as f64 / POW10[frac_digits];
+    Some(if negative { -v } else { v })
+}
+
+/// [`read_number`] for every number in JSON syntax.
 ///
 /// Integers (no fraction, no exponent) go through `u64`, as serde_json
 /// reads them, `-0` giving `-0.0`. Other numbers are correctly rounded:
@@ -234,24 +307,30 @@ fn number(b: &[u8]) -> Option<(f64, usize)> {
 /// multiplication or division rounds correctly (Clinger's fast path);
 /// anything else goes to the standard library's parser, which is what
 /// serde_json's `float_roundtrip` amounts to.
-#[inline]
-fn read_number(b: &[u8], at: &mut usize) -> Option<f64> {
+#[cold]
+#[inline(never)]
+fn read_number_general(b: &[u8], at: &mut usize) -> Option<f64> {
     let start = *at;
     let b = b.get(start..)?;
     let negative = b.first() == Some(&b'-');
-    let mut i = usize::from(negative);
-    let int_start = i;
+    let int_start = usize::from(negative);
+    let mut i = int_start;
     let mut m = 0u64;
-    // The value of the digit at `i`, if there is one.
-    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d < 10);
-    match digit(i)? {
-        0 => i += 1,
-        _ => {
-            while let Some(d) = digit(i) {
-                m = m.wrapping_mul(10).wrapping_add(u64::from(d));
-                i += 1;
-            }
+    while i < b.len() {
+        let d = b[i].wrapping_sub(b'0');
+        if d > 9 {
+            break;
         }
+        m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    if i == int_start {
+        return None;
+    }
+    if b[int_start] == b'0' {
+        // A leading zero is the whole integer part.
+        i = int_start + 1;
+        m = 0;
     }
     let int_end = i;
     let mut digits = int_end - int_start;
@@ -261,7 +340,11 @@ fn read_number(b: &[u8], at: &mut usize) -> Option<f64> {
         float = true;
         i += 1;
         let from = i;
-        while let Some(d) = digit(i) {
+        while i < b.len() {
+            let d = b[i].wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
             m = m.wrapping_mul(10).wrapping_add(u64::from(d));
             i += 1;
         }
@@ -287,7 +370,7 @@ fn read_number(b: &[u8], at: &mut usize) -> Option<f64> {
         };
         let from = i;
         let mut e = 0i64;
-        while let Some(d) = digit(i) {
+        while let Some(d) = b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d < 10) {
             // Past this the value goes to the standard library anyway.
             if e < 1_000_000 {
                 e = e * 10 + i64::from(d);
@@ -365,6 +448,18 @@ impl<'a> Scanner<'a> {
         (self.next()? == c).then_some(())
     }
 
+    /// The next byte that is not JSON white space, consumed.
+    #[inline]
+    fn token(&mut self) -> Option<u8> {
+        let c = self.next()?;
+        if c > b' ' {
+            return Some(c);
+        }
+        self.i -= 1;
+        self.ws();
+        self.next()
+    }
+
     /// Skips JSON white space.
     #[inline]
     fn ws(&mut self) {
@@ -389,29 +484,13 @@ impl<'a> Scanner<'a> {
         }
         let w0 = u64::from_le_bytes(rest[1..9].try_into().ok()?);
         let w1 = u64::from_le_bytes(rest[9..17].try_into().ok()?);
-        let candidates: &[u32] = match rest[1] {
-            b't' => &[0, 3, 14],
-            b'm' => &[1, 18],
-            b'v' => &[2],
-            b'i' => &[4],
-            b'l' => &[5, 15, 16],
-            b'o' => &[6],
-            b'e' => &[7],
-            b'p' => &[8],
-            b'c' => &[9, 11, 17],
-            b'f' => &[10],
-            b'r' => &[12],
-            b'a' => &[13],
-            _ => return None,
-        };
-        for &field in candidates {
-            let p = &KEYS[field as usize];
-            if ((w0 ^ p.words[0]) & p.masks[0]) | ((w1 ^ p.words[1]) & p.masks[1]) == 0 {
-                self.i += 1 + p.len;
-                return Some(field);
-            }
+        let field = KEY_SLOTS[key_slot(w0)];
+        let p = KEYS.get(usize::from(field))?;
+        if ((w0 ^ p.words[0]) & p.masks[0]) | ((w1 ^ p.words[1]) & p.masks[1]) != 0 {
+            return None;
         }
-        None
+        self.i += 1 + p.len;
+        Some(u32::from(field))
     }
 
     /// Consumes `lit` (`null`, `true`, `false`) if it is next.
@@ -433,7 +512,7 @@ impl<'a> Scanner<'a> {
 
     /// The raw bytes of a string without escapes or control characters,
     /// and whether they may hold a byte above 0x7f.
-    #[inline]
+    #[inline(always)]
     fn raw_string(&mut self) -> Option<(&'a [u8], bool)> {
         self.eat(b'"')?;
         let start = self.i;
@@ -450,7 +529,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string without escapes or control characters, valid UTF-8.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         let (bytes, high) = self.raw_string()?;
         utf8(bytes, high)
@@ -540,12 +619,12 @@ impl<'a> Scanner<'a> {
         loop {
             self.ws();
             let key = self.raw_string()?;
-            self.ws();
-            self.eat(b':')?;
+            if self.token()? != b':' {
+                return None;
+            }
             self.ws();
             member(self, key)?;
-            self.ws();
-            match self.next()? {
+            match self.token()? {
                 b',' => {}
                 b'}' => return Some(()),
                 _ => return None,
@@ -886,6 +965,13 @@ mod tests {
             "-1.7976931348623157e308",
             "1700000000.123456",
             "0.9638240513224593",
+            "999999999999999.5",
+            "9007199254740.992",
+            "9007199254740.993",
+            "0.0000000000000000000001",
+            "0.00000000000000000000001",
+            "1.0000000000000000000001",
+            "-0.5",
             "1e0000000000000000000000000000001",
         ] {
             let want = s.parse::<f64>().unwrap();
@@ -900,6 +986,9 @@ mod tests {
             ("1", 1.0),
             ("51000", 51000.0),
             ("-17", -17.0),
+            ("999999999999999", 999_999_999_999_999.0),
+            ("-999999999999999", -999_999_999_999_999.0),
+            ("1000000000000000", 1_000_000_000_000_000.0),
             ("9007199254740993", 9_007_199_254_740_993u64 as f64),
             ("9999999999999999999", 9_999_999_999_999_999_999u64 as f64),
             ("18446744073709551615", u64::MAX as f64),
@@ -932,6 +1021,7 @@ mod tests {
         }
         // A leading zero ends the number (the scanner then fails on the rest).
         assert_eq!(read("01"), Some((0.0f64.to_bits(), 1)));
+        assert_eq!(read("-01.5"), Some(((-0.0f64).to_bits(), 2)));
     }
 
     /// JSON numbers with a fraction or an exponent, built from parts.
