@@ -68,38 +68,42 @@ impl Name {
     }
 }
 
-/// Copies `src` (at most [`Name::INLINE`] bytes) to the start of `dst`
-/// with at most four fixed-size copies (overlapping ones where the length
-/// is not a multiple), which the compiler turns into plain loads and
-/// stores; `copy_from_slice` with a length only known at run time calls
-/// `memcpy`, which costs more than the copy for names this short.
-#[inline]
+/// Copies `src` (at most [`Name::INLINE`] bytes) to the start of `dst`,
+/// which holds zeros. Up to 32 bytes, the bytes are gathered from at most
+/// two loads of fixed size (overlapping ones where the length is not a
+/// power of two) into words stored at fixed offsets; `copy_from_slice` with
+/// a length only known at run time calls `memcpy`, which costs more than
+/// the copy for names this short.
+#[inline(always)]
 fn copy_short(dst: &mut [u8; Name::INLINE], src: &[u8]) {
     let n = src.len();
     match n {
         0 => {}
         1..=3 => {
-            dst[0] = src[0];
-            dst[n / 2] = src[n / 2];
-            dst[n - 1] = src[n - 1];
+            let v = u32::from(src[0])
+                | u32::from(src[n / 2]) << (8 * (n / 2))
+                | u32::from(src[n - 1]) << (8 * (n - 1));
+            dst[..4].copy_from_slice(&v.to_le_bytes());
         }
-        4..=7 => {
-            dst[..4].copy_from_slice(&src[..4]);
-            dst[n - 4..n].copy_from_slice(&src[n - 4..]);
+        4..=8 => {
+            let lo = u32::from_le_bytes(src[..4].try_into().expect("4 bytes"));
+            let hi = u32::from_le_bytes(src[n - 4..].try_into().expect("4 bytes"));
+            let v = u64::from(lo) | u64::from(hi) << (8 * (n - 4));
+            dst[..8].copy_from_slice(&v.to_le_bytes());
         }
-        8..=16 => {
-            dst[..8].copy_from_slice(&src[..8]);
-            dst[n - 8..n].copy_from_slice(&src[n - 8..]);
+        9..=16 => {
+            let lo = u64::from_le_bytes(src[..8].try_into().expect("8 bytes"));
+            let hi = u64::from_le_bytes(src[n - 8..].try_into().expect("8 bytes"));
+            dst[..8].copy_from_slice(&lo.to_le_bytes());
+            dst[8..16].copy_from_slice(&(hi >> (8 * (16 - n))).to_le_bytes());
         }
         17..=32 => {
-            dst[..16].copy_from_slice(&src[..16]);
-            dst[n - 16..n].copy_from_slice(&src[n - 16..]);
+            let lo = u128::from_le_bytes(src[..16].try_into().expect("16 bytes"));
+            let hi = u128::from_le_bytes(src[n - 16..].try_into().expect("16 bytes"));
+            dst[..16].copy_from_slice(&lo.to_le_bytes());
+            dst[16..32].copy_from_slice(&(hi >> (8 * (32 - n))).to_le_bytes());
         }
-        _ => {
-            dst[..16].copy_from_slice(&src[..16]);
-            dst[16..32].copy_from_slice(&src[16..32]);
-            dst[n - 16..n].copy_from_slice(&src[n - 16..]);
-        }
+        _ => dst[..n].copy_from_slice(src),
     }
 }
 
@@ -272,12 +276,15 @@ mod tests {
 
     #[test]
     fn every_inline_length_is_copied_whole() {
-        let text = "0123456789abcdefghijklmnopqrstuvwxyzéABCDEF";
+        let ascii = "0123456789abcdefghijklmnopqrstuvwxyzABCDEF";
+        let text = "é0123456789abcdefghijklmnopqrstuvwxyzABCD";
         for len in 0..=Name::INLINE {
-            let Some(s) = text.get(..len) else { continue };
-            let n = Name::new(s);
-            assert!(matches!(n.0, Repr::Inline { .. }));
-            assert_eq!(n, s, "length {len}");
+            for s in [&ascii[..len], text.get(..len).unwrap_or("é")] {
+                let n = Name::new(s);
+                assert!(matches!(n.0, Repr::Inline { .. }));
+                assert_eq!(n, s, "length {len}");
+                assert_eq!(n.len(), s.len());
+            }
         }
     }
 

@@ -328,7 +328,7 @@ impl Fields<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn inference(
         id: Option<&str>,
         latency_ms: Option<f64>,

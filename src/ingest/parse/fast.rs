@@ -192,12 +192,10 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 /// the line.
 #[inline(always)]
 fn string_end(b: &[u8], start: usize) -> Option<(usize, u64)> {
-    let rest = b.get(start..)?;
     let mut high = 0u64;
-    let mut chunks = rest.chunks_exact(8);
     let mut at = start;
-    for chunk in &mut chunks {
-        let w = u64::from_le_bytes(chunk.try_into().ok()?);
+    while at + 8 <= b.len() {
+        let w = u64::from_le_bytes(b[at..at + 8].try_into().ok()?);
         high |= w;
         let quote = w ^ (ONES * u64::from(b'"'));
         let backslash = w ^ (ONES * u64::from(b'\\'));
@@ -214,7 +212,7 @@ fn string_end(b: &[u8], start: usize) -> Option<(usize, u64)> {
         }
         at += 8;
     }
-    for &c in chunks.remainder() {
+    while let Some(&c) = b.get(at) {
         if c == b'"' {
             return Some((at, high));
         }
@@ -449,7 +447,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The next byte that is not JSON white space, consumed.
-    #[inline]
+    #[inline(always)]
     fn token(&mut self) -> Option<u8> {
         let c = self.next()?;
         if c > b' ' {
@@ -461,7 +459,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Skips JSON white space.
-    #[inline]
+    #[inline(always)]
     fn ws(&mut self) {
         while let Some(&c) = self.b.get(self.i) {
             // One comparison for the usual case, no white space.
@@ -476,7 +474,7 @@ impl<'a> Scanner<'a> {
     /// whole (with its closing quote) against [`KEYS`] and consumed; `None`
     /// (nothing consumed) for any other key, or too near the end of the line
     /// for two words, which [`field`] then decides.
-    #[inline]
+    #[inline(always)]
     fn known_key(&mut self) -> Option<u32> {
         let rest = self.b.get(self.i..self.i + 17)?;
         if rest[0] != b'"' {
@@ -494,7 +492,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Consumes `lit` (`null`, `true`, `false`) if it is next.
-    #[inline]
+    #[inline(always)]
     fn literal(&mut self, lit: &[u8]) -> bool {
         if self.b[self.i..].starts_with(lit) {
             self.i += lit.len();
@@ -505,7 +503,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// `null`, consumed.
-    #[inline]
+    #[inline(always)]
     fn null(&mut self) -> bool {
         self.peek() == Some(b'n') && self.literal(b"null")
     }
@@ -549,7 +547,7 @@ impl<'a> Scanner<'a> {
     // Each `opt_*` reads a field's value: `Some(None)` for `null`, `None`
     // to give up.
 
-    #[inline]
+    #[inline(always)]
     fn opt_str(&mut self) -> Option<Option<&'a str>> {
         if self.null() {
             return Some(None);
@@ -557,7 +555,7 @@ impl<'a> Scanner<'a> {
         Some(Some(self.string()?))
     }
 
-    #[inline]
+    #[inline(always)]
     fn opt_number(&mut self) -> Option<Option<f64>> {
         if self.null() {
             return Some(None);
@@ -565,7 +563,7 @@ impl<'a> Scanner<'a> {
         Some(Some(self.number()?))
     }
 
-    #[inline]
+    #[inline(always)]
     fn opt_bool(&mut self) -> Option<Option<bool>> {
         if self.null() {
             Some(None)
@@ -592,6 +590,7 @@ impl<'a> Scanner<'a> {
         Some(Some(self.number()?))
     }
 
+    #[inline(always)]
     fn opt_outcome(&mut self) -> Option<Option<Outcome>> {
         if self.null() {
             return Some(None);
@@ -637,7 +636,7 @@ impl<'a> Scanner<'a> {
         if self.null() {
             return Some(());
         }
-        *out = Vec::with_capacity(4);
+        out.reserve_exact(4);
         self.object(|s, key| {
             let v = match s.peek()? {
                 b'"' => FeatureValue::Category(s.string()?.to_owned()),
@@ -657,7 +656,7 @@ impl<'a> Scanner<'a> {
         if self.null() {
             return Some(());
         }
-        *out = Vec::with_capacity(2);
+        out.reserve_exact(2);
         self.object(|s, key| {
             let v = s.number()?;
             out.push((utf8(key.0, key.1)?.to_owned(), v));
