@@ -636,7 +636,7 @@ impl<'a> Scanner<'a> {
         if self.null() {
             return Some(());
         }
-        out.reserve_exact(4);
+        *out = Vec::with_capacity(4);
         self.object(|s, key| {
             let v = match s.peek()? {
                 b'"' => FeatureValue::Category(s.string()?.to_owned()),
@@ -656,7 +656,7 @@ impl<'a> Scanner<'a> {
         if self.null() {
             return Some(());
         }
-        out.reserve_exact(2);
+        *out = Vec::with_capacity(2);
         self.object(|s, key| {
             let v = s.number()?;
             out.push((utf8(key.0, key.1)?.to_owned(), v));
