@@ -106,7 +106,7 @@ pub fn is_blank(line: &[u8]) -> bool {
 pub fn parse_event(line: &[u8]) -> Result<Event, Reject> {
     let mut fields = Fields::default();
     if fast::scan(line, &mut fields) {
-        return fields.into_event();
+        return fields.build();
     }
     parse_slow(line)
 }
@@ -227,7 +227,7 @@ struct Fields<'a> {
 
 impl Raw<'_> {
     fn into_event(self) -> Result<Event, Reject> {
-        Fields {
+        let mut fields = Fields {
             kind: self.kind.as_deref(),
             model: self.model.as_deref(),
             version: self.version.as_deref(),
@@ -247,17 +247,19 @@ impl Raw<'_> {
             level: self.level.as_deref(),
             component: self.component.as_deref(),
             message: self.message.as_deref(),
-        }
-        .into_event()
+        };
+        fields.build()
     }
 }
 
 impl Fields<'_> {
     /// Validates the fields and builds the event: every reject decided
     /// after reading (a value out of its domain, an unknown type, a missing
-    /// field) is decided here, for both paths.
+    /// field) is decided here, for both paths. It takes the values it keeps
+    /// out of `self` rather than consuming it, so that the fields are not
+    /// copied first.
     #[inline(always)]
-    fn into_event(self) -> Result<Event, Reject> {
+    fn build(&mut self) -> Result<Event, Reject> {
         let model = match self.model {
             None | Some("") => Name::new("default"),
             Some(m) => Name::new(m),
@@ -269,14 +271,14 @@ impl Fields<'_> {
                 self.latency_ms,
                 self.ok,
                 self.error,
-                self.prediction,
+                self.prediction.take(),
                 self.confidence,
-                self.features,
-                self.counters,
-                self.resources,
+                std::mem::take(&mut self.features),
+                std::mem::take(&mut self.counters),
+                self.resources.take(),
             )?),
             Some("feedback") => {
-                let actual = self.actual.ok_or_else(|| {
+                let actual = self.actual.take().ok_or_else(|| {
                     Reject::new(RejectReason::MissingField, "feedback needs `actual`")
                 })?;
                 if self.id.is_none() && self.prediction.is_none() {
@@ -288,7 +290,7 @@ impl Fields<'_> {
                 Body::Feedback(Feedback {
                     id: self.id.map(Name::new),
                     actual,
-                    prediction: self.prediction,
+                    prediction: self.prediction.take(),
                 })
             }
             Some("model") => Body::Model(ModelLoaded {

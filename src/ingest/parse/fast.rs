@@ -702,7 +702,7 @@ mod tests {
     fn fast(line: &[u8]) -> Option<Result<Event, Reject>> {
         let mut f = Fields::default();
         if scan(line, &mut f) {
-            Some(f.into_event())
+            Some(f.build())
         } else {
             None
         }
