@@ -138,7 +138,7 @@ fn scan_fields<'a>(line: &'a [u8], f: &mut Fields<'a>) -> Option<()> {
             s.ws();
             let field = match s.known_key() {
                 Some(field) => field,
-                None => field(s.key()?)?,
+                None => s.other_key()?,
             };
             if s.token()? != b':' {
                 return None;
@@ -212,6 +212,14 @@ fn string_end(b: &[u8], start: usize) -> Option<(usize, u64)> {
         }
         at += 8;
     }
+    string_end_bytewise(b, at, high)
+}
+
+/// The end of [`string_end`] for the last bytes of the line (fewer than
+/// eight), one at a time.
+#[cold]
+#[inline(never)]
+fn string_end_bytewise(b: &[u8], mut at: usize, mut high: u64) -> Option<(usize, u64)> {
     while let Some(&c) = b.get(at) {
         if c == b'"' {
             return Some((at, high));
@@ -517,6 +525,14 @@ impl<'a> Scanner<'a> {
         let (end, high) = string_end(self.b, start)?;
         self.i = end + 1;
         Some((&self.b[start..end], high & HIGHS != 0))
+    }
+
+    /// A top-level key [`Scanner::known_key`] did not match: read whole and
+    /// looked up with [`field`] (kept out of the scanning loop).
+    #[cold]
+    #[inline(never)]
+    fn other_key(&mut self) -> Option<u32> {
+        field(self.key()?)
     }
 
     /// An object key compared with ASCII names only: not checked as UTF-8
