@@ -281,7 +281,11 @@ mod tests {
         for len in 0..=Name::INLINE {
             for s in [&ascii[..len], text.get(..len).unwrap_or("é")] {
                 let n = Name::new(s);
-                assert!(matches!(n.0, Repr::Inline { .. }));
+                let Repr::Inline { bytes, .. } = &n.0 else {
+                    panic!("length {len} not inline")
+                };
+                // The bytes after the value stay zero.
+                assert!(bytes[s.len()..].iter().all(|&b| b == 0), "length {len}");
                 assert_eq!(n, s, "length {len}");
                 assert_eq!(n.len(), s.len());
             }
