@@ -29,10 +29,11 @@ impl Name {
     pub const INLINE: usize = 38;
 
     /// A name holding `s`.
+    #[inline(always)]
     pub fn new(s: &str) -> Name {
         if s.len() <= Name::INLINE {
             let mut bytes = [0u8; Name::INLINE];
-            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            copy_short(&mut bytes, s.as_bytes());
             Name(Repr::Inline {
                 len: s.len() as u8,
                 bytes,
@@ -64,6 +65,45 @@ impl Name {
         }
         assert!(self.is_char_boundary(len), "truncate inside a character");
         *self = Name::new(&self.as_str()[..len]);
+    }
+}
+
+/// Copies `src` (at most [`Name::INLINE`] bytes) to the start of `dst`,
+/// which holds zeros. Up to 32 bytes, the bytes are gathered from at most
+/// two loads of fixed size (overlapping ones where the length is not a
+/// power of two) into words stored at fixed offsets; `copy_from_slice` with
+/// a length only known at run time calls `memcpy`, which costs more than
+/// the copy for names this short.
+#[inline(always)]
+fn copy_short(dst: &mut [u8; Name::INLINE], src: &[u8]) {
+    let n = src.len();
+    match n {
+        0 => {}
+        1..=3 => {
+            let v = u32::from(src[0])
+                | u32::from(src[n / 2]) << (8 * (n / 2))
+                | u32::from(src[n - 1]) << (8 * (n - 1));
+            dst[..4].copy_from_slice(&v.to_le_bytes());
+        }
+        4..=8 => {
+            let lo = u32::from_le_bytes(src[..4].try_into().expect("4 bytes"));
+            let hi = u32::from_le_bytes(src[n - 4..].try_into().expect("4 bytes"));
+            let v = u64::from(lo) | u64::from(hi) << (8 * (n - 4));
+            dst[..8].copy_from_slice(&v.to_le_bytes());
+        }
+        9..=16 => {
+            let lo = u64::from_le_bytes(src[..8].try_into().expect("8 bytes"));
+            let hi = u64::from_le_bytes(src[n - 8..].try_into().expect("8 bytes"));
+            dst[..8].copy_from_slice(&lo.to_le_bytes());
+            dst[8..16].copy_from_slice(&(hi >> (8 * (16 - n))).to_le_bytes());
+        }
+        17..=32 => {
+            let lo = u128::from_le_bytes(src[..16].try_into().expect("16 bytes"));
+            let hi = u128::from_le_bytes(src[n - 16..].try_into().expect("16 bytes"));
+            dst[..16].copy_from_slice(&lo.to_le_bytes());
+            dst[16..32].copy_from_slice(&(hi >> (8 * (32 - n))).to_le_bytes());
+        }
+        _ => dst[..n].copy_from_slice(src),
     }
 }
 
@@ -255,6 +295,24 @@ mod tests {
             Name::from("z".repeat(Name::INLINE + 1)).0,
             Repr::Heap(_)
         ));
+    }
+
+    #[test]
+    fn every_inline_length_is_copied_whole() {
+        let ascii = "0123456789abcdefghijklmnopqrstuvwxyzABCDEF";
+        let text = "é0123456789abcdefghijklmnopqrstuvwxyzABCD";
+        for len in 0..=Name::INLINE {
+            for s in [&ascii[..len], text.get(..len).unwrap_or("é")] {
+                let n = Name::new(s);
+                let Repr::Inline { bytes, .. } = &n.0 else {
+                    panic!("length {len} not inline")
+                };
+                // The bytes after the value stay zero.
+                assert!(bytes[s.len()..].iter().all(|&b| b == 0), "length {len}");
+                assert_eq!(n, s, "length {len}");
+                assert_eq!(n.len(), s.len());
+            }
+        }
     }
 
     #[test]

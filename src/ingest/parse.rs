@@ -104,6 +104,16 @@ pub fn is_blank(line: &[u8]) -> bool {
 
 /// Parses one event line (without its newline).
 pub fn parse_event(line: &[u8]) -> Result<Event, Reject> {
+    let mut fields = Fields::default();
+    if fast::scan(line, &mut fields) {
+        return fields.build();
+    }
+    parse_slow(line)
+}
+
+/// The general path: UTF-8 check, then serde_json, which accepts every
+/// valid event and gives each reject its reason and message.
+fn parse_slow(line: &[u8]) -> Result<Event, Reject> {
     let text = std::str::from_utf8(line).map_err(|e| {
         Reject::new(
             RejectReason::InvalidUtf8,
@@ -116,10 +126,7 @@ pub fn parse_event(line: &[u8]) -> Result<Event, Reject> {
             "an event must be a JSON object",
         ));
     }
-    let raw: Raw<'_> = match fast::scan(text) {
-        Some(raw) => raw,
-        None => serde_json::from_str(text).map_err(classify)?,
-    };
+    let raw: Raw<'_> = serde_json::from_str(text).map_err(classify)?;
     raw.into_event()
 }
 
@@ -192,36 +199,86 @@ fn percent_ratio(name: &str, v: Option<f64>) -> Result<Option<f64>, Reject> {
     }
 }
 
-fn owned(s: Option<Cow<'_, str>>) -> Option<String> {
-    s.map(Cow::into_owned)
-}
-
-fn name(s: Option<Cow<'_, str>>) -> Option<Name> {
-    s.map(Name::from)
+/// The fields of an event once read, whichever path read them: strings
+/// borrowed (from the line, or from serde_json's wire form), everything else
+/// in its final type. An absent `features` or `counters` is empty.
+#[derive(Default)]
+struct Fields<'a> {
+    kind: Option<&'a str>,
+    model: Option<&'a str>,
+    version: Option<&'a str>,
+    ts: Option<f64>,
+    id: Option<&'a str>,
+    latency_ms: Option<f64>,
+    ok: Option<bool>,
+    error: Option<&'a str>,
+    prediction: Option<Outcome>,
+    confidence: Option<f64>,
+    features: Vec<(Name, FeatureValue)>,
+    counters: Vec<(String, f64)>,
+    resources: Option<Resources>,
+    actual: Option<Outcome>,
+    trained_at: Option<f64>,
+    loaded_at: Option<f64>,
+    level: Option<&'a str>,
+    component: Option<&'a str>,
+    message: Option<&'a str>,
 }
 
 impl Raw<'_> {
     fn into_event(self) -> Result<Event, Reject> {
-        let model = match self.model.as_deref() {
+        let mut fields = Fields {
+            kind: self.kind.as_deref(),
+            model: self.model.as_deref(),
+            version: self.version.as_deref(),
+            ts: self.ts.map(|t| t.0),
+            id: self.id.as_deref(),
+            latency_ms: self.latency_ms,
+            ok: self.ok,
+            error: self.error.as_deref(),
+            prediction: self.prediction.map(|p| p.0),
+            confidence: self.confidence,
+            features: self.features.map(|f| f.0).unwrap_or_default(),
+            counters: self.counters.map(|c| c.0).unwrap_or_default(),
+            resources: self.resources,
+            actual: self.actual.map(|a| a.0),
+            trained_at: self.trained_at.map(|t| t.0),
+            loaded_at: self.loaded_at.map(|t| t.0),
+            level: self.level.as_deref(),
+            component: self.component.as_deref(),
+            message: self.message.as_deref(),
+        };
+        fields.build()
+    }
+}
+
+impl Fields<'_> {
+    /// Validates the fields and builds the event: every reject decided
+    /// after reading (a value out of its domain, an unknown type, a missing
+    /// field) is decided here, for both paths. It takes the values it keeps
+    /// out of `self` rather than consuming it, so that the fields are not
+    /// copied first.
+    #[inline(always)]
+    fn build(&mut self) -> Result<Event, Reject> {
+        let model = match self.model {
             None | Some("") => Name::new("default"),
             Some(m) => Name::new(m),
         };
-        let version = name(self.version).unwrap_or_default();
-        let ts = self.ts.map(|t| t.0);
-        let body = match self.kind.as_deref() {
+        let version = self.version.map(Name::new).unwrap_or_default();
+        let body = match self.kind {
             None | Some("inference") => Body::Inference(Self::inference(
                 self.id,
                 self.latency_ms,
                 self.ok,
                 self.error,
-                self.prediction,
+                self.prediction.take(),
                 self.confidence,
-                self.features,
-                self.counters,
-                self.resources,
+                std::mem::take(&mut self.features),
+                std::mem::take(&mut self.counters),
+                self.resources.take(),
             )?),
             Some("feedback") => {
-                let actual = self.actual.ok_or_else(|| {
+                let actual = self.actual.take().ok_or_else(|| {
                     Reject::new(RejectReason::MissingField, "feedback needs `actual`")
                 })?;
                 if self.id.is_none() && self.prediction.is_none() {
@@ -231,17 +288,17 @@ impl Raw<'_> {
                     ));
                 }
                 Body::Feedback(Feedback {
-                    id: name(self.id),
-                    actual: actual.0,
-                    prediction: self.prediction.map(|p| p.0),
+                    id: self.id.map(Name::new),
+                    actual,
+                    prediction: self.prediction.take(),
                 })
             }
             Some("model") => Body::Model(ModelLoaded {
-                trained_at: self.trained_at.map(|t| t.0),
-                loaded_at: self.loaded_at.map(|t| t.0),
+                trained_at: self.trained_at,
+                loaded_at: self.loaded_at,
             }),
             Some("log") => {
-                let level = match self.level.as_deref() {
+                let level = match self.level {
                     None => LogLevel::Info,
                     Some(l) => LogLevel::parse(l).ok_or_else(|| {
                         invalid(format!(
@@ -251,8 +308,8 @@ impl Raw<'_> {
                 };
                 Body::Log(LogLine {
                     level,
-                    component: owned(self.component).unwrap_or_default(),
-                    message: owned(self.message).unwrap_or_default(),
+                    component: self.component.unwrap_or_default().to_owned(),
+                    message: self.message.unwrap_or_default().to_owned(),
                 })
             }
             Some(other) => {
@@ -267,21 +324,22 @@ impl Raw<'_> {
         Ok(Event {
             model,
             version,
-            ts,
+            ts: self.ts,
             body,
         })
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn inference(
-        id: Option<Cow<'_, str>>,
+        id: Option<&str>,
         latency_ms: Option<f64>,
         ok: Option<bool>,
-        error: Option<Cow<'_, str>>,
-        prediction: Option<OutcomeWire>,
+        error: Option<&str>,
+        prediction: Option<Outcome>,
         confidence: Option<f64>,
-        features: Option<Features>,
-        counters: Option<Counters>,
+        features: Vec<(Name, FeatureValue)>,
+        counters: Vec<(String, f64)>,
         resources: Option<Resources>,
     ) -> Result<Inference, Reject> {
         let latency_seconds = match latency_ms {
@@ -294,9 +352,8 @@ impl Raw<'_> {
         {
             return Err(invalid(format!("confidence must be in [0, 1], got {c}")));
         }
-        let error = error.filter(|e| !e.is_empty()).map(Cow::into_owned);
+        let error = error.filter(|e| !e.is_empty()).map(str::to_owned);
         let ok = ok.unwrap_or(error.is_none());
-        let counters = counters.map(|c| c.0).unwrap_or_default();
         if let Some((name, v)) = counters.iter().find(|(_, v)| *v < 0.0) {
             return Err(invalid(format!("counters.{name} must be >= 0, got {v}")));
         }
@@ -308,13 +365,13 @@ impl Raw<'_> {
             None => (None, None),
         };
         Ok(Inference {
-            id: name(id),
+            id: id.map(Name::new),
             latency_seconds,
             ok,
             error,
-            prediction: prediction.map(|p| p.0),
+            prediction,
             confidence,
-            features: features.map(|f| f.0).unwrap_or_default(),
+            features,
             counters,
             cpu_ratio,
             memory_ratio,
