@@ -74,14 +74,15 @@ const GATHER: Duration = Duration::from_millis(1);
 /// on Linux, one `recv` elsewhere). Each buffer is one byte longer than the
 /// limit, so that an over-long datagram can be told apart; pages of a
 /// buffer are only touched (and resident) as far as datagrams reach.
-struct Receiver {
+pub(crate) struct Receiver {
     buf: Vec<u8>,
     size: usize,
     lens: Vec<usize>,
 }
 
 impl Receiver {
-    fn new(size: usize) -> Receiver {
+    /// Buffers for datagrams of up to `size` bytes.
+    pub(crate) fn new(size: usize) -> Receiver {
         Receiver {
             buf: vec![0u8; size * DATAGRAMS_PER_CALL],
             size,
@@ -90,7 +91,7 @@ impl Receiver {
     }
 
     /// The `i`th datagram of the last receive.
-    fn datagram(&self, i: usize) -> &[u8] {
+    pub(crate) fn datagram(&self, i: usize) -> &[u8] {
         let start = i * self.size;
         &self.buf[start..start + self.lens[i]]
     }
@@ -98,7 +99,7 @@ impl Receiver {
     /// Waits for a datagram (up to the socket's read timeout), then takes
     /// it and whatever else is queued; returns how many.
     #[cfg(target_os = "linux")]
-    fn recv(&mut self, fd: std::os::fd::RawFd) -> io::Result<usize> {
+    pub(crate) fn recv(&mut self, fd: std::os::fd::RawFd) -> io::Result<usize> {
         // SAFETY: every iovec points into `self.buf`, at disjoint ranges of
         // `self.size` bytes, and `hdrs` and `iovs` outlive the call.
         let mut iovs: [libc::iovec; DATAGRAMS_PER_CALL] = unsafe { std::mem::zeroed() };
@@ -130,7 +131,7 @@ impl Receiver {
 
     /// Waits for a datagram (up to the socket's read timeout) and takes it.
     #[cfg(not(target_os = "linux"))]
-    fn recv(&mut self, fd: std::os::fd::RawFd) -> io::Result<usize> {
+    pub(crate) fn recv(&mut self, fd: std::os::fd::RawFd) -> io::Result<usize> {
         // SAFETY: the first buffer is `self.size` bytes of `self.buf`.
         let n = unsafe { libc::recv(fd, self.buf.as_mut_ptr().cast(), self.size, 0) };
         if n < 0 {

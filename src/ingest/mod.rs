@@ -6,7 +6,7 @@
 //! Rejected lines are counted by reason and logged at a bounded rate.
 
 pub mod addr;
-mod datagram;
+pub(crate) mod datagram;
 pub mod event;
 pub mod framing;
 pub mod listen;
