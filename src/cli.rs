@@ -433,11 +433,14 @@ pub struct RunArgs {
     )]
     pub max_connections: u32,
 
-    /// Batches of events queued between the listeners and the aggregator.
+    /// Batches of events queued between the listeners and the aggregator. A
+    /// batch holds at most 1,024 events (one read's or one burst's), so this
+    /// bounds the parsed events waiting: 256 × 1,024 at most, about 150 MiB
+    /// in the worst case, a few MiB in practice.
     #[arg(
         long = "events.queue-batches",
         env = "MODEL_EXPORTER_EVENTS_QUEUE_BATCHES",
-        default_value_t = 1024,
+        default_value_t = 256,
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub queue_batches: u32,

@@ -410,3 +410,31 @@ fn connections_past_the_limit_are_closed_and_counted() {
         Some(1.0)
     );
 }
+
+#[test]
+fn tiny_events_go_to_the_aggregator_in_bounded_batches() {
+    // 64 KiB of `{}` lines is about 21,000 events in one read, and a
+    // datagram can hold thousands: each is sent in batches of at most 1,024,
+    // so that the batch queue bounds the events waiting in memory.
+    let e = Exporter::start(&[]);
+    let batches = |e: &Exporter| {
+        e.sample("model_exporter_event_batches_total")
+            .unwrap_or(0.0)
+    };
+    let before = batches(&e);
+    send_unix(&e.path("unix"), "{}\n".repeat(50_000).as_bytes());
+    e.wait_sample(
+        r#"model_exporter_events_received_total{type="inference"}"#,
+        50_000.0,
+    );
+    let stream = batches(&e) - before;
+    assert!(stream >= 49.0, "50,000 events came in {stream} batches");
+
+    send_unixgram(&e.path("unixgram"), "{}\n".repeat(20_000).as_bytes());
+    e.wait_sample(
+        r#"model_exporter_events_received_total{type="inference"}"#,
+        70_000.0,
+    );
+    let datagram = batches(&e) - before - stream;
+    assert!(datagram >= 19.0, "20,000 events came in {datagram} batches");
+}

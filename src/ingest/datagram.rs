@@ -213,13 +213,6 @@ impl Handoff {
     }
 }
 
-/// Checks a datagram's length and hands its lines to the batch.
-fn take_datagram(d: &[u8], batch: &mut Batch, ctx: &IngestContext, transport: &str) {
-    for line in d.split(|&b| b == b'\n') {
-        take_line(line, batch, ctx, transport);
-    }
-}
-
 /// Serves a datagram socket: receives on a blocking thread of its own (a
 /// thread waiting in the receive call is woken by the kernel directly,
 /// which takes datagrams off the short socket queue several times faster
@@ -380,8 +373,9 @@ fn parse_loop(ctx: &IngestContext, transport: &str, handoff: &Handoff) {
                 handoff.room.notify_one();
             }
         }
-        for d in block.datagrams() {
-            take_datagram(d, &mut batch, ctx, transport);
+        // A datagram may hold many lines: the batch is sent as it fills.
+        for line in block.datagrams().flat_map(|d| d.split(|&b| b == b'\n')) {
+            take_line(line, &mut batch, ctx, transport);
             if batch.len() >= BATCH_EVENTS && ctx.tx.blocking_send(hand_over(&mut batch)).is_err() {
                 handoff.close();
                 return;

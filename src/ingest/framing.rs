@@ -59,18 +59,37 @@ impl LineFramer {
 
     /// Hands every complete line to `f`, then keeps only the unfinished tail.
     pub fn drain_lines(&mut self, mut f: impl FnMut(Frame<'_>)) {
+        self.drain_some(|frame| {
+            f(frame);
+            true
+        });
+    }
+
+    /// Hands complete lines to `f` until it returns `false`; returns whether
+    /// complete lines are left (call again to have them). Once every
+    /// complete line is out, only the unfinished tail is kept, as
+    /// [`LineFramer::drain_lines`] does.
+    pub fn drain_some(&mut self, mut f: impl FnMut(Frame<'_>) -> bool) -> bool {
         let mut start = 0;
-        while let Some(pos) = memchr(b'\n', &self.buf[self.scanned..]) {
+        let mut go_on = true;
+        while go_on && let Some(pos) = memchr(b'\n', &self.buf[self.scanned..]) {
             let end = self.scanned + pos;
             if self.discarding {
                 self.discarding = false;
             } else if end - start > self.limit {
-                f(Frame::TooLong);
+                go_on = f(Frame::TooLong);
             } else {
-                f(Frame::Line(&self.buf[start..end]));
+                go_on = f(Frame::Line(&self.buf[start..end]));
             }
             start = end + 1;
             self.scanned = start;
+        }
+        let more = !go_on && memchr(b'\n', &self.buf[self.scanned..]).is_some();
+        if more {
+            // Stopped early: keep the rest for the next call.
+            self.buf.drain(..start);
+            self.scanned = 0;
+            return true;
         }
         self.scanned = self.buf.len();
         let pending = self.buf.len() - start;
@@ -89,6 +108,7 @@ impl LineFramer {
         if self.buf.is_empty() && self.buf.capacity() > 4 * READ_CHUNK {
             self.buf = Vec::new();
         }
+        false
     }
 
     /// At end of stream: the unfinished last line, if any, and whether bytes
@@ -128,17 +148,28 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn run(limit: usize, chunks: &[&[u8]]) -> (Vec<String>, Option<String>) {
+    /// Frames `chunks`, taking at most `per_call` frames per call of
+    /// `drain_some` (and calling it until it says nothing is left).
+    fn run_some(limit: usize, chunks: &[&[u8]], per_call: usize) -> (Vec<String>, Option<String>) {
         let mut f = LineFramer::new(limit);
         let mut out = Vec::new();
         for c in chunks {
             f.push(c);
-            f.drain_lines(|fr| {
-                out.push(match fr {
-                    Frame::Line(l) => String::from_utf8_lossy(l).into_owned(),
-                    Frame::TooLong => "<too long>".into(),
-                })
-            });
+            loop {
+                let mut taken = 0;
+                let more = f.drain_some(|fr| {
+                    out.push(match fr {
+                        Frame::Line(l) => String::from_utf8_lossy(l).into_owned(),
+                        Frame::TooLong => "<too long>".into(),
+                    });
+                    taken += 1;
+                    taken < per_call
+                });
+                if !more {
+                    break;
+                }
+                assert_eq!(taken, per_call, "stopped before it was told to");
+            }
             assert!(f.buffered() <= limit, "buffer exceeded limit");
         }
         let tail = f.finish().map(|fr| match fr {
@@ -175,7 +206,37 @@ mod tests {
             let (got, got_tail) = run(*limit, chunks);
             assert_eq!(got, *lines, "chunks {chunks:?}");
             assert_eq!(got_tail.as_deref(), *tail, "chunks {chunks:?}");
+            // Taken a few lines at a time, the frames are the same.
+            for per_call in [1, 2] {
+                let (got, got_tail) = run_some(*limit, chunks, per_call);
+                assert_eq!(got, *lines, "chunks {chunks:?}, {per_call} per call");
+                assert_eq!(
+                    got_tail.as_deref(),
+                    *tail,
+                    "chunks {chunks:?}, {per_call} per call"
+                );
+            }
         }
+    }
+
+    fn run(limit: usize, chunks: &[&[u8]]) -> (Vec<String>, Option<String>) {
+        let mut f = LineFramer::new(limit);
+        let mut out = Vec::new();
+        for c in chunks {
+            f.push(c);
+            f.drain_lines(|fr| {
+                out.push(match fr {
+                    Frame::Line(l) => String::from_utf8_lossy(l).into_owned(),
+                    Frame::TooLong => "<too long>".into(),
+                })
+            });
+            assert!(f.buffered() <= limit, "buffer exceeded limit");
+        }
+        let tail = f.finish().map(|fr| match fr {
+            Frame::Line(l) => String::from_utf8_lossy(l).into_owned(),
+            Frame::TooLong => unreachable!(),
+        });
+        (out, tail)
     }
 
     #[test]

@@ -258,8 +258,9 @@ impl Drop for OpenGuard {
 }
 
 /// Parses one line into `batch`, or counts it as rejected.
-/// Events per batch sent to the aggregator by the listeners that can gather
-/// more than one read's worth (datagrams, followed files), at most.
+/// Events per batch sent to the aggregator, at most: a read of tiny lines
+/// (64 KiB of `{}` is 21,845 events) is sent in several batches, so that
+/// the queue of `--events.queue-batches` batches bounds the events waiting.
 pub(super) const BATCH_EVENTS: usize = 1024;
 
 /// Takes the batch to send, leaving an empty one with as much room as it
@@ -347,6 +348,28 @@ async fn read_some<C: AsyncRead + Unpin>(
     }
 }
 
+/// Parses the complete lines the framer holds and sends their events, in
+/// batches of at most [`BATCH_EVENTS`]; `false` when the aggregator is gone.
+async fn forward(
+    framer: &mut LineFramer,
+    batch: &mut Batch,
+    ctx: &IngestContext,
+    transport: &str,
+) -> bool {
+    loop {
+        let more = framer.drain_some(|f| {
+            take_frame(f, batch, ctx, transport);
+            batch.len() < BATCH_EVENTS
+        });
+        if !batch.is_empty() && ctx.tx.send(hand_over(batch)).await.is_err() {
+            return false;
+        }
+        if !more {
+            return true;
+        }
+    }
+}
+
 /// Serves one stream connection: newline-delimited events until EOF, idle
 /// timeout, error or shutdown. On shutdown, bytes already sent are drained.
 async fn serve_stream<C: AsyncRead + Unpin>(
@@ -368,8 +391,7 @@ async fn serve_stream<C: AsyncRead + Unpin>(
         if let Err(c) = r {
             break c;
         }
-        framer.drain_lines(|f| take_frame(f, &mut batch, &ctx, transport));
-        if !batch.is_empty() && ctx.tx.send(hand_over(&mut batch)).await.is_err() {
+        if !forward(&mut framer, &mut batch, &ctx, transport).await {
             break Closed::Shutdown;
         }
     };
@@ -377,7 +399,9 @@ async fn serve_stream<C: AsyncRead + Unpin>(
         // Drain what the client already wrote, without waiting for more.
         let quick = Some(Duration::from_millis(20));
         while read_some(&mut conn, &mut framer, quick).await.is_ok() {
-            framer.drain_lines(|f| take_frame(f, &mut batch, &ctx, transport));
+            if !forward(&mut framer, &mut batch, &ctx, transport).await {
+                break;
+            }
         }
     }
     // An unterminated last line still counts if it is a whole event.

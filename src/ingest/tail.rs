@@ -126,10 +126,9 @@ pub fn follow(path: PathBuf, start: Option<Open>, ctx: IngestContext) {
     }
 }
 
-/// Reads what the file holds past `o.offset`, sending the events as soon as
-/// a batch holds [`BATCH_EVENTS`] (so a batch holds at most that plus one
-/// read's worth, and a large file appended at once is never held whole);
-/// `false` when the aggregator is gone.
+/// Reads what the file holds past `o.offset`, sending the events in batches
+/// of [`BATCH_EVENTS`] as they fill (a large file appended at once is never
+/// held whole); `false` when the aggregator is gone.
 fn read_to_end(
     o: &mut Open,
     buf: &mut [u8],
@@ -143,9 +142,19 @@ fn read_to_end(
             Ok(n) => {
                 o.offset += n as u64;
                 framer.push(&buf[..n]);
-                framer.drain_lines(|f| take_frame(f, batch, ctx, "file"));
-                if batch.len() >= BATCH_EVENTS && ctx.tx.blocking_send(hand_over(batch)).is_err() {
-                    return false;
+                loop {
+                    let more = framer.drain_some(|f| {
+                        take_frame(f, batch, ctx, "file");
+                        batch.len() < BATCH_EVENTS
+                    });
+                    if batch.len() >= BATCH_EVENTS
+                        && ctx.tx.blocking_send(hand_over(batch)).is_err()
+                    {
+                        return false;
+                    }
+                    if !more {
+                        break;
+                    }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
