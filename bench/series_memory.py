@@ -55,6 +55,8 @@ def main():
     ap.add_argument("--steps", default="1,5,10,20", help="cumulative model versions")
     ap.add_argument("--events", type=int, default=200, help="events per version")
     ap.add_argument("--config", help="rules.yaml to start with (default: the built-in one)")
+    ap.add_argument("--settle", type=float, default=1.5,
+                    help="seconds to wait after a step's events are counted before reading RSS")
     args = ap.parse_args()
 
     d = tempfile.mkdtemp()
@@ -105,7 +107,7 @@ def main():
                 if received >= sent:
                     break
                 time.sleep(0.1)
-            time.sleep(1.5)  # let the allocator settle after the burst
+            time.sleep(args.settle)  # let the allocator settle after the burst
             series, _, size = scrape(url)
             r = rss(proc.pid)
             per = (r - base_rss) / 1024 / max(series - base_series, 1) * 1000
