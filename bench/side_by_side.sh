@@ -21,13 +21,7 @@ BIN=${BIN:-target/release/model-exporter}
 [ -x "$BIN" ] || cargo build --release -q
 command -v mtail >/dev/null || { echo "mtail is not installed" >&2; exit 1; }
 
-dir=$(mktemp -d)
-exporter=""
-cleanup() {
-  if [ -n "$exporter" ]; then kill "$exporter" 2>/dev/null || true; wait "$exporter" 2>/dev/null || true; fi
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+. bench/lib.sh
 
 # N events: latencies 1..500 ms, one in a hundred failed.
 awk -v n="$N" 'BEGIN {
@@ -64,13 +58,7 @@ echo "mtail: counted $mt_count events, $mt_errors errors; CPU $mt_total s, $mt_b
   --events.listen "file://$dir/in.jsonl" --events.file-from-beginning \
   2>"$dir/exporter.log" &
 exporter=$!
-port=""
-for _ in $(seq 200); do
-  port=$(grep -o '"address":"127.0.0.1:[0-9]*"' "$dir/exporter.log" | head -1 | grep -o '[0-9]*"$' | tr -d '"' || true)
-  [ -n "$port" ] && break
-  sleep 0.05
-done
-[ -n "$port" ] || { echo "exporter did not start" >&2; cat "$dir/exporter.log" >&2; exit 1; }
+port=$(wait_port "$dir/exporter.log")
 ticks=$(getconf CLK_TCK)
 cpu_now() { awk -v hz="$ticks" '{sub(/.*\) /, ""); split($0, f, " "); printf "%.3f", (f[12] + f[13]) / hz}' "/proc/$exporter/stat"; }
 received() {

@@ -19,26 +19,14 @@ SECS=${2:-600}
 BIN=${BIN:-target/release/model-exporter}
 [ -x "$BIN" ] || cargo build --release -q
 
-dir=$(mktemp -d)
-exporter=""
-cleanup() {
-  if [ -n "$exporter" ]; then kill "$exporter" 2>/dev/null || true; wait "$exporter" 2>/dev/null || true; fi
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+. bench/lib.sh
 
 cp rules.yaml "$dir/rules.yaml"
 "$BIN" --web.listen-address 127.0.0.1:0 --log.format json \
   --config.file "$dir/rules.yaml" --web.enable-lifecycle \
   --events.listen "unix://$dir/events.sock" 2>"$dir/exporter.log" &
 exporter=$!
-port=""
-for _ in $(seq 200); do
-  port=$(grep -o '"address":"127.0.0.1:[0-9]*"' "$dir/exporter.log" | head -1 | grep -o '[0-9]*"$' | tr -d '"' || true)
-  [ -n "$port" ] && break
-  sleep 0.05
-done
-[ -n "$port" ] || { echo "exporter did not start" >&2; exit 1; }
+port=$(wait_port "$dir/exporter.log")
 url="http://127.0.0.1:$port"
 rss() { awk '/VmRSS/ {print $2 * 1024}' "/proc/$exporter/status"; }
 metric() { curl -sf "$url/metrics" | awk -v m="$1" '$1 == m {print $2}'; }

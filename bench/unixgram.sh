@@ -37,13 +37,7 @@ else
 fi
 [ -x "$BIN" ] || cargo build --release -q
 
-dir=$(mktemp -d)
-exporter=""
-cleanup() {
-  if [ -n "$exporter" ]; then kill "$exporter" 2>/dev/null || true; wait "$exporter" 2>/dev/null || true; fi
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+. bench/lib.sh
 value() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
 
 ratios=()
@@ -57,13 +51,7 @@ for round in $(seq "$ROUNDS"); do
   "${exporter_pin[@]}" "$BIN" --web.listen-address 127.0.0.1:0 --log.format json \
     --events.listen "unixgram://$dir/ev.sock" 2>"$dir/exporter.log" &
   exporter=$!
-  port=""
-  for _ in $(seq 200); do
-    port=$(grep -o '"address":"127.0.0.1:[0-9]*"' "$dir/exporter.log" | head -1 | grep -o '[0-9]*"$' | tr -d '"' || true)
-    [ -n "$port" ] && break
-    sleep 0.05
-  done
-  [ -n "$port" ] || { echo "exporter did not start" >&2; cat "$dir/exporter.log" >&2; exit 1; }
+  port=$(wait_port "$dir/exporter.log")
   "$BIN" loadgen --target "unixgram://$dir/ev.sock" --duration "$DURATION" \
     --metrics-url "http://127.0.0.1:$port" --pid "$exporter" "${send_pin[@]}" >"$dir/exporter.txt"
   kill "$exporter"; wait "$exporter" 2>/dev/null || true; exporter=""

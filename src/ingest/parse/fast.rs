@@ -323,14 +323,7 @@ fn read_number_general(b: &[u8], at: &mut usize) -> Option<f64> {
     let int_start = usize::from(negative);
     let mut i = int_start;
     let mut m = 0u64;
-    while i < b.len() {
-        let d = b[i].wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        m = m.wrapping_mul(10).wrapping_add(u64::from(d));
-        i += 1;
-    }
+    accumulate_digits(b, &mut i, &mut m);
     if i == int_start {
         return None;
     }
@@ -347,14 +340,7 @@ fn read_number_general(b: &[u8], at: &mut usize) -> Option<f64> {
         float = true;
         i += 1;
         let from = i;
-        while i < b.len() {
-            let d = b[i].wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            m = m.wrapping_mul(10).wrapping_add(u64::from(d));
-            i += 1;
-        }
+        accumulate_digits(b, &mut i, &mut m);
         if i == from {
             return None;
         }
@@ -417,6 +403,16 @@ fn read_number_general(b: &[u8], at: &mut usize) -> Option<f64> {
         std::str::from_utf8(&b[..i]).ok()?.parse::<f64>().ok()?
     };
     v.is_finite().then_some(v)
+}
+
+/// Reads the decimal digits at `b[*i..]` into `m` (`m * 10 + digit`,
+/// wrapping: the caller counts the digits and decides whether `m` is exact),
+/// moving `*i` past them.
+fn accumulate_digits(b: &[u8], i: &mut usize, m: &mut u64) {
+    while let Some(d) = b.get(*i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d < 10) {
+        *m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+        *i += 1;
+    }
 }
 
 /// `bytes` as a `str`, if valid UTF-8; `high` is false only if no byte is
