@@ -267,14 +267,7 @@ fn read_number(b: &[u8], at: &mut usize) -> Option<f64> {
     let int_start = start + usize::from(negative);
     let mut i = int_start;
     let mut m = 0u64;
-    while let Some(&c) = b.get(i) {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        m = m.wrapping_mul(10).wrapping_add(u64::from(d));
-        i += 1;
-    }
+    accumulate_digits(b, &mut i, &mut m);
     let int_digits = i - int_start;
     if int_digits == 0 || int_digits > 15 || (int_digits > 1 && b[int_start] == b'0') {
         return read_number_general(b, at);
@@ -283,14 +276,7 @@ fn read_number(b: &[u8], at: &mut usize) -> Option<f64> {
     if b.get(i) == Some(&b'.') {
         i += 1;
         let from = i;
-        while let Some(&c) = b.get(i) {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            m = m.wrapping_mul(10).wrapping_add(u64::from(d));
-            i += 1;
-        }
+        accumulate_digits(b, &mut i, &mut m);
         frac_digits = i - from;
         if frac_digits == 0 || int_digits + frac_digits > 19 || m > 1 << 53 || frac_digits > 22 {
             return read_number_general(b, at);
@@ -408,6 +394,7 @@ fn read_number_general(b: &[u8], at: &mut usize) -> Option<f64> {
 /// Reads the decimal digits at `b[*i..]` into `m` (`m * 10 + digit`,
 /// wrapping: the caller counts the digits and decides whether `m` is exact),
 /// moving `*i` past them.
+#[inline(always)]
 fn accumulate_digits(b: &[u8], i: &mut usize, m: &mut u64) {
     while let Some(d) = b.get(*i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d < 10) {
         *m = m.wrapping_mul(10).wrapping_add(u64::from(d));
