@@ -792,6 +792,21 @@ mod tests {
         }
     }
 
+    /// One to three random edits of `line`: a byte of `alphabet` written
+    /// over one, or inserted, or a byte removed.
+    fn mutate(line: &mut Vec<u8>, alphabet: &[u8], rand: &mut impl FnMut(usize) -> usize) {
+        for _ in 0..1 + rand(3) {
+            let at = rand(line.len());
+            match rand(3) {
+                0 => line[at] = alphabet[rand(alphabet.len())],
+                1 => line.insert(at, alphabet[rand(alphabet.len())]),
+                _ => {
+                    line.remove(at);
+                }
+            }
+        }
+    }
+
     #[test]
     fn mutated_lines_agree_whenever_the_scanner_accepts_them() {
         let base = br#"{"model":"fraud","version":"v3","id":"r-17","latency_ms":52.3,"ok":true,"prediction":1,"confidence":0.91,"features":{"age":35,"income":51000,"amount":120.5},"ts":17.5}"#;
@@ -800,16 +815,7 @@ mod tests {
         let mut accepted = 0;
         for _ in 0..20_000 {
             let mut line = base.to_vec();
-            for _ in 0..1 + rand(3) {
-                let at = rand(line.len());
-                match rand(3) {
-                    0 => line[at] = alphabet[rand(alphabet.len())],
-                    1 => line.insert(at, alphabet[rand(alphabet.len())]),
-                    _ => {
-                        line.remove(at);
-                    }
-                }
-            }
+            mutate(&mut line, alphabet, &mut rand);
             if std::str::from_utf8(&line).is_ok() && agrees(&line) {
                 accepted += 1;
             }
@@ -833,16 +839,7 @@ mod tests {
         let (mut accepted, mut non_ascii) = (0, 0);
         for round in 0..20_000 {
             let mut line = bases[round % bases.len()].to_vec();
-            for _ in 0..1 + rand(3) {
-                let at = rand(line.len());
-                match rand(3) {
-                    0 => line[at] = alphabet[rand(alphabet.len())],
-                    1 => line.insert(at, alphabet[rand(alphabet.len())]),
-                    _ => {
-                        line.remove(at);
-                    }
-                }
-            }
+            mutate(&mut line, alphabet, &mut rand);
             if agrees(&line) {
                 accepted += 1;
                 non_ascii += usize::from(!line.is_ascii());
