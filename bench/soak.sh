@@ -5,6 +5,7 @@
 # Run by hand (it is not part of the test suite).
 #
 #   bench/soak.sh [RATE] [SECONDS]     # default 100000 events/s for 600 s
+#   UNIQUE_IDS=1 bench/soak.sh ...      # every event with its own request id
 #
 # Every 5 s: a scrape of /metrics (must succeed) and an RSS sample.
 # Every 30 s, in turn: a reload through POST /-/reload after editing the
@@ -32,7 +33,9 @@ rss() { awk '/VmRSS/ {print $2 * 1024}' "/proc/$exporter/status"; }
 metric() { curl -sf "$url/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 echo "idle RSS: $(rss) bytes"
 
-"$BIN" loadgen --target "unix://$dir/events.sock" --rate "$RATE" --duration "${SECS}s" \
+unique=()
+[ "${UNIQUE_IDS:-0}" = 1 ] && unique=(--unique-ids)
+"$BIN" loadgen --target "unix://$dir/events.sock" --rate "$RATE" --duration "${SECS}s" "${unique[@]}" \
   --metrics-url "$url" --pid "$exporter" >"$dir/loadgen.txt" &
 load=$!
 start=$SECONDS
@@ -99,6 +102,7 @@ read -r q2 q4 < <(awk '{ r[NR] = $2 } END {
 echo "RSS samples: $(wc -l <"$dir/rss.txt"), max $(sort -k2 -n "$dir/rss.txt" | tail -1 | cut -d' ' -f2) bytes"
 echo "RSS mean 2nd quarter $q2 bytes, last quarter $q4 bytes"
 echo "scrapes: $scrapes ok, $scrape_failures failed"
+echo "feedback join: $(curl -sf "$url/metrics" | awk '/^model_feedback_pending|^model_exporter_feedback_total\{result="(evicted|duplicate_inference)"\}/ {printf "%s %s; ", $1, $2}')"
 echo "reloads: $reloads ok, $broken_refused broken files refused, $hups SIGHUPs, $reload_failures unexpected outcomes; last reload successful: $ok_after"
 flat=$(awk -v a="$q2" -v b="$q4" 'BEGIN { d = b - a; if (d < 0) d = -d; print (d <= 0.10 * a || d <= 4194304) ? 1 : 0 }')
 fail=0

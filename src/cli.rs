@@ -111,6 +111,11 @@ pub struct LoadgenArgs {
     /// Run the do-nothing reader's threads on this CPU only (Linux).
     #[arg(long = "reader-cpu", value_name = "CPU", requires = "null_reader")]
     pub reader_cpu: Option<usize>,
+    /// Give every event its own request id (stream targets), as real
+    /// traffic has, so that the feedback join remembers (and, past its
+    /// capacity, evicts) one prediction per event.
+    #[arg(long = "unique-ids")]
+    pub unique_ids: bool,
 }
 
 /// Flags of `model-exporter baseline`.

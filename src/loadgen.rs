@@ -52,6 +52,11 @@ pub struct LoadgenOptions {
     pub null_reader: bool,
     /// CPU the sending threads are pinned to, if any.
     pub sender_cpu: Option<usize>,
+    /// Give every event its own request `id` (streams only), so that the
+    /// exporter's feedback join remembers each prediction and, past its
+    /// capacity, evicts the oldest, as with real traffic; otherwise every
+    /// event repeats the id of [`EVENT`].
+    pub unique_ids: bool,
     /// CPU the do-nothing reader's threads are pinned to, if any.
     pub reader_cpu: Option<usize>,
 }
@@ -203,6 +208,9 @@ pub fn run(options: &LoadgenOptions) -> Result<LoadgenReport, String> {
     if options.models == 0 {
         return Err("--models must be at least 1".into());
     }
+    if options.unique_ids && datagram {
+        return Err("--unique-ids is supported on unix:// (stream) targets only".into());
+    }
     let models = options.models;
     check_cpu(options.sender_cpu)?;
     check_cpu(options.reader_cpu)?;
@@ -223,14 +231,21 @@ pub fn run(options: &LoadgenOptions) -> Result<LoadgenReport, String> {
     let per_conn_rate = options.rate as f64 / f64::from(options.connections);
     let mut senders = Vec::new();
     let sender_cpu = options.sender_cpu;
-    for _ in 0..options.connections {
+    let unique_ids = options.unique_ids;
+    for conn in 0..options.connections {
         let path = path.clone();
         senders.push(std::thread::spawn(move || {
             pin_to(sender_cpu)?;
             if datagram {
                 send_datagrams(&path, per_conn_rate, deadline, models)
             } else {
-                send_stream(&path, per_conn_rate, deadline, models)
+                send_stream(
+                    &path,
+                    per_conn_rate,
+                    deadline,
+                    models,
+                    unique_ids.then_some(conn),
+                )
             }
         }));
     }
@@ -296,8 +311,22 @@ pub fn event(i: u32, models: u32) -> String {
 /// Lines of events taking turns among `models` names: twice `n` lines, so
 /// that any `n` consecutive lines from one of the first `n` are contiguous.
 /// Returns the bytes and the offset where each line starts (and the end).
-fn lines(n: usize, models: u32) -> (Vec<u8>, Vec<usize>) {
-    let events: Vec<String> = (0..models).map(|i| event(i, models)).collect();
+/// With `unique_ids`, each line's id is `r` + `conn` (3 digits) + `-` +
+/// [`ID_DIGITS`] digits, rewritten before each write by [`number_ids`].
+fn lines(n: usize, models: u32, unique_ids: Option<u32>) -> (Vec<u8>, Vec<usize>) {
+    let events: Vec<String> = (0..models)
+        .map(|i| {
+            let e = event(i, models);
+            match unique_ids {
+                Some(conn) => e.replacen(
+                    r#""id":"r-17""#,
+                    &format!(r#""id":"r{:03}-{}""#, conn % 1000, "0".repeat(ID_DIGITS)),
+                    1,
+                ),
+                None => e,
+            }
+        })
+        .collect();
     let mut buf = Vec::new();
     let mut starts = Vec::with_capacity(2 * n + 1);
     for i in 0..2 * n {
@@ -307,6 +336,28 @@ fn lines(n: usize, models: u32) -> (Vec<u8>, Vec<usize>) {
     }
     starts.push(buf.len());
     (buf, starts)
+}
+
+/// Digits of the counter in a unique id.
+const ID_DIGITS: usize = 12;
+
+/// Writes `first`, `first + 1`, ... into the ids of the lines of `chunk`
+/// that start at `starts[from..to]` (lines made by [`lines`] with unique ids).
+fn number_ids(chunk: &mut [u8], starts: &[usize], from: usize, to: usize, first: u64) {
+    // `"id":"r000-` then the digits.
+    const BEFORE: &[u8] = br#""id":"r"#;
+    for (k, &start) in starts[from..to].iter().enumerate() {
+        let line = &mut chunk[start..];
+        let Some(at) = memchr::memmem::find(line, BEFORE) else {
+            continue;
+        };
+        let digits = at + BEFORE.len() + 4;
+        let mut v = first + k as u64;
+        for d in line[digits..digits + ID_DIGITS].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
 }
 
 /// How many events should have been sent after `elapsed` at `rate`.
@@ -319,10 +370,11 @@ fn send_stream(
     rate: f64,
     deadline: Instant,
     models: u32,
+    unique_ids: Option<u32>,
 ) -> Result<(u64, u64), String> {
     let mut conn =
         UnixStream::connect(path).map_err(|e| format!("cannot connect to {path:?}: {e}"))?;
-    let (chunk, starts) = lines(LINES_PER_WRITE, models);
+    let (mut chunk, starts) = lines(LINES_PER_WRITE, models, unique_ids);
     let started = Instant::now();
     let mut sent = 0u64;
     // The next line to send, so that small writes keep taking turns.
@@ -338,6 +390,9 @@ fn send_stream(
         } else {
             LINES_PER_WRITE
         };
+        if unique_ids.is_some() {
+            number_ids(&mut chunk, &starts, next, next + n, sent);
+        }
         conn.write_all(&chunk[starts[next]..starts[next + n]])
             .map_err(|e| format!("writing to {path:?}: {e}"))?;
         next = (next + n) % LINES_PER_WRITE;
@@ -598,8 +653,36 @@ mod tests {
     }
 
     #[test]
+    fn unique_ids_are_numbered_per_write() {
+        let (mut buf, starts) = lines(3, 2, Some(7));
+        number_ids(&mut buf, &starts, 1, 3, 41);
+        let ids: Vec<Option<String>> = starts
+            .windows(2)
+            .map(|w| {
+                let line = &buf[w[0]..w[1] - 1];
+                match crate::ingest::parse::parse_event(line).unwrap().body {
+                    crate::ingest::event::Body::Inference(i) => i.id.map(|n| n.to_string()),
+                    _ => unreachable!(),
+                }
+            })
+            .collect();
+        let id = |n: &str| Some(format!("r007-{n}"));
+        assert_eq!(
+            ids,
+            [
+                id("000000000000"),
+                id("000000000041"),
+                id("000000000042"),
+                id("000000000000"),
+                id("000000000000"),
+                id("000000000000"),
+            ]
+        );
+    }
+
+    #[test]
     fn events_take_turns_among_models() {
-        let (buf, starts) = lines(4, 3);
+        let (buf, starts) = lines(4, 3, None);
         assert_eq!(starts.len(), 9);
         let models: Vec<String> = starts
             .windows(2)
@@ -617,7 +700,7 @@ mod tests {
             ["fraud-0", "fraud-1", "fraud-2", "fraud-0"].repeat(2)
         );
         // One model: the documented example, unchanged.
-        let (one, _) = lines(2, 1);
+        let (one, _) = lines(2, 1, None);
         assert_eq!(
             one,
             format!("{EVENT}\n{EVENT}\n{EVENT}\n{EVENT}\n").into_bytes()
@@ -653,6 +736,7 @@ mod tests {
             null_reader: true,
             sender_cpu: None,
             reader_cpu: None,
+            unique_ids: false,
         })
         .unwrap();
         assert!(report.sent > 0);
@@ -674,6 +758,7 @@ mod tests {
             null_reader: true,
             sender_cpu: Some(cpu),
             reader_cpu: Some(cpu),
+            unique_ids: false,
         };
         // The first CPU this process may use (a container may not have 0).
         let cpu = (0..1024).find(|&c| check_cpu(Some(c)).is_ok()).unwrap();

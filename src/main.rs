@@ -251,6 +251,7 @@ fn loadgen(args: model_exporter::cli::LoadgenArgs) -> ExitCode {
         null_reader: args.null_reader,
         sender_cpu: args.sender_cpu,
         reader_cpu: args.reader_cpu,
+        unique_ids: args.unique_ids,
     };
     match model_exporter::loadgen::run(&options) {
         Ok(report) => {
