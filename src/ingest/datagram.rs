@@ -116,7 +116,7 @@ impl Receiver {
                 fd,
                 hdrs.as_mut_ptr(),
                 DATAGRAMS_PER_CALL as _,
-                libc::MSG_WAITFORONE,
+                libc::MSG_WAITFORONE as _,
                 std::ptr::null_mut(),
             )
         };
