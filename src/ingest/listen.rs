@@ -257,7 +257,6 @@ impl Drop for OpenGuard {
     }
 }
 
-/// Parses one line into `batch`, or counts it as rejected.
 /// Events per batch sent to the aggregator, at most: a read of tiny lines
 /// (64 KiB of `{}` is 21,845 events) is sent in several batches, so that
 /// the queue of `--events.queue-batches` batches bounds the events waiting.
@@ -271,6 +270,7 @@ pub(super) fn hand_over(batch: &mut Batch) -> Batch {
     std::mem::replace(batch, Batch::with_capacity(room))
 }
 
+/// Parses one line into `batch`, or counts it as rejected.
 pub(super) fn take_line(line: &[u8], batch: &mut Batch, ctx: &IngestContext, transport: &str) {
     if is_blank(line) {
         return;
