@@ -17,6 +17,7 @@ use model_exporter::config::Config;
 use model_exporter::export::metrics::{Buckets, Metrics};
 use model_exporter::ingest::framing::{Frame, LineFramer};
 use model_exporter::ingest::parse::parse_event;
+use model_exporter::loadgen::write_decimal;
 
 /// The inference example of docs/events.md.
 const EVENT: &str = r#"{"model":"fraud","version":"v3","id":"r-17","latency_ms":52.3,"ok":true,"prediction":1,"confidence":0.91,"features":{"age":35,"income":51000,"amount":120.5}}"#;
@@ -63,11 +64,7 @@ fn main() {
     while lines < n {
         for &at in &id_at {
             next_id += 1;
-            let mut v = next_id;
-            for d in chunk[at..at + 12].iter_mut().rev() {
-                *d = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
+            write_decimal(&mut chunk[at..at + 12], next_id);
         }
         framer.push(&chunk);
         let mut batch = Vec::with_capacity(per_read);

@@ -341,22 +341,34 @@ fn lines(n: usize, models: u32, unique_ids: Option<u32>) -> (Vec<u8>, Vec<usize>
 /// Digits of the counter in a unique id.
 const ID_DIGITS: usize = 12;
 
-/// Writes `first`, `first + 1`, ... into the ids of the lines of `chunk`
-/// that start at `starts[from..to]` (lines made by [`lines`] with unique ids).
-fn number_ids(chunk: &mut [u8], starts: &[usize], from: usize, to: usize, first: u64) {
+/// Where the id digits of each line starting at `starts` are in `chunk`
+/// (lines made by [`lines`] with unique ids), found once per connection.
+fn id_digits(chunk: &[u8], starts: &[usize]) -> Vec<usize> {
     // `"id":"r000-` then the digits.
     const BEFORE: &[u8] = br#""id":"r"#;
-    for (k, &start) in starts[from..to].iter().enumerate() {
-        let line = &mut chunk[start..];
-        let Some(at) = memchr::memmem::find(line, BEFORE) else {
-            continue;
-        };
-        let digits = at + BEFORE.len() + 4;
-        let mut v = first + k as u64;
-        for d in line[digits..digits + ID_DIGITS].iter_mut().rev() {
-            *d = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
+    starts
+        .iter()
+        .filter_map(|&start| {
+            let at = memchr::memmem::find(chunk.get(start..)?, BEFORE)?;
+            Some(start + at + BEFORE.len() + 4)
+        })
+        .collect()
+}
+
+/// Writes `first`, `first + 1`, ... into the ids whose digits start at
+/// `digits_at` (from [`id_digits`]).
+fn number_ids(chunk: &mut [u8], digits_at: &[usize], first: u64) {
+    for (k, &at) in digits_at.iter().enumerate() {
+        write_decimal(&mut chunk[at..at + ID_DIGITS], first + k as u64);
+    }
+}
+
+/// Writes `v` into `out` in decimal, right-aligned and padded with zeros
+/// (the high digits are cut if `v` has more digits than `out` has bytes).
+pub fn write_decimal(out: &mut [u8], mut v: u64) {
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
     }
 }
 
@@ -375,6 +387,10 @@ fn send_stream(
     let mut conn =
         UnixStream::connect(path).map_err(|e| format!("cannot connect to {path:?}: {e}"))?;
     let (mut chunk, starts) = lines(LINES_PER_WRITE, models, unique_ids);
+    let digits_at = match unique_ids {
+        Some(_) => id_digits(&chunk, &starts[..2 * LINES_PER_WRITE]),
+        None => Vec::new(),
+    };
     let started = Instant::now();
     let mut sent = 0u64;
     // The next line to send, so that small writes keep taking turns.
@@ -391,7 +407,7 @@ fn send_stream(
             LINES_PER_WRITE
         };
         if unique_ids.is_some() {
-            number_ids(&mut chunk, &starts, next, next + n, sent);
+            number_ids(&mut chunk, &digits_at[next..next + n], sent);
         }
         conn.write_all(&chunk[starts[next]..starts[next + n]])
             .map_err(|e| format!("writing to {path:?}: {e}"))?;
@@ -655,7 +671,9 @@ mod tests {
     #[test]
     fn unique_ids_are_numbered_per_write() {
         let (mut buf, starts) = lines(3, 2, Some(7));
-        number_ids(&mut buf, &starts, 1, 3, 41);
+        let digits_at = id_digits(&buf, &starts[..6]);
+        assert_eq!(digits_at.len(), 6);
+        number_ids(&mut buf, &digits_at[1..3], 41);
         let ids: Vec<Option<String>> = starts
             .windows(2)
             .map(|w| {
