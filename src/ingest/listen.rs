@@ -27,21 +27,14 @@ pub struct Listener {
 }
 
 /// An error binding a listener, naming it.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
 pub struct BindError {
     /// The listener that failed.
     pub addr: ListenAddr,
     /// Why.
     pub source: io::Error,
 }
-
-impl std::fmt::Display for BindError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot listen on {}: {}", self.addr, self.source)
-    }
-}
-
-impl std::error::Error for BindError {}
 
 impl Listener {
     /// Binds `addr` (must be called inside a tokio runtime).
