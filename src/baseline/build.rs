@@ -35,6 +35,9 @@
 //! [`MAX_FEATURES`] features are accepted, and a row is at most
 //! [`MAX_ROW_BYTES`].
 //!
+//! [`Moments`]: crate::aggregate::window::Moments
+//! [`SignedQuantiles`]: super::stats::SignedQuantiles
+//! [`CategoryCounter`]: super::stats::CategoryCounter
 //! [`CATEGORY_CAP`]: super::summary::CATEGORY_CAP
 //! [`MAX_CATEGORY_LEN`]: super::summary::MAX_CATEGORY_LEN
 //! [`CATEGORY_BUDGET_BYTES`]: super::summary::CATEGORY_BUDGET_BYTES

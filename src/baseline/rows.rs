@@ -1,6 +1,7 @@
 //! The input readers of the baseline builder: CSV with a header row, and
 //! JSON lines of flat rows or of inference events. Each reads its input
-//! once per pass and hands every row, as values by column, to a [`RowSink`].
+//! once per pass and hands every row, as values by column, to a `RowSink`
+//! (the builder).
 
 use std::fmt;
 use std::io::{self, BufRead};
