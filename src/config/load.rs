@@ -764,7 +764,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::rules::expr::{CmpOp, Signal};
+    use crate::rules::expr::CmpOp;
+    use crate::rules::signal::Signal;
 
     fn errors(text: &str) -> Vec<(usize, usize, String)> {
         match load("r.yaml", text) {

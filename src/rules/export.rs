@@ -24,8 +24,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{Config, Matchers, Rule, format_duration};
-use crate::rules::expr::Signal;
-use crate::rules::expr::{DriftMethod, DriftTarget, FeatureSel};
+use crate::rules::signal::{DriftMethod, DriftTarget, FeatureSel, Signal};
 
 /// The output format of `model-exporter rules export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
