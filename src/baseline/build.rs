@@ -34,25 +34,31 @@
 //! [`CATEGORY_BUDGET_BYTES`] (each may still hold `4 × top_k` values). At most
 //! [`MAX_FEATURES`] features are accepted, and a row is at most
 //! [`MAX_ROW_BYTES`].
+//!
+//! [`Moments`]: crate::aggregate::window::Moments
+//! [`SignedQuantiles`]: super::stats::SignedQuantiles
+//! [`CategoryCounter`]: super::stats::CategoryCounter
+//! [`CATEGORY_CAP`]: super::summary::CATEGORY_CAP
+//! [`MAX_CATEGORY_LEN`]: super::summary::MAX_CATEGORY_LEN
+//! [`CATEGORY_BUDGET_BYTES`]: super::summary::CATEGORY_BUDGET_BYTES
+//! [`MAX_FEATURES`]: super::summary::MAX_FEATURES
+//! [`MAX_ROW_BYTES`]: super::rows::MAX_ROW_BYTES
+//!
+//! # Files
+//!
+//! The readers of CSV and JSON lines are in [`rows`](super::rows), the
+//! column summaries in [`summary`](super::summary); the builder drives the
+//! passes, counts the rows and reports progress.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-
-use super::csv::{CsvError, CsvReader};
-use super::format::{
-    Baseline, CategoricalBaseline, FORMAT_NAME, FORMAT_VERSION, FeatureBaseline, NumericBaseline,
-    bin_index,
-};
-use super::stats::{CategoryCounter, SignedQuantiles, SmallDistinct};
-use crate::aggregate::window::Moments;
-use crate::ingest::event::{Body, FeatureValue, Outcome};
-use crate::ingest::parse::{is_blank, parse_event};
+pub use super::error::BuildError;
+use super::format::{Baseline, FORMAT_NAME, FORMAT_VERSION};
+use super::rows::{RowReader, RowSink};
+use super::summary::{Cell, Columns, NoColumn, RowError};
 use crate::ingest::timestamp::format_rfc3339;
 
 /// Bins per numeric feature unless `--bins` says otherwise.
@@ -63,18 +69,6 @@ pub const MAX_BINS: usize = 1000;
 pub const DEFAULT_TOP_K: usize = 20;
 /// Largest `--top-k` accepted.
 pub const MAX_TOP_K: usize = 1000;
-/// Most features (columns or keys) accepted.
-pub const MAX_FEATURES: usize = 10_000;
-/// Distinct values of one categorical feature counted exactly.
-pub const CATEGORY_CAP: usize = 10_000;
-/// Size of all categorical tables together beyond which they stop growing.
-pub const CATEGORY_BUDGET_BYTES: usize = 64 * 1024 * 1024;
-/// Text values longer than this are not tracked individually: they always
-/// count as `other`.
-pub const MAX_CATEGORY_LEN: usize = 1024;
-/// Longest row (CSV record or JSON line) accepted.
-pub const MAX_ROW_BYTES: usize = super::csv::DEFAULT_MAX_RECORD_BYTES;
-
 /// How the input is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum InputFormat {
@@ -131,10 +125,6 @@ impl BuildOptions {
             skip_bad_rows: false,
         }
     }
-
-    fn prediction_name(&self) -> &str {
-        self.prediction_column.as_deref().unwrap_or("prediction")
-    }
 }
 
 /// Where the builder is, for a progress display.
@@ -171,320 +161,6 @@ pub struct BuildReport {
     pub unused_excludes: Vec<String>,
 }
 
-/// Why no baseline could be built.
-#[derive(Debug)]
-pub enum BuildError {
-    /// The options are not usable.
-    Options(String),
-    /// Reading the input failed.
-    Io {
-        /// The input.
-        file: String,
-        /// What went wrong.
-        error: io::Error,
-    },
-    /// A row (or the header) is bad.
-    Row {
-        /// The input.
-        file: String,
-        /// 1-based line where the row starts.
-        line: u64,
-        /// The column concerned, if one is.
-        column: Option<String>,
-        /// What is wrong.
-        message: String,
-    },
-    /// More than [`MAX_FEATURES`] features.
-    TooManyFeatures {
-        /// The input.
-        file: String,
-        /// Line where the limit was passed.
-        line: u64,
-    },
-    /// The second pass did not see what the first saw.
-    Changed {
-        /// The input.
-        file: String,
-        /// The difference.
-        message: String,
-    },
-    /// No usable row.
-    NoRows {
-        /// The input.
-        file: String,
-    },
-    /// The methods of [`Builder`] were called out of order.
-    Usage(&'static str),
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BuildError::Options(m) => f.write_str(m),
-            BuildError::Io { file, error } => write!(f, "{file}: {error}"),
-            BuildError::Row {
-                file,
-                line,
-                column: Some(c),
-                message,
-            } => write!(f, "{file}:{line}: column {c:?}: {message}"),
-            BuildError::Row {
-                file,
-                line,
-                column: None,
-                message,
-            } => write!(f, "{file}:{line}: {message}"),
-            BuildError::TooManyFeatures { file, line } => write!(
-                f,
-                "{file}:{line}: more than {MAX_FEATURES} features; leave some out with --exclude"
-            ),
-            BuildError::Changed { file, message } => {
-                write!(f, "{file}: the input changed while it was read: {message}")
-            }
-            BuildError::NoRows { file } => write!(f, "{file}: no rows to make a baseline from"),
-            BuildError::Usage(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for BuildError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            BuildError::Io { error, .. } => Some(error),
-            _ => None,
-        }
-    }
-}
-
-/// A problem with one row, before the file and line are attached.
-struct RowError {
-    column: Option<String>,
-    message: String,
-}
-
-impl RowError {
-    fn new(message: impl Into<String>) -> Self {
-        RowError {
-            column: None,
-            message: message.into(),
-        }
-    }
-
-    fn at(column: &str, message: impl Into<String>) -> Self {
-        RowError {
-            column: Some(column.to_owned()),
-            message: message.into(),
-        }
-    }
-}
-
-/// One value of a row.
-#[derive(Debug, Clone, PartialEq)]
-enum Cell<'a> {
-    Missing,
-    Number(f64),
-    Text(std::borrow::Cow<'a, str>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Unknown,
-    Numeric,
-    Categorical,
-}
-
-/// Everything known about one column.
-#[derive(Debug)]
-struct Column {
-    name: String,
-    kind: Kind,
-    /// Line of the value that fixed the kind.
-    kind_line: u64,
-    count: u64,
-    moments: Moments,
-    quantiles: SignedQuantiles,
-    distinct: SmallDistinct,
-    categories: CategoryCounter,
-    /// Row serial of the last value, to catch a key given twice in a row.
-    stamp: u64,
-    // Chosen between the passes, counted in the second.
-    edges: Vec<f64>,
-    bin_counts: Vec<u64>,
-    top: Vec<String>,
-    top_index: HashMap<String, usize>,
-    top_counts: Vec<u64>,
-    second_count: u64,
-}
-
-impl Column {
-    fn new(name: &str) -> Self {
-        Column {
-            name: name.to_owned(),
-            kind: Kind::Unknown,
-            kind_line: 0,
-            count: 0,
-            moments: Moments::new(),
-            quantiles: SignedQuantiles::default(),
-            distinct: SmallDistinct::default(),
-            categories: CategoryCounter::default(),
-            stamp: u64::MAX,
-            edges: Vec::new(),
-            bin_counts: Vec::new(),
-            top: Vec::new(),
-            top_index: HashMap::new(),
-            top_counts: Vec::new(),
-            second_count: 0,
-        }
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.name.capacity()
-            + self.quantiles.heap_bytes()
-            + self.distinct.heap_bytes()
-            + self.categories.heap_bytes()
-            + (self.edges.capacity() + self.bin_counts.capacity() + self.top_counts.capacity()) * 8
-            + self
-                .top
-                .iter()
-                .map(|s| s.capacity() * 2 + 64)
-                .sum::<usize>()
-    }
-
-    /// Checks that `cell` fits the column's kind.
-    fn check(&self, cell: &Cell<'_>) -> Result<(), RowError> {
-        let what = match (self.kind, cell) {
-            (Kind::Numeric, Cell::Text(t)) => format!("text value {:?}", preview(t)),
-            (Kind::Categorical, Cell::Number(x)) => format!("number {x}"),
-            _ => return Ok(()),
-        };
-        let (kind, first) = match self.kind {
-            Kind::Numeric => ("numeric", "a number"),
-            _ => ("categorical", "text"),
-        };
-        Err(RowError::at(
-            &self.name,
-            format!(
-                "{what} in a {kind} column (its first value, at line {}, was {first})",
-                self.kind_line
-            ),
-        ))
-    }
-
-    fn choose_edges(&mut self, bins: usize) {
-        let (Some(min), Some(max)) = (self.moments.min(), self.moments.max()) else {
-            return;
-        };
-        let mut edges = Vec::with_capacity(bins + 1);
-        if let Some(values) = self.distinct.values().filter(|v| !v.is_empty()) {
-            if values.len() == 1 {
-                edges = vec![min, max];
-            } else {
-                edges.push(values[0]);
-                for w in values.windows(2) {
-                    edges.push(w[0] / 2.0 + w[1] / 2.0);
-                }
-                edges.push(values[values.len() - 1]);
-            }
-        } else {
-            edges.push(min);
-            for i in 1..bins {
-                if let Some(q) = self.quantiles.quantile(i as f64 / bins as f64) {
-                    edges.push(q.clamp(min, max));
-                }
-            }
-            edges.push(max);
-        }
-        if !(edges.len() == 2 && min == max) {
-            // Strictly increasing, from min to max.
-            edges.dedup_by(|b, a| *b <= *a);
-            if edges.last() != Some(&max) {
-                edges.pop();
-                edges.push(max);
-            }
-        }
-        self.bin_counts = vec![0; edges.len() + 1];
-        self.edges = edges;
-    }
-
-    fn choose_top(&mut self, top_k: usize) {
-        self.top = self
-            .categories
-            .top(top_k)
-            .into_iter()
-            .map(|(v, _)| v)
-            .collect();
-        self.top_index = self
-            .top
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v.clone(), i))
-            .collect();
-        self.top_counts = vec![0; self.top.len()];
-    }
-
-    fn result(&self, rows: u64) -> Option<FeatureBaseline> {
-        if self.count == 0 {
-            return None;
-        }
-        let n = self.count as f64;
-        let missing = rows - self.count;
-        let missing_rate = missing as f64 / rows as f64;
-        Some(match self.kind {
-            Kind::Numeric => {
-                let (min, max) = (self.moments.min()?, self.moments.max()?);
-                FeatureBaseline::Numeric(NumericBaseline {
-                    count: self.count,
-                    missing,
-                    missing_rate,
-                    mean: self.moments.mean()?.clamp(min, max),
-                    std: self.moments.stddev()?,
-                    min,
-                    max,
-                    edges: self.edges.clone(),
-                    proportions: self.bin_counts.iter().map(|&c| c as f64 / n).collect(),
-                })
-            }
-            Kind::Categorical => {
-                let top: u64 = self.top_counts.iter().sum();
-                FeatureBaseline::Categorical(CategoricalBaseline {
-                    count: self.count,
-                    missing,
-                    missing_rate,
-                    categories: self
-                        .top
-                        .iter()
-                        .zip(&self.top_counts)
-                        .map(|(v, &c)| (v.clone(), c as f64 / n))
-                        .collect(),
-                    other: (self.count - top) as f64 / n,
-                })
-            }
-            Kind::Unknown => return None,
-        })
-    }
-}
-
-fn preview(s: &str) -> String {
-    match s.char_indices().nth(40) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_owned(),
-    }
-}
-
-/// What a CSV field is used for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Skip,
-    Column(usize),
-}
-
-/// Shape of a JSON-lines file, fixed by its first non-blank line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum JsonShape {
-    Flat,
-    Events,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     First,
@@ -513,14 +189,17 @@ struct ProgressSink {
 /// let (baseline, report) = b.finish().unwrap();
 /// ```
 pub struct Builder {
+    /// Reads the rows, keeping what the second pass needs from the first.
+    reader: RowReader,
+    /// Takes the rows.
+    tally: Tally,
+}
+
+/// What the reader hands the rows to: the column summaries, the counts of
+/// each pass and the progress display.
+struct Tally {
     options: BuildOptions,
-    columns: Vec<Column>,
-    /// Feature name -> column.
-    by_name: HashMap<String, usize>,
-    /// The prediction's column (not in `by_name`).
-    prediction: Option<usize>,
-    excluded: HashSet<String>,
-    excludes_used: HashSet<String>,
+    columns: Columns,
     stage: Stage,
     rows: u64,
     skipped: u64,
@@ -528,22 +207,18 @@ pub struct Builder {
     other_events: u64,
     second_rows: u64,
     second_skipped: u64,
-    serial: u64,
-    category_bytes: usize,
-    csv_header: Vec<String>,
-    csv_roles: Vec<Role>,
-    json_shape: Option<JsonShape>,
     progress: Option<ProgressSink>,
-    peak_bytes: usize,
+    /// Largest heap size of the columns seen at a sample.
+    peak_columns_bytes: usize,
 }
 
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
-            .field("source", &self.options.source)
-            .field("stage", &self.stage)
-            .field("rows", &self.rows)
-            .field("columns", &self.columns.len())
+            .field("source", &self.tally.options.source)
+            .field("stage", &self.tally.stage)
+            .field("rows", &self.tally.rows)
+            .field("columns", &self.tally.columns.len())
             .finish_non_exhaustive()
     }
 }
@@ -563,27 +238,33 @@ impl Builder {
                 options.top_k
             )));
         }
+        let source = options.source.as_str();
+        let named = options.prediction_column.as_deref();
+        let reader = match options.format {
+            InputFormat::Csv => RowReader::csv(source, named),
+            InputFormat::Jsonl => RowReader::jsonl(source, named),
+        };
+        let columns = Columns::new(
+            options.bins,
+            options.top_k,
+            named.unwrap_or("prediction"),
+            &options.exclude,
+        );
         Ok(Builder {
-            excluded: options.exclude.iter().cloned().collect(),
-            options,
-            columns: Vec::new(),
-            by_name: HashMap::new(),
-            prediction: None,
-            excludes_used: HashSet::new(),
-            stage: Stage::First,
-            rows: 0,
-            skipped: 0,
-            first_skipped: None,
-            other_events: 0,
-            second_rows: 0,
-            second_skipped: 0,
-            serial: 0,
-            category_bytes: 0,
-            csv_header: Vec::new(),
-            csv_roles: Vec::new(),
-            json_shape: None,
-            progress: None,
-            peak_bytes: 0,
+            reader,
+            tally: Tally {
+                options,
+                columns,
+                stage: Stage::First,
+                rows: 0,
+                skipped: 0,
+                first_skipped: None,
+                other_events: 0,
+                second_rows: 0,
+                second_skipped: 0,
+                progress: None,
+                peak_columns_bytes: 0,
+            },
         })
     }
 
@@ -595,7 +276,7 @@ impl Builder {
         total_bytes: Option<u64>,
         f: impl FnMut(&Progress) + 'static,
     ) {
-        self.progress = Some(ProgressSink {
+        self.tally.progress = Some(ProgressSink {
             every,
             total: total_bytes,
             last: Instant::now(),
@@ -604,85 +285,63 @@ impl Builder {
     }
 
     /// Approximate heap bytes of the state kept between rows: the column
-    /// summaries and the name table. Does not grow with the number of rows.
+    /// summaries, the name table and the CSV header. Does not grow with the
+    /// number of rows.
     pub fn approx_bytes(&self) -> usize {
-        let names: usize = self
-            .by_name
-            .keys()
-            .map(|k| k.capacity() + std::mem::size_of::<String>() + 16)
-            .sum();
-        let header: usize = self.csv_header.iter().map(|h| h.capacity() + 24).sum();
-        self.columns.iter().map(Column::heap_bytes).sum::<usize>()
-            + self.columns.capacity() * std::mem::size_of::<Column>()
-            + names
-            + header
-            + self.csv_roles.capacity() * std::mem::size_of::<Role>()
+        self.tally.columns.heap_bytes() + self.reader.heap_bytes()
     }
 
     /// Largest [`Self::approx_bytes`] seen so far, sampled every 4096 rows
     /// and at the end of each pass.
     pub fn peak_bytes(&self) -> usize {
-        self.peak_bytes.max(self.approx_bytes())
+        // The reader's part is its header, the same at every sample.
+        (self.tally.peak_columns_bytes + self.reader.heap_bytes()).max(self.approx_bytes())
     }
 
     /// Rows accepted so far (first pass).
     pub fn rows(&self) -> u64 {
-        self.rows
+        self.tally.rows
     }
 
     /// Reads the input for the first time.
     pub fn first_pass(&mut self, input: impl Read) -> Result<(), BuildError> {
-        if self.stage != Stage::First {
+        if self.tally.stage != Stage::First {
             return Err(BuildError::Usage("first_pass must come first, and once"));
         }
         self.read(input)?;
-        self.peak_bytes = self.peak_bytes();
-        if self.rows == 0 {
+        if self.tally.rows == 0 {
             return Err(BuildError::NoRows {
-                file: self.options.source.clone(),
+                file: self.tally.options.source.clone(),
             });
         }
-        let (bins, top_k) = (self.options.bins, self.options.top_k);
-        for c in &mut self.columns {
-            match c.kind {
-                Kind::Numeric => c.choose_edges(bins),
-                Kind::Categorical => c.choose_top(top_k),
-                Kind::Unknown => {}
-            }
-            // The first-pass summaries are no longer needed.
-            c.quantiles = SignedQuantiles::default();
-            c.distinct = SmallDistinct::default();
-        }
-        self.stage = Stage::Second;
+        self.tally.columns.choose_bins();
+        self.tally.stage = Stage::Second;
         Ok(())
     }
 
     /// Reads the same input again to count the bins.
     pub fn second_pass(&mut self, input: impl Read) -> Result<(), BuildError> {
-        if self.stage != Stage::Second {
+        if self.tally.stage != Stage::Second {
             return Err(BuildError::Usage(
                 "second_pass must follow a successful first_pass, once",
             ));
         }
         self.read(input)?;
-        self.peak_bytes = self.peak_bytes();
+        let t = &self.tally;
         let changed = |message: String| BuildError::Changed {
-            file: self.options.source.clone(),
+            file: t.options.source.clone(),
             message,
         };
-        if (self.second_rows, self.second_skipped) != (self.rows, self.skipped) {
+        if (t.second_rows, t.second_skipped) != (t.rows, t.skipped) {
             return Err(changed(format!(
                 "{} rows ({} skipped) in the first pass, {} ({} skipped) in the second",
-                self.rows, self.skipped, self.second_rows, self.second_skipped
+                t.rows, t.skipped, t.second_rows, t.second_skipped
             )));
         }
-        if let Some(c) = self.columns.iter().find(|c| c.second_count != c.count) {
-            return Err(changed(format!(
-                "column {:?} had {} values in the first pass, {} in the second",
-                c.name, c.count, c.second_count
-            )));
+        if let Some(message) = t.columns.recount_mismatch() {
+            return Err(changed(message));
         }
-        self.stage = Stage::Done;
+        self.tally.stage = Stage::Done;
         Ok(())
     }
 
@@ -697,79 +356,54 @@ impl Builder {
 
     /// The baseline, stamped with `created_at` (seconds since the epoch).
     pub fn finish_at(self, created_at: f64) -> Result<(Baseline, BuildReport), BuildError> {
-        if self.stage != Stage::Done {
+        let t = self.tally;
+        if t.stage != Stage::Done {
             return Err(BuildError::Usage("finish needs both passes"));
         }
-        let mut report = BuildReport {
-            rows: self.rows,
-            skipped_rows: self.skipped,
-            first_skipped: self.first_skipped.clone(),
-            other_events: self.other_events,
-            ..BuildReport::default()
+        let results = t.columns.results(t.rows);
+        let report = BuildReport {
+            rows: t.rows,
+            skipped_rows: t.skipped,
+            first_skipped: t.first_skipped,
+            other_events: t.other_events,
+            empty_features: results.empty_features,
+            approximate_categories: results.approximate_categories,
+            unused_excludes: results.unused_excludes,
         };
-        let mut features = std::collections::BTreeMap::new();
-        let mut prediction = None;
-        for (i, c) in self.columns.iter().enumerate() {
-            let result = c.result(self.rows);
-            if c.kind == Kind::Categorical && !c.categories.is_exact() {
-                report.approximate_categories.push(c.name.clone());
-            }
-            if Some(i) == self.prediction {
-                prediction = result;
-            } else if let Some(r) = result {
-                features.insert(c.name.clone(), r);
-            } else {
-                report.empty_features.push(c.name.clone());
-            }
-        }
-        let mut unused: Vec<String> = self
-            .excluded
-            .difference(&self.excludes_used)
-            .cloned()
-            .collect();
-        unused.sort();
-        report.unused_excludes = unused;
         let baseline = Baseline {
             format: FORMAT_NAME.to_owned(),
             version: FORMAT_VERSION,
             created_at: format_rfc3339(created_at),
-            source: self.options.source.clone(),
-            rows: self.rows,
-            features,
-            prediction,
+            source: t.options.source,
+            rows: t.rows,
+            features: results.features,
+            prediction: results.prediction,
         };
         Ok((baseline, report))
     }
 
+    /// Reads the input once, in the current pass.
     fn read(&mut self, input: impl Read) -> Result<(), BuildError> {
-        let reader = BufReader::with_capacity(256 * 1024, input);
-        if let Some(p) = &mut self.progress {
+        let input = BufReader::with_capacity(256 * 1024, input);
+        if let Some(p) = &mut self.tally.progress {
             p.last = Instant::now();
         }
-        match self.options.format {
-            InputFormat::Csv => self.read_csv(reader),
-            InputFormat::Jsonl => self.read_jsonl(reader),
-        }
+        let first_pass = self.tally.stage == Stage::First;
+        self.reader.read(input, first_pass, &mut self.tally)?;
+        let t = &mut self.tally;
+        t.peak_columns_bytes = t.peak_columns_bytes.max(t.columns.heap_bytes());
+        Ok(())
+    }
+}
+
+impl Tally {
+    fn first_pass(&self) -> bool {
+        self.stage == Stage::First
     }
 
-    fn io_error(&self, error: io::Error) -> BuildError {
-        BuildError::Io {
-            file: self.options.source.clone(),
-            error,
-        }
-    }
-
-    fn row_error(&self, line: u64, e: RowError) -> BuildError {
-        BuildError::Row {
-            file: self.options.source.clone(),
-            line,
-            column: e.column,
-            message: e.message,
-        }
-    }
-
+    /// Samples the memory every 4096 rows and reports progress when due.
     fn tick(&mut self, bytes: u64) {
-        let pass = if self.stage == Stage::First { 1 } else { 2 };
+        let pass = if self.first_pass() { 1 } else { 2 };
         let rows = if pass == 1 {
             self.rows + self.skipped
         } else {
@@ -779,7 +413,7 @@ impl Builder {
             return;
         }
         if rows % 4096 == 0 {
-            self.peak_bytes = self.peak_bytes.max(self.approx_bytes());
+            self.peak_columns_bytes = self.peak_columns_bytes.max(self.columns.heap_bytes());
         }
         if let Some(p) = &mut self.progress
             && p.last.elapsed() >= p.every
@@ -796,7 +430,7 @@ impl Builder {
 
     /// Records the outcome of one row: accepted, skipped, or fatal.
     fn outcome(&mut self, line: u64, result: Result<(), RowError>) -> Result<(), BuildError> {
-        let first = self.stage == Stage::First;
+        let first = self.first_pass();
         match result {
             Ok(()) => {
                 if first {
@@ -810,574 +444,57 @@ impl Builder {
                 if first {
                     self.skipped += 1;
                     if self.first_skipped.is_none() {
-                        self.first_skipped = Some(self.row_error(line, e).to_string());
+                        let error = BuildError::row(&self.options.source, line, e);
+                        self.first_skipped = Some(error.to_string());
                     }
                 } else {
                     self.second_skipped += 1;
                 }
                 Ok(())
             }
-            Err(e) => Err(self.row_error(line, e)),
+            Err(e) => Err(BuildError::row(&self.options.source, line, e)),
         }
     }
+}
 
-    /// Column of feature `name`, created in the first pass when new.
-    /// `Ok(None)` for excluded names.
-    fn feature_column(&mut self, name: &str, line: u64) -> Result<Option<usize>, BuildError> {
-        if let Some(&i) = self.by_name.get(name) {
-            return Ok(Some(i));
-        }
-        if self.excluded.contains(name) {
-            if !self.excludes_used.contains(name) {
-                self.excludes_used.insert(name.to_owned());
-            }
-            return Ok(None);
-        }
-        if self.stage != Stage::First {
-            return Err(BuildError::Changed {
-                file: self.options.source.clone(),
-                message: format!("line {line}: feature {name:?} was not there in the first pass"),
-            });
-        }
-        if self.by_name.len() >= MAX_FEATURES {
-            return Err(BuildError::TooManyFeatures {
-                file: self.options.source.clone(),
-                line,
-            });
-        }
-        let i = self.columns.len();
-        self.columns.push(Column::new(name));
-        self.by_name.insert(name.to_owned(), i);
-        Ok(Some(i))
+impl RowSink for Tally {
+    fn feature(&mut self, name: &str, line: u64) -> Result<Option<usize>, BuildError> {
+        let file = || self.options.source.clone();
+        self.columns
+            .feature(name, self.stage == Stage::First)
+            .map_err(|e| match e {
+                NoColumn::NotInFirstPass => BuildError::Changed {
+                    file: file(),
+                    message: format!(
+                        "line {line}: feature {name:?} was not there in the first pass"
+                    ),
+                },
+                NoColumn::TooMany => BuildError::TooManyFeatures { file: file(), line },
+            })
     }
 
-    /// The prediction's column, created when first needed.
-    fn prediction_column(&mut self) -> Option<usize> {
-        let name = self.options.prediction_name().to_owned();
-        if self.excluded.contains(&name) {
-            self.excludes_used.insert(name);
-            return None;
-        }
-        if self.prediction.is_none() && self.stage == Stage::First {
-            self.prediction = Some(self.columns.len());
-            self.columns.push(Column::new(&name));
-        }
-        self.prediction
+    fn prediction(&mut self) -> Option<usize> {
+        let first = self.first_pass();
+        self.columns.prediction(first)
     }
 
-    /// Validates then records one row of `(column, value)` pairs.
-    fn record(&mut self, line: u64, cells: &[(usize, Cell<'_>)]) -> Result<(), RowError> {
-        self.serial += 1;
-        for (c, cell) in cells {
-            let col = &self.columns[*c];
-            if col.stamp == self.serial {
-                return Err(RowError::at(&col.name, "given twice in the same row"));
-            }
-            self.columns[*c].stamp = self.serial;
-            self.columns[*c].check(cell)?;
-        }
-        let first = self.stage == Stage::First;
-        for (c, cell) in cells {
-            if first {
-                self.add_first(*c, cell, line);
-            } else {
-                add_second(&mut self.columns[*c], cell);
-            }
-        }
-        Ok(())
-    }
-
-    fn add_first(&mut self, c: usize, cell: &Cell<'_>, line: u64) {
-        let bins = self.options.bins;
-        let min_table = 4 * self.options.top_k;
-        let budget_left = self.category_bytes < CATEGORY_BUDGET_BYTES;
-        let col = &mut self.columns[c];
-        match cell {
-            Cell::Missing => {}
-            Cell::Number(x) => {
-                if col.kind == Kind::Unknown {
-                    col.kind = Kind::Numeric;
-                    col.kind_line = line;
-                }
-                col.count += 1;
-                col.moments.insert(*x);
-                col.quantiles.insert(*x);
-                col.distinct.insert(*x, bins);
-            }
-            Cell::Text(t) => {
-                if col.kind == Kind::Unknown {
-                    col.kind = Kind::Categorical;
-                    col.kind_line = line;
-                }
-                col.count += 1;
-                let len = col.categories.len();
-                let may_grow = len < CATEGORY_CAP && (budget_left || len < min_table);
-                let before = col.categories.heap_bytes();
-                col.categories.insert(t, may_grow, MAX_CATEGORY_LEN);
-                let after = col.categories.heap_bytes();
-                self.category_bytes = (self.category_bytes + after).saturating_sub(before);
-            }
-        }
-    }
-
-    fn read_csv(&mut self, input: impl BufRead) -> Result<(), BuildError> {
-        let mut csv = CsvReader::new(input);
-        let csv_fail = |b: &Self, e: CsvError| match e {
-            CsvError::Io(e) => b.io_error(e),
-            CsvError::Syntax { line, message } => b.row_error(line, RowError::new(message)),
-        };
-        match csv.read_record() {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(BuildError::NoRows {
-                    file: self.options.source.clone(),
-                });
-            }
-            Err(e) => return Err(csv_fail(self, e)),
-        }
-        self.csv_header_row(&csv)?;
-        let header_len = self.csv_roles.len();
-        loop {
-            match csv.read_record() {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => return Err(csv_fail(self, e)),
-            }
-            let line = csv.line();
-            let result = if csv.len() != header_len {
-                Err(RowError::new(format!(
-                    "row has {} fields, header has {header_len}",
-                    csv.len()
-                )))
-            } else {
-                self.csv_row(&csv, line)
-            };
-            self.outcome(line, result)?;
-            self.tick(csv.bytes_read());
-        }
-        Ok(())
-    }
-
-    fn csv_row<R: BufRead>(&mut self, csv: &CsvReader<R>, line: u64) -> Result<(), RowError> {
-        let mut cells = Vec::with_capacity(csv.len());
-        for (i, field) in csv.fields().enumerate() {
-            if let Role::Column(c) = self.csv_roles[i] {
-                match csv_cell(field) {
-                    Ok(Cell::Missing) => {}
-                    Ok(cell) => cells.push((c, cell)),
-                    Err(m) => return Err(RowError::at(&self.columns[c].name, m)),
-                }
-            }
-        }
-        self.record(line, &cells)
-    }
-
-    fn csv_header_row<R: BufRead>(&mut self, csv: &CsvReader<R>) -> Result<(), BuildError> {
-        let line = csv.line();
-        let mut names = Vec::with_capacity(csv.len());
-        let mut seen = HashSet::new();
-        for (i, field) in csv.fields().enumerate() {
-            let name = std::str::from_utf8(field).map_err(|_| {
-                self.row_error(
-                    line,
-                    RowError::new(format!("header: column {} is not UTF-8", i + 1)),
-                )
-            })?;
-            if name.is_empty() {
-                return Err(self.row_error(
-                    line,
-                    RowError::new(format!("header: column {} has no name", i + 1)),
-                ));
-            }
-            if !seen.insert(name) {
-                return Err(self.row_error(
-                    line,
-                    RowError::at(name, "header: the name is used by two columns"),
-                ));
-            }
-            names.push(name.to_owned());
-        }
-        if self.stage == Stage::Second {
-            if names != self.csv_header {
-                return Err(BuildError::Changed {
-                    file: self.options.source.clone(),
-                    message: "the header is different".to_owned(),
-                });
-            }
-            return Ok(());
-        }
-        if let Some(p) = &self.options.prediction_column
-            && !names.contains(p)
-        {
-            return Err(BuildError::Options(format!(
-                "--prediction-column {p:?}: {} has no such column (it has {})",
-                self.options.source,
-                names.join(", ")
-            )));
-        }
-        let prediction = self.options.prediction_name().to_owned();
-        let mut roles = Vec::with_capacity(names.len());
-        for name in &names {
-            let role = if *name == prediction {
-                self.prediction_column().map_or(Role::Skip, Role::Column)
-            } else {
-                self.feature_column(name, line)?
-                    .map_or(Role::Skip, Role::Column)
-            };
-            roles.push(role);
-        }
-        self.csv_roles = roles;
-        self.csv_header = names;
-        Ok(())
-    }
-
-    fn read_jsonl(&mut self, mut input: impl BufRead) -> Result<(), BuildError> {
-        let mut buf = Vec::new();
-        let mut line_no = 0u64;
-        let mut bytes = 0u64;
-        loop {
-            let (n, too_long) =
-                read_line(&mut input, &mut buf, MAX_ROW_BYTES).map_err(|e| self.io_error(e))?;
-            if n == 0 {
-                break;
-            }
-            bytes += n as u64;
-            line_no += 1;
-            if !too_long && is_blank(&buf) {
-                continue;
-            }
-            let result = if too_long {
-                Some(Err(RowError::new(format!(
-                    "line is longer than {MAX_ROW_BYTES} bytes"
-                ))))
-            } else {
-                self.json_line(&buf, line_no)?
-            };
-            if let Some(result) = result {
-                self.outcome(line_no, result)?;
-                self.tick(bytes);
-            }
-        }
-        Ok(())
-    }
-
-    /// One non-blank JSON line. `Ok(None)` when it is not a row (an event of
-    /// another type); `Ok(Some(Err))` for a bad row.
-    fn json_line(
+    fn row(
         &mut self,
-        line: &[u8],
-        line_no: u64,
-    ) -> Result<Option<Result<(), RowError>>, BuildError> {
-        let shape = match self.json_shape {
-            Some(s) => s,
-            None => {
-                let s = detect_shape(line);
-                self.json_shape = Some(s);
-                s
-            }
-        };
-        match shape {
-            JsonShape::Flat => {
-                let row: FlatRow<'_> = match serde_json::from_slice(line) {
-                    Ok(r) => r,
-                    Err(e) => return Ok(Some(Err(json_error(&e)))),
-                };
-                let prediction = self.options.prediction_name().to_owned();
-                let mut cells = Vec::with_capacity(row.0.len());
-                for (key, value) in row.0 {
-                    let cell = match value {
-                        FlatValue::Missing => continue,
-                        FlatValue::Number(x) => Cell::Number(x),
-                        FlatValue::Text(t) => Cell::Text(t),
-                        FlatValue::Nested(kind) => {
-                            return Ok(Some(Err(RowError::at(
-                                &key,
-                                format!(
-                                    "{kind} is not a feature value (a number, string, bool or null); \
-                                     an events file must start with an event"
-                                ),
-                            ))));
-                        }
-                    };
-                    let column = if key == prediction {
-                        self.prediction_column()
-                    } else {
-                        self.feature_column(&key, line_no)?
-                    };
-                    if let Some(c) = column {
-                        cells.push((c, cell));
-                    }
-                }
-                Ok(Some(self.record(line_no, &cells)))
-            }
-            JsonShape::Events => {
-                let event = match parse_event(line) {
-                    Ok(e) => e,
-                    Err(r) => {
-                        return Ok(Some(Err(RowError::new(format!(
-                            "event rejected ({}): {}",
-                            r.reason.as_str(),
-                            r.detail
-                        )))));
-                    }
-                };
-                let Body::Inference(inference) = event.body else {
-                    if self.stage == Stage::First {
-                        self.other_events += 1;
-                    }
-                    return Ok(None);
-                };
-                let mut cells = Vec::with_capacity(inference.features.len() + 1);
-                for (name, value) in &inference.features {
-                    let cell = match value {
-                        FeatureValue::Missing => continue,
-                        FeatureValue::Number(x) => Cell::Number(*x),
-                        FeatureValue::Bool(b) => Cell::Number(f64::from(u8::from(*b))),
-                        FeatureValue::Category(s) => Cell::Text(s.as_str().into()),
-                    };
-                    if !cell_is_finite(&cell) {
-                        return Ok(Some(Err(RowError::at(name, "not a finite number"))));
-                    }
-                    if let Some(c) = self.feature_column(name, line_no)? {
-                        cells.push((c, cell));
-                    }
-                }
-                if let Some(p) = &inference.prediction {
-                    let cell = match p {
-                        Outcome::Number(x) => Cell::Number(*x),
-                        Outcome::Class(s) => Cell::Text(s.as_str().into()),
-                    };
-                    if !cell_is_finite(&cell) {
-                        return Ok(Some(Err(RowError::at("prediction", "not a finite number"))));
-                    }
-                    if let Some(c) = self.prediction_column() {
-                        cells.push((c, cell));
-                    }
-                }
-                Ok(Some(self.record(line_no, &cells)))
-            }
+        line: u64,
+        bytes: u64,
+        row: Result<&[(usize, Cell<'_>)], RowError>,
+    ) -> Result<(), BuildError> {
+        let first = self.first_pass();
+        let result = row.and_then(|cells| self.columns.record(line, cells, first));
+        self.outcome(line, result)?;
+        self.tick(bytes);
+        Ok(())
+    }
+
+    fn other_event(&mut self) {
+        if self.first_pass() {
+            self.other_events += 1;
         }
-    }
-}
-
-fn cell_is_finite(cell: &Cell<'_>) -> bool {
-    !matches!(cell, Cell::Number(x) if !x.is_finite())
-}
-
-fn add_second(col: &mut Column, cell: &Cell<'_>) {
-    match (col.kind, cell) {
-        (Kind::Numeric, Cell::Number(x)) => {
-            if let Some(i) = bin_index(&col.edges, *x) {
-                col.bin_counts[i] += 1;
-            }
-            col.second_count += 1;
-        }
-        (Kind::Categorical, Cell::Text(t)) => {
-            if let Some(&i) = col.top_index.get(t.as_ref()) {
-                col.top_counts[i] += 1;
-            }
-            col.second_count += 1;
-        }
-        // A value for a column that had none in the first pass: counted so
-        // that the comparison of counts reports the change.
-        _ => col.second_count += 1,
-    }
-}
-
-/// Interprets one CSV field: empty or `NaN` is missing, `true`/`false` (any
-/// case) are 1 and 0, a finite number is a number, anything else is text.
-fn csv_cell(field: &[u8]) -> Result<Cell<'_>, String> {
-    if field.is_empty() {
-        return Ok(Cell::Missing);
-    }
-    let text = std::str::from_utf8(field)
-        .map_err(|e| format!("not UTF-8 (at byte {})", e.valid_up_to()))?;
-    let trimmed = text.trim();
-    if trimmed.eq_ignore_ascii_case("true") {
-        return Ok(Cell::Number(1.0));
-    }
-    if trimmed.eq_ignore_ascii_case("false") {
-        return Ok(Cell::Number(0.0));
-    }
-    if trimmed.eq_ignore_ascii_case("nan") {
-        return Ok(Cell::Missing);
-    }
-    match trimmed.parse::<f64>() {
-        Ok(x) if x.is_finite() => Ok(Cell::Number(x)),
-        Ok(_) => Err(format!("{trimmed:?} is not a finite number")),
-        Err(_) => Ok(Cell::Text(text.into())),
-    }
-}
-
-/// Reads one line (without its `\n`) into `buf`, keeping at most `max`
-/// bytes. Returns the bytes consumed (0 at the end) and whether the line
-/// was longer than `max`.
-fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<(usize, bool)> {
-    buf.clear();
-    let mut consumed = 0;
-    let mut too_long = false;
-    loop {
-        let chunk = match input.fill_buf() {
-            Ok(c) => c,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if chunk.is_empty() {
-            break;
-        }
-        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (chunk.len(), false),
-        };
-        let content = &chunk[..if done { take - 1 } else { take }];
-        if buf.len() + content.len() > max {
-            too_long = true;
-        } else if !too_long {
-            buf.extend_from_slice(content);
-        }
-        input.consume(take);
-        consumed += take;
-        if done {
-            break;
-        }
-    }
-    if too_long {
-        buf.clear();
-    } else if buf.last() == Some(&b'\r') {
-        buf.pop();
-    }
-    Ok((consumed, too_long))
-}
-
-/// Events files start with an object that has a `features` object or a
-/// `type` naming an event type; anything else is a flat row.
-fn detect_shape(line: &[u8]) -> JsonShape {
-    #[derive(Deserialize)]
-    struct Probe {
-        #[serde(default)]
-        features: Option<serde_json::Value>,
-        #[serde(rename = "type", default)]
-        kind: Option<serde_json::Value>,
-    }
-    match serde_json::from_slice::<Probe>(line) {
-        Ok(p) => {
-            let features = matches!(p.features, Some(serde_json::Value::Object(_)));
-            let typed = matches!(
-                p.kind.as_ref().and_then(|k| k.as_str()),
-                Some("inference" | "feedback" | "model" | "log")
-            );
-            if features || typed {
-                JsonShape::Events
-            } else {
-                JsonShape::Flat
-            }
-        }
-        Err(_) => JsonShape::Flat,
-    }
-}
-
-fn json_error(e: &serde_json::Error) -> RowError {
-    let msg = e.to_string();
-    let msg = match msg.rfind(" at line ") {
-        Some(i) => &msg[..i],
-        None => &msg,
-    };
-    match e.column() {
-        0 => RowError::new(format!("invalid JSON: {msg}")),
-        c => RowError::new(format!("invalid JSON: {msg} (at character {c})")),
-    }
-}
-
-/// A flat JSON row: keys and scalar values, borrowed where possible.
-struct FlatRow<'a>(Vec<(std::borrow::Cow<'a, str>, FlatValue<'a>)>);
-
-enum FlatValue<'a> {
-    Missing,
-    Number(f64),
-    Text(std::borrow::Cow<'a, str>),
-    Nested(&'static str),
-}
-
-struct Key<'a>(std::borrow::Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(v.into()))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(v.to_owned().into()))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for FlatValue<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = FlatValue<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number, string, bool or null")
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<FlatValue<'de>, E> {
-                Ok(FlatValue::Number(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FlatValue<'de>, E> {
-                Ok(FlatValue::Number(v as f64))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FlatValue<'de>, E> {
-                Ok(FlatValue::Number(v as f64))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<FlatValue<'de>, E> {
-                Ok(FlatValue::Number(f64::from(u8::from(v))))
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<FlatValue<'de>, E> {
-                Ok(FlatValue::Text(v.into()))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<FlatValue<'de>, E> {
-                Ok(FlatValue::Text(v.to_owned().into()))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<FlatValue<'de>, E> {
-                Ok(FlatValue::Missing)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FlatValue<'de>, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(FlatValue::Nested("an array"))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FlatValue<'de>, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(FlatValue::Nested("an object"))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for FlatRow<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = FlatRow<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object (one row)")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FlatRow<'de>, A::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = map.next_entry::<Key<'de>, FlatValue<'de>>()? {
-                    out.push((k.0, v));
-                }
-                Ok(FlatRow(out))
-            }
-        }
-        d.deserialize_map(V)
     }
 }
 
@@ -1418,7 +535,9 @@ pub fn build_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::baseline::format::FeatureBaseline as F;
+    use crate::baseline::format::{CategoricalBaseline, FeatureBaseline as F, NumericBaseline};
+    use crate::baseline::rows::MAX_ROW_BYTES;
+    use crate::baseline::summary::{CATEGORY_CAP, MAX_FEATURES};
 
     fn options(format: InputFormat) -> BuildOptions {
         let source = match format {

@@ -17,11 +17,13 @@ use std::io::{self, BufRead};
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 4 * 1024 * 1024;
 
 /// What stops the reader.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum CsvError {
     /// Reading the input failed.
+    #[error("{0}")]
     Io(io::Error),
     /// The input is not well-formed CSV.
+    #[error("line {line}: {message}")]
     Syntax {
         /// 1-based line where the problem is.
         line: u64,
@@ -29,17 +31,6 @@ pub enum CsvError {
         message: String,
     },
 }
-
-impl std::fmt::Display for CsvError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CsvError::Io(e) => write!(f, "{e}"),
-            CsvError::Syntax { line, message } => write!(f, "line {line}: {message}"),
-        }
-    }
-}
-
-impl std::error::Error for CsvError {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

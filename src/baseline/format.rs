@@ -51,7 +51,6 @@
 //! the JSON path of the offending value.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 
 use serde::Serialize;
@@ -205,16 +204,19 @@ impl FeatureBaseline {
 }
 
 /// Why a baseline file could not be loaded (or written).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum BaselineError {
     /// The file could not be read or written.
+    #[error("{file}: {error}")]
     Io {
         /// The file.
         file: String,
         /// What went wrong.
+        #[source]
         error: std::io::Error,
     },
     /// The file is larger than [`MAX_FILE_BYTES`].
+    #[error("{file}: {bytes} bytes is larger than the {MAX_FILE_BYTES} a baseline may have")]
     TooLarge {
         /// The file.
         file: String,
@@ -222,6 +224,7 @@ pub enum BaselineError {
         bytes: u64,
     },
     /// The file is not JSON.
+    #[error("{file}:{line}:{column}: invalid JSON: {message}")]
     Syntax {
         /// The file.
         file: String,
@@ -233,6 +236,7 @@ pub enum BaselineError {
         message: String,
     },
     /// The JSON does not describe a valid baseline.
+    #[error("{file}: {path}: {message}")]
     Invalid {
         /// The file.
         file: String,
@@ -244,51 +248,14 @@ pub enum BaselineError {
     },
 }
 
-impl fmt::Display for BaselineError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BaselineError::Io { file, error } => write!(f, "{file}: {error}"),
-            BaselineError::TooLarge { file, bytes } => write!(
-                f,
-                "{file}: {bytes} bytes is larger than the {MAX_FILE_BYTES} a baseline may have"
-            ),
-            BaselineError::Syntax {
-                file,
-                line,
-                column,
-                message,
-            } => write!(f, "{file}:{line}:{column}: invalid JSON: {message}"),
-            BaselineError::Invalid {
-                file,
-                path,
-                message,
-            } => write!(f, "{file}: {path}: {message}"),
-        }
-    }
-}
-
-impl std::error::Error for BaselineError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            BaselineError::Io { error, .. } => Some(error),
-            _ => None,
-        }
-    }
-}
-
 /// A validation failure: JSON path and message, before the file is known.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{path}: {message}")]
 pub struct Invalid {
     /// JSON path of the offending value.
     pub path: String,
     /// What is wrong with it.
     pub message: String,
-}
-
-impl fmt::Display for Invalid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
 }
 
 fn invalid(path: &str, message: impl Into<String>) -> Invalid {

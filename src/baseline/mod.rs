@@ -4,6 +4,8 @@
 //!
 //! * [`format`](mod@format): the file format, its validation, loading and writing.
 //! * [`build`]: the two-pass streaming builder over CSV and JSON lines.
+//! * [`rows`]: its input readers, CSV and JSON lines.
+//! * [`summary`]: its column summaries, and the bins chosen from them.
 //! * [`csv`]: the CSV reader it uses.
 //! * [`stats`]: the bounded per-column summaries of the first pass.
 //!
@@ -11,8 +13,11 @@
 
 pub mod build;
 pub mod csv;
+mod error;
 pub mod format;
+pub mod rows;
 pub mod stats;
+pub mod summary;
 
 pub use build::{BuildError, BuildOptions, BuildReport, Builder, InputFormat};
 pub use format::{Baseline, BaselineError, CategoricalBaseline, FeatureBaseline, NumericBaseline};

@@ -9,8 +9,6 @@
 //! (`*name`) are rejected, and only one document is allowed. Anchors and
 //! tags are accepted and ignored.
 
-use std::fmt;
-
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -86,8 +84,9 @@ impl Node {
     }
 }
 
-/// A YAML-level error (syntax, duplicate key, alias).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A YAML-level error (syntax, duplicate key, alias): `line:column: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{line}:{column}: {message}")]
 pub struct YamlError {
     /// 1-based line.
     pub line: usize,
@@ -96,14 +95,6 @@ pub struct YamlError {
     /// What is wrong.
     pub message: String,
 }
-
-impl fmt::Display for YamlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.line, self.column, self.message)
-    }
-}
-
-impl std::error::Error for YamlError {}
 
 /// The outcome of [`parse`].
 #[derive(Debug, Clone, PartialEq)]

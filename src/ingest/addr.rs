@@ -41,23 +41,53 @@ impl ListenAddr {
     }
 }
 
-impl std::str::FromStr for ListenAddr {
-    type Err = String;
+/// Why a `--events.listen` value is not a listener address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseAddrError {
+    /// No `SCHEME://`.
+    #[error(
+        "{0:?} is not a listener URL (expected unix://, unixgram://, tcp://, udp:// or file://)"
+    )]
+    NotUrl(String),
+    /// Nothing after `SCHEME://`.
+    #[error("{0:?} names no path or address")]
+    Empty(String),
+    /// A `tcp://` or `udp://` address that is not `HOST:PORT`.
+    #[error("{url:?}: expected HOST:PORT after {scheme}://")]
+    HostPort {
+        /// The value as given.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// A scheme other than the five known.
+    #[error("{url:?}: unknown scheme {scheme:?} (expected unix, unixgram, tcp, udp or file)")]
+    UnknownScheme {
+        /// The value as given.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+    },
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (scheme, rest) = s.split_once("://").ok_or_else(|| {
-            format!("{s:?} is not a listener URL (expected unix://, unixgram://, tcp://, udp:// or file://)")
-        })?;
+impl std::str::FromStr for ListenAddr {
+    type Err = ParseAddrError;
+
+    fn from_str(s: &str) -> Result<Self, ParseAddrError> {
+        let (scheme, rest) = s
+            .split_once("://")
+            .ok_or_else(|| ParseAddrError::NotUrl(s.to_owned()))?;
         if rest.is_empty() {
-            return Err(format!("{s:?} names no path or address"));
+            return Err(ParseAddrError::Empty(s.to_owned()));
         }
-        let host_port = |rest: &str| -> Result<String, String> {
-            match rest.rsplit_once(':') {
-                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
-                    Ok(rest.to_owned())
-                }
-                _ => Err(format!("{s:?}: expected HOST:PORT after {scheme}://")),
+        let host_port = |rest: &str| match rest.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Ok(rest.to_owned())
             }
+            _ => Err(ParseAddrError::HostPort {
+                url: s.to_owned(),
+                scheme: scheme.to_owned(),
+            }),
         };
         match scheme {
             "unix" => Ok(ListenAddr::Unix(PathBuf::from(rest))),
@@ -65,9 +95,10 @@ impl std::str::FromStr for ListenAddr {
             "tcp" => host_port(rest).map(ListenAddr::Tcp),
             "udp" => host_port(rest).map(ListenAddr::Udp),
             "file" => Ok(ListenAddr::File(PathBuf::from(rest))),
-            other => Err(format!(
-                "{s:?}: unknown scheme {other:?} (expected unix, unixgram, tcp, udp or file)"
-            )),
+            other => Err(ParseAddrError::UnknownScheme {
+                url: s.to_owned(),
+                scheme: other.to_owned(),
+            }),
         }
     }
 }
@@ -122,7 +153,7 @@ mod tests {
             ("http://x:1", "unknown scheme"),
         ];
         for (s, frag) in bad {
-            let e = s.parse::<ListenAddr>().unwrap_err();
+            let e = s.parse::<ListenAddr>().unwrap_err().to_string();
             assert!(e.contains(frag), "{s}: {e}");
         }
     }

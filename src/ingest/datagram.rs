@@ -18,7 +18,8 @@ use std::io;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::listen::{BATCH_EVENTS, IngestContext, hand_over, take_line};
+use super::batch::{BATCH_EVENTS, hand_over, take_line};
+use super::context::IngestContext;
 use super::parse::{Reject, RejectReason};
 use crate::aggregate::Batch;
 

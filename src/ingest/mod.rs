@@ -4,8 +4,15 @@
 //! [`framing::LineFramer`], parses each line with [`parse::parse_event`], and
 //! hands the events of one read to the aggregator as a single batch.
 //! Rejected lines are counted by reason and logged at a bounded rate.
+//!
+//! [`listen`] binds a listener and hands it to its transport: `stream`
+//! (`unix://`, `tcp://`), `datagram` (`unixgram://`, `udp://`) or [`tail`]
+//! (`file://`). The transports share only the listener's context
+//! ([`IngestContext`]) and the batch helpers of `batch`, never each other.
 
 pub mod addr;
+mod batch;
+mod context;
 pub(crate) mod datagram;
 pub mod event;
 pub mod framing;
@@ -14,8 +21,10 @@ pub mod name;
 pub mod parse;
 pub mod rejects;
 pub mod socket_file;
+mod stream;
 pub mod tail;
 pub mod timestamp;
 
 pub use addr::ListenAddr;
-pub use listen::{BindError, IngestContext, IngestOptions, Listener};
+pub use context::{IngestContext, IngestOptions};
+pub use listen::{BindError, Listener};

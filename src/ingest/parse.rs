@@ -72,7 +72,8 @@ impl RejectReason {
 }
 
 /// A rejected line: the reason and a human-readable detail.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}: {detail}", reason.as_str())]
 pub struct Reject {
     /// The counted reason.
     pub reason: RejectReason,
@@ -87,12 +88,6 @@ impl Reject {
             reason,
             detail: detail.into(),
         }
-    }
-}
-
-impl fmt::Display for Reject {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.reason.as_str(), self.detail)
     }
 }
 

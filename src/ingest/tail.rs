@@ -22,8 +22,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::batch::{BATCH_EVENTS, hand_over, take_frame};
+use super::context::IngestContext;
 use super::framing::{Frame, LineFramer};
-use super::listen::{BATCH_EVENTS, IngestContext, hand_over, take_frame};
 use crate::aggregate::Batch;
 
 /// How often the file is checked for new data, rotation and truncation.

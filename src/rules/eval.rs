@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::aggregate::signals::Reading;
 use crate::config::{Config, Rule};
-use crate::rules::expr::Signal;
+use crate::rules::signal::Signal;
 
 /// Where the evaluator reads signals from.
 pub trait SignalSource {

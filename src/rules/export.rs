@@ -19,14 +19,12 @@
 //! into YAML text.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::config::{Config, Matchers, Rule, format_duration};
-use crate::rules::expr::Signal;
-use crate::rules::expr::{DriftMethod, DriftTarget, FeatureSel};
+use crate::rules::signal::{DriftMethod, DriftTarget, FeatureSel, Signal};
 
 /// The output format of `model-exporter rules export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -61,32 +59,26 @@ pub struct ExportOptions {
 }
 
 /// Why an export failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// The rules could not be serialised as YAML.
-    Yaml(serde_yaml::Error),
+    #[error("cannot serialise the rules as YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
 }
 
-impl fmt::Display for ExportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExportError::Yaml(e) => write!(f, "cannot serialise the rules as YAML: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ExportError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ExportError::Yaml(e) => Some(e),
-        }
-    }
-}
-
-impl From<serde_yaml::Error> for ExportError {
-    fn from(e: serde_yaml::Error) -> Self {
-        ExportError::Yaml(e)
-    }
+/// A name Kubernetes would not accept for an object or a namespace.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{name:?} is not a valid Kubernetes name: at most {max} lower-case letters, digits{}, starting and ending with a letter or digit",
+    if *.dots { ", '-' and '.'" } else { " and '-'" }
+)]
+pub struct NameError {
+    /// The name as given.
+    pub name: String,
+    /// Its longest allowed length.
+    pub max: usize,
+    /// Whether `.` is allowed (object names) or not (namespaces).
+    pub dots: bool,
 }
 
 /// A Prometheus rules file.
@@ -211,8 +203,8 @@ pub fn render(config: &Config, options: &ExportOptions) -> Result<String, Export
 /// letter or digit).
 ///
 /// # Errors
-/// A message saying what is wrong.
-pub fn check_object_name(name: &str) -> Result<String, String> {
+/// A [`NameError`] saying what is allowed.
+pub fn check_object_name(name: &str) -> Result<String, NameError> {
     check_dns(name, 253, true)
 }
 
@@ -220,12 +212,12 @@ pub fn check_object_name(name: &str) -> Result<String, String> {
 /// letters, digits and `-`, starting and ending with a letter or digit).
 ///
 /// # Errors
-/// A message saying what is wrong.
-pub fn check_namespace(name: &str) -> Result<String, String> {
+/// A [`NameError`] saying what is allowed.
+pub fn check_namespace(name: &str) -> Result<String, NameError> {
     check_dns(name, 63, false)
 }
 
-fn check_dns(name: &str, max: usize, dots: bool) -> Result<String, String> {
+fn check_dns(name: &str, max: usize, dots: bool) -> Result<String, NameError> {
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
     let valid = !name.is_empty()
         && name.len() <= max
@@ -237,10 +229,11 @@ fn check_dns(name: &str, max: usize, dots: bool) -> Result<String, String> {
     if valid {
         Ok(name.to_owned())
     } else {
-        Err(format!(
-            "{name:?} is not a valid Kubernetes name: at most {max} lower-case letters, digits{}, starting and ending with a letter or digit",
-            if dots { ", '-' and '.'" } else { " and '-'" }
-        ))
+        Err(NameError {
+            name: name.to_owned(),
+            max,
+            dots,
+        })
     }
 }
 

@@ -29,7 +29,15 @@
 
 use std::fmt;
 
+use super::signal::{BARE_SIGNALS, Function, NameDisplay, is_name_start, signal_names};
 use super::suggest::did_you_mean;
+
+// Re-exported so that `rules::expr::Signal` and the rest of the vocabulary
+// keep resolving until their users import them from `rules::signal`.
+pub use super::signal::{
+    DriftMethod, DriftTarget, FeatureSel, FeatureStat, FeedbackMetric, LogLevel, Resource, Signal,
+    ValueKind,
+};
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,418 +89,6 @@ impl fmt::Display for CmpOp {
     }
 }
 
-/// Which features a per-feature signal looks at.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum FeatureSel {
-    /// `feature.*`: every feature the model has sent; one evaluation each.
-    All,
-    /// `feature.NAME`: one feature.
-    Named(String),
-}
-
-/// A statistic over one feature's values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FeatureStat {
-    /// `mean(feature.X)`
-    Mean,
-    /// `stddev(feature.X)`
-    Stddev,
-    /// `zscore(feature.X)`: window mean against the reference, in reference std.
-    Zscore,
-    /// `missing_rate(feature.X)`: fraction of events where it is null/absent.
-    MissingRate,
-    /// `invalid_rate(feature.X)`: fraction with wrong type, out of range or
-    /// an unseen category.
-    InvalidRate,
-}
-
-impl FeatureStat {
-    /// The function name in the expression language.
-    pub fn function(self) -> &'static str {
-        match self {
-            FeatureStat::Mean => "mean",
-            FeatureStat::Stddev => "stddev",
-            FeatureStat::Zscore => "zscore",
-            FeatureStat::MissingRate => "missing_rate",
-            FeatureStat::InvalidRate => "invalid_rate",
-        }
-    }
-}
-
-/// A drift measure against the reference distribution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DriftMethod {
-    /// Population stability index.
-    Psi,
-    /// Kolmogorov–Smirnov statistic.
-    Ks,
-    /// Jensen–Shannon divergence.
-    Js,
-    /// Wasserstein (earth mover's) distance.
-    Wasserstein,
-    /// p-value of a chi-squared test (categorical values).
-    Chi2Pvalue,
-}
-
-impl DriftMethod {
-    /// Every method, in documentation order.
-    pub const ALL: [DriftMethod; 5] = [
-        DriftMethod::Psi,
-        DriftMethod::Ks,
-        DriftMethod::Js,
-        DriftMethod::Wasserstein,
-        DriftMethod::Chi2Pvalue,
-    ];
-
-    /// The function name in the expression language (also the metric label).
-    pub fn function(self) -> &'static str {
-        match self {
-            DriftMethod::Psi => "psi",
-            DriftMethod::Ks => "ks",
-            DriftMethod::Js => "js",
-            DriftMethod::Wasserstein => "wasserstein",
-            DriftMethod::Chi2Pvalue => "chi2_pvalue",
-        }
-    }
-}
-
-/// What a drift function measures.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum DriftTarget {
-    /// `psi(feature.X)` / `psi(feature.*)`
-    Feature(FeatureSel),
-    /// `psi(prediction)`
-    Prediction,
-}
-
-/// A metric computed from joined feedback (ground truth).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FeedbackMetric {
-    /// `accuracy`
-    Accuracy,
-    /// `precision`
-    Precision,
-    /// `recall`
-    Recall,
-    /// `mae` (mean absolute error)
-    Mae,
-    /// `rmse` (root mean squared error)
-    Rmse,
-}
-
-impl FeedbackMetric {
-    /// The signal name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FeedbackMetric::Accuracy => "accuracy",
-            FeedbackMetric::Precision => "precision",
-            FeedbackMetric::Recall => "recall",
-            FeedbackMetric::Mae => "mae",
-            FeedbackMetric::Rmse => "rmse",
-        }
-    }
-}
-
-/// Log levels, as in `rate(log.LEVEL)`: the event protocol's levels.
-pub use crate::ingest::event::LogLevel;
-
-/// A resource of the model server for `mean(resource.X)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Resource {
-    /// `resource.cpu`
-    Cpu,
-    /// `resource.memory`
-    Memory,
-}
-
-impl Resource {
-    /// The resource's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Resource::Cpu => "cpu",
-            Resource::Memory => "memory",
-        }
-    }
-}
-
-/// What a signal's value measures, which decides the units a threshold may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ValueKind {
-    /// Seconds: duration units (`ms s m h d`) allowed.
-    Seconds,
-    /// A fraction between 0 and 1: `%` allowed.
-    Fraction,
-    /// Anything else (per-second rates, statistics, distances): bare numbers only.
-    Number,
-}
-
-/// A signal computed over a rule's window.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Signal {
-    /// `request_rate`: requests per second.
-    RequestRate,
-    /// `error_rate`: errors / requests.
-    ErrorRate,
-    /// `pNN(latency)`: latency quantile in seconds; `q` in (0, 1), e.g. 0.99.
-    Quantile {
-        /// The quantile, strictly between 0 and 1.
-        q: f64,
-    },
-    /// `mean(latency)` in seconds.
-    LatencyMean,
-    /// `max(latency)` in seconds.
-    LatencyMax,
-    /// `time_since_last_event`: seconds since the model last sent anything.
-    TimeSinceLastEvent,
-    /// `mean(prediction)`
-    PredictionMean,
-    /// `positive_rate`: fraction of predictions at or above the positive threshold.
-    PositiveRate,
-    /// `class_rate(NAME)`: fraction of predictions of that class.
-    ClassRate {
-        /// The class name.
-        class: String,
-    },
-    /// `mean(confidence)`
-    ConfidenceMean,
-    /// `low_confidence_rate`: fraction of answers below the low-confidence threshold.
-    LowConfidenceRate,
-    /// `mean|stddev|zscore|missing_rate|invalid_rate(feature.X)`
-    FeatureStat {
-        /// The statistic.
-        stat: FeatureStat,
-        /// The feature(s).
-        feature: FeatureSel,
-    },
-    /// `psi|ks|js|wasserstein|chi2_pvalue(feature.X | prediction)`
-    Drift {
-        /// The drift measure.
-        method: DriftMethod,
-        /// What drifts.
-        target: DriftTarget,
-    },
-    /// `accuracy`, `precision`, `recall`, `mae`, `rmse`
-    Feedback(FeedbackMetric),
-    /// `model_age`: seconds since the loaded version was trained.
-    ModelAge,
-    /// `ratio(counter.A, counter.B)`: increase of A / increase of B.
-    CounterRatio {
-        /// Counter A.
-        numerator: String,
-        /// Counter B.
-        denominator: String,
-    },
-    /// `rate(counter.A)`: per-second increase.
-    CounterRate {
-        /// The counter.
-        counter: String,
-    },
-    /// `rate(log.LEVEL)`: log events per second at that level.
-    LogRate {
-        /// The level.
-        level: LogLevel,
-    },
-    /// `mean(resource.cpu|memory)`: utilisation ratio.
-    ResourceMean(Resource),
-}
-
-impl Signal {
-    /// True when the rule is evaluated once per feature (`feature.*`).
-    pub fn is_per_feature(&self) -> bool {
-        matches!(
-            self,
-            Signal::FeatureStat {
-                feature: FeatureSel::All,
-                ..
-            } | Signal::Drift {
-                target: DriftTarget::Feature(FeatureSel::All),
-                ..
-            }
-        )
-    }
-
-    /// The feature selection, for signals about features.
-    pub fn feature(&self) -> Option<&FeatureSel> {
-        match self {
-            Signal::FeatureStat { feature, .. } => Some(feature),
-            Signal::Drift {
-                target: DriftTarget::Feature(feature),
-                ..
-            } => Some(feature),
-            _ => None,
-        }
-    }
-
-    /// What the value measures (decides the units a threshold may use).
-    pub fn value_kind(&self) -> ValueKind {
-        match self {
-            Signal::Quantile { .. }
-            | Signal::LatencyMean
-            | Signal::LatencyMax
-            | Signal::TimeSinceLastEvent
-            | Signal::ModelAge => ValueKind::Seconds,
-            Signal::ErrorRate
-            | Signal::PositiveRate
-            | Signal::ClassRate { .. }
-            | Signal::ConfidenceMean
-            | Signal::LowConfidenceRate
-            | Signal::CounterRatio { .. }
-            | Signal::ResourceMean(_)
-            | Signal::Feedback(
-                FeedbackMetric::Accuracy | FeedbackMetric::Precision | FeedbackMetric::Recall,
-            )
-            | Signal::FeatureStat {
-                stat: FeatureStat::MissingRate | FeatureStat::InvalidRate,
-                ..
-            }
-            | Signal::Drift {
-                method: DriftMethod::Chi2Pvalue,
-                ..
-            } => ValueKind::Fraction,
-            _ => ValueKind::Number,
-        }
-    }
-
-    /// A stable snake_case name of the kind of signal, usable as a metric
-    /// label value. Arguments (feature, counter, class names) are not part of
-    /// it; they belong in their own labels.
-    pub fn name(&self) -> String {
-        match self {
-            Signal::RequestRate => "request_rate".into(),
-            Signal::ErrorRate => "error_rate".into(),
-            Signal::Quantile { q } => format!("p{}_latency", quantile_digits(*q).replace('.', "_")),
-            Signal::LatencyMean => "mean_latency".into(),
-            Signal::LatencyMax => "max_latency".into(),
-            Signal::TimeSinceLastEvent => "time_since_last_event".into(),
-            Signal::PredictionMean => "mean_prediction".into(),
-            Signal::PositiveRate => "positive_rate".into(),
-            Signal::ClassRate { .. } => "class_rate".into(),
-            Signal::ConfidenceMean => "mean_confidence".into(),
-            Signal::LowConfidenceRate => "low_confidence_rate".into(),
-            Signal::FeatureStat { stat, .. } => match stat {
-                FeatureStat::Mean => "feature_mean".into(),
-                FeatureStat::Stddev => "feature_stddev".into(),
-                FeatureStat::Zscore => "feature_zscore".into(),
-                FeatureStat::MissingRate => "missing_rate".into(),
-                FeatureStat::InvalidRate => "invalid_rate".into(),
-            },
-            Signal::Drift { method, target } => match target {
-                DriftTarget::Feature(_) => method.function().into(),
-                DriftTarget::Prediction => format!("prediction_{}", method.function()),
-            },
-            Signal::Feedback(m) => m.as_str().into(),
-            Signal::ModelAge => "model_age".into(),
-            Signal::CounterRatio { .. } => "counter_ratio".into(),
-            Signal::CounterRate { .. } => "counter_rate".into(),
-            Signal::LogRate { .. } => "log_rate".into(),
-            Signal::ResourceMean(r) => format!("mean_{}", r.as_str()),
-        }
-    }
-}
-
-/// The digits of a quantile as written after `p`: 0.99 -> "99", 0.999 -> "99.9".
-/// Shifts the decimal point of the shortest representation of `q`, so the
-/// text parses back (with [`parse_quantile`]) to exactly `q`.
-fn quantile_digits(q: f64) -> String {
-    let shown = format!("{q}");
-    let Some(frac) = shown.strip_prefix("0.") else {
-        return format!("{}", q * 100.0);
-    };
-    let mut int: String = frac.chars().take(2).collect();
-    while int.len() < 2 {
-        int.push('0');
-    }
-    let int = int.trim_start_matches('0');
-    let int = if int.is_empty() { "0" } else { int };
-    let rest: String = frac.chars().skip(2).collect();
-    if rest.is_empty() {
-        int.to_string()
-    } else {
-        format!("{int}.{rest}")
-    }
-}
-
-/// True when `name` can be written without quotes and reads back as itself.
-/// An unquoted argument is read as a head, then after its first `.` a tail
-/// that must start with a letter, digit or `_`, so `a.` or `a.-b` need quotes.
-fn is_plain_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphanumeric() || c == '_' => {}
-        _ => return false,
-    }
-    if let Some((_, tail)) = name.split_once('.')
-        && !tail.starts_with(is_name_start)
-    {
-        return false;
-    }
-    chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
-struct NameDisplay<'a>(&'a str);
-
-impl fmt::Display for NameDisplay<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if is_plain_name(self.0) {
-            return f.write_str(self.0);
-        }
-        f.write_str("\"")?;
-        for c in self.0.chars() {
-            if c == '"' || c == '\\' {
-                f.write_str("\\")?;
-            }
-            write!(f, "{c}")?;
-        }
-        f.write_str("\"")
-    }
-}
-
-impl fmt::Display for FeatureSel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FeatureSel::All => f.write_str("feature.*"),
-            FeatureSel::Named(n) => write!(f, "feature.{}", NameDisplay(n)),
-        }
-    }
-}
-
-impl fmt::Display for Signal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Signal::RequestRate => f.write_str("request_rate"),
-            Signal::ErrorRate => f.write_str("error_rate"),
-            Signal::Quantile { q } => write!(f, "p{}(latency)", quantile_digits(*q)),
-            Signal::LatencyMean => f.write_str("mean(latency)"),
-            Signal::LatencyMax => f.write_str("max(latency)"),
-            Signal::TimeSinceLastEvent => f.write_str("time_since_last_event"),
-            Signal::PredictionMean => f.write_str("mean(prediction)"),
-            Signal::PositiveRate => f.write_str("positive_rate"),
-            Signal::ClassRate { class } => write!(f, "class_rate({})", NameDisplay(class)),
-            Signal::ConfidenceMean => f.write_str("mean(confidence)"),
-            Signal::LowConfidenceRate => f.write_str("low_confidence_rate"),
-            Signal::FeatureStat { stat, feature } => write!(f, "{}({feature})", stat.function()),
-            Signal::Drift { method, target } => match target {
-                DriftTarget::Feature(sel) => write!(f, "{}({sel})", method.function()),
-                DriftTarget::Prediction => write!(f, "{}(prediction)", method.function()),
-            },
-            Signal::Feedback(m) => f.write_str(m.as_str()),
-            Signal::ModelAge => f.write_str("model_age"),
-            Signal::CounterRatio {
-                numerator,
-                denominator,
-            } => write!(
-                f,
-                "ratio(counter.{}, counter.{})",
-                NameDisplay(numerator),
-                NameDisplay(denominator)
-            ),
-            Signal::CounterRate { counter } => write!(f, "rate(counter.{})", NameDisplay(counter)),
-            Signal::LogRate { level } => write!(f, "rate(log.{})", level.as_str()),
-            Signal::ResourceMean(r) => write!(f, "mean(resource.{})", r.as_str()),
-        }
-    }
-}
-
 /// A parsed alert expression: `signal op threshold`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expr {
@@ -539,89 +135,16 @@ impl fmt::Display for Expr {
     }
 }
 
-/// An error in an expression.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An error in an expression, displayed as `1:COLUMN: MESSAGE` (the
+/// expression is one line).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("1:{column}: {message}")]
 pub struct ExprError {
     /// 1-based column, in chars of the expression text, of the problem.
     pub column: usize,
     /// What is wrong, and how to fix it when that is known.
     pub message: String,
 }
-
-/// Displays as `1:COLUMN: MESSAGE` (the expression is one line).
-impl fmt::Display for ExprError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "1:{}: {}", self.column, self.message)
-    }
-}
-
-impl std::error::Error for ExprError {}
-
-/// Signals written without arguments.
-const BARE_SIGNALS: [&str; 11] = [
-    "request_rate",
-    "error_rate",
-    "time_since_last_event",
-    "positive_rate",
-    "low_confidence_rate",
-    "accuracy",
-    "precision",
-    "recall",
-    "mae",
-    "rmse",
-    "model_age",
-];
-
-/// Functions (besides `pNN`).
-const FUNCTIONS: [&str; 14] = [
-    "mean",
-    "max",
-    "stddev",
-    "zscore",
-    "missing_rate",
-    "invalid_rate",
-    "psi",
-    "ks",
-    "js",
-    "wasserstein",
-    "chi2_pvalue",
-    "class_rate",
-    "ratio",
-    "rate",
-];
-
-/// Names offered as suggestions for an unknown signal.
-const SIGNAL_SUGGESTIONS: [&str; 29] = [
-    "request_rate",
-    "error_rate",
-    "time_since_last_event",
-    "positive_rate",
-    "low_confidence_rate",
-    "accuracy",
-    "precision",
-    "recall",
-    "mae",
-    "rmse",
-    "model_age",
-    "mean",
-    "max",
-    "stddev",
-    "zscore",
-    "missing_rate",
-    "invalid_rate",
-    "psi",
-    "ks",
-    "js",
-    "wasserstein",
-    "chi2_pvalue",
-    "class_rate",
-    "ratio",
-    "rate",
-    "p50",
-    "p90",
-    "p95",
-    "p99",
-];
 
 const UNITS: [&str; 6] = ["ms", "s", "m", "h", "d", "%"];
 
@@ -791,47 +314,35 @@ impl Parser {
             return Ok(Signal::Quantile { q });
         }
 
-        if BARE_SIGNALS.contains(&name.as_str()) {
+        if let Some(bare) = BARE_SIGNALS.iter().find(|b| b.name == name) {
             if let Some(args) = args {
                 let c = args.first().map_or(col + name.chars().count(), Arg::col);
                 return err(c, format!("'{name}' takes no arguments"));
             }
-            return Ok(match name.as_str() {
-                "request_rate" => Signal::RequestRate,
-                "error_rate" => Signal::ErrorRate,
-                "time_since_last_event" => Signal::TimeSinceLastEvent,
-                "positive_rate" => Signal::PositiveRate,
-                "low_confidence_rate" => Signal::LowConfidenceRate,
-                "accuracy" => Signal::Feedback(FeedbackMetric::Accuracy),
-                "precision" => Signal::Feedback(FeedbackMetric::Precision),
-                "recall" => Signal::Feedback(FeedbackMetric::Recall),
-                "mae" => Signal::Feedback(FeedbackMetric::Mae),
-                "rmse" => Signal::Feedback(FeedbackMetric::Rmse),
-                _ => Signal::ModelAge,
-            });
+            return Ok(bare.signal.clone());
         }
 
-        if !FUNCTIONS.contains(&name.as_str()) {
+        let Some(function) = Function::from_name(&name) else {
             return err(
                 col,
                 format!(
                     "unknown signal '{name}'{}",
-                    did_you_mean(&name, SIGNAL_SUGGESTIONS)
+                    did_you_mean(&name, signal_names())
                 ),
             );
-        }
+        };
         let Some(args) = args else {
             return err(
                 col,
                 format!(
                     "'{name}' is a function and needs an argument, e.g. {}",
-                    example_call(&name)
+                    function.example()
                 ),
             );
         };
         let end_col = self.col();
-        match name.as_str() {
-            "mean" => {
+        match function {
+            Function::Stat(FeatureStat::Mean) => {
                 let arg = one_arg(&name, args, end_col)?;
                 if let Some(sel) = feature_sel(&arg)? {
                     return Ok(Signal::FeatureStat {
@@ -882,18 +393,12 @@ impl Parser {
                     _ => Ok(Signal::ConfidenceMean),
                 }
             }
-            "max" => {
+            Function::Max => {
                 let arg = one_arg(&name, args, end_col)?;
                 expect_simple(&name, &arg, &["latency"])?;
                 Ok(Signal::LatencyMax)
             }
-            "stddev" | "zscore" | "missing_rate" | "invalid_rate" => {
-                let stat = match name.as_str() {
-                    "stddev" => FeatureStat::Stddev,
-                    "zscore" => FeatureStat::Zscore,
-                    "missing_rate" => FeatureStat::MissingRate,
-                    _ => FeatureStat::InvalidRate,
-                };
+            Function::Stat(stat) => {
                 let arg = one_arg(&name, args, end_col)?;
                 match feature_sel(&arg)? {
                     Some(feature) => Ok(Signal::FeatureStat { stat, feature }),
@@ -906,11 +411,7 @@ impl Parser {
                     }
                 }
             }
-            "psi" | "ks" | "js" | "wasserstein" | "chi2_pvalue" => {
-                let method = DriftMethod::ALL
-                    .into_iter()
-                    .find(|m| m.function() == name)
-                    .unwrap_or(DriftMethod::Psi);
+            Function::Drift(method) => {
                 let arg = one_arg(&name, args, end_col)?;
                 if let Some(sel) = feature_sel(&arg)? {
                     return Ok(Signal::Drift {
@@ -924,7 +425,7 @@ impl Parser {
                     target: DriftTarget::Prediction,
                 })
             }
-            "class_rate" => {
+            Function::ClassRate => {
                 let arg = one_arg(&name, args, end_col)?;
                 let class = match arg {
                     Arg::Quoted { text, col } => {
@@ -948,7 +449,7 @@ impl Parser {
                 };
                 Ok(Signal::ClassRate { class })
             }
-            "ratio" => {
+            Function::Ratio => {
                 if args.len() != 2 {
                     let c = args.get(2).map_or(end_col - 1, Arg::col);
                     return err(
@@ -970,8 +471,7 @@ impl Parser {
                     denominator,
                 })
             }
-            _ => {
-                // rate
+            Function::Rate => {
                 let arg = one_arg(&name, args, end_col)?;
                 if let Arg::Path {
                     head,
@@ -1287,10 +787,6 @@ impl Parser {
     }
 }
 
-fn is_name_start(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
-}
-
 fn parse_quantile(digits: &str, col: usize, name: &str) -> Result<f64, ExprError> {
     let valid = {
         let mut parts = digits.splitn(2, '.');
@@ -1324,25 +820,6 @@ fn parse_quantile(digits: &str, col: usize, name: &str) -> Result<f64, ExprError
         Ok(q) if q > 0.0 && q < 1.0 => Ok(q),
         Ok(_) => out_of_range(),
         Err(_) => err(col, format!("invalid quantile '{name}'")),
-    }
-}
-
-fn example_call(name: &str) -> &'static str {
-    match name {
-        "mean" => "mean(latency)",
-        "max" => "max(latency)",
-        "class_rate" => "class_rate(spam)",
-        "ratio" => "ratio(counter.clicks, counter.impressions)",
-        "rate" => "rate(counter.orders)",
-        "psi" => "psi(feature.*)",
-        "ks" => "ks(feature.*)",
-        "js" => "js(feature.*)",
-        "wasserstein" => "wasserstein(feature.*)",
-        "chi2_pvalue" => "chi2_pvalue(feature.*)",
-        "stddev" => "stddev(feature.amount)",
-        "zscore" => "zscore(feature.amount)",
-        "missing_rate" => "missing_rate(feature.*)",
-        _ => "invalid_rate(feature.*)",
     }
 }
 

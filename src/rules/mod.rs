@@ -1,4 +1,5 @@
-//! Alert rules: the expression language ([`expr`]), annotation templates
+//! Alert rules: the signals a rule can measure ([`signal`]), the expression
+//! language ([`expr`]), annotation templates
 //! ([`template`]), evaluation and the alert lifecycle ([`eval`]), the HTTP
 //! API's view of them ([`api`]), their export as Prometheus alerting rules
 //! ([`export`]) and pushing alerts to Alertmanager ([`notify`]).
@@ -11,5 +12,6 @@ pub mod eval;
 pub mod export;
 pub mod expr;
 pub mod notify;
+pub mod signal;
 pub(crate) mod suggest;
 pub mod template;

@@ -6,7 +6,6 @@
 //! the shortest representation that reads back as the same number.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,8 +185,9 @@ pub struct Template {
     parts: Vec<Part>,
 }
 
-/// An error in a template.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An error in a template, displayed as `1:COLUMN: MESSAGE`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("1:{column}: {message}")]
 pub struct TemplateError {
     /// 1-based column, in chars of the template text (counting every char,
     /// newlines included, as one column of a single line).
@@ -195,14 +195,6 @@ pub struct TemplateError {
     /// What is wrong.
     pub message: String,
 }
-
-impl fmt::Display for TemplateError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "1:{}: {}", self.column, self.message)
-    }
-}
-
-impl std::error::Error for TemplateError {}
 
 /// True for a valid label name, `[a-zA-Z_][a-zA-Z0-9_]*`.
 pub fn is_label_name(name: &str) -> bool {
