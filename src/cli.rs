@@ -11,9 +11,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::aggregate::Limits;
 use crate::export::metrics::Buckets;
+use crate::export::prediction_log::PredictionLogOptions;
 use crate::ingest::{IngestOptions, ListenAddr};
 use crate::rules::export::{ExportFormat, check_namespace, check_object_name};
+use crate::rules::notify::NotifierOptions;
 
 /// A Prometheus exporter sidecar for machine-learning models.
 #[derive(Debug, Parser)]
@@ -21,7 +24,8 @@ use crate::rules::export::{ExportFormat, check_namespace, check_object_name};
     name = "model-exporter",
     version,
     about,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    after_help = DEVELOPER_TOOLS
 )]
 pub struct Cli {
     /// What to do; running the exporter is the default.
@@ -70,8 +74,17 @@ pub enum Command {
     /// Send a fixed inference event to a running exporter's socket at a
     /// given rate, and report what was sent and what the exporter counted,
     /// with its CPU time and memory. For benchmarks; see bench/README.md.
+    /// A developer tool: listed apart from the commands above in `--help`.
+    #[command(hide = true)]
     Loadgen(LoadgenArgs),
 }
+
+/// The developer tools, listed after the flags in `--help` so that the list
+/// of commands holds only what a user of the exporter runs.
+const DEVELOPER_TOOLS: &str = "\
+Developer tools:
+  loadgen   Send events to a running exporter at a given rate and report what it counted,
+            with its CPU time and memory (benchmarks; see bench/README.md)";
 
 /// Flags of `model-exporter loadgen`.
 #[derive(Debug, Clone, Args)]
@@ -183,205 +196,63 @@ pub enum RulesCommand {
     },
 }
 
-/// Flags of the running exporter.
+/// Flags of the running exporter, one group per concern; `--help` shows
+/// each group under its own heading.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// rules.yaml to load; without it the rules.yaml compiled into the binary is used.
-    #[arg(
-        long = "config.file",
-        env = "MODEL_EXPORTER_CONFIG_FILE",
-        value_name = "PATH"
-    )]
-    pub config_file: Option<PathBuf>,
+    /// Where events come from.
+    #[command(flatten)]
+    pub events: EventsArgs,
+    /// The HTTP server.
+    #[command(flatten)]
+    pub web: WebArgs,
+    /// rules.yaml and Alertmanager.
+    #[command(flatten)]
+    pub rules: RulesArgs,
+    /// Aggregator threads, history and feedback.
+    #[command(flatten)]
+    pub aggregation: AggregationArgs,
+    /// Histogram buckets and series expiry.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+    /// Caps on distinct label values.
+    #[command(flatten)]
+    pub limits: LimitsArgs,
+    /// State kept across restarts.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// The sample of received events written to a file.
+    #[command(flatten)]
+    pub prediction_log: PredictionLogArgs,
+    /// The exporter's own log.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
 
-    /// How often --config.file is checked for changes, e.g. a Kubernetes
-    /// ConfigMap update (0: never; SIGHUP and POST /-/reload still work).
-    #[arg(
-        long = "config.watch-interval",
-        env = "MODEL_EXPORTER_CONFIG_WATCH_INTERVAL",
-        default_value = "5s",
-        value_parser = parse_duration
-    )]
-    pub config_watch_interval: Duration,
+/// Defaults owned by other modules, written as flag values: clap keeps a
+/// default as `'static` text, so each is rendered once, from its owner.
+mod shown {
+    use std::sync::LazyLock;
 
-    /// Enable POST /-/reload (reloads rules.yaml).
-    #[arg(
-        long = "web.enable-lifecycle",
-        env = "MODEL_EXPORTER_WEB_ENABLE_LIFECYCLE"
-    )]
-    pub enable_lifecycle: bool,
+    use crate::config::format_duration;
+    use crate::ingest::IngestOptions;
+    use crate::rules::notify::NotifierOptions;
 
-    /// Alertmanager to push alerts to, e.g. http://127.0.0.1:9093 (plain
-    /// HTTP); repeatable. Without it, alerts are only shown on /metrics and
-    /// the API.
-    #[arg(
-        long = "alertmanager.url",
-        env = "MODEL_EXPORTER_ALERTMANAGER_URL",
-        value_name = "URL",
-        value_delimiter = ','
-    )]
-    pub alertmanager_urls: Vec<String>,
+    pub static SOCKET_MODE: LazyLock<String> =
+        LazyLock::new(|| format!("{:04o}", IngestOptions::default().socket_mode));
+    pub static IDLE_TIMEOUT: LazyLock<String> = LazyLock::new(|| {
+        format_duration(IngestOptions::default().idle_timeout.unwrap_or_default())
+    });
+    pub static ALERTMANAGER_TIMEOUT: LazyLock<String> =
+        LazyLock::new(|| format_duration(NotifierOptions::default().timeout));
+    pub static ALERTMANAGER_RESEND_DELAY: LazyLock<String> =
+        LazyLock::new(|| format_duration(NotifierOptions::default().resend_delay));
+}
 
-    /// Timeout of one request to Alertmanager.
-    #[arg(
-        long = "alertmanager.timeout",
-        env = "MODEL_EXPORTER_ALERTMANAGER_TIMEOUT",
-        default_value = "10s",
-        value_parser = parse_duration
-    )]
-    pub alertmanager_timeout: Duration,
-
-    /// How often a firing alert is sent again while it keeps firing.
-    #[arg(
-        long = "alertmanager.resend-delay",
-        env = "MODEL_EXPORTER_ALERTMANAGER_RESEND_DELAY",
-        default_value = "1m",
-        value_parser = parse_duration
-    )]
-    pub alertmanager_resend_delay: Duration,
-
-    /// Alerts queued per Alertmanager while it is slow or down; the oldest
-    /// are dropped (and counted) past this.
-    #[arg(
-        long = "alertmanager.queue-capacity",
-        env = "MODEL_EXPORTER_ALERTMANAGER_QUEUE_CAPACITY",
-        default_value_t = 10_000,
-        value_parser = clap::value_parser!(u32).range(1..)
-    )]
-    pub alertmanager_queue_capacity: u32,
-
-    /// The URL under which this exporter is reached, used as the alerts'
-    /// generatorURL (its /api/v1/rules page).
-    #[arg(
-        long = "web.external-url",
-        env = "MODEL_EXPORTER_WEB_EXTERNAL_URL",
-        value_name = "URL"
-    )]
-    pub external_url: Option<String>,
-
-    /// Write a sample of the events received to this JSON-lines file (for
-    /// debugging and retraining); off when not given.
-    #[arg(
-        long = "prediction-log.path",
-        env = "MODEL_EXPORTER_PREDICTION_LOG_PATH",
-        value_name = "PATH"
-    )]
-    pub prediction_log_path: Option<PathBuf>,
-
-    /// Fraction of events written to the prediction log.
-    #[arg(
-        long = "prediction-log.sample-ratio",
-        env = "MODEL_EXPORTER_PREDICTION_LOG_SAMPLE_RATIO",
-        default_value_t = 0.1,
-        value_parser = parse_ratio
-    )]
-    pub prediction_log_sample_ratio: f64,
-
-    /// Size in bytes at which the prediction log is rotated.
-    #[arg(
-        long = "prediction-log.max-bytes",
-        env = "MODEL_EXPORTER_PREDICTION_LOG_MAX_BYTES",
-        default_value_t = 100 * 1024 * 1024
-    )]
-    pub prediction_log_max_bytes: u64,
-
-    /// Rotated prediction log files kept (path.1 ... path.N).
-    #[arg(
-        long = "prediction-log.max-files",
-        env = "MODEL_EXPORTER_PREDICTION_LOG_MAX_FILES",
-        default_value_t = 5
-    )]
-    pub prediction_log_max_files: usize,
-
-    /// Resolution of the in-memory history behind the dashboard and
-    /// /api/v1/history.
-    #[arg(
-        long = "history.resolution",
-        env = "MODEL_EXPORTER_HISTORY_RESOLUTION",
-        default_value = "10s",
-        value_parser = parse_duration
-    )]
-    pub history_resolution: Duration,
-
-    /// How far back the in-memory history reaches.
-    #[arg(
-        long = "history.retention",
-        env = "MODEL_EXPORTER_HISTORY_RETENTION",
-        default_value = "1h",
-        value_parser = parse_duration
-    )]
-    pub history_retention: Duration,
-
-    /// How long a prediction waits for its label (feedback) before it is
-    /// counted as expired.
-    #[arg(long = "feedback.ttl", env = "MODEL_EXPORTER_FEEDBACK_TTL", default_value = "24h", value_parser = parse_duration)]
-    pub feedback_ttl: Duration,
-
-    /// Most predictions waiting for their label, over all models; the
-    /// oldest are evicted (and counted) past it.
-    #[arg(
-        long = "feedback.capacity",
-        env = "MODEL_EXPORTER_FEEDBACK_CAPACITY",
-        default_value_t = 100_000
-    )]
-    pub feedback_capacity: usize,
-
-    /// Directory where the state (windows, alert states, feedback awaiting
-    /// its join) is saved, so that a restart resumes it; off when not
-    /// given. See docs/storage.md.
-    #[arg(
-        long = "storage.path",
-        env = "MODEL_EXPORTER_STORAGE_PATH",
-        value_name = "DIR"
-    )]
-    pub storage_path: Option<PathBuf>,
-
-    /// How often the state is saved to --storage.path (0: only at
-    /// shutdown); it is always saved at shutdown too.
-    #[arg(
-        long = "storage.snapshot-interval",
-        env = "MODEL_EXPORTER_STORAGE_SNAPSHOT_INTERVAL",
-        default_value = "30s",
-        value_parser = parse_duration
-    )]
-    pub storage_snapshot_interval: Duration,
-
-    /// Distinct models; more are counted under __other__.
-    #[arg(long = "limits.models", env = "MODEL_EXPORTER_LIMITS_MODELS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
-    pub limit_models: u32,
-
-    /// Distinct versions per model; more are counted under __other__.
-    #[arg(long = "limits.versions", env = "MODEL_EXPORTER_LIMITS_VERSIONS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
-    pub limit_versions: u32,
-
-    /// Distinct features per model version; more are counted under __other__.
-    #[arg(long = "limits.features", env = "MODEL_EXPORTER_LIMITS_FEATURES", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
-    pub limit_features: u32,
-
-    /// Distinct prediction classes per model version.
-    #[arg(long = "limits.classes", env = "MODEL_EXPORTER_LIMITS_CLASSES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
-    pub limit_classes: u32,
-
-    /// Distinct error classes per model version.
-    #[arg(long = "limits.errors", env = "MODEL_EXPORTER_LIMITS_ERRORS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
-    pub limit_errors: u32,
-
-    /// Distinct categories per categorical feature.
-    #[arg(long = "limits.categories", env = "MODEL_EXPORTER_LIMITS_CATEGORIES", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
-    pub limit_categories: u32,
-
-    /// Distinct business counter names per model version.
-    #[arg(long = "limits.counters", env = "MODEL_EXPORTER_LIMITS_COUNTERS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
-    pub limit_counters: u32,
-
-    /// Distinct log components per model version.
-    #[arg(long = "limits.components", env = "MODEL_EXPORTER_LIMITS_COMPONENTS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
-    pub limit_components: u32,
-
-    /// Longest label value in bytes; longer values are cut.
-    #[arg(long = "limits.label-length", env = "MODEL_EXPORTER_LIMITS_LABEL_LENGTH", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
-    pub limit_label_length: u32,
-
+/// Where events come from (`--events.*`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Events")]
+pub struct EventsArgs {
     /// Where events are received: unix:///PATH, unixgram:///PATH, tcp://HOST:PORT,
     /// udp://HOST:PORT, or file:///PATH (a JSON-lines file followed like tail -F). Repeatable. Default: a unix stream socket and a unix
     /// datagram socket in the temporary directory.
@@ -391,31 +262,34 @@ pub struct RunArgs {
         value_name = "URL",
         value_delimiter = ','
     )]
-    pub events_listen: Vec<ListenAddr>,
+    pub listen: Vec<ListenAddr>,
 
     /// Mode of the socket files created for unix:// and unixgram:// listeners (octal).
     #[arg(
+        value_name = "MODE",
         long = "events.socket-mode",
         env = "MODEL_EXPORTER_EVENTS_SOCKET_MODE",
-        default_value = "0660",
+        default_value = shown::SOCKET_MODE.as_str(),
         value_parser = parse_mode
     )]
     pub socket_mode: u32,
 
     /// Longest accepted event line, and datagram, in bytes.
     #[arg(
+        value_name = "BYTES",
         long = "events.max-line-bytes",
         env = "MODEL_EXPORTER_EVENTS_MAX_LINE_BYTES",
-        default_value_t = 64 * 1024,
-        value_parser = clap::value_parser!(u32).range(64..=16 * 1024 * 1024)
+        default_value_t = IngestOptions::default().max_line_bytes,
+        value_parser = parse_line_bytes
     )]
-    pub max_line_bytes: u32,
+    pub max_line_bytes: usize,
 
     /// A stream connection that sends nothing for this long is closed (0: never).
     #[arg(
+        value_name = "DURATION",
         long = "events.idle-timeout",
         env = "MODEL_EXPORTER_EVENTS_IDLE_TIMEOUT",
-        default_value = "10m",
+        default_value = shown::IDLE_TIMEOUT.as_str(),
         value_parser = parse_duration
     )]
     pub idle_timeout: Duration,
@@ -431,25 +305,173 @@ pub struct RunArgs {
     /// Stream connections open at once, per listener; more are closed at
     /// once (model_exporter_connections_closed_total{reason="limit"}).
     #[arg(
+        value_name = "N",
         long = "events.max-connections",
         env = "MODEL_EXPORTER_EVENTS_MAX_CONNECTIONS",
-        default_value_t = 1024,
-        value_parser = clap::value_parser!(u32).range(1..)
+        default_value_t = IngestOptions::default().max_connections,
+        value_parser = at_least_one
     )]
-    pub max_connections: u32,
+    pub max_connections: usize,
 
     /// Batches of events queued between the listeners and the aggregator. A
     /// batch holds at most 1,024 events (one read's or one burst's), so this
     /// bounds the parsed events waiting: 256 × 1,024 at most, about 150 MiB
     /// in the worst case, a few MiB in practice.
     #[arg(
+        value_name = "N",
         long = "events.queue-batches",
         env = "MODEL_EXPORTER_EVENTS_QUEUE_BATCHES",
         default_value_t = 256,
-        value_parser = clap::value_parser!(u32).range(1..)
+        value_parser = at_least_one
     )]
-    pub queue_batches: u32,
+    pub queue_batches: usize,
+}
 
+impl EventsArgs {
+    /// The listeners to bind: the given ones, or the defaults.
+    pub fn listeners(&self) -> Vec<ListenAddr> {
+        if self.listen.is_empty() {
+            ListenAddr::defaults()
+        } else {
+            self.listen.clone()
+        }
+    }
+
+    /// Settings shared by every listener.
+    pub fn ingest_options(&self) -> IngestOptions {
+        IngestOptions {
+            max_line_bytes: self.max_line_bytes,
+            socket_mode: self.socket_mode,
+            idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
+            file_from_beginning: self.file_from_beginning,
+            max_connections: self.max_connections,
+        }
+    }
+}
+
+/// The HTTP server (`--web.*`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Web")]
+pub struct WebArgs {
+    /// Address of the HTTP server (/metrics); repeatable. `:PORT` means every interface.
+    #[arg(
+        long = "web.listen-address",
+        env = "MODEL_EXPORTER_WEB_LISTEN_ADDRESS",
+        value_name = "ADDR",
+        value_delimiter = ',',
+        default_value = DEFAULT_WEB_LISTEN_ADDRESS
+    )]
+    pub listen_address: Vec<String>,
+
+    /// TLS and basic authentication for the HTTP server, in the Prometheus
+    /// exporter-toolkit format (see docs/security.md).
+    #[arg(
+        long = "web.config.file",
+        id = "web_config_file",
+        env = "MODEL_EXPORTER_WEB_CONFIG_FILE",
+        value_name = "PATH"
+    )]
+    pub config_file: Option<PathBuf>,
+
+    /// Path under which metrics are served.
+    #[arg(
+        value_name = "PATH",
+        long = "web.telemetry-path",
+        env = "MODEL_EXPORTER_WEB_TELEMETRY_PATH",
+        default_value = "/metrics",
+        value_parser = parse_path
+    )]
+    pub telemetry_path: String,
+
+    /// Enable POST /-/reload (reloads rules.yaml).
+    #[arg(
+        long = "web.enable-lifecycle",
+        env = "MODEL_EXPORTER_WEB_ENABLE_LIFECYCLE"
+    )]
+    pub enable_lifecycle: bool,
+
+    /// The URL under which this exporter is reached, used as the alerts'
+    /// generatorURL (its /api/v1/rules page).
+    #[arg(
+        long = "web.external-url",
+        env = "MODEL_EXPORTER_WEB_EXTERNAL_URL",
+        value_name = "URL"
+    )]
+    pub external_url: Option<String>,
+}
+
+/// The rules and where their alerts go (`--config.*`, `--alertmanager.*`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Rules and alerting")]
+pub struct RulesArgs {
+    /// rules.yaml to load; without it the rules.yaml compiled into the binary is used.
+    #[arg(
+        long = "config.file",
+        id = "config_file",
+        env = "MODEL_EXPORTER_CONFIG_FILE",
+        value_name = "PATH"
+    )]
+    pub config_file: Option<PathBuf>,
+
+    /// How often --config.file is checked for changes, e.g. a Kubernetes
+    /// ConfigMap update (0: never; SIGHUP and POST /-/reload still work).
+    #[arg(
+        value_name = "DURATION",
+        long = "config.watch-interval",
+        env = "MODEL_EXPORTER_CONFIG_WATCH_INTERVAL",
+        default_value = "5s",
+        value_parser = parse_duration
+    )]
+    pub config_watch_interval: Duration,
+
+    /// Alertmanager to push alerts to, e.g. http://127.0.0.1:9093 or
+    /// https://am:9093; repeatable. Without it, alerts are only shown on
+    /// /metrics and the API.
+    #[arg(
+        long = "alertmanager.url",
+        env = "MODEL_EXPORTER_ALERTMANAGER_URL",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub alertmanager_urls: Vec<String>,
+
+    /// Timeout of one request to Alertmanager.
+    #[arg(
+        value_name = "DURATION",
+        long = "alertmanager.timeout",
+        env = "MODEL_EXPORTER_ALERTMANAGER_TIMEOUT",
+        default_value = shown::ALERTMANAGER_TIMEOUT.as_str(),
+        value_parser = parse_duration
+    )]
+    pub alertmanager_timeout: Duration,
+
+    /// How often a firing alert is sent again while it keeps firing.
+    #[arg(
+        value_name = "DURATION",
+        long = "alertmanager.resend-delay",
+        env = "MODEL_EXPORTER_ALERTMANAGER_RESEND_DELAY",
+        default_value = shown::ALERTMANAGER_RESEND_DELAY.as_str(),
+        value_parser = parse_duration
+    )]
+    pub alertmanager_resend_delay: Duration,
+
+    /// Alerts queued per Alertmanager while it is slow or down; the oldest
+    /// are dropped (and counted) past this.
+    #[arg(
+        value_name = "N",
+        long = "alertmanager.queue-capacity",
+        env = "MODEL_EXPORTER_ALERTMANAGER_QUEUE_CAPACITY",
+        default_value_t = NotifierOptions::default().queue_capacity,
+        value_parser = at_least_one
+    )]
+    pub alertmanager_queue_capacity: usize,
+}
+
+/// Aggregator threads, history and feedback (`--aggregate.*`,
+/// `--history.*`, `--feedback.*`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Aggregation")]
+pub struct AggregationArgs {
     /// Aggregator threads, each owning the models hashed to it (`auto`: one
     /// per available core). Each has its own queue of --events.queue-batches.
     #[arg(
@@ -459,36 +481,55 @@ pub struct RunArgs {
         value_name = "N|auto",
         value_parser = crate::aggregate::shards::parse_shard_count
     )]
-    pub aggregate_shards: crate::aggregate::ShardCount,
+    pub shards: crate::aggregate::ShardCount,
 
-    /// Address of the HTTP server (/metrics); repeatable. `:PORT` means every interface.
+    /// Resolution of the in-memory history behind the dashboard and
+    /// /api/v1/history.
     #[arg(
-        long = "web.listen-address",
-        env = "MODEL_EXPORTER_WEB_LISTEN_ADDRESS",
-        value_name = "ADDR",
-        value_delimiter = ',',
-        default_value = ":9877"
+        value_name = "DURATION",
+        long = "history.resolution",
+        env = "MODEL_EXPORTER_HISTORY_RESOLUTION",
+        default_value = "10s",
+        value_parser = parse_duration
     )]
-    pub web_listen: Vec<String>,
+    pub history_resolution: Duration,
 
-    /// TLS and basic authentication for the HTTP server, in the Prometheus
-    /// exporter-toolkit format (see docs/security.md).
+    /// How far back the in-memory history reaches.
     #[arg(
-        long = "web.config.file",
-        env = "MODEL_EXPORTER_WEB_CONFIG_FILE",
-        value_name = "PATH"
+        value_name = "DURATION",
+        long = "history.retention",
+        env = "MODEL_EXPORTER_HISTORY_RETENTION",
+        default_value = "1h",
+        value_parser = parse_duration
     )]
-    pub web_config_file: Option<PathBuf>,
+    pub history_retention: Duration,
 
-    /// Path under which metrics are served.
+    /// How long a prediction waits for its label (feedback) before it is
+    /// counted as expired.
     #[arg(
-        long = "web.telemetry-path",
-        env = "MODEL_EXPORTER_WEB_TELEMETRY_PATH",
-        default_value = "/metrics",
-        value_parser = parse_path
+        value_name = "DURATION",
+        long = "feedback.ttl",
+        env = "MODEL_EXPORTER_FEEDBACK_TTL",
+        default_value = "24h",
+        value_parser = parse_duration
     )]
-    pub telemetry_path: String,
+    pub feedback_ttl: Duration,
 
+    /// Most predictions waiting for their label, over all models; the
+    /// oldest are evicted (and counted) past it.
+    #[arg(
+        value_name = "N",
+        long = "feedback.capacity",
+        env = "MODEL_EXPORTER_FEEDBACK_CAPACITY",
+        default_value_t = 100_000
+    )]
+    pub feedback_capacity: usize,
+}
+
+/// Histogram buckets and series expiry (`--metrics.*`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Metrics")]
+pub struct MetricsArgs {
     /// Bucket bounds of model_request_duration_seconds, in seconds.
     #[arg(
         long = "metrics.latency-buckets",
@@ -529,25 +570,183 @@ pub struct RunArgs {
     /// Forget series that received no event for this long, like
     /// statsd_exporter's ttl (0: never). See docs/metrics.md.
     #[arg(
+        value_name = "DURATION",
         long = "metrics.ttl",
         env = "MODEL_EXPORTER_METRICS_TTL",
         default_value = "0",
         value_parser = parse_duration
     )]
-    pub metrics_ttl: Duration,
+    pub ttl: Duration,
+}
 
+impl MetricsArgs {
+    /// Histogram buckets: the defaults, overridden where a flag is given.
+    pub fn buckets(&self) -> Buckets {
+        let d = Buckets::default();
+        let pick = |given: &Vec<f64>, default: Vec<f64>| {
+            if given.is_empty() {
+                default
+            } else {
+                given.clone()
+            }
+        };
+        Buckets {
+            latency: pick(&self.latency_buckets, d.latency),
+            prediction: pick(&self.prediction_buckets, d.prediction),
+            confidence: pick(&self.confidence_buckets, d.confidence),
+            feature: pick(&self.feature_buckets, d.feature),
+        }
+    }
+}
+
+/// Caps on distinct label values (`--limits.*`); the defaults are those of
+/// [`Limits::default`].
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitsArgs {
+    /// Distinct models; more are counted under __other__.
+    #[arg(value_name = "N", long = "limits.models", env = "MODEL_EXPORTER_LIMITS_MODELS", default_value_t = Limits::default().models, value_parser = at_least_one)]
+    pub models: usize,
+
+    /// Distinct versions per model; more are counted under __other__.
+    #[arg(value_name = "N", long = "limits.versions", env = "MODEL_EXPORTER_LIMITS_VERSIONS", default_value_t = Limits::default().versions, value_parser = at_least_one)]
+    pub versions: usize,
+
+    /// Distinct features per model version; more are counted under __other__.
+    #[arg(value_name = "N", long = "limits.features", env = "MODEL_EXPORTER_LIMITS_FEATURES", default_value_t = Limits::default().features, value_parser = at_least_one)]
+    pub features: usize,
+
+    /// Distinct prediction classes per model version.
+    #[arg(value_name = "N", long = "limits.classes", env = "MODEL_EXPORTER_LIMITS_CLASSES", default_value_t = Limits::default().classes, value_parser = at_least_one)]
+    pub classes: usize,
+
+    /// Distinct error classes per model version.
+    #[arg(value_name = "N", long = "limits.errors", env = "MODEL_EXPORTER_LIMITS_ERRORS", default_value_t = Limits::default().errors, value_parser = at_least_one)]
+    pub errors: usize,
+
+    /// Distinct categories per categorical feature.
+    #[arg(value_name = "N", long = "limits.categories", env = "MODEL_EXPORTER_LIMITS_CATEGORIES", default_value_t = Limits::default().categories, value_parser = at_least_one)]
+    pub categories: usize,
+
+    /// Distinct business counter names per model version.
+    #[arg(value_name = "N", long = "limits.counters", env = "MODEL_EXPORTER_LIMITS_COUNTERS", default_value_t = Limits::default().counters, value_parser = at_least_one)]
+    pub counters: usize,
+
+    /// Distinct log components per model version.
+    #[arg(value_name = "N", long = "limits.components", env = "MODEL_EXPORTER_LIMITS_COMPONENTS", default_value_t = Limits::default().components, value_parser = at_least_one)]
+    pub components: usize,
+
+    /// Longest label value in bytes; longer values are cut.
+    #[arg(value_name = "N", long = "limits.label-length", env = "MODEL_EXPORTER_LIMITS_LABEL_LENGTH", default_value_t = Limits::default().label_length, value_parser = at_least_one)]
+    pub label_length: usize,
+}
+
+impl LimitsArgs {
+    /// The caps as the aggregator takes them.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            errors: self.errors,
+            classes: self.classes,
+            features: self.features,
+            categories: self.categories,
+            counters: self.counters,
+            components: self.components,
+            models: self.models,
+            versions: self.versions,
+            label_length: self.label_length,
+        }
+    }
+}
+
+/// State kept across restarts (`--storage.*`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Storage")]
+pub struct StorageArgs {
+    /// Directory where the state (windows, alert states, feedback awaiting
+    /// its join) is saved, so that a restart resumes it; off when not
+    /// given. See docs/storage.md.
+    #[arg(
+        long = "storage.path",
+        id = "storage_path",
+        env = "MODEL_EXPORTER_STORAGE_PATH",
+        value_name = "DIR"
+    )]
+    pub path: Option<PathBuf>,
+
+    /// How often the state is saved to --storage.path (0: only at
+    /// shutdown); it is always saved at shutdown too.
+    #[arg(
+        value_name = "DURATION",
+        long = "storage.snapshot-interval",
+        env = "MODEL_EXPORTER_STORAGE_SNAPSHOT_INTERVAL",
+        default_value = "30s",
+        value_parser = parse_duration
+    )]
+    pub snapshot_interval: Duration,
+}
+
+/// The sample of received events written to a file (`--prediction-log.*`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Prediction log")]
+pub struct PredictionLogArgs {
+    /// Write a sample of the events received to this JSON-lines file (for
+    /// debugging and retraining); off when not given.
+    #[arg(
+        long = "prediction-log.path",
+        id = "prediction_log_path",
+        env = "MODEL_EXPORTER_PREDICTION_LOG_PATH",
+        value_name = "PATH"
+    )]
+    pub path: Option<PathBuf>,
+
+    /// Fraction of events written to the prediction log.
+    #[arg(
+        value_name = "RATIO",
+        long = "prediction-log.sample-ratio",
+        env = "MODEL_EXPORTER_PREDICTION_LOG_SAMPLE_RATIO",
+        default_value_t = 0.1,
+        value_parser = parse_ratio
+    )]
+    pub sample_ratio: f64,
+
+    /// Size in bytes at which the prediction log is rotated.
+    #[arg(
+        value_name = "BYTES",
+        long = "prediction-log.max-bytes",
+        env = "MODEL_EXPORTER_PREDICTION_LOG_MAX_BYTES",
+        default_value_t = PredictionLogOptions::default().max_bytes
+    )]
+    pub max_bytes: u64,
+
+    /// Rotated prediction log files kept (path.1 ... path.N).
+    #[arg(
+        value_name = "N",
+        long = "prediction-log.max-files",
+        env = "MODEL_EXPORTER_PREDICTION_LOG_MAX_FILES",
+        default_value_t = PredictionLogOptions::default().max_files
+    )]
+    pub max_files: usize,
+}
+
+/// The exporter's own log (`--log.*`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Logging")]
+pub struct LogArgs {
     /// Least severe log level written.
     #[arg(long = "log.level", env = "MODEL_EXPORTER_LOG_LEVEL", value_enum, default_value_t = LogLevel::Info)]
-    pub log_level: LogLevel,
-
-    /// Also write the model's own `log` events into this log (target `model`).
-    #[arg(long = "log.model-events", env = "MODEL_EXPORTER_LOG_MODEL_EVENTS")]
-    pub log_model_events: bool,
+    pub level: LogLevel,
 
     /// Log line format.
     #[arg(long = "log.format", env = "MODEL_EXPORTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    pub format: LogFormat,
+
+    /// Also write the model's own `log` events into this log (target `model`).
+    #[arg(long = "log.model-events", env = "MODEL_EXPORTER_LOG_MODEL_EVENTS")]
+    pub model_events: bool,
 }
+
+/// The HTTP server's address unless `--web.listen-address` says otherwise.
+pub const DEFAULT_WEB_LISTEN_ADDRESS: &str = ":9877";
 
 /// Flags of `model-exporter demo`.
 #[derive(Debug, Clone, Args)]
@@ -562,7 +761,7 @@ pub struct DemoArgs {
     #[arg(
         long = "web.listen-address",
         value_name = "ADDR",
-        default_value = ":9877",
+        default_value = DEFAULT_WEB_LISTEN_ADDRESS,
         value_delimiter = ','
     )]
     pub web_listen: Vec<String>,
@@ -604,57 +803,9 @@ pub enum LogFormat {
 }
 
 impl RunArgs {
-    /// The listeners to bind: the given ones, or the defaults.
-    pub fn listeners(&self) -> Vec<ListenAddr> {
-        if self.events_listen.is_empty() {
-            ListenAddr::defaults()
-        } else {
-            self.events_listen.clone()
-        }
-    }
-
     /// Caps on distinct label values.
-    pub fn limits(&self) -> crate::aggregate::Limits {
-        crate::aggregate::Limits {
-            errors: self.limit_errors as usize,
-            classes: self.limit_classes as usize,
-            features: self.limit_features as usize,
-            categories: self.limit_categories as usize,
-            counters: self.limit_counters as usize,
-            components: self.limit_components as usize,
-            models: self.limit_models as usize,
-            versions: self.limit_versions as usize,
-            label_length: self.limit_label_length as usize,
-        }
-    }
-
-    /// Ingest settings.
-    pub fn ingest_options(&self) -> IngestOptions {
-        IngestOptions {
-            max_line_bytes: self.max_line_bytes as usize,
-            socket_mode: self.socket_mode,
-            idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
-            file_from_beginning: self.file_from_beginning,
-            max_connections: self.max_connections as usize,
-        }
-    }
-
-    /// Histogram buckets: the defaults, overridden where a flag is given.
-    pub fn buckets(&self) -> Buckets {
-        let d = Buckets::default();
-        let pick = |given: &Vec<f64>, default: Vec<f64>| {
-            if given.is_empty() {
-                default
-            } else {
-                given.clone()
-            }
-        };
-        Buckets {
-            latency: pick(&self.latency_buckets, d.latency),
-            prediction: pick(&self.prediction_buckets, d.prediction),
-            confidence: pick(&self.confidence_buckets, d.confidence),
-            feature: pick(&self.feature_buckets, d.feature),
-        }
+    pub fn limits(&self) -> Limits {
+        self.limits.limits()
     }
 }
 
@@ -682,8 +833,29 @@ fn parse_path(s: &str) -> Result<String, String> {
 }
 
 /// Parses a duration such as `10m`, `1h30m`, `500ms` or `0`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::config::parse_duration(s)
+}
+
+/// A count of at least 1.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number of at least 1")),
+    }
+}
+
+/// `--events.max-line-bytes`: 64 bytes to 16 MiB.
+fn parse_line_bytes(s: &str) -> Result<usize, String> {
+    const RANGE: std::ops::RangeInclusive<usize> = 64..=16 * 1024 * 1024;
+    match s.parse::<usize>() {
+        Ok(n) if RANGE.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a number of bytes from {} to {}",
+            RANGE.start(),
+            RANGE.end()
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -697,22 +869,94 @@ mod tests {
     }
 
     #[test]
+    fn every_run_flag_has_its_environment_variable_and_a_heading() {
+        let cmd = Cli::command();
+        let mut headings = Vec::new();
+        for a in cmd.get_arguments() {
+            let Some(long) = a.get_long() else { continue };
+            if long == "help" || long == "version" {
+                continue;
+            }
+            let want = format!(
+                "MODEL_EXPORTER_{}",
+                long.to_uppercase().replace(['.', '-'], "_")
+            );
+            assert_eq!(a.get_env(), Some(std::ffi::OsStr::new(&want)), "{long}");
+            let heading = a.get_help_heading().unwrap_or_else(|| panic!("{long}"));
+            if !headings.contains(&heading) {
+                headings.push(heading);
+            }
+        }
+        assert_eq!(
+            headings,
+            [
+                "Events",
+                "Web",
+                "Rules and alerting",
+                "Aggregation",
+                "Metrics",
+                "Limits",
+                "Storage",
+                "Prediction log",
+                "Logging"
+            ]
+        );
+    }
+
+    #[test]
+    fn defaults_are_those_of_the_code_that_owns_them() {
+        let r = Cli::try_parse_from(["model-exporter"]).unwrap().run;
+        assert_eq!(r.limits(), Limits::default());
+        let (given, owned) = (r.events.ingest_options(), IngestOptions::default());
+        assert_eq!(given.max_line_bytes, owned.max_line_bytes);
+        assert_eq!(given.socket_mode, owned.socket_mode);
+        assert_eq!(given.idle_timeout, owned.idle_timeout);
+        assert_eq!(given.max_connections, owned.max_connections);
+        let notifier = NotifierOptions::default();
+        assert_eq!(r.rules.alertmanager_timeout, notifier.timeout);
+        assert_eq!(r.rules.alertmanager_resend_delay, notifier.resend_delay);
+        assert_eq!(r.rules.alertmanager_queue_capacity, notifier.queue_capacity);
+        let log = PredictionLogOptions::default();
+        assert_eq!(r.prediction_log.max_bytes, log.max_bytes);
+        assert_eq!(r.prediction_log.max_files, log.max_files);
+        for bad in [
+            &["--limits.models", "0"][..],
+            &["--events.max-line-bytes", "63"],
+            &["--events.max-connections", "x"],
+        ] {
+            let args = std::iter::once("model-exporter").chain(bad.iter().copied());
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn developer_tools_are_listed_apart() {
+        let help = Cli::command().render_help().to_string();
+        let (commands, rest) = help.split_once("Options:").unwrap();
+        assert!(commands.contains("report") && !commands.contains("loadgen"));
+        assert!(rest.contains("Developer tools:\n  loadgen"), "{help}");
+        assert!(
+            Cli::try_parse_from(["model-exporter", "loadgen", "--target", "unix:///x"]).is_ok()
+        );
+    }
+
+    #[test]
     fn defaults_need_no_flag() {
         let cli = Cli::try_parse_from(["model-exporter"]).unwrap();
         assert!(cli.command.is_none());
         let r = cli.run;
-        assert_eq!(r.listeners(), ListenAddr::defaults());
-        assert_eq!(r.web_listen, vec![":9877"]);
-        assert_eq!(r.socket_mode, 0o660);
-        assert_eq!(r.telemetry_path, "/metrics");
-        assert_eq!(r.buckets(), Buckets::default());
-        assert_eq!(r.metrics_ttl, Duration::ZERO);
+        assert_eq!(r.events.listeners(), ListenAddr::defaults());
+        assert_eq!(r.web.listen_address, vec![":9877"]);
+        assert_eq!(r.events.socket_mode, 0o660);
+        assert_eq!(r.web.telemetry_path, "/metrics");
+        assert_eq!(r.metrics.buckets(), Buckets::default());
+        assert_eq!(r.metrics.ttl, Duration::ZERO);
         assert_eq!(
-            r.ingest_options().idle_timeout,
+            r.events.ingest_options().idle_timeout,
             Some(Duration::from_secs(600))
         );
-        assert_eq!(r.storage_path, None);
-        assert_eq!(r.storage_snapshot_interval, Duration::from_secs(30));
+        assert_eq!(r.storage.path, None);
+        assert_eq!(r.storage.snapshot_interval, Duration::from_secs(30));
     }
 
     #[test]
@@ -725,10 +969,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            cli.run.storage_path,
+            cli.run.storage.path,
             Some(PathBuf::from("/var/lib/model-exporter"))
         );
-        assert_eq!(cli.run.storage_snapshot_interval, Duration::ZERO);
+        assert_eq!(cli.run.storage.snapshot_interval, Duration::ZERO);
         assert!(
             Cli::try_parse_from(["model-exporter", "--storage.snapshot-interval", "30"]).is_err()
         );
@@ -752,12 +996,12 @@ mod tests {
             "90s",
         ])
         .unwrap();
-        assert_eq!(cli.run.metrics_ttl, Duration::from_secs(90));
-        assert_eq!(cli.run.events_listen.len(), 2);
-        assert_eq!(cli.run.socket_mode, 0o600);
-        assert_eq!(cli.run.ingest_options().idle_timeout, None);
-        assert_eq!(cli.run.buckets().feature, vec![-1.0, 0.0, 1.0]);
-        assert_eq!(cli.run.log_format, LogFormat::Json);
+        assert_eq!(cli.run.metrics.ttl, Duration::from_secs(90));
+        assert_eq!(cli.run.events.listen.len(), 2);
+        assert_eq!(cli.run.events.socket_mode, 0o600);
+        assert_eq!(cli.run.events.ingest_options().idle_timeout, None);
+        assert_eq!(cli.run.metrics.buckets().feature, vec![-1.0, 0.0, 1.0]);
+        assert_eq!(cli.run.log.format, LogFormat::Json);
 
         let cli = Cli::try_parse_from(["model-exporter", "check", "r.yaml"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Check { .. })));

@@ -279,7 +279,7 @@ fn report(url: &str) -> ExitCode {
 }
 
 fn init_logging(args: &RunArgs) {
-    let level = match args.log_level {
+    let level = match args.log.level {
         LogLevel::Debug => tracing::Level::DEBUG,
         LogLevel::Info => tracing::Level::INFO,
         LogLevel::Warn => tracing::Level::WARN,
@@ -288,7 +288,7 @@ fn init_logging(args: &RunArgs) {
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr);
-    match args.log_format {
+    match args.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }

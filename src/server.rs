@@ -65,7 +65,7 @@ impl std::error::Error for RunError {}
 
 /// Loads `--config.file`, or the built-in rules when none is given.
 pub fn load_config(args: &RunArgs) -> Result<Config, ConfigErrors> {
-    match &args.config_file {
+    match &args.rules.config_file {
         Some(path) => config::load_file(path),
         None => config::load(crate::DEFAULT_RULES_NAME, crate::DEFAULT_RULES_YAML),
     }
@@ -85,24 +85,25 @@ pub async fn run_with_clock(
     // The file as first loaded: the watcher compares with it, so a change
     // written while the exporter starts is not missed.
     let first_text = args
+        .rules
         .config_file
         .as_ref()
         .and_then(|p| std::fs::read(p).ok());
     let config = load_config(&args).map_err(RunError::Config)?;
-    let web_config = match &args.web_config_file {
+    let web_config = match &args.web.config_file {
         Some(p) => crate::export::webconfig::WebConfig::load(p).map_err(RunError::Web)?,
         None => crate::export::webconfig::WebConfig::open(),
     };
-    let metrics = Metrics::new(&args.buckets()).map_err(RunError::Buckets)?;
+    let metrics = Metrics::new(&args.metrics.buckets()).map_err(RunError::Buckets)?;
     metrics.config_last_reload_successful.set(1);
     metrics.config_reloads.with_label_values(&["success"]).inc();
     metrics.config_last_reload_success.set(clock.now());
     let source = config_source(&args);
     tracing::info!(%source, groups = config.groups.len(), "loaded rules");
 
-    let options = args.ingest_options();
+    let options = args.events.ingest_options();
     let mut listeners = Vec::new();
-    for addr in args.listeners() {
+    for addr in args.events.listeners() {
         let l = Listener::bind(&addr, &options)
             .await
             .map_err(RunError::Bind)?;
@@ -110,7 +111,7 @@ pub async fn run_with_clock(
         listeners.push(l);
     }
     let mut web = Vec::new();
-    for a in &args.web_listen {
+    for a in &args.web.listen_address {
         let addr = http::parse_listen_address(a).map_err(RunError::Web)?;
         let l = TcpListener::bind(addr)
             .await
@@ -121,7 +122,7 @@ pub async fn run_with_clock(
     }
 
     let (control, control_rx) = mpsc::unbounded_channel();
-    let shards = args.aggregate_shards.resolve();
+    let shards = args.aggregation.shards.resolve();
     let limits = match shards {
         1 => args.limits(),
         _ => aggregate::shards::shard_limits(args.limits()),
@@ -135,11 +136,14 @@ pub async fn run_with_clock(
             config.clone(),
             source.clone(),
         );
-        agg.set_reemit_logs(args.log_model_events);
-        agg.set_history(args.history_resolution, args.history_retention);
-        let capacity = aggregate::shards::share(args.feedback_capacity, shards);
-        agg.set_feedback(args.feedback_ttl, capacity);
-        agg.set_ttl(args.metrics_ttl);
+        agg.set_reemit_logs(args.log.model_events);
+        agg.set_history(
+            args.aggregation.history_resolution,
+            args.aggregation.history_retention,
+        );
+        let capacity = aggregate::shards::share(args.aggregation.feedback_capacity, shards);
+        agg.set_feedback(args.aggregation.feedback_ttl, capacity);
+        agg.set_ttl(args.metrics.ttl);
         if shards > 1 {
             agg.set_shard(slot);
         }
@@ -150,20 +154,21 @@ pub async fn run_with_clock(
         .map(new_aggregator)
         .collect();
     let api = ApiView::new(aggs.iter().map(Aggregator::api).collect());
-    let notifier = if args.alertmanager_urls.is_empty() {
+    let notifier = if args.rules.alertmanager_urls.is_empty() {
         None
     } else {
         let options = NotifierOptions {
-            urls: args.alertmanager_urls.clone(),
-            timeout: args.alertmanager_timeout,
-            queue_capacity: args.alertmanager_queue_capacity as usize,
-            resend_delay: args.alertmanager_resend_delay,
+            urls: args.rules.alertmanager_urls.clone(),
+            timeout: args.rules.alertmanager_timeout,
+            queue_capacity: args.rules.alertmanager_queue_capacity,
+            resend_delay: args.rules.alertmanager_resend_delay,
             evaluation_interval: aggs[0].tick(),
             ..NotifierOptions::default()
         };
         let (handle, task) = Notifier::new(options, &metrics.registry, shutdown.clone())
             .map_err(|e| RunError::Alertmanager(e.to_string()))?;
         let url = args
+            .web
             .external_url
             .as_deref()
             .map(|u| format!("{}/api/v1/rules", u.trim_end_matches('/')))
@@ -171,12 +176,12 @@ pub async fn run_with_clock(
         for agg in &mut aggs {
             agg.set_notifier(handle.clone(), url.clone());
         }
-        for u in &args.alertmanager_urls {
+        for u in &args.rules.alertmanager_urls {
             tracing::info!(url = %u, "sending alerts to Alertmanager");
         }
         Some(tokio::spawn(task.run()))
     };
-    if let Some(dir) = &args.storage_path {
+    if let Some(dir) = &args.storage.path {
         if shards > 1 {
             // One snapshot holds one aggregator's state; which shard a model
             // lands on depends on the shard count, so a snapshot per shard
@@ -186,12 +191,12 @@ pub async fn run_with_clock(
             )));
         }
         let storage =
-            crate::storage::Storage::open(dir, args.storage_snapshot_interval, &metrics.registry)
+            crate::storage::Storage::open(dir, args.storage.snapshot_interval, &metrics.registry)
                 .map_err(RunError::Storage)?;
-        tracing::info!(path = %storage.path().display(), interval = ?args.storage_snapshot_interval, "saving the state");
+        tracing::info!(path = %storage.path().display(), interval = ?args.storage.snapshot_interval, "saving the state");
         aggs[0].attach_storage(storage);
     }
-    let queue = args.queue_batches as usize;
+    let queue = args.events.queue_batches;
     let (tx, aggregators): (BatchSink, Vec<_>) = if shards == 1 {
         let (tx, rx) = mpsc::channel(queue);
         let agg = aggs.pop().expect("one aggregator");
@@ -201,18 +206,18 @@ pub async fn run_with_clock(
         aggregate::shards::spawn_all(aggs, queue, control_rx, args.limits(), &metrics)
     };
 
-    let (prediction_log, prediction_log_writer) = match &args.prediction_log_path {
+    let (prediction_log, prediction_log_writer) = match &args.prediction_log.path {
         Some(path) => {
             let options = PredictionLogOptions {
                 path: path.clone(),
-                sample_ratio: args.prediction_log_sample_ratio,
-                max_bytes: args.prediction_log_max_bytes,
-                max_files: args.prediction_log_max_files,
+                sample_ratio: args.prediction_log.sample_ratio,
+                max_bytes: args.prediction_log.max_bytes,
+                max_files: args.prediction_log.max_files,
                 ..PredictionLogOptions::default()
             };
             let (log, writer) = PredictionLog::start(options, &metrics.registry)
                 .map_err(RunError::PredictionLog)?;
-            tracing::info!(path = %path.display(), ratio = args.prediction_log_sample_ratio, "writing the prediction log");
+            tracing::info!(path = %path.display(), ratio = args.prediction_log.sample_ratio, "writing the prediction log");
             (Some(log), Some(writer))
         }
         None => (None, None),
@@ -243,9 +248,9 @@ pub async fn run_with_clock(
     let reloads = tokio::spawn(reloader.run(reload_rx, shutdown.clone()));
     let state = Arc::new(HttpState {
         api,
-        reload: args.enable_lifecycle.then_some(reload_tx),
+        reload: args.web.enable_lifecycle.then_some(reload_tx),
         metrics: metrics.clone(),
-        telemetry_path: args.telemetry_path.clone(),
+        telemetry_path: args.web.telemetry_path.clone(),
         ready: true.into(),
         web: web_config,
     });
@@ -301,7 +306,7 @@ pub async fn run_with_clock(
 }
 
 fn config_source(args: &RunArgs) -> String {
-    args.config_file.as_ref().map_or_else(
+    args.rules.config_file.as_ref().map_or_else(
         || crate::DEFAULT_RULES_NAME.to_owned(),
         |p| p.display().to_string(),
     )
@@ -333,8 +338,8 @@ impl Reloader {
                 None
             }
         };
-        let watch = self.args.config_watch_interval;
-        let watching = self.args.config_file.is_some() && !watch.is_zero();
+        let watch = self.args.rules.config_watch_interval;
+        let watching = self.args.rules.config_file.is_some() && !watch.is_zero();
         let mut poll = tokio::time::interval(if watching {
             watch
         } else {
@@ -361,7 +366,7 @@ impl Reloader {
     }
 
     fn read_file(&self) -> Option<Vec<u8>> {
-        std::fs::read(self.args.config_file.as_ref()?).ok()
+        std::fs::read(self.args.rules.config_file.as_ref()?).ok()
     }
 
     fn reload(&mut self, trigger: &str) -> Result<(), String> {
