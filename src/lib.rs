@@ -32,6 +32,8 @@
 //!   file, line and column.
 //! * [`server`]: wires the pieces together; [`server::run`] is what `main` calls.
 //! * [`cli`]: command-line flags and subcommands.
+//! * [`http_client`]: the one HTTP client (TLS, authentication, timeouts)
+//!   of `report`, `loadgen` and the Alertmanager notifier.
 //! * [`report`]: the text monitoring report of a running exporter.
 //! * [`demo`]: simulated traffic replaying classic failure stories.
 //! * [`loadgen`]: the load generator of `model-exporter loadgen`.
@@ -50,6 +52,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod export;
+pub mod http_client;
 pub mod ingest;
 pub mod loadgen;
 pub mod report;
