@@ -14,6 +14,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::aggregate::Limits;
 use crate::export::metrics::Buckets;
 use crate::export::prediction_log::PredictionLogOptions;
+use crate::http_client::config::{BasicAuth, ClientCert, Secret};
+use crate::http_client::{ClientOptions, ConfigFileError, HttpClientConfig};
 use crate::ingest::{IngestOptions, ListenAddr};
 use crate::rules::export::{ExportFormat, check_namespace, check_object_name};
 use crate::rules::notify::NotifierOptions;
@@ -47,15 +49,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print the monitoring report (latency, errors, predictions,
     /// confidence, alerts) of a running exporter.
-    Report {
-        /// The exporter's base URL.
-        #[arg(
-            long,
-            default_value = "http://127.0.0.1:9877",
-            env = "MODEL_EXPORTER_URL"
-        )]
-        url: String,
-    },
+    Report(ReportArgs),
     /// Validate a rules.yaml without starting anything; every error is
     /// printed as FILE:LINE:COLUMN: MESSAGE and the exit status is 1.
     Check {
@@ -86,6 +80,130 @@ Developer tools:
   loadgen   Send events to a running exporter at a given rate and report what it counted,
             with its CPU time and memory (benchmarks; see bench/README.md)";
 
+/// Flags of `model-exporter report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The exporter's base URL (a trailing /metrics is ignored).
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:9877",
+        env = "MODEL_EXPORTER_URL"
+    )]
+    pub url: String,
+    /// How to reach the exporter: TLS and credentials.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// How `report` and `loadgen` reach an exporter served with
+/// `--web.config.file`: a Prometheus-style `http_config` file, and flags
+/// that take precedence over it (see docs/security.md).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Connection")]
+pub struct ClientArgs {
+    /// A Prometheus-style http_config file: basic_auth, authorization,
+    /// tls_config (paths in it are relative to it).
+    #[arg(
+        long = "http-config.file",
+        env = "MODEL_EXPORTER_HTTP_CONFIG_FILE",
+        value_name = "PATH"
+    )]
+    pub http_config_file: Option<PathBuf>,
+    /// Basic-auth user name.
+    #[arg(long, env = "MODEL_EXPORTER_USERNAME", value_name = "NAME")]
+    pub username: Option<String>,
+    /// File holding the basic-auth password (white space around it is
+    /// dropped).
+    #[arg(
+        long = "password-file",
+        env = "MODEL_EXPORTER_PASSWORD_FILE",
+        value_name = "PATH",
+        requires = "username"
+    )]
+    pub password_file: Option<PathBuf>,
+    /// CA certificate(s), PEM, that the exporter's certificate must chain
+    /// to, instead of the system's.
+    #[arg(long = "ca-file", env = "MODEL_EXPORTER_CA_FILE", value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM), for an exporter that requires one.
+    #[arg(
+        long = "cert-file",
+        env = "MODEL_EXPORTER_CERT_FILE",
+        value_name = "PATH",
+        requires = "key_file"
+    )]
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long = "key-file",
+        env = "MODEL_EXPORTER_KEY_FILE",
+        value_name = "PATH",
+        requires = "cert_file"
+    )]
+    pub key_file: Option<PathBuf>,
+    /// The name the exporter's certificate must be valid for, instead of
+    /// the URL's host.
+    #[arg(
+        long = "server-name",
+        env = "MODEL_EXPORTER_SERVER_NAME",
+        value_name = "NAME"
+    )]
+    pub server_name: Option<String>,
+    /// Accept any certificate from the exporter (for tests: the traffic is
+    /// encrypted, but to whoever answers).
+    #[arg(
+        long = "insecure-skip-verify",
+        env = "MODEL_EXPORTER_INSECURE_SKIP_VERIFY"
+    )]
+    pub insecure_skip_verify: bool,
+    /// Longest wait for one request, connecting included.
+    #[arg(
+        long,
+        env = "MODEL_EXPORTER_TIMEOUT",
+        default_value = "10s",
+        value_name = "DURATION",
+        value_parser = parse_positive_duration
+    )]
+    pub timeout: Duration,
+}
+
+impl ClientArgs {
+    /// The client's settings: the file's, then the flags'.
+    pub fn options(&self) -> Result<ClientOptions, ConfigFileError> {
+        let mut config = match &self.http_config_file {
+            Some(path) => HttpClientConfig::load(path)?,
+            None => HttpClientConfig::default(),
+        };
+        if let Some(username) = &self.username {
+            config.basic_auth = Some(BasicAuth {
+                username: username.clone(),
+                password: self.password_file.clone().map(Secret::File),
+            });
+            config.authorization = None;
+        }
+        let tls = &mut config.tls_config;
+        if let Some(ca) = &self.ca_file {
+            tls.ca_file = Some(ca.clone());
+        }
+        if let (Some(cert_file), Some(key_file)) = (&self.cert_file, &self.key_file) {
+            tls.client_cert = Some(ClientCert {
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+            });
+        }
+        if let Some(name) = &self.server_name {
+            tls.server_name = Some(name.clone());
+        }
+        tls.insecure_skip_verify |= self.insecure_skip_verify;
+        Ok(ClientOptions {
+            connect_timeout: self.timeout.min(ClientOptions::default().connect_timeout),
+            request_timeout: self.timeout,
+            config,
+            ..ClientOptions::default()
+        })
+    }
+}
+
 /// Flags of `model-exporter loadgen`.
 #[derive(Debug, Clone, Args)]
 pub struct LoadgenArgs {
@@ -105,10 +223,14 @@ pub struct LoadgenArgs {
     /// spread them over --aggregate.shards; 1 sends the model `fraud`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub models: u32,
-    /// The exporter's base URL, e.g. http://127.0.0.1:9877, to report the
-    /// events it received and rejected during the run.
+    /// The exporter's base URL, e.g. http://127.0.0.1:9877 (a trailing
+    /// /metrics is ignored), to report the events it received and
+    /// rejected during the run.
     #[arg(long = "metrics-url", value_name = "URL")]
     pub metrics_url: Option<String>,
+    /// How to reach --metrics-url: TLS and credentials.
+    #[command(flatten)]
+    pub client: ClientArgs,
     /// The exporter's process id, to report its CPU seconds and largest
     /// resident memory during the run (Linux /proc).
     #[arg(long)]
@@ -835,6 +957,14 @@ fn parse_path(s: &str) -> Result<String, String> {
 /// Parses a duration such as `10m`, `1h30m`, `500ms` or `0`.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::config::parse_duration(s)
+}
+
+/// A duration longer than zero.
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("{s:?} must be longer than 0")),
+        d => Ok(d),
+    }
 }
 
 /// A count of at least 1.

@@ -228,6 +228,9 @@ pub enum DemoError {
     /// The exporter did not start.
     #[error(transparent)]
     Exporter(#[from] crate::server::RunError),
+    /// The client that reads the exporter's summary could not be made.
+    #[error(transparent)]
+    Client(#[from] crate::http_client::ClientError),
 }
 
 /// The URL a browser on this machine reaches the exporter at.
@@ -301,6 +304,7 @@ pub fn run(options: DemoOptions) -> Result<(), DemoError> {
             let (duration, seed) = (options.duration, options.seed);
             std::thread::spawn(move || generate(&socket, clock, duration, seed, stop))
         };
+        let client = crate::http_client::HttpClient::new(&Default::default())?;
         let start = clock.now();
         let mut seen: Vec<String> = Vec::new();
         while clock.now() - start < options.duration.as_secs_f64() {
@@ -308,10 +312,7 @@ pub fn run(options: DemoOptions) -> Result<(), DemoError> {
             if !options.verbose {
                 continue;
             }
-            let u = url.clone();
-            let Ok(Ok(summary)) =
-                tokio::task::spawn_blocking(move || crate::report::fetch(&u)).await
-            else {
+            let Ok(summary) = crate::report::fetch(&client, &url).await else {
                 continue;
             };
             for a in summary["data"]["alerts"].as_array().into_iter().flatten() {
@@ -339,13 +340,10 @@ pub fn run(options: DemoOptions) -> Result<(), DemoError> {
         }
         stop.store(true, Ordering::Relaxed);
         let _ = generator.join();
-        if options.verbose {
-            let u = url.clone();
-            if let Ok(Ok(summary)) =
-                tokio::task::spawn_blocking(move || crate::report::fetch(&u)).await
-            {
-                print!("\n{}", crate::report::render(&summary, &url));
-            }
+        if options.verbose
+            && let Ok(summary) = crate::report::fetch(&client, &url).await
+        {
+            print!("\n{}", crate::report::render(&summary, &url));
         }
         running.stop().await;
         Ok(())

@@ -78,7 +78,7 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Some(Command::Check { file }) => check(&file),
-        Some(Command::Report { url }) => report(&url),
+        Some(Command::Report(args)) => report(args),
         Some(Command::Demo(args)) => demo(args),
         Some(Command::Rules { command }) => rules(command),
         Some(Command::Baseline(args)) => baseline(args),
@@ -276,6 +276,7 @@ fn loadgen(args: model_exporter::cli::LoadgenArgs) -> Result<(), Failure> {
         connections: args.connections,
         models: args.models,
         metrics_url: args.metrics_url,
+        client: args.client.options().map_err(Failure::of("loadgen"))?,
         pid: args.pid,
         null_reader: args.null_reader,
         sender_cpu: args.sender_cpu,
@@ -287,9 +288,23 @@ fn loadgen(args: model_exporter::cli::LoadgenArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn report(url: &str) -> Result<(), Failure> {
-    let summary = model_exporter::report::fetch(url).map_err(Failure::of("report"))?;
-    print!("{}", model_exporter::report::render(&summary, url));
+fn report(args: model_exporter::cli::ReportArgs) -> Result<(), Failure> {
+    use model_exporter::http_client::HttpClient;
+    use model_exporter::report;
+    let failed = Failure::of("report");
+    let fetched = (|| {
+        let options = args.client.options()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let base = report::base_url(&args.url);
+        runtime.block_on(async {
+            let client = HttpClient::new(&options)?;
+            let summary = report::fetch(&client, base).await?;
+            Ok::<_, AnyError>(report::render(&summary, base))
+        })
+    })();
+    print!("{}", fetched.map_err(failed)?);
     Ok(())
 }
 
