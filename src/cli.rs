@@ -587,6 +587,16 @@ pub struct RulesArgs {
         value_parser = at_least_one
     )]
     pub alertmanager_queue_capacity: usize,
+
+    /// TLS settings and credentials for Alertmanager: a Prometheus-style
+    /// http_config file (basic_auth, authorization, tls_config; see
+    /// docs/security.md). Read at start-up.
+    #[arg(
+        long = "alertmanager.http-config.file",
+        env = "MODEL_EXPORTER_ALERTMANAGER_HTTP_CONFIG_FILE",
+        value_name = "PATH"
+    )]
+    pub alertmanager_http_config_file: Option<PathBuf>,
 }
 
 /// Aggregator threads, history and feedback (`--aggregate.*`,

@@ -27,6 +27,7 @@ use crate::config::{self, Config, ConfigErrors};
 use crate::export::http::{self, HttpState};
 use crate::export::metrics::Metrics;
 use crate::export::prediction_log::{PredictionLog, PredictionLogOptions};
+use crate::http_client::{ConfigFileError, HttpClientConfig};
 use crate::ingest::rejects::Rejects;
 use crate::ingest::{BindError, IngestContext, IngestOptions, ListenAddr, Listener};
 use crate::rules::notify::{Notifier, NotifierOptions, NotifyError};
@@ -64,6 +65,9 @@ pub enum RunError {
     /// Invalid Alertmanager settings.
     #[error("invalid Alertmanager settings: {0}")]
     Alertmanager(#[source] NotifyError),
+    /// `--alertmanager.http-config.file` did not load.
+    #[error("invalid Alertmanager settings: {0}")]
+    AlertmanagerHttpConfig(#[source] ConfigFileError),
     /// The prediction log could not be started.
     #[error("cannot start the prediction log: {0}")]
     PredictionLog(String),
@@ -343,8 +347,13 @@ fn start_notifier(
     if rules.alertmanager_urls.is_empty() {
         return Ok(None);
     }
+    let http_config = match &rules.alertmanager_http_config_file {
+        Some(path) => HttpClientConfig::load(path).map_err(RunError::AlertmanagerHttpConfig)?,
+        None => HttpClientConfig::default(),
+    };
     let options = NotifierOptions {
         urls: rules.alertmanager_urls.clone(),
+        http_config,
         timeout: rules.alertmanager_timeout,
         queue_capacity: rules.alertmanager_queue_capacity,
         resend_delay: rules.alertmanager_resend_delay,
