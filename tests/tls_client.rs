@@ -62,20 +62,17 @@ fn report_reaches_an_exporter_with_tls_and_basic_auth() {
         password.to_str().unwrap(),
         wrong.to_str().unwrap(),
     );
-    let flags = [
-        "report",
-        "--url",
-        &url,
-        "--ca-file",
-        ca,
-        "--username",
-        "prometheus",
-        "--password-file",
-        password,
-    ];
+    let report = |flags: &[&str]| model_exporter(&[&["report", "--url", &url], flags].concat());
+    // Exit status 1, and what it said.
+    let failure = |flags: &[&str]| {
+        let out = report(flags);
+        assert_eq!(out.status.code(), Some(1), "{flags:?}: {}", stderr(&out));
+        stderr(&out)
+    };
+    let credentials = ["--username", "prometheus", "--password-file", password];
     let deadline = Instant::now() + PATIENCE;
     let text = loop {
-        let out = model_exporter(&flags);
+        let out = report(&[&["--ca-file", ca][..], &credentials].concat());
         assert!(out.status.success(), "{}", stderr(&out));
         let text = String::from_utf8(out.stdout).unwrap();
         if text.contains("Model fraud (version v3)") {
@@ -98,20 +95,11 @@ fn report_reaches_an_exporter_with_tls_and_basic_auth() {
         "basic_auth:\n  username: prometheus\n  password_file: password\ntls_config:\n  ca_file: ca.crt\n",
     )
     .unwrap();
-    let out = model_exporter(&[
-        "report",
-        "--url",
-        &url,
-        "--http-config.file",
-        http.to_str().unwrap(),
-    ]);
+    let out = report(&["--http-config.file", http.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     // A wrong password: a clear error and exit status 1.
-    let out = model_exporter(&[
-        "report",
-        "--url",
-        &url,
+    let err = failure(&[
         "--ca-file",
         ca,
         "--username",
@@ -119,8 +107,6 @@ fn report_reaches_an_exporter_with_tls_and_basic_auth() {
         "--password-file",
         wrong,
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
     assert!(
         err.starts_with(&format!(
             "model-exporter report: https://{}/api/v1/summary answered 401 Unauthorized: wrong or missing credentials",
@@ -129,60 +115,27 @@ fn report_reaches_an_exporter_with_tls_and_basic_auth() {
         "{err}"
     );
     // No credentials at all: the same.
-    let out = model_exporter(&["report", "--url", &url, "--ca-file", ca]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("401 Unauthorized"),
-        "{}",
-        stderr(&out)
-    );
+    let err = failure(&["--ca-file", ca]);
+    assert!(err.contains("401 Unauthorized"), "{err}");
 
     // A certificate the client cannot verify: refused before any request.
-    let out = model_exporter(&[
-        "report",
-        "--url",
-        &url,
-        "--username",
-        "prometheus",
-        "--password-file",
-        password,
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    let err = failure(&credentials);
     assert!(
         err.contains(&format!("cannot connect to {}", e.web)) && err.contains("UnknownIssuer"),
         "{err}"
     );
     // ... or a name the certificate is not for.
-    let out = model_exporter(&[
-        "report",
-        "--url",
-        &url,
-        "--ca-file",
-        ca,
-        "--server-name",
-        "elsewhere.example",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
+    let err = failure(&["--ca-file", ca, "--server-name", "elsewhere.example"]);
     assert!(
-        stderr(&out).contains("certificate not valid for name \"elsewhere.example\""),
-        "{}",
-        stderr(&out)
+        err.contains("certificate not valid for name \"elsewhere.example\""),
+        "{err}"
     );
     // Unless told not to verify (tests only).
-    let out = model_exporter(&[
-        "report",
-        "--url",
-        &url,
-        "--insecure-skip-verify",
-        "--username",
-        "prometheus",
-        "--password-file",
-        password,
-    ]);
+    let out = report(&[&["--insecure-skip-verify"][..], &credentials].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     // Plain HTTP to the TLS port fails, rather than hanging.
-    let out = model_exporter(&["report", "--url", &format!("http://{}", e.web)]);
+    let plain = format!("http://{}", e.web);
+    let out = model_exporter(&["report", "--url", &plain]);
     assert_eq!(out.status.code(), Some(1));
 }
 

@@ -28,6 +28,20 @@ struct Log {
     closed: bool,
 }
 
+/// `--events.listen` flags for one listener of each transport: socket
+/// files in `dir`, TCP and UDP on port 0.
+pub fn listener_flags(dir: &Path) -> Vec<String> {
+    [
+        format!("unix://{}", dir.join("events.sock").display()),
+        format!("unixgram://{}", dir.join("events.dgram.sock").display()),
+        "tcp://127.0.0.1:0".into(),
+        "udp://127.0.0.1:0".into(),
+    ]
+    .into_iter()
+    .flat_map(|l| ["--events.listen".to_owned(), l])
+    .collect()
+}
+
 /// A running exporter.
 pub struct Exporter {
     child: Option<Child>,
@@ -75,18 +89,7 @@ impl Exporter {
             "json".into(),
         ];
         if all_listeners {
-            for l in [
-                format!("unix://{}", dir.path().join("events.sock").display()),
-                format!(
-                    "unixgram://{}",
-                    dir.path().join("events.dgram.sock").display()
-                ),
-                "tcp://127.0.0.1:0".into(),
-                "udp://127.0.0.1:0".into(),
-            ] {
-                args.push("--events.listen".into());
-                args.push(l);
-            }
+            args.extend(listener_flags(dir.path()));
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         Self::spawn(Command::new(binary()).args(&args), dir).expect("exporter did not start")
@@ -291,18 +294,7 @@ impl InProcess {
             "--web.listen-address".into(),
             "127.0.0.1:0".into(),
         ];
-        for l in [
-            format!("unix://{}", dir.path().join("events.sock").display()),
-            format!(
-                "unixgram://{}",
-                dir.path().join("events.dgram.sock").display()
-            ),
-            "tcp://127.0.0.1:0".into(),
-            "udp://127.0.0.1:0".into(),
-        ] {
-            argv.push("--events.listen".into());
-            argv.push(l);
-        }
+        argv.extend(listener_flags(dir.path()));
         argv.extend(extra.iter().map(|s| s.to_string()));
         let args = model_exporter::cli::Cli::try_parse_from(&argv).unwrap().run;
         let clock = model_exporter::clock::ManualClock::new(Self::START);
