@@ -538,7 +538,7 @@ impl Reloader {
         std::fs::read(self.args.rules.config_file.as_ref()?).ok()
     }
 
-    fn reload(&mut self, trigger: &str) -> Result<(), String> {
+    fn reload(&mut self, trigger: &str) -> Result<(), ConfigErrors> {
         self.last_text = self.read_file();
         match load_config(&self.args) {
             Ok(config) => {
@@ -565,7 +565,7 @@ impl Reloader {
                     .config_reloads
                     .with_label_values(&["failure"])
                     .inc();
-                Err(errors.to_string())
+                Err(errors)
             }
         }
     }

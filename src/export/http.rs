@@ -23,7 +23,7 @@ use crate::shutdown::Shutdown;
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// A request to reload the rules, answered with the outcome.
-pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), crate::config::ConfigErrors>>;
 
 /// What every request handler shares.
 pub struct HttpState {
