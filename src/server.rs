@@ -3,7 +3,7 @@
 //!
 //! [`start`] binds and spawns everything and returns a [`Running`] exporter
 //! with its bound addresses (port 0 resolved), so that a test can run the
-//! exporter in its own process with an injected clock
+//! exporter inside the test's process with an injected clock
 //! ([`start_with_clock`]); [`Running::stop`] shuts it down and waits. [`run`]
 //! is what the binary calls: start, wait for the shutdown signal, stop.
 //!
@@ -117,8 +117,8 @@ impl Running {
         self.stop.trigger();
     }
 
-    /// Waits until the exporter has stopped, once [`Running::shutdown`] was
-    /// called (or an observer of the same trigger fired).
+    /// Waits until the exporter has stopped: after [`Running::shutdown`]
+    /// (without it, this waits for ever; [`Running::stop`] does both).
     pub async fn wait(self) {
         let Running { stop, stopped, .. } = self;
         if let Err(e) = stopped.await {
