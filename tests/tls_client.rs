@@ -5,30 +5,38 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
 
-/// TLS material, a web config with TLS and the user `prometheus`, and the
-/// user's password in `password`; returns the web config's path.
-fn tls_exporter_files(dir: &Path) -> std::path::PathBuf {
-    certificates(dir);
-    let hash = bcrypt::hash("s3cret", 4).unwrap();
-    let web = dir.join("web.yml");
+/// A web config `name` in `dir` serving TLS with the server certificate
+/// and requiring `user` with `password`, which is also written to the file
+/// `password_file`; returns the web config's path.
+fn web_config(dir: &Path, name: &str, user: &str, password: &str, password_file: &str) -> PathBuf {
+    let hash = bcrypt::hash(password, 4).unwrap();
+    let web = dir.join(name);
     std::fs::write(
         &web,
         format!(
             "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n\
-             basic_auth_users:\n  prometheus: '{hash}'\n"
+             basic_auth_users:\n  {user}: '{hash}'\n"
         ),
     )
     .unwrap();
-    std::fs::write(dir.join("password"), "s3cret\n").unwrap();
-    std::fs::write(dir.join("wrong"), "guess\n").unwrap();
+    std::fs::write(dir.join(password_file), format!("{password}\n")).unwrap();
     web
+}
+
+/// TLS material, a web config with TLS and the user `prometheus`, the
+/// user's password in `password` and a wrong one in `wrong`; returns the
+/// web config's path.
+fn tls_exporter_files(dir: &Path) -> PathBuf {
+    certificates(dir);
+    std::fs::write(dir.join("wrong"), "guess\n").unwrap();
+    web_config(dir, "web.yml", "prometheus", "s3cret", "password")
 }
 
 /// Rules evaluated often, so that the summary the report reads is soon
@@ -257,18 +265,8 @@ fn alerts_reach_an_alertmanager_over_tls_with_basic_auth() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     certificates(d);
-    let hash = bcrypt::hash("am-s3cret", 4).unwrap();
-    let am_web = d.join("am-web.yml");
-    std::fs::write(
-        &am_web,
-        format!(
-            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n\
-             basic_auth_users:\n  exporter: '{hash}'\n"
-        ),
-    )
-    .unwrap();
+    let am_web = web_config(d, "am-web.yml", "exporter", "am-s3cret", "am-password");
     let am = TlsReceiver::start(&am_web);
-    std::fs::write(d.join("am-password"), "am-s3cret\n").unwrap();
     let http = d.join("alertmanager-http.yml");
     std::fs::write(
         &http,
