@@ -208,13 +208,52 @@ fn mmss(secs: f64) -> String {
     format!("{:02}:{:02}", s / 60, s % 60)
 }
 
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Its temporary directory or rules file could not be written.
+    #[error("{}: {source}", path.display())]
+    Files {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The exporter's flags were refused.
+    #[error(transparent)]
+    Flags(#[from] clap::Error),
+    /// The async runtime could not be built.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The exporter did not start.
+    #[error(transparent)]
+    Exporter(#[from] crate::server::RunError),
+    /// The client that reads the exporter's summary could not be made.
+    #[error(transparent)]
+    Client(#[from] crate::http_client::ClientError),
+}
+
+/// The URL a browser on this machine reaches the exporter at.
+fn local_url(addr: std::net::SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
+}
+
 /// Runs the demo: the exporter plus simulated traffic, for `duration` of
-/// simulated time; returns the process exit status.
-pub fn run(options: DemoOptions) -> Result<(), String> {
+/// simulated time.
+pub fn run(options: DemoOptions) -> Result<(), DemoError> {
     let dir = std::env::temp_dir().join(format!("model-exporter-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let files = |path: &Path| {
+        let path = path.to_owned();
+        move |source| DemoError::Files { path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(files(&dir))?;
     let rules = dir.join("rules.yaml");
-    std::fs::write(&rules, demo_rules()).map_err(|e| format!("{}: {e}", rules.display()))?;
+    std::fs::write(&rules, demo_rules()).map_err(files(&rules))?;
     let socket = dir.join("events.sock");
     let mut argv: Vec<String> = vec![
         "model-exporter".into(),
@@ -229,38 +268,18 @@ pub fn run(options: DemoOptions) -> Result<(), String> {
         argv.push("--web.listen-address".into());
         argv.push(a.clone());
     }
-    let args = Cli::try_parse_from(&argv).map_err(|e| e.to_string())?.run;
+    let args = Cli::try_parse_from(&argv)?.run;
     let clock = Arc::new(ScaledClock::new(options.speed));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(DemoError::Runtime)?;
     let result = runtime.block_on(async {
-        let (trigger, shutdown) = crate::shutdown::channel();
-        let server = tokio::spawn(crate::server::run_with_clock(args, shutdown, clock.clone()));
-        // Wait for the socket, then start the traffic.
-        for _ in 0..200 {
-            if socket.exists() || server.is_finished() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        if server.is_finished() {
-            return match server.await {
-                Ok(Err(e)) => Err(e.to_string()),
-                _ => Err("the exporter stopped".into()),
-            };
-        }
-        let web = options
-            .web_listen
+        let running = crate::server::start_with_clock(args, clock.clone()).await?;
+        let url = running
+            .web_addrs()
             .first()
-            .cloned()
-            .unwrap_or_else(|| ":9877".into());
-        let url = format!(
-            "http://{}",
-            web.strip_prefix(':')
-                .map_or(web.clone(), |p| format!("127.0.0.1:{p}"))
-        );
+            .map_or_else(|| "http://127.0.0.1:9877".to_owned(), |a| local_url(*a));
         let real = options.duration.as_secs_f64() / clock.speed();
         if options.verbose {
             println!(
@@ -285,6 +304,7 @@ pub fn run(options: DemoOptions) -> Result<(), String> {
             let (duration, seed) = (options.duration, options.seed);
             std::thread::spawn(move || generate(&socket, clock, duration, seed, stop))
         };
+        let client = crate::http_client::HttpClient::new(&Default::default())?;
         let start = clock.now();
         let mut seen: Vec<String> = Vec::new();
         while clock.now() - start < options.duration.as_secs_f64() {
@@ -292,10 +312,7 @@ pub fn run(options: DemoOptions) -> Result<(), String> {
             if !options.verbose {
                 continue;
             }
-            let u = url.clone();
-            let Ok(Ok(summary)) =
-                tokio::task::spawn_blocking(move || crate::report::fetch(&u)).await
-            else {
+            let Ok(summary) = crate::report::fetch(&client, &url).await else {
                 continue;
             };
             for a in summary["data"]["alerts"].as_array().into_iter().flatten() {
@@ -323,20 +340,13 @@ pub fn run(options: DemoOptions) -> Result<(), String> {
         }
         stop.store(true, Ordering::Relaxed);
         let _ = generator.join();
-        if options.verbose {
-            let u = url.clone();
-            if let Ok(Ok(summary)) =
-                tokio::task::spawn_blocking(move || crate::report::fetch(&u)).await
-            {
-                print!("\n{}", crate::report::render(&summary, &url));
-            }
+        if options.verbose
+            && let Ok(summary) = crate::report::fetch(&client, &url).await
+        {
+            print!("\n{}", crate::report::render(&summary, &url));
         }
-        trigger.trigger();
-        match server.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
-        }
+        running.stop().await;
+        Ok(())
     });
     let _ = std::fs::remove_dir_all(&dir);
     result

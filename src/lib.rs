@@ -30,8 +30,12 @@
 //!   streaming builder. Drift is measured against them.
 //! * [`config`]: `rules.yaml`, loaded strictly with every error located by
 //!   file, line and column.
-//! * [`server`]: wires the pieces together; [`server::run`] is what `main` calls.
+//! * [`server`]: wires the pieces together: [`server::start`] returns a
+//!   [`server::Running`] exporter with its bound addresses; [`server::run`]
+//!   (start, wait for the signal, stop) is what `main` calls.
 //! * [`cli`]: command-line flags and subcommands.
+//! * [`http_client`]: the one HTTP client (TLS, authentication, timeouts)
+//!   of `report`, `loadgen` and the Alertmanager notifier.
 //! * [`report`]: the text monitoring report of a running exporter.
 //! * [`demo`]: simulated traffic replaying classic failure stories.
 //! * [`loadgen`]: the load generator of `model-exporter loadgen`.
@@ -50,6 +54,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod export;
+pub mod http_client;
 pub mod ingest;
 pub mod loadgen;
 pub mod report;

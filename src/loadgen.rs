@@ -21,7 +21,54 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::http_client::{BlockingClient, ClientError, ClientOptions, RequestError};
 use crate::ingest::ListenAddr;
+
+/// Why a load could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadgenError {
+    /// The target is not a Unix socket.
+    #[error("{0}: only unix:// and unixgram:// targets are supported")]
+    Target(ListenAddr),
+    /// Options that do not go together, or out of range.
+    #[error("{0}")]
+    Options(&'static str),
+    /// A thread could not be pinned to the CPU asked for.
+    #[error("{0}")]
+    Cpu(String),
+    /// A socket operation failed.
+    #[error("{what} {path:?}: {source}")]
+    Socket {
+        /// What was being done.
+        what: &'static str,
+        /// The socket's path.
+        path: PathBuf,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// The exporter's process figures could not be read from `/proc`.
+    #[error("{path}: {reason}")]
+    Proc {
+        /// The file read.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A sender thread panicked.
+    #[error("a sender thread failed")]
+    Sender,
+    /// The client for `--metrics-url` could not be made.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Reading the exporter's counts failed.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+}
+
+fn socket_error(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LoadgenError {
+    let path = path.to_owned();
+    move |source| LoadgenError::Socket { what, path, source }
+}
 
 /// The event sent: the inference example of docs/events.md.
 pub const EVENT: &str = r#"{"model":"fraud","version":"v3","id":"r-17","latency_ms":52.3,"ok":true,"prediction":1,"confidence":0.91,"features":{"age":35,"income":51000,"amount":120.5}}"#;
@@ -44,6 +91,8 @@ pub struct LoadgenOptions {
     pub models: u32,
     /// The exporter's base URL (`http://127.0.0.1:PORT`), to read its counts.
     pub metrics_url: Option<String>,
+    /// How to reach `metrics_url` (TLS, credentials, timeouts).
+    pub client: ClientOptions,
     /// The exporter's pid, to read its CPU time and memory from `/proc`.
     pub pid: Option<u32>,
     /// Instead of sending to an exporter, bind the target and discard what
@@ -63,12 +112,12 @@ pub struct LoadgenOptions {
 
 /// Pins the calling thread to `cpu` (Linux; elsewhere an error). Threads it
 /// starts afterwards inherit the pin.
-fn pin_to(cpu: Option<usize>) -> Result<(), String> {
+fn pin_to(cpu: Option<usize>) -> Result<(), LoadgenError> {
     let Some(cpu) = cpu else { return Ok(()) };
     #[cfg(target_os = "linux")]
     {
         if cpu >= libc::CPU_SETSIZE as usize {
-            return Err(format!("CPU {cpu} is out of range"));
+            return Err(LoadgenError::Cpu(format!("CPU {cpu} is out of range")));
         }
         // SAFETY: `set` is a plain bit mask owned by this frame, and
         // CPU_SET writes inside it (cpu < CPU_SETSIZE, checked above).
@@ -78,20 +127,22 @@ fn pin_to(cpu: Option<usize>) -> Result<(), String> {
             libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
         };
         if rc != 0 {
-            return Err(format!(
+            return Err(LoadgenError::Cpu(format!(
                 "cannot run a thread on CPU {cpu}: {}",
                 io::Error::last_os_error()
-            ));
+            )));
         }
         Ok(())
     }
     #[cfg(not(target_os = "linux"))]
-    Err(format!("running on CPU {cpu} only needs Linux"))
+    Err(LoadgenError::Cpu(format!(
+        "running on CPU {cpu} only needs Linux"
+    )))
 }
 
 /// Whether `cpu` is one this process may run on, so that a pin fails the
 /// run before any thread starts.
-fn check_cpu(cpu: Option<usize>) -> Result<(), String> {
+fn check_cpu(cpu: Option<usize>) -> Result<(), LoadgenError> {
     let Some(cpu) = cpu else { return Ok(()) };
     #[cfg(target_os = "linux")]
     {
@@ -105,11 +156,15 @@ fn check_cpu(cpu: Option<usize>) -> Result<(), String> {
         if allowed {
             Ok(())
         } else {
-            Err(format!("CPU {cpu} is not one this process may run on"))
+            Err(LoadgenError::Cpu(format!(
+                "CPU {cpu} is not one this process may run on"
+            )))
         }
     }
     #[cfg(not(target_os = "linux"))]
-    Err(format!("running on CPU {cpu} only needs Linux"))
+    Err(LoadgenError::Cpu(format!(
+        "running on CPU {cpu} only needs Linux"
+    )))
 }
 
 /// Figures of one run.
@@ -192,24 +247,22 @@ impl LoadgenReport {
 }
 
 /// Runs the load and returns its figures.
-pub fn run(options: &LoadgenOptions) -> Result<LoadgenReport, String> {
+pub fn run(options: &LoadgenOptions) -> Result<LoadgenReport, LoadgenError> {
     let (path, datagram) = match &options.target {
         ListenAddr::Unix(p) => (p.clone(), false),
         ListenAddr::Unixgram(p) => (p.clone(), true),
-        other => {
-            return Err(format!(
-                "{other}: only unix:// and unixgram:// targets are supported"
-            ));
-        }
+        other => return Err(LoadgenError::Target(other.clone())),
     };
     if options.connections == 0 {
-        return Err("--connections must be at least 1".into());
+        return Err(LoadgenError::Options("--connections must be at least 1"));
     }
     if options.models == 0 {
-        return Err("--models must be at least 1".into());
+        return Err(LoadgenError::Options("--models must be at least 1"));
     }
     if options.unique_ids && datagram {
-        return Err("--unique-ids is supported on unix:// (stream) targets only".into());
+        return Err(LoadgenError::Options(
+            "--unique-ids is supported on unix:// (stream) targets only",
+        ));
     }
     let models = options.models;
     check_cpu(options.sender_cpu)?;
@@ -219,8 +272,12 @@ pub fn run(options: &LoadgenOptions) -> Result<LoadgenReport, String> {
     } else {
         None
     };
-    let before = match &options.metrics_url {
-        Some(url) => Some(scrape_counts(url)?),
+    let metrics = match &options.metrics_url {
+        Some(url) => Some((BlockingClient::new(&options.client)?, url.as_str())),
+        None => None,
+    };
+    let before = match &metrics {
+        Some((client, url)) => Some(scrape_counts(client, url)?),
         None => None,
     };
     let cpu_before = options.pid.map(cpu_seconds).transpose()?;
@@ -258,18 +315,18 @@ pub fn run(options: &LoadgenOptions) -> Result<LoadgenReport, String> {
                 report.drops += drops;
             }
             Ok(Err(e)) => first_error = first_error.or(Some(e)),
-            Err(_) => first_error = first_error.or(Some("a sender thread failed".into())),
+            Err(_) => first_error = first_error.or(Some(LoadgenError::Sender)),
         }
     }
     report.seconds = started.elapsed().as_secs_f64();
     if let Some(e) = first_error {
         return Err(e);
     }
-    if let (Some(url), Some(before)) = (&options.metrics_url, before) {
+    if let (Some((client, url)), Some(before)) = (&metrics, before) {
         // Wait until the exporter has counted everything sent, or its count
         // stops moving (datagrams may have been lost), within a bound.
         let wait_until = Instant::now() + Duration::from_secs(30);
-        let mut last = scrape_counts(url)?;
+        let mut last = scrape_counts(client, url)?;
         let mut last_change = Instant::now();
         while Instant::now() < wait_until {
             let received = last.0.saturating_sub(before.0) + last.1.saturating_sub(before.1);
@@ -277,7 +334,7 @@ pub fn run(options: &LoadgenOptions) -> Result<LoadgenReport, String> {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
-            let now = scrape_counts(url)?;
+            let now = scrape_counts(client, url)?;
             if now != last {
                 last = now;
                 last_change = Instant::now();
@@ -383,9 +440,8 @@ fn send_stream(
     deadline: Instant,
     models: u32,
     unique_ids: Option<u32>,
-) -> Result<(u64, u64), String> {
-    let mut conn =
-        UnixStream::connect(path).map_err(|e| format!("cannot connect to {path:?}: {e}"))?;
+) -> Result<(u64, u64), LoadgenError> {
+    let mut conn = UnixStream::connect(path).map_err(socket_error("cannot connect to", path))?;
     let (mut chunk, starts) = lines(LINES_PER_WRITE, models, unique_ids);
     let digits_at = match unique_ids {
         Some(_) => id_digits(&chunk, &starts[..2 * LINES_PER_WRITE]),
@@ -410,7 +466,7 @@ fn send_stream(
             number_ids(&mut chunk, &digits_at[next..next + n], sent);
         }
         conn.write_all(&chunk[starts[next]..starts[next + n]])
-            .map_err(|e| format!("writing to {path:?}: {e}"))?;
+            .map_err(socket_error("writing to", path))?;
         next = (next + n) % LINES_PER_WRITE;
         sent += n as u64;
     }
@@ -422,12 +478,13 @@ fn send_datagrams(
     rate: f64,
     deadline: Instant,
     models: u32,
-) -> Result<(u64, u64), String> {
+) -> Result<(u64, u64), LoadgenError> {
     let events: Vec<String> = (0..models).map(|i| event(i, models)).collect();
-    let sock = UnixDatagram::unbound().map_err(|e| e.to_string())?;
+    let sock = UnixDatagram::unbound().map_err(socket_error("cannot open a socket for", path))?;
     sock.connect(path)
-        .map_err(|e| format!("cannot connect to {path:?}: {e}"))?;
-    sock.set_nonblocking(true).map_err(|e| e.to_string())?;
+        .map_err(socket_error("cannot connect to", path))?;
+    sock.set_nonblocking(true)
+        .map_err(socket_error("cannot set up", path))?;
     let started = Instant::now();
     let (mut sent, mut drops) = (0u64, 0u64);
     // Checking the clock costs about as much as a send; do it every 64.
@@ -451,7 +508,7 @@ fn send_datagrams(
                 Ok(_) => sent += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => drops += 1,
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => drops += 1,
-                Err(e) => return Err(format!("sending to {path:?}: {e}")),
+                Err(e) => return Err(socket_error("sending to", path)(e)),
             }
         }
         if Instant::now() >= deadline {
@@ -462,9 +519,18 @@ fn send_datagrams(
 }
 
 /// `(received, rejected)`: sums of the exporter's event counters.
-fn scrape_counts(base: &str) -> Result<(u64, u64), String> {
-    let text = crate::report::http_get(base, "/metrics")?;
-    Ok(counts(&text))
+fn scrape_counts(client: &BlockingClient, base: &str) -> Result<(u64, u64), LoadgenError> {
+    let url = format!("{}/metrics", crate::report::base_url(base));
+    let text = client.get(&url)?;
+    Ok(counts(&String::from_utf8_lossy(&text)))
+}
+
+fn proc_error<E: ToString>(path: &str) -> impl FnOnce(E) -> LoadgenError {
+    let path = path.to_owned();
+    move |e| LoadgenError::Proc {
+        path,
+        reason: e.to_string(),
+    }
 }
 
 /// Sums `model_exporter_events_received_total` and
@@ -498,21 +564,21 @@ fn counts(text: &str) -> (u64, u64) {
 
 /// User plus system CPU seconds of process `pid` (fields 14 and 15 of
 /// `/proc/PID/stat`).
-pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
+pub fn cpu_seconds(pid: u32) -> Result<f64, LoadgenError> {
     let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    let stat = std::fs::read_to_string(&path).map_err(proc_error(&path))?;
     // The command name is in parentheses and may hold spaces.
     let after = stat
         .rsplit_once(')')
         .map(|(_, a)| a)
-        .ok_or_else(|| format!("{path}: unexpected format"))?;
+        .ok_or_else(|| proc_error(&path)("unexpected format"))?;
     let fields: Vec<&str> = after.split_whitespace().collect();
     // `after` starts at field 3 (state); utime is field 14, stime 15.
-    let ticks = |i: usize| -> Result<u64, String> {
+    let ticks = |i: usize| -> Result<u64, LoadgenError> {
         fields
             .get(i - 3)
             .and_then(|f| f.parse().ok())
-            .ok_or_else(|| format!("{path}: unexpected format"))
+            .ok_or_else(|| proc_error(&path)("unexpected format"))
     };
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -521,15 +587,15 @@ pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
 }
 
 /// Resident set of process `pid` in bytes (`VmRSS` of `/proc/PID/status`).
-pub fn rss_bytes(pid: u32) -> Result<u64, String> {
+pub fn rss_bytes(pid: u32) -> Result<u64, LoadgenError> {
     let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    let status = std::fs::read_to_string(&path).map_err(proc_error(&path))?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kb| kb * 1024)
-        .ok_or_else(|| format!("{path}: no VmRSS"))
+        .ok_or_else(|| proc_error(&path)("no VmRSS"))
 }
 
 /// Samples a process's RSS every 100 ms, keeping the largest.
@@ -572,15 +638,14 @@ struct NullReader {
 }
 
 impl NullReader {
-    fn start(path: &Path, datagram: bool, cpu: Option<usize>) -> Result<NullReader, String> {
+    fn start(path: &Path, datagram: bool, cpu: Option<usize>) -> Result<NullReader, LoadgenError> {
         let stop = Arc::new(AtomicBool::new(false));
         let count = Arc::new(AtomicU64::new(0));
-        let bind_err = |e: io::Error| format!("cannot bind {path:?}: {e}");
         let (s, c) = (stop.clone(), count.clone());
         let thread = if datagram {
-            let sock = UnixDatagram::bind(path).map_err(bind_err)?;
+            let sock = UnixDatagram::bind(path).map_err(socket_error("cannot bind", path))?;
             sock.set_read_timeout(Some(Duration::from_millis(50)))
-                .map_err(|e| e.to_string())?;
+                .map_err(socket_error("cannot set up", path))?;
             std::thread::spawn(move || {
                 // Checked by `run`; should it fail, the reader runs unpinned.
                 let _ = pin_to(cpu);
@@ -595,8 +660,11 @@ impl NullReader {
                 }
             })
         } else {
-            let listener = std::os::unix::net::UnixListener::bind(path).map_err(bind_err)?;
-            listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+            let listener = std::os::unix::net::UnixListener::bind(path)
+                .map_err(socket_error("cannot bind", path))?;
+            listener
+                .set_nonblocking(true)
+                .map_err(socket_error("cannot set up", path))?;
             std::thread::spawn(move || {
                 // Checked by `run`; the connection threads inherit the pin.
                 let _ = pin_to(cpu);
@@ -750,6 +818,7 @@ mod tests {
             connections: 2,
             models: 1,
             metrics_url: None,
+            client: ClientOptions::default(),
             pid: None,
             null_reader: true,
             sender_cpu: None,
@@ -772,6 +841,7 @@ mod tests {
             connections: 1,
             models: 1,
             metrics_url: None,
+            client: ClientOptions::default(),
             pid: None,
             null_reader: true,
             sender_cpu: Some(cpu),
@@ -782,7 +852,7 @@ mod tests {
         let cpu = (0..1024).find(|&c| check_cpu(Some(c)).is_ok()).unwrap();
         let report = run(&options(cpu)).unwrap();
         assert!(report.sent > 0);
-        let err = run(&options(100_000)).unwrap_err();
+        let err = run(&options(100_000)).unwrap_err().to_string();
         assert!(err.contains("CPU 100000"), "{err}");
     }
 }

@@ -1,20 +1,84 @@
-//! The `model-exporter` binary: parses flags, sets up logging and signals,
-//! and hands over to [`model_exporter::server::run`].
+//! The `model-exporter` binary: parses flags, hands each command to the
+//! library, and reports a failure in one place ([`Failure::report`]) with
+//! exit status 1 (clap exits with 2 for bad flags).
 
 mod allocator;
 
+use std::error::Error;
 use std::process::ExitCode;
 
 use clap::Parser;
 use model_exporter::cli::{Cli, Command, LogFormat, LogLevel, RulesCommand, RunArgs};
+use model_exporter::config::ConfigErrors;
 use model_exporter::rules::export::{self, ExportFormat, ExportOptions};
 use model_exporter::{config, server, shutdown};
 
+/// Any error a library function returned.
+type AnyError = Box<dyn Error + Send + Sync>;
+
+/// Why a command failed, and how that is told.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// Told as it is: the message names its file, or says everything.
+    #[error("{0}")]
+    Plain(AnyError),
+    /// Told after the command's name: `model-exporter report: ...`.
+    #[error("model-exporter {command}: {error}")]
+    Command {
+        /// The subcommand.
+        command: &'static str,
+        /// What went wrong.
+        error: AnyError,
+    },
+    /// A rules file with errors: every error located, then how many.
+    #[error("{errors}\n{file}: {} error(s)", errors.0.len())]
+    Rules {
+        /// The file, as named in the messages.
+        file: String,
+        /// Its errors.
+        errors: ConfigErrors,
+    },
+    /// The exporter could not run: told in its log, in `--log.format`.
+    #[error("{0}")]
+    Exporter(AnyError),
+}
+
+impl Failure {
+    fn plain(e: impl Into<AnyError>) -> Failure {
+        Failure::Plain(e.into())
+    }
+
+    fn of<E: Into<AnyError>>(command: &'static str) -> impl FnOnce(E) -> Failure {
+        move |error| Failure::Command {
+            command,
+            error: error.into(),
+        }
+    }
+
+    /// The one place where the binary reports a failure.
+    fn report(&self) {
+        match self {
+            Failure::Exporter(e) => tracing::error!("{e}"),
+            other => eprintln!("{other}"),
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    match dispatch(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            failure.report();
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the command the flags name.
+fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Some(Command::Check { file }) => check(&file),
-        Some(Command::Report { url }) => report(&url),
+        Some(Command::Report(args)) => report(args),
         Some(Command::Demo(args)) => demo(args),
         Some(Command::Rules { command }) => rules(command),
         Some(Command::Baseline(args)) => baseline(args),
@@ -24,27 +88,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(file: &std::path::Path) -> ExitCode {
-    match config::load_file(file) {
-        Ok(c) => {
-            let rules: usize = c.groups.iter().map(|g| g.rules.len()).sum();
-            println!(
-                "{}: OK ({} groups, {rules} rules, {} models)",
-                file.display(),
-                c.groups.len(),
-                c.models.len()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!("{}: {} error(s)", file.display(), errors.0.len());
-            ExitCode::FAILURE
-        }
-    }
+fn check(file: &std::path::Path) -> Result<(), Failure> {
+    let c = config::load_file(file).map_err(|errors| Failure::Rules {
+        file: file.display().to_string(),
+        errors,
+    })?;
+    let rules: usize = c.groups.iter().map(|g| g.rules.len()).sum();
+    println!(
+        "{}: OK ({} groups, {rules} rules, {} models)",
+        file.display(),
+        c.groups.len(),
+        c.models.len()
+    );
+    Ok(())
 }
 
-fn rules(command: RulesCommand) -> ExitCode {
+fn rules(command: RulesCommand) -> Result<(), Failure> {
     match command {
         RulesCommand::Export {
             file,
@@ -56,8 +115,9 @@ fn rules(command: RulesCommand) -> ExitCode {
         } => {
             if format != ExportFormat::PrometheusOperator && (name.is_some() || namespace.is_some())
             {
-                eprintln!("--name and --namespace apply to --format prometheus-operator only");
-                return ExitCode::FAILURE;
+                return Err(Failure::plain(
+                    "--name and --namespace apply to --format prometheus-operator only",
+                ));
             }
             let (source, loaded) = match &file {
                 Some(path) if !builtin => (path.display().to_string(), config::load_file(path)),
@@ -69,47 +129,31 @@ fn rules(command: RulesCommand) -> ExitCode {
                     ),
                 ),
             };
-            let cfg = match loaded {
-                Ok(c) => c,
-                Err(errors) => {
-                    eprintln!("{errors}");
-                    eprintln!("{source}: {} error(s)", errors.0.len());
-                    return ExitCode::FAILURE;
-                }
-            };
+            let cfg = loaded.map_err(|errors| Failure::Rules {
+                file: source.clone(),
+                errors,
+            })?;
             let options = ExportOptions {
                 format,
                 source,
                 name: name.unwrap_or_else(|| export::DEFAULT_OBJECT_NAME.to_string()),
                 namespace,
             };
-            let text = match export::render(&cfg, &options) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let written = write_output(out.as_deref(), &text);
-            match written {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("{e}");
-                    ExitCode::FAILURE
-                }
-            }
+            let text = export::render(&cfg, &options).map_err(Failure::plain)?;
+            write_output(out.as_deref(), &text)
         }
     }
 }
 
 /// `model-exporter baseline`: builds the baseline, writes it, prints a summary.
-fn baseline(args: model_exporter::cli::BaselineArgs) -> ExitCode {
+fn baseline(args: model_exporter::cli::BaselineArgs) -> Result<(), Failure> {
     use model_exporter::baseline::build::{self, BuildOptions, InputFormat, Progress};
     use std::io::IsTerminal;
     let source = args.input.display().to_string();
     let Some(format) = args.format.or_else(|| InputFormat::from_path(&args.input)) else {
-        eprintln!("{source}: cannot tell the format from the extension; use --format csv|jsonl");
-        return ExitCode::FAILURE;
+        return Err(Failure::plain(format!(
+            "{source}: cannot tell the format from the extension; use --format csv|jsonl"
+        )));
     };
     let options = BuildOptions {
         bins: args.bins as usize,
@@ -142,17 +186,9 @@ fn baseline(args: model_exporter::cli::BaselineArgs) -> ExitCode {
             Box::new(show) as build::ProgressFn,
         )
     });
-    let (baseline, report) = match build::build_file(&args.input, options, progress) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Err(e) = baseline.write(&args.out) {
-        eprintln!("{e}");
-        return ExitCode::FAILURE;
-    }
+    let (baseline, report) =
+        build::build_file(&args.input, options, progress).map_err(Failure::plain)?;
+    baseline.write(&args.out).map_err(Failure::plain)?;
     let numeric = baseline
         .features
         .values()
@@ -197,27 +233,26 @@ fn baseline(args: model_exporter::cli::BaselineArgs) -> ExitCode {
             eprintln!("{what}: {}", names.join(", "));
         }
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 /// Writes `text` to `out`, or to standard output.
-fn write_output(out: Option<&std::path::Path>, text: &str) -> Result<(), String> {
+fn write_output(out: Option<&std::path::Path>, text: &str) -> Result<(), Failure> {
     use std::io::Write;
     match out {
-        Some(path) => {
-            std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-        }
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| Failure::plain(format!("cannot write {}: {e}", path.display()))),
         None => {
             let mut stdout = std::io::stdout().lock();
             stdout
                 .write_all(text.as_bytes())
                 .and_then(|()| stdout.flush())
-                .map_err(|e| format!("cannot write to standard output: {e}"))
+                .map_err(|e| Failure::plain(format!("cannot write to standard output: {e}")))
         }
     }
 }
 
-fn demo(args: model_exporter::cli::DemoArgs) -> ExitCode {
+fn demo(args: model_exporter::cli::DemoArgs) -> Result<(), Failure> {
     let _ = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)
         .with_writer(std::io::stderr)
@@ -229,17 +264,11 @@ fn demo(args: model_exporter::cli::DemoArgs) -> ExitCode {
         seed: args.seed,
         verbose: !args.quiet,
     };
-    match model_exporter::demo::run(options) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("model-exporter demo: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    model_exporter::demo::run(options).map_err(Failure::of("demo"))
 }
 
 /// `model-exporter loadgen`: runs the load and prints its figures.
-fn loadgen(args: model_exporter::cli::LoadgenArgs) -> ExitCode {
+fn loadgen(args: model_exporter::cli::LoadgenArgs) -> Result<(), Failure> {
     let options = model_exporter::loadgen::LoadgenOptions {
         target: args.target,
         rate: args.rate,
@@ -247,39 +276,40 @@ fn loadgen(args: model_exporter::cli::LoadgenArgs) -> ExitCode {
         connections: args.connections,
         models: args.models,
         metrics_url: args.metrics_url,
+        client: args.client.options().map_err(Failure::of("loadgen"))?,
         pid: args.pid,
         null_reader: args.null_reader,
         sender_cpu: args.sender_cpu,
         reader_cpu: args.reader_cpu,
         unique_ids: args.unique_ids,
     };
-    match model_exporter::loadgen::run(&options) {
-        Ok(report) => {
-            print!("{}", report.render());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("model-exporter loadgen: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let report = model_exporter::loadgen::run(&options).map_err(Failure::of("loadgen"))?;
+    print!("{}", report.render());
+    Ok(())
 }
 
-fn report(url: &str) -> ExitCode {
-    match model_exporter::report::fetch(url) {
-        Ok(summary) => {
-            print!("{}", model_exporter::report::render(&summary, url));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("model-exporter report: {e}");
-            ExitCode::FAILURE
-        }
-    }
+fn report(args: model_exporter::cli::ReportArgs) -> Result<(), Failure> {
+    use model_exporter::http_client::HttpClient;
+    use model_exporter::report;
+    let failed = Failure::of("report");
+    let fetched = (|| {
+        let options = args.client.options()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let base = report::base_url(&args.url);
+        runtime.block_on(async {
+            let client = HttpClient::new(&options)?;
+            let summary = report::fetch(&client, base).await?;
+            Ok::<_, AnyError>(report::render(&summary, base))
+        })
+    })();
+    print!("{}", fetched.map_err(failed)?);
+    Ok(())
 }
 
 fn init_logging(args: &RunArgs) {
-    let level = match args.log_level {
+    let level = match args.log.level {
         LogLevel::Debug => tracing::Level::DEBUG,
         LogLevel::Info => tracing::Level::INFO,
         LogLevel::Warn => tracing::Level::WARN,
@@ -288,39 +318,29 @@ fn init_logging(args: &RunArgs) {
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr);
-    match args.log_format {
+    match args.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
 }
 
-fn run(args: RunArgs) -> ExitCode {
+/// Runs the exporter until SIGTERM or SIGINT.
+fn run(args: RunArgs) -> Result<(), Failure> {
     init_logging(&args);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+        .map_err(|e| Failure::Exporter(format!("cannot start the runtime: {e}").into()))?;
+    runtime.block_on(async {
         let (trigger, shutdown) = shutdown::channel();
         tokio::spawn(async move {
             wait_for_signal().await;
             trigger.trigger();
         });
-        server::run(args, shutdown).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            ExitCode::FAILURE
-        }
-    }
+        server::run(args, shutdown)
+            .await
+            .map_err(|e| Failure::Exporter(e.into()))
+    })
 }
 
 /// Completes on SIGTERM or SIGINT.

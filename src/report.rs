@@ -1,46 +1,42 @@
 //! `model-exporter report`: the monitoring report of a running exporter, as
-//! text, from its `/api/v1/summary`.
-
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+//! text, from its `/api/v1/summary`, fetched with the
+//! [`http_client`](crate::http_client) (TLS and credentials as configured).
 
 use serde_json::Value;
 
-/// Fetches `/api/v1/summary` from the exporter at `base` (plain HTTP).
-pub fn fetch(base: &str) -> Result<Value, String> {
-    let body = http_get(base, "/api/v1/summary")?;
-    serde_json::from_str(&body).map_err(|e| format!("invalid JSON from {base}/api/v1/summary: {e}"))
+use crate::http_client::{HttpClient, RequestError};
+
+/// Why the report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The request failed.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The answer is not the JSON of `/api/v1/summary`.
+    #[error("invalid JSON from {url}: {source}")]
+    Json {
+        /// The URL asked.
+        url: String,
+        /// What is wrong with it.
+        source: serde_json::Error,
+    },
 }
 
-/// A plain HTTP/1.0 GET of `path` under `base` (`http://HOST:PORT[/PREFIX]`);
-/// the body of a 200 response.
-pub fn http_get(base: &str, path: &str) -> Result<String, String> {
-    let rest = base
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{base:?}: only http:// URLs are supported"))?;
-    let (host, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    let prefix = prefix.trim_end_matches('/');
-    let path = if prefix.is_empty() {
-        path.to_owned()
-    } else {
-        format!("/{prefix}{path}")
-    };
-    let mut s = TcpStream::connect(host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let raw = String::from_utf8_lossy(&raw);
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| "malformed HTTP response".to_owned())?;
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    if status != "200" {
-        return Err(format!("{base}{path} answered {status}"));
-    }
-    Ok(body.to_owned())
+/// The exporter's base URL from what a user gives: without a trailing `/`
+/// or `/metrics`, so that both `http://host:9877` and
+/// `http://host:9877/metrics` work.
+pub fn base_url(url: &str) -> &str {
+    let url = url.trim().trim_end_matches('/');
+    url.strip_suffix("/metrics")
+        .filter(|b| b.contains("://") && !b.ends_with('/'))
+        .unwrap_or(url)
+}
+
+/// Fetches `/api/v1/summary` from the exporter at `base` (see [`base_url`]).
+pub async fn fetch(client: &HttpClient, base: &str) -> Result<Value, ReportError> {
+    let url = format!("{}/api/v1/summary", base_url(base));
+    let body = client.get(&url).await?;
+    serde_json::from_slice(&body).map_err(|source| ReportError::Json { url, source })
 }
 
 fn pct(v: &Value) -> String {
@@ -179,13 +175,28 @@ mod tests {
         assert!(!text.contains("Business: Click-through=n/a"));
     }
 
+    #[tokio::test]
+    async fn bad_urls_are_refused() {
+        let client = HttpClient::new(&Default::default()).unwrap();
+        let err = |url: &'static str| {
+            let client = client.clone();
+            async move { fetch(&client, url).await.unwrap_err().to_string() }
+        };
+        assert!(err("ftp://x").await.contains("is not http or https"));
+        assert!(err("http://127.0.0.1:1").await.contains("cannot connect"));
+    }
+
     #[test]
-    fn bad_urls_are_refused() {
-        assert!(fetch("https://x").unwrap_err().contains("only http://"));
-        assert!(
-            fetch("http://127.0.0.1:1")
-                .unwrap_err()
-                .contains("cannot connect")
-        );
+    fn the_base_url_is_given_with_or_without_metrics() {
+        for (given, base) in [
+            ("http://x:9877", "http://x:9877"),
+            ("http://x:9877/", "http://x:9877"),
+            ("http://x:9877/metrics", "http://x:9877"),
+            ("https://x:9877/metrics/", "https://x:9877"),
+            ("http://x/prefix/metrics", "http://x/prefix"),
+            ("http://x/prefix", "http://x/prefix"),
+        ] {
+            assert_eq!(base_url(given), base, "{given}");
+        }
     }
 }

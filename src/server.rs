@@ -1,17 +1,24 @@
 //! Wiring: binds every listener, starts the aggregator, the ingest tasks and
 //! the HTTP server, and tears them down in order on shutdown.
 //!
+//! [`start`] binds and spawns everything and returns a [`Running`] exporter
+//! with its bound addresses (port 0 resolved), so that a test can run the
+//! exporter inside the test's process with an injected clock
+//! ([`start_with_clock`]); [`Running::stop`] shuts it down and waits. [`run`]
+//! is what the binary calls: start, wait for the shutdown signal, stop.
+//!
 //! Shutdown order: stop accepting events, drain what clients already sent,
 //! let the aggregator apply every queued batch, remove socket files, then stop
 //! the HTTP server, so that a final scrape can still see every event.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::aggregate::{self, Aggregator, ApiView, BatchSink, Control, ControlSender, ShardSlot};
 use crate::cli::RunArgs;
@@ -20,108 +27,155 @@ use crate::config::{self, Config, ConfigErrors};
 use crate::export::http::{self, HttpState};
 use crate::export::metrics::Metrics;
 use crate::export::prediction_log::{PredictionLog, PredictionLogOptions};
+use crate::http_client::{ConfigFileError, HttpClientConfig};
 use crate::ingest::rejects::Rejects;
-use crate::ingest::{BindError, IngestContext, Listener};
-use crate::rules::notify::{Notifier, NotifierOptions};
-use crate::shutdown::{self, Shutdown};
+use crate::ingest::{BindError, IngestContext, IngestOptions, ListenAddr, Listener};
+use crate::rules::notify::{Notifier, NotifierOptions, NotifyError};
+use crate::shutdown::{self, Shutdown, Trigger};
 
 /// How long draining may take before the process exits anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the exporter could not start.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// rules.yaml did not load.
+    #[error("rules.yaml has errors:\n{0}")]
     Config(ConfigErrors),
     /// An event listener could not be bound.
+    #[error("{0}")]
     Bind(BindError),
+    /// `--web.config.file` did not load.
+    #[error("{0}")]
+    WebConfig(String),
+    /// A `--web.listen-address` is not an address.
+    #[error(transparent)]
+    ListenAddress(#[from] http::ListenAddressError),
     /// The HTTP server could not be bound.
-    Web(String),
+    #[error("cannot listen on {address}: {source}")]
+    WebBind {
+        /// The address as given.
+        address: String,
+        /// Why binding failed.
+        source: std::io::Error,
+    },
     /// Invalid histogram buckets.
+    #[error("invalid histogram buckets: {0}")]
     Buckets(String),
     /// Invalid Alertmanager settings.
-    Alertmanager(String),
+    #[error("invalid Alertmanager settings: {0}")]
+    Alertmanager(#[source] NotifyError),
+    /// `--alertmanager.http-config.file` did not load.
+    #[error("invalid Alertmanager settings: {0}")]
+    AlertmanagerHttpConfig(#[source] ConfigFileError),
     /// The prediction log could not be started.
+    #[error("cannot start the prediction log: {0}")]
     PredictionLog(String),
     /// `--storage.path` is not usable.
+    #[error("{0}")]
     Storage(String),
+    /// `--storage.path` was given with several aggregator shards.
+    #[error("--storage.path works with one aggregator shard only (--aggregate.shards is {0})")]
+    StorageWithShards(usize),
 }
-
-impl std::fmt::Display for RunError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RunError::Config(e) => write!(f, "rules.yaml has errors:\n{e}"),
-            RunError::Bind(e) => e.fmt(f),
-            RunError::Web(e) => f.write_str(e),
-            RunError::Buckets(e) => write!(f, "invalid histogram buckets: {e}"),
-            RunError::Alertmanager(e) => write!(f, "invalid Alertmanager settings: {e}"),
-            RunError::PredictionLog(e) => write!(f, "cannot start the prediction log: {e}"),
-            RunError::Storage(e) => f.write_str(e),
-        }
-    }
-}
-
-impl std::error::Error for RunError {}
 
 /// Loads `--config.file`, or the built-in rules when none is given.
 pub fn load_config(args: &RunArgs) -> Result<Config, ConfigErrors> {
-    match &args.config_file {
+    match &args.rules.config_file {
         Some(path) => config::load_file(path),
         None => config::load(crate::DEFAULT_RULES_NAME, crate::DEFAULT_RULES_YAML),
     }
 }
 
-/// Runs the exporter until `shutdown` fires, then drains and returns.
-pub async fn run(args: RunArgs, shutdown: Shutdown) -> Result<(), RunError> {
-    run_with_clock(args, shutdown, Arc::new(SystemClock)).await
+/// A started exporter: its bound addresses, and what stops it.
+///
+/// Dropping it shuts the exporter down too, in the background.
+#[derive(Debug)]
+pub struct Running {
+    web: Vec<SocketAddr>,
+    events: Vec<ListenAddr>,
+    stop: Trigger,
+    stopped: JoinHandle<()>,
 }
 
-/// [`run`] with an injected clock.
-pub async fn run_with_clock(
-    args: RunArgs,
-    mut shutdown: Shutdown,
-    clock: SharedClock,
-) -> Result<(), RunError> {
+impl Running {
+    /// The HTTP server's addresses, with the real port where port 0 was
+    /// asked for.
+    pub fn web_addrs(&self) -> &[SocketAddr] {
+        &self.web
+    }
+
+    /// The event listeners' addresses, with the real port where port 0 was
+    /// asked for.
+    pub fn event_addrs(&self) -> &[ListenAddr] {
+        &self.events
+    }
+
+    /// Starts the shutdown (in the order of the module documentation)
+    /// without waiting for it.
+    pub fn shutdown(&self) {
+        self.stop.trigger();
+    }
+
+    /// Waits until the exporter has stopped: after [`Running::shutdown`]
+    /// (without it, this waits for ever; [`Running::stop`] does both).
+    pub async fn wait(self) {
+        let Running { stop, stopped, .. } = self;
+        if let Err(e) = stopped.await {
+            tracing::error!(error = %e, "the shutdown did not complete");
+        }
+        drop(stop);
+    }
+
+    /// Shuts down and waits until every event received was applied and
+    /// every server stopped.
+    pub async fn stop(self) {
+        self.shutdown();
+        self.wait().await;
+    }
+}
+
+/// Runs the exporter until `shutdown` fires, then drains and returns.
+pub async fn run(args: RunArgs, mut shutdown: Shutdown) -> Result<(), RunError> {
+    let running = start(args).await?;
+    shutdown.wait().await;
+    running.stop().await;
+    Ok(())
+}
+
+/// Binds every listener and starts the exporter on the system clock.
+pub async fn start(args: RunArgs) -> Result<Running, RunError> {
+    start_with_clock(args, Arc::new(SystemClock)).await
+}
+
+/// [`start`] with an injected clock.
+pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Running, RunError> {
+    let (stop, shutdown) = shutdown::channel();
     // The file as first loaded: the watcher compares with it, so a change
     // written while the exporter starts is not missed.
     let first_text = args
+        .rules
         .config_file
         .as_ref()
         .and_then(|p| std::fs::read(p).ok());
     let config = load_config(&args).map_err(RunError::Config)?;
-    let web_config = match &args.web_config_file {
-        Some(p) => crate::export::webconfig::WebConfig::load(p).map_err(RunError::Web)?,
+    let web_config = match &args.web.config_file {
+        Some(p) => crate::export::webconfig::WebConfig::load(p).map_err(RunError::WebConfig)?,
         None => crate::export::webconfig::WebConfig::open(),
     };
-    let metrics = Metrics::new(&args.buckets()).map_err(RunError::Buckets)?;
+    let metrics = Metrics::new(&args.metrics.buckets()).map_err(RunError::Buckets)?;
     metrics.config_last_reload_successful.set(1);
     metrics.config_reloads.with_label_values(&["success"]).inc();
     metrics.config_last_reload_success.set(clock.now());
     let source = config_source(&args);
     tracing::info!(%source, groups = config.groups.len(), "loaded rules");
 
-    let options = args.ingest_options();
-    let mut listeners = Vec::new();
-    for addr in args.listeners() {
-        let l = Listener::bind(&addr, &options)
-            .await
-            .map_err(RunError::Bind)?;
-        tracing::info!(address = %l.local_addr(), "listening for events");
-        listeners.push(l);
-    }
-    let mut web = Vec::new();
-    for a in &args.web_listen {
-        let addr = http::parse_listen_address(a).map_err(RunError::Web)?;
-        let l = TcpListener::bind(addr)
-            .await
-            .map_err(|e| RunError::Web(format!("cannot listen on {a}: {e}")))?;
-        let bound = l.local_addr().map_or_else(|_| a.clone(), |a| a.to_string());
-        tracing::info!(address = %bound, "serving HTTP");
-        web.push(l);
-    }
+    let options = args.events.ingest_options();
+    let listeners = bind_events(&args.events.listeners(), &options).await?;
+    let web = bind_web(&args.web.listen_address).await?;
 
     let (control, control_rx) = mpsc::unbounded_channel();
-    let shards = args.aggregate_shards.resolve();
+    let shards = args.aggregation.shards.resolve();
     let limits = match shards {
         1 => args.limits(),
         _ => aggregate::shards::shard_limits(args.limits()),
@@ -135,11 +189,14 @@ pub async fn run_with_clock(
             config.clone(),
             source.clone(),
         );
-        agg.set_reemit_logs(args.log_model_events);
-        agg.set_history(args.history_resolution, args.history_retention);
-        let capacity = aggregate::shards::share(args.feedback_capacity, shards);
-        agg.set_feedback(args.feedback_ttl, capacity);
-        agg.set_ttl(args.metrics_ttl);
+        agg.set_reemit_logs(args.log.model_events);
+        agg.set_history(
+            args.aggregation.history_resolution,
+            args.aggregation.history_retention,
+        );
+        let capacity = aggregate::shards::share(args.aggregation.feedback_capacity, shards);
+        agg.set_feedback(args.aggregation.feedback_ttl, capacity);
+        agg.set_ttl(args.metrics.ttl);
         if shards > 1 {
             agg.set_shard(slot);
         }
@@ -150,48 +207,21 @@ pub async fn run_with_clock(
         .map(new_aggregator)
         .collect();
     let api = ApiView::new(aggs.iter().map(Aggregator::api).collect());
-    let notifier = if args.alertmanager_urls.is_empty() {
-        None
-    } else {
-        let options = NotifierOptions {
-            urls: args.alertmanager_urls.clone(),
-            timeout: args.alertmanager_timeout,
-            queue_capacity: args.alertmanager_queue_capacity as usize,
-            resend_delay: args.alertmanager_resend_delay,
-            evaluation_interval: aggs[0].tick(),
-            ..NotifierOptions::default()
-        };
-        let (handle, task) = Notifier::new(options, &metrics.registry, shutdown.clone())
-            .map_err(|e| RunError::Alertmanager(e.to_string()))?;
-        let url = args
-            .external_url
-            .as_deref()
-            .map(|u| format!("{}/api/v1/rules", u.trim_end_matches('/')))
-            .unwrap_or_default();
-        for agg in &mut aggs {
-            agg.set_notifier(handle.clone(), url.clone());
-        }
-        for u in &args.alertmanager_urls {
-            tracing::info!(url = %u, "sending alerts to Alertmanager");
-        }
-        Some(tokio::spawn(task.run()))
-    };
-    if let Some(dir) = &args.storage_path {
+    let notifier = start_notifier(&args, &metrics, &shutdown, &mut aggs)?;
+    if let Some(dir) = &args.storage.path {
         if shards > 1 {
             // One snapshot holds one aggregator's state; which shard a model
             // lands on depends on the shard count, so a snapshot per shard
             // would not survive a change of it.
-            return Err(RunError::Storage(format!(
-                "--storage.path works with one aggregator shard only (--aggregate.shards is {shards})"
-            )));
+            return Err(RunError::StorageWithShards(shards));
         }
         let storage =
-            crate::storage::Storage::open(dir, args.storage_snapshot_interval, &metrics.registry)
+            crate::storage::Storage::open(dir, args.storage.snapshot_interval, &metrics.registry)
                 .map_err(RunError::Storage)?;
-        tracing::info!(path = %storage.path().display(), interval = ?args.storage_snapshot_interval, "saving the state");
+        tracing::info!(path = %storage.path().display(), interval = ?args.storage.snapshot_interval, "saving the state");
         aggs[0].attach_storage(storage);
     }
-    let queue = args.queue_batches as usize;
+    let queue = args.events.queue_batches;
     let (tx, aggregators): (BatchSink, Vec<_>) = if shards == 1 {
         let (tx, rx) = mpsc::channel(queue);
         let agg = aggs.pop().expect("one aggregator");
@@ -201,22 +231,7 @@ pub async fn run_with_clock(
         aggregate::shards::spawn_all(aggs, queue, control_rx, args.limits(), &metrics)
     };
 
-    let (prediction_log, prediction_log_writer) = match &args.prediction_log_path {
-        Some(path) => {
-            let options = PredictionLogOptions {
-                path: path.clone(),
-                sample_ratio: args.prediction_log_sample_ratio,
-                max_bytes: args.prediction_log_max_bytes,
-                max_files: args.prediction_log_max_files,
-                ..PredictionLogOptions::default()
-            };
-            let (log, writer) = PredictionLog::start(options, &metrics.registry)
-                .map_err(RunError::PredictionLog)?;
-            tracing::info!(path = %path.display(), ratio = args.prediction_log_sample_ratio, "writing the prediction log");
-            (Some(log), Some(writer))
-        }
-        None => (None, None),
-    };
+    let (prediction_log, prediction_log_writer) = start_prediction_log(&args, &metrics)?;
     let (ingest_stop, ingest_shutdown) = shutdown::channel();
     let ctx = IngestContext {
         tx,
@@ -226,6 +241,7 @@ pub async fn run_with_clock(
         shutdown: ingest_shutdown,
         prediction_log,
     };
+    let events = listeners.iter().map(Listener::local_addr).collect();
     let mut ingest = JoinSet::new();
     for l in listeners {
         ingest.spawn(l.serve(ctx.clone()));
@@ -243,65 +259,223 @@ pub async fn run_with_clock(
     let reloads = tokio::spawn(reloader.run(reload_rx, shutdown.clone()));
     let state = Arc::new(HttpState {
         api,
-        reload: args.enable_lifecycle.then_some(reload_tx),
+        reload: args.web.enable_lifecycle.then_some(reload_tx),
         metrics: metrics.clone(),
-        telemetry_path: args.telemetry_path.clone(),
+        telemetry_path: args.web.telemetry_path.clone(),
         ready: true.into(),
         web: web_config,
     });
     let (http_stop, http_shutdown) = shutdown::channel();
     let mut servers = JoinSet::new();
+    let mut web_addrs = Vec::new();
     for l in web {
+        if let Ok(a) = l.local_addr() {
+            web_addrs.push(a);
+        }
         servers.spawn(http::serve(l, state.clone(), http_shutdown.clone()));
     }
     tracing::info!(version = crate::VERSION, "model-exporter started");
 
-    shutdown.wait().await;
-    tracing::info!("shutting down: draining events");
-    state.ready.store(false, Ordering::Relaxed);
-    ingest_stop.trigger();
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while ingest.join_next().await.is_some() {}
-        // Every sender is gone once the listeners are: the aggregator (each
-        // shard) applies what is queued and stops.
-        let _ = tokio::task::spawn_blocking(move || {
-            for a in aggregators {
-                let _ = a.join();
+    let tasks = Tasks {
+        state,
+        ingest_stop,
+        ingest,
+        aggregators,
+        prediction_log_writer,
+        reloads,
+        notifier,
+        http_stop,
+        servers,
+        metrics,
+    };
+    let stopped = tokio::spawn(async move {
+        let mut shutdown = shutdown;
+        shutdown.wait().await;
+        tasks.shut_down().await;
+    });
+    Ok(Running {
+        web: web_addrs,
+        events,
+        stop,
+        stopped,
+    })
+}
+
+/// Binds the event listeners.
+async fn bind_events(
+    addrs: &[ListenAddr],
+    options: &IngestOptions,
+) -> Result<Vec<Listener>, RunError> {
+    let mut listeners = Vec::new();
+    for addr in addrs {
+        let l = Listener::bind(addr, options)
+            .await
+            .map_err(RunError::Bind)?;
+        tracing::info!(address = %l.local_addr(), "listening for events");
+        listeners.push(l);
+    }
+    Ok(listeners)
+}
+
+/// Binds the HTTP server's sockets.
+async fn bind_web(addrs: &[String]) -> Result<Vec<TcpListener>, RunError> {
+    let mut web = Vec::new();
+    for a in addrs {
+        let addr = http::parse_listen_address(a)?;
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::WebBind {
+                address: a.clone(),
+                source,
+            })?;
+        let bound = l.local_addr().map_or_else(|_| a.clone(), |a| a.to_string());
+        tracing::info!(address = %bound, "serving HTTP");
+        web.push(l);
+    }
+    Ok(web)
+}
+
+/// Starts pushing alerts to `--alertmanager.url`, if given, and hands the
+/// aggregators the notifier.
+fn start_notifier(
+    args: &RunArgs,
+    metrics: &Metrics,
+    shutdown: &Shutdown,
+    aggs: &mut [Aggregator],
+) -> Result<Option<JoinHandle<()>>, RunError> {
+    let rules = &args.rules;
+    if rules.alertmanager_urls.is_empty() {
+        return Ok(None);
+    }
+    let http_config = match &rules.alertmanager_http_config_file {
+        Some(path) => HttpClientConfig::load(path).map_err(RunError::AlertmanagerHttpConfig)?,
+        None => HttpClientConfig::default(),
+    };
+    let options = NotifierOptions {
+        urls: rules.alertmanager_urls.clone(),
+        http_config,
+        timeout: rules.alertmanager_timeout,
+        queue_capacity: rules.alertmanager_queue_capacity,
+        resend_delay: rules.alertmanager_resend_delay,
+        evaluation_interval: aggs[0].tick(),
+        ..NotifierOptions::default()
+    };
+    let (handle, task) = Notifier::new(options, &metrics.registry, shutdown.clone())
+        .map_err(RunError::Alertmanager)?;
+    let url = args
+        .web
+        .external_url
+        .as_deref()
+        .map(|u| format!("{}/api/v1/rules", u.trim_end_matches('/')))
+        .unwrap_or_default();
+    for agg in aggs {
+        agg.set_notifier(handle.clone(), url.clone());
+    }
+    for u in &rules.alertmanager_urls {
+        tracing::info!(url = %u, "sending alerts to Alertmanager");
+    }
+    Ok(Some(tokio::spawn(task.run())))
+}
+
+/// The prediction log's handle and its writer thread, when
+/// `--prediction-log.path` is given.
+fn start_prediction_log(
+    args: &RunArgs,
+    metrics: &Metrics,
+) -> Result<(Option<PredictionLog>, Option<std::thread::JoinHandle<()>>), RunError> {
+    let a = &args.prediction_log;
+    let Some(path) = &a.path else {
+        return Ok((None, None));
+    };
+    let options = PredictionLogOptions {
+        path: path.clone(),
+        sample_ratio: a.sample_ratio,
+        max_bytes: a.max_bytes,
+        max_files: a.max_files,
+        ..PredictionLogOptions::default()
+    };
+    let (log, writer) =
+        PredictionLog::start(options, &metrics.registry).map_err(RunError::PredictionLog)?;
+    tracing::info!(path = %path.display(), ratio = a.sample_ratio, "writing the prediction log");
+    Ok((Some(log), Some(writer)))
+}
+
+/// What a running exporter is made of, torn down in order by
+/// [`Tasks::shut_down`].
+struct Tasks {
+    state: Arc<HttpState>,
+    ingest_stop: Trigger,
+    ingest: JoinSet<()>,
+    aggregators: Vec<std::thread::JoinHandle<Aggregator>>,
+    prediction_log_writer: Option<std::thread::JoinHandle<()>>,
+    reloads: JoinHandle<()>,
+    notifier: Option<JoinHandle<()>>,
+    http_stop: Trigger,
+    servers: JoinSet<()>,
+    metrics: Metrics,
+}
+
+impl Tasks {
+    /// Stops accepting, drains, lets the aggregators apply what is queued,
+    /// flushes alerts, and stops the HTTP server last.
+    async fn shut_down(self) {
+        let Tasks {
+            state,
+            ingest_stop,
+            mut ingest,
+            aggregators,
+            prediction_log_writer,
+            reloads,
+            notifier,
+            http_stop,
+            mut servers,
+            metrics,
+        } = self;
+        tracing::info!("shutting down: draining events");
+        state.ready.store(false, Ordering::Relaxed);
+        ingest_stop.trigger();
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while ingest.join_next().await.is_some() {}
+            // Every sender is gone once the listeners are: the aggregator (each
+            // shard) applies what is queued and stops.
+            let _ = tokio::task::spawn_blocking(move || {
+                for a in aggregators {
+                    let _ = a.join();
+                }
+            })
+            .await;
+            // The listeners held the last handles: the writer flushes and stops.
+            if let Some(w) = prediction_log_writer {
+                let _ = tokio::task::spawn_blocking(move || w.join()).await;
             }
         })
         .await;
-        // The listeners held the last handles: the writer flushes and stops.
-        if let Some(w) = prediction_log_writer {
-            let _ = tokio::task::spawn_blocking(move || w.join()).await;
+        if drained.is_err() {
+            tracing::warn!("draining took longer than {DRAIN_TIMEOUT:?}; exiting anyway");
+            ingest.abort_all();
         }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("draining took longer than {DRAIN_TIMEOUT:?}; exiting anyway");
-        ingest.abort_all();
+        reloads.abort();
+        if let Some(n) = notifier {
+            // It flushes what is queued, within its own deadline.
+            let _ = n.await;
+        }
+        http_stop.trigger();
+        while servers.join_next().await.is_some() {}
+        let events_received: u64 = crate::ingest::event::EventKind::ALL
+            .iter()
+            .map(|k| {
+                metrics
+                    .events_received
+                    .with_label_values(&[k.as_str()])
+                    .get()
+            })
+            .sum();
+        tracing::info!(events_received, "stopped");
     }
-    reloads.abort();
-    if let Some(n) = notifier {
-        // It flushes what is queued, within its own deadline.
-        let _ = n.await;
-    }
-    http_stop.trigger();
-    while servers.join_next().await.is_some() {}
-    let events_received: u64 = crate::ingest::event::EventKind::ALL
-        .iter()
-        .map(|k| {
-            metrics
-                .events_received
-                .with_label_values(&[k.as_str()])
-                .get()
-        })
-        .sum();
-    tracing::info!(events_received, "stopped");
-    Ok(())
 }
 
 fn config_source(args: &RunArgs) -> String {
-    args.config_file.as_ref().map_or_else(
+    args.rules.config_file.as_ref().map_or_else(
         || crate::DEFAULT_RULES_NAME.to_owned(),
         |p| p.display().to_string(),
     )
@@ -333,8 +507,8 @@ impl Reloader {
                 None
             }
         };
-        let watch = self.args.config_watch_interval;
-        let watching = self.args.config_file.is_some() && !watch.is_zero();
+        let watch = self.args.rules.config_watch_interval;
+        let watching = self.args.rules.config_file.is_some() && !watch.is_zero();
         let mut poll = tokio::time::interval(if watching {
             watch
         } else {
@@ -361,10 +535,10 @@ impl Reloader {
     }
 
     fn read_file(&self) -> Option<Vec<u8>> {
-        std::fs::read(self.args.config_file.as_ref()?).ok()
+        std::fs::read(self.args.rules.config_file.as_ref()?).ok()
     }
 
-    fn reload(&mut self, trigger: &str) -> Result<(), String> {
+    fn reload(&mut self, trigger: &str) -> Result<(), ConfigErrors> {
         self.last_text = self.read_file();
         match load_config(&self.args) {
             Ok(config) => {
@@ -391,7 +565,7 @@ impl Reloader {
                     .config_reloads
                     .with_label_values(&["failure"])
                     .inc();
-                Err(errors.to_string())
+                Err(errors)
             }
         }
     }

@@ -18,30 +18,6 @@ fn run(cmd: &mut Command) -> std::process::Output {
     out
 }
 
-/// A CA, a server certificate for 127.0.0.1 and a client certificate.
-fn certificates(dir: &Path) {
-    let sh = |script: &str| {
-        run(Command::new("sh").arg("-ec").arg(script).current_dir(dir));
-    };
-    sh(
-        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=test-ca 2>/dev/null",
-    );
-    sh("printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext");
-    sh(
-        "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null",
-    );
-    sh(
-        "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext 2>/dev/null",
-    );
-    sh(
-        "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=prometheus 2>/dev/null",
-    );
-    sh("printf 'extendedKeyUsage=clientAuth\\n' > client.ext");
-    sh(
-        "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2 -extfile client.ext 2>/dev/null",
-    );
-}
-
 /// curl's HTTP status for a request, or 0 when the connection failed.
 fn curl(dir: &Path, url: &str, extra: &[&str]) -> u16 {
     let out = Command::new("curl")

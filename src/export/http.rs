@@ -23,7 +23,7 @@ use crate::shutdown::Shutdown;
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// A request to reload the rules, answered with the outcome.
-pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), crate::config::ConfigErrors>>;
 
 /// What every request handler shares.
 pub struct HttpState {
@@ -41,15 +41,19 @@ pub struct HttpState {
     pub web: super::webconfig::WebConfig,
 }
 
+/// A `--web.listen-address` that is not `HOST:PORT` or `:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not HOST:PORT (for example :9877 or 127.0.0.1:9877)")]
+pub struct ListenAddressError(pub String);
+
 /// Parses a listen address; `:PORT` means every IPv4 interface.
-pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
+pub fn parse_listen_address(s: &str) -> Result<SocketAddr, ListenAddressError> {
     let full = if s.starts_with(':') {
         format!("0.0.0.0{s}")
     } else {
         s.to_owned()
     };
-    full.parse()
-        .map_err(|_| format!("{s:?} is not HOST:PORT (for example :9877 or 127.0.0.1:9877)"))
+    full.parse().map_err(|_| ListenAddressError(s.to_owned()))
 }
 
 type Body = Full<Bytes>;

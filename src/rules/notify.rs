@@ -16,7 +16,9 @@
 //! `evaluation_interval`), so Alertmanager resolves them by itself if the
 //! sidecar stops sending.
 //!
-//! Only plain HTTP is supported; TLS to Alertmanager is not supported yet.
+//! Requests go through the [`http_client`](crate::http_client): `http://`
+//! or `https://`, with the TLS settings and credentials of
+//! [`NotifierOptions::http_config`] (`--alertmanager.http-config.file`).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -27,18 +29,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
-use hyper::{Method, Request, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::{StatusCode, Uri};
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 use tokio::sync::Notify;
 
 use crate::clock::{SharedClock, SystemClock};
+use crate::http_client::{ClientError, ClientOptions, HttpClient, HttpClientConfig, RequestError};
 use crate::shutdown::Shutdown;
 
 /// POST attempts per batch and Alertmanager before the batch is given up.
@@ -114,9 +112,10 @@ pub use crate::ingest::timestamp::format_rfc3339 as rfc3339;
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotifierOptions {
     /// Alertmanager base URLs, e.g. `http://127.0.0.1:9093` or
-    /// `http://am:9093/prefix` (alerts go to `<base>/api/v2/alerts`).
-    /// Plain HTTP only.
+    /// `https://am:9093/prefix` (alerts go to `<base>/api/v2/alerts`).
     pub urls: Vec<String>,
+    /// TLS settings and credentials of the requests.
+    pub http_config: HttpClientConfig,
     /// Deadline of one POST, response included.
     pub timeout: Duration,
     /// Alerts waiting per Alertmanager; beyond that the oldest are dropped.
@@ -136,6 +135,7 @@ impl Default for NotifierOptions {
     fn default() -> Self {
         NotifierOptions {
             urls: Vec::new(),
+            http_config: HttpClientConfig::default(),
             timeout: Duration::from_secs(10),
             queue_capacity: 10_000,
             max_batch: 64,
@@ -155,9 +155,10 @@ impl NotifierOptions {
 }
 
 /// Why a notifier could not be created.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
     /// An Alertmanager URL is unusable.
+    #[error("invalid Alertmanager URL {url:?}: {reason}")]
     InvalidUrl {
         /// The URL as given.
         url: String,
@@ -165,30 +166,15 @@ pub enum NotifyError {
         reason: String,
     },
     /// An option is out of range.
+    #[error("invalid notifier option: {0}")]
     InvalidOption(&'static str),
     /// The self-metrics could not be registered (e.g. registered twice).
-    Metrics(prometheus::Error),
-}
-
-impl fmt::Display for NotifyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NotifyError::InvalidUrl { url, reason } => {
-                write!(f, "invalid Alertmanager URL {url:?}: {reason}")
-            }
-            NotifyError::InvalidOption(what) => write!(f, "invalid notifier option: {what}"),
-            NotifyError::Metrics(e) => write!(f, "registering notifier metrics: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for NotifyError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            NotifyError::Metrics(e) => Some(e),
-            _ => None,
-        }
-    }
+    #[error("registering notifier metrics: {0}")]
+    Metrics(#[source] prometheus::Error),
+    /// The HTTP client could not be made from the TLS settings and
+    /// credentials.
+    #[error(transparent)]
+    Client(#[from] ClientError),
 }
 
 /// Turns an Alertmanager base URL into the URL alerts are POSTed to.
@@ -201,12 +187,11 @@ pub fn alerts_endpoint(base: &str) -> Result<Uri, NotifyError> {
         .trim()
         .parse()
         .map_err(|e| bad(&format!("{e} (expected e.g. http://127.0.0.1:9093)")))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => return Err(bad("https is not supported yet; use http")),
-        Some(s) => return Err(bad(&format!("scheme {s:?} is not http"))),
+    let scheme = match uri.scheme_str() {
+        Some(s @ ("http" | "https")) => s,
+        Some(s) => return Err(bad(&format!("scheme {s:?} is not http or https"))),
         None => return Err(bad("no scheme (expected e.g. http://127.0.0.1:9093)")),
-    }
+    };
     let authority = uri.authority().ok_or_else(|| bad("no host"))?;
     if authority.host().is_empty() {
         return Err(bad("no host"));
@@ -217,13 +202,15 @@ pub fn alerts_endpoint(base: &str) -> Result<Uri, NotifyError> {
         return Err(bad("the port is not a number from 0 to 65535"));
     }
     if authority.as_str().contains('@') {
-        return Err(bad("credentials in the URL are not supported"));
+        return Err(bad(
+            "credentials in the URL are not supported; use --alertmanager.http-config.file",
+        ));
     }
     if uri.query().is_some() {
         return Err(bad("a query string is not allowed"));
     }
     let prefix = uri.path().trim_end_matches('/');
-    format!("http://{authority}{prefix}/api/v2/alerts")
+    format!("{scheme}://{authority}{prefix}/api/v2/alerts")
         .parse()
         .map_err(|e| bad(&format!("{e}")))
 }
@@ -530,13 +517,14 @@ fn batch_body(batch: &[Payload]) -> Bytes {
     Bytes::from(s)
 }
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
 /// Why one POST failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 enum PostError {
+    #[error("timed out")]
     Timeout,
-    Http(String),
+    #[error("{0}")]
+    Request(RequestError),
+    #[error("HTTP {0}: {1}")]
     Status(StatusCode, String),
 }
 
@@ -554,61 +542,29 @@ impl PostError {
     }
 }
 
-impl fmt::Display for PostError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PostError::Timeout => write!(f, "timed out"),
-            PostError::Http(e) => write!(f, "{e}"),
-            PostError::Status(s, body) => write!(f, "HTTP {s}: {body}"),
-        }
-    }
-}
-
 async fn post(client: &HttpClient, uri: &Uri, body: Bytes) -> Result<(), PostError> {
-    let mut req = Request::new(Full::new(body));
-    *req.method_mut() = Method::POST;
-    *req.uri_mut() = uri.clone();
-    req.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Ok(ua) = HeaderValue::from_str(&format!("model-exporter/{}", crate::VERSION)) {
-        req.headers_mut().insert(USER_AGENT, ua);
-    }
     let resp = client
-        .request(req)
+        .post(uri, "application/json", body)
         .await
-        .map_err(|e| PostError::Http(error_chain(&e)))?;
-    let status = resp.status();
-    // Read the (small) body so that the connection can be reused.
-    let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    if status.is_success() {
+        .map_err(|e| match e {
+            RequestError::Timeout { .. } => PostError::Timeout,
+            e => PostError::Request(e),
+        })?;
+    if resp.status.is_success() {
         Ok(())
     } else {
-        let text = String::from_utf8_lossy(&body);
+        let text = String::from_utf8_lossy(&resp.body);
         Err(PostError::Status(
-            status,
+            resp.status,
             text.trim().chars().take(200).collect(),
         ))
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 /// The background half of the notifier: run it with [`Notifier::run`].
 pub struct Notifier {
     inner: Arc<Inner>,
+    client: HttpClient,
     shutdown: Shutdown,
 }
 
@@ -665,6 +621,14 @@ impl Notifier {
                 wake: Notify::new(),
             });
         }
+        let client = HttpClient::new(&ClientOptions {
+            connect_timeout: options
+                .timeout
+                .min(ClientOptions::default().connect_timeout),
+            request_timeout: options.timeout,
+            max_body_bytes: MAX_RESPONSE_BYTES,
+            config: options.http_config.clone(),
+        })?;
         let labels: Vec<String> = targets.iter().map(|t| t.label.clone()).collect();
         let metrics =
             NotifyMetrics::register(registry, &options, &labels).map_err(NotifyError::Metrics)?;
@@ -679,16 +643,18 @@ impl Notifier {
             NotifierHandle {
                 inner: inner.clone(),
             },
-            Notifier { inner, shutdown },
+            Notifier {
+                inner,
+                client,
+                shutdown,
+            },
         ))
     }
 
     /// Sends queued alerts until shutdown, then flushes what is queued
     /// (within `flush_timeout`) and returns.
     pub async fn run(self) {
-        let client: HttpClient = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build_http();
+        let client = self.client;
         let mut workers = tokio::task::JoinSet::new();
         for i in 0..self.inner.targets.len() {
             workers.spawn(worker(
@@ -760,15 +726,8 @@ async fn deliver(inner: &Inner, i: usize, client: &HttpClient, batch: &[Payload]
     let mut backoff = BACKOFF_START;
     for attempt in 1..=ATTEMPTS {
         let started = Instant::now();
-        let result = match tokio::time::timeout(
-            inner.options.timeout,
-            post(client, &target.endpoint, body.clone()),
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(_) => Err(PostError::Timeout),
-        };
+        // The client bounds the whole request by `options.timeout`.
+        let result = post(client, &target.endpoint, body.clone()).await;
         m.latency
             .with_label_values(&[label])
             .observe(started.elapsed().as_secs_f64());
@@ -799,6 +758,8 @@ async fn deliver(inner: &Inner, i: usize, client: &HttpClient, batch: &[Payload]
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use http_body_util::{BodyExt, Full};
+    use hyper::Request;
     use std::net::SocketAddr;
 
     /// Generous bound for waiting on background work; never a speed claim.
@@ -877,7 +838,6 @@ mod tests {
             "",
             "am:9093",
             "127.0.0.1:9093",
-            "https://am:9093",
             "ftp://am",
             "http://am:9093/?x=1",
             "http://user:pw@am:9093",
@@ -892,11 +852,10 @@ mod tests {
                 "{err}"
             );
         }
-        assert!(
-            alerts_endpoint("https://am")
-                .unwrap_err()
-                .to_string()
-                .contains("https is not supported")
+        // TLS: the scheme is kept.
+        assert_eq!(
+            e("https://am:9093/prefix").unwrap(),
+            "https://am:9093/prefix/api/v2/alerts"
         );
     }
 

@@ -1,5 +1,7 @@
 //! Test harness: starts the real binary on temporary sockets and port 0,
-//! learns the bound addresses from its JSON log, and scrapes /metrics.
+//! learns the bound addresses from its JSON log, and scrapes /metrics; or
+//! runs the exporter inside the test ([`InProcess`]) on a manual clock, for
+//! tests about the passage of time.
 
 #![allow(dead_code)]
 
@@ -24,6 +26,20 @@ pub fn binary() -> &'static str {
 struct Log {
     lines: Vec<serde_json::Value>,
     closed: bool,
+}
+
+/// `--events.listen` flags for one listener of each transport: socket
+/// files in `dir`, TCP and UDP on port 0.
+pub fn listener_flags(dir: &Path) -> Vec<String> {
+    [
+        format!("unix://{}", dir.join("events.sock").display()),
+        format!("unixgram://{}", dir.join("events.dgram.sock").display()),
+        "tcp://127.0.0.1:0".into(),
+        "udp://127.0.0.1:0".into(),
+    ]
+    .into_iter()
+    .flat_map(|l| ["--events.listen".to_owned(), l])
+    .collect()
 }
 
 /// A running exporter.
@@ -73,18 +89,7 @@ impl Exporter {
             "json".into(),
         ];
         if all_listeners {
-            for l in [
-                format!("unix://{}", dir.path().join("events.sock").display()),
-                format!(
-                    "unixgram://{}",
-                    dir.path().join("events.dgram.sock").display()
-                ),
-                "tcp://127.0.0.1:0".into(),
-                "udp://127.0.0.1:0".into(),
-            ] {
-                args.push("--events.listen".into());
-                args.push(l);
-            }
+            args.extend(listener_flags(dir.path()));
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         Self::spawn(Command::new(binary()).args(&args), dir).expect("exporter did not start")
@@ -190,18 +195,7 @@ impl Exporter {
 
     /// Waits until a sample reaches `want` (events are applied asynchronously).
     pub fn wait_sample(&self, series: &str, want: f64) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let text = self.metrics();
-            let got = sample(&text, series);
-            if got == Some(want) {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!("{series} is {got:?}, wanted {want}\n{text}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_sample(self.web, series, want);
     }
 
     pub fn pid(&self) -> i32 {
@@ -241,6 +235,173 @@ pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The /metrics text of the exporter serving at `web`.
+pub fn metrics(web: SocketAddr) -> String {
+    let (status, _, body) = http_get(web, "/metrics");
+    assert_eq!(status, 200);
+    body
+}
+
+/// Waits until a sample of the exporter at `web` reaches `want`.
+pub fn wait_sample(web: SocketAddr, series: &str, want: f64) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let text = metrics(web);
+        let got = sample(&text, series);
+        if got == Some(want) {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("{series} is {got:?}, wanted {want}\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The exporter run inside the test process by `server::start_with_clock`,
+/// on a [`ManualClock`](model_exporter::clock::ManualClock) that moves only
+/// when the test says, with listeners of every transport on temporary
+/// sockets and port 0. The aggregator still evaluates on its real-time tick
+/// (the rules' evaluation interval): a test moves the clock, then waits for
+/// the next tick, instead of sleeping until time has passed.
+pub struct InProcess {
+    runtime: tokio::runtime::Runtime,
+    running: Option<model_exporter::server::Running>,
+    pub clock: model_exporter::clock::ManualClock,
+    pub dir: tempfile::TempDir,
+    pub web: SocketAddr,
+    /// Bound event listeners by transport ("unix", "unixgram", "tcp", "udp").
+    pub events: HashMap<String, String>,
+}
+
+impl InProcess {
+    /// When the manual clock starts: 2026-11-29T12:00:00Z.
+    pub const START: f64 = 1_795_953_600.0;
+
+    /// Starts the exporter with these rules (written to `rules.yaml` in its
+    /// directory) and flags.
+    pub fn start_with_rules(rules: &str, extra: &[&str]) -> InProcess {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.yaml");
+        std::fs::write(&path, rules).unwrap();
+        let mut argv: Vec<String> = vec![
+            "model-exporter".into(),
+            "--config.file".into(),
+            path.display().to_string(),
+            "--web.listen-address".into(),
+            "127.0.0.1:0".into(),
+        ];
+        argv.extend(listener_flags(dir.path()));
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        let args = model_exporter::cli::Cli::try_parse_from(&argv).unwrap().run;
+        let clock = model_exporter::clock::ManualClock::new(Self::START);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let running = runtime
+            .block_on(model_exporter::server::start_with_clock(
+                args,
+                std::sync::Arc::new(clock.clone()),
+            ))
+            .unwrap_or_else(|e| panic!("exporter did not start: {e}"));
+        let web = running.web_addrs()[0];
+        let events = running
+            .event_addrs()
+            .iter()
+            .map(|a| {
+                let a = a.to_string();
+                let (scheme, rest) = a.split_once("://").unwrap();
+                (scheme.to_owned(), rest.to_owned())
+            })
+            .collect();
+        InProcess {
+            runtime,
+            running: Some(running),
+            clock,
+            dir,
+            web,
+            events,
+        }
+    }
+
+    /// Moves the exporter's clock forward.
+    pub fn advance(&self, d: Duration) {
+        self.clock.advance(d);
+    }
+
+    pub fn path(&self, transport: &str) -> PathBuf {
+        PathBuf::from(&self.events[transport])
+    }
+
+    /// GET a path; returns (status, content type, body).
+    pub fn get(&self, path: &str) -> (u16, String, String) {
+        http_get(self.web, path)
+    }
+
+    pub fn metrics(&self) -> String {
+        metrics(self.web)
+    }
+
+    /// Waits until a sample reaches `want` (events are applied asynchronously).
+    pub fn wait_sample(&self, series: &str, want: f64) {
+        wait_sample(self.web, series, want);
+    }
+
+    /// Shuts down in order and waits until it has stopped.
+    pub fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            self.runtime.block_on(r.stop());
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            self.runtime.block_on(r.stop());
+        }
+    }
+}
+
+/// A throwaway CA (`ca.crt`, `ca.key`) in `dir`, a server certificate for
+/// 127.0.0.1 (`server.crt`, `server.key`) and a client certificate
+/// (`client.crt`, `client.key`), made with openssl.
+pub fn certificates(dir: &Path) {
+    let sh = |script: &str| {
+        let out = Command::new("sh")
+            .arg("-ec")
+            .arg(script)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=test-ca 2>/dev/null",
+    );
+    sh("printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext");
+    sh(
+        "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null",
+    );
+    sh(
+        "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext 2>/dev/null",
+    );
+    sh(
+        "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=prometheus 2>/dev/null",
+    );
+    sh("printf 'extendedKeyUsage=clientAuth\\n' > client.ext");
+    sh(
+        "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2 -extfile client.ext 2>/dev/null",
+    );
 }
 
 /// A minimal HTTP/1.1 GET.
