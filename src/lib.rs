@@ -36,6 +36,9 @@
 //! * [`demo`]: simulated traffic replaying classic failure stories.
 //! * [`loadgen`]: the load generator of `model-exporter loadgen`.
 //! * [`client`]: the client library for Rust model servers.
+//! * [`stats`]: the statistics windows are made of (quantile sketch, time
+//!   slices, moments, drift maths, reference distributions), used by both
+//!   `aggregate` and `baseline`; it imports nothing else from the crate.
 //! * [`shutdown`]: the signal every task watches to stop cleanly.
 //! * [`storage`]: snapshots of the state, so that a restart keeps windows,
 //!   alert states and pending feedback (`--storage.path`).
@@ -56,6 +59,7 @@ pub mod report;
 pub mod rules;
 pub mod server;
 pub mod shutdown;
+pub mod stats;
 pub mod storage;
 
 /// The rules.yaml compiled into the binary, used when `--config.file` is not given.

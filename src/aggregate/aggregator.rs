@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::hash::{HashMap, IndexMap, at_position, remember_position};
 use super::history::{FeatureView, History, ModelSummary};
 use super::quality::{Quality, check};
-use super::reference::Reference;
+use crate::stats::reference::Reference;
 use super::shards::ShardSlot;
 use super::signals::{ModelReferences, WindowStore};
 use crate::clock::SharedClock;

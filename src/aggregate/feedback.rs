@@ -74,10 +74,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::window::{Slice, SliceState};
+use crate::stats::window::{Slice, SliceState, StateError};
 use crate::ingest::event::Outcome;
 use crate::rules::expr::FeedbackMetric;
-use crate::storage::F64;
+use crate::stats::F64;
 
 /// Bytes of one pending entry's hash-map slot (key handle and `Pending`).
 pub const SLOT_BYTES: usize = size_of::<(Arc<[u8]>, Pending)>();
@@ -985,10 +985,13 @@ impl SliceState for QualitySlice {
         ))
     }
 
-    fn from_state(s: QualityState) -> Result<Self, String> {
+    fn from_state(s: QualityState) -> Result<Self, StateError> {
         let (n_class, correct, tp, fp, fn_, n_reg, abs, sq) = s;
         if correct > n_class || tp.saturating_add(fp).saturating_add(fn_) > n_class {
-            return Err(format!("counts exceed the {n_class} classified pairs"));
+            return Err(StateError::Exceeds {
+                total: n_class,
+                what: "classified pairs",
+            });
         }
         Ok(QualitySlice {
             n_class,
@@ -1023,7 +1026,7 @@ impl Slice for QualitySlice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::window::SlidingWindow;
+    use crate::stats::window::SlidingWindow;
 
     const DAY: Duration = Duration::from_secs(86_400);
     const HOUR: f64 = 3600.0;

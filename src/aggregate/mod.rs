@@ -8,24 +8,21 @@
 //! of an event is a few hash lookups and atomic adds. `/metrics` reads the
 //! same atomics, so a scrape never waits for ingest, nor ingest for a scrape.
 //!
-//! Windowed aggregation: [`sketch`] is a mergeable relative-error quantile
-//! sketch for latencies, [`window`] a ring of fixed-width time slices that
-//! answers "what happened in the last N minutes" by merging slices.
-//! [`drift`] compares a window's binned distribution with a baseline's.
+//! The windows the rules read are built from the summaries of
+//! [`stats`](crate::stats).
 
 mod aggregator;
-pub mod drift;
 pub mod feedback;
 mod hash;
 pub mod history;
 pub mod quality;
-pub mod reference;
 pub mod shards;
 pub mod signals;
-pub mod sketch;
-pub mod window;
 
 pub use aggregator::{
     Aggregator, Batch, BatchSender, Control, ControlSender, Limits, OVERFLOW_LABEL, spawn,
 };
+/// The statistics modules' former paths, kept for importers not yet moved
+/// to [`crate::stats`].
+pub use crate::stats::{drift, reference, sketch, window};
 pub use shards::{ApiView, BatchSink, Router, ShardCount, ShardSlot, shard_of};

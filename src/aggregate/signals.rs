@@ -19,13 +19,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::drift::BinCounts;
+use crate::stats::drift::BinCounts;
 use super::feedback::{FeedbackJoiner, FeedbackOutcome, JoinStats, QualitySlice};
 use super::hash::{HashMap as FastMap, IndexMap, at_position, remember_position};
 use super::quality::{Quality, check};
-use super::reference::Reference;
-use super::sketch::Sketch;
-use super::window::{Counts, Moments, Slice, SlidingWindow};
+use crate::stats::reference::Reference;
+use crate::stats::sketch::Sketch;
+use crate::stats::window::{Counts, Moments, Slice, SlidingWindow};
 use crate::baseline::format::FeatureBaseline;
 use crate::config::{Config, FeatureSpec, ModelConfig};
 use crate::ingest::event::{FeatureValue, Inference, LogLevel, Name, Outcome};

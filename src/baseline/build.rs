@@ -50,7 +50,7 @@ use super::format::{
     bin_index,
 };
 use super::stats::{CategoryCounter, SignedQuantiles, SmallDistinct};
-use crate::aggregate::window::Moments;
+use crate::stats::window::Moments;
 use crate::ingest::event::{Body, FeatureValue, Outcome};
 use crate::ingest::parse::{is_blank, parse_event};
 use crate::ingest::timestamp::format_rfc3339;

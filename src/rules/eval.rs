@@ -433,7 +433,7 @@ pub struct AlertRecord {
     /// When the condition was last true (for `keep_firing_for`).
     pub last_true: f64,
     /// The signal's last value.
-    pub value: crate::storage::F64,
+    pub value: crate::stats::F64,
 }
 
 impl Engine {
@@ -458,7 +458,7 @@ impl Engine {
                         active_at: t.active_at,
                         fired_at: t.fired_at,
                         last_true: t.last_true,
-                        value: crate::storage::F64(t.value),
+                        value: crate::stats::F64(t.value),
                     })
             })
             .collect();

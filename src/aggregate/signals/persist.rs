@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{ModelReferences, ModelWindows, WindowSpec, WindowStore, entry, feature_slot};
 use crate::aggregate::feedback::{FeedbackJoiner, JoinerState, QualityState};
-use crate::aggregate::reference::Reference;
-use crate::aggregate::sketch::SketchState;
-use crate::aggregate::window::{MomentsState, RingState, SliceState, SlidingWindow};
-use crate::storage::{F64, RestoreReport};
+use crate::stats::reference::Reference;
+use crate::stats::sketch::SketchState;
+use crate::stats::window::{MomentsState, RingState, SliceState, SlidingWindow};
+use crate::stats::F64;
+use crate::storage::RestoreReport;
 
 /// A learned numeric reference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use super::drift::{self, PSI_EPSILON};
-use crate::rules::expr::DriftMethod;
+use super::drift::DriftMethod;
 
 /// The standard normal's deciles (z-scores of 10%, 20%, ..., 90%).
 const NORMAL_DECILES: [f64; 9] = [
