@@ -10,10 +10,9 @@ use tokio::sync::mpsc;
 
 use super::hash::{HashMap, IndexMap, at_position, remember_position};
 use super::history::{FeatureView, History, ModelSummary};
-use super::quality::{Quality, check};
-use crate::stats::reference::Reference;
 use super::shards::ShardSlot;
 use super::signals::{ModelReferences, WindowStore};
+use super::validity::{Validity, validate};
 use crate::clock::SharedClock;
 use crate::config::{Config, ModelConfig, format_duration};
 use crate::export::dynamic::GaugeFamily;
@@ -25,6 +24,7 @@ use crate::rules::api::ApiSnapshot;
 use crate::rules::eval::{AlertState, Engine, Evaluation, SignalSource};
 use crate::rules::expr::{DriftMethod, DriftTarget, FeatureSel, Signal};
 use crate::rules::notify::{self, NotifierHandle};
+use crate::stats::reference::Reference;
 
 mod expiry;
 
@@ -1156,8 +1156,8 @@ fn inference(
         };
         let f = &mut h.features[slot].v;
         let labels = [mv[0], mv[1], f.name.as_str()];
-        let quality = check(value, cfg.features.get(name.as_str()));
-        if let Quality::Invalid(reason, _) = quality {
+        let validity = validate(value, cfg.features.get(name.as_str()));
+        if let Validity::Invalid(reason, _) = validity {
             f.invalid[reason as usize]
                 .get_or_insert_with(|| {
                     metrics.feature_invalid.with_label_values(&[
@@ -1169,8 +1169,8 @@ fn inference(
                 })
                 .inc();
         }
-        match (value, quality) {
-            (_, Quality::Missing) => f
+        match (value, validity) {
+            (_, Validity::Missing) => f
                 .missing
                 .get_or_insert_with(|| metrics.feature_missing.with_label_values(&labels))
                 .inc(),
@@ -1187,7 +1187,7 @@ fn inference(
                 },
             )
             .inc(),
-            (_, Quality::Valid(Some(x)) | Quality::Invalid(_, Some(x))) => f
+            (_, Validity::Valid(Some(x)) | Validity::Invalid(_, Some(x))) => f
                 .value
                 .get_or_insert_with(|| {
                     // The reference's bins, so that Prometheus can compare

@@ -12,17 +12,18 @@
 //! [`stats`](crate::stats).
 
 mod aggregator;
-pub mod feedback;
 mod hash;
 pub mod history;
+pub mod join;
 pub mod quality;
 pub mod shards;
 pub mod signals;
+pub mod validity;
 
-pub use aggregator::{
-    Aggregator, Batch, BatchSender, Control, ControlSender, Limits, OVERFLOW_LABEL, spawn,
-};
 /// The statistics modules' former paths, kept for importers not yet moved
 /// to [`crate::stats`].
 pub use crate::stats::{drift, reference, sketch, window};
+pub use aggregator::{
+    Aggregator, Batch, BatchSender, Control, ControlSender, Limits, OVERFLOW_LABEL, spawn,
+};
 pub use shards::{ApiView, BatchSink, Router, ShardCount, ShardSlot, shard_of};

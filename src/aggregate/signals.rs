@@ -19,17 +19,18 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::stats::drift::BinCounts;
-use super::feedback::{FeedbackJoiner, FeedbackOutcome, JoinStats, QualitySlice};
 use super::hash::{HashMap as FastMap, IndexMap, at_position, remember_position};
-use super::quality::{Quality, check};
-use crate::stats::reference::Reference;
-use crate::stats::sketch::Sketch;
-use crate::stats::window::{Counts, Moments, Slice, SlidingWindow};
+use super::join::{FeedbackJoiner, FeedbackOutcome, JoinStats};
+use super::quality::QualitySlice;
+use super::validity::{Validity, validate};
 use crate::baseline::format::FeatureBaseline;
 use crate::config::{Config, FeatureSpec, ModelConfig};
 use crate::ingest::event::{FeatureValue, Inference, LogLevel, Name, Outcome};
 use crate::rules::expr::{DriftTarget, FeatureSel, FeatureStat, Resource, Signal};
+use crate::stats::drift::BinCounts;
+use crate::stats::reference::Reference;
+use crate::stats::sketch::Sketch;
+use crate::stats::window::{Counts, Moments, Slice, SlidingWindow};
 use std::sync::Arc;
 
 mod persist;
@@ -241,10 +242,10 @@ pub struct ModelWindows {
 
 /// The per-feature count index and numeric value of a quality verdict.
 fn classify(value: &FeatureValue, spec: Option<&FeatureSpec>) -> (usize, Option<f64>) {
-    match check(value, spec) {
-        Quality::Valid(x) => (fidx::SEEN, x),
-        Quality::Missing => (fidx::MISSING, None),
-        Quality::Invalid(_, x) => (fidx::INVALID, x),
+    match validate(value, spec) {
+        Validity::Valid(x) => (fidx::SEEN, x),
+        Validity::Missing => (fidx::MISSING, None),
+        Validity::Invalid(_, x) => (fidx::INVALID, x),
     }
 }
 

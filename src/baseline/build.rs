@@ -50,10 +50,10 @@ use super::format::{
     bin_index,
 };
 use super::stats::{CategoryCounter, SignedQuantiles, SmallDistinct};
-use crate::stats::window::Moments;
 use crate::ingest::event::{Body, FeatureValue, Outcome};
 use crate::ingest::parse::{is_blank, parse_event};
 use crate::ingest::timestamp::format_rfc3339;
+use crate::stats::window::Moments;
 
 /// Bins per numeric feature unless `--bins` says otherwise.
 pub const DEFAULT_BINS: usize = 10;

@@ -13,8 +13,8 @@
 
 use std::collections::HashMap;
 
-use super::drift::{self, PSI_EPSILON};
 use super::drift::DriftMethod;
+use super::drift::{self, PSI_EPSILON};
 
 /// The standard normal's deciles (z-scores of 10%, 20%, ..., 90%).
 const NORMAL_DECILES: [f64; 9] = [

@@ -65,8 +65,8 @@
 //! [`Sketch::merge`] is O(bins of the other sketch) and
 //! [`Sketch::quantile`] O(occupied bins).
 
-use super::window::{SliceState, StateError};
 use super::float::F64;
+use super::window::{SliceState, StateError};
 
 /// Relative accuracy `α` of every quantile estimate (0.75 %).
 pub const RELATIVE_ACCURACY: f64 = 0.0075;

@@ -61,8 +61,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use super::sketch::Sketch;
 use super::float::F64;
+use super::sketch::Sketch;
 
 /// Something that summarises the events of one slice of time and can be
 /// merged with others of its kind.
@@ -388,11 +388,7 @@ impl<T: SliceState> SlidingWindow<T> {
     /// Fails, leaving the ring empty, when the slice width differs from this
     /// ring's (slices of another width do not line up), when the ring has
     /// already recorded something, or when a slice's state is invalid.
-    pub fn restore(
-        &mut self,
-        state: RingState<T::State>,
-        now: f64,
-    ) -> Result<usize, RestoreError> {
+    pub fn restore(&mut self, state: RingState<T::State>, now: f64) -> Result<usize, RestoreError> {
         if self.started {
             return Err(RestoreError::Started);
         }

@@ -40,7 +40,7 @@
 //! bound; the handle is then forgotten up to that much late.
 
 use super::*;
-use crate::aggregate::quality::InvalidReason;
+use crate::aggregate::validity::InvalidReason;
 use crate::ingest::event::LogLevel;
 
 /// Values of the `label` label of `model_exporter_series_expired_total`.

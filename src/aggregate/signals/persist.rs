@@ -9,11 +9,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{ModelReferences, ModelWindows, WindowSpec, WindowStore, entry, feature_slot};
-use crate::aggregate::feedback::{FeedbackJoiner, JoinerState, QualityState};
+use crate::aggregate::join::{FeedbackJoiner, JoinerState};
+use crate::aggregate::quality::QualityState;
+use crate::stats::F64;
 use crate::stats::reference::Reference;
 use crate::stats::sketch::SketchState;
 use crate::stats::window::{MomentsState, RingState, SliceState, SlidingWindow};
-use crate::stats::F64;
 use crate::storage::RestoreReport;
 
 /// A learned numeric reference.
