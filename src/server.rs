@@ -127,29 +127,21 @@ pub async fn run_with_clock(
         _ => aggregate::shards::shard_limits(args.limits()),
     };
     let config = Arc::new(config);
-    let new_aggregator = |slot: ShardSlot| {
-        let mut agg = Aggregator::new(
-            metrics.clone(),
-            clock.clone(),
-            limits,
-            config.clone(),
-            source.clone(),
-        );
-        agg.set_reemit_logs(args.log_model_events);
-        agg.set_history(args.history_resolution, args.history_retention);
-        let capacity = aggregate::shards::share(args.feedback_capacity, shards);
-        agg.set_feedback(args.feedback_ttl, capacity);
-        agg.set_ttl(args.metrics_ttl);
-        if shards > 1 {
-            agg.set_shard(slot);
-        }
-        agg
-    };
-    let mut aggs: Vec<Aggregator> = ShardSlot::all(shards)
+    let mut shard_options: Vec<aggregate::Options> = ShardSlot::all(shards)
         .into_iter()
-        .map(new_aggregator)
+        .map(|shard| aggregate::Options {
+            source: source.clone(),
+            limits,
+            history_resolution: args.history_resolution,
+            history_retention: args.history_retention,
+            ttl: args.metrics_ttl,
+            reemit_logs: args.log_model_events,
+            shard,
+            feedback_ttl: args.feedback_ttl,
+            feedback_capacity: aggregate::shards::share(args.feedback_capacity, shards),
+            ..aggregate::Options::new(metrics.clone(), clock.clone(), config.clone())
+        })
         .collect();
-    let api = ApiView::new(aggs.iter().map(Aggregator::api).collect());
     let notifier = if args.alertmanager_urls.is_empty() {
         None
     } else {
@@ -158,7 +150,7 @@ pub async fn run_with_clock(
             timeout: args.alertmanager_timeout,
             queue_capacity: args.alertmanager_queue_capacity as usize,
             resend_delay: args.alertmanager_resend_delay,
-            evaluation_interval: aggs[0].tick(),
+            evaluation_interval: shard_options[0].tick(),
             ..NotifierOptions::default()
         };
         let (handle, task) = Notifier::new(options, &metrics.registry, shutdown.clone())
@@ -168,8 +160,8 @@ pub async fn run_with_clock(
             .as_deref()
             .map(|u| format!("{}/api/v1/rules", u.trim_end_matches('/')))
             .unwrap_or_default();
-        for agg in &mut aggs {
-            agg.set_notifier(handle.clone(), url.clone());
+        for o in &mut shard_options {
+            o.notifier = Some((handle.clone(), url.clone()));
         }
         for u in &args.alertmanager_urls {
             tracing::info!(url = %u, "sending alerts to Alertmanager");
@@ -189,8 +181,10 @@ pub async fn run_with_clock(
             crate::storage::Storage::open(dir, args.storage_snapshot_interval, &metrics.registry)
                 .map_err(RunError::Storage)?;
         tracing::info!(path = %storage.path().display(), interval = ?args.storage_snapshot_interval, "saving the state");
-        aggs[0].attach_storage(storage);
+        shard_options[0].storage = Some(storage);
     }
+    let mut aggs: Vec<Aggregator> = shard_options.into_iter().map(Aggregator::new).collect();
+    let api = ApiView::new(aggs.iter().map(Aggregator::api).collect());
     let queue = args.queue_batches as usize;
     let (tx, aggregators): (BatchSink, Vec<_>) = if shards == 1 {
         let (tx, rx) = mpsc::channel(queue);

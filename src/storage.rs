@@ -510,7 +510,7 @@ impl RestoreReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{Aggregator, Batch, Limits};
+    use crate::aggregate::{Aggregator, Batch, Options};
     use crate::clock::ManualClock;
     use crate::config::load;
     use crate::export::metrics::{Buckets, Metrics};
@@ -536,13 +536,10 @@ groups:
     fn aggregator(clock: &ManualClock, yaml: &str) -> (Aggregator, Metrics) {
         let m = Metrics::new(&Buckets::default()).unwrap();
         let config = load("t.yaml", yaml).unwrap_or_else(|e| panic!("{e}"));
-        let a = Aggregator::new(
-            m.clone(),
-            Arc::new(clock.clone()),
-            Limits::default(),
-            Arc::new(config),
-            "t".into(),
-        );
+        let a = Aggregator::new(Options {
+            source: "t".into(),
+            ..Options::new(m.clone(), Arc::new(clock.clone()), Arc::new(config))
+        });
         (a, m)
     }
 
@@ -828,9 +825,16 @@ groups:
         let dir = tempfile::tempdir().unwrap();
         let s = Storage::open(dir.path(), Duration::from_secs(1), &Registry::new()).unwrap();
         let clock = ManualClock::new(1_000_000.0);
-        let (mut a, _) = aggregator(&clock, RULES);
         let m = s.metrics().clone();
-        a.attach_storage(s);
+        let mut a = Aggregator::new(Options {
+            source: "t".into(),
+            storage: Some(s),
+            ..Options::new(
+                Metrics::new(&Buckets::default()).unwrap(),
+                Arc::new(clock.clone()),
+                Arc::new(load("t.yaml", RULES).unwrap()),
+            )
+        });
         // The writer cannot have finished the first before the second: it
         // is marked busy as soon as the first is handed over.
         a.save_snapshot();

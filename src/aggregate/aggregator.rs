@@ -321,18 +321,121 @@ pub struct Aggregator {
     feedback_counted: [u64; 7],
 }
 
+/// How an aggregator is set up: everything it needs before the first event.
+pub struct Options {
+    /// Where the metric state is written.
+    pub metrics: Metrics,
+    /// The time source.
+    pub clock: SharedClock,
+    /// The rules to evaluate.
+    pub config: Arc<Config>,
+    /// Where the rules came from, as `/api/v1/rules` shows it.
+    pub source: String,
+    /// Caps on label values.
+    pub limits: Limits,
+    /// One point of each model's key signals is kept per
+    /// `history_resolution` (10 s by default)...
+    pub history_resolution: Duration,
+    /// ...for `history_retention` (1 h by default).
+    pub history_retention: Duration,
+    /// `--metrics.ttl`: series that received no event for this long are
+    /// forgotten; zero (the default) never (see the `expiry` module,
+    /// docs/metrics.md "Series expiry", for what goes when).
+    pub ttl: Duration,
+    /// Whether the model's `log` events are written into the exporter's own
+    /// log (target `model`), at their level.
+    pub reemit_logs: bool,
+    /// Which shard this aggregator is: it publishes its rule families into
+    /// its own slot. Shard 0 of 1 by default.
+    pub shard: ShardSlot,
+    /// Where firing and resolved alerts are pushed after every evaluation,
+    /// with the generator URL they link to.
+    pub notifier: Option<(NotifierHandle, String)>,
+    /// How long a prediction waits for its label (24 h by default)...
+    pub feedback_ttl: Duration,
+    /// ...and how many wait at most (100 000 by default).
+    pub feedback_capacity: usize,
+    /// Snapshots of the state (`--storage.path`): the last one is restored
+    /// (and the rules evaluated on it once, so that alerts that were firing
+    /// are firing at once, with their `activeAt`), and new ones are written
+    /// there.
+    pub storage: Option<crate::storage::Storage>,
+}
+
+impl Options {
+    /// The defaults, for an aggregator writing into `metrics`, reading time
+    /// from `clock` and evaluating the rules of `config`.
+    pub fn new(metrics: Metrics, clock: SharedClock, config: Arc<Config>) -> Options {
+        Options {
+            metrics,
+            clock,
+            config,
+            source: String::new(),
+            limits: Limits::default(),
+            history_resolution: Duration::from_secs(10),
+            history_retention: Duration::from_secs(3600),
+            ttl: Duration::ZERO,
+            reemit_logs: false,
+            shard: ShardSlot::default(),
+            notifier: None,
+            feedback_ttl: Duration::from_secs(24 * 3600),
+            feedback_capacity: 100_000,
+            storage: None,
+        }
+    }
+
+    /// How often, in real time, an aggregator made with these options
+    /// evaluates its rules ([`Aggregator::tick`]).
+    pub fn tick(&self) -> Duration {
+        let ttl = (!self.ttl.is_zero()).then_some(self.ttl);
+        evaluation_tick(
+            Engine::new(self.config.clone()).tick(),
+            ttl,
+            self.clock.speed(),
+        )
+    }
+}
+
+/// The rules' interval, or a quarter of the ttl if shorter (so that series
+/// go at most a quarter late), shortened by the clock's speed.
+fn evaluation_tick(rules: Duration, ttl: Option<Duration>, speed: f64) -> Duration {
+    let tick = match ttl {
+        Some(ttl) => rules.min(ttl / 4),
+        None => rules,
+    };
+    tick.div_f64(speed).max(Duration::from_millis(1))
+}
+
 impl Aggregator {
-    /// An aggregator writing into `metrics`, reading time from `clock`,
-    /// evaluating the rules of `config` (loaded from `source`).
-    pub fn new(
-        metrics: Metrics,
-        clock: SharedClock,
-        limits: Limits,
-        config: Arc<Config>,
-        source: String,
-    ) -> Self {
+    /// An aggregator set up by `options`. With storage, the last snapshot is
+    /// restored and the rules evaluated on it before this returns.
+    pub fn new(options: Options) -> Self {
+        let Options {
+            metrics,
+            clock,
+            config,
+            source,
+            limits,
+            history_resolution,
+            history_retention,
+            ttl,
+            reemit_logs,
+            shard,
+            notifier,
+            feedback_ttl,
+            feedback_capacity,
+            storage,
+        } = options;
         let received =
             EventKind::ALL.map(|k| metrics.events_received.with_label_values(&[k.as_str()]));
+        let ttl = (!ttl.is_zero()).then_some(ttl);
+        if ttl.is_some() {
+            for label in expiry::LABELS {
+                metrics.series_expired.with_label_values(&[label]);
+            }
+        }
+        let mut store = WindowStore::new(config.clone(), limits.features);
+        store.set_feedback(feedback_ttl, feedback_capacity);
         let mut a = Aggregator {
             metrics,
             clock,
@@ -340,57 +443,24 @@ impl Aggregator {
             received,
             models: HashMap::default(),
             loaded_version: HashMap::default(),
-            store: WindowStore::new(config.clone(), limits.features),
+            store,
             engine: Engine::new(config),
             api: Arc::default(),
             source,
-            notifier: None,
-            reemit_logs: false,
-            history: History::new(Duration::from_secs(10), Duration::from_secs(3600)),
-            ttl: None,
+            notifier,
+            reemit_logs,
+            history: History::new(history_resolution, history_retention),
+            ttl,
             last_signals: Vec::new(),
             storage: None,
-            shard: ShardSlot::default(),
+            shard,
             feedback_counted: [0; 7],
         };
         a.publish(&Evaluation::default());
-        a
-    }
-
-    /// Keeps a history of each model's key signals: one point per
-    /// `resolution`, for `retention`.
-    pub fn set_history(&mut self, resolution: Duration, retention: Duration) {
-        self.history = History::new(resolution, retention);
-    }
-
-    /// Forgets series that received no event for `ttl` (zero: never, the
-    /// default); see the `expiry` module (docs/metrics.md, "Series expiry") for what goes when.
-    pub fn set_ttl(&mut self, ttl: Duration) {
-        self.ttl = (!ttl.is_zero()).then_some(ttl);
-        if self.ttl.is_some() {
-            for label in expiry::LABELS {
-                self.metrics.series_expired.with_label_values(&[label]);
-            }
+        if let Some(storage) = storage {
+            a.attach_storage(storage);
         }
-    }
-
-    /// Writes the model's `log` events into the exporter's own log (target
-    /// `model`), at their level.
-    pub fn set_reemit_logs(&mut self, on: bool) {
-        self.reemit_logs = on;
-    }
-
-    /// Makes this aggregator one shard of several: it publishes its rule
-    /// families into its own slot. Call before any event is applied.
-    pub fn set_shard(&mut self, shard: ShardSlot) {
-        self.shard = shard;
-        self.publish(&Evaluation::default());
-    }
-
-    /// Pushes firing and resolved alerts to `notifier` after every
-    /// evaluation, with `generator_url` as their link.
-    pub fn set_notifier(&mut self, notifier: NotifierHandle, generator_url: String) {
-        self.notifier = Some((notifier, generator_url));
+        a
     }
 
     /// What `/api/v1/alerts` and `/api/v1/rules` show; updated after every
@@ -509,12 +579,7 @@ impl Aggregator {
     /// rules' interval (or a quarter of `--metrics.ttl` if shorter, so that
     /// series go at most a quarter late), shortened by the clock's speed.
     pub fn tick(&self) -> Duration {
-        let mut tick = self.engine.tick();
-        if let Some(ttl) = self.ttl {
-            tick = tick.min(ttl / 4);
-        }
-        tick.div_f64(self.clock.speed())
-            .max(Duration::from_millis(1))
+        evaluation_tick(self.engine.tick(), self.ttl, self.clock.speed())
     }
 
     /// Forgets expired series, then evaluates the rules that are due and
@@ -589,11 +654,6 @@ impl Aggregator {
             c.inc_by(n.saturating_sub(self.feedback_counted[i]));
             self.feedback_counted[i] = self.feedback_counted[i].max(n);
         }
-    }
-
-    /// Bounds of the feedback join (ttl and capacity).
-    pub fn set_feedback(&mut self, ttl: Duration, capacity: usize) {
-        self.store.set_feedback(ttl, capacity);
     }
 
     /// Hands firing and just-resolved alerts to the notifier (pending ones
@@ -912,10 +972,8 @@ impl Aggregator {
 /// State across restarts (`--storage.path`, see [`crate::storage`]).
 impl Aggregator {
     /// Restores the snapshot `storage` holds, if any, evaluates the rules
-    /// once on the restored state (so alerts that were firing are firing at
-    /// once, with their `activeAt`), and from then on writes snapshots
-    /// there. Call before any event is applied.
-    pub fn attach_storage(&mut self, storage: crate::storage::Storage) {
+    /// once on the restored state, and from then on writes snapshots there.
+    fn attach_storage(&mut self, storage: crate::storage::Storage) {
         if let Some(snapshot) = storage.load() {
             let path = storage.path();
             let age = self.clock.now() - snapshot.written_at;
@@ -1339,13 +1397,15 @@ mod tests {
 
     fn agg(limits: Limits) -> (Aggregator, Metrics) {
         let m = Metrics::new(&Buckets::default()).unwrap();
-        let a = Aggregator::new(
-            m.clone(),
-            Arc::new(ManualClock::new(1000.0)),
+        let a = Aggregator::new(Options {
             limits,
-            Arc::new(Config::default_rules()),
-            "test".into(),
-        );
+            source: "test".into(),
+            ..Options::new(
+                m.clone(),
+                Arc::new(ManualClock::new(1000.0)),
+                Arc::new(Config::default_rules()),
+            )
+        });
         (a, m)
     }
 
@@ -1353,13 +1413,14 @@ mod tests {
     fn agg_with(yaml: &str) -> (Aggregator, Metrics) {
         let config = crate::config::load("t.yaml", yaml).unwrap();
         let m = Metrics::new(&Buckets::default()).unwrap();
-        let a = Aggregator::new(
-            m.clone(),
-            Arc::new(ManualClock::new(1000.0)),
-            Limits::default(),
-            Arc::new(config),
-            "t".into(),
-        );
+        let a = Aggregator::new(Options {
+            source: "t".into(),
+            ..Options::new(
+                m.clone(),
+                Arc::new(ManualClock::new(1000.0)),
+                Arc::new(config),
+            )
+        });
         (a, m)
     }
 

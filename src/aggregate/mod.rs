@@ -24,6 +24,6 @@ pub mod validity;
 /// to [`crate::stats`].
 pub use crate::stats::{drift, reference, sketch, window};
 pub use aggregator::{
-    Aggregator, Batch, BatchSender, Control, ControlSender, Limits, OVERFLOW_LABEL, spawn,
+    Aggregator, Batch, BatchSender, Control, ControlSender, Limits, OVERFLOW_LABEL, Options, spawn,
 };
 pub use shards::{ApiView, BatchSink, Router, ShardCount, ShardSlot, shard_of};

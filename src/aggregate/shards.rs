@@ -559,6 +559,7 @@ fn combine(into: &mut RuleStatus, other: &RuleStatus) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::Options;
     use crate::clock::ManualClock;
     use crate::export::metrics::Buckets;
     use crate::ingest::parse::parse_event;
@@ -721,15 +722,12 @@ mod tests {
         ShardSlot::all(n)
             .into_iter()
             .map(|slot| {
-                let mut a = Aggregator::new(
-                    m.clone(),
-                    clock.clone(),
-                    shard_limits(Limits::default()),
-                    config.clone(),
-                    "t".into(),
-                );
-                a.set_shard(slot);
-                a
+                Aggregator::new(Options {
+                    limits: shard_limits(Limits::default()),
+                    source: "t".into(),
+                    shard: slot,
+                    ..Options::new(m.clone(), clock.clone(), config.clone())
+                })
             })
             .collect()
     }

@@ -331,14 +331,12 @@ mod tests {
         };
         let m = Metrics::new(&Buckets::default()).unwrap();
         let clock = ManualClock::new(T0);
-        let mut a = Aggregator::new(
-            m.clone(),
-            Arc::new(clock.clone()),
+        let a = Aggregator::new(Options {
             limits,
-            Arc::new(config),
-            "t".into(),
-        );
-        a.set_ttl(Duration::from_secs(ttl));
+            source: "t".into(),
+            ttl: Duration::from_secs(ttl),
+            ..Options::new(m.clone(), Arc::new(clock.clone()), Arc::new(config))
+        });
         (a, m, clock)
     }
 
