@@ -849,10 +849,16 @@ groups:
     #[test]
     #[ignore = "a measurement, not a check"]
     fn snapshot_cost() {
-        use crate::aggregate::signals::WindowStore;
+        use crate::aggregate::Limits;
+        use crate::aggregate::store::Store;
         let config = Arc::new(crate::config::Config::default_rules());
         let versions = 20;
-        let mut store = WindowStore::new(config, 200);
+        let limits = Limits {
+            features: 200,
+            ..Limits::default()
+        };
+        let metrics = || Metrics::new(&Buckets::default()).unwrap();
+        let mut store = Store::new(config, limits, metrics(), None);
         store.set_feedback(Duration::from_secs(86_400), 100_000);
         // An hour of one event a second per version, ten numeric features,
         // latencies between 1 ms and 10 s; then 100 000 predictions waiting
@@ -890,7 +896,12 @@ groups:
         let feedback = serde_json::to_vec(&state.feedback).unwrap().len();
         let t = Instant::now();
         let back: crate::aggregate::signals::StoreState = serde_json::from_slice(&bytes).unwrap();
-        let mut fresh = WindowStore::new(Arc::new(crate::config::Config::default_rules()), 200);
+        let mut fresh = Store::new(
+            Arc::new(crate::config::Config::default_rules()),
+            limits,
+            metrics(),
+            None,
+        );
         fresh.set_feedback(Duration::from_secs(86_400), 100_000);
         let mut report = RestoreReport::default();
         fresh.restore(back, 100, 20, now, &mut report);

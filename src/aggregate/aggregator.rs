@@ -1,286 +1,34 @@
-//! The aggregator loop and its per-model handle cache.
+//! The aggregator: the loop that applies batches of events to the state
+//! ([`Store`]) and, every tick, expires series and evaluates the rules.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::export::series::{Counter, Gauge, Histogram, IntCounter};
 use tokio::sync::mpsc;
 
-use super::hash::{HashMap, IndexMap, at_position, remember_position};
+use super::expiry;
 use super::history::{FeatureView, History, ModelSummary};
+use super::limits::{Fold, Limits, cut_values};
 use super::shards::ShardSlot;
-use super::signals::{ModelReferences, WindowStore};
-use super::validity::{Validity, validate};
+use super::store::Store;
 use crate::clock::SharedClock;
-use crate::config::{Config, ModelConfig, format_duration};
+use crate::config::{Config, format_duration};
 use crate::export::dynamic::GaugeFamily;
 use crate::export::metrics::Metrics;
-use crate::ingest::event::{
-    Body, Event, EventKind, FeatureValue, Inference, LogLine, ModelLoaded, Name, Outcome,
-};
+use crate::ingest::event::{Body, Event, EventKind, LogLine, Name};
 use crate::rules::api::ApiSnapshot;
 use crate::rules::eval::{AlertState, Engine, Evaluation, SignalSource};
 use crate::rules::expr::{DriftMethod, DriftTarget, FeatureSel, Signal};
 use crate::rules::notify::{self, NotifierHandle};
 use crate::stats::reference::Reference;
 
-mod expiry;
-
 /// A batch of events, as one listener read produced them.
 pub type Batch = Vec<Event>;
 
 /// The sending half listeners hold.
 pub type BatchSender = mpsc::Sender<Batch>;
-
-/// Label value that stands for every value past a cap.
-pub const OVERFLOW_LABEL: &str = "__other__";
-
-/// Caps on distinct label values per model, so that a client cannot grow
-/// the number of series without bound. Values past a cap are counted under
-/// the label value [`OVERFLOW_LABEL`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Distinct error classes per model version.
-    pub errors: usize,
-    /// Distinct prediction classes per model version.
-    pub classes: usize,
-    /// Distinct features per model version.
-    pub features: usize,
-    /// Distinct categories per categorical feature.
-    pub categories: usize,
-    /// Distinct business counter names per model version.
-    pub counters: usize,
-    /// Distinct log components per model version.
-    pub components: usize,
-    /// Distinct models.
-    pub models: usize,
-    /// Distinct versions per model.
-    pub versions: usize,
-    /// Longest label value, in bytes; longer values are cut.
-    pub label_length: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            errors: 50,
-            classes: 100,
-            features: 200,
-            categories: 50,
-            counters: 50,
-            components: 50,
-            models: 100,
-            versions: 20,
-            label_length: 128,
-        }
-    }
-}
-
-/// A cached handle, and when an event last used it (aggregator clock), so
-/// that `--metrics.ttl` can forget it.
-struct Kept<V> {
-    v: V,
-    seen: f64,
-}
-
-/// Entries of a capped map that hold a place under its cap: all but the
-/// [`OVERFLOW_LABEL`] entry.
-fn occupied<V>(map: &HashMap<String, V>) -> usize {
-    map.len() - usize::from(map.contains_key(OVERFLOW_LABEL))
-}
-
-/// Looks up `key`, creating its entry with `make` unless the map is full, in
-/// which case the [`OVERFLOW_LABEL`] entry is used. The entry is stamped
-/// with `now`.
-fn capped<'m, V>(
-    map: &'m mut HashMap<String, Kept<V>>,
-    key: &str,
-    cap: usize,
-    dropped: (&Metrics, &str),
-    now: f64,
-    make: impl FnOnce(&str) -> V,
-) -> &'m mut V {
-    if map.contains_key(key) {
-        let k = map.get_mut(key).expect("present");
-        k.seen = now;
-        return &mut k.v;
-    }
-    let key = if occupied(map) < cap {
-        key
-    } else {
-        dropped
-            .0
-            .series_dropped
-            .with_label_values(&[dropped.1])
-            .inc();
-        OVERFLOW_LABEL
-    };
-    if !map.contains_key(key) {
-        map.insert(
-            key.to_owned(),
-            Kept {
-                v: make(key),
-                seen: now,
-            },
-        );
-    }
-    let k = map.get_mut(key).expect("inserted above");
-    k.seen = now;
-    &mut k.v
-}
-
-/// Cuts the label values of an event longer than `--limits.label-length`,
-/// each cut counted.
-fn cut_values(metrics: &Metrics, limits: &Limits, event: &mut Event) {
-    let max = limits.label_length;
-    // Where a value longer than the limit is cut, counted.
-    let cut_at = |s: &str| {
-        if s.len() <= max {
-            return None;
-        }
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        metrics
-            .series_dropped
-            .with_label_values(&["label_length"])
-            .inc();
-        Some(end)
-    };
-    let cut = |s: &mut String| {
-        if let Some(end) = cut_at(s) {
-            s.truncate(end);
-        }
-    };
-    let cut_name = |s: &mut Name| {
-        if let Some(end) = cut_at(s) {
-            s.truncate(end);
-        }
-    };
-    cut_name(&mut event.model);
-    cut_name(&mut event.version);
-    match &mut event.body {
-        Body::Inference(i) => {
-            if let Some(e) = &mut i.error {
-                cut(e);
-            }
-            if let Some(Outcome::Class(c)) = &mut i.prediction {
-                cut(c);
-            }
-            for (name, value) in &mut i.features {
-                cut_name(name);
-                if let FeatureValue::Category(c) = value {
-                    cut(c);
-                }
-            }
-            for (name, _) in &mut i.counters {
-                cut(name);
-            }
-        }
-        Body::Log(l) => cut(&mut l.component),
-        Body::Feedback(_) | Body::Model(_) => {}
-    }
-}
-
-/// What the caps on models and versions do to an event's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fold {
-    /// Both keep their place.
-    Keep,
-    /// The model is past `--limits.models`: counted under the overflow label.
-    Model,
-    /// The version is past `--limits.versions`: likewise.
-    Version,
-}
-
-impl Fold {
-    /// Renames the model or version of `event` to the overflow label, as
-    /// decided, and counts it.
-    fn apply(self, metrics: &Metrics, event: &mut Event) {
-        let (label, name) = match self {
-            Fold::Keep => return,
-            Fold::Model => ("model", &mut event.model),
-            Fold::Version => ("version", &mut event.version),
-        };
-        metrics.series_dropped.with_label_values(&[label]).inc();
-        *name = Name::new(OVERFLOW_LABEL);
-    }
-}
-
-struct FeatureHandles {
-    /// The label value: the feature's name, or the overflow label.
-    name: String,
-    value: Option<Histogram>,
-    missing: Option<IntCounter>,
-    invalid: [Option<IntCounter>; 3],
-    categories: HashMap<String, Kept<IntCounter>>,
-}
-
-/// `model_log_events_total` of one component, by level, each with when it
-/// was last used.
-type LevelCounters = [Option<(IntCounter, f64)>; 5];
-
-/// Cached handles of one (model, version).
-struct ModelHandles {
-    labels: [String; 2],
-    requests: Option<(IntCounter, IntCounter)>,
-    errors: HashMap<String, Kept<IntCounter>>,
-    duration: Option<Histogram>,
-    prediction: Option<Histogram>,
-    confidence: Option<Histogram>,
-    classes: HashMap<String, Kept<IntCounter>>,
-    features: IndexMap<Name, Kept<FeatureHandles>>,
-    /// For each position of the last inference's features, where that
-    /// feature is in `features` (see the window store's `feature_order`).
-    feature_order: Vec<usize>,
-    counters: HashMap<String, Kept<Counter>>,
-    resources: Option<(Gauge, Gauge)>,
-    /// Per log component: its label value and a counter per level, each
-    /// with when it was last used.
-    logs: HashMap<String, Kept<(String, LevelCounters)>>,
-    feedback: Option<IntCounter>,
-    last_event: Option<Gauge>,
-    /// When an event of this version last arrived (aggregator clock).
-    seen: f64,
-    /// At or before every stamp of this version's handles (a lower bound),
-    /// so that an expiry sweep skips the version until something is due.
-    oldest: f64,
-    /// Its series expired (`--metrics.ttl`); the entry only keeps the
-    /// version's place under `--limits.versions` until its windows are
-    /// dropped too, and comes back to life with the next event.
-    expired: bool,
-}
-
-impl ModelHandles {
-    fn new(model: &str, version: &str, now: f64) -> Self {
-        ModelHandles {
-            labels: [model.to_owned(), version.to_owned()],
-            requests: None,
-            errors: HashMap::default(),
-            duration: None,
-            prediction: None,
-            confidence: None,
-            classes: HashMap::default(),
-            features: IndexMap::default(),
-            feature_order: Vec::new(),
-            counters: HashMap::default(),
-            resources: None,
-            logs: HashMap::default(),
-            feedback: None,
-            last_event: None,
-            seen: now,
-            oldest: now,
-            expired: false,
-        }
-    }
-
-    fn mv(&self) -> [&str; 2] {
-        [&self.labels[0], &self.labels[1]]
-    }
-}
 
 /// Messages to the aggregator besides event batches.
 #[derive(Debug)]
@@ -298,18 +46,14 @@ pub struct Aggregator {
     clock: SharedClock,
     limits: Limits,
     received: [prometheus::IntCounter; 4],
-    models: HashMap<String, HashMap<String, ModelHandles>>,
-    /// The version each model last announced with a `model` event.
-    loaded_version: HashMap<String, String>,
-    store: WindowStore,
+    /// Every model version's series and windows.
+    pub(super) store: Store,
     engine: Engine,
     api: Arc<RwLock<ApiSnapshot>>,
     source: String,
     notifier: Option<(NotifierHandle, String)>,
     reemit_logs: bool,
     history: History,
-    /// `--metrics.ttl`: series without events for this long are forgotten.
-    ttl: Option<Duration>,
     /// The rule signals last published, kept with a ttl only, to publish
     /// again when versions expire between evaluations.
     last_signals: Vec<crate::rules::eval::SignalValue>,
@@ -434,15 +178,13 @@ impl Aggregator {
                 metrics.series_expired.with_label_values(&[label]);
             }
         }
-        let mut store = WindowStore::new(config.clone(), limits.features);
+        let mut store = Store::new(config.clone(), limits, metrics.clone(), ttl);
         store.set_feedback(feedback_ttl, feedback_capacity);
         let mut a = Aggregator {
             metrics,
             clock,
             limits,
             received,
-            models: HashMap::default(),
-            loaded_version: HashMap::default(),
             store,
             engine: Engine::new(config),
             api: Arc::default(),
@@ -450,7 +192,6 @@ impl Aggregator {
             notifier,
             reemit_logs,
             history: History::new(history_resolution, history_retention),
-            ttl,
             last_signals: Vec::new(),
             storage: None,
             shard,
@@ -482,14 +223,19 @@ impl Aggregator {
         while k < batch.len() {
             let event = &mut batch[k];
             if !matches!(event.body, Body::Inference(_)) {
-                self.admit(event);
+                self.store.admit(event);
+                self.received[event.body.kind() as usize].inc();
+                if let Body::Log(l) = &event.body
+                    && self.reemit_logs
+                {
+                    reemit(&event.model, &event.version, l);
+                }
                 self.store.record(event, now);
-                self.apply_one(event, now);
                 k += 1;
                 continue;
             }
             let sent = (event.model.clone(), event.version.clone());
-            let fold = self.admit(event);
+            let fold = self.store.admit(event);
             k = self.apply_run(&mut batch, k, fold, &sent, now);
         }
     }
@@ -513,25 +259,18 @@ impl Aggregator {
         let metrics = &self.metrics;
         let limits = &self.limits;
         let received = &self.received[batch[first].body.kind() as usize];
-        let (model, version) = (&batch[first].model, &batch[first].version);
-        let h = handles(&mut self.models, model, version, now);
-        let mut run = self.store.recorder(model, version);
+        let mut run = self
+            .store
+            .run(&batch[first].model, &batch[first].version, now);
         let mut k = first;
         loop {
             let event = &batch[k];
             let Body::Inference(i) = &event.body else {
                 unreachable!("a run holds inference events only")
             };
-            run.record((event.model.as_str(), event.version.as_str()), i, now);
+            let mv = [event.model.as_str(), event.version.as_str()];
+            run.record(mv, i, event.ts.unwrap_or(now), now);
             received.inc();
-            if h.last_event.is_none() {
-                h.last_event = Some(metrics.last_event.with_label_values(&h.mv()));
-            }
-            h.last_event
-                .as_ref()
-                .expect("set above")
-                .set(event.ts.unwrap_or(now));
-            inference(metrics, limits, run.cfg(), run.refs(), h, i);
             k += 1;
             match batch.get_mut(k) {
                 Some(e)
@@ -547,26 +286,6 @@ impl Aggregator {
         }
     }
 
-    /// Applies the caps on models, versions and label length to an event's
-    /// model and version (features, classes and the like are capped where
-    /// they are counted). Returns what the caps on models and versions did.
-    fn admit(&self, event: &mut Event) -> Fold {
-        let limits = &self.limits;
-        cut_values(&self.metrics, limits, event);
-        let fold = match self.models.get(event.model.as_str()) {
-            None if occupied(&self.models) >= limits.models => Fold::Model,
-            Some(versions)
-                if !versions.contains_key(event.version.as_str())
-                    && occupied(versions) >= limits.versions =>
-            {
-                Fold::Version
-            }
-            _ => Fold::Keep,
-        };
-        fold.apply(&self.metrics, event);
-        fold
-    }
-
     /// Takes new rules; alerts of unchanged rules keep their state.
     pub fn reload(&mut self, config: Arc<Config>, source: String) {
         self.store.set_config(config.clone());
@@ -579,14 +298,14 @@ impl Aggregator {
     /// rules' interval (or a quarter of `--metrics.ttl` if shorter, so that
     /// series go at most a quarter late), shortened by the clock's speed.
     pub fn tick(&self) -> Duration {
-        evaluation_tick(self.engine.tick(), self.ttl, self.clock.speed())
+        evaluation_tick(self.engine.tick(), self.store.ttl(), self.clock.speed())
     }
 
     /// Forgets expired series, then evaluates the rules that are due and
     /// publishes the results.
     pub fn evaluate(&mut self) -> Evaluation {
         let now = self.clock.now();
-        let forgot = self.expire(now);
+        let forgot = self.store.expire(now).series;
         self.store.expire_feedback(now);
         self.count_feedback();
         let started = std::time::Instant::now();
@@ -694,7 +413,7 @@ impl Aggregator {
         for s in &ev.signals {
             signals.push(&s.labels, s.value);
         }
-        if self.ttl.is_some() {
+        if self.store.ttl().is_some() {
             self.last_signals = ev.signals.clone();
         }
         let mut families = vec![alerts.finish(), signals.finish()];
@@ -798,7 +517,7 @@ impl Aggregator {
             .store
             .series()
             .into_iter()
-            .filter(|(m, v)| self.live(m, v))
+            .filter(|(m, v)| self.store.live(m, v))
             .collect();
         for (model, version) in series.clone() {
             let mv = BTreeMap::from([
@@ -833,7 +552,7 @@ impl Aggregator {
             let Some(w) = self.store.get(&model, &version) else {
                 continue;
             };
-            let refs = self.store.references(&model).clone();
+            let refs = self.store.references(&model);
             // The reference's cumulative shares at the histogram's bounds.
             for (feature, reference) in &refs.features {
                 let Some(edges) = reference.edges() else {
@@ -857,7 +576,7 @@ impl Aggregator {
             let mut targets: Vec<(Option<String>, &Reference)> = w
                 .feature_names()
                 .into_iter()
-                .filter_map(|f| w.reference(&f).map(|r| (Some(f), r)))
+                .filter_map(|f| w.reference(refs, &f).map(|r| (Some(f), r)))
                 .collect();
             if let Some(r) = &refs.prediction {
                 targets.push((None, r));
@@ -878,7 +597,8 @@ impl Aggregator {
                         None => self.store.spec().span,
                     };
                     for win in windows.iter().filter(|w| **w <= span) {
-                        let r = w.read(&signal, None, *win, now, self.store.model_cfg(&model));
+                        let r =
+                            w.read(&signal, None, *win, now, self.store.model_cfg(&model), refs);
                         let Some(v) = r.value else { continue };
                         let mut labels = BTreeMap::from([
                             ("model".to_owned(), model.clone()),
@@ -899,7 +619,7 @@ impl Aggregator {
             }
         }
         for (model, version, n) in self.store.feedback_pending() {
-            if !self.live(&model, &version) {
+            if !self.store.live(&model, &version) {
                 continue;
             }
             let labels =
@@ -907,65 +627,6 @@ impl Aggregator {
             family(&mut fams, "model_feedback_pending").push(&labels, n as f64);
         }
         fams.into_iter().map(|(_, f)| f.finish()).collect()
-    }
-
-    fn apply_one(&mut self, event: &Event, now: f64) {
-        let kind = event.body.kind();
-        self.received[kind as usize].inc();
-        let ts = event.ts.unwrap_or(now);
-        if let Body::Model(m) = &event.body {
-            self.model_loaded(&event.model, &event.version, m, ts);
-        }
-        let metrics = &self.metrics;
-        let limits = &self.limits;
-        let h = handles(&mut self.models, &event.model, &event.version, now);
-        if h.last_event.is_none() {
-            h.last_event = Some(metrics.last_event.with_label_values(&h.mv()));
-        }
-        h.last_event.as_ref().expect("set above").set(ts);
-        match &event.body {
-            Body::Inference(i) => inference(
-                metrics,
-                limits,
-                self.store.model_cfg(&event.model),
-                self.store.references(&event.model),
-                h,
-                i,
-            ),
-            Body::Feedback(_) => {
-                if h.feedback.is_none() {
-                    h.feedback = Some(metrics.feedback.with_label_values(&h.mv()));
-                }
-                h.feedback.as_ref().expect("set above").inc();
-            }
-            Body::Log(l) => {
-                if self.reemit_logs {
-                    reemit(&event.model, &event.version, l);
-                }
-                log(metrics, limits, h, l)
-            }
-            Body::Model(_) => {}
-        }
-    }
-
-    fn model_loaded(&mut self, model: &str, version: &str, m: &ModelLoaded, ts: f64) {
-        let mv = [model, version];
-        if let Some(old) = self.loaded_version.get(model)
-            && old != version
-        {
-            // model_info shows only the version loaded now.
-            let _ = self.metrics.info.remove_label_values(&[model, old]);
-        }
-        self.loaded_version
-            .insert(model.to_owned(), version.to_owned());
-        self.metrics.info.with_label_values(&mv).set(1);
-        if let Some(t) = m.trained_at {
-            self.metrics.trained.with_label_values(&mv).set(t);
-        }
-        self.metrics
-            .loaded
-            .with_label_values(&mv)
-            .set(m.loaded_at.unwrap_or(ts));
     }
 }
 
@@ -1081,246 +742,6 @@ fn reemit(model: &str, version: &str, l: &LogLine) {
             tracing::error!(target: "model", model, version, component = c, critical = l.level == L::Critical, "{m}")
         }
     }
-}
-
-/// The cached handles of (model, version), created on first use (or after
-/// they expired), stamped with `now`.
-fn handles<'a>(
-    models: &'a mut HashMap<String, HashMap<String, ModelHandles>>,
-    model: &str,
-    version: &str,
-    now: f64,
-) -> &'a mut ModelHandles {
-    if !models.contains_key(model) {
-        models.insert(model.to_owned(), HashMap::default());
-    }
-    let versions = models.get_mut(model).expect("inserted above");
-    if !versions.contains_key(version) {
-        versions.insert(version.to_owned(), ModelHandles::new(model, version, now));
-    }
-    let h = versions.get_mut(version).expect("inserted above");
-    if h.expired {
-        *h = ModelHandles::new(model, version, now);
-    }
-    h.seen = now;
-    h
-}
-
-/// Where the handles of feature `name` are in `features`, created unless
-/// the map is full, in which case the [`OVERFLOW_LABEL`] entry is used (as
-/// [`capped`] does). The entry is stamped with `now`.
-fn feature_slot(
-    metrics: &Metrics,
-    limits: &Limits,
-    features: &mut IndexMap<Name, Kept<FeatureHandles>>,
-    name: &str,
-    now: f64,
-) -> usize {
-    let occupied = features.len() - usize::from(features.contains_key(OVERFLOW_LABEL));
-    let key = if features.contains_key(name) || occupied < limits.features {
-        name
-    } else {
-        metrics.series_dropped.with_label_values(&["feature"]).inc();
-        OVERFLOW_LABEL
-    };
-    let i = match features.get_index_of(key) {
-        Some(i) => i,
-        None => {
-            let f = FeatureHandles {
-                name: key.to_owned(),
-                value: None,
-                missing: None,
-                invalid: Default::default(),
-                categories: HashMap::default(),
-            };
-            features
-                .insert_full(Name::new(key), Kept { v: f, seen: now })
-                .0
-        }
-    };
-    features[i].seen = now;
-    i
-}
-
-fn inference(
-    metrics: &Metrics,
-    limits: &Limits,
-    cfg: &ModelConfig,
-    refs: &ModelReferences,
-    h: &mut ModelHandles,
-    i: &Inference,
-) {
-    let now = h.seen;
-    let [model, version] = &h.labels;
-    let mv = [model.as_str(), version.as_str()];
-    let (ok, err) = h.requests.get_or_insert_with(|| {
-        (
-            metrics.requests.with_label_values(&[mv[0], mv[1], "ok"]),
-            metrics.requests.with_label_values(&[mv[0], mv[1], "error"]),
-        )
-    });
-    if i.ok {
-        ok.inc();
-    } else {
-        err.inc();
-        let class = i.error.as_deref().unwrap_or("unknown");
-        capped(
-            &mut h.errors,
-            class,
-            limits.errors,
-            (metrics, "error"),
-            now,
-            |c| metrics.request_errors.with_label_values(&[mv[0], mv[1], c]),
-        )
-        .inc();
-    }
-    if let Some(l) = i.latency_seconds {
-        h.duration
-            .get_or_insert_with(|| metrics.request_duration.with_label_values(&mv))
-            .observe(l);
-    }
-    match &i.prediction {
-        Some(Outcome::Number(p)) => h
-            .prediction
-            .get_or_insert_with(|| metrics.prediction_value.with_label_values(&mv))
-            .observe(*p),
-        Some(Outcome::Class(c)) => capped(
-            &mut h.classes,
-            c,
-            limits.classes,
-            (metrics, "class"),
-            now,
-            |c| metrics.predictions.with_label_values(&[mv[0], mv[1], c]),
-        )
-        .inc(),
-        None => {}
-    }
-    if let Some(c) = i.confidence {
-        h.confidence
-            .get_or_insert_with(|| metrics.prediction_confidence.with_label_values(&mv))
-            .observe(c);
-    }
-    for (p, (name, value)) in i.features.iter().enumerate() {
-        let slot = match at_position(&h.features, h.feature_order.get(p), name) {
-            Some(slot) => {
-                h.features[slot].seen = now;
-                slot
-            }
-            None => {
-                let slot = feature_slot(metrics, limits, &mut h.features, name, now);
-                remember_position(&mut h.feature_order, p, slot);
-                slot
-            }
-        };
-        let f = &mut h.features[slot].v;
-        let labels = [mv[0], mv[1], f.name.as_str()];
-        let validity = validate(value, cfg.features.get(name.as_str()));
-        if let Validity::Invalid(reason, _) = validity {
-            f.invalid[reason as usize]
-                .get_or_insert_with(|| {
-                    metrics.feature_invalid.with_label_values(&[
-                        labels[0],
-                        labels[1],
-                        labels[2],
-                        reason.as_str(),
-                    ])
-                })
-                .inc();
-        }
-        match (value, validity) {
-            (_, Validity::Missing) => f
-                .missing
-                .get_or_insert_with(|| metrics.feature_missing.with_label_values(&labels))
-                .inc(),
-            (FeatureValue::Category(c), _) => capped(
-                &mut f.categories,
-                c,
-                limits.categories,
-                (metrics, "category"),
-                now,
-                |c| {
-                    metrics
-                        .feature_category
-                        .with_label_values(&[labels[0], labels[1], labels[2], c])
-                },
-            )
-            .inc(),
-            (_, Validity::Valid(Some(x)) | Validity::Invalid(_, Some(x))) => f
-                .value
-                .get_or_insert_with(|| {
-                    // The reference's bins, so that Prometheus can compare
-                    // (and sum across pods) bin by bin.
-                    let buckets = refs
-                        .features
-                        .get(name.as_str())
-                        .and_then(|r| r.edges())
-                        .filter(|e| crate::export::metrics::validate_buckets(e).is_ok())
-                        .unwrap_or(&metrics.feature_buckets);
-                    metrics.feature_value.member(&labels, buckets)
-                })
-                .observe(x),
-            _ => {}
-        }
-    }
-    for (name, spec) in &cfg.features {
-        if spec.required && !i.features.iter().any(|(n, _)| n == name) {
-            let slot = feature_slot(metrics, limits, &mut h.features, name, now);
-            let f = &mut h.features[slot].v;
-            let labels = [mv[0], mv[1], f.name.as_str()];
-            f.missing
-                .get_or_insert_with(|| metrics.feature_missing.with_label_values(&labels))
-                .inc();
-        }
-    }
-    for (name, v) in &i.counters {
-        capped(
-            &mut h.counters,
-            name,
-            limits.counters,
-            (metrics, "counter"),
-            now,
-            |n| metrics.counter.with_label_values(&[mv[0], mv[1], n]),
-        )
-        .inc_by(*v);
-    }
-    if i.cpu_ratio.is_some() || i.memory_ratio.is_some() {
-        let (cpu, mem) = h.resources.get_or_insert_with(|| {
-            (
-                metrics.resource.with_label_values(&[mv[0], mv[1], "cpu"]),
-                metrics
-                    .resource
-                    .with_label_values(&[mv[0], mv[1], "memory"]),
-            )
-        });
-        if let Some(c) = i.cpu_ratio {
-            cpu.set(c);
-        }
-        if let Some(m) = i.memory_ratio {
-            mem.set(m);
-        }
-    }
-}
-
-fn log(metrics: &Metrics, limits: &Limits, h: &mut ModelHandles, l: &LogLine) {
-    let now = h.seen;
-    let [model, version] = &h.labels;
-    let (component, levels) = capped(
-        &mut h.logs,
-        &l.component,
-        limits.components,
-        (metrics, "component"),
-        now,
-        |c| (c.to_owned(), Default::default()),
-    );
-    let (counter, seen) = levels[l.level as usize].get_or_insert_with(|| {
-        let c =
-            metrics
-                .log_events
-                .with_label_values(&[model, version, l.level.as_str(), component]);
-        (c, now)
-    });
-    *seen = now;
-    counter.inc();
 }
 
 /// Starts the aggregator on its own thread. It applies batches and

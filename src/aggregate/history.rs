@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::signals::WindowStore;
+use super::store::Store;
 use crate::rules::eval::SignalSource;
 use crate::rules::expr::Signal;
 
@@ -54,13 +54,7 @@ pub struct ModelSummary {
 
 impl ModelSummary {
     /// Reads the summary of one model version from the windows.
-    pub fn read(
-        store: &WindowStore,
-        model: &str,
-        version: &str,
-        window: Duration,
-        now: f64,
-    ) -> Self {
+    pub fn read(store: &Store, model: &str, version: &str, window: Duration, now: f64) -> Self {
         let r = |s: Signal| store.read(model, version, &s, None, window, now).value;
         use crate::rules::expr::Resource;
         ModelSummary {
@@ -128,7 +122,7 @@ impl History {
 
     /// Takes a point of every model version if one is due at `now`.
     /// Returns whether it did.
-    pub fn maybe_record(&mut self, store: &WindowStore, window: Duration, now: f64) -> bool {
+    pub fn maybe_record(&mut self, store: &Store, window: Duration, now: f64) -> bool {
         if now < self.next {
             return false;
         }
@@ -178,13 +172,23 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::Limits;
     use crate::config::Config;
+    use crate::export::metrics::{Buckets, Metrics};
     use crate::ingest::parse::parse_event;
     use std::sync::Arc;
 
     #[test]
     fn points_at_a_fixed_resolution_within_retention() {
-        let mut store = WindowStore::new(Arc::new(Config::default_rules()), 10);
+        let mut store = Store::new(
+            Arc::new(Config::default_rules()),
+            Limits {
+                features: 10,
+                ..Limits::default()
+            },
+            Metrics::new(&Buckets::default()).unwrap(),
+            None,
+        );
         let mut h = History::new(Duration::from_secs(10), Duration::from_secs(60));
         let window = Duration::from_secs(300);
         let mut t = 1000.0;
@@ -235,7 +239,7 @@ pub struct FeatureView {
 
 impl FeatureView {
     /// The views of every feature with a reference, over `window`.
-    pub fn read_all(store: &WindowStore, window: Duration, now: f64) -> Vec<FeatureView> {
+    pub fn read_all(store: &Store, window: Duration, now: f64) -> Vec<FeatureView> {
         use crate::rules::expr::{DriftMethod, DriftTarget, FeatureSel};
         let mut out = Vec::new();
         for (model, version) in store.series() {
@@ -243,7 +247,8 @@ impl FeatureView {
                 continue;
             };
             for feature in w.feature_names() {
-                let Some((reference, counts)) = w.feature_bins(&feature, window, now) else {
+                let refs = store.references(&model);
+                let Some((reference, counts)) = w.feature_bins(refs, &feature, window, now) else {
                     continue;
                 };
                 let count: u64 = counts.iter().sum();

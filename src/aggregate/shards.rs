@@ -51,10 +51,9 @@ use std::thread::JoinHandle;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::aggregator::{
-    Aggregator, Batch, BatchSender, Control, ControlSender, Limits, OVERFLOW_LABEL,
-};
+use super::aggregator::{Aggregator, Batch, BatchSender, Control, ControlSender};
 use super::history::History;
+use super::limits::{Limits, OVERFLOW_LABEL};
 use crate::export::metrics::Metrics;
 use crate::rules::api::ApiSnapshot;
 use crate::rules::eval::RuleStatus;

@@ -9,7 +9,7 @@
 //!   (counts, moments).
 //! * [`drift`]: drift statistics of a live binned distribution against a
 //!   reference one, and the drift methods.
-//! * [`reference`]: reference distributions, binned, against which drift is
+//! * [`reference`](mod@reference): reference distributions, binned, against which drift is
 //!   measured.
 //! * [`float`]: the serde helper that keeps non-finite floats in snapshots.
 
