@@ -1,7 +1,6 @@
 //! The aggregator: the loop that applies batches of events to the state
 //! ([`Store`]) and, every tick, expires series and evaluates the rules.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -9,20 +8,18 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::expiry;
-use super::history::{FeatureView, History, ModelSummary};
 use super::limits::{Fold, Limits, cut_values};
 use super::shards::ShardSlot;
 use super::store::Store;
 use crate::clock::SharedClock;
-use crate::config::{Config, format_duration};
-use crate::export::dynamic::GaugeFamily;
+use crate::config::Config;
+use crate::export::history::History;
 use crate::export::metrics::Metrics;
+use crate::export::render::{Publisher, Round};
 use crate::ingest::event::{Body, Event, EventKind, LogLine, Name};
 use crate::rules::api::ApiSnapshot;
-use crate::rules::eval::{AlertState, Engine, Evaluation, SignalSource};
-use crate::rules::expr::{DriftMethod, DriftTarget, FeatureSel, Signal};
+use crate::rules::eval::{AlertState, Engine, Evaluation};
 use crate::rules::notify::{self, NotifierHandle};
-use crate::stats::reference::Reference;
 
 /// A batch of events, as one listener read produced them.
 pub type Batch = Vec<Event>;
@@ -49,11 +46,11 @@ pub struct Aggregator {
     /// Every model version's series and windows.
     pub(super) store: Store,
     engine: Engine,
-    api: Arc<RwLock<ApiSnapshot>>,
+    /// Where the rule families and the API snapshot go after evaluations.
+    publisher: Publisher,
     source: String,
     notifier: Option<(NotifierHandle, String)>,
     reemit_logs: bool,
-    history: History,
     /// The rule signals last published, kept with a ttl only, to publish
     /// again when versions expire between evaluations.
     last_signals: Vec<crate::rules::eval::SignalValue>,
@@ -180,6 +177,11 @@ impl Aggregator {
         }
         let mut store = Store::new(config.clone(), limits, metrics.clone(), ttl);
         store.set_feedback(feedback_ttl, feedback_capacity);
+        let publisher = Publisher::new(
+            metrics.rule_families.clone(),
+            shard.index(),
+            History::new(history_resolution, history_retention),
+        );
         let mut a = Aggregator {
             metrics,
             clock,
@@ -187,11 +189,10 @@ impl Aggregator {
             received,
             store,
             engine: Engine::new(config),
-            api: Arc::default(),
+            publisher,
             source,
             notifier,
             reemit_logs,
-            history: History::new(history_resolution, history_retention),
             last_signals: Vec::new(),
             storage: None,
             shard,
@@ -207,7 +208,7 @@ impl Aggregator {
     /// What `/api/v1/alerts` and `/api/v1/rules` show; updated after every
     /// evaluation.
     pub fn api(&self) -> Arc<RwLock<ApiSnapshot>> {
-        self.api.clone()
+        self.publisher.api()
     }
 
     /// Applies every event of a batch, in order.
@@ -398,235 +399,18 @@ impl Aggregator {
 
     /// Rebuilds the rule families and the API snapshot.
     fn publish(&mut self, ev: &Evaluation) {
-        let now = self.clock.now();
-        let mut alerts =
-            GaugeFamily::new("model_alerts", crate::export::metrics::RULE_FAMILIES[0].1);
-        for a in ev.alerts.iter().filter(|a| a.state != AlertState::Resolved) {
-            let mut labels = a.labels.clone();
-            labels.insert("alertstate".into(), a.state.as_str().into());
-            alerts.push(&labels, 1.0);
-        }
-        let mut signals = GaugeFamily::new(
-            "model_rule_signal_value",
-            crate::export::metrics::RULE_FAMILIES[1].1,
-        );
-        for s in &ev.signals {
-            signals.push(&s.labels, s.value);
-        }
         if self.store.ttl().is_some() {
             self.last_signals = ev.signals.clone();
         }
-        let mut families = vec![alerts.finish(), signals.finish()];
-        families.extend(self.window_families(now));
-        self.metrics
-            .rule_families
-            .store_slot(self.shard.index(), families);
-
-        let config = self.engine.config().clone();
-        let window = config.defaults.window;
-        let history = if self.history.maybe_record(&self.store, window, now) {
-            Some(Arc::new(self.history.clone()))
-        } else {
-            None
+        let round = Round {
+            alerts: &ev.alerts,
+            signals: &ev.signals,
+            rules: self.engine.rule_status(),
+            config: self.engine.config(),
+            source: &self.source,
+            now: self.clock.now(),
         };
-        let summary = self
-            .store
-            .series()
-            .iter()
-            .map(|(m, v)| ModelSummary::read(&self.store, m, v, window, now))
-            .collect();
-        let features = FeatureView::read_all(&self.store, window, now);
-        let mut api = self.api.write().unwrap_or_else(|e| e.into_inner());
-        api.features = features;
-        api.alerts = ev.alerts.clone();
-        api.rules = self.engine.rule_status().to_vec();
-        api.groups = config
-            .groups
-            .iter()
-            .map(|g| (g.name.clone(), g.interval.as_secs_f64()))
-            .collect();
-        api.source = self.source.clone();
-        api.summary = summary;
-        api.window = window;
-        api.now = now;
-        if let Some(h) = history {
-            api.history = h;
-        }
-    }
-
-    /// The `model_window_*` gauges over every window a rule uses.
-    fn window_families(&self, now: f64) -> Vec<crate::export::dynamic::RenderedFamily> {
-        let config = self.engine.config();
-        let mut windows: Vec<Duration> = config
-            .groups
-            .iter()
-            .flat_map(|g| g.rules.iter().map(|r| r.window))
-            .chain([config.defaults.window])
-            .collect();
-        windows.sort();
-        windows.dedup();
-        use crate::rules::expr::FeedbackMetric as F;
-        let specs: [(&str, Signal, Option<&str>); 14] = [
-            ("model_window_request_rate", Signal::RequestRate, None),
-            ("model_window_error_ratio", Signal::ErrorRate, None),
-            (
-                "model_window_latency_seconds",
-                Signal::Quantile { q: 0.5 },
-                Some("p50"),
-            ),
-            (
-                "model_window_latency_seconds",
-                Signal::Quantile { q: 0.95 },
-                Some("p95"),
-            ),
-            (
-                "model_window_latency_seconds",
-                Signal::Quantile { q: 0.99 },
-                Some("p99"),
-            ),
-            ("model_window_positive_ratio", Signal::PositiveRate, None),
-            (
-                "model_window_low_confidence_ratio",
-                Signal::LowConfidenceRate,
-                None,
-            ),
-            ("model_window_prediction_mean", Signal::PredictionMean, None),
-            ("model_window_confidence_mean", Signal::ConfidenceMean, None),
-            ("model_window_accuracy", Signal::Feedback(F::Accuracy), None),
-            (
-                "model_window_precision",
-                Signal::Feedback(F::Precision),
-                None,
-            ),
-            ("model_window_recall", Signal::Feedback(F::Recall), None),
-            ("model_window_mae", Signal::Feedback(F::Mae), None),
-            ("model_window_rmse", Signal::Feedback(F::Rmse), None),
-        ];
-        let mut fams: Vec<(&str, GaugeFamily)> = crate::export::metrics::RULE_FAMILIES[2..]
-            .iter()
-            .map(|(n, h)| (*n, GaugeFamily::new(n, h)))
-            .collect();
-        fn family<'f>(fams: &'f mut [(&str, GaugeFamily)], name: &str) -> &'f mut GaugeFamily {
-            let i = fams
-                .iter()
-                .position(|(n, _)| *n == name)
-                .expect("family is listed");
-            &mut fams[i].1
-        }
-        let series: Vec<(String, String)> = self
-            .store
-            .series()
-            .into_iter()
-            .filter(|(m, v)| self.store.live(m, v))
-            .collect();
-        for (model, version) in series.clone() {
-            let mv = BTreeMap::from([
-                ("model".to_owned(), model.clone()),
-                ("version".to_owned(), version.clone()),
-            ]);
-            let age = self.store.read(
-                &model,
-                &version,
-                &Signal::ModelAge,
-                None,
-                Duration::ZERO,
-                now,
-            );
-            if let Some(age) = age.value {
-                family(&mut fams, "model_age_seconds").push(&mv, age);
-            }
-            for w in &windows {
-                for (name, signal, percentile) in &specs {
-                    let r = self.store.read(&model, &version, signal, None, *w, now);
-                    let Some(v) = r.value else { continue };
-                    let mut labels = mv.clone();
-                    labels.insert("window".into(), format_duration(*w));
-                    if let Some(p) = percentile {
-                        labels.insert("percentile".into(), (*p).into());
-                    }
-                    family(&mut fams, name).push(&labels, v);
-                }
-            }
-        }
-        for (model, version) in series {
-            let Some(w) = self.store.get(&model, &version) else {
-                continue;
-            };
-            let refs = self.store.references(&model);
-            // The reference's cumulative shares at the histogram's bounds.
-            for (feature, reference) in &refs.features {
-                let Some(edges) = reference.edges() else {
-                    continue;
-                };
-                if crate::export::metrics::validate_buckets(edges).is_err() {
-                    continue;
-                }
-                let mut cdf = 0.0;
-                for (e, p) in edges.iter().zip(reference.proportions()) {
-                    cdf += p;
-                    let labels = BTreeMap::from([
-                        ("model".to_owned(), model.clone()),
-                        ("version".to_owned(), version.clone()),
-                        ("feature".to_owned(), feature.clone()),
-                        ("le".to_owned(), e.to_string()),
-                    ]);
-                    family(&mut fams, "model_feature_reference_cdf").push(&labels, cdf.min(1.0));
-                }
-            }
-            let mut targets: Vec<(Option<String>, &Reference)> = w
-                .feature_names()
-                .into_iter()
-                .filter_map(|f| w.reference(refs, &f).map(|r| (Some(f), r)))
-                .collect();
-            if let Some(r) = &refs.prediction {
-                targets.push((None, r));
-            }
-            for (feature, reference) in targets {
-                for method in DriftMethod::ALL
-                    .into_iter()
-                    .filter(|m| reference.supports(*m))
-                {
-                    let target = match &feature {
-                        Some(f) => DriftTarget::Feature(FeatureSel::Named(f.clone())),
-                        None => DriftTarget::Prediction,
-                    };
-                    let signal = Signal::Drift { method, target };
-                    // Feature rings span only the windows feature rules read.
-                    let span = match feature {
-                        Some(_) => self.store.spec().feature_span,
-                        None => self.store.spec().span,
-                    };
-                    for win in windows.iter().filter(|w| **w <= span) {
-                        let r =
-                            w.read(&signal, None, *win, now, self.store.model_cfg(&model), refs);
-                        let Some(v) = r.value else { continue };
-                        let mut labels = BTreeMap::from([
-                            ("model".to_owned(), model.clone()),
-                            ("version".to_owned(), version.clone()),
-                            ("method".to_owned(), method.function().to_owned()),
-                            ("window".to_owned(), format_duration(*win)),
-                        ]);
-                        let name = match &feature {
-                            Some(f) => {
-                                labels.insert("feature".into(), f.clone());
-                                "model_feature_drift"
-                            }
-                            None => "model_prediction_drift",
-                        };
-                        family(&mut fams, name).push(&labels, v);
-                    }
-                }
-            }
-        }
-        for (model, version, n) in self.store.feedback_pending() {
-            if !self.store.live(&model, &version) {
-                continue;
-            }
-            let labels =
-                BTreeMap::from([("model".to_owned(), model), ("version".to_owned(), version)]);
-            family(&mut fams, "model_feedback_pending").push(&labels, n as f64);
-        }
-        fams.into_iter().map(|(_, f)| f.finish()).collect()
+        self.publisher.publish(&self.store, &round);
     }
 }
 

@@ -23,7 +23,6 @@ mod aggregator;
 pub mod capped;
 pub mod expiry;
 mod hash;
-pub mod history;
 pub mod join;
 mod limits;
 pub mod quality;
@@ -33,9 +32,12 @@ pub mod store;
 pub mod validity;
 pub mod version;
 
+/// The API view's former path, kept for importers not yet moved to
+/// [`crate::export::api`].
+pub use crate::export::api::ApiView;
 /// The statistics modules' former paths, kept for importers not yet moved
 /// to [`crate::stats`].
 pub use crate::stats::{drift, reference, sketch, window};
 pub use aggregator::{Aggregator, Batch, BatchSender, Control, ControlSender, Options, spawn};
 pub use limits::{Limits, OVERFLOW_LABEL};
-pub use shards::{ApiView, BatchSink, Router, ShardCount, ShardSlot, shard_of};
+pub use shards::{BatchSink, Router, ShardCount, ShardSlot, shard_of};

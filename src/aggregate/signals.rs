@@ -19,7 +19,6 @@
 //! that with a reference to bin against); docs/performance.md has the
 //! measured figures.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use super::quality::QualitySlice;
@@ -29,7 +28,7 @@ use crate::config::{Config, ModelConfig};
 use crate::ingest::event::Outcome;
 use crate::rules::expr::{DriftTarget, FeatureSel, FeatureStat, Resource, Signal};
 use crate::stats::drift::BinCounts;
-use crate::stats::reference::Reference;
+use crate::stats::reference::{ModelReferences, Reference};
 use crate::stats::sketch::Sketch;
 use crate::stats::window::{Counts, Moments, Slice, SlidingWindow};
 
@@ -180,41 +179,30 @@ pub struct FeatureWindows {
     pub(super) learned: Option<Reference>,
 }
 
-/// The references of one model: per feature, and of the prediction.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ModelReferences {
-    /// Per feature.
-    pub features: HashMap<String, Reference>,
-    /// Of numeric or class predictions.
-    pub prediction: Option<Reference>,
-}
-
-impl ModelReferences {
-    /// The references rules.yaml gives a model: its baseline file, then
-    /// inline `{mean, std}` of features the baseline lacks, taken as normal
-    /// distributions.
-    pub fn from_config(cfg: &ModelConfig) -> ModelReferences {
-        let mut r = ModelReferences::default();
-        if let Some(b) = &cfg.reference {
-            for (name, f) in &b.features {
-                if let Some(reference) = from_baseline(f) {
-                    r.features.insert(name.clone(), reference);
-                }
-            }
-            r.prediction = b.prediction.as_ref().and_then(from_baseline);
-        }
-        for (name, spec) in &cfg.features {
-            if r.features.contains_key(name) {
-                continue;
-            }
-            if let (Some(mean), Some(std)) = (spec.mean, spec.std)
-                && let Some(n) = Reference::normal(mean, std)
-            {
-                r.features.insert(name.clone(), n);
+/// The references rules.yaml gives a model: its baseline file, then inline
+/// `{mean, std}` of features the baseline lacks, taken as normal
+/// distributions.
+pub fn model_references(cfg: &ModelConfig) -> ModelReferences {
+    let mut r = ModelReferences::default();
+    if let Some(b) = &cfg.reference {
+        for (name, f) in &b.features {
+            if let Some(reference) = from_baseline(f) {
+                r.features.insert(name.clone(), reference);
             }
         }
-        r
+        r.prediction = b.prediction.as_ref().and_then(from_baseline);
     }
+    for (name, spec) in &cfg.features {
+        if r.features.contains_key(name) {
+            continue;
+        }
+        if let (Some(mean), Some(std)) = (spec.mean, spec.std)
+            && let Some(n) = Reference::normal(mean, std)
+        {
+            r.features.insert(name.clone(), n);
+        }
+    }
+    r
 }
 
 /// The windows of one model version as a whole (those of its features,

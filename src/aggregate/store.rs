@@ -13,13 +13,15 @@ use std::time::Duration;
 use super::capped::{Capped, Parts};
 use super::join::{FeedbackJoiner, JoinStats};
 use super::limits::{Fold, Limits, cut_values};
-use super::signals::{ModelReferences, Reading, WindowSpec};
+use super::signals::{Reading, WindowSpec, model_references};
 use super::version::{Context, Version};
 use crate::config::{Config, ModelConfig};
 use crate::export::metrics::Metrics;
+use crate::export::render::StateView;
 use crate::ingest::event::{Body, Event, Feedback, Inference, ModelLoaded};
 use crate::rules::eval::SignalSource;
 use crate::rules::expr::Signal;
+use crate::stats::reference::{ModelReferences, Reference};
 
 /// The versions of one model.
 #[derive(Default)]
@@ -70,7 +72,7 @@ impl References {
             by_model: config
                 .models
                 .iter()
-                .map(|(name, cfg)| (name.clone(), ModelReferences::from_config(cfg)))
+                .map(|(name, cfg)| (name.clone(), model_references(cfg)))
                 .collect(),
             none: ModelReferences::default(),
         }
@@ -139,11 +141,6 @@ impl Store {
     /// The shapes of the rings, from the current rules.
     pub fn spec(&self) -> WindowSpec {
         self.spec
-    }
-
-    /// The references of `model` (its own entry, else `"*"`).
-    pub fn references(&self, model: &str) -> &ModelReferences {
-        self.refs.of(model)
     }
 
     /// The expectations of `model` (its own entry, `"*"`, or the defaults).
@@ -310,17 +307,6 @@ impl Store {
             .filter(|v| v.windows.is_some())
     }
 
-    /// Whether (model, version) has series now: always without a ttl; with
-    /// one, while its series have not expired.
-    pub fn live(&self, model: &str, version: &str) -> bool {
-        self.ttl.is_none()
-            || self
-                .models
-                .get(model)
-                .and_then(|m| m.versions.get(version)?.series.as_ref())
-                .is_some_and(|s| !s.expired)
-    }
-
     /// Whether no model version holds anything.
     pub fn is_empty(&self) -> bool {
         self.models.is_empty()
@@ -416,9 +402,100 @@ impl SignalSource for Store {
                 window,
                 now,
                 self.model_cfg(model),
-                self.references(model),
+                self.refs.of(model),
             ),
             None => Reading::NONE,
         }
+    }
+}
+
+impl StateView for Store {
+    /// Always without a ttl; with one, while the version's series have not
+    /// expired.
+    fn live(&self, model: &str, version: &str) -> bool {
+        self.ttl.is_none()
+            || self
+                .models
+                .get(model)
+                .and_then(|m| m.versions.get(version)?.series.as_ref())
+                .is_some_and(|s| !s.expired)
+    }
+
+    fn span(&self) -> Duration {
+        self.spec.span
+    }
+
+    fn feature_span(&self) -> Duration {
+        self.spec.feature_span
+    }
+
+    fn references(&self, model: &str) -> &ModelReferences {
+        self.refs.of(model)
+    }
+
+    fn feature_reference(&self, model: &str, version: &str, feature: &str) -> Option<&Reference> {
+        self.get(model, version)?
+            .reference(self.refs.of(model), feature)
+    }
+
+    fn feature_bins(
+        &self,
+        model: &str,
+        version: &str,
+        feature: &str,
+        window: Duration,
+        now: f64,
+    ) -> Option<(&Reference, Vec<u64>)> {
+        self.get(model, version)?
+            .feature_bins(self.refs.of(model), feature, window, now)
+    }
+
+    fn feedback_pending(&self) -> Vec<(String, String, u64)> {
+        Store::feedback_pending(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::history::{History, Series};
+    use crate::export::metrics::Buckets;
+    use crate::ingest::parse::parse_event;
+
+    #[test]
+    fn points_at_a_fixed_resolution_within_retention() {
+        let mut store = Store::new(
+            Arc::new(Config::default_rules()),
+            Limits {
+                features: 10,
+                ..Limits::default()
+            },
+            Metrics::new(&Buckets::default()).unwrap(),
+            None,
+        );
+        let mut h = History::new(Duration::from_secs(10), Duration::from_secs(60));
+        let window = Duration::from_secs(300);
+        let mut t = 1000.0;
+        while t < 1200.0 {
+            for line in [
+                r#"{"model":"reco","latency_ms":30,"counters":{"shown":10,"clicked":2}}"#,
+                r#"{"model":"reco","latency_ms":30,"error":"x","counters":{"shown":10,"clicked":1}}"#,
+            ] {
+                store.record(&parse_event(line.as_bytes()).unwrap(), t);
+            }
+            h.maybe_record(&store, window, t);
+            t += 1.0;
+        }
+        let s: Vec<&Series> = h.series().collect();
+        assert_eq!(s.len(), 1);
+        // 6 points of 10 s kept for a minute of retention.
+        assert_eq!(s[0].ts.len(), 6);
+        assert_eq!(s[0].ts.back(), Some(&1190.0));
+        let last = s[0].points.back().unwrap();
+        assert_eq!(last.error_rate, Some(0.5));
+        assert!((last.click_through_rate.unwrap() - 0.15).abs() < 1e-12);
+        assert!((last.p99.unwrap() - 0.03).abs() < 0.03 * 0.01);
+        // Not due again within the same 10 s.
+        assert!(!h.maybe_record(&store, window, 1195.0));
     }
 }

@@ -11,12 +11,13 @@
 
 use super::capped::{Capped, Parts, Slot, Stamped};
 use super::limits::Limits;
-use super::signals::{FeatureWindows, ModelReferences, WindowSpec, Windows, fidx, idx};
+use super::signals::{FeatureWindows, WindowSpec, Windows, fidx, idx};
 use super::validity::{Validity, validate};
 use crate::config::ModelConfig;
 use crate::export::metrics::Metrics;
 use crate::export::series::{Counter, Gauge, Histogram, IntCounter};
 use crate::ingest::event::{FeatureValue, Inference, LogLine, Outcome};
+use crate::stats::reference::ModelReferences;
 use crate::stats::window::{Moments, SlidingWindow};
 
 /// The series of one feature: its value histogram and its counters.

@@ -268,6 +268,15 @@ impl Reference {
     }
 }
 
+/// The references of one model: per feature, and of the prediction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelReferences {
+    /// Per feature.
+    pub features: HashMap<String, Reference>,
+    /// Of numeric or class predictions.
+    pub prediction: Option<Reference>,
+}
+
 /// The bin of `x`: 0 below `edges[0]`, `k + 1` above the last edge, else the
 /// inner bin (the first closed on both sides, the others on the right).
 fn bin_of(edges: &[f64], x: f64) -> usize {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{FeatureWindows, ModelReferences, WindowSpec, Windows};
+use super::{FeatureWindows, WindowSpec, Windows};
 use crate::aggregate::capped::{Capped, Slot};
 use crate::aggregate::join::{FeedbackJoiner, JoinerState};
 use crate::aggregate::quality::QualityState;
@@ -13,7 +13,7 @@ use crate::aggregate::store::Store;
 use crate::aggregate::version::Version;
 use crate::ingest::name::Name;
 use crate::stats::F64;
-use crate::stats::reference::Reference;
+use crate::stats::reference::{ModelReferences, Reference};
 use crate::stats::sketch::SketchState;
 use crate::stats::window::{Moments, MomentsState, RingState, SliceState, SlidingWindow};
 use crate::storage::RestoreReport;
@@ -476,7 +476,7 @@ impl Store {
     pub fn capture(&self) -> StoreCapture {
         let mut models = Vec::new();
         for (m, model) in self.models.iter() {
-            let references = fingerprint(self.references(m));
+            let references = fingerprint(self.refs.of(m));
             for (v, version) in model.versions.iter() {
                 if let Some(w) = &version.windows {
                     models.push(VersionCapture::new(m, v, references, version, w));
@@ -629,7 +629,7 @@ groups:
             Metrics::new(&Buckets::default()).unwrap(),
             None,
         );
-        let mut refs = s.references("fraud").clone();
+        let mut refs = s.refs.of("fraud").clone();
         refs.prediction = Reference::normal(0.5, 0.2);
         refs.features.insert(
             "country".into(),
