@@ -93,7 +93,7 @@ pub async fn run_with_clock(
         Some(p) => crate::export::webconfig::WebConfig::load(p).map_err(RunError::Web)?,
         None => crate::export::webconfig::WebConfig::open(),
     };
-    let metrics = Metrics::new(&args.buckets()).map_err(RunError::Buckets)?;
+    let metrics = Metrics::new(&args.buckets()).map_err(|e| RunError::Buckets(e.to_string()))?;
     metrics.config_last_reload_successful.set(1);
     metrics.config_reloads.with_label_values(&["success"]).inc();
     metrics.config_last_reload_success.set(clock.now());
@@ -179,7 +179,7 @@ pub async fn run_with_clock(
         }
         let storage =
             crate::storage::Storage::open(dir, args.storage_snapshot_interval, &metrics.registry)
-                .map_err(RunError::Storage)?;
+                .map_err(|e| RunError::Storage(e.to_string()))?;
         tracing::info!(path = %storage.path().display(), interval = ?args.storage_snapshot_interval, "saving the state");
         shard_options[0].storage = Some(storage);
     }
@@ -205,7 +205,7 @@ pub async fn run_with_clock(
                 ..PredictionLogOptions::default()
             };
             let (log, writer) = PredictionLog::start(options, &metrics.registry)
-                .map_err(RunError::PredictionLog)?;
+                .map_err(|e| RunError::PredictionLog(e.to_string()))?;
             tracing::info!(path = %path.display(), ratio = args.prediction_log_sample_ratio, "writing the prediction log");
             (Some(log), Some(writer))
         }

@@ -98,42 +98,48 @@ impl Capture {
 }
 
 /// Why a snapshot file could not be restored.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// It could not be read.
+    #[error("cannot read it: {0}")]
     Io(io::Error),
     /// It is not valid JSON, is cut short, or does not have the snapshot's
     /// shape.
+    #[error("{what}: {0}", what = if .0.is_eof() { "it is truncated" } else { "it is not a valid snapshot" })]
     Json(serde_json::Error),
     /// Its `format` field is not [`FORMAT`] (the value found, if a string).
+    #[error(
+        "it is not a model-exporter snapshot (\"format\" is {}, expected {FORMAT:?})",
+        .0.as_deref().map_or_else(|| "missing".to_owned(), |s| format!("{s:?}"))
+    )]
     Foreign(Option<String>),
     /// Its format version is not [`VERSION`] (the value found).
+    #[error(
+        "it has format version {}, this build reads version {VERSION}",
+        .0.map_or_else(|| "(missing)".to_owned(), |v| v.to_string())
+    )]
     Version(Option<u64>),
 }
 
-impl std::fmt::Display for LoadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LoadError::Io(e) => write!(f, "cannot read it: {e}"),
-            LoadError::Json(e) if e.is_eof() => write!(f, "it is truncated: {e}"),
-            LoadError::Json(e) => write!(f, "it is not a valid snapshot: {e}"),
-            LoadError::Foreign(found) => write!(
-                f,
-                "it is not a model-exporter snapshot (\"format\" is {}, expected {FORMAT:?})",
-                found
-                    .as_deref()
-                    .map_or_else(|| "missing".to_owned(), |s| format!("{s:?}"))
-            ),
-            LoadError::Version(found) => write!(
-                f,
-                "it has format version {}, this build reads version {VERSION}",
-                found.map_or_else(|| "(missing)".to_owned(), |v| v.to_string())
-            ),
-        }
-    }
+/// Why `--storage.path` cannot hold snapshots.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// It exists and is not a directory.
+    #[error("--storage.path {}: not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    /// The directory could not be created.
+    #[error("--storage.path {dir}: cannot create the directory: {1}", dir = .0.display())]
+    Create(PathBuf, io::Error),
+    /// No file can be written in it.
+    #[error("--storage.path {dir}: cannot write in the directory: {1}", dir = .0.display())]
+    Write(PathBuf, io::Error),
+    /// The storage self-metrics could not be registered.
+    #[error("cannot register the storage metrics: {0}")]
+    Metrics(prometheus::Error),
+    /// The writer thread could not be started.
+    #[error("cannot start the snapshot writer: {0}")]
+    Writer(io::Error),
 }
-
-impl std::error::Error for LoadError {}
 
 /// Reads the snapshot at `path`; `Ok(None)` when there is none.
 pub fn read_file(path: &Path) -> Result<Option<Snapshot>, LoadError> {
@@ -193,17 +199,15 @@ pub fn write_atomic(dir: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Creates `dir` if needed and checks that files can be written in it.
-pub fn check_dir(dir: &Path) -> Result<(), String> {
-    let name = dir.display();
+pub fn check_dir(dir: &Path) -> Result<(), StorageError> {
     if dir.exists() && !dir.is_dir() {
-        return Err(format!("--storage.path {name}: not a directory"));
+        return Err(StorageError::NotADirectory(dir.to_owned()));
     }
-    fs::create_dir_all(dir)
-        .map_err(|e| format!("--storage.path {name}: cannot create the directory: {e}"))?;
+    fs::create_dir_all(dir).map_err(|e| StorageError::Create(dir.to_owned(), e))?;
     let probe = dir.join(format!(".write-test-{}", std::process::id()));
     let written = File::create(&probe).and_then(|mut f| f.write_all(b"ok"));
     let _ = fs::remove_file(&probe);
-    written.map_err(|e| format!("--storage.path {name}: cannot write in the directory: {e}"))
+    written.map_err(|e| StorageError::Write(dir.to_owned(), e))
 }
 
 /// The storage self-metrics.
@@ -300,10 +304,13 @@ impl Storage {
     /// Snapshots in `dir` (created if missing, and checked to be writable)
     /// every `interval` (zero: only at shutdown), with their metrics in
     /// `registry`.
-    pub fn open(dir: &Path, interval: Duration, registry: &Registry) -> Result<Storage, String> {
+    pub fn open(
+        dir: &Path,
+        interval: Duration,
+        registry: &Registry,
+    ) -> Result<Storage, StorageError> {
         check_dir(dir)?;
-        let metrics = StorageMetrics::new(registry)
-            .map_err(|e| format!("cannot register the storage metrics: {e}"))?;
+        let metrics = StorageMetrics::new(registry).map_err(StorageError::Metrics)?;
         let busy = Arc::new(AtomicBool::new(false));
         let (tx, rx) = sync_channel(1);
         let writer = {
@@ -311,7 +318,7 @@ impl Storage {
             std::thread::Builder::new()
                 .name("snapshot-writer".into())
                 .spawn(move || write_loop(&dir, rx, &metrics, &busy))
-                .map_err(|e| format!("cannot start the snapshot writer: {e}"))?
+                .map_err(StorageError::Writer)?
         };
         Ok(Storage {
             dir: dir.to_owned(),
@@ -763,7 +770,9 @@ groups:
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("file");
         std::fs::write(&file, "x").unwrap();
-        let e = Storage::open(&file.join("sub"), Duration::ZERO, &Registry::new()).unwrap_err();
+        let e = Storage::open(&file.join("sub"), Duration::ZERO, &Registry::new())
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with(&format!(
                 "--storage.path {}/sub: cannot create the directory:",
@@ -771,7 +780,9 @@ groups:
             )),
             "{e}"
         );
-        let e = Storage::open(&file, Duration::ZERO, &Registry::new()).unwrap_err();
+        let e = Storage::open(&file, Duration::ZERO, &Registry::new())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a directory"), "{e}");
         let nested = dir.path().join("a/b");
         Storage::open(&nested, Duration::ZERO, &Registry::new()).unwrap();

@@ -84,8 +84,13 @@ impl Default for ShardCount {
 /// Most shards accepted: far more than any useful number of cores.
 pub const MAX_SHARDS: usize = 256;
 
+/// A `--aggregate.shards` that is neither a number of shards nor `auto`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a number of shards from 1 to {MAX_SHARDS}, nor `auto`")]
+pub struct ShardCountError(String);
+
 /// Parses `--aggregate.shards`: a number from 1 to [`MAX_SHARDS`], or `auto`.
-pub fn parse_shard_count(s: &str) -> Result<ShardCount, String> {
+pub fn parse_shard_count(s: &str) -> Result<ShardCount, ShardCountError> {
     if s.eq_ignore_ascii_case("auto") {
         return Ok(ShardCount::Auto);
     }
@@ -93,9 +98,7 @@ pub fn parse_shard_count(s: &str) -> Result<ShardCount, String> {
         Ok(n) if (1..=MAX_SHARDS).contains(&n) => Ok(ShardCount::Fixed(
             NonZeroUsize::new(n).expect("checked above"),
         )),
-        _ => Err(format!(
-            "{s:?} is not a number of shards from 1 to {MAX_SHARDS}, nor `auto`"
-        )),
+        _ => Err(ShardCountError(s.to_owned())),
     }
 }
 
@@ -574,7 +577,7 @@ mod tests {
         assert_eq!(parse_shard_count("3").unwrap().resolve(), 3);
         assert!(ShardCount::Auto.resolve() >= 1);
         for bad in ["0", "-1", "257", "two", ""] {
-            let e = parse_shard_count(bad).unwrap_err();
+            let e = parse_shard_count(bad).unwrap_err().to_string();
             assert!(e.contains("1 to 256"), "{bad}: {e}");
         }
         assert_eq!(share(100_000, 3), 33_334);
