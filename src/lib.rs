@@ -19,12 +19,15 @@
 //!   and the event parser (wire protocol v1). Listeners parse in parallel and
 //!   hand batches of events to the single aggregator.
 //! * [`aggregate`]: the one writer that owns all metric state. It receives
-//!   batches over a channel and updates cached metric handles. With
-//!   `--aggregate.shards N`, N writers each own the models routed to them
-//!   ([`aggregate::shards`]).
+//!   batches over a channel and applies each event once to its model
+//!   version, whose cached metric handles and windows live side by side
+//!   ([`aggregate::store`]). With `--aggregate.shards N`, N writers each own
+//!   the models routed to them ([`aggregate::shards`]).
 //! * [`rules`]: the alert rule language and its evaluation.
-//! * [`export`]: the Prometheus registry, the metric families, and the HTTP
-//!   server (`/metrics`, health, landing page).
+//! * [`export`]: the Prometheus registry, the metric families, what is
+//!   rendered from the aggregate state (rule families, the `/api/v1` JSON
+//!   API and its history, read through [`export::render::StateView`]), and
+//!   the HTTP server (`/metrics`, health, landing page).
 //! * [`baseline`]: reference baselines made from training data
 //!   (`model-exporter baseline`): the versioned file format and the
 //!   streaming builder. Drift is measured against them.
