@@ -172,9 +172,7 @@ impl Version {
     /// Notes that the version sent something at `now`, giving it windows if
     /// it had none.
     pub(super) fn touch(&mut self, spec: &WindowSpec, now: f64) {
-        self.windows
-            .get_or_insert_with(|| Windows::new(spec))
-            .touch(now);
+        self.windows_mut(spec).touch(now);
     }
 
     /// Its windows, given if it had none.
@@ -230,8 +228,7 @@ impl Version {
             |_| LevelCounters::default(),
         );
         let (component, slot) = self.logs.at_mut(i);
-        let levels = &mut slot.series.as_mut().expect("given above").v;
-        let (counter, seen) = levels[l.level as usize].get_or_insert_with(|| {
+        let (counter, seen) = slot.series_mut()[l.level as usize].get_or_insert_with(|| {
             let c = m.log_events.with_label_values(&[
                 model,
                 version,
