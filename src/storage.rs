@@ -517,10 +517,11 @@ impl RestoreReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{Aggregator, Batch, Options};
+    use crate::aggregate::{Aggregator, Options};
     use crate::clock::ManualClock;
     use crate::config::load;
     use crate::export::metrics::{Buckets, Metrics};
+    use crate::ingest::Batch;
     use crate::ingest::parse::parse_event;
 
     const RULES: &str = "

@@ -16,16 +16,11 @@ use crate::config::Config;
 use crate::export::history::History;
 use crate::export::metrics::Metrics;
 use crate::export::render::{Publisher, Round};
+use crate::ingest::Batch;
 use crate::ingest::event::{Body, Event, EventKind, LogLine, Name};
 use crate::rules::api::ApiSnapshot;
 use crate::rules::eval::{AlertState, Engine, Evaluation};
 use crate::rules::notify::{self, NotifierHandle};
-
-/// A batch of events, as one listener read produced them.
-pub type Batch = Vec<Event>;
-
-/// The sending half listeners hold.
-pub type BatchSender = mpsc::Sender<Batch>;
 
 /// Messages to the aggregator besides event batches.
 #[derive(Debug)]

@@ -38,6 +38,6 @@ pub use crate::export::api::ApiView;
 /// The statistics modules' former paths, kept for importers not yet moved
 /// to [`crate::stats`].
 pub use crate::stats::{drift, reference, sketch, window};
-pub use aggregator::{Aggregator, Batch, BatchSender, Control, ControlSender, Options, spawn};
+pub use aggregator::{Aggregator, Control, ControlSender, Options, spawn};
 pub use limits::{Limits, OVERFLOW_LABEL};
-pub use shards::{BatchSink, Router, ShardCount, ShardSlot, shard_of};
+pub use shards::{Router, ShardCount, ShardSlot, shard_of};

@@ -440,8 +440,8 @@ mod tests {
     use super::*;
     use crate::aggregate::Limits;
     use crate::export::metrics::Buckets;
-    use crate::export::prediction_log::PredictionLogOptions;
     use crate::ingest::IngestOptions;
+    use crate::ingest::prediction_log::PredictionLogOptions;
     use crate::rules::notify::NotifierOptions;
     use clap::CommandFactory;
 

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::aggregate::Limits;
 use crate::export::metrics::Buckets;
-use crate::export::prediction_log::PredictionLogOptions;
+use crate::ingest::prediction_log::PredictionLogOptions;
 use crate::ingest::{IngestOptions, ListenAddr};
 use crate::rules::notify::NotifierOptions;
 
