@@ -13,12 +13,12 @@ use super::shards::ShardSlot;
 use super::store::Store;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::export::api::ApiSnapshot;
 use crate::export::history::History;
 use crate::export::metrics::Metrics;
 use crate::export::render::{Publisher, Round};
 use crate::ingest::Batch;
 use crate::ingest::event::{Body, Event, EventKind, LogLine, Name};
-use crate::rules::api::ApiSnapshot;
 use crate::rules::eval::{AlertState, Engine, Evaluation};
 use crate::rules::notify::{self, NotifierHandle};
 
@@ -125,7 +125,10 @@ impl Options {
     pub fn tick(&self) -> Duration {
         let ttl = (!self.ttl.is_zero()).then_some(self.ttl);
         evaluation_tick(
-            Engine::new(self.config.clone()).tick(),
+            crate::rules::eval::tick(
+                &self.config.groups,
+                self.config.defaults.evaluation_interval,
+            ),
             ttl,
             self.clock.speed(),
         )
@@ -183,7 +186,7 @@ impl Aggregator {
             limits,
             received,
             store,
-            engine: Engine::new(config),
+            engine: Engine::new(config.groups.clone(), config.defaults.evaluation_interval),
             publisher,
             source,
             notifier,
@@ -284,8 +287,9 @@ impl Aggregator {
 
     /// Takes new rules; alerts of unchanged rules keep their state.
     pub fn reload(&mut self, config: Arc<Config>, source: String) {
-        self.store.set_config(config.clone());
-        self.engine.set_config(config);
+        self.engine
+            .set_rules(config.groups.clone(), config.defaults.evaluation_interval);
+        self.store.set_config(config);
         self.source = source;
         self.publish(&Evaluation::default());
     }
@@ -313,8 +317,7 @@ impl Aggregator {
             for g in ev.groups_evaluated.iter().filter(|_| leader) {
                 let n = self
                     .engine
-                    .config()
-                    .groups
+                    .groups()
                     .iter()
                     .find(|x| &x.name == g)
                     .map_or(0, |x| x.rules.len());
@@ -401,7 +404,7 @@ impl Aggregator {
             alerts: &ev.alerts,
             signals: &ev.signals,
             rules: self.engine.rule_status(),
-            config: self.engine.config(),
+            config: &self.store.config,
             source: &self.source,
             now: self.clock.now(),
         };

@@ -56,8 +56,8 @@ pub struct RunArgs {
 mod shown {
     use std::sync::LazyLock;
 
-    use crate::config::format_duration;
     use crate::ingest::IngestOptions;
+    use crate::rules::duration::format_duration;
     use crate::rules::notify::NotifierOptions;
 
     pub static SOCKET_MODE: LazyLock<String> =

@@ -566,8 +566,8 @@ mod tests {
     use crate::config::{Config, load};
     use crate::export::metrics::{Buckets, Metrics};
     use crate::ingest::parse::parse_event;
-    use crate::rules::eval::SignalSource;
     use crate::rules::expr::Signal;
+    use crate::rules::source::SignalSource;
 
     /// One rule per kind of signal, so that every window is shaped as in a
     /// real configuration and every signal can be read back.
