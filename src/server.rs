@@ -204,9 +204,12 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
             // would not survive a change of it.
             return Err(RunError::StorageWithShards(shards));
         }
-        let storage =
-            crate::storage::Storage::open(dir, args.storage.snapshot_interval, &metrics.registry)
-                .map_err(RunError::Storage)?;
+        let storage = aggregate::snapshot::Storage::open(
+            dir,
+            args.storage.snapshot_interval,
+            &metrics.registry,
+        )
+        .map_err(RunError::Storage)?;
         tracing::info!(path = %storage.path().display(), interval = ?args.storage.snapshot_interval, "saving the state");
         shard_options[0].storage = Some(storage);
     }

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::expiry;
 use super::limits::{Fold, Limits, cut_values};
 use super::shards::ShardSlot;
+use super::snapshot::{RestoreReport, Snapshot, StateCapture, Storage};
 use super::store::Store;
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -50,7 +51,7 @@ pub struct Aggregator {
     /// again when versions expire between evaluations.
     last_signals: Vec<crate::rules::eval::SignalValue>,
     /// Snapshots of the state (`--storage.path`).
-    storage: Option<crate::storage::Storage>,
+    storage: Option<Storage>,
     /// Which shard this is (shard 0 of 1 unless `--aggregate.shards`).
     shard: ShardSlot,
     /// `model_exporter_feedback_total` as this aggregator last counted it.
@@ -95,7 +96,7 @@ pub struct Options {
     /// (and the rules evaluated on it once, so that alerts that were firing
     /// are firing at once, with their `activeAt`), and new ones are written
     /// there.
-    pub storage: Option<crate::storage::Storage>,
+    pub storage: Option<Storage>,
 }
 
 impl Options {
@@ -416,7 +417,7 @@ impl Aggregator {
 impl Aggregator {
     /// Restores the snapshot `storage` holds, if any, evaluates the rules
     /// once on the restored state, and from then on writes snapshots there.
-    fn attach_storage(&mut self, storage: crate::storage::Storage) {
+    fn attach_storage(&mut self, storage: Storage) {
         if let Some(snapshot) = storage.load() {
             let path = storage.path();
             let age = self.clock.now() - snapshot.written_at;
@@ -450,8 +451,8 @@ impl Aggregator {
 
     /// A copy of the state a snapshot holds: windows, pending feedback,
     /// alert states.
-    pub fn capture(&self) -> crate::storage::Capture {
-        crate::storage::Capture {
+    pub fn capture(&self) -> StateCapture {
+        StateCapture {
             written_at: self.clock.now(),
             windows: self.store.capture(),
             alerts: self.engine.alert_records(),
@@ -461,17 +462,17 @@ impl Aggregator {
     /// Puts back the state of a snapshot, as of now. Windows, pending
     /// feedback and the alerts of unchanged rules are restored; what does
     /// not fit the current rules and limits is left out and reported.
-    pub fn restore(&mut self, snapshot: crate::storage::Snapshot) -> crate::storage::RestoreReport {
-        let mut report = crate::storage::RestoreReport::default();
+    pub fn restore(&mut self, snapshot: Snapshot) -> RestoreReport {
+        let mut report = RestoreReport::default();
         let now = self.clock.now();
         self.store.restore(
-            snapshot.windows,
+            snapshot.body.windows,
             self.limits.models,
             self.limits.versions,
             now,
             &mut report,
         );
-        let (restored, dropped) = self.engine.restore_alerts(snapshot.alerts);
+        let (restored, dropped) = self.engine.restore_alerts(snapshot.body.alerts);
         report.alerts = restored;
         report.alerts_dropped = dropped;
         report

@@ -18,6 +18,8 @@
 //! * [`join`] joins labels to predictions; [`quality`] is the prediction
 //!   quality of the joined pairs; [`validity`] checks feature values against
 //!   rules.yaml.
+//! * [`snapshot`]: what a snapshot of the state holds (`--storage.path`),
+//!   written and read by [`storage`](crate::storage).
 
 mod aggregator;
 pub mod capped;
@@ -28,6 +30,7 @@ mod limits;
 pub mod quality;
 pub mod shards;
 pub mod signals;
+pub mod snapshot;
 pub mod store;
 pub mod validity;
 pub mod version;

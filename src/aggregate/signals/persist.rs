@@ -9,6 +9,7 @@ use super::{FeatureWindows, WindowSpec, Windows};
 use crate::aggregate::capped::{Capped, Slot};
 use crate::aggregate::join::{FeedbackJoiner, JoinerState};
 use crate::aggregate::quality::QualityState;
+use crate::aggregate::snapshot::RestoreReport;
 use crate::aggregate::store::Store;
 use crate::aggregate::version::Version;
 use crate::ingest::name::Name;
@@ -16,7 +17,6 @@ use crate::stats::F64;
 use crate::stats::reference::{ModelReferences, Reference};
 use crate::stats::sketch::SketchState;
 use crate::stats::window::{Moments, MomentsState, RingState, SliceState, SlidingWindow};
-use crate::storage::RestoreReport;
 
 /// A learned numeric reference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
