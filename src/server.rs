@@ -20,10 +20,11 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::aggregate::{self, Aggregator, ApiView, Control, ControlSender, ShardSlot};
+use crate::aggregate::{self, Aggregator, Control, ControlSender, ShardSlot};
 use crate::cli::RunArgs;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config, ConfigErrors};
+use crate::export::api::ApiView;
 use crate::export::http::{self, HttpState};
 use crate::export::metrics::Metrics;
 use crate::http_client::{ConfigFileError, HttpClientConfig};

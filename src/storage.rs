@@ -38,10 +38,6 @@ use prometheus::{Gauge, GaugeVec, IntCounter, IntCounterVec, Opts, Registry};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// The float helper's former path, kept for importers not yet moved to
-/// [`crate::stats`].
-pub use crate::stats::F64;
-
 /// Name of the snapshot file in `--storage.path`.
 pub const FILE_NAME: &str = "snapshot.json";
 

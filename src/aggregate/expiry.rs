@@ -49,7 +49,7 @@ use super::version::{FeatureHandles, Series, Version};
 use crate::export::metrics::Metrics;
 use crate::export::series::Histogram;
 use crate::ingest::event::LogLevel;
-use crate::rules::expr::Signal;
+use crate::rules::signal::Signal;
 
 /// Values of the `label` label of `model_exporter_series_expired_total`.
 pub const LABELS: [&str; 9] = [

@@ -35,12 +35,6 @@ pub mod store;
 pub mod validity;
 pub mod version;
 
-/// The API view's former path, kept for importers not yet moved to
-/// [`crate::export::api`].
-pub use crate::export::api::ApiView;
-/// The statistics modules' former paths, kept for importers not yet moved
-/// to [`crate::stats`].
-pub use crate::stats::{drift, reference, sketch, window};
 pub use aggregator::{Aggregator, Control, ControlSender, Options, spawn};
 pub use limits::{Limits, OVERFLOW_LABEL};
 pub use shards::{Router, ShardCount, ShardSlot, shard_of};

@@ -26,7 +26,7 @@ use super::version::Version;
 use crate::baseline::format::FeatureBaseline;
 use crate::config::{Config, ModelConfig};
 use crate::ingest::event::Outcome;
-use crate::rules::expr::{DriftTarget, FeatureSel, FeatureStat, Resource, Signal};
+use crate::rules::signal::{DriftTarget, FeatureSel, FeatureStat, Resource, Signal};
 use crate::rules::source::Reading;
 use crate::stats::drift::BinCounts;
 use crate::stats::reference::{ModelReferences, Reference};

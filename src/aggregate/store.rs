@@ -19,7 +19,7 @@ use crate::config::{Config, ModelConfig};
 use crate::export::metrics::Metrics;
 use crate::export::render::StateView;
 use crate::ingest::event::{Body, Event, Feedback, Inference, ModelLoaded};
-use crate::rules::expr::Signal;
+use crate::rules::signal::Signal;
 use crate::rules::source::{Reading, SignalSource};
 use crate::stats::reference::{ModelReferences, Reference};
 

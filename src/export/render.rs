@@ -20,7 +20,7 @@ use super::metrics::{RULE_FAMILIES, validate_buckets};
 use crate::config::Config;
 use crate::rules::duration::format_duration;
 use crate::rules::eval::{Alert, AlertState, RuleStatus, SignalValue};
-use crate::rules::expr::{DriftMethod, DriftTarget, FeatureSel, Signal};
+use crate::rules::signal::{DriftMethod, DriftTarget, FeatureSel, Signal};
 use crate::rules::source::SignalSource;
 use crate::stats::reference::{ModelReferences, Reference};
 
@@ -163,7 +163,7 @@ fn window_families(state: &impl StateView, config: &Config, now: f64) -> Vec<Ren
         .collect();
     windows.sort();
     windows.dedup();
-    use crate::rules::expr::FeedbackMetric as F;
+    use crate::rules::signal::FeedbackMetric as F;
     let specs: [(&str, Signal, Option<&str>); 14] = [
         ("model_window_request_rate", Signal::RequestRate, None),
         ("model_window_error_ratio", Signal::ErrorRate, None),

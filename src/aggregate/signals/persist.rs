@@ -566,7 +566,7 @@ mod tests {
     use crate::config::{Config, load};
     use crate::export::metrics::{Buckets, Metrics};
     use crate::ingest::parse::parse_event;
-    use crate::rules::expr::Signal;
+    use crate::rules::signal::Signal;
     use crate::rules::source::SignalSource;
 
     /// One rule per kind of signal, so that every window is shaped as in a
@@ -898,9 +898,9 @@ groups:
                 "learner",
                 "",
                 &Signal::Drift {
-                    method: crate::rules::expr::DriftMethod::Psi,
-                    target: crate::rules::expr::DriftTarget::Feature(
-                        crate::rules::expr::FeatureSel::Named("x".into()),
+                    method: crate::rules::signal::DriftMethod::Psi,
+                    target: crate::rules::signal::DriftTarget::Feature(
+                        crate::rules::signal::FeatureSel::Named("x".into()),
                     ),
                 },
                 None,
