@@ -9,10 +9,12 @@
 //!
 //! The module's files: `types` (what a rules file holds), `load` (the walk:
 //! one function per key), `reader` (typed values and positions out of the
-//! YAML tree), `error` and `duration`.
+//! YAML tree), `error` and `duration`; `inference_logger` reads a model's
+//! `inference_logger` block.
 
 mod duration;
 mod error;
+mod inference_logger;
 mod load;
 mod reader;
 mod types;
@@ -21,4 +23,6 @@ pub mod yaml;
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{load, load_file};
-pub use types::{Config, Defaults, FeatureSpec, Group, Matchers, ModelConfig, Rule, Severity};
+pub use types::{
+    Config, Defaults, FeatureSpec, Group, InferenceLogger, Matchers, ModelConfig, Rule, Severity,
+};

@@ -66,6 +66,30 @@ pub struct ModelConfig {
     pub learn_reference: Option<usize>,
     /// Per-feature expectations.
     pub features: BTreeMap<String, FeatureSpec>,
+    /// How the model's inference-logger CloudEvents (KServe, Seldon) are
+    /// read, when given.
+    pub inference_logger: Option<InferenceLogger>,
+}
+
+/// `inference_logger`: how CloudEvents of an inference logger (KServe,
+/// Seldon Core) become this model's events (docs/integrations.md).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InferenceLogger {
+    /// The events' name (`ISVC`, or `ISVC/COMPONENT`) that is this model's;
+    /// `None`: the model's own name.
+    pub service: Option<String>,
+    /// The version label; `None`: from the payload or the `endpoint`
+    /// attribute.
+    pub version: Option<String>,
+    /// Names of positional feature values (v1 rows, wide v2 tensors), in
+    /// order.
+    pub features: Vec<String>,
+    /// Names of the columns of a row of class scores, in order.
+    pub classes: Vec<String>,
+    /// The output tensor (or object row key) holding the prediction.
+    pub prediction: Option<String>,
+    /// The output tensor (or object row key) holding the confidence.
+    pub confidence: Option<String>,
 }
 
 impl Default for ModelConfig {
@@ -77,6 +101,7 @@ impl Default for ModelConfig {
             low_confidence_threshold: 0.5,
             learn_reference: None,
             features: BTreeMap::new(),
+            inference_logger: None,
         }
     }
 }
