@@ -210,7 +210,8 @@ fn parse_basic(header: &str) -> Option<(String, String)> {
     Some((u.to_owned(), p.to_owned()))
 }
 
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
+/// Decodes standard base64 (padding optional); `None` when it is not base64.
+pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let val = |c: u8| -> Option<u32> {
         Some(match c {
             b'A'..=b'Z' => c - b'A',

@@ -12,6 +12,7 @@
 
 pub mod addr;
 mod batch;
+pub mod cloudevents;
 mod context;
 pub(crate) mod datagram;
 pub mod event;
