@@ -181,6 +181,8 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
         _ => aggregate::shards::shard_limits(args.limits()),
     };
     let config = Arc::new(config);
+    // The http:// listeners' view of the rules, replaced on every reload.
+    let models = crate::ingest::cloudevents::ModelMap::new(config.clone());
     let new_aggregator = |slot: ShardSlot| {
         let mut agg = Aggregator::new(
             metrics.clone(),
@@ -240,6 +242,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
         options,
         shutdown: ingest_shutdown,
         prediction_log,
+        cloudevents: crate::ingest::cloudevents::Shared::new(models.clone()),
     };
     let events = listeners.iter().map(Listener::local_addr).collect();
     let mut ingest = JoinSet::new();
@@ -252,6 +255,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
     let reloader = Reloader {
         args: args.clone(),
         control,
+        models,
         metrics: metrics.clone(),
         clock,
         last_text: first_text,
@@ -487,6 +491,8 @@ fn config_source(args: &RunArgs) -> String {
 struct Reloader {
     args: RunArgs,
     control: ControlSender,
+    /// The http:// listeners' view of the rules.
+    models: crate::ingest::cloudevents::ModelMap,
     metrics: Metrics,
     clock: SharedClock,
     /// The file's content at the last load attempt, to notice changes.
@@ -544,7 +550,9 @@ impl Reloader {
             Ok(config) => {
                 let source = config_source(&self.args);
                 tracing::info!(trigger, %source, groups = config.groups.len(), "reloaded rules");
-                let _ = self.control.send(Control::Reload(Arc::new(config), source));
+                let config = Arc::new(config);
+                self.models.set(config.clone());
+                let _ = self.control.send(Control::Reload(config, source));
                 self.metrics.config_last_reload_successful.set(1);
                 self.metrics
                     .config_reloads
