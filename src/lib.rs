@@ -17,7 +17,9 @@
 //!
 //! * [`ingest`]: listener addresses, socket files, stream and datagram framing,
 //!   and the event parser (wire protocol v1). Listeners parse in parallel and
-//!   hand batches of events to the single aggregator.
+//!   hand batches of events to the single aggregator. The `http://`
+//!   listener ([`ingest::cloudevents`]) makes events of the CloudEvents of
+//!   KServe's and Seldon Core's inference loggers.
 //! * [`aggregate`]: the one writer that owns all metric state. It receives
 //!   batches over a channel and updates cached metric handles. With
 //!   `--aggregate.shards N`, N writers each own the models routed to them

@@ -6,8 +6,9 @@
 //! Rejected lines are counted by reason and logged at a bounded rate.
 //!
 //! [`listen`] binds a listener and hands it to its transport: `stream`
-//! (`unix://`, `tcp://`), `datagram` (`unixgram://`, `udp://`) or [`tail`]
-//! (`file://`). The transports share only the listener's context
+//! (`unix://`, `tcp://`), `datagram` (`unixgram://`, `udp://`), [`tail`]
+//! (`file://`) or [`cloudevents`] (`http://`: inference-logger CloudEvents,
+//! which are not lines). The transports share only the listener's context
 //! ([`IngestContext`]) and the batch helpers of `batch`, never each other.
 
 pub mod addr;
