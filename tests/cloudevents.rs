@@ -9,7 +9,6 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -355,23 +354,6 @@ fn basic_auth_from_the_events_web_config() {
     assert_eq!(e.get("/metrics").0, 200);
 }
 
-/// Deterministic normal-ish values: the sum of 12 uniforms (Irwin-Hall).
-struct Gen(u64);
-
-impl Gen {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal(&mut self, mean: f64, std: f64) -> f64 {
-        let z: f64 = (0..12).map(|_| self.uniform()).sum::<f64>() - 6.0;
-        mean + std * z
-    }
-}
-
 #[test]
 fn logged_traffic_drifts_from_its_baseline_and_fires_alerts() {
     let dir = tempfile::tempdir().unwrap();
@@ -388,18 +370,7 @@ fn logged_traffic_drifts_from_its_baseline_and_fires_alerts() {
     }
     let train = dir.path().join("train.csv");
     std::fs::write(&train, csv).unwrap();
-    let out = Command::new(binary())
-        .args(["baseline", "--input"])
-        .arg(&train)
-        .arg("--out")
-        .arg(dir.path().join("fraud.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    make_baseline(&train, &dir.path().join("fraud.json"));
     let rules = format!(
         "defaults: {{window: 3s, evaluation_interval: 200ms, min_samples: 200}}\n\
          models:\n  fraud:\n    baseline: {}\n    inference_logger: {{features: [age, amount]}}\n\

@@ -191,6 +191,16 @@ fn container<'a>(deployment: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no container {name}"))
 }
 
+/// The value of a container's environment variable.
+fn env<'a>(c: &'a Value, name: &str) -> &'a Value {
+    &c["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {:?}", c["name"]))["value"]
+}
+
 fn mount<'a>(c: &'a Value, volume: &str) -> &'a Value {
     c["volumeMounts"]
         .as_sequence()
@@ -267,26 +277,17 @@ fn the_pieces_fit_together() {
     );
     let cfg = mount(exp, "config");
     assert!(cfg.get("subPath").is_none(), "config mounted with subPath");
-    let env = exp["env"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "MODEL_EXPORTER_CONFIG_FILE")
-        .unwrap();
     assert_eq!(
-        env["value"].as_str().unwrap(),
+        env(exp, "MODEL_EXPORTER_CONFIG_FILE").as_str().unwrap(),
         format!("{}/rules.yaml", cfg["mountPath"].as_str().unwrap())
     );
 
     // The saved state (docs/storage.md) is on a volume of its own: the
     // root filesystem is read-only.
-    let storage = exp["env"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "MODEL_EXPORTER_STORAGE_PATH")
-        .unwrap();
-    assert_eq!(storage["value"], mount(exp, "state")["mountPath"]);
+    assert_eq!(
+        env(exp, "MODEL_EXPORTER_STORAGE_PATH"),
+        &mount(exp, "state")["mountPath"]
+    );
     assert!(volume("state")["emptyDir"].is_mapping());
 
     let sc = &exp["securityContext"];
@@ -398,14 +399,8 @@ fn the_kserve_example_validates_and_fits_together() {
         .find(|v| v["configMap"]["name"] == cm["metadata"]["name"])
         .expect("the ConfigMap is a volume");
     let cfg = mount(exp, volume["name"].as_str().unwrap());
-    let env = exp["env"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "MODEL_EXPORTER_CONFIG_FILE")
-        .unwrap();
     assert_eq!(
-        env["value"].as_str().unwrap(),
+        env(exp, "MODEL_EXPORTER_CONFIG_FILE").as_str().unwrap(),
         format!("{}/rules.yaml", cfg["mountPath"].as_str().unwrap())
     );
     let rules = dir.path().join("rules.yaml");

@@ -438,6 +438,37 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
     })
 }
 
+/// Deterministic normal-ish values: the sum of 12 uniforms (Irwin-Hall).
+pub struct Gen(pub u64);
+
+impl Gen {
+    pub fn uniform(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn normal(&mut self, mean: f64, std: f64) -> f64 {
+        let z: f64 = (0..12).map(|_| self.uniform()).sum::<f64>() - 6.0;
+        mean + std * z
+    }
+}
+
+/// Makes a baseline of `input` (training data) at `out` with
+/// `model-exporter baseline`.
+pub fn make_baseline(input: &Path, out: &Path) {
+    let o = Command::new(binary())
+        .args(["baseline", "--input"])
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// Sends lines over a unix stream socket and closes it.
 pub fn send_unix(path: &Path, payload: &[u8]) {
     let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
