@@ -368,15 +368,13 @@ fn logged_traffic_drifts_from_its_baseline_and_fires_alerts() {
         )
         .unwrap();
     }
-    let train = dir.path().join("train.csv");
-    std::fs::write(&train, csv).unwrap();
-    make_baseline(&train, &dir.path().join("fraud.json"));
+    let baseline = make_baseline(dir.path(), &csv, "fraud");
     let rules = format!(
         "defaults: {{window: 3s, evaluation_interval: 200ms, min_samples: 200}}\n\
          models:\n  fraud:\n    baseline: {}\n    inference_logger: {{features: [age, amount]}}\n\
          groups:\n  - name: ml\n    rules:\n      - alert: FeatureDrift\n        expr: psi(feature.*) > 0.2\n\
          \x20     - alert: SlowModel\n        expr: p99(latency) > 100ms\n",
-        dir.path().join("fraud.json").display()
+        baseline.display()
     );
     let e = start(&rules, &[]);
     let mut c = Conn::open(&e.events["http"]);

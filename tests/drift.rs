@@ -25,9 +25,7 @@ fn a_baseline_from_training_data_drives_feature_drift() {
         )
         .unwrap();
     }
-    let train = dir.path().join("train.csv");
-    std::fs::write(&train, csv).unwrap();
-    make_baseline(&train, &dir.path().join("fraud.json"));
+    make_baseline(dir.path(), &csv, "fraud");
 
     let rules = dir.path().join("rules.yaml");
     std::fs::write(

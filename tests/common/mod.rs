@@ -456,17 +456,22 @@ impl Gen {
     }
 }
 
-/// Makes a baseline of `input` (training data) at `out` with
-/// `model-exporter baseline`.
-pub fn make_baseline(input: &Path, out: &Path) {
+/// Writes training data (`csv`, with a header row) to `train.csv` in `dir`
+/// and makes its baseline, `NAME.json` there, with `model-exporter
+/// baseline`; returns the baseline's path.
+pub fn make_baseline(dir: &Path, csv: &str, name: &str) -> PathBuf {
+    let train = dir.join("train.csv");
+    std::fs::write(&train, csv).unwrap();
+    let out = dir.join(format!("{name}.json"));
     let o = Command::new(binary())
         .args(["baseline", "--input"])
-        .arg(input)
+        .arg(&train)
         .arg("--out")
-        .arg(out)
+        .arg(&out)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
 }
 
 /// Sends lines over a unix stream socket and closes it.
