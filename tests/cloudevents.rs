@@ -332,6 +332,39 @@ fn bad_events_are_refused_with_why() {
 }
 
 #[test]
+fn a_large_batch_is_read_whole() {
+    // 500 rows of 40 values (about 100 KiB): read on the blocking pool.
+    let e = start("", &[]);
+    let mut c = Conn::open(&e.events["http"]);
+    let data = vec!["0.25"; 500 * 40].join(",");
+    let req = format!(
+        r#"{{"inputs": [{{"name": "x", "shape": [500, 40], "datatype": "FP32", "data": [{data}]}}]}}"#
+    );
+    assert!(req.len() > 64 * 1024);
+    let labels = vec!["1"; 500].join(",");
+    let resp = format!(
+        r#"{{"model_name":"big","model_version":null,"outputs":[{{"name":"y","shape":[500],"datatype":"INT64","data":[{labels}]}}]}}"#
+    );
+    let t = "2026-11-29T12:00:00Z";
+    assert_eq!(
+        c.post(&kserve("request", "big-1", t, t, &req, "big")).0,
+        200
+    );
+    assert_eq!(
+        c.post(&kserve("response", "big-1", t, t, &resp, "big")).0,
+        200
+    );
+    e.wait_sample(
+        r#"model_requests_total{model="big",outcome="ok",version=""}"#,
+        500.0,
+    );
+    assert_eq!(
+        e.sample(r#"model_feature_value_sum{feature="x.39",model="big",version=""}"#),
+        Some(125.0)
+    );
+}
+
+#[test]
 fn basic_auth_from_the_events_web_config() {
     let dir = tempfile::tempdir().unwrap();
     let hash = bcrypt::hash("s3cret", 4).unwrap();

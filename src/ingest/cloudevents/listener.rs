@@ -42,8 +42,13 @@ const TRANSPORT: &str = "http";
 /// Payloads read at once; more requests wait (with their bodies unread).
 const READERS: usize = 16;
 
-/// A body at least this long is read on the blocking pool.
+/// A body at least this long is read on the blocking pool, and at most
+/// [`LARGE_READERS`] of them at once: its JSON tree takes up to about 16
+/// times its size (a list of small numbers), 64 MiB for a body of 4 MiB.
 const BLOCKING_BODY: usize = 64 * 1024;
+
+/// Large payloads read at once.
+const LARGE_READERS: usize = 2;
 
 /// Longest the listener waits, at shutdown, for requests under way.
 const DRAIN: Duration = Duration::from_secs(4);
@@ -55,6 +60,7 @@ struct State {
     pairing: Mutex<Pairing>,
     metrics: CloudEventMetrics,
     readers: Semaphore,
+    large_readers: Semaphore,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -78,6 +84,7 @@ pub(crate) async fn serve(listener: TcpListener, web: WebConfig, ctx: IngestCont
         pairing: Mutex::new(Pairing::new(options.pending_ttl, options.pending_max_bytes)),
         metrics,
         readers: Semaphore::new(READERS),
+        large_readers: Semaphore::new(LARGE_READERS),
         web,
         ctx,
     });
@@ -357,7 +364,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Answer {
         return state.refuse(&too_long(options.max_body_bytes), b"");
     }
     // Bodies are read a few at a time: the others wait unread.
-    let Ok(_permit) = state.readers.acquire().await else {
+    let Ok(permit) = state.readers.acquire().await else {
         return answer(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
     };
     let read = Limited::new(body, options.max_body_bytes).collect();
@@ -383,6 +390,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Answer {
     };
     let arrived = Instant::now();
     let result = if body.len() >= BLOCKING_BODY {
+        let Ok(_large) = state.large_readers.acquire().await else {
+            return answer(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+        };
         let (st, headers, b) = (state.clone(), parts.headers, body.clone());
         tokio::task::spawn_blocking(move || st.process(&headers, &b, arrived))
             .await
@@ -395,7 +405,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Answer {
     } else {
         state.process(&parts.headers, &body, arrived)
     };
-    drop(_permit);
+    drop(permit);
     match result {
         Ok(batch) if batch.is_empty() => answer(StatusCode::OK, ""),
         Ok(batch) => match state.ctx.tx.send(batch).await {
