@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -362,6 +363,75 @@ fn a_large_batch_is_read_whole() {
         e.sample(r#"model_feature_value_sum{feature="x.39",model="big",version=""}"#),
         Some(125.0)
     );
+}
+
+#[test]
+fn tls_with_client_certificates_from_the_events_web_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certificates(d);
+    let web = d.join("events-web.yml");
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  \
+         client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n",
+    )
+    .unwrap();
+    let e = start(
+        "",
+        &["--events.http.web-config.file", web.to_str().unwrap()],
+    );
+    let addr = e.events["http"].clone();
+    // The headers of kserve-v1-request.http, posted with curl over TLS.
+    let fixture = String::from_utf8(fixture("kserve-v1-request.http")).unwrap();
+    let (head, body) = fixture.split_once("\r\n\r\n").unwrap();
+    let curl = |url: &str, extra: &[&str]| -> u16 {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .arg("--cacert")
+        .arg(d.join("ca.crt"))
+        .args(extra);
+        for h in head
+            .lines()
+            .filter(|l| l.starts_with("Ce-") || l.starts_with("Content-Type"))
+        {
+            cmd.args(["-H", h]);
+        }
+        let out = cmd
+            .args(["--data-binary", body])
+            .arg(url)
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    let url = format!("https://{addr}/");
+    let cert = [
+        "--cert",
+        d.join("client.crt").to_str().unwrap(),
+        "--key",
+        d.join("client.key").to_str().unwrap(),
+    ]
+    .map(str::to_owned);
+    let cert: Vec<&str> = cert.iter().map(String::as_str).collect();
+    assert_eq!(curl(&url, &cert), 200);
+    assert_eq!(curl(&url, &[]), 0, "accepted without a client certificate");
+    assert_eq!(
+        curl(&format!("http://{addr}/"), &[]),
+        0,
+        "plain HTTP accepted"
+    );
+    assert_eq!(e.get("/metrics").0, 200, "/metrics keeps its own settings");
 }
 
 #[test]
