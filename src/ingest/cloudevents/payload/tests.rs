@@ -352,3 +352,72 @@ fn seldon_feedback() {
     let r = feedback(&json!({"reward": 1}), &Names::default()).unwrap_err();
     assert_eq!(r.reason, RejectReason::MissingField);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// JSON values shaped like payloads: objects with the keys the readers
+    /// look for, tensors with shapes that may or may not fit their data.
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-3i64..300).prop_map(|n| json!(n)),
+            (-1.0f64..2.0).prop_map(|x| json!(x)),
+            "[a-z]{0,3}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            let key = prop_oneof![
+                Just("instances"),
+                Just("inputs"),
+                Just("outputs"),
+                Just("predictions"),
+                Just("name"),
+                Just("shape"),
+                Just("data"),
+                Just("datatype"),
+                Just("ndarray"),
+                Just("tensor"),
+                Just("values"),
+                Just("names"),
+                Just("error"),
+                Just("status"),
+                Just("truth"),
+                Just("response"),
+                Just("model_version"),
+                Just("x"),
+            ];
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((key, inner), 0..5).prop_map(|kv| {
+                    Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_readers_never_panic(v in value()) {
+            let features = ["a".to_owned()];
+            let classes = ["no".to_owned(), "yes".to_owned()];
+            for names in [
+                Names::default(),
+                Names { features: &features, classes: &classes, prediction: Some("x"), confidence: Some("data") },
+            ] {
+                let _ = inputs(&v, &names);
+                let _ = outputs(&v, &names);
+                let _ = feedback(&v, &names);
+                for wrapped in [json!({"inputs": [v.clone()]}), json!({"outputs": [v.clone()]}), json!({"data": v.clone()})] {
+                    if let Ok(i) = inputs(&wrapped, &names) {
+                        prop_assert!(i.rows.iter().all(|r| r.len() <= MAX_ROW_VALUES));
+                    }
+                    if let Ok(o) = outputs(&wrapped, &names) {
+                        prop_assert!(o.rows.iter().all(|r| r.confidence.is_none_or(|c| (0.0..=1.0).contains(&c))));
+                    }
+                }
+            }
+        }
+    }
+}
