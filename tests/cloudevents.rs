@@ -122,7 +122,19 @@ fn start(rules: &str, extra: &[&str]) -> Exporter {
 
 #[test]
 fn logged_requests_and_responses_become_metrics() {
-    let e = start(RULES, &["--events.http.pending-ttl", "1s"]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("predictions.jsonl");
+    let e = start(
+        RULES,
+        &[
+            "--events.http.pending-ttl",
+            "1s",
+            "--prediction-log.path",
+            log.to_str().unwrap(),
+            "--prediction-log.sample-ratio",
+            "1",
+        ],
+    );
     let mut c = Conn::open(&e.events["http"]);
     for name in [
         // A request before its response, alone and as a batch.
@@ -248,6 +260,30 @@ fn logged_requests_and_responses_become_metrics() {
     // The Seldon feedback carried its prediction (counted at the next
     // rule evaluation).
     e.wait_sample(r#"model_exporter_feedback_total{result="carried"}"#, 1.0);
+    // The prediction log has every event made, as event lines.
+    let (status, _) = e.stop();
+    assert!(status.success());
+    let written = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 10, "{written}");
+    let first = lines
+        .iter()
+        .find(|l| l["id"] == "6c1f5a7e-0b3d-4d8e-9f21-3a4b5c6d7e80")
+        .unwrap();
+    assert_eq!(
+        (&first["model"], &first["prediction"], &first["confidence"]),
+        (&"fraud".into(), &"fraud".into(), &0.92.into())
+    );
+    assert_eq!(
+        first["features"],
+        serde_json::json!({"age": 35.0, "amount": 120.5})
+    );
+    // 42 ms, to the precision of times as seconds since the epoch.
+    assert!((first["latency_ms"].as_f64().unwrap() - 42.0).abs() < 1e-3);
+    assert_eq!(lines.iter().filter(|l| l["type"] == "feedback").count(), 1);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use super::mapping::Mapping;
 use super::pairing::{Body, Done, HalfEvent};
 use super::payload::{Inputs, Output, Outputs, Row};
 use crate::aggregate::Batch;
-use crate::ingest::event::{self, Event, Inference, Name, Outcome};
+use crate::ingest::event::{self, Event, FeatureValue, Inference, Name, Outcome};
 
 /// Error class of a request whose response never came although its
 /// events' name delivers responses (KServe logs none for a failure).
@@ -145,6 +145,66 @@ pub fn feedback(
     }));
 }
 
+/// An inference or feedback event as a line of the event protocol
+/// (docs/events.md), for the prediction log.
+pub fn to_line(e: &Event) -> Vec<u8> {
+    use serde_json::{Map, Value, json};
+    let outcome = |o: &Outcome| match o {
+        Outcome::Number(x) => json!(x),
+        Outcome::Class(c) => json!(c),
+    };
+    let mut o = Map::new();
+    o.insert("model".into(), json!(e.model.as_str()));
+    if !e.version.is_empty() {
+        o.insert("version".into(), json!(e.version.as_str()));
+    }
+    match &e.body {
+        event::Body::Inference(i) => {
+            if let Some(id) = &i.id {
+                o.insert("id".into(), json!(id.as_str()));
+            }
+            if let Some(l) = i.latency_seconds {
+                o.insert("latency_ms".into(), json!(l * 1000.0));
+            }
+            o.insert("ok".into(), json!(i.ok));
+            if let Some(err) = &i.error {
+                o.insert("error".into(), json!(err));
+            }
+            if let Some(p) = &i.prediction {
+                o.insert("prediction".into(), outcome(p));
+            }
+            if let Some(c) = i.confidence {
+                o.insert("confidence".into(), json!(c));
+            }
+            let features: Map<String, Value> = i
+                .features
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        FeatureValue::Number(x) => json!(x),
+                        FeatureValue::Category(c) => json!(c),
+                        FeatureValue::Bool(b) => json!(b),
+                        FeatureValue::Missing => Value::Null,
+                    };
+                    (k.to_string(), v)
+                })
+                .collect();
+            if !features.is_empty() {
+                o.insert("features".into(), Value::Object(features));
+            }
+        }
+        event::Body::Feedback(f) => {
+            o.insert("type".into(), json!("feedback"));
+            o.insert("actual".into(), outcome(&f.actual));
+            if let Some(p) = &f.prediction {
+                o.insert("prediction".into(), outcome(p));
+            }
+        }
+        event::Body::Model(_) | event::Body::Log(_) => {}
+    }
+    serde_json::to_vec(&Value::Object(o)).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -154,7 +214,6 @@ mod tests {
     use crate::ingest::cloudevents::envelope::Half;
     use crate::ingest::cloudevents::pairing::Unpaired;
     use crate::ingest::cloudevents::payload::Protocol;
-    use crate::ingest::event::FeatureValue;
 
     fn envelope(half: Half, time: Option<f64>) -> Envelope {
         Envelope {
@@ -326,6 +385,34 @@ mod tests {
                 .iter()
                 .all(|e| e.model == "fraud-detector" && e.version == "v3")
         );
+    }
+
+    #[test]
+    fn lines_parse_back_into_the_same_events() {
+        let t0 = Instant::now();
+        let m = mapping("");
+        let mut batch = Batch::new();
+        emit(
+            Done::Pair {
+                request: Box::new(request(2, t0, Some(1.0))),
+                response: response(2, t0, Some(1.25), false),
+            },
+            &m,
+            &mut batch,
+        );
+        let mut env = envelope(Half::Feedback, None);
+        env.component = "classifier".into();
+        feedback(
+            &env,
+            vec![(Outcome::Class("a".into()), Outcome::Number(0.0))],
+            &m,
+            &mut batch,
+        );
+        for e in &batch {
+            let line = to_line(e);
+            let back = crate::ingest::parse::parse_event(&line).unwrap();
+            assert_eq!(&back, e, "{}", String::from_utf8_lossy(&line));
+        }
     }
 
     #[test]

@@ -447,6 +447,7 @@ impl State {
                 self.accepted(Half::Feedback, Protocol::Seldon);
                 let mut batch = Batch::new();
                 emit::feedback(&envelope, rows, &mapping, &mut batch);
+                self.log(&batch);
                 return Ok(batch);
             }
             Half::Request => {
@@ -511,7 +512,17 @@ impl State {
         for d in done {
             emit::emit(d, &mapping, &mut batch);
         }
+        self.log(&batch);
         batch
+    }
+
+    /// Offers the events to the prediction log, as event lines.
+    fn log(&self, batch: &Batch) {
+        if let Some(log) = &self.ctx.prediction_log {
+            for e in batch {
+                log.offer_with(|| emit::to_line(e));
+            }
+        }
     }
 }
 
