@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use model_exporter::aggregate::drift::{
+use model_exporter::stats::drift::{
     BinCounts, PSI_EPSILON, bin_index, bin_points, chi2_pvalue, js, ks, psi, wasserstein,
 };
 

@@ -5,7 +5,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use model_exporter::aggregate::feedback::{FeedbackJoiner, QualitySlice};
+use model_exporter::aggregate::join::FeedbackJoiner;
+use model_exporter::aggregate::quality::QualitySlice;
 use model_exporter::ingest::event::Outcome;
 
 fn bench(c: &mut Criterion) {

@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use model_exporter::aggregate::{Aggregator, Limits};
+use model_exporter::aggregate::{Aggregator, Options};
 use model_exporter::clock::ManualClock;
 use model_exporter::config::Config;
 use model_exporter::export::dynamic::GaugeFamily;
@@ -28,13 +28,14 @@ fn parse(c: &mut Criterion) {
 
 fn aggregator() -> Aggregator {
     let m = Metrics::new(&Buckets::default()).expect("metrics");
-    Aggregator::new(
-        m,
-        Arc::new(ManualClock::new(1000.0)),
-        Limits::default(),
-        Arc::new(Config::default_rules()),
-        "bench".into(),
-    )
+    Aggregator::new(Options {
+        source: "bench".into(),
+        ..Options::new(
+            m,
+            Arc::new(ManualClock::new(1000.0)),
+            Arc::new(Config::default_rules()),
+        )
+    })
 }
 
 fn apply(c: &mut Criterion) {

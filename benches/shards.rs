@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use model_exporter::aggregate::shards::shard_limits;
-use model_exporter::aggregate::{Aggregator, Batch, Limits, Router, ShardSlot};
+use model_exporter::aggregate::{Aggregator, Batch, Limits, Options, Router, ShardSlot};
 use model_exporter::clock::ManualClock;
 use model_exporter::config::Config;
 use model_exporter::export::metrics::{Buckets, Metrics};
@@ -60,15 +60,16 @@ fn apply(c: &mut Criterion) {
         let mut aggs: Vec<Aggregator> = ShardSlot::all(shards)
             .into_iter()
             .map(|slot| {
-                let mut a = Aggregator::new(
-                    m.clone(),
-                    Arc::new(ManualClock::new(1000.0)),
-                    shard_limits(Limits::default()),
-                    config.clone(),
-                    "bench".into(),
-                );
-                a.set_shard(slot);
-                a
+                Aggregator::new(Options {
+                    limits: shard_limits(Limits::default()),
+                    source: "bench".into(),
+                    shard: slot,
+                    ..Options::new(
+                        m.clone(),
+                        Arc::new(ManualClock::new(1000.0)),
+                        config.clone(),
+                    )
+                })
             })
             .collect();
         let r = router(shards, &m);

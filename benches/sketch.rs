@@ -3,7 +3,7 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use model_exporter::aggregate::sketch::Sketch;
+use model_exporter::stats::sketch::Sketch;
 
 /// Deterministic latencies: lognormal-ish around 50 ms (1 ms .. ~10 s).
 fn latencies(n: usize) -> Vec<f64> {

@@ -5,8 +5,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use model_exporter::aggregate::sketch::Sketch;
-use model_exporter::aggregate::window::{Counts, Moments, SlidingWindow};
+use model_exporter::stats::sketch::Sketch;
+use model_exporter::stats::window::{Counts, Moments, SlidingWindow};
 
 const S10: Duration = Duration::from_secs(10);
 const M5: Duration = Duration::from_secs(300);

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use model_exporter::aggregate::{Aggregator, Limits};
+use model_exporter::aggregate::{Aggregator, Options};
 use model_exporter::clock::ManualClock;
 use model_exporter::config::Config;
 use model_exporter::export::metrics::{Buckets, Metrics};
@@ -34,13 +34,14 @@ fn main() {
     }
     let unique = stage == "apply-ids";
     let mut agg = (stage == "apply" || unique).then(|| {
-        Aggregator::new(
-            Metrics::new(&Buckets::default()).expect("metrics"),
-            Arc::new(ManualClock::new(1000.0)),
-            Limits::default(),
-            Arc::new(Config::default_rules()),
-            "ingest_cost".into(),
-        )
+        Aggregator::new(Options {
+            source: "ingest_cost".into(),
+            ..Options::new(
+                Metrics::new(&Buckets::default()).expect("metrics"),
+                Arc::new(ManualClock::new(1000.0)),
+                Arc::new(Config::default_rules()),
+            )
+        })
     });
     let mut framer = LineFramer::new(64 * 1024);
     let (mut lines, mut parsed) = (0usize, 0usize);

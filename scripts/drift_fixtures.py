@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference values for the drift statistics (src/aggregate/drift.rs).
+"""Reference values for the drift statistics (src/stats/drift.rs).
 
 Writes tests/fixtures/drift_cases.json, which is checked in: the Rust tests
 read it and need neither Python nor SciPy. Regenerate with

@@ -21,12 +21,15 @@
 //!   listener ([`ingest::cloudevents`]) makes events of the CloudEvents of
 //!   KServe's and Seldon Core's inference loggers.
 //! * [`aggregate`]: the one writer that owns all metric state. It receives
-//!   batches over a channel and updates cached metric handles. With
-//!   `--aggregate.shards N`, N writers each own the models routed to them
-//!   ([`aggregate::shards`]).
+//!   batches over a channel and applies each event once to its model
+//!   version, whose cached metric handles and windows live side by side
+//!   ([`aggregate::store`]). With `--aggregate.shards N`, N writers each own
+//!   the models routed to them ([`aggregate::shards`]).
 //! * [`rules`]: the alert rule language and its evaluation.
-//! * [`export`]: the Prometheus registry, the metric families, and the HTTP
-//!   server (`/metrics`, health, landing page).
+//! * [`export`]: the Prometheus registry, the metric families, what is
+//!   rendered from the aggregate state (rule families, the `/api/v1` JSON
+//!   API and its history, read through [`export::render::StateView`]), and
+//!   the HTTP server (`/metrics`, health, landing page).
 //! * [`baseline`]: reference baselines made from training data
 //!   (`model-exporter baseline`): the versioned file format and the
 //!   streaming builder. Drift is measured against them.
@@ -42,6 +45,9 @@
 //! * [`demo`]: simulated traffic replaying classic failure stories.
 //! * [`loadgen`]: the load generator of `model-exporter loadgen`.
 //! * [`client`]: the client library for Rust model servers.
+//! * [`stats`]: the statistics windows are made of (quantile sketch, time
+//!   slices, moments, drift maths, reference distributions), used by both
+//!   `aggregate` and `baseline`; it imports nothing else from the crate.
 //! * [`shutdown`]: the signal every task watches to stop cleanly.
 //! * [`storage`]: snapshots of the state, so that a restart keeps windows,
 //!   alert states and pending feedback (`--storage.path`).
@@ -63,6 +69,7 @@ pub mod report;
 pub mod rules;
 pub mod server;
 pub mod shutdown;
+pub mod stats;
 pub mod storage;
 
 /// The rules.yaml compiled into the binary, used when `--config.file` is not given.

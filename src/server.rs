@@ -61,7 +61,7 @@ pub enum RunError {
     },
     /// Invalid histogram buckets.
     #[error("invalid histogram buckets: {0}")]
-    Buckets(String),
+    Buckets(#[source] crate::export::metrics::MetricsError),
     /// Invalid Alertmanager settings.
     #[error("invalid Alertmanager settings: {0}")]
     Alertmanager(#[source] NotifyError),
@@ -70,10 +70,10 @@ pub enum RunError {
     AlertmanagerHttpConfig(#[source] ConfigFileError),
     /// The prediction log could not be started.
     #[error("cannot start the prediction log: {0}")]
-    PredictionLog(String),
+    PredictionLog(#[source] crate::export::prediction_log::PredictionLogError),
     /// `--storage.path` is not usable.
-    #[error("{0}")]
-    Storage(String),
+    #[error(transparent)]
+    Storage(crate::storage::StorageError),
     /// `--storage.path` was given with several aggregator shards.
     #[error("--storage.path works with one aggregator shard only (--aggregate.shards is {0})")]
     StorageWithShards(usize),
@@ -183,33 +183,22 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
     let config = Arc::new(config);
     // The http:// listeners' view of the rules, replaced on every reload.
     let models = crate::ingest::cloudevents::ModelMap::new(config.clone());
-    let new_aggregator = |slot: ShardSlot| {
-        let mut agg = Aggregator::new(
-            metrics.clone(),
-            clock.clone(),
-            limits,
-            config.clone(),
-            source.clone(),
-        );
-        agg.set_reemit_logs(args.log.model_events);
-        agg.set_history(
-            args.aggregation.history_resolution,
-            args.aggregation.history_retention,
-        );
-        let capacity = aggregate::shards::share(args.aggregation.feedback_capacity, shards);
-        agg.set_feedback(args.aggregation.feedback_ttl, capacity);
-        agg.set_ttl(args.metrics.ttl);
-        if shards > 1 {
-            agg.set_shard(slot);
-        }
-        agg
-    };
-    let mut aggs: Vec<Aggregator> = ShardSlot::all(shards)
+    let mut shard_options: Vec<aggregate::Options> = ShardSlot::all(shards)
         .into_iter()
-        .map(new_aggregator)
+        .map(|shard| aggregate::Options {
+            source: source.clone(),
+            limits,
+            history_resolution: args.aggregation.history_resolution,
+            history_retention: args.aggregation.history_retention,
+            ttl: args.metrics.ttl,
+            reemit_logs: args.log.model_events,
+            shard,
+            feedback_ttl: args.aggregation.feedback_ttl,
+            feedback_capacity: aggregate::shards::share(args.aggregation.feedback_capacity, shards),
+            ..aggregate::Options::new(metrics.clone(), clock.clone(), config.clone())
+        })
         .collect();
-    let api = ApiView::new(aggs.iter().map(Aggregator::api).collect());
-    let notifier = start_notifier(&args, &metrics, &shutdown, &mut aggs)?;
+    let notifier = start_notifier(&args, &metrics, &shutdown, &mut shard_options)?;
     if let Some(dir) = &args.storage.path {
         if shards > 1 {
             // One snapshot holds one aggregator's state; which shard a model
@@ -221,8 +210,10 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
             crate::storage::Storage::open(dir, args.storage.snapshot_interval, &metrics.registry)
                 .map_err(RunError::Storage)?;
         tracing::info!(path = %storage.path().display(), interval = ?args.storage.snapshot_interval, "saving the state");
-        aggs[0].attach_storage(storage);
+        shard_options[0].storage = Some(storage);
     }
+    let mut aggs: Vec<Aggregator> = shard_options.into_iter().map(Aggregator::new).collect();
+    let api = ApiView::new(aggs.iter().map(Aggregator::api).collect());
     let queue = args.events.queue_batches;
     let (tx, aggregators): (BatchSink, Vec<_>) = if shards == 1 {
         let (tx, rx) = mpsc::channel(queue);
@@ -345,7 +336,7 @@ fn start_notifier(
     args: &RunArgs,
     metrics: &Metrics,
     shutdown: &Shutdown,
-    aggs: &mut [Aggregator],
+    shard_options: &mut [aggregate::Options],
 ) -> Result<Option<JoinHandle<()>>, RunError> {
     let rules = &args.rules;
     if rules.alertmanager_urls.is_empty() {
@@ -361,7 +352,7 @@ fn start_notifier(
         timeout: rules.alertmanager_timeout,
         queue_capacity: rules.alertmanager_queue_capacity,
         resend_delay: rules.alertmanager_resend_delay,
-        evaluation_interval: aggs[0].tick(),
+        evaluation_interval: shard_options[0].tick(),
         ..NotifierOptions::default()
     };
     let (handle, task) = Notifier::new(options, &metrics.registry, shutdown.clone())
@@ -372,8 +363,8 @@ fn start_notifier(
         .as_deref()
         .map(|u| format!("{}/api/v1/rules", u.trim_end_matches('/')))
         .unwrap_or_default();
-    for agg in aggs {
-        agg.set_notifier(handle.clone(), url.clone());
+    for o in shard_options {
+        o.notifier = Some((handle.clone(), url.clone()));
     }
     for u in &rules.alertmanager_urls {
         tracing::info!(url = %u, "sending alerts to Alertmanager");

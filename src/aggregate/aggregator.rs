@@ -1,286 +1,31 @@
-//! The aggregator loop and its per-model handle cache.
+//! The aggregator: the loop that applies batches of events to the state
+//! ([`Store`]) and, every tick, expires series and evaluates the rules.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::export::series::{Counter, Gauge, Histogram, IntCounter};
 use tokio::sync::mpsc;
 
-use super::hash::{HashMap, IndexMap, at_position, remember_position};
-use super::history::{FeatureView, History, ModelSummary};
-use super::quality::{Quality, check};
-use super::reference::Reference;
+use super::expiry;
+use super::limits::{Fold, Limits, cut_values};
 use super::shards::ShardSlot;
-use super::signals::{ModelReferences, WindowStore};
+use super::store::Store;
 use crate::clock::SharedClock;
-use crate::config::{Config, ModelConfig, format_duration};
-use crate::export::dynamic::GaugeFamily;
+use crate::config::Config;
+use crate::export::history::History;
 use crate::export::metrics::Metrics;
-use crate::ingest::event::{
-    Body, Event, EventKind, FeatureValue, Inference, LogLine, ModelLoaded, Name, Outcome,
-};
+use crate::export::render::{Publisher, Round};
+use crate::ingest::event::{Body, Event, EventKind, LogLine, Name};
 use crate::rules::api::ApiSnapshot;
-use crate::rules::eval::{AlertState, Engine, Evaluation, SignalSource};
-use crate::rules::expr::{DriftMethod, DriftTarget, FeatureSel, Signal};
+use crate::rules::eval::{AlertState, Engine, Evaluation};
 use crate::rules::notify::{self, NotifierHandle};
-
-mod expiry;
 
 /// A batch of events, as one listener read produced them.
 pub type Batch = Vec<Event>;
 
 /// The sending half listeners hold.
 pub type BatchSender = mpsc::Sender<Batch>;
-
-/// Label value that stands for every value past a cap.
-pub const OVERFLOW_LABEL: &str = "__other__";
-
-/// Caps on distinct label values per model, so that a client cannot grow
-/// the number of series without bound. Values past a cap are counted under
-/// the label value [`OVERFLOW_LABEL`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Distinct error classes per model version.
-    pub errors: usize,
-    /// Distinct prediction classes per model version.
-    pub classes: usize,
-    /// Distinct features per model version.
-    pub features: usize,
-    /// Distinct categories per categorical feature.
-    pub categories: usize,
-    /// Distinct business counter names per model version.
-    pub counters: usize,
-    /// Distinct log components per model version.
-    pub components: usize,
-    /// Distinct models.
-    pub models: usize,
-    /// Distinct versions per model.
-    pub versions: usize,
-    /// Longest label value, in bytes; longer values are cut.
-    pub label_length: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            errors: 50,
-            classes: 100,
-            features: 200,
-            categories: 50,
-            counters: 50,
-            components: 50,
-            models: 100,
-            versions: 20,
-            label_length: 128,
-        }
-    }
-}
-
-/// A cached handle, and when an event last used it (aggregator clock), so
-/// that `--metrics.ttl` can forget it.
-struct Kept<V> {
-    v: V,
-    seen: f64,
-}
-
-/// Entries of a capped map that hold a place under its cap: all but the
-/// [`OVERFLOW_LABEL`] entry.
-fn occupied<V>(map: &HashMap<String, V>) -> usize {
-    map.len() - usize::from(map.contains_key(OVERFLOW_LABEL))
-}
-
-/// Looks up `key`, creating its entry with `make` unless the map is full, in
-/// which case the [`OVERFLOW_LABEL`] entry is used. The entry is stamped
-/// with `now`.
-fn capped<'m, V>(
-    map: &'m mut HashMap<String, Kept<V>>,
-    key: &str,
-    cap: usize,
-    dropped: (&Metrics, &str),
-    now: f64,
-    make: impl FnOnce(&str) -> V,
-) -> &'m mut V {
-    if map.contains_key(key) {
-        let k = map.get_mut(key).expect("present");
-        k.seen = now;
-        return &mut k.v;
-    }
-    let key = if occupied(map) < cap {
-        key
-    } else {
-        dropped
-            .0
-            .series_dropped
-            .with_label_values(&[dropped.1])
-            .inc();
-        OVERFLOW_LABEL
-    };
-    if !map.contains_key(key) {
-        map.insert(
-            key.to_owned(),
-            Kept {
-                v: make(key),
-                seen: now,
-            },
-        );
-    }
-    let k = map.get_mut(key).expect("inserted above");
-    k.seen = now;
-    &mut k.v
-}
-
-/// Cuts the label values of an event longer than `--limits.label-length`,
-/// each cut counted.
-fn cut_values(metrics: &Metrics, limits: &Limits, event: &mut Event) {
-    let max = limits.label_length;
-    // Where a value longer than the limit is cut, counted.
-    let cut_at = |s: &str| {
-        if s.len() <= max {
-            return None;
-        }
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        metrics
-            .series_dropped
-            .with_label_values(&["label_length"])
-            .inc();
-        Some(end)
-    };
-    let cut = |s: &mut String| {
-        if let Some(end) = cut_at(s) {
-            s.truncate(end);
-        }
-    };
-    let cut_name = |s: &mut Name| {
-        if let Some(end) = cut_at(s) {
-            s.truncate(end);
-        }
-    };
-    cut_name(&mut event.model);
-    cut_name(&mut event.version);
-    match &mut event.body {
-        Body::Inference(i) => {
-            if let Some(e) = &mut i.error {
-                cut(e);
-            }
-            if let Some(Outcome::Class(c)) = &mut i.prediction {
-                cut(c);
-            }
-            for (name, value) in &mut i.features {
-                cut_name(name);
-                if let FeatureValue::Category(c) = value {
-                    cut(c);
-                }
-            }
-            for (name, _) in &mut i.counters {
-                cut(name);
-            }
-        }
-        Body::Log(l) => cut(&mut l.component),
-        Body::Feedback(_) | Body::Model(_) => {}
-    }
-}
-
-/// What the caps on models and versions do to an event's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fold {
-    /// Both keep their place.
-    Keep,
-    /// The model is past `--limits.models`: counted under the overflow label.
-    Model,
-    /// The version is past `--limits.versions`: likewise.
-    Version,
-}
-
-impl Fold {
-    /// Renames the model or version of `event` to the overflow label, as
-    /// decided, and counts it.
-    fn apply(self, metrics: &Metrics, event: &mut Event) {
-        let (label, name) = match self {
-            Fold::Keep => return,
-            Fold::Model => ("model", &mut event.model),
-            Fold::Version => ("version", &mut event.version),
-        };
-        metrics.series_dropped.with_label_values(&[label]).inc();
-        *name = Name::new(OVERFLOW_LABEL);
-    }
-}
-
-struct FeatureHandles {
-    /// The label value: the feature's name, or the overflow label.
-    name: String,
-    value: Option<Histogram>,
-    missing: Option<IntCounter>,
-    invalid: [Option<IntCounter>; 3],
-    categories: HashMap<String, Kept<IntCounter>>,
-}
-
-/// `model_log_events_total` of one component, by level, each with when it
-/// was last used.
-type LevelCounters = [Option<(IntCounter, f64)>; 5];
-
-/// Cached handles of one (model, version).
-struct ModelHandles {
-    labels: [String; 2],
-    requests: Option<(IntCounter, IntCounter)>,
-    errors: HashMap<String, Kept<IntCounter>>,
-    duration: Option<Histogram>,
-    prediction: Option<Histogram>,
-    confidence: Option<Histogram>,
-    classes: HashMap<String, Kept<IntCounter>>,
-    features: IndexMap<Name, Kept<FeatureHandles>>,
-    /// For each position of the last inference's features, where that
-    /// feature is in `features` (see the window store's `feature_order`).
-    feature_order: Vec<usize>,
-    counters: HashMap<String, Kept<Counter>>,
-    resources: Option<(Gauge, Gauge)>,
-    /// Per log component: its label value and a counter per level, each
-    /// with when it was last used.
-    logs: HashMap<String, Kept<(String, LevelCounters)>>,
-    feedback: Option<IntCounter>,
-    last_event: Option<Gauge>,
-    /// When an event of this version last arrived (aggregator clock).
-    seen: f64,
-    /// At or before every stamp of this version's handles (a lower bound),
-    /// so that an expiry sweep skips the version until something is due.
-    oldest: f64,
-    /// Its series expired (`--metrics.ttl`); the entry only keeps the
-    /// version's place under `--limits.versions` until its windows are
-    /// dropped too, and comes back to life with the next event.
-    expired: bool,
-}
-
-impl ModelHandles {
-    fn new(model: &str, version: &str, now: f64) -> Self {
-        ModelHandles {
-            labels: [model.to_owned(), version.to_owned()],
-            requests: None,
-            errors: HashMap::default(),
-            duration: None,
-            prediction: None,
-            confidence: None,
-            classes: HashMap::default(),
-            features: IndexMap::default(),
-            feature_order: Vec::new(),
-            counters: HashMap::default(),
-            resources: None,
-            logs: HashMap::default(),
-            feedback: None,
-            last_event: None,
-            seen: now,
-            oldest: now,
-            expired: false,
-        }
-    }
-
-    fn mv(&self) -> [&str; 2] {
-        [&self.labels[0], &self.labels[1]]
-    }
-}
 
 /// Messages to the aggregator besides event batches.
 #[derive(Debug)]
@@ -298,18 +43,14 @@ pub struct Aggregator {
     clock: SharedClock,
     limits: Limits,
     received: [prometheus::IntCounter; 4],
-    models: HashMap<String, HashMap<String, ModelHandles>>,
-    /// The version each model last announced with a `model` event.
-    loaded_version: HashMap<String, String>,
-    store: WindowStore,
+    /// Every model version's series and windows.
+    pub(super) store: Store,
     engine: Engine,
-    api: Arc<RwLock<ApiSnapshot>>,
+    /// Where the rule families and the API snapshot go after evaluations.
+    publisher: Publisher,
     source: String,
     notifier: Option<(NotifierHandle, String)>,
     reemit_logs: bool,
-    history: History,
-    /// `--metrics.ttl`: series without events for this long are forgotten.
-    ttl: Option<Duration>,
     /// The rule signals last published, kept with a ttl only, to publish
     /// again when versions expire between evaluations.
     last_signals: Vec<crate::rules::eval::SignalValue>,
@@ -321,82 +62,153 @@ pub struct Aggregator {
     feedback_counted: [u64; 7],
 }
 
+/// How an aggregator is set up: everything it needs before the first event.
+pub struct Options {
+    /// Where the metric state is written.
+    pub metrics: Metrics,
+    /// The time source.
+    pub clock: SharedClock,
+    /// The rules to evaluate.
+    pub config: Arc<Config>,
+    /// Where the rules came from, as `/api/v1/rules` shows it.
+    pub source: String,
+    /// Caps on label values.
+    pub limits: Limits,
+    /// One point of each model's key signals is kept per
+    /// `history_resolution` (10 s by default)...
+    pub history_resolution: Duration,
+    /// ...for `history_retention` (1 h by default).
+    pub history_retention: Duration,
+    /// `--metrics.ttl`: series that received no event for this long are
+    /// forgotten; zero (the default) never (see the `expiry` module,
+    /// docs/metrics.md "Series expiry", for what goes when).
+    pub ttl: Duration,
+    /// Whether the model's `log` events are written into the exporter's own
+    /// log (target `model`), at their level.
+    pub reemit_logs: bool,
+    /// Which shard this aggregator is: it publishes its rule families into
+    /// its own slot. Shard 0 of 1 by default.
+    pub shard: ShardSlot,
+    /// Where firing and resolved alerts are pushed after every evaluation,
+    /// with the generator URL they link to.
+    pub notifier: Option<(NotifierHandle, String)>,
+    /// How long a prediction waits for its label (24 h by default)...
+    pub feedback_ttl: Duration,
+    /// ...and how many wait at most (100 000 by default).
+    pub feedback_capacity: usize,
+    /// Snapshots of the state (`--storage.path`): the last one is restored
+    /// (and the rules evaluated on it once, so that alerts that were firing
+    /// are firing at once, with their `activeAt`), and new ones are written
+    /// there.
+    pub storage: Option<crate::storage::Storage>,
+}
+
+impl Options {
+    /// The defaults, for an aggregator writing into `metrics`, reading time
+    /// from `clock` and evaluating the rules of `config`.
+    pub fn new(metrics: Metrics, clock: SharedClock, config: Arc<Config>) -> Options {
+        Options {
+            metrics,
+            clock,
+            config,
+            source: String::new(),
+            limits: Limits::default(),
+            history_resolution: Duration::from_secs(10),
+            history_retention: Duration::from_secs(3600),
+            ttl: Duration::ZERO,
+            reemit_logs: false,
+            shard: ShardSlot::default(),
+            notifier: None,
+            feedback_ttl: Duration::from_secs(24 * 3600),
+            feedback_capacity: 100_000,
+            storage: None,
+        }
+    }
+
+    /// How often, in real time, an aggregator made with these options
+    /// evaluates its rules ([`Aggregator::tick`]).
+    pub fn tick(&self) -> Duration {
+        let ttl = (!self.ttl.is_zero()).then_some(self.ttl);
+        evaluation_tick(
+            Engine::new(self.config.clone()).tick(),
+            ttl,
+            self.clock.speed(),
+        )
+    }
+}
+
+/// The rules' interval, or a quarter of the ttl if shorter (so that series
+/// go at most a quarter late), shortened by the clock's speed.
+fn evaluation_tick(rules: Duration, ttl: Option<Duration>, speed: f64) -> Duration {
+    let tick = match ttl {
+        Some(ttl) => rules.min(ttl / 4),
+        None => rules,
+    };
+    tick.div_f64(speed).max(Duration::from_millis(1))
+}
+
 impl Aggregator {
-    /// An aggregator writing into `metrics`, reading time from `clock`,
-    /// evaluating the rules of `config` (loaded from `source`).
-    pub fn new(
-        metrics: Metrics,
-        clock: SharedClock,
-        limits: Limits,
-        config: Arc<Config>,
-        source: String,
-    ) -> Self {
+    /// An aggregator set up by `options`. With storage, the last snapshot is
+    /// restored and the rules evaluated on it before this returns.
+    pub fn new(options: Options) -> Self {
+        let Options {
+            metrics,
+            clock,
+            config,
+            source,
+            limits,
+            history_resolution,
+            history_retention,
+            ttl,
+            reemit_logs,
+            shard,
+            notifier,
+            feedback_ttl,
+            feedback_capacity,
+            storage,
+        } = options;
         let received =
             EventKind::ALL.map(|k| metrics.events_received.with_label_values(&[k.as_str()]));
+        let ttl = (!ttl.is_zero()).then_some(ttl);
+        if ttl.is_some() {
+            for label in expiry::LABELS {
+                metrics.series_expired.with_label_values(&[label]);
+            }
+        }
+        let mut store = Store::new(config.clone(), limits, metrics.clone(), ttl);
+        store.set_feedback(feedback_ttl, feedback_capacity);
+        let publisher = Publisher::new(
+            metrics.rule_families.clone(),
+            shard.index(),
+            History::new(history_resolution, history_retention),
+        );
         let mut a = Aggregator {
             metrics,
             clock,
             limits,
             received,
-            models: HashMap::default(),
-            loaded_version: HashMap::default(),
-            store: WindowStore::new(config.clone(), limits.features),
+            store,
             engine: Engine::new(config),
-            api: Arc::default(),
+            publisher,
             source,
-            notifier: None,
-            reemit_logs: false,
-            history: History::new(Duration::from_secs(10), Duration::from_secs(3600)),
-            ttl: None,
+            notifier,
+            reemit_logs,
             last_signals: Vec::new(),
             storage: None,
-            shard: ShardSlot::default(),
+            shard,
             feedback_counted: [0; 7],
         };
         a.publish(&Evaluation::default());
-        a
-    }
-
-    /// Keeps a history of each model's key signals: one point per
-    /// `resolution`, for `retention`.
-    pub fn set_history(&mut self, resolution: Duration, retention: Duration) {
-        self.history = History::new(resolution, retention);
-    }
-
-    /// Forgets series that received no event for `ttl` (zero: never, the
-    /// default); see the `expiry` module (docs/metrics.md, "Series expiry") for what goes when.
-    pub fn set_ttl(&mut self, ttl: Duration) {
-        self.ttl = (!ttl.is_zero()).then_some(ttl);
-        if self.ttl.is_some() {
-            for label in expiry::LABELS {
-                self.metrics.series_expired.with_label_values(&[label]);
-            }
+        if let Some(storage) = storage {
+            a.attach_storage(storage);
         }
-    }
-
-    /// Writes the model's `log` events into the exporter's own log (target
-    /// `model`), at their level.
-    pub fn set_reemit_logs(&mut self, on: bool) {
-        self.reemit_logs = on;
-    }
-
-    /// Makes this aggregator one shard of several: it publishes its rule
-    /// families into its own slot. Call before any event is applied.
-    pub fn set_shard(&mut self, shard: ShardSlot) {
-        self.shard = shard;
-        self.publish(&Evaluation::default());
-    }
-
-    /// Pushes firing and resolved alerts to `notifier` after every
-    /// evaluation, with `generator_url` as their link.
-    pub fn set_notifier(&mut self, notifier: NotifierHandle, generator_url: String) {
-        self.notifier = Some((notifier, generator_url));
+        a
     }
 
     /// What `/api/v1/alerts` and `/api/v1/rules` show; updated after every
     /// evaluation.
     pub fn api(&self) -> Arc<RwLock<ApiSnapshot>> {
-        self.api.clone()
+        self.publisher.api()
     }
 
     /// Applies every event of a batch, in order.
@@ -412,14 +224,19 @@ impl Aggregator {
         while k < batch.len() {
             let event = &mut batch[k];
             if !matches!(event.body, Body::Inference(_)) {
-                self.admit(event);
+                self.store.admit(event);
+                self.received[event.body.kind() as usize].inc();
+                if let Body::Log(l) = &event.body
+                    && self.reemit_logs
+                {
+                    reemit(&event.model, &event.version, l);
+                }
                 self.store.record(event, now);
-                self.apply_one(event, now);
                 k += 1;
                 continue;
             }
             let sent = (event.model.clone(), event.version.clone());
-            let fold = self.admit(event);
+            let fold = self.store.admit(event);
             k = self.apply_run(&mut batch, k, fold, &sent, now);
         }
     }
@@ -443,25 +260,18 @@ impl Aggregator {
         let metrics = &self.metrics;
         let limits = &self.limits;
         let received = &self.received[batch[first].body.kind() as usize];
-        let (model, version) = (&batch[first].model, &batch[first].version);
-        let h = handles(&mut self.models, model, version, now);
-        let mut run = self.store.recorder(model, version);
+        let mut run = self
+            .store
+            .run(&batch[first].model, &batch[first].version, now);
         let mut k = first;
         loop {
             let event = &batch[k];
             let Body::Inference(i) = &event.body else {
                 unreachable!("a run holds inference events only")
             };
-            run.record((event.model.as_str(), event.version.as_str()), i, now);
+            let mv = [event.model.as_str(), event.version.as_str()];
+            run.record(mv, i, event.ts.unwrap_or(now), now);
             received.inc();
-            if h.last_event.is_none() {
-                h.last_event = Some(metrics.last_event.with_label_values(&h.mv()));
-            }
-            h.last_event
-                .as_ref()
-                .expect("set above")
-                .set(event.ts.unwrap_or(now));
-            inference(metrics, limits, run.cfg(), run.refs(), h, i);
             k += 1;
             match batch.get_mut(k) {
                 Some(e)
@@ -477,26 +287,6 @@ impl Aggregator {
         }
     }
 
-    /// Applies the caps on models, versions and label length to an event's
-    /// model and version (features, classes and the like are capped where
-    /// they are counted). Returns what the caps on models and versions did.
-    fn admit(&self, event: &mut Event) -> Fold {
-        let limits = &self.limits;
-        cut_values(&self.metrics, limits, event);
-        let fold = match self.models.get(event.model.as_str()) {
-            None if occupied(&self.models) >= limits.models => Fold::Model,
-            Some(versions)
-                if !versions.contains_key(event.version.as_str())
-                    && occupied(versions) >= limits.versions =>
-            {
-                Fold::Version
-            }
-            _ => Fold::Keep,
-        };
-        fold.apply(&self.metrics, event);
-        fold
-    }
-
     /// Takes new rules; alerts of unchanged rules keep their state.
     pub fn reload(&mut self, config: Arc<Config>, source: String) {
         self.store.set_config(config.clone());
@@ -509,19 +299,14 @@ impl Aggregator {
     /// rules' interval (or a quarter of `--metrics.ttl` if shorter, so that
     /// series go at most a quarter late), shortened by the clock's speed.
     pub fn tick(&self) -> Duration {
-        let mut tick = self.engine.tick();
-        if let Some(ttl) = self.ttl {
-            tick = tick.min(ttl / 4);
-        }
-        tick.div_f64(self.clock.speed())
-            .max(Duration::from_millis(1))
+        evaluation_tick(self.engine.tick(), self.store.ttl(), self.clock.speed())
     }
 
     /// Forgets expired series, then evaluates the rules that are due and
     /// publishes the results.
     pub fn evaluate(&mut self) -> Evaluation {
         let now = self.clock.now();
-        let forgot = self.expire(now);
+        let forgot = self.store.expire(now).series;
         self.store.expire_feedback(now);
         self.count_feedback();
         let started = std::time::Instant::now();
@@ -591,11 +376,6 @@ impl Aggregator {
         }
     }
 
-    /// Bounds of the feedback join (ttl and capacity).
-    pub fn set_feedback(&mut self, ttl: Duration, capacity: usize) {
-        self.store.set_feedback(ttl, capacity);
-    }
-
     /// Hands firing and just-resolved alerts to the notifier (pending ones
     /// are not sent, as in Prometheus).
     fn notify(&self, ev: &Evaluation) {
@@ -619,303 +399,26 @@ impl Aggregator {
 
     /// Rebuilds the rule families and the API snapshot.
     fn publish(&mut self, ev: &Evaluation) {
-        let now = self.clock.now();
-        let mut alerts =
-            GaugeFamily::new("model_alerts", crate::export::metrics::RULE_FAMILIES[0].1);
-        for a in ev.alerts.iter().filter(|a| a.state != AlertState::Resolved) {
-            let mut labels = a.labels.clone();
-            labels.insert("alertstate".into(), a.state.as_str().into());
-            alerts.push(&labels, 1.0);
-        }
-        let mut signals = GaugeFamily::new(
-            "model_rule_signal_value",
-            crate::export::metrics::RULE_FAMILIES[1].1,
-        );
-        for s in &ev.signals {
-            signals.push(&s.labels, s.value);
-        }
-        if self.ttl.is_some() {
+        if self.store.ttl().is_some() {
             self.last_signals = ev.signals.clone();
         }
-        let mut families = vec![alerts.finish(), signals.finish()];
-        families.extend(self.window_families(now));
-        self.metrics
-            .rule_families
-            .store_slot(self.shard.index(), families);
-
-        let config = self.engine.config().clone();
-        let window = config.defaults.window;
-        let history = if self.history.maybe_record(&self.store, window, now) {
-            Some(Arc::new(self.history.clone()))
-        } else {
-            None
+        let round = Round {
+            alerts: &ev.alerts,
+            signals: &ev.signals,
+            rules: self.engine.rule_status(),
+            config: self.engine.config(),
+            source: &self.source,
+            now: self.clock.now(),
         };
-        let summary = self
-            .store
-            .series()
-            .iter()
-            .map(|(m, v)| ModelSummary::read(&self.store, m, v, window, now))
-            .collect();
-        let features = FeatureView::read_all(&self.store, window, now);
-        let mut api = self.api.write().unwrap_or_else(|e| e.into_inner());
-        api.features = features;
-        api.alerts = ev.alerts.clone();
-        api.rules = self.engine.rule_status().to_vec();
-        api.groups = config
-            .groups
-            .iter()
-            .map(|g| (g.name.clone(), g.interval.as_secs_f64()))
-            .collect();
-        api.source = self.source.clone();
-        api.summary = summary;
-        api.window = window;
-        api.now = now;
-        if let Some(h) = history {
-            api.history = h;
-        }
-    }
-
-    /// The `model_window_*` gauges over every window a rule uses.
-    fn window_families(&self, now: f64) -> Vec<crate::export::dynamic::RenderedFamily> {
-        let config = self.engine.config();
-        let mut windows: Vec<Duration> = config
-            .groups
-            .iter()
-            .flat_map(|g| g.rules.iter().map(|r| r.window))
-            .chain([config.defaults.window])
-            .collect();
-        windows.sort();
-        windows.dedup();
-        use crate::rules::expr::FeedbackMetric as F;
-        let specs: [(&str, Signal, Option<&str>); 14] = [
-            ("model_window_request_rate", Signal::RequestRate, None),
-            ("model_window_error_ratio", Signal::ErrorRate, None),
-            (
-                "model_window_latency_seconds",
-                Signal::Quantile { q: 0.5 },
-                Some("p50"),
-            ),
-            (
-                "model_window_latency_seconds",
-                Signal::Quantile { q: 0.95 },
-                Some("p95"),
-            ),
-            (
-                "model_window_latency_seconds",
-                Signal::Quantile { q: 0.99 },
-                Some("p99"),
-            ),
-            ("model_window_positive_ratio", Signal::PositiveRate, None),
-            (
-                "model_window_low_confidence_ratio",
-                Signal::LowConfidenceRate,
-                None,
-            ),
-            ("model_window_prediction_mean", Signal::PredictionMean, None),
-            ("model_window_confidence_mean", Signal::ConfidenceMean, None),
-            ("model_window_accuracy", Signal::Feedback(F::Accuracy), None),
-            (
-                "model_window_precision",
-                Signal::Feedback(F::Precision),
-                None,
-            ),
-            ("model_window_recall", Signal::Feedback(F::Recall), None),
-            ("model_window_mae", Signal::Feedback(F::Mae), None),
-            ("model_window_rmse", Signal::Feedback(F::Rmse), None),
-        ];
-        let mut fams: Vec<(&str, GaugeFamily)> = crate::export::metrics::RULE_FAMILIES[2..]
-            .iter()
-            .map(|(n, h)| (*n, GaugeFamily::new(n, h)))
-            .collect();
-        fn family<'f>(fams: &'f mut [(&str, GaugeFamily)], name: &str) -> &'f mut GaugeFamily {
-            let i = fams
-                .iter()
-                .position(|(n, _)| *n == name)
-                .expect("family is listed");
-            &mut fams[i].1
-        }
-        let series: Vec<(String, String)> = self
-            .store
-            .series()
-            .into_iter()
-            .filter(|(m, v)| self.live(m, v))
-            .collect();
-        for (model, version) in series.clone() {
-            let mv = BTreeMap::from([
-                ("model".to_owned(), model.clone()),
-                ("version".to_owned(), version.clone()),
-            ]);
-            let age = self.store.read(
-                &model,
-                &version,
-                &Signal::ModelAge,
-                None,
-                Duration::ZERO,
-                now,
-            );
-            if let Some(age) = age.value {
-                family(&mut fams, "model_age_seconds").push(&mv, age);
-            }
-            for w in &windows {
-                for (name, signal, percentile) in &specs {
-                    let r = self.store.read(&model, &version, signal, None, *w, now);
-                    let Some(v) = r.value else { continue };
-                    let mut labels = mv.clone();
-                    labels.insert("window".into(), format_duration(*w));
-                    if let Some(p) = percentile {
-                        labels.insert("percentile".into(), (*p).into());
-                    }
-                    family(&mut fams, name).push(&labels, v);
-                }
-            }
-        }
-        for (model, version) in series {
-            let Some(w) = self.store.get(&model, &version) else {
-                continue;
-            };
-            let refs = self.store.references(&model).clone();
-            // The reference's cumulative shares at the histogram's bounds.
-            for (feature, reference) in &refs.features {
-                let Some(edges) = reference.edges() else {
-                    continue;
-                };
-                if crate::export::metrics::validate_buckets(edges).is_err() {
-                    continue;
-                }
-                let mut cdf = 0.0;
-                for (e, p) in edges.iter().zip(reference.proportions()) {
-                    cdf += p;
-                    let labels = BTreeMap::from([
-                        ("model".to_owned(), model.clone()),
-                        ("version".to_owned(), version.clone()),
-                        ("feature".to_owned(), feature.clone()),
-                        ("le".to_owned(), e.to_string()),
-                    ]);
-                    family(&mut fams, "model_feature_reference_cdf").push(&labels, cdf.min(1.0));
-                }
-            }
-            let mut targets: Vec<(Option<String>, &Reference)> = w
-                .feature_names()
-                .into_iter()
-                .filter_map(|f| w.reference(&f).map(|r| (Some(f), r)))
-                .collect();
-            if let Some(r) = &refs.prediction {
-                targets.push((None, r));
-            }
-            for (feature, reference) in targets {
-                for method in DriftMethod::ALL
-                    .into_iter()
-                    .filter(|m| reference.supports(*m))
-                {
-                    let target = match &feature {
-                        Some(f) => DriftTarget::Feature(FeatureSel::Named(f.clone())),
-                        None => DriftTarget::Prediction,
-                    };
-                    let signal = Signal::Drift { method, target };
-                    // Feature rings span only the windows feature rules read.
-                    let span = match feature {
-                        Some(_) => self.store.spec().feature_span,
-                        None => self.store.spec().span,
-                    };
-                    for win in windows.iter().filter(|w| **w <= span) {
-                        let r = w.read(&signal, None, *win, now, self.store.model_cfg(&model));
-                        let Some(v) = r.value else { continue };
-                        let mut labels = BTreeMap::from([
-                            ("model".to_owned(), model.clone()),
-                            ("version".to_owned(), version.clone()),
-                            ("method".to_owned(), method.function().to_owned()),
-                            ("window".to_owned(), format_duration(*win)),
-                        ]);
-                        let name = match &feature {
-                            Some(f) => {
-                                labels.insert("feature".into(), f.clone());
-                                "model_feature_drift"
-                            }
-                            None => "model_prediction_drift",
-                        };
-                        family(&mut fams, name).push(&labels, v);
-                    }
-                }
-            }
-        }
-        for (model, version, n) in self.store.feedback_pending() {
-            if !self.live(&model, &version) {
-                continue;
-            }
-            let labels =
-                BTreeMap::from([("model".to_owned(), model), ("version".to_owned(), version)]);
-            family(&mut fams, "model_feedback_pending").push(&labels, n as f64);
-        }
-        fams.into_iter().map(|(_, f)| f.finish()).collect()
-    }
-
-    fn apply_one(&mut self, event: &Event, now: f64) {
-        let kind = event.body.kind();
-        self.received[kind as usize].inc();
-        let ts = event.ts.unwrap_or(now);
-        if let Body::Model(m) = &event.body {
-            self.model_loaded(&event.model, &event.version, m, ts);
-        }
-        let metrics = &self.metrics;
-        let limits = &self.limits;
-        let h = handles(&mut self.models, &event.model, &event.version, now);
-        if h.last_event.is_none() {
-            h.last_event = Some(metrics.last_event.with_label_values(&h.mv()));
-        }
-        h.last_event.as_ref().expect("set above").set(ts);
-        match &event.body {
-            Body::Inference(i) => inference(
-                metrics,
-                limits,
-                self.store.model_cfg(&event.model),
-                self.store.references(&event.model),
-                h,
-                i,
-            ),
-            Body::Feedback(_) => {
-                if h.feedback.is_none() {
-                    h.feedback = Some(metrics.feedback.with_label_values(&h.mv()));
-                }
-                h.feedback.as_ref().expect("set above").inc();
-            }
-            Body::Log(l) => {
-                if self.reemit_logs {
-                    reemit(&event.model, &event.version, l);
-                }
-                log(metrics, limits, h, l)
-            }
-            Body::Model(_) => {}
-        }
-    }
-
-    fn model_loaded(&mut self, model: &str, version: &str, m: &ModelLoaded, ts: f64) {
-        let mv = [model, version];
-        if let Some(old) = self.loaded_version.get(model)
-            && old != version
-        {
-            // model_info shows only the version loaded now.
-            let _ = self.metrics.info.remove_label_values(&[model, old]);
-        }
-        self.loaded_version
-            .insert(model.to_owned(), version.to_owned());
-        self.metrics.info.with_label_values(&mv).set(1);
-        if let Some(t) = m.trained_at {
-            self.metrics.trained.with_label_values(&mv).set(t);
-        }
-        self.metrics
-            .loaded
-            .with_label_values(&mv)
-            .set(m.loaded_at.unwrap_or(ts));
+        self.publisher.publish(&self.store, &round);
     }
 }
 
 /// State across restarts (`--storage.path`, see [`crate::storage`]).
 impl Aggregator {
     /// Restores the snapshot `storage` holds, if any, evaluates the rules
-    /// once on the restored state (so alerts that were firing are firing at
-    /// once, with their `activeAt`), and from then on writes snapshots
-    /// there. Call before any event is applied.
-    pub fn attach_storage(&mut self, storage: crate::storage::Storage) {
+    /// once on the restored state, and from then on writes snapshots there.
+    fn attach_storage(&mut self, storage: crate::storage::Storage) {
         if let Some(snapshot) = storage.load() {
             let path = storage.path();
             let age = self.clock.now() - snapshot.written_at;
@@ -1025,246 +528,6 @@ fn reemit(model: &str, version: &str, l: &LogLine) {
     }
 }
 
-/// The cached handles of (model, version), created on first use (or after
-/// they expired), stamped with `now`.
-fn handles<'a>(
-    models: &'a mut HashMap<String, HashMap<String, ModelHandles>>,
-    model: &str,
-    version: &str,
-    now: f64,
-) -> &'a mut ModelHandles {
-    if !models.contains_key(model) {
-        models.insert(model.to_owned(), HashMap::default());
-    }
-    let versions = models.get_mut(model).expect("inserted above");
-    if !versions.contains_key(version) {
-        versions.insert(version.to_owned(), ModelHandles::new(model, version, now));
-    }
-    let h = versions.get_mut(version).expect("inserted above");
-    if h.expired {
-        *h = ModelHandles::new(model, version, now);
-    }
-    h.seen = now;
-    h
-}
-
-/// Where the handles of feature `name` are in `features`, created unless
-/// the map is full, in which case the [`OVERFLOW_LABEL`] entry is used (as
-/// [`capped`] does). The entry is stamped with `now`.
-fn feature_slot(
-    metrics: &Metrics,
-    limits: &Limits,
-    features: &mut IndexMap<Name, Kept<FeatureHandles>>,
-    name: &str,
-    now: f64,
-) -> usize {
-    let occupied = features.len() - usize::from(features.contains_key(OVERFLOW_LABEL));
-    let key = if features.contains_key(name) || occupied < limits.features {
-        name
-    } else {
-        metrics.series_dropped.with_label_values(&["feature"]).inc();
-        OVERFLOW_LABEL
-    };
-    let i = match features.get_index_of(key) {
-        Some(i) => i,
-        None => {
-            let f = FeatureHandles {
-                name: key.to_owned(),
-                value: None,
-                missing: None,
-                invalid: Default::default(),
-                categories: HashMap::default(),
-            };
-            features
-                .insert_full(Name::new(key), Kept { v: f, seen: now })
-                .0
-        }
-    };
-    features[i].seen = now;
-    i
-}
-
-fn inference(
-    metrics: &Metrics,
-    limits: &Limits,
-    cfg: &ModelConfig,
-    refs: &ModelReferences,
-    h: &mut ModelHandles,
-    i: &Inference,
-) {
-    let now = h.seen;
-    let [model, version] = &h.labels;
-    let mv = [model.as_str(), version.as_str()];
-    let (ok, err) = h.requests.get_or_insert_with(|| {
-        (
-            metrics.requests.with_label_values(&[mv[0], mv[1], "ok"]),
-            metrics.requests.with_label_values(&[mv[0], mv[1], "error"]),
-        )
-    });
-    if i.ok {
-        ok.inc();
-    } else {
-        err.inc();
-        let class = i.error.as_deref().unwrap_or("unknown");
-        capped(
-            &mut h.errors,
-            class,
-            limits.errors,
-            (metrics, "error"),
-            now,
-            |c| metrics.request_errors.with_label_values(&[mv[0], mv[1], c]),
-        )
-        .inc();
-    }
-    if let Some(l) = i.latency_seconds {
-        h.duration
-            .get_or_insert_with(|| metrics.request_duration.with_label_values(&mv))
-            .observe(l);
-    }
-    match &i.prediction {
-        Some(Outcome::Number(p)) => h
-            .prediction
-            .get_or_insert_with(|| metrics.prediction_value.with_label_values(&mv))
-            .observe(*p),
-        Some(Outcome::Class(c)) => capped(
-            &mut h.classes,
-            c,
-            limits.classes,
-            (metrics, "class"),
-            now,
-            |c| metrics.predictions.with_label_values(&[mv[0], mv[1], c]),
-        )
-        .inc(),
-        None => {}
-    }
-    if let Some(c) = i.confidence {
-        h.confidence
-            .get_or_insert_with(|| metrics.prediction_confidence.with_label_values(&mv))
-            .observe(c);
-    }
-    for (p, (name, value)) in i.features.iter().enumerate() {
-        let slot = match at_position(&h.features, h.feature_order.get(p), name) {
-            Some(slot) => {
-                h.features[slot].seen = now;
-                slot
-            }
-            None => {
-                let slot = feature_slot(metrics, limits, &mut h.features, name, now);
-                remember_position(&mut h.feature_order, p, slot);
-                slot
-            }
-        };
-        let f = &mut h.features[slot].v;
-        let labels = [mv[0], mv[1], f.name.as_str()];
-        let quality = check(value, cfg.features.get(name.as_str()));
-        if let Quality::Invalid(reason, _) = quality {
-            f.invalid[reason as usize]
-                .get_or_insert_with(|| {
-                    metrics.feature_invalid.with_label_values(&[
-                        labels[0],
-                        labels[1],
-                        labels[2],
-                        reason.as_str(),
-                    ])
-                })
-                .inc();
-        }
-        match (value, quality) {
-            (_, Quality::Missing) => f
-                .missing
-                .get_or_insert_with(|| metrics.feature_missing.with_label_values(&labels))
-                .inc(),
-            (FeatureValue::Category(c), _) => capped(
-                &mut f.categories,
-                c,
-                limits.categories,
-                (metrics, "category"),
-                now,
-                |c| {
-                    metrics
-                        .feature_category
-                        .with_label_values(&[labels[0], labels[1], labels[2], c])
-                },
-            )
-            .inc(),
-            (_, Quality::Valid(Some(x)) | Quality::Invalid(_, Some(x))) => f
-                .value
-                .get_or_insert_with(|| {
-                    // The reference's bins, so that Prometheus can compare
-                    // (and sum across pods) bin by bin.
-                    let buckets = refs
-                        .features
-                        .get(name.as_str())
-                        .and_then(|r| r.edges())
-                        .filter(|e| crate::export::metrics::validate_buckets(e).is_ok())
-                        .unwrap_or(&metrics.feature_buckets);
-                    metrics.feature_value.member(&labels, buckets)
-                })
-                .observe(x),
-            _ => {}
-        }
-    }
-    for (name, spec) in &cfg.features {
-        if spec.required && !i.features.iter().any(|(n, _)| n == name) {
-            let slot = feature_slot(metrics, limits, &mut h.features, name, now);
-            let f = &mut h.features[slot].v;
-            let labels = [mv[0], mv[1], f.name.as_str()];
-            f.missing
-                .get_or_insert_with(|| metrics.feature_missing.with_label_values(&labels))
-                .inc();
-        }
-    }
-    for (name, v) in &i.counters {
-        capped(
-            &mut h.counters,
-            name,
-            limits.counters,
-            (metrics, "counter"),
-            now,
-            |n| metrics.counter.with_label_values(&[mv[0], mv[1], n]),
-        )
-        .inc_by(*v);
-    }
-    if i.cpu_ratio.is_some() || i.memory_ratio.is_some() {
-        let (cpu, mem) = h.resources.get_or_insert_with(|| {
-            (
-                metrics.resource.with_label_values(&[mv[0], mv[1], "cpu"]),
-                metrics
-                    .resource
-                    .with_label_values(&[mv[0], mv[1], "memory"]),
-            )
-        });
-        if let Some(c) = i.cpu_ratio {
-            cpu.set(c);
-        }
-        if let Some(m) = i.memory_ratio {
-            mem.set(m);
-        }
-    }
-}
-
-fn log(metrics: &Metrics, limits: &Limits, h: &mut ModelHandles, l: &LogLine) {
-    let now = h.seen;
-    let [model, version] = &h.labels;
-    let (component, levels) = capped(
-        &mut h.logs,
-        &l.component,
-        limits.components,
-        (metrics, "component"),
-        now,
-        |c| (c.to_owned(), Default::default()),
-    );
-    let (counter, seen) = levels[l.level as usize].get_or_insert_with(|| {
-        let c =
-            metrics
-                .log_events
-                .with_label_values(&[model, version, l.level.as_str(), component]);
-        (c, now)
-    });
-    *seen = now;
-    counter.inc();
-}
-
 /// Starts the aggregator on its own thread. It applies batches and
 /// evaluates rules every tick until every batch sender is dropped, then
 /// returns the aggregator; it does not evaluate the rules again after the
@@ -1339,13 +602,15 @@ mod tests {
 
     fn agg(limits: Limits) -> (Aggregator, Metrics) {
         let m = Metrics::new(&Buckets::default()).unwrap();
-        let a = Aggregator::new(
-            m.clone(),
-            Arc::new(ManualClock::new(1000.0)),
+        let a = Aggregator::new(Options {
             limits,
-            Arc::new(Config::default_rules()),
-            "test".into(),
-        );
+            source: "test".into(),
+            ..Options::new(
+                m.clone(),
+                Arc::new(ManualClock::new(1000.0)),
+                Arc::new(Config::default_rules()),
+            )
+        });
         (a, m)
     }
 
@@ -1353,13 +618,14 @@ mod tests {
     fn agg_with(yaml: &str) -> (Aggregator, Metrics) {
         let config = crate::config::load("t.yaml", yaml).unwrap();
         let m = Metrics::new(&Buckets::default()).unwrap();
-        let a = Aggregator::new(
-            m.clone(),
-            Arc::new(ManualClock::new(1000.0)),
-            Limits::default(),
-            Arc::new(config),
-            "t".into(),
-        );
+        let a = Aggregator::new(Options {
+            source: "t".into(),
+            ..Options::new(
+                m.clone(),
+                Arc::new(ManualClock::new(1000.0)),
+                Arc::new(config),
+            )
+        });
         (a, m)
     }
 

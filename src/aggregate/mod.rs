@@ -8,24 +8,36 @@
 //! of an event is a few hash lookups and atomic adds. `/metrics` reads the
 //! same atomics, so a scrape never waits for ingest, nor ingest for a scrape.
 //!
-//! Windowed aggregation: [`sketch`] is a mergeable relative-error quantile
-//! sketch for latencies, [`window`] a ring of fixed-width time slices that
-//! answers "what happened in the last N minutes" by merging slices.
-//! [`drift`] compares a window's binned distribution with a baseline's.
+//! * [`aggregator`](Aggregator): the apply loop and the tick (expiry, rule
+//!   evaluation, snapshots).
+//! * [`store`]: the state, one tree of model → [`version`] → label values,
+//!   each holding its series (cached handles) and its windows side by side
+//!   in a [`capped`] map; [`expiry`] sweeps it under `--metrics.ttl`.
+//! * [`signals`]: the windows and what the rules read from them, built from
+//!   the summaries of [`stats`](crate::stats).
+//! * [`join`] joins labels to predictions; [`quality`] is the prediction
+//!   quality of the joined pairs; [`validity`] checks feature values against
+//!   rules.yaml.
 
 mod aggregator;
-pub mod drift;
-pub mod feedback;
+pub mod capped;
+pub mod expiry;
 mod hash;
-pub mod history;
+pub mod join;
+mod limits;
 pub mod quality;
-pub mod reference;
 pub mod shards;
 pub mod signals;
-pub mod sketch;
-pub mod window;
+pub mod store;
+pub mod validity;
+pub mod version;
 
-pub use aggregator::{
-    Aggregator, Batch, BatchSender, Control, ControlSender, Limits, OVERFLOW_LABEL, spawn,
-};
-pub use shards::{ApiView, BatchSink, Router, ShardCount, ShardSlot, shard_of};
+/// The API view's former path, kept for importers not yet moved to
+/// [`crate::export::api`].
+pub use crate::export::api::ApiView;
+/// The statistics modules' former paths, kept for importers not yet moved
+/// to [`crate::stats`].
+pub use crate::stats::{drift, reference, sketch, window};
+pub use aggregator::{Aggregator, Batch, BatchSender, Control, ControlSender, Options, spawn};
+pub use limits::{Limits, OVERFLOW_LABEL};
+pub use shards::{BatchSink, Router, ShardCount, ShardSlot, shard_of};

@@ -29,7 +29,8 @@
 //!   The families rebuilt after each evaluation (`model_alerts`, the
 //!   `model_window_*` gauges, ...) are stored per shard
 //!   ([`DynamicFamilies::store_slot`](crate::export::dynamic::DynamicFamilies::store_slot))
-//!   and concatenated on scrape; the API snapshots are merged by [`ApiView`].
+//!   and concatenated on scrape; the API snapshots are merged by
+//!   [`ApiView`](crate::export::api::ApiView).
 //! * **Self-metrics**: `model_exporter_rule_evaluation_duration_seconds` is
 //!   the sum of every shard's last round (the CPU time of a round);
 //!   `model_exporter_rule_evaluations_total` and
@@ -48,16 +49,11 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
-use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::aggregator::{
-    Aggregator, Batch, BatchSender, Control, ControlSender, Limits, OVERFLOW_LABEL,
-};
-use super::history::History;
+use super::aggregator::{Aggregator, Batch, BatchSender, Control, ControlSender};
+use super::limits::{Limits, OVERFLOW_LABEL};
 use crate::export::metrics::Metrics;
-use crate::rules::api::ApiSnapshot;
-use crate::rules::eval::RuleStatus;
 
 /// How many aggregators to run: `--aggregate.shards`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,8 +84,13 @@ impl Default for ShardCount {
 /// Most shards accepted: far more than any useful number of cores.
 pub const MAX_SHARDS: usize = 256;
 
+/// A `--aggregate.shards` that is neither a number of shards nor `auto`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a number of shards from 1 to {MAX_SHARDS}, nor `auto`")]
+pub struct ShardCountError(String);
+
 /// Parses `--aggregate.shards`: a number from 1 to [`MAX_SHARDS`], or `auto`.
-pub fn parse_shard_count(s: &str) -> Result<ShardCount, String> {
+pub fn parse_shard_count(s: &str) -> Result<ShardCount, ShardCountError> {
     if s.eq_ignore_ascii_case("auto") {
         return Ok(ShardCount::Auto);
     }
@@ -97,9 +98,7 @@ pub fn parse_shard_count(s: &str) -> Result<ShardCount, String> {
         Ok(n) if (1..=MAX_SHARDS).contains(&n) => Ok(ShardCount::Fixed(
             NonZeroUsize::new(n).expect("checked above"),
         )),
-        _ => Err(format!(
-            "{s:?} is not a number of shards from 1 to {MAX_SHARDS}, nor `auto`"
-        )),
+        _ => Err(ShardCountError(s.to_owned())),
     }
 }
 
@@ -427,142 +426,14 @@ pub async fn fan_out(mut control: mpsc::UnboundedReceiver<Control>, shards: Vec<
     }
 }
 
-/// What `/api/v1/*` reads: the snapshot of each shard, merged on read.
-#[derive(Clone)]
-pub struct ApiView {
-    slots: Arc<[Arc<RwLock<ApiSnapshot>>]>,
-}
-
-impl From<Arc<RwLock<ApiSnapshot>>> for ApiView {
-    fn from(one: Arc<RwLock<ApiSnapshot>>) -> Self {
-        ApiView::new(vec![one])
-    }
-}
-
-impl ApiView {
-    /// A view over the shards' snapshots, in shard order.
-    pub fn new(slots: Vec<Arc<RwLock<ApiSnapshot>>>) -> Self {
-        assert!(!slots.is_empty(), "at least one snapshot");
-        ApiView {
-            slots: slots.into(),
-        }
-    }
-
-    /// Calls `f` with the current snapshot: the one aggregator's, or the
-    /// shards' merged. Histories are merged only when `history` is true
-    /// (they are the largest part; otherwise shard 0's is passed).
-    pub fn read<R>(&self, history: bool, f: impl FnOnce(&ApiSnapshot) -> R) -> R {
-        if let [one] = &*self.slots {
-            let s = one.read().unwrap_or_else(|e| e.into_inner());
-            return f(&s);
-        }
-        let guards: Vec<_> = self
-            .slots
-            .iter()
-            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()))
-            .collect();
-        let parts: Vec<&ApiSnapshot> = guards.iter().map(|g| &**g).collect();
-        let merged = merge(&parts, history);
-        drop(guards);
-        f(&merged)
-    }
-
-    /// The body of one of the `/api/v1/` endpoints (`alerts`, `rules`,
-    /// `summary`, `history`, `features`), or `None` for another path.
-    pub fn json(&self, path: &str) -> Option<Value> {
-        let endpoint = path.strip_prefix("/api/v1/")?;
-        if !matches!(
-            endpoint,
-            "alerts" | "rules" | "summary" | "history" | "features"
-        ) {
-            return None;
-        }
-        Some(self.read(endpoint == "history", |s| match endpoint {
-            "alerts" => s.alerts_json(),
-            "rules" => s.rules_json(),
-            "summary" => s.summary_json(),
-            "features" => s.features_json(),
-            _ => s.history_json(),
-        }))
-    }
-}
-
-/// Merges the shards' snapshots: alerts, summaries and features are
-/// concatenated (each model is on one shard) and sorted; each rule's status
-/// combines its shards' (`err` if any shard failed, the latest evaluation,
-/// the evaluation times summed); groups and source are shard 0's.
-pub fn merge(parts: &[&ApiSnapshot], history: bool) -> ApiSnapshot {
-    let first = parts[0];
-    let mut out = ApiSnapshot {
-        alerts: Vec::new(),
-        rules: first.rules.clone(),
-        groups: first.groups.clone(),
-        source: first.source.clone(),
-        summary: Vec::new(),
-        window: first.window,
-        now: parts
-            .iter()
-            .map(|p| p.now)
-            .fold(f64::NEG_INFINITY, f64::max),
-        history: first.history.clone(),
-        features: Vec::new(),
-    };
-    for p in parts {
-        out.alerts.extend(p.alerts.iter().cloned());
-        out.summary.extend(p.summary.iter().cloned());
-        out.features.extend(p.features.iter().cloned());
-    }
-    for p in &parts[1..] {
-        // During a reload, shards may briefly hold different rules: combine
-        // only rules that are the same in both.
-        if p.rules.len() != out.rules.len() {
-            continue;
-        }
-        for (r, o) in out.rules.iter_mut().zip(&p.rules) {
-            if r.group == o.group && r.rule.alert == o.rule.alert {
-                combine(r, o);
-            }
-        }
-    }
-    out.alerts.sort_by(|a, b| a.labels.cmp(&b.labels));
-    out.summary
-        .sort_by(|a, b| (&a.model, &a.version).cmp(&(&b.model, &b.version)));
-    out.features
-        .sort_by(|a, b| (&a.model, &a.version).cmp(&(&b.model, &b.version)));
-    if history && parts.len() > 1 {
-        let mut h: History = (*first.history).clone();
-        for p in &parts[1..] {
-            h.absorb(&p.history);
-        }
-        out.history = Arc::new(h);
-    }
-    out
-}
-
-/// Folds one shard's status of a rule into another's.
-fn combine(into: &mut RuleStatus, other: &RuleStatus) {
-    let rank = |h: &str| match h {
-        "err" => 2,
-        "ok" => 1,
-        _ => 0,
-    };
-    if rank(other.health) > rank(into.health) {
-        into.health = other.health;
-    }
-    if into.last_error.is_empty() {
-        into.last_error.clone_from(&other.last_error);
-    }
-    into.last_evaluation = into.last_evaluation.max(other.last_evaluation);
-    into.evaluation_seconds += other.evaluation_seconds;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::Options;
     use crate::clock::ManualClock;
+    use crate::export::api::ApiView;
     use crate::export::metrics::Buckets;
     use crate::ingest::parse::parse_event;
-    use crate::rules::eval::Engine;
 
     fn metrics() -> Metrics {
         Metrics::new(&Buckets::default()).unwrap()
@@ -706,7 +577,7 @@ mod tests {
         assert_eq!(parse_shard_count("3").unwrap().resolve(), 3);
         assert!(ShardCount::Auto.resolve() >= 1);
         for bad in ["0", "-1", "257", "two", ""] {
-            let e = parse_shard_count(bad).unwrap_err();
+            let e = parse_shard_count(bad).unwrap_err().to_string();
             assert!(e.contains("1 to 256"), "{bad}: {e}");
         }
         assert_eq!(share(100_000, 3), 33_334);
@@ -721,15 +592,12 @@ mod tests {
         ShardSlot::all(n)
             .into_iter()
             .map(|slot| {
-                let mut a = Aggregator::new(
-                    m.clone(),
-                    clock.clone(),
-                    shard_limits(Limits::default()),
-                    config.clone(),
-                    "t".into(),
-                );
-                a.set_shard(slot);
-                a
+                Aggregator::new(Options {
+                    limits: shard_limits(Limits::default()),
+                    source: "t".into(),
+                    shard: slot,
+                    ..Options::new(m.clone(), clock.clone(), config.clone())
+                })
             })
             .collect()
     }
@@ -807,28 +675,6 @@ mod tests {
         let history = view.json("/api/v1/history").unwrap();
         assert_eq!(history["data"]["series"].as_array().unwrap().len(), 2);
         assert!(view.json("/api/v1/other").is_none());
-    }
-
-    #[test]
-    fn rule_status_combines_shards() {
-        let mut ok = ApiSnapshot {
-            rules: Engine::new(Arc::new(crate::config::load("t.yaml", RULES).unwrap()))
-                .rule_status()
-                .to_vec(),
-            ..ApiSnapshot::default()
-        };
-        let mut err = ok.clone();
-        ok.rules[0].health = "ok";
-        ok.rules[0].last_evaluation = 20.0;
-        ok.rules[0].evaluation_seconds = 0.5;
-        err.rules[0].health = "err";
-        err.rules[0].last_error = "boom".into();
-        err.rules[0].last_evaluation = 10.0;
-        err.rules[0].evaluation_seconds = 0.25;
-        let merged = merge(&[&ok, &err], false);
-        let r = &merged.rules[0];
-        assert_eq!((r.health, r.last_error.as_str()), ("err", "boom"));
-        assert_eq!((r.last_evaluation, r.evaluation_seconds), (20.0, 0.75));
     }
 
     #[test]

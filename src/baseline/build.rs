@@ -35,7 +35,7 @@
 //! [`MAX_FEATURES`] features are accepted, and a row is at most
 //! [`MAX_ROW_BYTES`].
 //!
-//! [`Moments`]: crate::aggregate::window::Moments
+//! [`Moments`]: crate::stats::window::Moments
 //! [`SignedQuantiles`]: super::stats::SignedQuantiles
 //! [`CategoryCounter`]: super::stats::CategoryCounter
 //! [`CATEGORY_CAP`]: super::summary::CATEGORY_CAP

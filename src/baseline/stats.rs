@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use crate::aggregate::sketch::{RELATIVE_ACCURACY as SKETCH_ACCURACY, Sketch};
+use crate::stats::sketch::{RELATIVE_ACCURACY as SKETCH_ACCURACY, Sketch};
 
 /// Relative accuracy of the quantile sketch (see the module documentation).
 pub const RELATIVE_ACCURACY: f64 = SKETCH_ACCURACY;

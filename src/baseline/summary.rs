@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::format::{CategoricalBaseline, FeatureBaseline, NumericBaseline, bin_index};
 use super::stats::{CategoryCounter, SignedQuantiles, SmallDistinct};
-use crate::aggregate::window::Moments;
+use crate::stats::window::Moments;
 
 /// Most features (columns or keys) accepted.
 pub const MAX_FEATURES: usize = 10_000;

@@ -28,7 +28,7 @@ pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), crate::config::
 /// What every request handler shares.
 pub struct HttpState {
     /// What the rule evaluator (each shard's) last published.
-    pub api: crate::aggregate::ApiView,
+    pub api: super::api::ApiView,
     /// Where `POST /-/reload` goes; `None` unless --web.enable-lifecycle.
     pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
     /// The families to serve.
@@ -134,16 +134,14 @@ async fn route(state: &Arc<HttpState>, req: Request<Incoming>) -> Response<Body>
             landing_page(state),
         ),
         "/-/healthy" => respond(StatusCode::OK, "text/plain", "OK\n"),
-        "/api/v1/alerts" | "/api/v1/rules" | "/api/v1/summary" | "/api/v1/history"
-        | "/api/v1/features" => {
-            let body = state.api.json(path).unwrap_or_default();
-            respond(StatusCode::OK, "application/json", body.to_string())
-        }
         "/-/ready" if state.ready.load(Ordering::Relaxed) => {
             respond(StatusCode::OK, "text/plain", "OK\n")
         }
         "/-/ready" => respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready\n"),
-        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+        _ => match state.api.json(path) {
+            Some(body) => respond(StatusCode::OK, "application/json", body.to_string()),
+            None => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+        },
     }
 }
 

@@ -274,14 +274,14 @@ fn with(extra: &[&'static str]) -> Vec<&'static str> {
 impl Metrics {
     /// Creates and registers every family, with the given buckets. Fails only
     /// for invalid buckets (unsorted or duplicated bounds).
-    pub fn new(buckets: &Buckets) -> Result<Metrics, String> {
+    pub fn new(buckets: &Buckets) -> Result<Metrics, MetricsError> {
         for (name, b) in [
             ("latency", &buckets.latency),
             ("prediction", &buckets.prediction),
             ("confidence", &buckets.confidence),
             ("feature", &buckets.feature),
         ] {
-            validate_buckets(b).map_err(|e| format!("{name} buckets: {e}"))?;
+            validate_buckets(b).map_err(|error| MetricsError::Buckets { name, error })?;
         }
         let r = Registry::new();
         let m = Metrics {
@@ -616,19 +616,43 @@ impl Metrics {
     }
 }
 
+/// Why the metric families could not be made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MetricsError {
+    /// The buckets of one kind of histogram are invalid.
+    #[error("{name} buckets: {error}")]
+    Buckets {
+        /// Which: `latency`, `prediction`, `confidence` or `feature`.
+        name: &'static str,
+        /// What is wrong with them.
+        error: BucketsError,
+    },
+}
+
+/// Why bucket bounds are refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BucketsError {
+    /// No bound at all.
+    #[error("at least one bucket bound is needed")]
+    Empty,
+    /// A bound that is not finite.
+    #[error("bound {0} is not finite (+Inf is always added)")]
+    NotFinite(f64),
+    /// A bound not above the one before it.
+    #[error("bounds must increase strictly, but {0} is followed by {1}")]
+    NotIncreasing(f64, f64),
+}
+
 /// Checks that bucket bounds are finite, strictly increasing and non-empty.
-pub fn validate_buckets(b: &[f64]) -> Result<(), String> {
+pub fn validate_buckets(b: &[f64]) -> Result<(), BucketsError> {
     if b.is_empty() {
-        return Err("at least one bucket bound is needed".into());
+        return Err(BucketsError::Empty);
     }
     if let Some(x) = b.iter().find(|x| !x.is_finite()) {
-        return Err(format!("bound {x} is not finite (+Inf is always added)"));
+        return Err(BucketsError::NotFinite(*x));
     }
     if let Some(w) = b.windows(2).find(|w| w[0] >= w[1]) {
-        return Err(format!(
-            "bounds must increase strictly, but {} is followed by {}",
-            w[0], w[1]
-        ));
+        return Err(BucketsError::NotIncreasing(w[0], w[1]));
     }
     Ok(())
 }
@@ -657,7 +681,7 @@ mod tests {
             ..Buckets::default()
         };
         match Metrics::new(&b) {
-            Err(e) => assert!(e.starts_with("latency buckets"), "{e}"),
+            Err(e) => assert!(e.to_string().starts_with("latency buckets"), "{e}"),
             Ok(_) => panic!("unsorted buckets accepted"),
         }
     }

@@ -1,9 +1,14 @@
-//! Export: the metric registry and the HTTP server that serves it.
+//! Export: the metric registry, what is rendered from the aggregators'
+//! state (the rule families, the JSON API and its history), and the HTTP
+//! server that serves it.
 
+pub mod api;
 pub mod dynamic;
 pub mod histograms;
+pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod prediction_log;
+pub mod render;
 pub mod series;
 pub mod webconfig;

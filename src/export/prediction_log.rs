@@ -86,6 +86,20 @@ fn next_random() -> u64 {
     })
 }
 
+/// Why the prediction log could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum PredictionLogError {
+    /// The sample ratio is not in `[0, 1]`.
+    #[error("sample ratio {0} is not in [0, 1]")]
+    Ratio(f64),
+    /// Its self-metrics could not be registered.
+    #[error(transparent)]
+    Metrics(#[from] prometheus::Error),
+    /// The writer thread could not be started.
+    #[error(transparent)]
+    Thread(std::io::Error),
+}
+
 impl PredictionLog {
     /// Starts the writer thread. Its self-metrics are registered on
     /// `registry`. The thread stops, after flushing, once every handle is
@@ -93,18 +107,13 @@ impl PredictionLog {
     pub fn start(
         options: PredictionLogOptions,
         registry: &Registry,
-    ) -> Result<(PredictionLog, JoinHandle<()>), String> {
+    ) -> Result<(PredictionLog, JoinHandle<()>), PredictionLogError> {
         if !(0.0..=1.0).contains(&options.sample_ratio) {
-            return Err(format!(
-                "sample ratio {} is not in [0, 1]",
-                options.sample_ratio
-            ));
+            return Err(PredictionLogError::Ratio(options.sample_ratio));
         }
-        let counter = |name: &str, help: &str| -> Result<IntCounter, String> {
-            let c = IntCounter::new(name, help).map_err(|e| e.to_string())?;
-            registry
-                .register(Box::new(c.clone()))
-                .map_err(|e| e.to_string())?;
+        let counter = |name: &str, help: &str| -> Result<IntCounter, PredictionLogError> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
             Ok(c)
         };
         let counters = Counters {
@@ -130,7 +139,7 @@ impl PredictionLog {
         let handle = std::thread::Builder::new()
             .name("prediction-log".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| e.to_string())?;
+            .map_err(PredictionLogError::Thread)?;
         let threshold = (options.sample_ratio * u64::MAX as f64) as u64;
         Ok((
             PredictionLog {

@@ -309,6 +309,29 @@ impl Kind {
     }
 }
 
+/// Why a series could not be removed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoveError {
+    /// Not as many label values as the family has labels.
+    #[error("{family}: {values} label values for labels {labels:?}")]
+    Arity {
+        /// The family's name.
+        family: String,
+        /// How many values were given.
+        values: usize,
+        /// The family's labels.
+        labels: Vec<String>,
+    },
+    /// No series has these label values.
+    #[error("{family}: no series with label values {values:?}")]
+    Absent {
+        /// The family's name.
+        family: String,
+        /// The values.
+        values: Vec<String>,
+    },
+}
+
 struct Inner<C> {
     name: String,
     help: String,
@@ -498,14 +521,13 @@ impl<C: Cell> Family<C> {
 
     /// Removes the series with these label values; the next scrape no
     /// longer shows it. Handles to it keep working but are not exported.
-    pub fn remove_label_values(&self, values: &[&str]) -> Result<(), String> {
+    pub fn remove_label_values(&self, values: &[&str]) -> Result<(), RemoveError> {
         if values.len() != self.inner.label_names.len() {
-            return Err(format!(
-                "{}: {} label values for labels {:?}",
-                self.inner.name,
-                values.len(),
-                self.inner.label_names
-            ));
+            return Err(RemoveError::Arity {
+                family: self.inner.name.clone(),
+                values: values.len(),
+                labels: self.inner.label_names.clone(),
+            });
         }
         let hash = self.hash(values);
         let mut slots = self.inner.slots.write().unwrap_or_else(|e| e.into_inner());
@@ -514,10 +536,10 @@ impl<C: Cell> Family<C> {
                 Self::take(&mut slots, hash, i);
                 Ok(())
             }
-            None => Err(format!(
-                "{}: no series with label values {values:?}",
-                self.inner.name
-            )),
+            None => Err(RemoveError::Absent {
+                family: self.inner.name.clone(),
+                values: values.iter().map(|v| (*v).to_owned()).collect(),
+            }),
         }
     }
 
@@ -656,7 +678,7 @@ impl<C: Cell + Default, H: Handle<C>> ScalarVec<C, H> {
     }
 
     /// Removes the series with these label values.
-    pub fn remove_label_values<V: AsRef<str>>(&self, values: &[V]) -> Result<(), String> {
+    pub fn remove_label_values<V: AsRef<str>>(&self, values: &[V]) -> Result<(), RemoveError> {
         self.family.remove_label_values(&strs(values))
     }
 
@@ -714,7 +736,7 @@ impl HistogramVec {
     }
 
     /// Removes the series with these label values.
-    pub fn remove_label_values<V: AsRef<str>>(&self, values: &[V]) -> Result<(), String> {
+    pub fn remove_label_values<V: AsRef<str>>(&self, values: &[V]) -> Result<(), RemoveError> {
         self.family.remove_label_values(&strs(values))
     }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::eval::{Alert, AlertState, RuleStatus};
-use crate::aggregate::history::{FeatureView, History, ModelSummary};
 use crate::config::format_duration;
+use crate::export::history::{FeatureView, History, ModelSummary};
 use crate::ingest::timestamp::format_rfc3339;
 
 /// What the last evaluation left for the API to show.

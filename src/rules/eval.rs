@@ -433,7 +433,7 @@ pub struct AlertRecord {
     /// When the condition was last true (for `keep_firing_for`).
     pub last_true: f64,
     /// The signal's last value.
-    pub value: crate::storage::F64,
+    pub value: crate::stats::F64,
 }
 
 impl Engine {
@@ -458,7 +458,7 @@ impl Engine {
                         active_at: t.active_at,
                         fired_at: t.fired_at,
                         last_true: t.last_true,
-                        value: crate::storage::F64(t.value),
+                        value: crate::stats::F64(t.value),
                     })
             })
             .collect();
@@ -593,13 +593,26 @@ fn step(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::signals::WindowStore;
+    use crate::aggregate::Limits;
+    use crate::aggregate::store::Store as WindowStore;
     use crate::config::load;
+    use crate::export::metrics::{Buckets, Metrics};
     use crate::ingest::parse::parse_event;
 
     fn engine(yaml: &str) -> (Engine, WindowStore) {
         let config = Arc::new(load("test.yaml", yaml).unwrap_or_else(|e| panic!("{e}")));
-        (Engine::new(config.clone()), WindowStore::new(config, 100))
+        (
+            Engine::new(config.clone()),
+            WindowStore::new(
+                config,
+                Limits {
+                    features: 100,
+                    ..Limits::default()
+                },
+                Metrics::new(&Buckets::default()).unwrap(),
+                None,
+            ),
+        )
     }
 
     fn send(store: &mut WindowStore, line: &str, now: f64) {
@@ -1005,8 +1018,10 @@ groups:
 #[cfg(test)]
 mod scenarios {
     use super::*;
-    use crate::aggregate::signals::WindowStore;
+    use crate::aggregate::Limits;
+    use crate::aggregate::store::Store as WindowStore;
     use crate::config::load;
+    use crate::export::metrics::{Buckets, Metrics};
     use crate::ingest::parse::parse_event;
 
     /// A seeded normal generator (xorshift + Box-Muller).
@@ -1061,7 +1076,18 @@ groups:
     /// before and after `shift_at`.
     fn fraud(n: usize, shift_at: usize) -> (Vec<String>, Vec<String>) {
         let config = Arc::new(load("t.yaml", FRAUD).unwrap());
-        let (mut e, mut s) = (Engine::new(config.clone()), WindowStore::new(config, 100));
+        let (mut e, mut s) = (
+            Engine::new(config.clone()),
+            WindowStore::new(
+                config,
+                Limits {
+                    features: 100,
+                    ..Limits::default()
+                },
+                Metrics::new(&Buckets::default()).unwrap(),
+                None,
+            ),
+        );
         let mut rng = Rng::new(42);
         let (mut before, mut after) = (Vec::new(), Vec::new());
         for i in 0..n {
@@ -1125,7 +1151,18 @@ groups:
             )
             .unwrap(),
         );
-        let (mut e, mut s) = (Engine::new(config.clone()), WindowStore::new(config, 100));
+        let (mut e, mut s) = (
+            Engine::new(config.clone()),
+            WindowStore::new(
+                config,
+                Limits {
+                    features: 100,
+                    ..Limits::default()
+                },
+                Metrics::new(&Buckets::default()).unwrap(),
+                None,
+            ),
+        );
         let mut rng = Rng::new(7);
         let mut fired_at = None;
         for i in 0..1000 {
@@ -1167,7 +1204,18 @@ groups:
             )
             .unwrap(),
         );
-        let (mut e, mut s) = (Engine::new(config.clone()), WindowStore::new(config, 100));
+        let (mut e, mut s) = (
+            Engine::new(config.clone()),
+            WindowStore::new(
+                config,
+                Limits {
+                    features: 100,
+                    ..Limits::default()
+                },
+                Metrics::new(&Buckets::default()).unwrap(),
+                None,
+            ),
+        );
         // 50 predictions; labels arrive 30 s later, in reverse order, one
         // of them twice, some never. 60% of the labelled are right.
         for i in 0..50 {

@@ -45,42 +45,7 @@ impl FeatureStat {
     }
 }
 
-/// A drift measure against the reference distribution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DriftMethod {
-    /// Population stability index.
-    Psi,
-    /// Kolmogorov–Smirnov statistic.
-    Ks,
-    /// Jensen–Shannon divergence.
-    Js,
-    /// Wasserstein (earth mover's) distance.
-    Wasserstein,
-    /// p-value of a chi-squared test (categorical values).
-    Chi2Pvalue,
-}
-
-impl DriftMethod {
-    /// Every method, in documentation order.
-    pub const ALL: [DriftMethod; 5] = [
-        DriftMethod::Psi,
-        DriftMethod::Ks,
-        DriftMethod::Js,
-        DriftMethod::Wasserstein,
-        DriftMethod::Chi2Pvalue,
-    ];
-
-    /// The function name in the expression language (also the metric label).
-    pub fn function(self) -> &'static str {
-        match self {
-            DriftMethod::Psi => "psi",
-            DriftMethod::Ks => "ks",
-            DriftMethod::Js => "js",
-            DriftMethod::Wasserstein => "wasserstein",
-            DriftMethod::Chi2Pvalue => "chi2_pvalue",
-        }
-    }
-}
+pub use crate::stats::drift::DriftMethod;
 
 /// What a drift function measures.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -3,17 +3,20 @@
 
 use std::collections::BTreeMap;
 
-use crate::aggregate::hash::HashMap;
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
-use super::{ModelReferences, ModelWindows, WindowSpec, WindowStore, entry, feature_slot};
-use crate::aggregate::feedback::{FeedbackJoiner, JoinerState, QualityState};
-use crate::aggregate::reference::Reference;
-use crate::aggregate::sketch::SketchState;
-use crate::aggregate::window::{MomentsState, RingState, SliceState, SlidingWindow};
-use crate::storage::{F64, RestoreReport};
+use super::{FeatureWindows, WindowSpec, Windows};
+use crate::aggregate::capped::{Capped, Slot};
+use crate::aggregate::join::{FeedbackJoiner, JoinerState};
+use crate::aggregate::quality::QualityState;
+use crate::aggregate::store::Store;
+use crate::aggregate::version::Version;
+use crate::ingest::name::Name;
+use crate::stats::F64;
+use crate::stats::reference::{ModelReferences, Reference};
+use crate::stats::sketch::SketchState;
+use crate::stats::window::{Moments, MomentsState, RingState, SliceState, SlidingWindow};
+use crate::storage::RestoreReport;
 
 /// A learned numeric reference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,8 +122,20 @@ pub struct StoreState {
 /// [`StoreState`] elsewhere.
 pub struct StoreCapture {
     spec: WindowSpec,
-    models: Vec<(String, String, ModelWindows)>,
+    models: Vec<VersionCapture>,
     feedback: FeedbackJoiner,
+}
+
+/// A copy of the windows of one model version.
+struct VersionCapture {
+    model: String,
+    version: String,
+    /// [`fingerprint`] of the model's configured references.
+    references: u64,
+    windows: Windows,
+    features: Vec<(Name, FeatureWindows)>,
+    classes: Vec<(Name, SlidingWindow<u64>)>,
+    counters: Vec<(Name, SlidingWindow<Moments>)>,
 }
 
 impl StoreCapture {
@@ -130,11 +145,7 @@ impl StoreCapture {
             slice_seconds: self.spec.slice.as_secs_f64(),
             span_seconds: self.spec.span.as_secs_f64(),
             latency_span_seconds: self.spec.latency_span.as_secs_f64(),
-            models: self
-                .models
-                .iter()
-                .map(|(m, v, w)| w.to_state(m, v))
-                .collect(),
+            models: self.models.iter().map(VersionCapture::to_state).collect(),
             feedback: self.feedback.to_state(),
         }
     }
@@ -253,7 +264,7 @@ fn put<T: SliceState>(
 /// What restoring one model version needs to know besides its state.
 struct RestoreContext<'a> {
     spec: WindowSpec,
-    refs: Arc<ModelReferences>,
+    refs: &'a ModelReferences,
     /// Whether the configured references are those the bins were counted
     /// against.
     same_refs: bool,
@@ -263,25 +274,45 @@ struct RestoreContext<'a> {
     label: &'a str,
 }
 
-impl ModelWindows {
-    fn to_state(&self, model: &str, version: &str) -> ModelWindowsState {
-        fn map<T: SliceState>(
-            m: &HashMap<String, SlidingWindow<T>>,
-        ) -> BTreeMap<String, RingState<T::State>> {
-            m.iter()
-                .filter_map(|(k, w)| Some((k.clone(), w.to_state()?)))
-                .collect()
-        }
-        ModelWindowsState {
+/// The windows of a capped map, copied.
+fn copy<S, W: Clone>(map: &Capped<Slot<S, W>>) -> Vec<(Name, W)> {
+    map.iter()
+        .filter_map(|(k, s)| Some((k.clone(), s.windows.clone()?)))
+        .collect()
+}
+
+impl VersionCapture {
+    fn new(model: &str, version: &str, references: u64, v: &Version, w: &Windows) -> Self {
+        VersionCapture {
             model: model.to_owned(),
             version: version.to_owned(),
-            references: fingerprint(&self.refs),
-            last_event: finite(self.last_event),
-            trained_at: self.trained_at.map(F64),
-            counts: self.counts.to_state(),
-            latency: self.latency.to_state(),
-            prediction: self.prediction.to_state(),
-            confidence: self.confidence.to_state(),
+            references,
+            windows: w.clone(),
+            features: copy(&v.features),
+            classes: copy(&v.classes),
+            counters: copy(&v.counters),
+        }
+    }
+
+    fn to_state(&self) -> ModelWindowsState {
+        fn map<T: SliceState>(
+            m: &[(Name, SlidingWindow<T>)],
+        ) -> BTreeMap<String, RingState<T::State>> {
+            m.iter()
+                .filter_map(|(k, w)| Some((k.to_string(), w.to_state()?)))
+                .collect()
+        }
+        let w = &self.windows;
+        ModelWindowsState {
+            model: self.model.clone(),
+            version: self.version.clone(),
+            references: self.references,
+            last_event: finite(w.last_event),
+            trained_at: w.trained_at.map(F64),
+            counts: w.counts.to_state(),
+            latency: w.latency.to_state(),
+            prediction: w.prediction.to_state(),
+            confidence: w.confidence.to_state(),
             classes: map(&self.classes),
             features: self
                 .features
@@ -298,21 +329,27 @@ impl ModelWindows {
                 })
                 .collect(),
             counters: map(&self.counters),
-            logs: self.logs.iter().map(SlidingWindow::to_state).collect(),
-            resources: self.resources.iter().map(SlidingWindow::to_state).collect(),
-            quality: self.quality.to_state(),
-            prediction_bins: self.prediction_bins.to_state(),
+            logs: w.logs.iter().map(SlidingWindow::to_state).collect(),
+            resources: w.resources.iter().map(SlidingWindow::to_state).collect(),
+            quality: w.quality.to_state(),
+            prediction_bins: w.prediction_bins.to_state(),
         }
     }
+}
 
-    fn from_state(
+impl Version {
+    /// Gives the version (which has none) the windows of `s`, noting in
+    /// `report` what is left out.
+    fn restore_windows(
+        &mut self,
         s: ModelWindowsState,
         cx: &RestoreContext,
         report: &mut RestoreReport,
-    ) -> ModelWindows {
-        let mut w = ModelWindows::new(cx.spec, cx.refs.clone());
+    ) {
+        let spec = cx.spec;
         let now = cx.now;
         let at = |what: &str| format!("{} {what}", cx.label);
+        let w = self.windows_mut(&spec);
         w.last_event = s.last_event.map_or(f64::NEG_INFINITY, |t| t.0);
         // Series expiry (`--metrics.ttl`) reads the last write; the last
         // event stands for it, so a restored version ages from there.
@@ -335,26 +372,6 @@ impl ModelWindows {
             report,
         );
         put(&mut w.quality, s.quality, now, || at("quality"), report);
-        let spec = cx.spec;
-        let mut capped = 0usize;
-        for (name, ring) in s.classes {
-            match entry(&mut w.classes, &name, cx.cap, |s| s.ring(), &spec) {
-                Some(r) => put(r, Some(ring), now, || at(&format!("class {name}")), report),
-                None => capped += 1,
-            }
-        }
-        for (name, ring) in s.counters {
-            match entry(&mut w.counters, &name, cx.cap, |s| s.ring(), &spec) {
-                Some(r) => put(
-                    r,
-                    Some(ring),
-                    now,
-                    || at(&format!("counter {name}")),
-                    report,
-                ),
-                None => capped += 1,
-            }
-        }
         for (i, ring) in s.logs.into_iter().enumerate().take(w.logs.len()) {
             put(&mut w.logs[i], ring, now, || at("logs"), report);
         }
@@ -373,12 +390,33 @@ impl ModelWindows {
         } else {
             bins_dropped |= s.prediction_bins.is_some();
         }
+        let mut capped = 0usize;
+        for (name, ring) in s.classes {
+            match self.classes.windows(&name, cx.cap, || spec.ring()) {
+                Some(r) => put(r, Some(ring), now, || at(&format!("class {name}")), report),
+                None => capped += 1,
+            }
+        }
+        for (name, ring) in s.counters {
+            match self.counters.windows(&name, cx.cap, || spec.ring()) {
+                Some(r) => put(
+                    r,
+                    Some(ring),
+                    now,
+                    || at(&format!("counter {name}")),
+                    report,
+                ),
+                None => capped += 1,
+            }
+        }
         for (name, fs) in s.features {
-            let Some(slot) = feature_slot(&mut w.features, &name, cx.cap, &spec) else {
+            let Some(f) = self
+                .features
+                .windows(&name, cx.cap, || FeatureWindows::new(&spec))
+            else {
                 capped += 1;
                 continue;
             };
-            let f = &mut w.features[slot];
             let what = |part: &str| at(&format!("feature {name} {part}"));
             put(&mut f.values, fs.values, now, || what("values"), report);
             put(&mut f.counts, fs.counts, now, || what("counts"), report);
@@ -429,23 +467,23 @@ impl ModelWindows {
                 cx.label
             ));
         }
-        w
     }
 }
 
-impl WindowStore {
+impl Store {
     /// A copy of every window and of the feedback awaiting its join, for a
     /// snapshot. Costs about as much as the memory the windows hold.
     pub fn capture(&self) -> StoreCapture {
-        let mut models: Vec<(String, String, ModelWindows)> = self
-            .models
-            .iter()
-            .flat_map(|(m, vs)| {
-                vs.iter()
-                    .map(move |(v, w)| (m.clone(), v.clone(), w.clone()))
-            })
-            .collect();
-        models.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let mut models = Vec::new();
+        for (m, model) in self.models.iter() {
+            let references = fingerprint(self.refs.of(m));
+            for (v, version) in model.versions.iter() {
+                if let Some(w) = &version.windows {
+                    models.push(VersionCapture::new(m, v, references, version, w));
+                }
+            }
+        }
+        models.sort_by(|a, b| (&a.model, &a.version).cmp(&(&b.model, &b.version)));
         StoreCapture {
             spec: self.spec,
             models,
@@ -476,31 +514,38 @@ impl WindowStore {
         }
         let mut skipped = 0usize;
         for s in state.models {
-            let known = self.models.contains_key(&s.model);
-            if !known && self.models.len() >= max_models {
+            let model = self.models.get(&s.model);
+            let known = model.is_some_and(|m| m.versions.windows_places() > 0);
+            if !known && self.models.windows_places() >= max_models {
                 skipped += 1;
                 continue;
             }
-            let versions = self.models.entry(s.model.clone()).or_default();
-            if versions.contains_key(&s.version) || versions.len() >= max_versions {
+            let full = model.is_some_and(|m| {
+                m.versions
+                    .get(&s.version)
+                    .is_some_and(|v| v.windows.is_some())
+                    || m.versions.windows_places() >= max_versions
+            });
+            if full || max_versions == 0 {
                 skipped += 1;
                 continue;
             }
-            let refs = self.references(&s.model).clone();
+            let refs = self.refs.of(&s.model);
             let label = format!("{}/{}", s.model, s.version);
             let cx = RestoreContext {
                 spec: self.spec,
-                same_refs: fingerprint(&refs) == s.references,
+                same_refs: fingerprint(refs) == s.references,
                 refs,
-                cap: self.cap,
-                learn: self.model_cfg(&s.model).learn_reference,
+                cap: self.limits.features,
+                learn: self.config.model(&s.model).and_then(|c| c.learn_reference),
                 now,
                 label: &label,
             };
-            let version = s.version.clone();
-            let model = s.model.clone();
-            let w = ModelWindows::from_state(s, &cx, report);
-            self.models.entry(model).or_default().insert(version, w);
+            let m = self.models.entry(&s.model);
+            self.models.update(m, |m| {
+                let v = m.versions.entry(&s.version);
+                m.versions.update(v, |v| v.restore_windows(s, &cx, report));
+            });
             report.series += 1;
         }
         if skipped > 0 {
@@ -513,10 +558,13 @@ impl WindowStore {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::time::Duration;
 
     use super::*;
+    use crate::aggregate::Limits;
     use crate::config::{Config, load};
+    use crate::export::metrics::{Buckets, Metrics};
     use crate::ingest::parse::parse_event;
     use crate::rules::eval::SignalSource;
     use crate::rules::expr::Signal;
@@ -571,24 +619,32 @@ groups:
 
     /// A store of `yaml` whose model `fraud` also has a prediction and a
     /// categorical reference.
-    fn store(yaml: &str, cap: usize) -> WindowStore {
-        let mut s = WindowStore::new(config(yaml), cap);
-        let mut refs = (**s.references("fraud")).clone();
+    fn store(yaml: &str, cap: usize) -> Store {
+        let mut s = Store::new(
+            config(yaml),
+            Limits {
+                features: cap,
+                ..Limits::default()
+            },
+            Metrics::new(&Buckets::default()).unwrap(),
+            None,
+        );
+        let mut refs = s.refs.of("fraud").clone();
         refs.prediction = Reference::normal(0.5, 0.2);
         refs.features.insert(
             "country".into(),
             Reference::categorical([("DE", 0.5), ("FR", 0.3)], 0.2).unwrap(),
         );
-        s.refs.insert("fraud".into(), Arc::new(refs));
+        s.refs.insert("fraud", refs);
         s
     }
 
-    fn send(s: &mut WindowStore, line: &str, now: f64) {
+    fn send(s: &mut Store, line: &str, now: f64) {
         s.record(&parse_event(line.as_bytes()).unwrap(), now);
     }
 
     /// Five minutes of varied traffic from `from`.
-    fn traffic(s: &mut WindowStore, from: f64, seconds: u32) {
+    fn traffic(s: &mut Store, from: f64, seconds: u32) {
         for i in 0..seconds * 4 {
             let t = from + f64::from(i) * 0.25;
             let k = f64::from(i % 17);
@@ -650,7 +706,7 @@ groups:
 
     /// Every reading of every rule's signal, per series and feature, over a
     /// few windows; NaN written as such so that equal readings compare equal.
-    fn readings(s: &WindowStore, now: f64) -> Vec<String> {
+    fn readings(s: &Store, now: f64) -> Vec<String> {
         let mut out = Vec::new();
         let rules: Vec<Signal> = s
             .config
@@ -677,7 +733,7 @@ groups:
     }
 
     /// The state through JSON, as a snapshot file carries it.
-    fn through_json(s: &WindowStore) -> StoreState {
+    fn through_json(s: &Store) -> StoreState {
         let text = serde_json::to_string(&s.capture().to_state()).unwrap();
         serde_json::from_str(&text).unwrap()
     }
@@ -746,12 +802,13 @@ groups:
         let mut report = RestoreReport::default();
         b.restore(through_json(&a), 100, 20, 1310.0, &mut report);
         // Just after the restore nothing is idle long enough to go...
-        assert!(b.expire(60.0, 1310.0).is_empty());
+        let ttl = Duration::from_secs(60);
+        assert!(b.sweep(ttl, 1310.0).windows.is_empty());
         assert!(b.get("fraud", "v1").is_some());
         // ...and once the version has been silent past the TTL and the
         // longest window, it goes as it would have without the restart.
         let later = 1300.0 + (b.spec().span + b.spec().slice).as_secs_f64() + 61.0;
-        assert!(!b.expire(60.0, later).is_empty());
+        assert!(!b.sweep(ttl, later).windows.is_empty());
         assert!(b.get("fraud", "v1").is_none());
     }
 
@@ -764,7 +821,7 @@ groups:
         // Two minutes later: the 1m windows are empty, the 5m ones partly.
         b.restore(through_json(&a), 100, 20, 1420.0, &mut report);
         assert_eq!(readings(&b, 1420.0), readings(&a, 1420.0));
-        let rate = |s: &WindowStore, w: u64| {
+        let rate = |s: &Store, w: u64| {
             s.read(
                 "fraud",
                 "v1",
@@ -809,7 +866,7 @@ groups:
             report.dropped,
             ["fraud/v1: drift bins (their reference changed or is missing)"]
         );
-        let read = |s: &WindowStore, sig: &str| {
+        let read = |s: &Store, sig: &str| {
             let signal = s
                 .config
                 .groups
@@ -836,7 +893,7 @@ groups:
             read(&a, "mean(feature.amount)")
         );
         // The learned reference of another model travels with its bins.
-        let x = |s: &WindowStore| {
+        let x = |s: &Store| {
             s.read(
                 "learner",
                 "",

@@ -12,9 +12,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::signals::WindowStore;
-use crate::rules::eval::SignalSource;
-use crate::rules::expr::Signal;
+use super::render::StateView;
+use crate::rules::expr::{DriftMethod, DriftTarget, FeatureSel, Resource, Signal};
 
 /// Model versions kept in the history.
 pub const MAX_MODELS: usize = 50;
@@ -55,14 +54,13 @@ pub struct ModelSummary {
 impl ModelSummary {
     /// Reads the summary of one model version from the windows.
     pub fn read(
-        store: &WindowStore,
+        state: &impl StateView,
         model: &str,
         version: &str,
         window: Duration,
         now: f64,
     ) -> Self {
-        let r = |s: Signal| store.read(model, version, &s, None, window, now).value;
-        use crate::rules::expr::Resource;
+        let r = |s: Signal| state.read(model, version, &s, None, window, now).value;
         ModelSummary {
             model: model.to_owned(),
             version: version.to_owned(),
@@ -128,19 +126,19 @@ impl History {
 
     /// Takes a point of every model version if one is due at `now`.
     /// Returns whether it did.
-    pub fn maybe_record(&mut self, store: &WindowStore, window: Duration, now: f64) -> bool {
+    pub fn maybe_record(&mut self, state: &impl StateView, window: Duration, now: f64) -> bool {
         if now < self.next {
             return false;
         }
         let step = self.resolution.as_secs_f64();
         // Align points to the resolution, like the windows' slices.
         self.next = ((now / step).floor() + 1.0) * step;
-        for (model, version) in store.series() {
+        for (model, version) in state.series() {
             let key = (model.clone(), version.clone());
             if !self.series.contains_key(&key) && self.series.len() >= MAX_MODELS {
                 continue;
             }
-            let mut summary = ModelSummary::read(store, &model, &version, window, now);
+            let mut summary = ModelSummary::read(state, &model, &version, window, now);
             summary.model.clear();
             summary.version.clear();
             let s = self.series.entry(key).or_insert_with(|| Series {
@@ -175,43 +173,6 @@ impl History {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-    use crate::ingest::parse::parse_event;
-    use std::sync::Arc;
-
-    #[test]
-    fn points_at_a_fixed_resolution_within_retention() {
-        let mut store = WindowStore::new(Arc::new(Config::default_rules()), 10);
-        let mut h = History::new(Duration::from_secs(10), Duration::from_secs(60));
-        let window = Duration::from_secs(300);
-        let mut t = 1000.0;
-        while t < 1200.0 {
-            for line in [
-                r#"{"model":"reco","latency_ms":30,"counters":{"shown":10,"clicked":2}}"#,
-                r#"{"model":"reco","latency_ms":30,"error":"x","counters":{"shown":10,"clicked":1}}"#,
-            ] {
-                store.record(&parse_event(line.as_bytes()).unwrap(), t);
-            }
-            h.maybe_record(&store, window, t);
-            t += 1.0;
-        }
-        let s: Vec<&Series> = h.series().collect();
-        assert_eq!(s.len(), 1);
-        // 6 points of 10 s kept for a minute of retention.
-        assert_eq!(s[0].ts.len(), 6);
-        assert_eq!(s[0].ts.back(), Some(&1190.0));
-        let last = s[0].points.back().unwrap();
-        assert_eq!(last.error_rate, Some(0.5));
-        assert!((last.click_through_rate.unwrap() - 0.15).abs() < 1e-12);
-        assert!((last.p99.unwrap() - 0.03).abs() < 0.03 * 0.01);
-        // Not due again within the same 10 s.
-        assert!(!h.maybe_record(&store, window, 1195.0));
-    }
-}
-
 /// One feature's distribution now against its reference, for the dashboard.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureView {
@@ -235,15 +196,13 @@ pub struct FeatureView {
 
 impl FeatureView {
     /// The views of every feature with a reference, over `window`.
-    pub fn read_all(store: &WindowStore, window: Duration, now: f64) -> Vec<FeatureView> {
-        use crate::rules::expr::{DriftMethod, DriftTarget, FeatureSel};
+    pub fn read_all(state: &impl StateView, window: Duration, now: f64) -> Vec<FeatureView> {
         let mut out = Vec::new();
-        for (model, version) in store.series() {
-            let Some(w) = store.get(&model, &version) else {
-                continue;
-            };
-            for feature in w.feature_names() {
-                let Some((reference, counts)) = w.feature_bins(&feature, window, now) else {
+        for (model, version) in state.series() {
+            for feature in state.features(&model, &version) {
+                let Some((reference, counts)) =
+                    state.feature_bins(&model, &version, &feature, window, now)
+                else {
                     continue;
                 };
                 let count: u64 = counts.iter().sum();
@@ -260,7 +219,7 @@ impl FeatureView {
                             method,
                             target: DriftTarget::Feature(FeatureSel::Named(feature.clone())),
                         };
-                        let v = store
+                        let v = state
                             .read(&model, &version, &signal, None, window, now)
                             .value?;
                         Some((method.function().to_owned(), v))

@@ -31,7 +31,44 @@
 //! The formulas, the conventions and how they are checked against SciPy are
 //! in `docs/drift.md`; the fixtures come from `scripts/drift_fixtures.py`.
 
-use super::window::Slice;
+use super::window::{Slice, SliceState, StateError};
+
+/// A drift measure against the reference distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DriftMethod {
+    /// Population stability index.
+    Psi,
+    /// Kolmogorov–Smirnov statistic.
+    Ks,
+    /// Jensen–Shannon divergence.
+    Js,
+    /// Wasserstein (earth mover's) distance.
+    Wasserstein,
+    /// p-value of a chi-squared test (categorical values).
+    Chi2Pvalue,
+}
+
+impl DriftMethod {
+    /// Every method, in documentation order.
+    pub const ALL: [DriftMethod; 5] = [
+        DriftMethod::Psi,
+        DriftMethod::Ks,
+        DriftMethod::Js,
+        DriftMethod::Wasserstein,
+        DriftMethod::Chi2Pvalue,
+    ];
+
+    /// The function name in the expression language (also the metric label).
+    pub fn function(self) -> &'static str {
+        match self {
+            DriftMethod::Psi => "psi",
+            DriftMethod::Ks => "ks",
+            DriftMethod::Js => "js",
+            DriftMethod::Wasserstein => "wasserstein",
+            DriftMethod::Chi2Pvalue => "chi2_pvalue",
+        }
+    }
+}
 
 /// Smoothing used by [`psi`] for empty bins, and by [`chi2_pvalue`] for
 /// live values in bins the reference never saw.
@@ -166,16 +203,19 @@ impl BinCounts {
     }
 }
 
-impl super::window::SliceState for BinCounts {
+impl SliceState for BinCounts {
     type State = Vec<u64>;
 
     fn to_state(&self) -> Option<Vec<u64>> {
         (!self.is_empty()).then(|| self.counts.clone())
     }
 
-    fn from_state(counts: Vec<u64>) -> Result<Self, String> {
+    fn from_state(counts: Vec<u64>) -> Result<Self, StateError> {
         if counts.len() > MAX_BINS {
-            return Err(format!("{} bins, at most {MAX_BINS}", counts.len()));
+            return Err(StateError::Bins {
+                found: counts.len(),
+                max: MAX_BINS,
+            });
         }
         Ok(BinCounts { counts })
     }
@@ -541,7 +581,7 @@ mod tests {
 
     #[test]
     fn bin_counts_is_a_slice() {
-        use crate::aggregate::window::SlidingWindow;
+        use crate::stats::window::SlidingWindow;
         use std::time::Duration;
         let edges = [0.0, 1.0, 2.0];
         let mut w =

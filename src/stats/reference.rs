@@ -13,8 +13,8 @@
 
 use std::collections::HashMap;
 
+use super::drift::DriftMethod;
 use super::drift::{self, PSI_EPSILON};
-use crate::rules::expr::DriftMethod;
 
 /// The standard normal's deciles (z-scores of 10%, 20%, ..., 90%).
 const NORMAL_DECILES: [f64; 9] = [
@@ -266,6 +266,15 @@ impl Reference {
             _ => None,
         }
     }
+}
+
+/// The references of one model: per feature, and of the prediction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelReferences {
+    /// Per feature.
+    pub features: HashMap<String, Reference>,
+    /// Of numeric or class predictions.
+    pub prediction: Option<Reference>,
 }
 
 /// The bin of `x`: 0 below `edges[0]`, `k + 1` above the last edge, else the

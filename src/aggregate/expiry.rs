@@ -1,8 +1,10 @@
 //! Series expiry (`--metrics.ttl`): what received no event for the ttl is
 //! forgotten, like statsd_exporter's `ttl`. Off by default.
 //!
-//! Run on the aggregator thread at every tick ([`Aggregator::evaluate`]),
-//! with the injected clock:
+//! Run on the aggregator thread at every tick
+//! ([`Aggregator::evaluate`](super::Aggregator::evaluate)), with the
+//! injected clock, as one sweep over the [`Store`]'s tree, each version in
+//! turn:
 //!
 //! * A **model version** that received no event of any type for the ttl
 //!   loses every series carrying its `model` and `version` labels: counters,
@@ -19,9 +21,8 @@
 //!   categories also go one by one. Series of the version itself
 //!   (`model_requests_total`, the latency, prediction and confidence
 //!   histograms, resources, feedback) live as long as the version.
-//! * The **windows** the rules read are dropped by
-//!   [`WindowStore::expire`](crate::aggregate::signals::WindowStore::expire):
-//!   once the version recorded nothing for the ttl and nothing is left in
+//! * The **windows** the rules read are dropped once the version recorded
+//!   nothing for the ttl and nothing is left in
 //!   them for a rule to read, except for the newest version of a model while
 //!   a rule reads `time_since_last_event`. Until then the rules read the
 //!   version as before, so its `model_alerts` and `model_rule_signal_value`
@@ -39,12 +40,19 @@
 //! than the ttl. If the clock goes backwards a stamp can fall below that
 //! bound; the handle is then forgotten up to that much late.
 
-use super::*;
-use crate::aggregate::quality::InvalidReason;
+use std::time::Duration;
+
+use super::capped::Stamped;
+use super::store::{Model, Store};
+use super::validity::InvalidReason;
+use super::version::{FeatureHandles, Series, Version};
+use crate::export::metrics::Metrics;
+use crate::export::series::Histogram;
 use crate::ingest::event::LogLevel;
+use crate::rules::expr::Signal;
 
 /// Values of the `label` label of `model_exporter_series_expired_total`.
-pub(super) const LABELS: [&str; 9] = [
+pub const LABELS: [&str; 9] = [
     "model",
     "version",
     "feature",
@@ -77,138 +85,269 @@ struct Sweep {
     histograms: Vec<Histogram>,
 }
 
-impl Aggregator {
-    /// Whether (model, version) has series now: always without a ttl; with
-    /// one, while its series have not expired.
-    pub(super) fn live(&self, model: &str, version: &str) -> bool {
-        self.ttl.is_none()
-            || self
-                .models
-                .get(model)
-                .and_then(|v| v.get(version))
-                .is_some_and(|h| !h.expired)
+/// What a sweep did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Expired {
+    /// Whether the series of a version expired (the gauges computed from
+    /// windows are then published again).
+    pub series: bool,
+    /// The versions whose windows were dropped.
+    pub windows: Vec<(String, String)>,
+}
+
+impl Store {
+    /// Forgets the series, handles and windows that received no event for
+    /// the ttl (nothing without one). See the [module documentation](self).
+    pub fn expire(&mut self, now: f64) -> Expired {
+        let Some(ttl) = self.ttl() else {
+            return Expired::default();
+        };
+        self.sweep(ttl, now)
     }
 
-    /// Forgets the series, handles and windows that received no event for
-    /// the ttl (nothing without one). Returns whether a version's series
-    /// expired (the gauges computed from windows are then published again).
-    pub(super) fn expire(&mut self, now: f64) -> bool {
-        let Some(ttl) = self.ttl else {
-            return false;
-        };
+    /// [`Store::expire`] with the ttl `ttl`.
+    pub(super) fn sweep(&mut self, ttl: Duration, now: f64) -> Expired {
         let cutoff = now - ttl.as_secs_f64();
+        // Windows go once nothing recorded within the longest rule window
+        // and one slice is left in them.
+        let empty_after = (self.spec.span + self.spec.slice).as_secs_f64();
+        let windows_cutoff = now - ttl.as_secs_f64().max(empty_after);
+        // While a rule reads `time_since_last_event`, the newest version of
+        // each model (by last event) keeps its windows, so that a model that
+        // went silent altogether keeps being reported silent.
+        let keep_newest = self
+            .config
+            .groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .any(|r| r.expr.signal == Signal::TimeSinceLastEvent);
         let metrics = &self.metrics;
         let mut sweep = Sweep::default();
-        for (model, versions) in &mut self.models {
-            let mut had_series = false;
-            let mut has_series = false;
-            for (version, h) in versions.iter_mut() {
-                if h.expired {
-                    continue;
-                }
-                had_series = true;
-                if h.seen <= cutoff {
-                    forget_version(metrics, h, &mut sweep);
-                    if self.loaded_version.get(model) == Some(version) {
-                        self.loaded_version.remove(model);
+        let mut out = Expired::default();
+        self.models.retain(|model, m| {
+            let Model { versions, loaded } = m;
+            // Cheap when nothing is due: one comparison per version.
+            let windows_due = versions.iter().any(|(_, v)| {
+                v.windows
+                    .as_ref()
+                    .is_some_and(|w| w.last_write <= windows_cutoff)
+            });
+            let newest = if windows_due {
+                versions
+                    .iter()
+                    .filter_map(|(_, v)| Some(v.windows.as_ref()?.last_event))
+                    .fold(f64::NEG_INFINITY, f64::max)
+            } else {
+                f64::NEG_INFINITY
+            };
+            let (mut had_series, mut has_series) = (false, false);
+            versions.retain(|version, v| {
+                let mv = [model.as_str(), version.as_str()];
+                if let Some(s) = &mut v.series
+                    && !s.expired
+                {
+                    had_series = true;
+                    if s.seen <= cutoff {
+                        v.forget_series(metrics, mv, &mut sweep);
+                        if loaded.as_deref() == Some(mv[1]) {
+                            *loaded = None;
+                        }
+                        sweep.counts[l::VERSION] += 1;
+                    } else {
+                        has_series = true;
+                        if s.oldest <= cutoff {
+                            let oldest = v.forget_values(metrics, mv, cutoff, &mut sweep);
+                            v.series.as_mut().expect("checked above").oldest = oldest;
+                        }
                     }
-                    *h = ModelHandles {
-                        expired: true,
-                        ..ModelHandles::new(model, version, h.seen)
-                    };
-                    sweep.counts[l::VERSION] += 1;
-                } else {
-                    has_series = true;
-                    if h.oldest <= cutoff {
-                        h.oldest = forget_values(metrics, h, cutoff, &mut sweep);
+                }
+                if windows_due && let Some(w) = &v.windows {
+                    let keep = w.last_write > windows_cutoff
+                        || (keep_newest && newest.is_finite() && w.last_event >= newest);
+                    if !keep {
+                        v.drop_windows();
+                        out.windows.push((mv[0].to_owned(), mv[1].to_owned()));
                     }
                 }
-            }
+                // A version whose series expired and whose windows are gone
+                // frees its place under the cap.
+                if v.windows.is_none() && v.series.as_ref().is_some_and(|s| s.expired) {
+                    v.series = None;
+                }
+            });
             if had_series && !has_series {
                 sweep.counts[l::MODEL] += 1;
             }
-        }
+        });
         metrics.feature_value.remove_all(&sweep.histograms);
         for (label, n) in LABELS.iter().zip(sweep.counts) {
             if n > 0 {
                 metrics.series_expired.with_label_values(&[label]).inc_by(n);
             }
         }
-        self.store.expire(ttl.as_secs_f64(), now);
-        // A version whose series expired and whose windows are gone frees
-        // its place under the cap.
-        let store = &self.store;
-        for (model, versions) in &mut self.models {
-            versions.retain(|version, h| !h.expired || store.get(model, version).is_some());
-        }
-        self.models.retain(|_, versions| !versions.is_empty());
-        sweep.counts[l::VERSION] > 0
+        out.series = sweep.counts[l::VERSION] > 0;
+        out
     }
 }
 
-/// Removes every series of one model version.
-fn forget_version(m: &Metrics, h: &mut ModelHandles, sweep: &mut Sweep) {
-    let [model, version] = [h.labels[0].as_str(), h.labels[1].as_str()];
-    let mv = [model, version];
-    if h.requests.is_some() {
-        for outcome in ["ok", "error"] {
-            let _ = m.requests.remove_label_values(&[model, version, outcome]);
+impl Version {
+    /// Removes every series of the version `mv`; it keeps its place until
+    /// its windows are dropped too.
+    fn forget_series(&mut self, m: &Metrics, mv: [&str; 2], sweep: &mut Sweep) {
+        let [model, version] = mv;
+        let s = self.series.as_mut().expect("a version with series");
+        if s.requests.is_some() {
+            for outcome in ["ok", "error"] {
+                let _ = m.requests.remove_label_values(&[model, version, outcome]);
+            }
         }
-    }
-    for e in h.errors.keys() {
-        let _ = m.request_errors.remove_label_values(&[model, version, e]);
-    }
-    for (present, family) in [
-        (h.duration.is_some(), &m.request_duration),
-        (h.prediction.is_some(), &m.prediction_value),
-        (h.confidence.is_some(), &m.prediction_confidence),
-    ] {
-        if present {
-            let _ = family.remove_label_values(&mv);
+        for (present, family) in [
+            (s.duration.is_some(), &m.request_duration),
+            (s.prediction.is_some(), &m.prediction_value),
+            (s.confidence.is_some(), &m.prediction_confidence),
+        ] {
+            if present {
+                let _ = family.remove_label_values(&mv);
+            }
         }
-    }
-    for c in h.classes.keys() {
-        let _ = m.predictions.remove_label_values(&[model, version, c]);
-    }
-    for f in h.features.values_mut() {
-        forget_feature(m, mv, &mut f.v, sweep);
-    }
-    for c in h.counters.keys() {
-        let _ = m.counter.remove_label_values(&[model, version, c]);
-    }
-    if h.resources.is_some() {
-        for r in ["cpu", "memory"] {
-            let _ = m.resource.remove_label_values(&[model, version, r]);
+        if s.resources.is_some() {
+            for r in ["cpu", "memory"] {
+                let _ = m.resource.remove_label_values(&[model, version, r]);
+            }
         }
+        if s.feedback.is_some() {
+            let _ = m.feedback.remove_label_values(&mv);
+        }
+        if s.last_event.is_some() {
+            let _ = m.last_event.remove_label_values(&mv);
+        }
+        // Set by `model` events, which are not cached: absent is fine.
+        let _ = m.info.remove_label_values(&mv);
+        let _ = m.trained.remove_label_values(&mv);
+        let _ = m.loaded.remove_label_values(&mv);
+        self.series = Some(Series::expired(s.seen));
+        self.errors.retain(|e, slot| {
+            if slot.series.take().is_some() {
+                let _ = m
+                    .request_errors
+                    .remove_label_values(&[model, version, e.as_str()]);
+            }
+        });
+        self.classes.retain(|c, slot| {
+            if slot.series.take().is_some() {
+                let _ = m
+                    .predictions
+                    .remove_label_values(&[model, version, c.as_str()]);
+            }
+        });
+        self.features.retain(|name, slot| {
+            if let Some(f) = slot.series.take() {
+                forget_feature(m, [model, version, name.as_str()], f.v, sweep);
+            }
+        });
+        self.counters.retain(|c, slot| {
+            if slot.series.take().is_some() {
+                let _ = m.counter.remove_label_values(&[model, version, c.as_str()]);
+            }
+        });
+        self.logs.retain(|component, slot| {
+            let Some(levels) = slot.series.take() else {
+                return;
+            };
+            for (i, level) in levels.v.iter().enumerate() {
+                if level.is_some() {
+                    let _ = m.log_events.remove_label_values(&[
+                        model,
+                        version,
+                        LogLevel::ALL[i].as_str(),
+                        component.as_str(),
+                    ]);
+                }
+            }
+        });
     }
-    for k in h.logs.values() {
-        let (component, levels) = &k.v;
-        for (i, level) in levels.iter().enumerate() {
-            if level.is_some() {
+
+    /// Removes the label values of the live version `mv` that received no
+    /// event since `cutoff`; returns the oldest stamp left.
+    fn forget_values(&mut self, m: &Metrics, mv: [&str; 2], cutoff: f64, sweep: &mut Sweep) -> f64 {
+        let [model, version] = mv;
+        let mut oldest = self.series.as_ref().expect("a version with series").seen;
+        self.errors.retain(|e, slot| {
+            if stale(&slot.series, cutoff, &mut oldest) {
+                slot.series = None;
+                let _ = m
+                    .request_errors
+                    .remove_label_values(&[model, version, e.as_str()]);
+                sweep.counts[l::ERROR] += 1;
+            }
+        });
+        self.classes.retain(|c, slot| {
+            if stale(&slot.series, cutoff, &mut oldest) {
+                slot.series = None;
+                let _ = m
+                    .predictions
+                    .remove_label_values(&[model, version, c.as_str()]);
+                sweep.counts[l::CLASS] += 1;
+            }
+        });
+        self.counters.retain(|c, slot| {
+            if stale(&slot.series, cutoff, &mut oldest) {
+                slot.series = None;
+                let _ = m.counter.remove_label_values(&[model, version, c.as_str()]);
+                sweep.counts[l::COUNTER] += 1;
+            }
+        });
+        self.features.retain(|name, slot| {
+            if stale(&slot.series, cutoff, &mut oldest) {
+                let f = slot.series.take().expect("stale series");
+                forget_feature(m, [model, version, name.as_str()], f.v, sweep);
+                sweep.counts[l::FEATURE] += 1;
+                return;
+            }
+            let Some(f) = &mut slot.series else { return };
+            f.v.categories.retain(|c, slot| {
+                if stale(&slot.series, cutoff, &mut oldest) {
+                    slot.series = None;
+                    let _ = m.feature_category.remove_label_values(&[
+                        model,
+                        version,
+                        name.as_str(),
+                        c.as_str(),
+                    ]);
+                    sweep.counts[l::CATEGORY] += 1;
+                }
+            });
+        });
+        self.logs.retain(|component, slot| {
+            let Some(k) = &mut slot.series else { return };
+            let alive = fresh(k.seen, cutoff, &mut oldest);
+            for (i, level) in k.v.iter_mut().enumerate() {
+                let Some((_, seen)) = level else { continue };
+                if fresh(*seen, cutoff, &mut oldest) {
+                    continue;
+                }
                 let _ = m.log_events.remove_label_values(&[
                     model,
                     version,
                     LogLevel::ALL[i].as_str(),
-                    component,
+                    component.as_str(),
                 ]);
+                *level = None;
+                if alive {
+                    sweep.counts[l::LEVEL] += 1;
+                }
             }
-        }
+            if !alive {
+                slot.series = None;
+                sweep.counts[l::COMPONENT] += 1;
+            }
+        });
+        oldest
     }
-    if h.feedback.is_some() {
-        let _ = m.feedback.remove_label_values(&mv);
-    }
-    if h.last_event.is_some() {
-        let _ = m.last_event.remove_label_values(&mv);
-    }
-    // Set by `model` events, which are not cached: absent is fine.
-    let _ = m.info.remove_label_values(&mv);
-    let _ = m.trained.remove_label_values(&mv);
-    let _ = m.loaded.remove_label_values(&mv);
 }
 
-/// Removes the series of one feature.
-fn forget_feature(m: &Metrics, mv: [&str; 2], f: &mut FeatureHandles, sweep: &mut Sweep) {
-    let labels = [mv[0], mv[1], f.name.as_str()];
+/// Removes the series of one feature (`labels`: model, version, feature).
+fn forget_feature(m: &Metrics, labels: [&str; 3], mut f: FeatureHandles, sweep: &mut Sweep) {
     if let Some(h) = f.value.take() {
         sweep.histograms.push(h);
     }
@@ -223,10 +362,10 @@ fn forget_feature(m: &Metrics, mv: [&str; 2], f: &mut FeatureHandles, sweep: &mu
                 .remove_label_values(&[labels[0], labels[1], labels[2], reason]);
         }
     }
-    for c in f.categories.keys() {
-        let _ = m
-            .feature_category
-            .remove_label_values(&[labels[0], labels[1], labels[2], c]);
+    for (c, _) in f.categories.iter() {
+        let _ =
+            m.feature_category
+                .remove_label_values(&[labels[0], labels[1], labels[2], c.as_str()]);
     }
 }
 
@@ -240,85 +379,25 @@ fn fresh(seen: f64, cutoff: f64, oldest: &mut f64) -> bool {
     alive
 }
 
-/// Removes the label values of a live version that received no event since
-/// `cutoff`; returns the oldest stamp left.
-fn forget_values(m: &Metrics, h: &mut ModelHandles, cutoff: f64, sweep: &mut Sweep) -> f64 {
-    let [model, version] = [h.labels[0].as_str(), h.labels[1].as_str()];
-    let mut oldest = h.seen;
-    h.errors.retain(|e, k| {
-        fresh(k.seen, cutoff, &mut oldest) || {
-            let _ = m.request_errors.remove_label_values(&[model, version, e]);
-            sweep.counts[l::ERROR] += 1;
-            false
-        }
-    });
-    h.classes.retain(|c, k| {
-        fresh(k.seen, cutoff, &mut oldest) || {
-            let _ = m.predictions.remove_label_values(&[model, version, c]);
-            sweep.counts[l::CLASS] += 1;
-            false
-        }
-    });
-    h.counters.retain(|c, k| {
-        fresh(k.seen, cutoff, &mut oldest) || {
-            let _ = m.counter.remove_label_values(&[model, version, c]);
-            sweep.counts[l::COUNTER] += 1;
-            false
-        }
-    });
-    h.features.retain(|_, k| {
-        if !fresh(k.seen, cutoff, &mut oldest) {
-            forget_feature(m, [model, version], &mut k.v, sweep);
-            sweep.counts[l::FEATURE] += 1;
-            return false;
-        }
-        let FeatureHandles {
-            name, categories, ..
-        } = &mut k.v;
-        categories.retain(|c, kc| {
-            fresh(kc.seen, cutoff, &mut oldest) || {
-                let _ = m
-                    .feature_category
-                    .remove_label_values(&[model, version, name, c]);
-                sweep.counts[l::CATEGORY] += 1;
-                false
-            }
-        });
-        true
-    });
-    h.logs.retain(|_, k| {
-        let alive = fresh(k.seen, cutoff, &mut oldest);
-        let (component, levels) = &mut k.v;
-        for (i, level) in levels.iter_mut().enumerate() {
-            let Some((_, seen)) = level else { continue };
-            if fresh(*seen, cutoff, &mut oldest) {
-                continue;
-            }
-            let _ = m.log_events.remove_label_values(&[
-                model,
-                version,
-                LogLevel::ALL[i].as_str(),
-                component,
-            ]);
-            *level = None;
-            if alive {
-                sweep.counts[l::LEVEL] += 1;
-            }
-        }
-        if !alive {
-            sweep.counts[l::COMPONENT] += 1;
-        }
-        alive
-    });
-    oldest
+/// Whether `series` are there and received no event since `cutoff` (see
+/// [`fresh`]).
+fn stale<S>(series: &Option<Stamped<S>>, cutoff: f64, oldest: &mut f64) -> bool {
+    series
+        .as_ref()
+        .is_some_and(|s| !fresh(s.seen, cutoff, oldest))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::aggregate::{Aggregator, Limits, Options};
     use crate::clock::ManualClock;
+    use crate::config::Config;
     use crate::export::metrics::Buckets;
     use crate::ingest::parse::parse_event;
+    use crate::rules::eval::{AlertState, SignalSource};
 
     const T0: f64 = 1_000_000.0;
 
@@ -331,14 +410,12 @@ mod tests {
         };
         let m = Metrics::new(&Buckets::default()).unwrap();
         let clock = ManualClock::new(T0);
-        let mut a = Aggregator::new(
-            m.clone(),
-            Arc::new(clock.clone()),
+        let a = Aggregator::new(Options {
             limits,
-            Arc::new(config),
-            "t".into(),
-        );
-        a.set_ttl(Duration::from_secs(ttl));
+            source: "t".into(),
+            ttl: Duration::from_secs(ttl),
+            ..Options::new(m.clone(), Arc::new(clock.clone()), Arc::new(config))
+        });
         (a, m, clock)
     }
 
@@ -592,7 +669,7 @@ mod tests {
         clock.advance(Duration::from_secs(67));
         a.evaluate();
         assert!(a.store.series().is_empty(), "{:?}", a.store.series());
-        assert!(a.models.is_empty());
+        assert!(a.store.is_empty());
         send(
             &mut a,
             &[r#"{"model":"a","version":"v3"}"#, r#"{"model":"c"}"#],
@@ -655,18 +732,27 @@ mod tests {
 
 #[cfg(test)]
 mod store_tests {
-    use crate::aggregate::signals::WindowStore;
+    use crate::aggregate::{Limits, store::Store};
+    use crate::export::metrics::{Buckets, Metrics};
     use crate::ingest::parse::parse_event;
     use crate::rules::eval::SignalSource;
     use std::sync::Arc;
+    use std::time::Duration;
 
     #[test]
     fn a_joined_label_keeps_a_versions_windows() {
         let config = crate::config::load("t.yaml", super::tests::SHORT).unwrap();
-        let mut s = WindowStore::new(Arc::new(config), 100);
-        let record = |s: &mut WindowStore, line: &str, t: f64| {
-            s.record(&parse_event(line.as_bytes()).unwrap(), t)
-        };
+        let mut s = Store::new(
+            Arc::new(config),
+            Limits {
+                features: 100,
+                ..Limits::default()
+            },
+            Metrics::new(&Buckets::default()).unwrap(),
+            None,
+        );
+        let record =
+            |s: &mut Store, line: &str, t: f64| s.record(&parse_event(line.as_bytes()).unwrap(), t);
         let t0 = 1000.0;
         record(
             &mut s,
@@ -680,16 +766,17 @@ mod store_tests {
             t0 + 50.0,
         );
         // Windows of 1m and slices of 6s: v2 is empty 66s after its event.
-        assert!(s.expire(10.0, t0 + 65.0).is_empty());
+        let secs = Duration::from_secs;
+        assert!(s.sweep(secs(10), t0 + 65.0).windows.is_empty());
         assert_eq!(
-            s.expire(10.0, t0 + 70.0),
+            s.sweep(secs(10), t0 + 70.0).windows,
             [("m".to_owned(), "v2".to_owned())]
         );
         // v1's label, joined at t0 + 50, is still in its window.
         assert_eq!(s.series(), [("m".to_owned(), "v1".to_owned())]);
         // A ttl longer than the windows decides.
-        assert!(s.expire(200.0, t0 + 150.0).is_empty());
-        assert_eq!(s.expire(10.0, t0 + 150.0).len(), 1);
+        assert!(s.sweep(secs(200), t0 + 150.0).windows.is_empty());
+        assert_eq!(s.sweep(secs(10), t0 + 150.0).windows.len(), 1);
         assert!(s.series().is_empty());
     }
 }

@@ -65,8 +65,8 @@
 //! [`Sketch::merge`] is O(bins of the other sketch) and
 //! [`Sketch::quantile`] O(occupied bins).
 
-use super::window::SliceState;
-use crate::storage::F64;
+use super::float::F64;
+use super::window::{SliceState, StateError};
 
 /// Relative accuracy `α` of every quantile estimate (0.75 %).
 pub const RELATIVE_ACCURACY: f64 = 0.0075;
@@ -473,21 +473,30 @@ impl SliceState for Sketch {
         })
     }
 
-    fn from_state(s: SketchState) -> Result<Sketch, String> {
+    fn from_state(s: SketchState) -> Result<Sketch, StateError> {
         if s.bins.len() > MAX_BINS {
-            return Err(format!("{} bins, at most {MAX_BINS}", s.bins.len()));
+            return Err(StateError::Bins {
+                found: s.bins.len(),
+                max: MAX_BINS,
+            });
         }
         let total = s.bins.iter().fold(s.zero, |a, &b| a.saturating_add(b));
         if total != s.count {
-            return Err(format!("bins add up to {total}, count says {}", s.count));
+            return Err(StateError::Total {
+                total,
+                count: s.count,
+            });
         }
         if s.count > 0 && !(s.min.0 >= 0.0 && s.min.0 <= s.max.0) {
-            return Err(format!("min {} and max {} do not fit", s.min.0, s.max.0));
+            return Err(StateError::Bounds {
+                min: s.min.0,
+                max: s.max.0,
+            });
         }
         let mut sketch = Sketch::new();
         if !s.bins.is_empty() {
             let hi = i64::from(s.lo) + s.bins.len() as i64 - 1;
-            let hi = i32::try_from(hi).map_err(|_| format!("key {hi} out of range"))?;
+            let hi = i32::try_from(hi).map_err(|_| StateError::Key(hi))?;
             sketch.offset = s.lo;
             sketch.lo = s.lo;
             sketch.hi = hi;
@@ -938,7 +947,12 @@ mod tests {
         let good = s.to_state().unwrap();
         let mut bad = good.clone();
         bad.count += 1;
-        assert!(Sketch::from_state(bad).unwrap_err().contains("add up"));
+        assert!(
+            Sketch::from_state(bad)
+                .unwrap_err()
+                .to_string()
+                .contains("add up")
+        );
         let mut bad = good.clone();
         bad.bins = vec![0; MAX_BINS + 1];
         assert!(Sketch::from_state(bad).is_err());
@@ -947,6 +961,7 @@ mod tests {
         assert!(
             Sketch::from_state(bad)
                 .unwrap_err()
+                .to_string()
                 .contains("out of range")
         );
         let mut bad = good;

@@ -61,8 +61,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+use super::float::F64;
 use super::sketch::Sketch;
-use crate::storage::F64;
 
 /// Something that summarises the events of one slice of time and can be
 /// merged with others of its kind.
@@ -259,7 +259,90 @@ pub trait SliceState: Slice + Sized {
     fn to_state(&self) -> Option<Self::State>;
 
     /// The slice back from its state; the error says what is wrong with it.
-    fn from_state(state: Self::State) -> Result<Self, String>;
+    fn from_state(state: Self::State) -> Result<Self, StateError>;
+}
+
+/// Why a slice's state in a snapshot is not a slice.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StateError {
+    /// More bins than a slice holds.
+    #[error("{found} bins, at most {max}")]
+    Bins {
+        /// Bins in the state.
+        found: usize,
+        /// Most bins a slice holds.
+        max: usize,
+    },
+    /// Not the number of counters the slice has.
+    #[error("{found} counters, expected {expected}")]
+    Counters {
+        /// Counters in the state.
+        found: usize,
+        /// Counters of the slice.
+        expected: usize,
+    },
+    /// Counts that do not add up to the total they come with.
+    #[error("bins add up to {total}, count says {count}")]
+    Total {
+        /// The sum of the counts.
+        total: u64,
+        /// The total given.
+        count: u64,
+    },
+    /// Parts that exceed the whole they are part of.
+    #[error("counts exceed the {total} {what}")]
+    Exceeds {
+        /// The whole.
+        total: u64,
+        /// What the whole counts.
+        what: &'static str,
+    },
+    /// A minimum and a maximum that cannot both hold.
+    #[error("min {min} and max {max} do not fit")]
+    Bounds {
+        /// The minimum.
+        min: f64,
+        /// The maximum.
+        max: f64,
+    },
+    /// A minimum above the maximum.
+    #[error("min {min} above max {max}")]
+    MinAboveMax {
+        /// The minimum.
+        min: f64,
+        /// The maximum.
+        max: f64,
+    },
+    /// A bin key out of the range keys take.
+    #[error("key {0} out of range")]
+    Key(i64),
+}
+
+/// Why a ring could not be restored from a snapshot.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RestoreError {
+    /// The ring recorded events before the restore.
+    #[error("the window has already recorded events")]
+    Started,
+    /// The slices have another width than the ring's.
+    #[error("slice width {snapshot}s in the snapshot, {now}s now")]
+    Width {
+        /// In the snapshot, in seconds.
+        snapshot: f64,
+        /// Of the ring, in seconds.
+        now: f64,
+    },
+    /// The newest slice's index is out of range.
+    #[error("slice index {0} out of range")]
+    Index(i64),
+    /// A slice's state is invalid.
+    #[error("slice {index}: {error}")]
+    Slice {
+        /// Its absolute index.
+        index: i64,
+        /// What is wrong with it.
+        error: StateError,
+    },
 }
 
 /// A [`SlidingWindow`] as written to a snapshot: its slice width, the
@@ -305,19 +388,19 @@ impl<T: SliceState> SlidingWindow<T> {
     /// Fails, leaving the ring empty, when the slice width differs from this
     /// ring's (slices of another width do not line up), when the ring has
     /// already recorded something, or when a slice's state is invalid.
-    pub fn restore(&mut self, state: RingState<T::State>, now: f64) -> Result<usize, String> {
+    pub fn restore(&mut self, state: RingState<T::State>, now: f64) -> Result<usize, RestoreError> {
         if self.started {
-            return Err("the window has already recorded events".into());
+            return Err(RestoreError::Started);
         }
         if state.width != self.width {
-            return Err(format!(
-                "slice width {}s in the snapshot, {}s now",
-                state.width, self.width
-            ));
+            return Err(RestoreError::Width {
+                snapshot: state.width,
+                now: self.width,
+            });
         }
         let limit = INDEX_LIMIT as i64;
         if !(-limit..=limit).contains(&state.head) {
-            return Err(format!("slice index {} out of range", state.head));
+            return Err(RestoreError::Index(state.head));
         }
         let n = self.slices.len() as i64;
         let newest = self.index_of(now).map_or(state.head, |i| i.max(state.head));
@@ -333,9 +416,9 @@ impl<T: SliceState> SlidingWindow<T> {
             }
             let slice = match T::from_state(s) {
                 Ok(slice) => slice,
-                Err(e) => {
+                Err(error) => {
                     self.slices.iter_mut().for_each(T::clear);
-                    return Err(format!("slice {j}: {e}"));
+                    return Err(RestoreError::Slice { index: j, error });
                 }
             };
             let slot = self.slot_of(j);
@@ -561,7 +644,7 @@ impl SliceState for u64 {
         (*self != 0).then_some(*self)
     }
 
-    fn from_state(state: u64) -> Result<Self, String> {
+    fn from_state(state: u64) -> Result<Self, StateError> {
         Ok(state)
     }
 }
@@ -576,10 +659,13 @@ impl<const N: usize> SliceState for Counts<N> {
             .then(|| self.counts.to_vec())
     }
 
-    fn from_state(state: Vec<u64>) -> Result<Self, String> {
+    fn from_state(state: Vec<u64>) -> Result<Self, StateError> {
         let counts = state
             .try_into()
-            .map_err(|v: Vec<u64>| format!("{} counters, expected {N}", v.len()))?;
+            .map_err(|v: Vec<u64>| StateError::Counters {
+                found: v.len(),
+                expected: N,
+            })?;
         Ok(Counts { counts })
     }
 }
@@ -600,12 +686,15 @@ impl SliceState for Moments {
         ))
     }
 
-    fn from_state((count, mean, m2, min, max): MomentsState) -> Result<Self, String> {
+    fn from_state((count, mean, m2, min, max): MomentsState) -> Result<Self, StateError> {
         if count == 0 {
             return Ok(Moments::default());
         }
         if min.0 > max.0 {
-            return Err(format!("min {} above max {}", min.0, max.0));
+            return Err(StateError::MinAboveMax {
+                min: min.0,
+                max: max.0,
+            });
         }
         Ok(Moments {
             count,
@@ -980,13 +1069,13 @@ mod tests {
         let state = n.to_state().unwrap();
         let mut r = SlidingWindow::<Counts<2>>::new(Duration::from_secs(5), M1);
         let e = r.restore(state.clone(), 1000.0).unwrap_err();
-        assert_eq!(e, "slice width 10s in the snapshot, 5s now");
+        assert_eq!(e.to_string(), "slice width 10s in the snapshot, 5s now");
         assert_eq!(r.to_state(), None);
         let mut bad = state.clone();
         bad.slices[0].1 = vec![1, 2, 3];
         let mut r = SlidingWindow::<Counts<2>>::new(S10, M1);
         let e = r.restore(bad, 1000.0).unwrap_err();
-        assert_eq!(e, "slice 100: 3 counters, expected 2");
+        assert_eq!(e.to_string(), "slice 100: 3 counters, expected 2");
         assert_eq!(r.to_state(), None);
         // Only into a ring that has recorded nothing.
         let mut used = SlidingWindow::<Counts<2>>::new(S10, M1);

@@ -1,0 +1,325 @@
+//! The map of every capped label: models, versions, features, classes,
+//! error classes, categories, business counters and log components.
+//!
+//! An entry can hold two things, each with its own place under a cap:
+//!
+//! * **series**: the metric handles of the label value. Past the series cap
+//!   a new value is counted under the [`OVERFLOW_LABEL`] entry instead
+//!   (which takes no place), and `model_exporter_series_dropped_total` says
+//!   so. Series stay while events use them: `--metrics.ttl` forgets those
+//!   unused for the ttl, freeing their places.
+//! * **windows**: the rings the rules read. Past the windows cap a new value
+//!   is not windowed at all. Windows go as a whole with their version's.
+//!
+//! The two sets differ: a value whose series expired keeps its windows, the
+//! windows of a version are dropped when the rules change shape while its
+//! series stay, and the overflow entry has series but no windows. An entry
+//! holding neither is removed.
+//!
+//! Entries also have a position, so that the features of an event, which
+//! usually come in the order of the previous event's, are found by comparing
+//! names instead of hashing them ([`Capped::at_position`]).
+
+use super::hash::IndexMap;
+use super::limits::OVERFLOW_LABEL;
+use crate::ingest::name::Name;
+
+/// What an entry holds, as far as the caps are concerned.
+pub trait Parts {
+    /// Whether it holds series (a place under the series cap, unless it is
+    /// the overflow entry).
+    fn has_series(&self) -> bool;
+    /// Whether it holds windows (a place under the windows cap).
+    fn has_windows(&self) -> bool;
+}
+
+/// Label values of one kind, each with its series and windows, under caps.
+/// See the [module documentation](self).
+pub struct Capped<V> {
+    entries: IndexMap<Name, V>,
+    /// Entries holding series (the overflow entry included).
+    series: usize,
+    /// Entries holding windows.
+    windows: usize,
+}
+
+impl<V> Default for Capped<V> {
+    fn default() -> Self {
+        Capped {
+            entries: IndexMap::default(),
+            series: 0,
+            windows: 0,
+        }
+    }
+}
+
+impl<V: Parts> Capped<V> {
+    /// Whether there is no entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entry of `key`.
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.entries.get(key)
+    }
+
+    /// Where the entry of `key` is.
+    pub fn index_of(&self, key: &str) -> Option<usize> {
+        self.entries.get_index_of(key)
+    }
+
+    /// Entry `i` and its key.
+    pub fn at(&self, i: usize) -> (&Name, &V) {
+        self.entries.get_index(i).expect("an index of this map")
+    }
+
+    /// Entry `i` and its key, to change in ways that neither add nor remove
+    /// a part.
+    pub fn at_mut(&mut self, i: usize) -> (&Name, &mut V) {
+        self.entries.get_index_mut(i).expect("an index of this map")
+    }
+
+    /// Where `name` is, if `at` (a position it had before) still holds it:
+    /// entries move when others are removed.
+    #[inline]
+    pub fn at_position(&self, at: Option<&usize>, name: &str) -> Option<usize> {
+        let &i = at?;
+        let (k, _) = self.entries.get_index(i)?;
+        (k.as_str() == name).then_some(i)
+    }
+
+    /// Every entry, in position order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Name, &V)> {
+        self.entries.iter()
+    }
+
+    /// Whether any entry holds series, the overflow entry included.
+    pub fn any_series(&self) -> bool {
+        self.series > 0
+    }
+
+    /// Places taken under the series cap: entries holding series, the
+    /// overflow entry left out.
+    pub fn series_places(&self) -> usize {
+        let overflow = self.entries.get(OVERFLOW_LABEL).is_some_and(V::has_series);
+        self.series - usize::from(overflow)
+    }
+
+    /// Places taken under the windows cap.
+    pub fn windows_places(&self) -> usize {
+        self.windows
+    }
+
+    /// Where the entry of `key` is, created empty (holding no part yet) if
+    /// there is none. Give it a part with [`Capped::update`] before anything
+    /// else looks at the map: an entry holding no part is removed by the
+    /// next [`Capped::retain`].
+    pub fn entry(&mut self, key: &str) -> usize
+    where
+        V: Default,
+    {
+        match self.entries.get_index_of(key) {
+            Some(i) => i,
+            None => self.entries.insert_full(Name::new(key), V::default()).0,
+        }
+    }
+
+    /// Changes entry `i` with `f`, which may add or remove parts; the counts
+    /// follow. An entry left with no part stays until [`Capped::retain`].
+    pub fn update<R>(&mut self, i: usize, f: impl FnOnce(&mut V) -> R) -> R {
+        let v = &mut self.entries[i];
+        let before = (v.has_series(), v.has_windows());
+        let r = f(v);
+        let after = (v.has_series(), v.has_windows());
+        self.series = self.series + usize::from(after.0) - usize::from(before.0);
+        self.windows = self.windows + usize::from(after.1) - usize::from(before.1);
+        r
+    }
+
+    /// Calls `f` on every entry, which may remove parts, then removes the
+    /// entries left with none. Keeps the order of the others.
+    pub fn retain(&mut self, mut f: impl FnMut(&Name, &mut V)) {
+        let (mut series, mut windows) = (0, 0);
+        self.entries.retain(|k, v| {
+            f(k, v);
+            series += usize::from(v.has_series());
+            windows += usize::from(v.has_windows());
+            v.has_series() || v.has_windows()
+        });
+        self.series = series;
+        self.windows = windows;
+    }
+}
+
+/// A handle, and when an event last used it (aggregator clock), so that
+/// `--metrics.ttl` can forget it.
+pub struct Stamped<S> {
+    /// The handle.
+    pub v: S,
+    /// When it was last used.
+    pub seen: f64,
+}
+
+/// The entry of a label value below a version: its series `S` and its
+/// windows `W` (`()` for labels the rules do not read).
+pub struct Slot<S, W = ()> {
+    /// The series, stamped.
+    pub series: Option<Stamped<S>>,
+    /// The windows.
+    pub windows: Option<W>,
+}
+
+impl<S, W> Default for Slot<S, W> {
+    fn default() -> Self {
+        Slot {
+            series: None,
+            windows: None,
+        }
+    }
+}
+
+impl<S, W> Parts for Slot<S, W> {
+    fn has_series(&self) -> bool {
+        self.series.is_some()
+    }
+
+    fn has_windows(&self) -> bool {
+        self.windows.is_some()
+    }
+}
+
+impl<S, W> Capped<Slot<S, W>> {
+    /// Where the series of `key` are: its own entry's, created with `make`
+    /// (given the label value) if there is room under `cap`; else the
+    /// overflow entry's, and `dropped` is called. The series are stamped
+    /// with `now`.
+    pub fn series_index(
+        &mut self,
+        key: &str,
+        cap: usize,
+        now: f64,
+        dropped: impl FnOnce(),
+        make: impl FnOnce(&str) -> S,
+    ) -> usize {
+        if let Some(i) = self.entries.get_index_of(key)
+            && let Some(s) = &mut self.entries[i].series
+        {
+            s.seen = now;
+            return i;
+        }
+        let key = if self.series_places() < cap {
+            key
+        } else {
+            dropped();
+            OVERFLOW_LABEL
+        };
+        let i = self.entry(key);
+        match &mut self.entries[i].series {
+            Some(s) => s.seen = now,
+            None => {
+                self.entries[i].series = Some(Stamped {
+                    v: make(key),
+                    seen: now,
+                });
+                self.series += 1;
+            }
+        }
+        i
+    }
+
+    /// The series of `key`, as [`Capped::series_index`] finds them.
+    pub fn series(
+        &mut self,
+        key: &str,
+        cap: usize,
+        now: f64,
+        dropped: impl FnOnce(),
+        make: impl FnOnce(&str) -> S,
+    ) -> &mut S {
+        let i = self.series_index(key, cap, now, dropped, make);
+        &mut self.entries[i].series.as_mut().expect("given above").v
+    }
+
+    /// Where the windows of `key` are, created with `make` if there is room
+    /// under `cap`; `None` past it.
+    pub fn windows_index(
+        &mut self,
+        key: &str,
+        cap: usize,
+        make: impl FnOnce() -> W,
+    ) -> Option<usize> {
+        let i = self.entries.get_index_of(key);
+        if let Some(i) = i
+            && self.entries[i].windows.is_some()
+        {
+            return Some(i);
+        }
+        if self.windows >= cap {
+            return None;
+        }
+        let i = match i {
+            Some(i) => i,
+            None => self.entry(key),
+        };
+        self.entries[i].windows = Some(make());
+        self.windows += 1;
+        Some(i)
+    }
+
+    /// The windows of `key`, as [`Capped::windows_index`] finds them.
+    pub fn windows(&mut self, key: &str, cap: usize, make: impl FnOnce() -> W) -> Option<&mut W> {
+        let i = self.windows_index(key, cap, make)?;
+        self.entries[i].windows.as_mut()
+    }
+
+    /// Drops every entry's windows (entries left with nothing go).
+    pub fn drop_windows(&mut self) {
+        if self.windows > 0 {
+            self.retain(|_, s| s.windows = None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Map = Capped<Slot<u32, u32>>;
+
+    #[test]
+    fn series_fold_past_the_cap_and_windows_stop() {
+        let mut m = Map::default();
+        let mut dropped = 0;
+        for (t, key) in ["a", "b", "c", "a", "d"].into_iter().enumerate() {
+            m.series(key, 2, t as f64, || dropped += 1, |_| 0);
+            m.windows(key, 3, || 0);
+        }
+        assert_eq!(dropped, 2);
+        assert_eq!(m.series_places(), 2);
+        assert_eq!(m.windows_places(), 3);
+        let keys: Vec<&str> = m.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "__other__", "c"]);
+        assert!(m.get("c").unwrap().series.is_none());
+        assert!(m.get("__other__").unwrap().windows.is_none());
+        assert_eq!(
+            m.get("__other__").unwrap().series.as_ref().unwrap().seen,
+            4.0
+        );
+        // Series that go free their places; entries left with nothing go.
+        m.retain(|k, s| {
+            if k.as_str() != "b" {
+                s.series = None;
+            }
+        });
+        let keys: Vec<&str> = m.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+        assert_eq!(m.series_places(), 1);
+        m.series("d", 2, 9.0, || dropped += 1, |_| 0);
+        assert_eq!((dropped, m.series_places()), (2, 2));
+        m.drop_windows();
+        let keys: Vec<&str> = m.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["b", "d"]);
+        assert_eq!(m.windows_places(), 0);
+    }
+}

@@ -1,0 +1,606 @@
+//! One model version's state: the series it exports (cached metric
+//! handles), the windows the rules read, and when each was last used.
+//!
+//! An event is applied to its version once: each feature value is found once
+//! (by its position in the previous event, else by name) and checked once
+//! against rules.yaml, and the one verdict feeds both the counters of
+//! `/metrics` and the windows. Features, classes, business counters, error
+//! classes, log components and categories are [`Capped`] maps whose entries
+//! hold a label value's series and windows side by side, each under its own
+//! cap (see the [`capped`](super::capped) module for how they differ).
+
+use super::capped::{Capped, Parts, Slot, Stamped};
+use super::limits::Limits;
+use super::signals::{FeatureWindows, WindowSpec, Windows, fidx, idx};
+use super::validity::{Validity, validate};
+use crate::config::ModelConfig;
+use crate::export::metrics::Metrics;
+use crate::export::series::{Counter, Gauge, Histogram, IntCounter};
+use crate::ingest::event::{FeatureValue, Inference, LogLine, Outcome};
+use crate::stats::reference::ModelReferences;
+use crate::stats::window::{Moments, SlidingWindow};
+
+/// The series of one feature: its value histogram and its counters.
+#[derive(Default)]
+pub struct FeatureHandles {
+    pub(super) value: Option<Histogram>,
+    pub(super) missing: Option<IntCounter>,
+    /// By [`InvalidReason`](super::validity::InvalidReason).
+    pub(super) invalid: [Option<IntCounter>; 3],
+    pub(super) categories: Capped<Slot<IntCounter>>,
+}
+
+/// A feature: its series and its windows.
+pub type Feature = Slot<FeatureHandles, FeatureWindows>;
+
+/// `model_log_events_total` of one component, by level, each with when it
+/// was last used.
+pub type LevelCounters = [Option<(IntCounter, f64)>; 5];
+
+/// The handles of the series of a version as a whole, and their stamps.
+pub struct Series {
+    pub(super) requests: Option<(IntCounter, IntCounter)>,
+    pub(super) duration: Option<Histogram>,
+    pub(super) prediction: Option<Histogram>,
+    pub(super) confidence: Option<Histogram>,
+    pub(super) resources: Option<(Gauge, Gauge)>,
+    pub(super) feedback: Option<IntCounter>,
+    pub(super) last_event: Option<Gauge>,
+    /// When an event of this version last arrived (aggregator clock).
+    pub(super) seen: f64,
+    /// At or before every stamp of this version's series (a lower bound),
+    /// so that an expiry sweep skips the version until something is due.
+    pub(super) oldest: f64,
+    /// Its series expired (`--metrics.ttl`): the version only keeps its
+    /// place under `--limits.versions` until its windows are dropped too,
+    /// and comes back to life with the next event.
+    pub(super) expired: bool,
+}
+
+impl Series {
+    /// Series of a version that has none yet, stamped `now`.
+    fn new(now: f64) -> Series {
+        Series {
+            requests: None,
+            duration: None,
+            prediction: None,
+            confidence: None,
+            resources: None,
+            feedback: None,
+            last_event: None,
+            seen: now,
+            oldest: now,
+            expired: false,
+        }
+    }
+
+    /// What is left of the series of a version once they expired: its
+    /// place, and when it was last seen.
+    pub(super) fn expired(seen: f64) -> Series {
+        Series {
+            expired: true,
+            ..Series::new(seen)
+        }
+    }
+}
+
+/// One model version. See the [module documentation](self).
+#[derive(Default)]
+pub struct Version {
+    /// Its series, while it holds a place under `--limits.versions`. A
+    /// version without is one whose windows alone are kept: restored from a
+    /// snapshot, or given a label joined after its series were forgotten.
+    pub(super) series: Option<Series>,
+    /// Its windows as a whole; `None` until it sends something other than
+    /// feedback, and once they are dropped.
+    pub(super) windows: Option<Windows>,
+    pub(super) features: Capped<Feature>,
+    /// For each position of the last inference's features, where that
+    /// feature's own entry is in `features` (`usize::MAX`: it has none):
+    /// the next event, which usually sends the same features in the same
+    /// order, compares names instead of hashing.
+    feature_order: Vec<usize>,
+    pub(super) classes: Capped<Slot<IntCounter, SlidingWindow<u64>>>,
+    pub(super) counters: Capped<Slot<Counter, SlidingWindow<Moments>>>,
+    pub(super) errors: Capped<Slot<IntCounter>>,
+    pub(super) logs: Capped<Slot<LevelCounters>>,
+}
+
+impl Parts for Version {
+    fn has_series(&self) -> bool {
+        self.series.is_some()
+    }
+
+    fn has_windows(&self) -> bool {
+        self.windows.is_some()
+    }
+}
+
+/// What applying an event to a version needs besides the event.
+pub struct Context<'a> {
+    /// Where the series are.
+    pub metrics: &'a Metrics,
+    /// The caps.
+    pub limits: &'a Limits,
+    /// The model's expectations.
+    pub cfg: &'a ModelConfig,
+    /// The model's configured references.
+    pub refs: &'a ModelReferences,
+    /// The shapes of the rings.
+    pub spec: &'a WindowSpec,
+}
+
+impl Context<'_> {
+    /// Counts a label value folded into the overflow label.
+    fn dropped(&self, label: &str) {
+        self.metrics
+            .series_dropped
+            .with_label_values(&[label])
+            .inc();
+    }
+}
+
+/// The per-feature count index and numeric value of a verdict.
+fn classify(validity: Validity) -> (usize, Option<f64>) {
+    match validity {
+        Validity::Valid(x) => (fidx::SEEN, x),
+        Validity::Missing => (fidx::MISSING, None),
+        Validity::Invalid(_, x) => (fidx::INVALID, x),
+    }
+}
+
+/// Notes that the feature at position `p` of an event is entry `i` (or
+/// none: `usize::MAX`).
+fn remember_position(order: &mut Vec<usize>, p: usize, i: usize) {
+    if order.len() <= p {
+        order.resize(p + 1, usize::MAX);
+    }
+    order[p] = i;
+}
+
+impl Version {
+    /// Gives the version live series stamped `now`: a place under
+    /// `--limits.versions` if it had none, and fresh handles if its series
+    /// had expired.
+    pub(super) fn stamp(&mut self, now: f64) {
+        match &mut self.series {
+            Some(s) if !s.expired => s.seen = now,
+            _ => self.series = Some(Series::new(now)),
+        }
+    }
+
+    /// Notes that the version sent something at `now`, giving it windows if
+    /// it had none.
+    pub(super) fn touch(&mut self, spec: &WindowSpec, now: f64) {
+        self.windows_mut(spec).touch(now);
+    }
+
+    /// Its windows, given if it had none.
+    pub(super) fn windows_mut(&mut self, spec: &WindowSpec) -> &mut Windows {
+        self.windows.get_or_insert_with(|| Windows::new(spec))
+    }
+
+    /// Drops its windows, and those of its features, classes and counters.
+    pub(super) fn drop_windows(&mut self) {
+        self.windows = None;
+        self.features.drop_windows();
+        self.classes.drop_windows();
+        self.counters.drop_windows();
+    }
+
+    fn series_mut(&mut self) -> &mut Series {
+        self.series
+            .as_mut()
+            .expect("stamped before an event is applied")
+    }
+
+    /// Sets `model_last_event_timestamp_seconds` of the version `mv`.
+    pub(super) fn set_last_event(&mut self, m: &Metrics, mv: [&str; 2], ts: f64) {
+        self.series_mut()
+            .last_event
+            .get_or_insert_with(|| m.last_event.with_label_values(&mv))
+            .set(ts);
+    }
+
+    /// Counts a feedback event sent with the version `mv`.
+    pub(super) fn count_feedback(&mut self, m: &Metrics, mv: [&str; 2]) {
+        self.series_mut()
+            .feedback
+            .get_or_insert_with(|| m.feedback.with_label_values(&mv))
+            .inc();
+    }
+
+    /// Applies a log event of the version `mv`, stamped and touched, at
+    /// `now`.
+    pub(super) fn record_log(
+        &mut self,
+        cx: &Context,
+        [model, version]: [&str; 2],
+        l: &LogLine,
+        now: f64,
+    ) {
+        let m = cx.metrics;
+        let i = self.logs.series_index(
+            &l.component,
+            cx.limits.components,
+            now,
+            || cx.dropped("component"),
+            |_| LevelCounters::default(),
+        );
+        let (component, slot) = self.logs.at_mut(i);
+        let (counter, seen) = slot.series_mut()[l.level as usize].get_or_insert_with(|| {
+            let c = m.log_events.with_label_values(&[
+                model,
+                version,
+                l.level.as_str(),
+                component.as_str(),
+            ]);
+            (c, now)
+        });
+        *seen = now;
+        counter.inc();
+        let w = self
+            .windows
+            .as_mut()
+            .expect("touched before a log is applied");
+        *w.logs[l.level as usize].current_mut(now) += 1;
+    }
+
+    /// Applies an inference of the version `mv`, stamped and touched, at
+    /// `now`.
+    pub(super) fn record_inference(
+        &mut self,
+        cx: &Context,
+        mv: [&str; 2],
+        i: &Inference,
+        now: f64,
+    ) {
+        let (m, limits, cfg) = (cx.metrics, cx.limits, cx.cfg);
+        let [model, version] = mv;
+        let series = self
+            .series
+            .as_mut()
+            .expect("stamped before an event is applied");
+        let w = self
+            .windows
+            .as_mut()
+            .expect("touched before an inference is applied");
+        let c = w.counts.current_mut(now);
+        c.incr(idx::REQUESTS);
+        let (ok, err) = series.requests.get_or_insert_with(|| {
+            (
+                m.requests.with_label_values(&[model, version, "ok"]),
+                m.requests.with_label_values(&[model, version, "error"]),
+            )
+        });
+        if i.ok {
+            ok.inc();
+        } else {
+            err.inc();
+            c.incr(idx::ERRORS);
+            let class = i.error.as_deref().unwrap_or("unknown");
+            self.errors
+                .series(
+                    class,
+                    limits.errors,
+                    now,
+                    || cx.dropped("error"),
+                    |e| m.request_errors.with_label_values(&[model, version, e]),
+                )
+                .inc();
+        }
+        match &i.prediction {
+            Some(Outcome::Number(p)) => {
+                c.incr(idx::NUMERIC_PREDICTIONS);
+                if *p >= cfg.positive_threshold {
+                    c.incr(idx::POSITIVE);
+                }
+            }
+            Some(Outcome::Class(_)) => c.incr(idx::CLASS_PREDICTIONS),
+            None => {}
+        }
+        if let Some(conf) = i.confidence {
+            c.incr(idx::CONFIDENCES);
+            if conf < cfg.low_confidence_threshold {
+                c.incr(idx::LOW_CONFIDENCE);
+            }
+        }
+        if let Some(l) = i.latency_seconds {
+            series
+                .duration
+                .get_or_insert_with(|| m.request_duration.with_label_values(&mv))
+                .observe(l);
+            w.latency.current_mut(now).insert(l);
+        }
+        match &i.prediction {
+            Some(Outcome::Number(p)) => {
+                series
+                    .prediction
+                    .get_or_insert_with(|| m.prediction_value.with_label_values(&mv))
+                    .observe(*p);
+                w.prediction.current_mut(now).insert(*p);
+            }
+            Some(Outcome::Class(class)) => {
+                let (s, win) = self.classes.both(
+                    class,
+                    (limits.classes, limits.features),
+                    now,
+                    || cx.dropped("class"),
+                    |c| m.predictions.with_label_values(&[model, version, c]),
+                    || cx.spec.ring(),
+                );
+                self.classes.at_mut(s).1.series_mut().inc();
+                if let Some(win) = win {
+                    *self.classes.at_mut(win).1.windows_mut().current_mut(now) += 1;
+                }
+            }
+            None => {}
+        }
+        if let Some(conf) = i.confidence {
+            series
+                .confidence
+                .get_or_insert_with(|| m.prediction_confidence.with_label_values(&mv))
+                .observe(conf);
+            w.confidence.current_mut(now).insert(conf);
+        }
+        if let (Some(r), Some(p)) = (&cx.refs.prediction, &i.prediction) {
+            let bin = match p {
+                Outcome::Number(x) => r.bin_number(*x),
+                Outcome::Class(c) => r.bin_category(c),
+            };
+            if let Some(b) = bin {
+                w.prediction_bins.current_mut(now).add(b, 1);
+            }
+        }
+        if i.cpu_ratio.is_some() || i.memory_ratio.is_some() {
+            let (cpu, mem) = series.resources.get_or_insert_with(|| {
+                (
+                    m.resource.with_label_values(&[model, version, "cpu"]),
+                    m.resource.with_label_values(&[model, version, "memory"]),
+                )
+            });
+            if let Some(x) = i.cpu_ratio {
+                cpu.set(x);
+                w.resources[0].current_mut(now).insert(x);
+            }
+            if let Some(x) = i.memory_ratio {
+                mem.set(x);
+                w.resources[1].current_mut(now).insert(x);
+            }
+        }
+        for (p, (name, value)) in i.features.iter().enumerate() {
+            let known = self
+                .features
+                .at_position(self.feature_order.get(p), name)
+                .filter(|&k| {
+                    let f = self.features.at(k).1;
+                    f.series.is_some() && f.windows.is_some()
+                });
+            let (s, win) = match known {
+                Some(k) => {
+                    self.features.at_mut(k).1.stamp(now);
+                    (k, Some(k))
+                }
+                None => self.find_feature(cx, p, name, now),
+            };
+            self.record_feature(cx, mv, (s, win), name, value, now);
+        }
+        for (name, spec) in &cfg.features {
+            if spec.required && !i.features.iter().any(|(n, _)| n == name) {
+                let (s, win) = self.features.both(
+                    name,
+                    (limits.features, limits.features),
+                    now,
+                    || cx.dropped("feature"),
+                    |_| FeatureHandles::default(),
+                    || FeatureWindows::new(cx.spec),
+                );
+                let (key, slot) = self.features.at_mut(s);
+                slot.series_mut()
+                    .missing
+                    .get_or_insert_with(|| {
+                        m.feature_missing
+                            .with_label_values(&[model, version, key.as_str()])
+                    })
+                    .inc();
+                if let Some(win) = win {
+                    let f = self.features.at_mut(win).1.windows_mut();
+                    f.counts.current_mut(now).incr(fidx::MISSING);
+                }
+            }
+        }
+        for (name, v) in &i.counters {
+            let (s, win) = self.counters.both(
+                name,
+                (limits.counters, limits.features),
+                now,
+                || cx.dropped("counter"),
+                |n| m.counter.with_label_values(&[model, version, n]),
+                || cx.spec.ring(),
+            );
+            self.counters.at_mut(s).1.series_mut().inc_by(*v);
+            if let Some(win) = win {
+                self.counters
+                    .at_mut(win)
+                    .1
+                    .windows_mut()
+                    .current_mut(now)
+                    .insert(*v);
+            }
+        }
+    }
+
+    /// Where the series and the windows of feature `name`, at position `p`
+    /// of the event, are (see [`Capped::both`]); remembers where its own
+    /// entry is for the next event.
+    #[cold]
+    fn find_feature(
+        &mut self,
+        cx: &Context,
+        p: usize,
+        name: &str,
+        now: f64,
+    ) -> (usize, Option<usize>) {
+        let limits = cx.limits;
+        let (s, win) = self.features.both(
+            name,
+            (limits.features, limits.features),
+            now,
+            || cx.dropped("feature"),
+            |_| FeatureHandles::default(),
+            || FeatureWindows::new(cx.spec),
+        );
+        let own = match win {
+            Some(win) => win,
+            None if self.features.at(s).0.as_str() == name => s,
+            None => usize::MAX,
+        };
+        remember_position(&mut self.feature_order, p, own);
+        (s, win)
+    }
+
+    /// Records one feature value: into the series of entry `s` (the
+    /// feature's own, or the overflow entry) and the windows of entry `win`
+    /// (the feature's own, if it is windowed).
+    fn record_feature(
+        &mut self,
+        cx: &Context,
+        [model, version]: [&str; 2],
+        (s, win): (usize, Option<usize>),
+        name: &str,
+        value: &FeatureValue,
+        now: f64,
+    ) {
+        let m = cx.metrics;
+        let validity = validate(value, cx.cfg.features.get(name));
+        let (key, slot) = self.features.at_mut(s);
+        let labels = [model, version, key.as_str()];
+        let f = slot.series_mut();
+        if let Validity::Invalid(reason, _) = validity {
+            f.invalid[reason as usize]
+                .get_or_insert_with(|| {
+                    m.feature_invalid.with_label_values(&[
+                        labels[0],
+                        labels[1],
+                        labels[2],
+                        reason.as_str(),
+                    ])
+                })
+                .inc();
+        }
+        match (value, validity) {
+            (_, Validity::Missing) => f
+                .missing
+                .get_or_insert_with(|| m.feature_missing.with_label_values(&labels))
+                .inc(),
+            (FeatureValue::Category(c), _) => f
+                .categories
+                .series(
+                    c,
+                    cx.limits.categories,
+                    now,
+                    || cx.dropped("category"),
+                    |c| {
+                        m.feature_category
+                            .with_label_values(&[labels[0], labels[1], labels[2], c])
+                    },
+                )
+                .inc(),
+            (_, Validity::Valid(Some(x)) | Validity::Invalid(_, Some(x))) => f
+                .value
+                .get_or_insert_with(|| {
+                    // The reference's bins, so that Prometheus can compare
+                    // (and sum across pods) bin by bin.
+                    let buckets = cx
+                        .refs
+                        .features
+                        .get(name)
+                        .and_then(|r| r.edges())
+                        .filter(|e| crate::export::metrics::validate_buckets(e).is_ok())
+                        .unwrap_or(&m.feature_buckets);
+                    m.feature_value.member(&labels, buckets)
+                })
+                .observe(x),
+            _ => {}
+        }
+        let Some(win) = win else { return };
+        let (kind, numeric) = classify(validity);
+        let f = self.features.at_mut(win).1.windows_mut();
+        f.counts.current_mut(now).incr(kind);
+        if let Some(x) = numeric {
+            f.values.current_mut(now).insert(x);
+        }
+        let reference = cx.refs.features.get(name).or(f.learned.as_ref());
+        let bin = match (reference, value) {
+            (Some(r), FeatureValue::Category(c)) => r.bin_category(c),
+            (Some(r), _) => numeric.and_then(|x| r.bin_number(x)),
+            (None, _) => {
+                if let (Some(n), Some(x)) = (cx.cfg.learn_reference, numeric) {
+                    f.learn(x, n);
+                }
+                None
+            }
+        };
+        if let Some(b) = bin {
+            let spec = cx.spec;
+            f.bins
+                .get_or_insert_with(|| spec.feature_ring())
+                .current_mut(now)
+                .add(b, 1);
+        }
+    }
+}
+
+impl<S, W> Slot<S, W> {
+    /// Stamps the series, if any, with `now`.
+    fn stamp(&mut self, now: f64) {
+        if let Some(Stamped { seen, .. }) = &mut self.series {
+            *seen = now;
+        }
+    }
+
+    /// The series, which the caller found or gave.
+    fn series_mut(&mut self) -> &mut S {
+        &mut self.series.as_mut().expect("found or given").v
+    }
+
+    /// The windows, which the caller found or gave.
+    fn windows_mut(&mut self) -> &mut W {
+        self.windows.as_mut().expect("found or given")
+    }
+}
+
+impl<S, W> Capped<Slot<S, W>> {
+    /// Where the series and the windows of `key` are, with the caps
+    /// `(series, windows)`: [`Capped::series_index`] and
+    /// [`Capped::windows_index`], found with one lookup when the entry has
+    /// both.
+    fn both(
+        &mut self,
+        key: &str,
+        (series_cap, windows_cap): (usize, usize),
+        now: f64,
+        dropped: impl FnOnce(),
+        make_series: impl FnOnce(&str) -> S,
+        make_windows: impl FnOnce() -> W,
+    ) -> (usize, Option<usize>) {
+        let found = self.index_of(key);
+        let (has_series, has_windows) = match found {
+            Some(i) => {
+                let slot = self.at_mut(i).1;
+                slot.stamp(now);
+                (slot.series.is_some(), slot.windows.is_some())
+            }
+            None => (false, false),
+        };
+        let s = match found {
+            Some(i) if has_series => i,
+            _ => self.series_index(key, series_cap, now, dropped, make_series),
+        };
+        let w = match found {
+            Some(i) if has_windows => Some(i),
+            _ => self.windows_index(key, windows_cap, make_windows),
+        };
+        (s, w)
+    }
+}
