@@ -9,7 +9,6 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -421,35 +420,18 @@ fn tls_with_client_certificates_from_the_events_web_config() {
     // The headers of kserve-v1-request.http, posted with curl over TLS.
     let fixture = String::from_utf8(fixture("kserve-v1-request.http")).unwrap();
     let (head, body) = fixture.split_once("\r\n\r\n").unwrap();
+    let mut post: Vec<&str> = Vec::new();
+    for h in head
+        .lines()
+        .filter(|l| l.starts_with("Ce-") || l.starts_with("Content-Type"))
+    {
+        post.extend(["-H", h]);
+    }
+    post.extend(["--data-binary", body]);
     let curl = |url: &str, extra: &[&str]| -> u16 {
-        let mut cmd = Command::new("curl");
-        cmd.args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-        ])
-        .arg("--cacert")
-        .arg(d.join("ca.crt"))
-        .args(extra);
-        for h in head
-            .lines()
-            .filter(|l| l.starts_with("Ce-") || l.starts_with("Content-Type"))
-        {
-            cmd.args(["-H", h]);
-        }
-        let out = cmd
-            .args(["--data-binary", body])
-            .arg(url)
-            .output()
-            .expect("curl");
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(0)
+        let mut args = post.clone();
+        args.extend_from_slice(extra);
+        curl(d, url, &args)
     };
     let url = format!("https://{addr}/");
     let cert = [

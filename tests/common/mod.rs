@@ -404,6 +404,31 @@ pub fn certificates(dir: &Path) {
     );
 }
 
+/// curl's HTTP status for a request trusting `dir`/ca.crt, or 0 when the
+/// connection failed.
+pub fn curl(dir: &Path, url: &str, extra: &[&str]) -> u16 {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+            "--cacert",
+        ])
+        .arg(dir.join("ca.crt"))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
 /// A minimal HTTP/1.1 GET.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
