@@ -24,14 +24,18 @@
 //!   tested without sleeping), [`shutdown`] (the signal every task watches
 //!   to stop cleanly), [`stats`] (the statistics windows are made of:
 //!   quantile sketch, time slices, moments, drift maths, reference
-//!   distributions, used by both `aggregate` and `baseline`) and
+//!   distributions, used by both `aggregate` and `baseline`),
 //!   [`http_client`] (the one HTTP client, with TLS, authentication and
-//!   timeouts, of `report`, `loadgen` and the Alertmanager notifier).
+//!   timeouts, of `report`, `loadgen` and the Alertmanager notifier) and
+//!   [`webconfig`] (`--web.config.file`: the server side's TLS and basic
+//!   auth, shared by the HTTP server and the `http://` event listener).
 //! * [`ingest`]: the events and their wire protocol (v1), listener
 //!   addresses, socket files, stream and datagram framing, the parser, the
 //!   listeners, their self-metrics and the prediction log. Listeners parse
 //!   in parallel and hand [`ingest::Batch`]es to an [`ingest::BatchSink`]:
 //!   the one aggregator's channel, or the router in front of the shards.
+//!   The `http://` listener ([`ingest::cloudevents`]) makes events of the
+//!   CloudEvents of KServe's and Seldon Core's inference loggers.
 //! * [`baseline`]: reference baselines made from training data
 //!   (`model-exporter baseline`): the versioned file format and the
 //!   streaming builder. Drift is measured against them.
@@ -81,6 +85,7 @@ pub mod server;
 pub mod shutdown;
 pub mod stats;
 pub mod storage;
+pub mod webconfig;
 
 /// The rules.yaml compiled into the binary, used when `--config.file` is not given.
 pub const DEFAULT_RULES_YAML: &str = include_str!("../rules.yaml");

@@ -161,8 +161,8 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
         .and_then(|p| std::fs::read(p).ok());
     let config = load_config(&args).map_err(RunError::Config)?;
     let web_config = match &args.web.config_file {
-        Some(p) => crate::export::webconfig::WebConfig::load(p).map_err(RunError::WebConfig)?,
-        None => crate::export::webconfig::WebConfig::open(),
+        Some(p) => crate::webconfig::WebConfig::load(p).map_err(RunError::WebConfig)?,
+        None => crate::webconfig::WebConfig::open(),
     };
     let metrics = Metrics::new(&args.metrics.buckets()).map_err(RunError::Buckets)?;
     metrics.config_last_reload_successful.set(1);
@@ -182,6 +182,8 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
         _ => aggregate::shards::shard_limits(args.limits()),
     };
     let config = Arc::new(config);
+    // The http:// listeners' view of the rules, replaced on every reload.
+    let models = crate::ingest::cloudevents::ModelMap::new(config.inference_loggers());
     let mut shard_options: Vec<aggregate::Options> = ShardSlot::all(shards)
         .into_iter()
         .map(|shard| aggregate::Options {
@@ -235,6 +237,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
         options,
         shutdown: ingest_shutdown,
         prediction_log,
+        cloudevents: crate::ingest::cloudevents::Shared::new(models.clone()),
     };
     let events = listeners.iter().map(Listener::local_addr).collect();
     let mut ingest = JoinSet::new();
@@ -247,6 +250,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
     let reloader = Reloader {
         args: args.clone(),
         control,
+        models,
         metrics: metrics.clone(),
         clock,
         last_text: first_text,
@@ -482,6 +486,8 @@ fn config_source(args: &RunArgs) -> String {
 struct Reloader {
     args: RunArgs,
     control: ControlSender,
+    /// The http:// listeners' view of the rules.
+    models: crate::ingest::cloudevents::ModelMap,
     metrics: Metrics,
     clock: SharedClock,
     /// The file's content at the last load attempt, to notice changes.
@@ -539,7 +545,9 @@ impl Reloader {
             Ok(config) => {
                 let source = config_source(&self.args);
                 tracing::info!(trigger, %source, groups = config.groups.len(), "reloaded rules");
-                let _ = self.control.send(Control::Reload(Arc::new(config), source));
+                let config = Arc::new(config);
+                self.models.set(config.inference_loggers());
+                let _ = self.control.send(Control::Reload(config, source));
                 self.metrics.config_last_reload_successful.set(1);
                 self.metrics
                     .config_reloads

@@ -22,8 +22,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("shutdown", &[]),
     ("stats", &[]),
     ("http_client", &[]),
+    ("webconfig", &[]),
     // Events in: types, parsing, listeners, batches and their sink.
-    ("ingest", &["clock", "shutdown", "stats"]),
+    ("ingest", &["clock", "shutdown", "stats", "webconfig"]),
     // Reference baselines made from training data.
     ("baseline", &["ingest", "stats"]),
     // The rule language, its evaluation, export and notification.
@@ -36,7 +37,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Registry, rendering, JSON API, HTTP server.
     (
         "export",
-        &["config", "rules", "ingest", "stats", "shutdown"],
+        &[
+            "config",
+            "rules",
+            "ingest",
+            "stats",
+            "shutdown",
+            "webconfig",
+        ],
     ),
     // Snapshot files, whatever their body.
     ("storage", &["stats", "clock"]),

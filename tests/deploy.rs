@@ -57,16 +57,20 @@ fn one(path: &Path) -> Value {
 }
 
 fn kustomize() -> String {
+    kustomize_dir(&k8s())
+}
+
+fn kustomize_dir(dir: &Path) -> String {
     let o = run(
-        Command::new("kubectl").arg("kustomize").arg(k8s()),
+        Command::new("kubectl").arg("kustomize").arg(dir),
         "install kubectl (Debian package kubernetes-client)",
     );
-    assert_ok(&o, "kubectl kustomize deploy/kubernetes");
+    assert_ok(&o, &format!("kubectl kustomize {}", dir.display()));
     String::from_utf8(o.stdout).unwrap()
 }
 
 /// Kinds `kubernetes-validate` has no schema for, checked here instead.
-const CUSTOM_KINDS: [&str; 2] = ["PodMonitor", "PrometheusRule"];
+const CUSTOM_KINDS: [&str; 3] = ["PodMonitor", "PrometheusRule", "InferenceService"];
 
 /// `kubernetes-validate --strict`, failing also on a kind it does not know
 /// (it only warns, so a misspelt kind would pass) unless it is a CRD kind
@@ -187,6 +191,16 @@ fn container<'a>(deployment: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no container {name}"))
 }
 
+/// The value of a container's environment variable.
+fn env<'a>(c: &'a Value, name: &str) -> &'a Value {
+    &c["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {:?}", c["name"]))["value"]
+}
+
 fn mount<'a>(c: &'a Value, volume: &str) -> &'a Value {
     c["volumeMounts"]
         .as_sequence()
@@ -263,26 +277,17 @@ fn the_pieces_fit_together() {
     );
     let cfg = mount(exp, "config");
     assert!(cfg.get("subPath").is_none(), "config mounted with subPath");
-    let env = exp["env"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "MODEL_EXPORTER_CONFIG_FILE")
-        .unwrap();
     assert_eq!(
-        env["value"].as_str().unwrap(),
+        env(exp, "MODEL_EXPORTER_CONFIG_FILE").as_str().unwrap(),
         format!("{}/rules.yaml", cfg["mountPath"].as_str().unwrap())
     );
 
     // The saved state (docs/storage.md) is on a volume of its own: the
     // root filesystem is read-only.
-    let storage = exp["env"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "MODEL_EXPORTER_STORAGE_PATH")
-        .unwrap();
-    assert_eq!(storage["value"], mount(exp, "state")["mountPath"]);
+    assert_eq!(
+        env(exp, "MODEL_EXPORTER_STORAGE_PATH"),
+        &mount(exp, "state")["mountPath"]
+    );
     assert!(volume("state")["emptyDir"].is_mapping());
 
     let sc = &exp["securityContext"];
@@ -296,6 +301,130 @@ fn the_pieces_fit_together() {
             assert!(exp["resources"][k][r].is_string(), "no {k}.{r}");
         }
     }
+}
+
+/// The KServe example (deploy/kubernetes/kserve): the InferenceService is a
+/// custom resource without a schema in kubernetes-validate, so its pod
+/// parts are validated as a Pod against the Kubernetes schemas, and what
+/// makes the example work is checked here: the logger posts to the
+/// sidecar's listener, the sidecar reads the generated rules, which load,
+/// and the PodMonitor finds the sidecar's port.
+#[test]
+fn the_kserve_example_validates_and_fits_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kustomize_dir(&k8s().join("kserve"));
+    let built = dir.path().join("kserve.yaml");
+    std::fs::write(&built, &out).unwrap();
+    kubernetes_validate(&[built]);
+    let all = docs(&out);
+    let mut kinds: Vec<&str> = all.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["ConfigMap", "InferenceService", "PodMonitor"]);
+    let get = |kind: &str| all.iter().find(|d| d["kind"] == kind).unwrap();
+    let (isvc, cm, pm) = (get("InferenceService"), get("ConfigMap"), get("PodMonitor"));
+    assert_eq!(isvc["apiVersion"], "serving.kserve.io/v1beta1");
+    let predictor = &isvc["spec"]["predictor"];
+    // Only keys of KServe's PredictorSpec that the example means to use: a
+    // misspelt key would be dropped by the API server without a word.
+    for k in predictor.as_mapping().unwrap().keys() {
+        assert!(
+            [
+                "logger",
+                "model",
+                "containers",
+                "volumes",
+                "securityContext"
+            ]
+            .contains(&k.as_str().unwrap()),
+            "unexpected predictor key {k:?}"
+        );
+    }
+    assert!(predictor["model"]["modelFormat"]["name"].is_string());
+    assert!(predictor["model"]["storageUri"].is_string());
+
+    // The pod parts, as the Pod KServe makes of them (the model's own
+    // container is KServe's to fill in; a placeholder stands for it).
+    let mut spec = serde_yaml::Mapping::new();
+    let mut containers = predictor["containers"].as_sequence().unwrap().clone();
+    containers.push(serde_yaml::from_str("{name: kserve-container, image: model}").unwrap());
+    spec.insert("containers".into(), Value::Sequence(containers));
+    for k in ["volumes", "securityContext"] {
+        spec.insert(k.into(), predictor[k].clone());
+    }
+    let mut pod: serde_yaml::Mapping =
+        serde_yaml::from_str("{apiVersion: v1, kind: Pod, metadata: {name: predictor}}").unwrap();
+    pod.insert("spec".into(), Value::Mapping(spec));
+    let pod_file = dir.path().join("pod.yaml");
+    std::fs::write(&pod_file, serde_yaml::to_string(&pod).unwrap()).unwrap();
+    kubernetes_validate(&[pod_file]);
+
+    // The logger posts to the sidecar's http:// listener.
+    let logger = &predictor["logger"];
+    assert_eq!(logger["mode"], "all");
+    let url = logger["url"].as_str().unwrap();
+    let exp = predictor["containers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "model-exporter")
+        .unwrap();
+    let args: Vec<&str> = exp["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let listen = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--events.listen=http://"))
+        .expect("an http:// listener");
+    let port = |hostport: &str| {
+        hostport
+            .trim_end_matches('/')
+            .rsplit_once(':')
+            .unwrap()
+            .1
+            .to_owned()
+    };
+    assert_eq!(port(url.strip_prefix("http://").unwrap()), port(listen));
+    assert!(listen.starts_with("127.0.0.1:"), "loopback only: {listen}");
+
+    // The sidecar reads the generated rules, which load and map the
+    // InferenceService's events to a model with named features.
+    let name = isvc["metadata"]["name"].as_str().unwrap();
+    let volume = predictor["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["configMap"]["name"] == cm["metadata"]["name"])
+        .expect("the ConfigMap is a volume");
+    let cfg = mount(exp, volume["name"].as_str().unwrap());
+    assert_eq!(
+        env(exp, "MODEL_EXPORTER_CONFIG_FILE").as_str().unwrap(),
+        format!("{}/rules.yaml", cfg["mountPath"].as_str().unwrap())
+    );
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, cm["data"]["rules.yaml"].as_str().unwrap()).unwrap();
+    let o = Command::new(common::binary())
+        .arg("check")
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert_ok(&o, "model-exporter check of the KServe example's rules");
+    let parsed: Value = serde_yaml::from_str(&read(&rules)).unwrap();
+    assert!(parsed["models"][name]["inference_logger"]["features"].is_sequence());
+
+    // The PodMonitor selects the service's pods and the sidecar's port.
+    assert_eq!(
+        pm["spec"]["selector"]["matchLabels"]["serving.kserve.io/inferenceservice"],
+        name
+    );
+    assert_eq!(
+        pm["spec"]["podMetricsEndpoints"][0]["port"],
+        exp["ports"][0]["name"]
+    );
+    assert_eq!(exp["readinessProbe"]["httpGet"]["path"], "/-/ready");
+    assert_eq!(exp["securityContext"]["readOnlyRootFilesystem"], true);
 }
 
 fn promtool(args: &[&str], path: &Path) {

@@ -10,23 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Deterministic normal-ish values: the sum of 12 uniforms (Irwin-Hall).
-struct Gen(u64);
-
-impl Gen {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal(&mut self, mean: f64, std: f64) -> f64 {
-        let z: f64 = (0..12).map(|_| self.uniform()).sum::<f64>() - 6.0;
-        mean + std * z
-    }
-}
-
 #[test]
 fn a_baseline_from_training_data_drives_feature_drift() {
     let dir = tempfile::tempdir().unwrap();
@@ -42,20 +25,7 @@ fn a_baseline_from_training_data_drives_feature_drift() {
         )
         .unwrap();
     }
-    let train = dir.path().join("train.csv");
-    std::fs::write(&train, csv).unwrap();
-    let out = Command::new(binary())
-        .args(["baseline", "--input"])
-        .arg(&train)
-        .arg("--out")
-        .arg(dir.path().join("fraud.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    make_baseline(dir.path(), &csv, "fraud");
 
     let rules = dir.path().join("rules.yaml");
     std::fs::write(

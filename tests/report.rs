@@ -96,16 +96,29 @@ fn the_report_matches_the_events_sent() {
     // Confidence: 90 at 0.8 and 10 at 0.3 -> 0.75.
     assert!(text.contains("Confidence=0.75"), "{text}");
 
-    let (status, _, body) = e.get("/api/v1/history");
-    assert_eq!(status, 200);
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["data"]["resolution"], 0.2);
-    let fraud = v["data"]["series"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["model"] == "fraud")
-        .expect("fraud in the history");
+    // The history records every 200 ms: wait for the first point that
+    // includes the fraud model rather than assume one already exists.
+    let deadline = Instant::now() + PATIENCE;
+    let fraud = loop {
+        let (status, _, body) = e.get("/api/v1/history");
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["data"]["resolution"], 0.2);
+        let found = v["data"]["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["model"] == "fraud")
+            .cloned();
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fraud never in the history: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(!fraud["ts"].as_array().unwrap().is_empty());
     assert_eq!(fraud["error_rate"].as_array().unwrap().last().unwrap(), 0.1);
 }

@@ -200,7 +200,7 @@ impl TlsReceiver {
         use hyper::service::service_fn;
         use hyper_util::rt::TokioIo;
 
-        let web = model_exporter::export::webconfig::WebConfig::load(web_config).unwrap();
+        let web = model_exporter::webconfig::WebConfig::load(web_config).unwrap();
         let acceptor = web.tls.clone().expect("TLS configured");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

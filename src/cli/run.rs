@@ -10,10 +10,11 @@ use clap::Args;
 
 use super::{
     DEFAULT_WEB_LISTEN_ADDRESS, LogFormat, LogLevel, at_least_one, parse_duration,
-    parse_line_bytes, parse_mode, parse_path, parse_ratio,
+    parse_line_bytes, parse_mode, parse_path, parse_positive_duration, parse_ratio,
 };
 use crate::aggregate::Limits;
 use crate::export::metrics::Buckets;
+use crate::ingest::cloudevents::HttpOptions;
 use crate::ingest::prediction_log::PredictionLogOptions;
 use crate::ingest::{IngestOptions, ListenAddr};
 use crate::rules::notify::NotifierOptions;
@@ -57,6 +58,7 @@ mod shown {
     use std::sync::LazyLock;
 
     use crate::ingest::IngestOptions;
+    use crate::ingest::cloudevents::HttpOptions;
     use crate::rules::duration::format_duration;
     use crate::rules::notify::NotifierOptions;
 
@@ -65,6 +67,10 @@ mod shown {
     pub static IDLE_TIMEOUT: LazyLock<String> = LazyLock::new(|| {
         format_duration(IngestOptions::default().idle_timeout.unwrap_or_default())
     });
+    pub static HTTP_READ_TIMEOUT: LazyLock<String> =
+        LazyLock::new(|| format_duration(HttpOptions::default().read_timeout));
+    pub static HTTP_PENDING_TTL: LazyLock<String> =
+        LazyLock::new(|| format_duration(HttpOptions::default().pending_ttl));
     pub static ALERTMANAGER_TIMEOUT: LazyLock<String> =
         LazyLock::new(|| format_duration(NotifierOptions::default().timeout));
     pub static ALERTMANAGER_RESEND_DELAY: LazyLock<String> =
@@ -76,8 +82,10 @@ mod shown {
 #[command(next_help_heading = "Events")]
 pub struct EventsArgs {
     /// Where events are received: unix:///PATH, unixgram:///PATH, tcp://HOST:PORT,
-    /// udp://HOST:PORT, or file:///PATH (a JSON-lines file followed like tail -F). Repeatable. Default: a unix stream socket and a unix
-    /// datagram socket in the temporary directory.
+    /// udp://HOST:PORT, file:///PATH (a JSON-lines file followed like tail -F),
+    /// or http://HOST:PORT (CloudEvents of KServe's and Seldon's inference
+    /// loggers, see docs/integrations.md). Repeatable. Default: a unix stream
+    /// socket and a unix datagram socket in the temporary directory.
     #[arg(
         long = "events.listen",
         env = "MODEL_EXPORTER_EVENTS_LISTEN",
@@ -147,6 +155,60 @@ pub struct EventsArgs {
         value_parser = at_least_one
     )]
     pub queue_batches: usize,
+
+    /// Longest body an http:// listener accepts, in bytes; a longer one is
+    /// answered 413 and counted as too_long.
+    #[arg(
+        value_name = "BYTES",
+        long = "events.http.max-body-bytes",
+        env = "MODEL_EXPORTER_EVENTS_HTTP_MAX_BODY_BYTES",
+        default_value_t = HttpOptions::default().max_body_bytes,
+        value_parser = parse_line_bytes
+    )]
+    pub http_max_body_bytes: usize,
+
+    /// An http:// listener closes a connection whose request headers do not
+    /// arrive within this (also between requests), and answers 408 to a body
+    /// that does not.
+    #[arg(
+        value_name = "DURATION",
+        long = "events.http.read-timeout",
+        env = "MODEL_EXPORTER_EVENTS_HTTP_READ_TIMEOUT",
+        default_value = shown::HTTP_READ_TIMEOUT.as_str(),
+        value_parser = parse_positive_duration
+    )]
+    pub http_read_timeout: Duration,
+
+    /// How long a logged request waits for its response (and a response
+    /// for its request) before it is taken alone.
+    #[arg(
+        value_name = "DURATION",
+        long = "events.http.pending-ttl",
+        env = "MODEL_EXPORTER_EVENTS_HTTP_PENDING_TTL",
+        default_value = shown::HTTP_PENDING_TTL.as_str(),
+        value_parser = parse_positive_duration
+    )]
+    pub http_pending_ttl: Duration,
+
+    /// Estimated memory of the requests and responses waiting for their
+    /// other half, at most; past it the oldest is taken alone.
+    #[arg(
+        value_name = "BYTES",
+        long = "events.http.pending-max-bytes",
+        env = "MODEL_EXPORTER_EVENTS_HTTP_PENDING_MAX_BYTES",
+        default_value_t = HttpOptions::default().pending_max_bytes,
+        value_parser = at_least_one
+    )]
+    pub http_pending_max_bytes: usize,
+
+    /// TLS and basic authentication of http:// listeners, in the
+    /// --web.config.file format (see docs/security.md). Read at start-up.
+    #[arg(
+        long = "events.http.web-config.file",
+        env = "MODEL_EXPORTER_EVENTS_HTTP_WEB_CONFIG_FILE",
+        value_name = "PATH"
+    )]
+    pub http_web_config_file: Option<PathBuf>,
 }
 
 impl EventsArgs {
@@ -167,6 +229,13 @@ impl EventsArgs {
             idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
             file_from_beginning: self.file_from_beginning,
             max_connections: self.max_connections,
+            http: HttpOptions {
+                max_body_bytes: self.http_max_body_bytes,
+                read_timeout: self.http_read_timeout,
+                pending_ttl: self.http_pending_ttl,
+                pending_max_bytes: self.http_pending_max_bytes,
+                web_config: self.http_web_config_file.clone(),
+            },
         }
     }
 }

@@ -8,7 +8,7 @@
 //! `rules` use its `interval`, a rule's `annotations` its `labels` and
 //! `expr`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,10 +99,10 @@ const DEFAULTS_KEYS: &Keys<DefaultsDraft> = &[
 ];
 
 /// A model's entry while its keys are read.
-struct ModelDraft {
+pub(super) struct ModelDraft {
     /// The model's name (`*` for every model).
-    name: String,
-    model: ModelConfig,
+    pub(super) name: String,
+    pub(super) model: ModelConfig,
 }
 
 const MODEL_KEYS: &Keys<ModelDraft> = &[
@@ -114,6 +114,7 @@ const MODEL_KEYS: &Keys<ModelDraft> = &[
     ),
     ("learn_reference", Loader::model_learn_reference),
     ("features", Loader::model_features),
+    ("inference_logger", Loader::model_inference_logger),
 ];
 
 const FEATURE_KEYS: &Keys<FeatureSpec> = &[
@@ -252,6 +253,7 @@ impl Loader {
             let model = self.model(v, name);
             config.models.insert(name.to_string(), model);
         }
+        self.check_inference_logger_services(node);
     }
 
     /// One model's entry.
@@ -389,31 +391,7 @@ impl Loader {
     }
 
     fn feature_categories(&mut self, v: &Node, f: &mut FeatureSpec) {
-        let NodeKind::Seq(items) = &v.kind else {
-            self.error(
-                v,
-                format!(
-                    "categories must be a list of strings, found {}",
-                    v.type_name()
-                ),
-            );
-            return;
-        };
-        if items.is_empty() {
-            self.error(v, "categories must not be empty");
-            return;
-        }
-        let mut out = Vec::new();
-        let mut seen = BTreeSet::new();
-        for item in items {
-            if let Some(c) = self.string(item, "a category") {
-                if !seen.insert(c.clone()) {
-                    self.error(item, format!("duplicate category '{c}'"));
-                }
-                out.push(c);
-            }
-        }
-        f.categories = Some(out);
+        f.categories = self.distinct_strings(v, "categories", "category");
     }
 
     /// `groups`: a list of groups with distinct names.

@@ -11,9 +11,11 @@
 //! definitions, which [`rules::rule`](crate::rules::rule) owns), `load` (the
 //! walk: one function per key), `reader` (typed values and positions out of
 //! the YAML tree) and `error`. Durations are the rule language's
-//! ([`rules::duration`](crate::rules::duration)).
+//! ([`rules::duration`](crate::rules::duration)). `inference_logger` reads a model's
+//! `inference_logger` block.
 
 mod error;
+mod inference_logger;
 mod load;
 mod reader;
 mod types;

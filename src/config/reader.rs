@@ -151,6 +151,38 @@ impl Loader {
         }
     }
 
+    /// A non-empty list of distinct strings (`what` names the list in
+    /// messages, `item` one of its elements); `None` when it is not one.
+    pub(super) fn distinct_strings(
+        &mut self,
+        v: &Node,
+        what: &str,
+        item: &str,
+    ) -> Option<Vec<String>> {
+        let NodeKind::Seq(items) = &v.kind else {
+            self.error(
+                v,
+                format!("{what} must be a list of strings, found {}", v.type_name()),
+            );
+            return None;
+        };
+        if items.is_empty() {
+            self.error(v, format!("{what} must not be empty"));
+            return None;
+        }
+        let mut out = Vec::with_capacity(items.len());
+        let mut seen = std::collections::BTreeSet::new();
+        for node in items {
+            if let Some(s) = self.string(node, &format!("a {item}")) {
+                if !seen.insert(s.clone()) {
+                    self.error(node, format!("duplicate {item} '{s}'"));
+                }
+                out.push(s);
+            }
+        }
+        Some(out)
+    }
+
     /// A finite number, written as a plain scalar.
     pub(super) fn number(&mut self, node: &Node, what: &str) -> Option<f64> {
         match &node.kind {

@@ -64,6 +64,9 @@ pub struct ModelConfig {
     pub learn_reference: Option<usize>,
     /// Per-feature expectations.
     pub features: BTreeMap<String, FeatureSpec>,
+    /// How the model's inference-logger CloudEvents (KServe, Seldon) are
+    /// read, when given.
+    pub inference_logger: Option<crate::ingest::cloudevents::InferenceLogger>,
 }
 
 impl Default for ModelConfig {
@@ -75,6 +78,7 @@ impl Default for ModelConfig {
             low_confidence_threshold: 0.5,
             learn_reference: None,
             features: BTreeMap::new(),
+            inference_logger: None,
         }
     }
 }
@@ -94,5 +98,16 @@ impl Config {
     /// The expectations for `model`: its own entry, else `"*"`, else defaults.
     pub fn model(&self, model: &str) -> Option<&ModelConfig> {
         self.models.get(model).or_else(|| self.models.get("*"))
+    }
+
+    /// The models' `inference_logger` blocks, as the `http://` event
+    /// listener looks them up.
+    pub fn inference_loggers(&self) -> crate::ingest::cloudevents::Mapping {
+        crate::ingest::cloudevents::Mapping::new(
+            self.models
+                .iter()
+                .map(|(name, m)| (name.clone(), m.inference_logger.clone()))
+                .collect(),
+        )
     }
 }

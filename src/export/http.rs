@@ -38,7 +38,7 @@ pub struct HttpState {
     /// False until listeners are bound, and again while shutting down.
     pub ready: AtomicBool,
     /// TLS, authentication and extra headers (`--web.config.file`).
-    pub web: super::webconfig::WebConfig,
+    pub web: crate::webconfig::WebConfig,
 }
 
 /// A `--web.listen-address` that is not `HOST:PORT` or `:PORT`.
@@ -87,25 +87,13 @@ fn html_escape(s: &str) -> String {
 
 /// Authenticates, routes, and adds the configured headers.
 pub async fn handle(state: Arc<HttpState>, req: Request<Incoming>) -> Response<Body> {
-    if state.web.needs_auth() {
-        let header = req
-            .headers()
-            .get(hyper::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let web = state.web.clone();
-        // bcrypt is slow on purpose: keep it off the threads serving sockets.
-        let ok = tokio::task::spawn_blocking(move || web.authorized(header.as_deref()))
-            .await
-            .unwrap_or(false);
-        if !ok {
-            let mut r = respond(StatusCode::UNAUTHORIZED, "text/plain", "Unauthorized\n");
-            r.headers_mut().insert(
-                hyper::header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"model-exporter\""),
-            );
-            return r;
-        }
+    if !state.web.check(req.headers()).await {
+        let mut r = respond(StatusCode::UNAUTHORIZED, "text/plain", "Unauthorized\n");
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"model-exporter\""),
+        );
+        return r;
     }
     let mut r = route(&state, req).await;
     for (k, v) in &state.web.headers {

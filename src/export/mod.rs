@@ -10,4 +10,3 @@ pub mod http;
 pub mod metrics;
 pub mod render;
 pub mod series;
-pub mod webconfig;

@@ -16,6 +16,9 @@ pub enum ListenAddr {
     Udp(String),
     /// `file:///path`: a JSON-lines file followed like `tail -F`.
     File(PathBuf),
+    /// `http://HOST:PORT`: CloudEvents of KServe's and Seldon's inference
+    /// loggers, POSTed over HTTP (docs/integrations.md).
+    Http(String),
 }
 
 impl ListenAddr {
@@ -27,6 +30,7 @@ impl ListenAddr {
             ListenAddr::Tcp(_) => "tcp",
             ListenAddr::Udp(_) => "udp",
             ListenAddr::File(_) => "file",
+            ListenAddr::Http(_) => "http",
         }
     }
 
@@ -46,13 +50,13 @@ impl ListenAddr {
 pub enum ParseAddrError {
     /// No `SCHEME://`.
     #[error(
-        "{0:?} is not a listener URL (expected unix://, unixgram://, tcp://, udp:// or file://)"
+        "{0:?} is not a listener URL (expected unix://, unixgram://, tcp://, udp://, file:// or http://)"
     )]
     NotUrl(String),
     /// Nothing after `SCHEME://`.
     #[error("{0:?} names no path or address")]
     Empty(String),
-    /// A `tcp://` or `udp://` address that is not `HOST:PORT`.
+    /// A `tcp://`, `udp://` or `http://` address that is not `HOST:PORT`.
     #[error("{url:?}: expected HOST:PORT after {scheme}://")]
     HostPort {
         /// The value as given.
@@ -60,8 +64,8 @@ pub enum ParseAddrError {
         /// Its scheme.
         scheme: String,
     },
-    /// A scheme other than the five known.
-    #[error("{url:?}: unknown scheme {scheme:?} (expected unix, unixgram, tcp, udp or file)")]
+    /// A scheme other than the six known.
+    #[error("{url:?}: unknown scheme {scheme:?} (expected unix, unixgram, tcp, udp, file or http)")]
     UnknownScheme {
         /// The value as given.
         url: String,
@@ -95,6 +99,9 @@ impl std::str::FromStr for ListenAddr {
             "tcp" => host_port(rest).map(ListenAddr::Tcp),
             "udp" => host_port(rest).map(ListenAddr::Udp),
             "file" => Ok(ListenAddr::File(PathBuf::from(rest))),
+            // A trailing `/` is allowed: the logger's URL may have a path,
+            // and any path is served.
+            "http" => host_port(rest.strip_suffix('/').unwrap_or(rest)).map(ListenAddr::Http),
             other => Err(ParseAddrError::UnknownScheme {
                 url: s.to_owned(),
                 scheme: other.to_owned(),
@@ -111,6 +118,7 @@ impl fmt::Display for ListenAddr {
             ListenAddr::Tcp(a) => write!(f, "tcp://{a}"),
             ListenAddr::Udp(a) => write!(f, "udp://{a}"),
             ListenAddr::File(p) => write!(f, "file://{}", p.display()),
+            ListenAddr::Http(a) => write!(f, "http://{a}"),
         }
     }
 }
@@ -138,19 +146,28 @@ mod tests {
                 "file:///var/log/p.jsonl",
                 ListenAddr::File("/var/log/p.jsonl".into()),
             ),
+            (
+                "http://127.0.0.1:9878",
+                ListenAddr::Http("127.0.0.1:9878".into()),
+            ),
         ];
         for (s, want) in ok {
             let got: ListenAddr = s.parse().unwrap();
             assert_eq!(&got, want);
             assert_eq!(&got.to_string(), s);
         }
+        assert_eq!(
+            "http://[::1]:80/".parse::<ListenAddr>().unwrap(),
+            ListenAddr::Http("[::1]:80".into())
+        );
         let bad: &[(&str, &str)] = &[
             ("/tmp/x.sock", "not a listener URL"),
             ("unix://", "names no path"),
             ("tcp://127.0.0.1", "HOST:PORT"),
             ("tcp://:80", "HOST:PORT"),
             ("udp://h:99999", "HOST:PORT"),
-            ("http://x:1", "unknown scheme"),
+            ("https://x:1", "unknown scheme"),
+            ("http://127.0.0.1", "HOST:PORT"),
         ];
         for (s, frag) in bad {
             let e = s.parse::<ListenAddr>().unwrap_err().to_string();

@@ -23,6 +23,8 @@ pub struct IngestOptions {
     pub file_from_beginning: bool,
     /// Stream connections open at once per listener; more are closed.
     pub max_connections: usize,
+    /// Settings of `http://` listeners.
+    pub http: super::cloudevents::HttpOptions,
 }
 
 impl Default for IngestOptions {
@@ -33,6 +35,7 @@ impl Default for IngestOptions {
             idle_timeout: Some(Duration::from_secs(600)),
             file_from_beginning: false,
             max_connections: 1024,
+            http: super::cloudevents::HttpOptions::default(),
         }
     }
 }
@@ -53,4 +56,7 @@ pub struct IngestContext {
     pub shutdown: Shutdown,
     /// Where a sample of accepted lines is written, if anywhere.
     pub prediction_log: Option<PredictionLog>,
+    /// What `http://` listeners share: the rules' model mapping and their
+    /// self-metrics.
+    pub cloudevents: super::cloudevents::Shared,
 }

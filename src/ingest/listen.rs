@@ -1,6 +1,6 @@
 //! Binding listeners and handing each to its transport: stream sockets
-//! (`stream`), datagram sockets (`datagram`) and followed files
-//! ([`tail`](super::tail)).
+//! (`stream`), datagram sockets (`datagram`), followed files
+//! ([`tail`](super::tail)) and HTTP ([`cloudevents`](super::cloudevents)).
 
 use std::io;
 
@@ -18,6 +18,7 @@ enum Socket {
     Tcp(TcpListener),
     Udp(UdpSocket),
     File(std::path::PathBuf, Option<super::tail::Open>),
+    Http(TcpListener, crate::webconfig::WebConfig),
 }
 
 /// A bound, not yet serving, listener.
@@ -56,6 +57,18 @@ impl Listener {
             }
             ListenAddr::Tcp(a) => Socket::Tcp(TcpListener::bind(a.as_str()).await.map_err(err)?),
             ListenAddr::Udp(a) => Socket::Udp(UdpSocket::bind(a.as_str()).await.map_err(err)?),
+            ListenAddr::Http(a) => {
+                use crate::webconfig::WebConfig;
+                let web = match &options.http.web_config {
+                    Some(p) => WebConfig::load(p).map_err(|e| {
+                        err(io::Error::other(format!(
+                            "--events.http.web-config.file {e}"
+                        )))
+                    })?,
+                    None => WebConfig::open(),
+                };
+                Socket::Http(TcpListener::bind(a.as_str()).await.map_err(err)?, web)
+            }
             ListenAddr::File(p) => {
                 // The file may appear later, but its directory must exist.
                 let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
@@ -90,6 +103,10 @@ impl Listener {
                 .local_addr()
                 .map(|a| ListenAddr::Udp(a.to_string()))
                 .unwrap_or_else(|_| self.addr.clone()),
+            Socket::Http(l, _) => l
+                .local_addr()
+                .map(|a| ListenAddr::Http(a.to_string()))
+                .unwrap_or_else(|_| self.addr.clone()),
             _ => self.addr.clone(),
         }
     }
@@ -109,6 +126,7 @@ impl Listener {
                 drop(file);
             }
             Socket::Udp(s) => serve_datagrams(ctx, transport, s.into_std().map(Dgram::Udp)).await,
+            Socket::Http(l, web) => super::cloudevents::listener::serve(l, web, ctx).await,
             Socket::File(p, start) => {
                 let _ =
                     tokio::task::spawn_blocking(move || super::tail::follow(p, start, ctx)).await;

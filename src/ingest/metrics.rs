@@ -16,6 +16,9 @@ pub struct IngestMetrics {
     pub connections: IntCounterVec,
     /// `model_exporter_connections_closed_total{transport,reason}`.
     pub connections_closed: IntCounterVec,
+    /// The registry they are in, where listeners that start later (the
+    /// `http://` listener's own families) register theirs.
+    pub registry: Registry,
 }
 
 impl IngestMetrics {
@@ -54,6 +57,7 @@ impl IngestMetrics {
                 ),
                 &["transport", "reason"],
             )?,
+            registry: registry.clone(),
         };
         registry.register(Box::new(m.events_rejected.clone()))?;
         registry.register(Box::new(m.connections_open.clone()))?;

@@ -6,14 +6,16 @@
 //! Rejected lines are counted by reason and logged at a bounded rate.
 //!
 //! [`listen`] binds a listener and hands it to its transport: `stream`
-//! (`unix://`, `tcp://`), `datagram` (`unixgram://`, `udp://`) or [`tail`]
-//! (`file://`). The transports share only the listener's context
+//! (`unix://`, `tcp://`), `datagram` (`unixgram://`, `udp://`), [`tail`]
+//! (`file://`) or [`cloudevents`] (`http://`: inference-logger CloudEvents,
+//! which are not lines). The transports share only the listener's context
 //! ([`IngestContext`]) and the batch helpers of [`batch`], never each other.
 //! Batches go to a [`BatchSink`]: the one aggregator's channel, or a
 //! [`Deliver`] (the aggregators' router) that spreads them.
 
 pub mod addr;
 pub mod batch;
+pub mod cloudevents;
 mod context;
 pub(crate) mod datagram;
 pub mod event;

@@ -153,10 +153,17 @@ impl PredictionLog {
 
     /// Offers an accepted event line; a sample of them is written. Never blocks.
     pub fn offer(&self, line: &[u8]) {
+        self.offer_with(|| line.to_vec());
+    }
+
+    /// Like [`PredictionLog::offer`], for an event that has no line as
+    /// received: `make` writes one, and is called only for the events the
+    /// sample takes.
+    pub fn offer_with(&self, make: impl FnOnce() -> Vec<u8>) {
         if self.threshold == 0 || (self.threshold != u64::MAX && next_random() > self.threshold) {
             return;
         }
-        match self.tx.try_send(line.to_vec()) {
+        match self.tx.try_send(make()) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.counters.dropped.inc()

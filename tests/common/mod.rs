@@ -404,6 +404,31 @@ pub fn certificates(dir: &Path) {
     );
 }
 
+/// curl's HTTP status for a request trusting `dir`/ca.crt, or 0 when the
+/// connection failed.
+pub fn curl(dir: &Path, url: &str, extra: &[&str]) -> u16 {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+            "--cacert",
+        ])
+        .arg(dir.join("ca.crt"))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
 /// A minimal HTTP/1.1 GET.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -436,6 +461,42 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
         let v = rest.strip_prefix(' ')?;
         v.split(' ').next()?.parse().ok()
     })
+}
+
+/// Deterministic normal-ish values: the sum of 12 uniforms (Irwin-Hall).
+pub struct Gen(pub u64);
+
+impl Gen {
+    pub fn uniform(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn normal(&mut self, mean: f64, std: f64) -> f64 {
+        let z: f64 = (0..12).map(|_| self.uniform()).sum::<f64>() - 6.0;
+        mean + std * z
+    }
+}
+
+/// Writes training data (`csv`, with a header row) to `train.csv` in `dir`
+/// and makes its baseline, `NAME.json` there, with `model-exporter
+/// baseline`; returns the baseline's path.
+pub fn make_baseline(dir: &Path, csv: &str, name: &str) -> PathBuf {
+    let train = dir.join("train.csv");
+    std::fs::write(&train, csv).unwrap();
+    let out = dir.join(format!("{name}.json"));
+    let o = Command::new(binary())
+        .args(["baseline", "--input"])
+        .arg(&train)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
 }
 
 /// Sends lines over a unix stream socket and closes it.

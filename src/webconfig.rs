@@ -159,6 +159,23 @@ impl WebConfig {
         !self.users.is_empty()
     }
 
+    /// Whether a request with these headers may pass; true when no users
+    /// are configured. bcrypt is slow on purpose, so the check runs on the
+    /// blocking pool, off the threads that serve sockets.
+    pub async fn check(&self, headers: &hyper::HeaderMap) -> bool {
+        if !self.needs_auth() {
+            return true;
+        }
+        let header = headers
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let web = self.clone();
+        tokio::task::spawn_blocking(move || web.authorized(header.as_deref()))
+            .await
+            .unwrap_or(false)
+    }
+
     /// Checks an `Authorization` header value against the users.
     pub fn authorized(&self, header: Option<&str>) -> bool {
         if self.users.is_empty() {
@@ -210,7 +227,8 @@ fn parse_basic(header: &str) -> Option<(String, String)> {
     Some((u.to_owned(), p.to_owned()))
 }
 
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
+/// Decodes standard base64 (padding optional); `None` when it is not base64.
+pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let val = |c: u8| -> Option<u32> {
         Some(match c {
             b'A'..=b'Z' => c - b'A',
