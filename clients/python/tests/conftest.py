@@ -32,29 +32,75 @@ def sockdir():
 
 
 class DgramReceiver:
-    """A bound unix datagram socket; ``lines()`` returns what arrived."""
+    """A bound unix datagram socket recording what arrives. The client's
+    own reports of drops (``"type":"client"``) are kept apart, in
+    ``reports``."""
 
     def __init__(self, path):
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(path)
         self.sock.settimeout(0.05)
+        self.reports = []
+
+    def _recv(self):
+        d = self.sock.recv(1 << 17)
+        if d.startswith(b'{"type":"client"'):
+            self.reports.append(json.loads(d))
+            return None
+        return d
 
     def datagrams(self, wait_for=1):
+        """The datagrams received (reports left out), waiting until at
+        least ``wait_for`` arrived (or 5 seconds passed)."""
         out = []
         deadline = time.monotonic() + 5
         while True:
             try:
-                out.append(self.sock.recv(1 << 17))
+                d = self._recv()
             except socket.timeout:
                 if len(out) >= wait_for or time.monotonic() > deadline:
                     return out
+                continue
+            if d is not None:
+                out.append(d)
 
     def events(self, wait_for=1):
-        return [json.loads(d) for d in self.datagrams(wait_for)]
+        """The events received (a datagram may hold several lines), waiting
+        until at least ``wait_for`` arrived (or 5 seconds passed)."""
+        out = []
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                d = self._recv()
+            except socket.timeout:
+                if len(out) >= wait_for or time.monotonic() > deadline:
+                    return out
+                continue
+            if d is not None:
+                out.extend(json.loads(l) for l in d.split(b"\n") if l)
 
     def close(self):
         self.sock.close()
+
+
+try:
+    import orjson  # noqa: F401
+
+    ENCODERS = ["json", "orjson"]
+except ImportError:
+    ENCODERS = ["json", pytest.param("orjson", marks=pytest.mark.skip(reason="orjson is not installed"))]
+
+
+@pytest.fixture(params=ENCODERS)
+def encoder(request):
+    """Each test that takes it runs with both encoders."""
+    return request.param
+
+
+def no_drops(stats):
+    """True when nothing was dropped or omitted."""
+    return stats["dropped"] == 0 and stats["values_omitted"] == 0
 
 
 @pytest.fixture
