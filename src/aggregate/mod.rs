@@ -15,12 +15,14 @@
 //!   in a [`capped`] map; [`expiry`] sweeps it under `--metrics.ttl`.
 //! * [`signals`]: the windows and what the rules read from them, built from
 //!   the summaries of [`stats`](crate::stats).
+//! * `client` counts the client libraries' reports of what they dropped.
 //! * [`join`] joins labels to predictions; [`quality`] is the prediction
 //!   quality of the joined pairs; [`validity`] checks feature values against
 //!   rules.yaml.
 
 mod aggregator;
 pub mod capped;
+mod client;
 pub mod expiry;
 mod hash;
 pub mod join;

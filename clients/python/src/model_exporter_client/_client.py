@@ -254,16 +254,22 @@ class Client:
 
     def _usage(self, method, extra, unknown, stacklevel):
         """Arguments the method does not take: each is left out of the event
-        and counted; a :class:`UsageWarning` points at the caller."""
-        names = sorted(unknown)
-        if extra:
-            names.append("%d extra positional argument(s)" % len(extra))
-        self._t.omit(len(unknown) + len(extra))
+        and counted; a :class:`UsageWarning` points at the caller (and
+        raises only where warnings were made errors, as in a test run)."""
+        try:
+            names = sorted(map(str, unknown))
+            if extra:
+                names.append("%d extra positional argument(s)" % len(extra))
+            self._t.omit(len(unknown) + len(extra))
+            cause = "usage:%s:%s" % (method, ",".join(names))
+            text = ", ".join(repr(n) if n in unknown else n for n in names)
+        except Exception:
+            return
         self._warn.usage(
-            "usage:%s:%s" % (method, ",".join(names)),
+            cause,
             "%s() got an unexpected argument %s (left out of the event)",
             method,
-            ", ".join(repr(n) if n in unknown else n for n in names),
+            text,
             stacklevel=stacklevel,
         )
 
@@ -484,9 +490,9 @@ class Client:
     ):  # fmt: skip
         """Builds the event value by value: each value that cannot be sent
         is left out, counted and warned about; the rest is sent."""
+        if extra or unknown:
+            self._usage("inference", extra, unknown, 5)
         try:
-            if extra or unknown:
-                self._usage("inference", extra, unknown, 5)
             e = self._head(model, version)
             if id is not None:
                 try:
@@ -661,9 +667,9 @@ class Client:
                  *extra, **unknown):
         """Records the ground truth ``actual`` for the request ``id`` (``id``
         may be None when ``prediction`` is given)."""
+        if extra or unknown:
+            self._usage("feedback", extra, unknown, 4)
         try:
-            if extra or unknown:
-                self._usage("feedback", extra, unknown, 4)
             if actual is None:
                 self._invalid("feedback_actual", "feedback() needs actual, the true value")
                 return
@@ -697,9 +703,9 @@ class Client:
         """Announces that a model version was loaded. ``trained_at`` and
         ``loaded_at`` take a datetime, unix seconds or an RFC 3339 string;
         ``loaded_at`` defaults to now. ``version`` defaults to the client's."""
+        if extra or unknown:
+            self._usage("model_loaded", extra, unknown, 4)
         try:
-            if extra or unknown:
-                self._usage("model_loaded", extra, unknown, 4)
             e = {"type": "model", **self._head(model, version)}
             if trained_at is not None:
                 self._ts(e, "trained_at", trained_at)
@@ -715,9 +721,9 @@ class Client:
         """Forwards a log line of the model process. ``level`` is one of
         ``debug``, ``info``, ``warning``, ``error``, ``critical`` (``warn``
         and ``fatal`` are understood too), or a ``logging`` level number."""
+        if extra or unknown:
+            self._usage("log", extra, unknown, 4)
         try:
-            if extra or unknown:
-                self._usage("log", extra, unknown, 4)
             if level.__class__ is not str:
                 level = _level_name(level)  # a logging level number
             elif level not in _LEVELS:
