@@ -35,7 +35,7 @@ impl<'de> Deserialize<'de> for Count {
                 Err(E::invalid_value(de::Unexpected::Signed(v), &self))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Count, E> {
-                if v >= 0.0 && v <= MAX_COUNT && v.fract() == 0.0 {
+                if (0.0..=MAX_COUNT).contains(&v) && v.fract() == 0.0 {
                     Ok(Count(v as u64))
                 } else {
                     Err(E::invalid_value(de::Unexpected::Float(v), &self))
