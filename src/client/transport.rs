@@ -150,17 +150,9 @@ impl Inner {
 
     pub(super) fn flush(&self) {
         let mut s = self.lock();
-        if s.closed {
-            return;
-        }
-        s.seal();
-        if s.sock.is_none() && s.pending_bytes > 0 && !s.connect() {
+        if !s.closed && !s.push() {
             let lost = s.discard();
             s.dropped[slot(DropReason::NoExporter)] += lost;
-        }
-        if s.sock.is_some() {
-            s.blocked = false;
-            s.drain();
         }
     }
 
@@ -169,16 +161,9 @@ impl Inner {
         if s.closed {
             return;
         }
-        s.seal();
-        if s.sock.is_none() && s.pending_bytes > 0 {
-            s.connect();
-        }
-        if s.sock.is_some() {
-            s.blocked = false;
-            s.drain();
+        if s.push() {
             s.maybe_report(Instant::now(), true);
-            s.blocked = false;
-            s.drain();
+            s.push();
         }
         s.closed_drops += s.discard();
         s.closed = true;
@@ -239,6 +224,21 @@ impl State {
         self.pending_bytes += n;
         self.pending_events += 1;
         std::mem::take(&mut self.idle)
+    }
+
+    /// Seals the batch, connects if need be (within the rate limit) and
+    /// sends what the socket takes now; returns whether it is connected.
+    fn push(&mut self) -> bool {
+        self.seal();
+        if self.sock.is_none() && self.pending_bytes > 0 {
+            self.connect();
+        }
+        if self.sock.is_none() {
+            return false;
+        }
+        self.blocked = false;
+        self.drain();
+        true
     }
 
     /// Moves the batch into the framed data.
@@ -530,14 +530,7 @@ impl State {
         if self.closed {
             return (None, false);
         }
-        self.seal();
-        if self.sock.is_none() && self.pending_bytes > 0 {
-            self.connect();
-        }
-        if self.sock.is_some() {
-            self.blocked = false;
-            self.drain();
-        }
+        self.push();
         self.maybe_report(Instant::now(), false);
         let held = self.pending_bytes > 0 || self.report_inflight;
         if !held {

@@ -50,9 +50,10 @@ class DgramReceiver:
             return None
         return d
 
-    def datagrams(self, wait_for=1):
-        """The datagrams received (reports left out), waiting until at
-        least ``wait_for`` arrived (or 5 seconds passed)."""
+    def _collect(self, wait_for, add):
+        """Receives until at least ``wait_for`` items were added by
+        ``add(datagram, out)`` and nothing more came for 50 ms (or 5
+        seconds passed)."""
         out = []
         deadline = time.monotonic() + 5
         while True:
@@ -63,22 +64,17 @@ class DgramReceiver:
                     return out
                 continue
             if d is not None:
-                out.append(d)
+                add(d, out)
+
+    def datagrams(self, wait_for=1):
+        """The datagrams received (reports left out)."""
+        return self._collect(wait_for, lambda d, out: out.append(d))
 
     def events(self, wait_for=1):
-        """The events received (a datagram may hold several lines), waiting
-        until at least ``wait_for`` arrived (or 5 seconds passed)."""
-        out = []
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                d = self._recv()
-            except socket.timeout:
-                if len(out) >= wait_for or time.monotonic() > deadline:
-                    return out
-                continue
-            if d is not None:
-                out.extend(json.loads(l) for l in d.split(b"\n") if l)
+        """The events received (a datagram may hold several lines)."""
+        return self._collect(
+            wait_for, lambda d, out: out.extend(json.loads(l) for l in d.split(b"\n") if l)
+        )
 
     def close(self):
         self.sock.close()

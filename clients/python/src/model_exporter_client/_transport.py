@@ -335,6 +335,18 @@ class _Transport:
             # No thread: full batches are still sent by the caller.
             self.thread = None
 
+    def _push(self):
+        """Seals the batch, connects if need be (within the rate limit) and
+        sends what the socket takes now. Returns whether it is connected."""
+        self._seal()
+        if self.sock is None and self.pending_bytes:
+            self._connect()
+        if self.sock is None:
+            return False
+        self.blocked = False
+        self._drain()
+        return True
+
     def tick(self):
         """One round of the flusher: seal the batch, send what the socket
         takes, report. Returns (file descriptor to wait on for room, or None;
@@ -342,12 +354,7 @@ class _Transport:
         with self.lock:
             if self.closed:
                 return None, False
-            self._seal()
-            if self.sock is None and self.pending_bytes:
-                self._connect()
-            if self.sock is not None:
-                self.blocked = False
-                self._drain()
+            self._push()
             self._maybe_report(time.monotonic())
             held = self.pending_bytes > 0 or self.report_inflight
             if not held:
@@ -369,12 +376,8 @@ class _Transport:
         with self.lock:
             if self.closed:
                 return 0
-            self._seal()
-            if self.sock is None and self.pending_bytes and not self._connect():
+            if not self._push():
                 self.dropped["no_exporter"] += self._discard()
-            if self.sock is not None:
-                self.blocked = False
-                self._drain()
             return self.pending_bytes
 
     def close(self, reason="closed"):
@@ -383,15 +386,9 @@ class _Transport:
         with self.lock:
             if self.closed:
                 return
-            self._seal()
-            if self.sock is None and self.pending_bytes:
-                self._connect()
-            if self.sock is not None:
-                self.blocked = False
-                self._drain()
+            if self._push():
                 self._maybe_report(time.monotonic(), force=True)
-                self.blocked = False
-                self._drain()
+                self._push()
             self.dropped[reason] += self._discard()
             self.closed = True
             self._disconnect()
