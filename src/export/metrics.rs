@@ -613,6 +613,8 @@ impl Metrics {
                     if v <= 0.0 {
                         continue;
                     }
+                    // Counts: whole numbers (integer counters).
+                    let v = v as u64;
                     let label = |n: &str| {
                         m.get_label()
                             .iter()

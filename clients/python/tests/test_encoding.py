@@ -2,13 +2,10 @@
 
 import datetime as dt
 import json
-import math
-import os
 
 import pytest
 
 from model_exporter_client import Client, default_path
-from conftest import no_drops
 
 
 class FakeNumpyInt:
@@ -279,8 +276,6 @@ def test_default_paths(monkeypatch):
 
 
 def test_bad_configuration_is_refused_at_construction():
-    import pytest
-
     with pytest.raises(ValueError):
         Client("/x", transport="tcp")
     with pytest.raises(ValueError):

@@ -37,14 +37,6 @@ _float_repr = float.__repr__
 _int_repr = int.__repr__
 _NUMBER = (int, float)
 
-# The keyword arguments of each event method, for the message about one
-# that is not among them.
-_INFERENCE_ARGS = (
-    "latency_ms", "prediction", "confidence", "features", "counters", "id", "error", "ok",
-    "model", "version", "ts", "resources", "feature_names", "classes",
-)  # fmt: skip
-
-
 def default_path(transport="unixgram"):
     """Where the exporter listens without ``--events.listen``: the
     ``model-exporter.dgram.sock`` (``unixgram``) or ``model-exporter.sock``

@@ -39,7 +39,6 @@ except ImportError:
     ORJSON = None
 
 json_str = json.encoder.encode_basestring_ascii
-_float_repr = float.__repr__
 
 _SCALAR_TYPES = frozenset([str, float, int, bool, type(None)])
 _NUMERIC = frozenset([float, int])

@@ -3,10 +3,9 @@ numpy scalars and arrays, pandas Series, ``predict_proba`` rows. numpy and
 pandas are never imported: objects are recognised by their methods
 (``item``, ``tolist``, ``items``, ``shape``)."""
 
-import math
 from collections.abc import Mapping
 
-__all__ = ["Unencodable", "scalar", "outcome", "features_dict", "POSITIONAL"]
+__all__ = ["Unencodable", "scalar", "outcome", "features_dict"]
 
 _SCALARS = (str, float, int, bool, type(None))
 
@@ -144,10 +143,6 @@ def outcome(v, classes=None):
     return label, scores[best]
 
 
-#: Name prefix of features given without names (position 0 is "0").
-POSITIONAL = ""
-
-
 def features_dict(features, names=None):
     """Features that are not a dict, as ``(dict, warning or None)``: a
     mapping or pandas Series (its keys or index are the names), or a
@@ -201,10 +196,3 @@ def features_dict(features, names=None):
                 "features has %d values but feature_names has %d names" % (len(row), len(names)),
             )
     return dict(zip(names, row)), warning
-
-
-def finite_or_none(x):
-    """A float that is not finite becomes None (a missing value)."""
-    if x.__class__ is float and not math.isfinite(x):
-        return None
-    return x
