@@ -91,7 +91,10 @@ fn the_dashboard_renders_the_demo() {
 "#,
     );
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !http_get(web, "/api/v1/summary").2.contains("\"queue_full\":12") {
+    while !http_get(web, "/api/v1/summary")
+        .2
+        .contains("\"queue_full\":12")
+    {
         assert!(Instant::now() < deadline, "the client report never arrived");
         std::thread::sleep(Duration::from_millis(50));
     }
