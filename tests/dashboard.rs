@@ -81,6 +81,24 @@ fn the_dashboard_renders_the_demo() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    // A client library reports it lost events: the model gets a badge.
+    let socket = std::env::temp_dir()
+        .join(format!("model-exporter-demo-{}", demo.id()))
+        .join("events.sock");
+    send_unix(
+        &socket,
+        br#"{"type":"client","model":"fraud","dropped":{"queue_full":12},"values_omitted":2}
+"#,
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !http_get(web, "/api/v1/summary")
+        .2
+        .contains("\"queue_full\":12")
+    {
+        assert!(Instant::now() < deadline, "the client report never arrived");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     let profile = tempfile::tempdir().unwrap();
     let url = format!("http://{addr}/");
     let dom = chromium(&["--dump-dom", &url], profile.path());
@@ -114,6 +132,10 @@ fn the_dashboard_renders_the_demo() {
     assert!(
         html.matches("class=\"state-firing\"").count() >= 3,
         "alerts not rendered"
+    );
+    assert!(
+        html.contains("client lost events: 12 queue full, 2 values left out"),
+        "no badge for the client's losses"
     );
     assert!(
         html.contains("<span id=\"status\">updated "),

@@ -38,7 +38,9 @@ pub struct Aggregator {
     metrics: Metrics,
     clock: SharedClock,
     limits: Limits,
-    received: [prometheus::IntCounter; 4],
+    received: [prometheus::IntCounter; EventKind::ALL.len()],
+    /// Model names of client reports (`model_exporter_client_*`), capped.
+    client_models: super::client::ClientModels,
     /// Every model version's series and windows.
     pub(super) store: Store,
     engine: Engine,
@@ -186,6 +188,7 @@ impl Aggregator {
             clock,
             limits,
             received,
+            client_models: super::client::ClientModels::default(),
             store,
             engine: Engine::new(config.groups.clone(), config.defaults.evaluation_interval),
             publisher,
@@ -222,6 +225,17 @@ impl Aggregator {
         let mut k = 0;
         while k < batch.len() {
             let event = &mut batch[k];
+            if matches!(event.body, Body::Client(_)) {
+                cut_values(&self.metrics, &self.limits, event);
+                let Body::Client(report) = &event.body else {
+                    unreachable!()
+                };
+                self.client_models
+                    .record(&self.metrics, &self.limits, &event.model, report);
+                self.received[EventKind::Client as usize].inc();
+                k += 1;
+                continue;
+            }
             if !matches!(event.body, Body::Inference(_)) {
                 self.store.admit(event);
                 self.received[event.body.kind() as usize].inc();

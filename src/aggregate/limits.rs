@@ -98,7 +98,7 @@ pub fn cut_values(metrics: &Metrics, limits: &Limits, event: &mut Event) {
             }
         }
         Body::Log(l) => cut(&mut l.component),
-        Body::Feedback(_) | Body::Model(_) => {}
+        Body::Feedback(_) | Body::Model(_) | Body::Client(_) => {}
     }
 }
 

@@ -15,6 +15,7 @@
 //!   in a [`capped`] map; [`expiry`] sweeps it under `--metrics.ttl`.
 //! * [`signals`]: the windows and what the rules read from them, built from
 //!   the summaries of [`stats`](crate::stats).
+//! * `client` counts the client libraries' reports of what they dropped.
 //! * [`join`] joins labels to predictions; [`quality`] is the prediction
 //!   quality of the joined pairs; [`validity`] checks feature values against
 //!   rules.yaml.
@@ -23,6 +24,7 @@
 
 mod aggregator;
 pub mod capped;
+mod client;
 pub mod expiry;
 mod hash;
 pub mod join;

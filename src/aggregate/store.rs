@@ -220,6 +220,8 @@ impl Store {
             }
             Body::Feedback(f) => Some(f),
             Body::Log(_) | Body::Model(_) => None,
+            // Client reports are counted by the aggregator, never stored.
+            Body::Client(_) => return,
         };
         if let Some(f) = f {
             self.record_feedback(mv[0], f, now);
@@ -251,7 +253,7 @@ impl Store {
                 }
                 model_loaded(cx.metrics, &mut model.loaded, mv, loaded, ts);
             }
-            Body::Inference(_) => unreachable!("applied above"),
+            Body::Inference(_) | Body::Client(_) => unreachable!("applied above"),
         }
     }
 

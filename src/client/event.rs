@@ -126,6 +126,8 @@ pub struct InferenceBuilder<'c> {
     counters: String,
     started: Option<Instant>,
     has_latency: bool,
+    /// Values left out (a confidence outside [0, 1], a negative count).
+    omitted: u64,
 }
 
 impl<'c> InferenceBuilder<'c> {
@@ -140,6 +142,7 @@ impl<'c> InferenceBuilder<'c> {
             counters: String::new(),
             started: None,
             has_latency: false,
+            omitted: 0,
         }
     }
 
@@ -190,8 +193,14 @@ impl<'c> InferenceBuilder<'c> {
         self
     }
 
-    /// The confidence of the output, in [0, 1].
+    /// The confidence of the output, in [0, 1]; another value is left out
+    /// of the event and counted in [`Stats::values_omitted`](super::Stats)
+    /// (NaN is sent as a missing value).
     pub fn confidence(mut self, c: f64) -> Self {
+        if c.is_finite() && !(0.0..=1.0).contains(&c) {
+            self.omitted += 1;
+            return self;
+        }
         self.field("confidence");
         push_json_num(&mut self.line, c);
         self
@@ -212,8 +221,14 @@ impl<'c> InferenceBuilder<'c> {
         self
     }
 
-    /// A business count, e.g. `counter("clicked", 2.0)`.
+    /// A business count, e.g. `counter("clicked", 2.0)`; a negative or
+    /// non-finite count is left out and counted in
+    /// [`Stats::values_omitted`](super::Stats).
     pub fn counter(mut self, name: &str, value: f64) -> Self {
+        if !(value.is_finite() && value >= 0.0) {
+            self.omitted += 1;
+            return self;
+        }
         self.counters
             .push(if self.counters.is_empty() { '{' } else { ',' });
         push_json_str(&mut self.counters, name);
@@ -251,7 +266,7 @@ impl<'c> InferenceBuilder<'c> {
     /// Sends the event (never blocks, never fails; see [`Client::stats`]).
     pub fn send(mut self) {
         self.finish();
-        self.client.send_line(self.line.as_bytes());
+        self.client.send_counted(self.line.as_bytes(), self.omitted);
     }
 }
 
@@ -317,11 +332,13 @@ mod tests {
         let c = Client::unixgram("/nonexistent/sock");
         c.inference("m").send();
         c.feedback("m", "id", 1i64);
-        assert_eq!(c.stats().errors, 2);
+        c.flush();
+        assert_eq!((c.stats().no_exporter, c.stats().pending), (2, 0));
         let s = Client::unix_stream("/nonexistent/sock");
         s.inference("m").send();
         s.inference("m").send();
-        assert_eq!(s.stats().errors, 2);
+        s.flush();
+        assert_eq!(s.stats().no_exporter, 2);
         assert_eq!(s.stats().sent, 0);
     }
 }

@@ -2,10 +2,13 @@
 //! ever blocking or failing the caller.
 //!
 //! ```no_run
-//! use model_exporter::client::Client;
+//! use model_exporter::client::{Client, Options};
 //! use std::time::Duration;
 //!
-//! let client = Client::unixgram("/tmp/model-exporter.dgram.sock");
+//! let client = Client::unixgram_with(
+//!     "/tmp/model-exporter.dgram.sock",
+//!     Options { model: "fraud".into(), ..Options::default() },
+//! );
 //! client
 //!     .inference("fraud")
 //!     .version("v3")
@@ -18,150 +21,157 @@
 //!     .send();
 //! // Later, when the truth is known:
 //! client.feedback("fraud", "r-17", 0.0);
-//! assert_eq!(client.stats().errors, 0);
+//! assert_eq!(client.stats().dropped, 0);
 //! ```
 //!
-//! Guarantees, for every transport:
-//! * a send never blocks: the socket is non-blocking, and what cannot be
-//!   written at once is dropped and counted in [`Stats::dropped`];
-//! * a send never fails or panics: errors (no exporter listening, a full
-//!   buffer, a broken connection) are counted, never returned;
-//! * a stream client reconnects by itself, at most once per
-//!   [`RECONNECT_DELAY`], after the exporter restarts;
-//! * a stream client buffers up to [`STREAM_BUFFER`] bytes that the socket
-//!   could not take at once, and a background thread writes them within
-//!   [`FLUSH_INTERVAL`]; past that buffer, events are dropped and counted.
+//! Events are gathered into batches: several newline-separated events in
+//! one datagram (or one write on the stream), at most
+//! [`Options::max_datagram`] bytes. A full batch is sent by the caller with
+//! one non-blocking system call; a background thread sends a partial batch
+//! within [`Options::flush_interval`].
 //!
-//! Datagrams are the cheapest transport, but the kernel queues few of them
-//! per socket (`net.unix.max_dgram_qlen`, 10 by default on Linux): a burst
-//! faster than the exporter reads is partly dropped (and counted). For
-//! bursty traffic, prefer the stream transport.
+//! Guarantees, for every transport:
+//! * a send never blocks: the socket is non-blocking; what it cannot take
+//!   now (the exporter's queue is full) is held, up to
+//!   [`Options::buffer`] bytes, and sent by the background thread as soon
+//!   as `poll` says there is room; past the buffer, events are dropped;
+//! * a send never fails or panics: every event lost is counted by reason
+//!   in [`Stats`] (a full buffer, no exporter listening, a socket error, an
+//!   event too long), and reported to the exporter in a `client` event at
+//!   most every [`Options::report_interval`]
+//!   (`model_exporter_client_dropped_total{model,reason}`);
+//! * a client reconnects by itself, at most once per [`RECONNECT_DELAY`],
+//!   after the exporter restarts; whole lines held for a stream connection
+//!   that broke are written on the new one.
+//!
+//! The exporter's `--events.max-line-bytes` (64 KiB by default) limits a
+//! datagram, so it must not be below [`Options::max_datagram`].
 
-use std::io::{self, Write};
-use std::os::unix::net::{UnixDatagram, UnixStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod event;
+mod transport;
 
 pub use event::{FeatureValue, InferenceBuilder, Outcome};
 
-/// Least time between two attempts to reconnect a stream client.
+/// Least time between two attempts to (re)connect.
 pub const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
-/// Bytes a stream client buffers while the socket cannot take more; past
-/// this, events are dropped.
-pub const STREAM_BUFFER: usize = 256 * 1024;
+/// Bytes a client holds by default while the exporter cannot take them;
+/// past this, events are dropped.
+pub const STREAM_BUFFER: usize = 4 << 20;
+
+/// Largest datagram (and write) a client makes by default; the exporter's
+/// `--events.max-line-bytes` (64 KiB by default) must not be smaller.
+pub const MAX_DATAGRAM: usize = 16 * 1024;
+
+/// How long, at most, an event waits in a partly filled batch by default.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Least time between two reports of drops by default.
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How a client batches, holds and reports.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The model its reports of drops are counted under
+    /// (`model_exporter_client_dropped_total{model}`); `default` by default.
+    pub model: String,
+    /// Bytes held while the exporter cannot take them ([`STREAM_BUFFER`]).
+    pub buffer: usize,
+    /// Largest datagram or write ([`MAX_DATAGRAM`]).
+    pub max_datagram: usize,
+    /// Longest an event waits in a partly filled batch ([`FLUSH_INTERVAL`]).
+    pub flush_interval: Duration,
+    /// Least time between two reports of drops ([`REPORT_INTERVAL`]).
+    pub report_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            model: "default".into(),
+            buffer: STREAM_BUFFER,
+            max_datagram: MAX_DATAGRAM,
+            flush_interval: FLUSH_INTERVAL,
+            report_interval: REPORT_INTERVAL,
+        }
+    }
+}
 
 /// What a client has done, cumulatively.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Events handed to the socket (for a stream client: written, or held
-    /// in its buffer; events lost with a broken connection move to `errors`).
+    /// Events handed to the exporter's socket.
     pub sent: u64,
-    /// Events dropped because the socket could not take them at once.
+    /// Events held, not sent yet.
+    pub pending: u64,
+    /// Events lost, all reasons.
     pub dropped: u64,
-    /// Events lost to errors: no exporter listening, a broken connection.
-    pub errors: u64,
+    /// Dropped because the buffer was full: the exporter did not keep up.
+    pub queue_full: u64,
+    /// Dropped because no exporter listened (or it closed the connection).
+    pub no_exporter: u64,
+    /// Dropped to another socket error.
+    pub socket_error: u64,
+    /// Dropped because longer than the largest datagram.
+    pub too_large: u64,
+    /// Sent after [`Client::close`] (these cannot be reported).
+    pub closed: u64,
+    /// Values left out of events that were still sent (a confidence
+    /// outside [0, 1], a negative count).
+    pub values_omitted: u64,
 }
 
-#[derive(Default)]
-struct Counters {
-    sent: AtomicU64,
-    dropped: AtomicU64,
-    errors: AtomicU64,
-}
-
-enum Transport {
-    Datagram {
-        socket: Option<UnixDatagram>,
-        path: PathBuf,
-    },
-    Stream {
-        path: PathBuf,
-        conn: Option<UnixStream>,
-        pending: Vec<u8>,
-        last_attempt: Option<Instant>,
-    },
-}
-
-struct Inner {
-    transport: Mutex<Transport>,
-    counters: Counters,
-}
-
-/// Sends events to one exporter socket. Cheap to share between threads
-/// (wrap it in an `Arc`).
+/// Sends events to one exporter socket. Share it between threads in an
+/// `Arc`; dropping it (or [`Client::close`]) sends what it holds and a last
+/// report of drops, without waiting.
 pub struct Client {
-    inner: Arc<Inner>,
+    inner: Arc<transport::Inner>,
 }
-
-/// How often a stream client's background flusher writes what the socket
-/// could not take at once.
-pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
 impl Client {
     /// A client sending datagrams to a `unixgram://` listener.
     pub fn unixgram(path: impl AsRef<Path>) -> Client {
-        let socket = UnixDatagram::unbound()
-            .and_then(|s| s.set_nonblocking(true).map(|()| s))
-            .ok();
-        Client::with(Transport::Datagram {
-            socket,
-            path: path.as_ref().to_owned(),
-        })
+        Client::unixgram_with(path, Options::default())
+    }
+
+    /// [`Client::unixgram`] with options.
+    pub fn unixgram_with(path: impl AsRef<Path>, options: Options) -> Client {
+        Client {
+            inner: transport::Inner::new(path.as_ref().to_owned(), false, options),
+        }
     }
 
     /// A client writing lines to a `unix://` stream listener.
     pub fn unix_stream(path: impl AsRef<Path>) -> Client {
-        Client::with(Transport::Stream {
-            path: path.as_ref().to_owned(),
-            conn: None,
-            pending: Vec::new(),
-            last_attempt: None,
-        })
+        Client::unix_stream_with(path, Options::default())
     }
 
-    fn with(transport: Transport) -> Client {
-        let stream = matches!(transport, Transport::Stream { .. });
-        let inner = Arc::new(Inner {
-            transport: Mutex::new(transport),
-            counters: Counters::default(),
-        });
-        if stream {
-            // Writes what the socket could not take at once, so that the
-            // last events before a pause are not left waiting for the next
-            // send. It holds only a weak reference and ends with the client.
-            let weak: Weak<Inner> = Arc::downgrade(&inner);
-            let _ = std::thread::Builder::new()
-                .name("model-exporter-client-flush".into())
-                .spawn(move || {
-                    while let Some(inner) = weak.upgrade() {
-                        inner.flush();
-                        drop(inner);
-                        std::thread::sleep(FLUSH_INTERVAL);
-                    }
-                });
+    /// [`Client::unix_stream`] with options.
+    pub fn unix_stream_with(path: impl AsRef<Path>, options: Options) -> Client {
+        Client {
+            inner: transport::Inner::new(path.as_ref().to_owned(), true, options),
         }
-        Client { inner }
     }
 
-    /// Writes what a stream client still holds, as far as the socket takes
-    /// it now (never blocks). Datagram clients hold nothing.
+    /// Sends what the client holds, as far as the socket takes it now
+    /// (never blocks). While no exporter listens, what is held is dropped.
     pub fn flush(&self) {
         self.inner.flush();
     }
 
+    /// Sends what it can without waiting and a last report of drops, then
+    /// closes the socket; later events are dropped (`closed`).
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
     /// What the client has done so far.
     pub fn stats(&self) -> Stats {
-        let c = &self.inner.counters;
-        Stats {
-            sent: c.sent.load(Ordering::Relaxed),
-            dropped: c.dropped.load(Ordering::Relaxed),
-            errors: c.errors.load(Ordering::Relaxed),
-        }
+        self.inner.stats()
     }
 
     /// Starts an `inference` event for `model`; finish it with
@@ -228,131 +238,16 @@ impl Client {
 
     /// Sends one already encoded event line (without its newline).
     pub fn send_line(&self, line: &[u8]) {
-        self.inner.send_line(line);
+        self.inner.send(line, 0);
+    }
+
+    pub(super) fn send_counted(&self, line: &[u8], omitted: u64) {
+        self.inner.send(line, omitted);
     }
 }
 
-impl Inner {
-    fn flush(&self) {
-        let mut t = self.transport.lock().unwrap_or_else(|e| e.into_inner());
-        if let Transport::Stream { conn, pending, .. } = &mut *t
-            && !pending.is_empty()
-            && let Err(lost) = flush(conn, pending)
-        {
-            let c = &self.counters;
-            c.sent
-                .fetch_sub(lost.min(c.sent.load(Ordering::Relaxed)), Ordering::Relaxed);
-            c.errors.fetch_add(lost, Ordering::Relaxed);
-        }
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.inner.close();
     }
-
-    fn send_line(&self, line: &[u8]) {
-        let mut t = self.transport.lock().unwrap_or_else(|e| e.into_inner());
-        let outcome = match &mut *t {
-            Transport::Datagram { socket, path } => match socket {
-                Some(s) => match s.send_to(line, &*path) {
-                    Ok(_) => Sent::Ok,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Sent::Dropped,
-                    Err(_) => Sent::Error,
-                },
-                None => Sent::Error,
-            },
-            Transport::Stream {
-                path,
-                conn,
-                pending,
-                last_attempt,
-            } => stream_send(path, conn, pending, last_attempt, line),
-        };
-        let c = &self.counters;
-        match outcome {
-            Sent::Ok => c.sent.fetch_add(1, Ordering::Relaxed),
-            Sent::Dropped => c.dropped.fetch_add(1, Ordering::Relaxed),
-            Sent::Error => c.errors.fetch_add(1, Ordering::Relaxed),
-            Sent::Lost(earlier) => {
-                // Earlier events counted as sent never reached the exporter.
-                c.sent.fetch_sub(
-                    earlier.min(c.sent.load(Ordering::Relaxed)),
-                    Ordering::Relaxed,
-                );
-                c.errors.fetch_add(earlier + 1, Ordering::Relaxed)
-            }
-        };
-    }
-}
-
-enum Sent {
-    Ok,
-    Dropped,
-    Error,
-    /// Lost to a broken connection: this event and that many earlier ones.
-    Lost(u64),
-}
-
-fn stream_send(
-    path: &Path,
-    conn: &mut Option<UnixStream>,
-    pending: &mut Vec<u8>,
-    last_attempt: &mut Option<Instant>,
-    line: &[u8],
-) -> Sent {
-    if conn.is_none() {
-        let now = Instant::now();
-        if last_attempt.is_some_and(|t| now.duration_since(t) < RECONNECT_DELAY) {
-            return Sent::Error;
-        }
-        *last_attempt = Some(now);
-        match UnixStream::connect(path).and_then(|s| s.set_nonblocking(true).map(|()| s)) {
-            Ok(s) => {
-                *conn = Some(s);
-                // Bytes of a half-written line would corrupt the new stream.
-                pending.clear();
-            }
-            Err(_) => return Sent::Error,
-        }
-    }
-    if pending.len() + line.len() + 1 > STREAM_BUFFER {
-        // Try to make room first.
-        if let Err(lost) = flush(conn, pending) {
-            return Sent::Lost(lost);
-        }
-        if pending.len() + line.len() + 1 > STREAM_BUFFER {
-            return Sent::Dropped;
-        }
-    }
-    pending.extend_from_slice(line);
-    pending.push(b'\n');
-    match flush(conn, pending) {
-        Ok(()) => Sent::Ok,
-        // This event was counted in `lost` already.
-        Err(lost) => Sent::Lost(lost.saturating_sub(1)),
-    }
-}
-
-/// Writes what the socket takes now. A broken connection is dropped, and
-/// what was pending with it: the error carries how many events were lost.
-fn flush(conn: &mut Option<UnixStream>, pending: &mut Vec<u8>) -> Result<(), u64> {
-    let lost = |p: &Vec<u8>| p.iter().filter(|&&b| b == b'\n').count() as u64;
-    let Some(s) = conn.as_mut() else {
-        let n = lost(pending);
-        pending.clear();
-        return Err(n);
-    };
-    while !pending.is_empty() {
-        match s.write(pending) {
-            Ok(0) => break,
-            Ok(n) => {
-                pending.drain(..n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => {
-                *conn = None;
-                let n = lost(pending);
-                pending.clear();
-                return Err(n);
-            }
-        }
-    }
-    Ok(())
 }

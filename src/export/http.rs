@@ -139,7 +139,13 @@ async fn route(state: &Arc<HttpState>, req: Request<Incoming>) -> Response<Body>
         }
         "/-/ready" => respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready\n"),
         _ => match state.api.json(path) {
-            Some(body) => respond(StatusCode::OK, "application/json", body.to_string()),
+            Some(mut body) => {
+                if path == "/api/v1/summary" {
+                    // What client libraries dropped, for the dashboard's badge.
+                    body["data"]["client_drops"] = state.metrics.client_drops_json();
+                }
+                respond(StatusCode::OK, "application/json", body.to_string())
+            }
             None => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
         },
     }

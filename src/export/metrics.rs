@@ -102,6 +102,12 @@ pub struct Metrics {
     /// The listeners' own: `model_exporter_events_rejected_total` and the
     /// `model_exporter_connections*` families.
     pub ingest: IngestMetrics,
+    /// `model_exporter_client_dropped_total{model,reason}`: events client
+    /// libraries reported they dropped.
+    pub client_dropped: IntCounterVec,
+    /// `model_exporter_client_values_omitted_total{model}`: values client
+    /// libraries reported they left out of events they sent.
+    pub client_values_omitted: IntCounterVec,
     /// `model_exporter_series_dropped_total{label}`.
     pub series_dropped: IntCounterVec,
     /// `model_exporter_series_expired_total{label}` (`--metrics.ttl`).
@@ -385,6 +391,18 @@ impl Metrics {
             ),
             ingest: IngestMetrics::new(&r)
                 .expect("metric families are registered once with distinct names"),
+            client_dropped: counter(
+                &r,
+                "model_exporter_client_dropped_total",
+                "Events client libraries reported they dropped before sending, by model (the client's) and reason.",
+                &["model", "reason"],
+            ),
+            client_values_omitted: counter(
+                &r,
+                "model_exporter_client_values_omitted_total",
+                "Values client libraries reported they left out of events they sent (values that could not be encoded), by model.",
+                &["model"],
+            ),
             series_dropped: counter(
                 &r,
                 "model_exporter_series_dropped_total",
@@ -541,6 +559,46 @@ impl Metrics {
             ))
             .expect("process collector registered once");
         Ok(m)
+    }
+
+    /// What client libraries reported they dropped, for the dashboard:
+    /// `{model: {"dropped": {reason: n}, "values_omitted": n}}`, only the
+    /// models with a count above zero.
+    pub fn client_drops_json(&self) -> serde_json::Value {
+        use prometheus::core::Collector;
+        let mut out = serde_json::Map::new();
+        let families = [
+            (&self.client_dropped, "dropped"),
+            (&self.client_values_omitted, "values_omitted"),
+        ];
+        for (vec, key) in families {
+            for f in vec.collect() {
+                for m in f.get_metric() {
+                    let v = m.get_counter().get_value();
+                    if v <= 0.0 {
+                        continue;
+                    }
+                    // Counts: whole numbers (integer counters).
+                    let v = v as u64;
+                    let label = |n: &str| {
+                        m.get_label()
+                            .iter()
+                            .find(|l| l.name() == n)
+                            .map_or("", |l| l.value())
+                            .to_owned()
+                    };
+                    let entry = out
+                        .entry(label("model"))
+                        .or_insert_with(|| serde_json::json!({"dropped": {}, "values_omitted": 0}));
+                    if key == "dropped" {
+                        entry["dropped"][label("reason")] = v.into();
+                    } else {
+                        entry["values_omitted"] = v.into();
+                    }
+                }
+            }
+        }
+        out.into()
     }
 
     /// Encodes every family in the Prometheus text format 0.0.4, in name

@@ -15,7 +15,7 @@ pub struct Event {
     pub body: Body,
 }
 
-/// The four event types.
+/// The event types.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
     /// One served request.
@@ -26,6 +26,9 @@ pub enum Body {
     Model(ModelLoaded),
     /// A structured log line from the model process.
     Log(LogLine),
+    /// A client library's report of what it dropped (an extension of
+    /// protocol v1, see docs/events.md).
+    Client(ClientReport),
 }
 
 impl Body {
@@ -36,6 +39,7 @@ impl Body {
             Body::Feedback(_) => EventKind::Feedback,
             Body::Model(_) => EventKind::Model,
             Body::Log(_) => EventKind::Log,
+            Body::Client(_) => EventKind::Client,
         }
     }
 }
@@ -51,15 +55,18 @@ pub enum EventKind {
     Model,
     /// `log`
     Log,
+    /// `client`
+    Client,
 }
 
 impl EventKind {
     /// Every kind, in label order.
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 5] = [
         EventKind::Inference,
         EventKind::Feedback,
         EventKind::Model,
         EventKind::Log,
+        EventKind::Client,
     ];
 
     /// The wire name.
@@ -69,6 +76,7 @@ impl EventKind {
             EventKind::Feedback => "feedback",
             EventKind::Model => "model",
             EventKind::Log => "log",
+            EventKind::Client => "client",
         }
     }
 }
@@ -193,4 +201,64 @@ pub struct LogLine {
     pub component: String,
     /// The message (kept for the optional re-emission in the exporter's log).
     pub message: String,
+}
+
+/// Why a client library dropped events: the `reason` label of
+/// `model_exporter_client_dropped_total`. The set is fixed; a reason this
+/// exporter does not know (a newer client's) is counted as `other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The client's buffer was full: the exporter did not keep up.
+    QueueFull,
+    /// Nothing listened at the client's socket path.
+    NoExporter,
+    /// Any other socket error.
+    SocketError,
+    /// An event longer than the largest datagram the client makes.
+    TooLarge,
+    /// A call that made no event (a required value missing).
+    InvalidEvent,
+    /// A reason this exporter does not know.
+    Other,
+}
+
+impl DropReason {
+    /// Every reason, in label order.
+    pub const ALL: [DropReason; 6] = [
+        DropReason::QueueFull,
+        DropReason::NoExporter,
+        DropReason::SocketError,
+        DropReason::TooLarge,
+        DropReason::InvalidEvent,
+        DropReason::Other,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::NoExporter => "no_exporter",
+            DropReason::SocketError => "socket_error",
+            DropReason::TooLarge => "too_large",
+            DropReason::InvalidEvent => "invalid_event",
+            DropReason::Other => "other",
+        }
+    }
+
+    /// The reason named `s` on the wire; unknown names are [`DropReason::Other`].
+    pub fn parse(s: &str) -> DropReason {
+        DropReason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .unwrap_or(DropReason::Other)
+    }
+}
+
+/// What a client dropped since its previous report (counts are deltas).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientReport {
+    /// Events lost, indexed like [`DropReason::ALL`].
+    pub dropped: [u64; 6],
+    /// Values left out of events that were still sent.
+    pub values_omitted: u64,
 }

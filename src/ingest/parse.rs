@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::event::{
-    Body, Event, FeatureValue, Feedback, Inference, LogLevel, LogLine, ModelLoaded, Name, Outcome,
+    Body, ClientReport, Event, FeatureValue, Feedback, Inference, LogLevel, LogLine, ModelLoaded,
+    Name, Outcome,
 };
 use super::timestamp::parse_rfc3339;
 
@@ -28,7 +29,7 @@ pub enum RejectReason {
     /// A field has a value outside its domain (negative latency, confidence
     /// above 1, unknown log level, malformed timestamp, number out of range).
     InvalidValue,
-    /// `type` is not one of the four event types.
+    /// `type` is not one of the event types.
     UnknownType,
     /// A field the event type cannot do without is absent.
     MissingField,
@@ -142,6 +143,7 @@ fn invalid(detail: impl Into<String>) -> Reject {
     Reject::new(RejectReason::InvalidValue, detail)
 }
 
+mod client;
 mod fast;
 
 /// The wire form: every field of every type, borrowed where possible.
@@ -176,6 +178,8 @@ struct Raw<'a> {
     message: Option<Cow<'a, str>>,
     #[allow(dead_code)]
     metadata: Option<Object>,
+    dropped: Option<client::Dropped>,
+    values_omitted: Option<client::Count>,
 }
 
 #[derive(Deserialize)]
@@ -218,6 +222,8 @@ struct Fields<'a> {
     level: Option<&'a str>,
     component: Option<&'a str>,
     message: Option<&'a str>,
+    /// A `client` event's counts (read by serde_json only).
+    client: Option<ClientReport>,
 }
 
 impl Raw<'_> {
@@ -242,6 +248,10 @@ impl Raw<'_> {
             level: self.level.as_deref(),
             component: self.component.as_deref(),
             message: self.message.as_deref(),
+            client: Some(ClientReport {
+                dropped: self.dropped.map(|d| d.0).unwrap_or_default(),
+                values_omitted: self.values_omitted.map_or(0, |c| c.0),
+            }),
         };
         fields.build()
     }
@@ -307,11 +317,12 @@ impl Fields<'_> {
                     message: self.message.unwrap_or_default().to_owned(),
                 })
             }
+            Some("client") => Body::Client(self.client.take().unwrap_or_default()),
             Some(other) => {
                 return Err(Reject::new(
                     RejectReason::UnknownType,
                     format!(
-                        "unknown event type {other:?} (expected inference, feedback, model or log)"
+                        "unknown event type {other:?} (expected inference, feedback, model, log or client)"
                     ),
                 ));
             }

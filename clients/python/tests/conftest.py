@@ -32,29 +32,65 @@ def sockdir():
 
 
 class DgramReceiver:
-    """A bound unix datagram socket; ``lines()`` returns what arrived."""
+    """A bound unix datagram socket recording what arrives. The client's
+    own reports of drops (``"type":"client"``) are kept apart, in
+    ``reports``."""
 
     def __init__(self, path):
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(path)
         self.sock.settimeout(0.05)
+        self.reports = []
 
-    def datagrams(self, wait_for=1):
+    def _recv(self):
+        d = self.sock.recv(1 << 17)
+        if d.startswith(b'{"type":"client"'):
+            self.reports.append(json.loads(d))
+            return None
+        return d
+
+    def _collect(self, wait_for, add):
+        """Receives until at least ``wait_for`` items were added by
+        ``add(datagram, out)`` and nothing more came for 50 ms (or 5
+        seconds passed)."""
         out = []
         deadline = time.monotonic() + 5
         while True:
             try:
-                out.append(self.sock.recv(1 << 17))
+                d = self._recv()
             except socket.timeout:
                 if len(out) >= wait_for or time.monotonic() > deadline:
                     return out
+                continue
+            if d is not None:
+                add(d, out)
+
+    def datagrams(self, wait_for=1):
+        """The datagrams received (reports left out)."""
+        return self._collect(wait_for, lambda d, out: out.append(d))
 
     def events(self, wait_for=1):
-        return [json.loads(d) for d in self.datagrams(wait_for)]
+        """The events received (a datagram may hold several lines)."""
+        return self._collect(
+            wait_for, lambda d, out: out.extend(json.loads(l) for l in d.split(b"\n") if l)
+        )
 
     def close(self):
         self.sock.close()
+
+
+try:
+    __import__("orjson")
+    ENCODERS = ["json", "orjson"]
+except ImportError:
+    ENCODERS = ["json", pytest.param("orjson", marks=pytest.mark.skip(reason="orjson is not installed"))]
+
+
+@pytest.fixture(params=ENCODERS)
+def encoder(request):
+    """Each test that takes it runs with both encoders."""
+    return request.param
 
 
 @pytest.fixture

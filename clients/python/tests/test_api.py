@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from model_exporter_client import Client, ModelExporterHandler
+from model_exporter_client import Client, ModelExporterHandler, UsageWarning
 
 
 class ModelFailure(Exception):
@@ -25,6 +25,7 @@ def test_request_times_the_block(client, receiver):
         r.confidence = 0.9
         r.features = {"age": 35}
         r.counters = {"shown": 1}
+    client.flush()
     (e,) = receiver.events()
     assert e["id"] == "r-1" and e["prediction"] == 0.8 and e["confidence"] == 0.9
     assert e["features"] == {"age": 35} and e["counters"] == {"shown": 1}
@@ -59,7 +60,9 @@ def test_request_never_masks_the_exception_even_when_sending_fails(receiver):
         with c.request() as r:
             r.features = {"x": object()}
             raise KeyError("k")
-    assert c.stats["errors"] == 1
+    c.flush()
+    s = c.stats
+    assert s["values_omitted"] == 1 and s["dropped_by_reason"]["no_exporter"] == 1, s
 
 
 def test_timed_records_latency_and_the_return_value(client, receiver):
@@ -118,7 +121,8 @@ def test_extractor_errors_are_counted_never_raised(client, receiver):
     assert predict() == {"label": 1}
     (e,) = receiver.events()
     assert "prediction" not in e and "features" not in e and "latency_ms" in e
-    assert client.stats == {"sent": 1, "dropped": 0, "errors": 2}
+    s = client.stats
+    assert s["sent"] == 1 and s["dropped"] == 0 and s["values_omitted"] == 2, s
 
 
 def test_timed_records_and_reraises(client, receiver):
@@ -203,4 +207,45 @@ def test_logging_handler_never_raises(receiver):
         log.error("fine")
     finally:
         log.removeHandler(h)
-    assert c.stats == {"sent": 0, "dropped": 0, "errors": 2}
+    c.flush()
+    s = c.stats
+    assert s["sent"] == 0, s
+    assert s["dropped_by_reason"]["invalid_event"] == 1, s
+    assert s["dropped_by_reason"]["no_exporter"] == 1, s
+
+
+def test_a_misspelt_keyword_is_left_out_warned_and_never_raised(client, receiver, caplog):
+    with caplog.at_level("WARNING", logger="model_exporter_client"):
+        with pytest.warns(UsageWarning, match="latency"):
+            client.inference(latency=12, prediction=1)
+        with pytest.warns(UsageWarning, match="predicton"):
+            with client.request() as r:
+                r.predicton = 1  # misspelt: no AttributeError in the block
+        with pytest.warns(UsageWarning, match="extra positional"):
+            client.feedback("r-1", 0, None, None, None, None, "surplus")
+    client.flush()
+    a, b, c = receiver.events(3)
+    assert a == {"model": "fraud", "version": "v3", "prediction": 1}
+    assert "predicton" not in b and "latency_ms" in b
+    assert c["actual"] == 0
+    assert client.stats["values_omitted"] == 3
+    assert "inference() got an unexpected argument 'latency'" in caplog.text
+
+
+def test_usage_warnings_can_be_made_errors_in_tests(client):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UsageWarning)
+        with pytest.raises(UsageWarning):
+            client.inference(latncy_ms=3)
+
+
+def test_feedback_without_its_truth_sends_nothing(client, receiver, caplog):
+    with caplog.at_level("WARNING", logger="model_exporter_client"):
+        client.feedback("r-1")
+        client.feedback(None, 1)
+    client.flush()
+    assert client.stats["dropped_by_reason"]["invalid_event"] == 2
+    assert receiver.events(wait_for=0) == []
+    assert "needs actual" in caplog.text and "needs id" in caplog.text

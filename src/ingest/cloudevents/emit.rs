@@ -200,7 +200,7 @@ pub fn to_line(e: &Event) -> Vec<u8> {
                 o.insert("prediction".into(), outcome(p));
             }
         }
-        event::Body::Model(_) | event::Body::Log(_) => {}
+        event::Body::Model(_) | event::Body::Log(_) | event::Body::Client(_) => {}
     }
     serde_json::to_vec(&Value::Object(o)).unwrap_or_default()
 }

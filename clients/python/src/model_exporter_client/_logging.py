@@ -3,6 +3,7 @@
 import logging
 
 from ._encode import jsonable
+from ._warn import LOGGER_NAME
 
 __all__ = ["ModelExporterHandler"]
 
@@ -37,7 +38,7 @@ class ModelExporterHandler(logging.Handler):
     with ``extra=`` become the event's metadata when they are JSON values,
     and a logged exception adds ``exception`` (its class name). Like the
     client, the handler never raises: failures are counted in
-    ``client.stats["errors"]``."""
+    ``client.stats``."""
 
     def __init__(self, client, component=None, level=logging.NOTSET):
         super().__init__(level)
@@ -45,6 +46,8 @@ class ModelExporterHandler(logging.Handler):
         self.component = component
 
     def emit(self, record):
+        if record.name == LOGGER_NAME:
+            return  # the client's own warnings about reaching the exporter
         try:
             meta = {}
             for k, v in record.__dict__.items():
@@ -58,5 +61,5 @@ class ModelExporterHandler(logging.Handler):
                 component=self.component if self.component is not None else record.name,
                 metadata=meta or None,
             )
-        except Exception:
-            self.client._error()
+        except Exception as e:
+            self.client._invalid("log_record", "a log record could not be forwarded: %s", e)
