@@ -9,10 +9,12 @@
 //!
 //! The module's files: `types` (what a rules file holds), `load` (the walk:
 //! one function per key), `reader` (typed values and positions out of the
-//! YAML tree), `error` and `duration`.
+//! YAML tree), `error` and `duration`. [`expect`] derives each model's
+//! data-quality expectations from its `features` and its baseline.
 
 mod duration;
 mod error;
+pub mod expect;
 mod load;
 mod reader;
 mod types;
@@ -20,5 +22,6 @@ pub mod yaml;
 
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use error::{ConfigError, ConfigErrors};
+pub use expect::{Expectation, Expectations, Expected};
 pub use load::{load, load_file};
 pub use types::{Config, Defaults, FeatureSpec, Group, Matchers, ModelConfig, Rule, Severity};
