@@ -127,7 +127,7 @@ fn prometheus_computes_feature_drift_from_the_histograms() {
     assert!(
         std::fs::read_to_string(&exported)
             .unwrap()
-            .contains("model_feature_reference_cdf")
+            .contains("model_feature_reference_bucket")
     );
 
     let e = Exporter::start(&["--config.file", rules.to_str().unwrap()]);

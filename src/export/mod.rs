@@ -9,6 +9,7 @@ pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod prediction_log;
+pub mod references;
 pub mod render;
 pub mod series;
 pub mod webconfig;
