@@ -49,12 +49,17 @@ pub(super) mod idx {
     pub const N: usize = 7;
 }
 
-/// Indices into the per-feature [`Counts`] slice.
+/// Indices into the per-feature [`Counts`] slice. `SEEN`, `MISSING` and
+/// `INVALID` add up to the feature's events; `OUT_OF_RANGE` and `UNSEEN`
+/// are the invalid values of those two reasons (the rest are of the wrong
+/// type).
 pub(super) mod fidx {
     pub const SEEN: usize = 0;
     pub const MISSING: usize = 1;
     pub const INVALID: usize = 2;
-    pub const N: usize = 3;
+    pub const OUT_OF_RANGE: usize = 3;
+    pub const UNSEEN: usize = 4;
+    pub const N: usize = 5;
 }
 
 /// Shapes of the rings: slice width and spans.
@@ -532,6 +537,8 @@ impl Version {
             }
             FeatureStat::MissingRate => Reading::of(rate(fidx::MISSING), total),
             FeatureStat::InvalidRate => Reading::of(rate(fidx::INVALID), total),
+            FeatureStat::OutOfRangeRate => Reading::of(rate(fidx::OUT_OF_RANGE), total),
+            FeatureStat::UnseenRate => Reading::of(rate(fidx::UNSEEN), total),
         }
     }
 }

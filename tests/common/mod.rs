@@ -574,3 +574,25 @@ pub fn promtool_check_metrics(text: &str) {
     assert!(out.status.success(), "promtool failed:\n{report}\n{text}");
     assert!(report.trim().is_empty(), "promtool reported:\n{report}");
 }
+
+/// Writes `csv` (training data with a header row) to `dir/NAME.csv` and
+/// makes a baseline of it with the real `model-exporter baseline`, written
+/// to `dir/NAME.json`; returns the baseline's path.
+pub fn baseline_from_csv(dir: &Path, name: &str, csv: &str) -> PathBuf {
+    let train = dir.join(format!("{name}.csv"));
+    std::fs::write(&train, csv).unwrap();
+    let out_path = dir.join(format!("{name}.json"));
+    let out = Command::new(binary())
+        .args(["baseline", "--input"])
+        .arg(&train)
+        .arg("--out")
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "baseline failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out_path
+}
