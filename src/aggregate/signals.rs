@@ -15,7 +15,7 @@
 //! the longest window of a latency rule, and the per-feature rings only the
 //! longest window of a rule reading features. With the built-in rules
 //! (w = 10 s, S = 1 h, latency span 5 min, feature span 15 min) a model
-//! version takes about 0.3 MiB plus about 6 KiB a numeric feature (twice
+//! version takes about 0.3 MiB plus about 7 KiB a numeric feature (twice
 //! that with a reference to bin against); docs/performance.md has the
 //! measured figures.
 
