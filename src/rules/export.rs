@@ -10,8 +10,9 @@
 //! * `time_since_last_event` and `model_age` are computed from the timestamp
 //!   gauges with `time()`;
 //! * feature drift by PSI, JS and KS is computed over the whole fleet from
-//!   every pod's bin counts and the reference's shares ([`fleet`]);
-//! * every other signal (drift, feature statistics, feedback metrics, ...)
+//!   every pod's bin counts and the reference's shares (submodule `fleet`;
+//!   docs/drift.md, "Fleet-wide drift");
+//! * every other signal (other drift, feature statistics, feedback metrics, ...)
 //!   exists only in the sidecar and is read from the gauge
 //!   `model_rule_signal_value{alertname="ALERT"}`.
 //!
