@@ -81,20 +81,7 @@ groups:
 /// and sends [`traffic`]; returns it once every signal is computed.
 fn run(models: &str) -> Exporter {
     let dir = tempfile::tempdir().unwrap();
-    let train = dir.path().join("train.csv");
-    std::fs::write(&train, training()).unwrap();
-    let out = std::process::Command::new(binary())
-        .args(["baseline", "--top-k", "3", "--input"])
-        .arg(&train)
-        .arg("--out")
-        .arg(dir.path().join("fraud.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    baseline_from_csv(dir.path(), "fraud", &training(), &["--top-k", "3"]);
     let rules = dir.path().join("rules.yaml");
     std::fs::write(
         &rules,

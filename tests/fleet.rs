@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -60,17 +59,7 @@ fn prometheus_alerts_on_the_fleet_and_each_sidecar_on_its_pod() {
     let rules = dir.path().join("rules.yaml");
     std::fs::write(&rules, RULES).unwrap();
     let exported = dir.path().join("fleet.rules.yml");
-    let out = Command::new(binary())
-        .args(["rules", "export", rules.to_str().unwrap(), "--out"])
-        .arg(&exported)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let promql = std::fs::read_to_string(&exported).unwrap();
+    let promql = export_rules(&rules, &exported);
     assert!(promql.contains("sum by (model, version)"), "{promql}");
 
     let a = Exporter::start(&["--config.file", rules.to_str().unwrap()]);
@@ -252,22 +241,11 @@ fn prometheus_computes_drift_over_the_fleet_like_one_sidecar_seeing_every_pod() 
     for i in 0..1000 {
         csv += &format!("{},{}\n", 50 + (i * 37) % 100, ["DE", "FR", "US"][i % 3]);
     }
-    baseline_from_csv(dir.path(), "fraud", &csv);
+    baseline_from_csv(dir.path(), "fraud", &csv, &[]);
     let rules = dir.path().join("rules.yaml");
     std::fs::write(&rules, DRIFT_RULES).unwrap();
     let exported = dir.path().join("fleet.rules.yml");
-    let out = Command::new(binary())
-        .args(["rules", "export", rules.to_str().unwrap(), "--out"])
-        .arg(&exported)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let file: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&exported).unwrap()).unwrap();
+    let file: serde_yaml::Value = serde_yaml::from_str(&export_rules(&rules, &exported)).unwrap();
     let expr = |alert: &str| -> String {
         file["groups"][0]["rules"]
             .as_sequence()

@@ -57,7 +57,7 @@ fn wait_line(e: &Exporter, prefix: &str) -> String {
 #[test]
 fn a_baseline_without_rules_exports_drift() {
     let dir = tempfile::tempdir().unwrap();
-    baseline_from_csv(dir.path(), "fraud", &training());
+    baseline_from_csv(dir.path(), "fraud", &training(), &[]);
     let rules = dir.path().join("rules.yaml");
     std::fs::write(
         &rules,
@@ -98,7 +98,7 @@ fn a_baseline_without_rules_exports_drift() {
 #[test]
 fn promtool_accepts_the_exposition_with_references() {
     let dir = tempfile::tempdir().unwrap();
-    baseline_from_csv(dir.path(), "fraud", &training());
+    baseline_from_csv(dir.path(), "fraud", &training(), &[]);
     let rules = dir.path().join("rules.yaml");
     std::fs::write(
         &rules,

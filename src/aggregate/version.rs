@@ -454,19 +454,25 @@ impl Version {
         }
     }
 
-    /// Counts feature `name`, which the event should have carried, as
-    /// missing.
-    #[cold]
-    fn record_absent(&mut self, cx: &Context, [model, version]: [&str; 2], name: &str, now: f64) {
-        let limits = cx.limits;
-        let (s, win) = self.features.both(
+    /// Where the series and the windows of feature `name` are (see
+    /// [`Capped::both`]), given if there is room under the cap on features.
+    fn feature_entries(&mut self, cx: &Context, name: &str, now: f64) -> (usize, Option<usize>) {
+        let cap = cx.limits.features;
+        self.features.both(
             name,
-            (limits.features, limits.features),
+            (cap, cap),
             now,
             || cx.dropped("feature"),
             |_| FeatureHandles::default(),
             || FeatureWindows::new(cx.spec),
-        );
+        )
+    }
+
+    /// Counts feature `name`, which the event should have carried, as
+    /// missing.
+    #[cold]
+    fn record_absent(&mut self, cx: &Context, [model, version]: [&str; 2], name: &str, now: f64) {
+        let (s, win) = self.feature_entries(cx, name, now);
         let (key, slot) = self.features.at_mut(s);
         slot.series_mut()
             .missing
@@ -493,15 +499,7 @@ impl Version {
         name: &str,
         now: f64,
     ) -> (usize, Option<usize>) {
-        let limits = cx.limits;
-        let (s, win) = self.features.both(
-            name,
-            (limits.features, limits.features),
-            now,
-            || cx.dropped("feature"),
-            |_| FeatureHandles::default(),
-            || FeatureWindows::new(cx.spec),
-        );
+        let (s, win) = self.feature_entries(cx, name, now);
         let own = match win {
             Some(win) => win,
             None if self.features.at(s).0.as_str() == name => s,
