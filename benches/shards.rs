@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use model_exporter::aggregate::shards::shard_limits;
-use model_exporter::aggregate::{Aggregator, Batch, Limits, Options, Router, ShardSlot};
+use model_exporter::aggregate::{Aggregator, Limits, Options, Router, ShardSlot};
 use model_exporter::clock::ManualClock;
 use model_exporter::config::Config;
 use model_exporter::export::metrics::{Buckets, Metrics};
+use model_exporter::ingest::Batch;
 use model_exporter::ingest::parse::parse_event;
 
 const N: usize = 1024;

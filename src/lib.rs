@@ -7,7 +7,7 @@
 //!
 //! # Map of the crate
 //!
-//! The modules follow the data flow, left to right:
+//! The data flows left to right:
 //!
 //! ```text
 //!  sockets ──► ingest ──(batches)──► aggregate ──► export (/metrics, HTTP)
@@ -15,42 +15,54 @@
 //!                        config ──► rules (evaluate, notify)
 //! ```
 //!
-//! * [`ingest`]: listener addresses, socket files, stream and datagram framing,
-//!   and the event parser (wire protocol v1). Listeners parse in parallel and
-//!   hand batches of events to the single aggregator.
+//! and the modules form a DAG in that order: each imports only the modules
+//! below it in this list, never one above (checked by
+//! `tests/architecture.rs`, which holds the table of allowed imports).
+//!
+//! * Leaves, importing nothing else from the crate:
+//!   [`clock`] (the time source, injected so that windows and durations are
+//!   tested without sleeping), [`shutdown`] (the signal every task watches
+//!   to stop cleanly), [`stats`] (the statistics windows are made of:
+//!   quantile sketch, time slices, moments, drift maths, reference
+//!   distributions, used by both `aggregate` and `baseline`) and
+//!   [`http_client`] (the one HTTP client, with TLS, authentication and
+//!   timeouts, of `report`, `loadgen` and the Alertmanager notifier).
+//! * [`ingest`]: the events and their wire protocol (v1), listener
+//!   addresses, socket files, stream and datagram framing, the parser, the
+//!   listeners, their self-metrics and the prediction log. Listeners parse
+//!   in parallel and hand [`ingest::Batch`]es to an [`ingest::BatchSink`]:
+//!   the one aggregator's channel, or the router in front of the shards.
+//! * [`baseline`]: reference baselines made from training data
+//!   (`model-exporter baseline`): the versioned file format and the
+//!   streaming builder. Drift is measured against them.
+//! * [`rules`]: the alert rule language: the signal vocabulary and what
+//!   reads it ([`rules::source::SignalSource`]), expressions, templates,
+//!   durations, rule and group definitions, evaluation and the alert
+//!   lifecycle, export as Prometheus rules, and the Alertmanager notifier.
+//! * [`config`]: `rules.yaml`, loaded strictly with every error located by
+//!   file, line and column, into the rules and the per-model expectations.
+//! * [`export`]: the Prometheus registry, the metric families, what is
+//!   rendered from the aggregate state (rule families, the `/api/v1` JSON
+//!   API and its history, read through [`export::render::StateView`]), and
+//!   the HTTP server (`/metrics`, health, landing page, dashboard).
+//! * [`storage`]: snapshot files (`--storage.path`), generic over what they
+//!   hold, written atomically.
 //! * [`aggregate`]: the one writer that owns all metric state. It receives
 //!   batches over a channel and applies each event once to its model
 //!   version, whose cached metric handles and windows live side by side
 //!   ([`aggregate::store`]). With `--aggregate.shards N`, N writers each own
-//!   the models routed to them ([`aggregate::shards`]).
-//! * [`rules`]: the alert rule language and its evaluation.
-//! * [`export`]: the Prometheus registry, the metric families, what is
-//!   rendered from the aggregate state (rule families, the `/api/v1` JSON
-//!   API and its history, read through [`export::render::StateView`]), and
-//!   the HTTP server (`/metrics`, health, landing page).
-//! * [`baseline`]: reference baselines made from training data
-//!   (`model-exporter baseline`): the versioned file format and the
-//!   streaming builder. Drift is measured against them.
-//! * [`config`]: `rules.yaml`, loaded strictly with every error located by
-//!   file, line and column.
-//! * [`server`]: wires the pieces together: [`server::start`] returns a
-//!   [`server::Running`] exporter with its bound addresses; [`server::run`]
-//!   (start, wait for the signal, stop) is what `main` calls.
-//! * [`cli`]: command-line flags and subcommands.
-//! * [`http_client`]: the one HTTP client (TLS, authentication, timeouts)
-//!   of `report`, `loadgen` and the Alertmanager notifier.
-//! * [`report`]: the text monitoring report of a running exporter.
-//! * [`demo`]: simulated traffic replaying classic failure stories.
-//! * [`loadgen`]: the load generator of `model-exporter loadgen`.
-//! * [`client`]: the client library for Rust model servers.
-//! * [`stats`]: the statistics windows are made of (quantile sketch, time
-//!   slices, moments, drift maths, reference distributions), used by both
-//!   `aggregate` and `baseline`; it imports nothing else from the crate.
-//! * [`shutdown`]: the signal every task watches to stop cleanly.
-//! * [`storage`]: snapshots of the state, so that a restart keeps windows,
-//!   alert states and pending feedback (`--storage.path`).
-//! * [`clock`]: the time source, injected so that windows and durations are
-//!   tested without sleeping.
+//!   the models routed to them ([`aggregate::shards`]). It evaluates the
+//!   rules on its windows, publishes through `export`, and defines what its
+//!   snapshots hold ([`aggregate::snapshot`]).
+//! * At the top, the commands and their wiring: [`client`] (the client
+//!   library for Rust model servers), [`report`] (the text monitoring report
+//!   of a running exporter), [`loadgen`] (the load generator of
+//!   `model-exporter loadgen`), [`cli`] (command-line flags and
+//!   subcommands), [`server`] (wires the pieces together:
+//!   [`server::start`] returns a [`server::Running`] exporter with its
+//!   bound addresses; [`server::run`], start, wait for the signal, stop, is
+//!   what `main` calls) and [`demo`] (simulated traffic replaying classic
+//!   failure stories).
 
 pub mod aggregate;
 pub mod baseline;

@@ -139,7 +139,7 @@ fn rules(command: RulesCommand) -> Result<(), Failure> {
                 name: name.unwrap_or_else(|| export::DEFAULT_OBJECT_NAME.to_string()),
                 namespace,
             };
-            let text = export::render(&cfg, &options).map_err(Failure::plain)?;
+            let text = export::render(&cfg.groups, &options).map_err(Failure::plain)?;
             write_output(out.as_deref(), &text)
         }
     }

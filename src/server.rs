@@ -20,16 +20,17 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::aggregate::{self, Aggregator, ApiView, BatchSink, Control, ControlSender, ShardSlot};
+use crate::aggregate::{self, Aggregator, Control, ControlSender, ShardSlot};
 use crate::cli::RunArgs;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config, ConfigErrors};
+use crate::export::api::ApiView;
 use crate::export::http::{self, HttpState};
 use crate::export::metrics::Metrics;
-use crate::export::prediction_log::{PredictionLog, PredictionLogOptions};
 use crate::http_client::{ConfigFileError, HttpClientConfig};
+use crate::ingest::prediction_log::{PredictionLog, PredictionLogOptions};
 use crate::ingest::rejects::Rejects;
-use crate::ingest::{BindError, IngestContext, IngestOptions, ListenAddr, Listener};
+use crate::ingest::{BatchSink, BindError, IngestContext, IngestOptions, ListenAddr, Listener};
 use crate::rules::notify::{Notifier, NotifierOptions, NotifyError};
 use crate::shutdown::{self, Shutdown, Trigger};
 
@@ -70,7 +71,7 @@ pub enum RunError {
     AlertmanagerHttpConfig(#[source] ConfigFileError),
     /// The prediction log could not be started.
     #[error("cannot start the prediction log: {0}")]
-    PredictionLog(#[source] crate::export::prediction_log::PredictionLogError),
+    PredictionLog(#[source] crate::ingest::prediction_log::PredictionLogError),
     /// `--storage.path` is not usable.
     #[error(transparent)]
     Storage(crate::storage::StorageError),
@@ -204,9 +205,12 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
             // would not survive a change of it.
             return Err(RunError::StorageWithShards(shards));
         }
-        let storage =
-            crate::storage::Storage::open(dir, args.storage.snapshot_interval, &metrics.registry)
-                .map_err(RunError::Storage)?;
+        let storage = aggregate::snapshot::Storage::open(
+            dir,
+            args.storage.snapshot_interval,
+            &metrics.registry,
+        )
+        .map_err(RunError::Storage)?;
         tracing::info!(path = %storage.path().display(), interval = ?args.storage.snapshot_interval, "saving the state");
         shard_options[0].storage = Some(storage);
     }
@@ -226,8 +230,8 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
     let (ingest_stop, ingest_shutdown) = shutdown::channel();
     let ctx = IngestContext {
         tx,
-        rejects: Arc::new(Rejects::new(&metrics)),
-        metrics: metrics.clone(),
+        rejects: Arc::new(Rejects::new(&metrics.ingest)),
+        metrics: metrics.ingest.clone(),
         options,
         shutdown: ingest_shutdown,
         prediction_log,

@@ -1,15 +1,19 @@
-//! State across restarts (`--storage.path`): snapshots of the windows, the
-//! alert states and the feedback awaiting its join.
+//! State across restarts (`--storage.path`): snapshot files, whatever state
+//! they hold (the aggregator's windows, alert states and feedback awaiting
+//! its join: see `aggregate::snapshot`, which defines the body).
 //!
-//! The aggregator thread, the single writer that owns the state, takes a
-//! [`Capture`] every `--storage.snapshot-interval` and once more at shutdown,
-//! after the queue has been drained. A capture is a plain copy of the
-//! in-memory windows (no serialisation, no I/O), handed to a writer thread
-//! that turns it into a [`Snapshot`], serialises it as JSON and writes it
-//! atomically: a temporary file in the same directory, `fsync`, `rename` over
-//! `snapshot.json`, `fsync` of the directory. While a write is still running
-//! the next periodic capture is skipped (and counted), so at most one copy is
-//! held besides the live state.
+//! The owner of the state (the aggregator thread, the single writer) takes
+//! a [`Capture`] every `--storage.snapshot-interval` and once more at
+//! shutdown, after the queue has been drained. A capture is a plain copy of
+//! the in-memory state (no serialisation, no I/O), handed to a writer thread
+//! that turns it into a [`Snapshot`]: the envelope (format name, format
+//! version, exporter version, `written_at`) and the capture's body, whose
+//! fields sit next to the envelope's in one JSON object. The writer
+//! serialises it and writes it atomically: a temporary file in the same
+//! directory, `fsync`, `rename` over `snapshot.json`, `fsync` of the
+//! directory. While a write is still running the next periodic capture is
+//! skipped (and counted), so at most one copy is held besides the live
+//! state.
 //!
 //! At start, before any event is applied, the snapshot is read and restored.
 //! A file that cannot be restored (not JSON, truncated, another format or
@@ -31,14 +35,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus::{Gauge, GaugeVec, IntCounter, IntCounterVec, Opts, Registry};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-
-use crate::aggregate::signals::{StoreCapture, StoreState};
-use crate::rules::eval::AlertRecord;
-
-/// The float helper's former path, kept for importers not yet moved to
-/// [`crate::stats`].
-pub use crate::stats::F64;
 
 /// Name of the snapshot file in `--storage.path`.
 pub const FILE_NAME: &str = "snapshot.json";
@@ -55,9 +53,11 @@ pub const VERSION: u64 = 1;
 /// Shortest time between two log lines about failed writes.
 const LOG_EVERY: Duration = Duration::from_secs(300);
 
-/// Everything a snapshot file holds. The first two fields identify it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Snapshot {
+/// Everything a snapshot file holds: the envelope, whose first two fields
+/// identify the file, and the body `B`, a struct whose fields follow the
+/// envelope's in the same JSON object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot<B> {
     /// Always [`FORMAT`].
     pub format: String,
     /// The format version, [`VERSION`].
@@ -66,34 +66,45 @@ pub struct Snapshot {
     pub exporter_version: String,
     /// When it was taken (seconds since the epoch, by the exporter's clock).
     pub written_at: f64,
-    /// The windows of every model version, and the feedback awaiting its join.
-    pub windows: StoreState,
-    /// Pending and firing alerts.
-    pub alerts: Vec<AlertRecord>,
+    /// The state it holds.
+    #[serde(flatten)]
+    pub body: B,
 }
 
-/// What the aggregator thread copies out of its state for one snapshot;
-/// turned into a [`Snapshot`] on the writer thread.
-pub struct Capture {
-    /// When it was taken.
-    pub written_at: f64,
-    /// A copy of the windows.
-    pub windows: StoreCapture,
-    /// The alert states.
-    pub alerts: Vec<AlertRecord>,
-}
-
-impl Capture {
-    /// The snapshot to write.
-    pub fn into_snapshot(self) -> Snapshot {
+impl<B> Snapshot<B> {
+    /// A snapshot of this build's format, taken at `written_at`.
+    pub fn new(written_at: f64, body: B) -> Snapshot<B> {
         Snapshot {
             format: FORMAT.to_owned(),
             version: VERSION,
             exporter_version: crate::VERSION.to_owned(),
-            written_at: self.written_at,
-            windows: self.windows.to_state(),
-            alerts: self.alerts,
+            written_at,
+            body,
         }
+    }
+}
+
+/// What the owner of the state copies out of it for one snapshot; turned
+/// into the snapshot's body on the writer thread, so that the owner only
+/// pays for the copy.
+pub trait Capture: Send + 'static {
+    /// What the snapshot holds besides the envelope: a struct with named
+    /// fields (serialised as a JSON object), none of them named like the
+    /// envelope's.
+    type Body: Serialize + DeserializeOwned;
+
+    /// When the copy was taken.
+    fn written_at(&self) -> f64;
+
+    /// The body to write.
+    fn into_body(self) -> Self::Body;
+
+    /// The snapshot to write.
+    fn into_snapshot(self) -> Snapshot<Self::Body>
+    where
+        Self: Sized,
+    {
+        Snapshot::new(self.written_at(), self.into_body())
     }
 }
 
@@ -142,7 +153,7 @@ pub enum StorageError {
 }
 
 /// Reads the snapshot at `path`; `Ok(None)` when there is none.
-pub fn read_file(path: &Path) -> Result<Option<Snapshot>, LoadError> {
+pub fn read_file<B: DeserializeOwned>(path: &Path) -> Result<Option<Snapshot<B>>, LoadError> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -151,13 +162,16 @@ pub fn read_file(path: &Path) -> Result<Option<Snapshot>, LoadError> {
     decode(&bytes).map(Some)
 }
 
-/// Parses a snapshot: the header first, so that a foreign file or another
-/// format version is named as such rather than as a shape mismatch.
-pub fn decode(bytes: &[u8]) -> Result<Snapshot, LoadError> {
+/// Parses a snapshot: the envelope first, so that a foreign file or another
+/// format version is named as such rather than as a shape mismatch, then
+/// the body (which skips the envelope's fields).
+pub fn decode<B: DeserializeOwned>(bytes: &[u8]) -> Result<Snapshot<B>, LoadError> {
     #[derive(Deserialize)]
     struct Header {
         format: Option<serde_json::Value>,
         version: Option<serde_json::Value>,
+        exporter_version: Option<serde_json::Value>,
+        written_at: Option<serde_json::Value>,
     }
     let h: Header = serde_json::from_slice(bytes).map_err(LoadError::Json)?;
     match h.format {
@@ -169,11 +183,29 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, LoadError> {
     if version != Some(VERSION) {
         return Err(LoadError::Version(version));
     }
-    serde_json::from_slice(bytes).map_err(LoadError::Json)
+    let body: B = serde_json::from_slice(bytes).map_err(LoadError::Json)?;
+    Ok(Snapshot {
+        format: FORMAT.to_owned(),
+        version: VERSION,
+        exporter_version: envelope_field(h.exporter_version, "exporter_version")?,
+        written_at: envelope_field(h.written_at, "written_at")?,
+        body,
+    })
+}
+
+/// A field of the envelope, which must be there and have its type.
+fn envelope_field<T: DeserializeOwned>(
+    value: Option<serde_json::Value>,
+    name: &'static str,
+) -> Result<T, LoadError> {
+    let value = value.ok_or_else(|| serde::de::Error::missing_field(name));
+    value
+        .and_then(serde_json::from_value)
+        .map_err(LoadError::Json)
 }
 
 /// The snapshot as written: compact JSON.
-pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
+pub fn encode<B: Serialize>(snapshot: &Snapshot<B>) -> Vec<u8> {
     // Serialising plain structs into memory cannot fail: every map key is a
     // string and every float goes through `F64` or is finite.
     serde_json::to_vec(snapshot).unwrap_or_default()
@@ -280,18 +312,18 @@ impl StorageMetrics {
 }
 
 /// Snapshots in one directory: reads the one left by the previous run, and
-/// writes new ones on its own thread.
-pub struct Storage {
+/// writes new ones, made from captures of type `C`, on its own thread.
+pub struct Storage<C: Capture> {
     dir: PathBuf,
     interval: Duration,
     metrics: StorageMetrics,
     /// Set while a capture is queued or being written.
     busy: Arc<AtomicBool>,
-    tx: Option<SyncSender<Capture>>,
+    tx: Option<SyncSender<C>>,
     writer: Option<JoinHandle<()>>,
 }
 
-impl std::fmt::Debug for Storage {
+impl<C: Capture> std::fmt::Debug for Storage<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Storage")
             .field("dir", &self.dir)
@@ -300,7 +332,7 @@ impl std::fmt::Debug for Storage {
     }
 }
 
-impl Storage {
+impl<C: Capture> Storage<C> {
     /// Snapshots in `dir` (created if missing, and checked to be writable)
     /// every `interval` (zero: only at shutdown), with their metrics in
     /// `registry`.
@@ -308,7 +340,7 @@ impl Storage {
         dir: &Path,
         interval: Duration,
         registry: &Registry,
-    ) -> Result<Storage, StorageError> {
+    ) -> Result<Storage<C>, StorageError> {
         check_dir(dir)?;
         let metrics = StorageMetrics::new(registry).map_err(StorageError::Metrics)?;
         let busy = Arc::new(AtomicBool::new(false));
@@ -348,7 +380,7 @@ impl Storage {
     /// Reads the snapshot left by the previous run. A file that cannot be
     /// restored is logged, counted and moved aside; `None` then, as when
     /// there is no file.
-    pub fn load(&self) -> Option<Snapshot> {
+    pub fn load(&self) -> Option<Snapshot<C::Body>> {
         let path = self.path();
         match read_file(&path) {
             Ok(Some(s)) => {
@@ -393,7 +425,7 @@ impl Storage {
     /// Hands a capture to the writer, which must not be busy (the capture is
     /// dropped and counted as skipped otherwise). `capture_seconds` is how
     /// long taking it stalled the aggregator.
-    pub fn submit(&self, capture: Capture, capture_seconds: f64) {
+    pub fn submit(&self, capture: C, capture_seconds: f64) {
         self.metrics
             .duration
             .with_label_values(&["capture"])
@@ -412,7 +444,7 @@ impl Storage {
 
     /// Writes a last capture, waiting for any write in progress, and stops
     /// the writer once it is on disk.
-    pub fn finish(mut self, capture: Capture, capture_seconds: f64) {
+    pub fn finish(mut self, capture: C, capture_seconds: f64) {
         self.metrics
             .duration
             .with_label_values(&["capture"])
@@ -432,18 +464,23 @@ impl Storage {
     }
 }
 
-impl Drop for Storage {
+impl<C: Capture> Drop for Storage<C> {
     fn drop(&mut self) {
         self.stop();
     }
 }
 
 /// The writer thread: turns captures into files until the sender is gone.
-fn write_loop(dir: &Path, rx: Receiver<Capture>, metrics: &StorageMetrics, busy: &AtomicBool) {
+fn write_loop<C: Capture>(
+    dir: &Path,
+    rx: Receiver<C>,
+    metrics: &StorageMetrics,
+    busy: &AtomicBool,
+) {
     let mut failing: Option<(Instant, u64)> = None;
     for capture in rx {
         let started = Instant::now();
-        let written_at = capture.written_at;
+        let written_at = capture.written_at();
         let bytes = encode(&capture.into_snapshot());
         match write_atomic(dir, &bytes) {
             Ok(()) => {
@@ -481,46 +518,15 @@ fn write_loop(dir: &Path, rx: Receiver<Capture>, metrics: &StorageMetrics, busy:
     }
 }
 
-/// What restoring a snapshot brought back, and what it left out.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RestoreReport {
-    /// Model versions whose windows were restored.
-    pub series: usize,
-    /// Non-empty window slices restored.
-    pub slices: usize,
-    /// Predictions awaiting their label.
-    pub pending_feedback: usize,
-    /// Pending and firing alerts restored.
-    pub alerts: usize,
-    /// Alerts dropped because their rule is gone or changed.
-    pub alerts_dropped: usize,
-    /// What was left out and why (the first [`RestoreReport::MAX_NOTES`]).
-    pub dropped: Vec<String>,
-    /// Further notes not kept.
-    pub more_dropped: usize,
-}
-
-impl RestoreReport {
-    /// Most notes kept.
-    pub const MAX_NOTES: usize = 20;
-
-    /// Notes that something was left out.
-    pub fn drop_note(&mut self, note: String) {
-        if self.dropped.len() < Self::MAX_NOTES {
-            self.dropped.push(note);
-        } else {
-            self.more_dropped += 1;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{Aggregator, Batch, Options};
+    use crate::aggregate::snapshot::{RestoreReport, Snapshot, SnapshotBody, StateCapture};
+    use crate::aggregate::{Aggregator, Options};
     use crate::clock::ManualClock;
     use crate::config::load;
     use crate::export::metrics::{Buckets, Metrics};
+    use crate::ingest::Batch;
     use crate::ingest::parse::parse_event;
 
     const RULES: &str = "
@@ -623,7 +629,7 @@ groups:
             "{before:#?}"
         );
         let snapshot = snapshot_of(&a);
-        assert_eq!(snapshot.alerts.len(), 2);
+        assert_eq!(snapshot.body.alerts.len(), 2);
 
         let (mut b, mb) = aggregator(&clock, RULES);
         let report = b.restore(snapshot);
@@ -686,7 +692,7 @@ groups:
         let good = encode(&a.capture().into_snapshot());
         assert!(good.starts_with(br#"{"format":"model-exporter-snapshot","version":1,"#));
         let cut = &good[..good.len() / 2];
-        let e = decode(cut).unwrap_err();
+        let e = decode::<SnapshotBody>(cut).unwrap_err();
         assert!(matches!(&e, LoadError::Json(j) if j.is_eof()), "{e}");
         let msg = e.to_string();
         assert!(
@@ -697,18 +703,21 @@ groups:
             msg.contains(&format!("line 1 column {}", cut.len())),
             "{msg}"
         );
-        let e =
-            decode(b"{\"format\":\"model-exporter-snapshot\",\n\"version\":1,\n\"windows\":[]}")
-                .unwrap_err();
+        let e = decode::<SnapshotBody>(
+            b"{\"format\":\"model-exporter-snapshot\",\n\"version\":1,\n\"windows\":[]}",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("at line 3 column 12"), "{e}");
         assert_eq!(
-            decode(br#"{"format":"prometheus","version":1}"#)
+            decode::<SnapshotBody>(br#"{"format":"prometheus","version":1}"#)
                 .unwrap_err()
                 .to_string(),
             r#"it is not a model-exporter snapshot ("format" is "prometheus", expected "model-exporter-snapshot")"#
         );
         assert_eq!(
-            decode(br#"{"groups":[]}"#).unwrap_err().to_string(),
+            decode::<SnapshotBody>(br#"{"groups":[]}"#)
+                .unwrap_err()
+                .to_string(),
             r#"it is not a model-exporter snapshot ("format" is missing, expected "model-exporter-snapshot")"#
         );
         let v2 = String::from_utf8(good.clone()).unwrap().replacen(
@@ -717,16 +726,75 @@ groups:
             1,
         );
         assert_eq!(
-            decode(v2.as_bytes()).unwrap_err().to_string(),
+            decode::<SnapshotBody>(v2.as_bytes())
+                .unwrap_err()
+                .to_string(),
             "it has format version 2, this build reads version 1"
         );
         assert!(
-            decode(b"\x00\x01")
+            decode::<SnapshotBody>(b"\x00\x01")
                 .unwrap_err()
                 .to_string()
                 .starts_with("it is not a valid snapshot")
         );
-        assert!(decode(&good).is_ok());
+        assert!(decode::<SnapshotBody>(&good).is_ok());
+    }
+
+    /// The file is the one earlier builds wrote and read: their snapshot
+    /// was this one struct, with the body's fields after the envelope's.
+    #[test]
+    fn the_file_is_the_one_earlier_builds_wrote_and_read() {
+        #[derive(Serialize, Deserialize)]
+        struct Earlier {
+            format: String,
+            version: u64,
+            exporter_version: String,
+            written_at: f64,
+            windows: crate::aggregate::signals::StoreState,
+            alerts: Vec<crate::rules::eval::AlertRecord>,
+        }
+        let clock = ManualClock::new(1_000_000.0);
+        let (mut a, _) = aggregator(&clock, RULES);
+        traffic(&mut a, &clock, 50);
+        let now = a.capture().into_snapshot();
+        assert_eq!(now.body.alerts.len(), 2);
+        let earlier = Earlier {
+            format: now.format.clone(),
+            version: now.version,
+            exporter_version: now.exporter_version.clone(),
+            written_at: now.written_at,
+            windows: now.body.windows.clone(),
+            alerts: now.body.alerts.clone(),
+        };
+        let bytes = serde_json::to_vec(&earlier).unwrap();
+        assert_eq!(
+            String::from_utf8(encode(&now)),
+            String::from_utf8(bytes.clone())
+        );
+        let back: Snapshot = decode(&bytes).unwrap();
+        assert_eq!(
+            (back.format.as_str(), back.version, back.written_at),
+            (FORMAT, VERSION, 1_000_050.0)
+        );
+        assert_eq!(back.exporter_version, crate::VERSION);
+        assert_eq!(back.body.windows, now.body.windows);
+        assert_eq!(back.body.alerts, now.body.alerts);
+        let again: Earlier = serde_json::from_slice(&encode(&back)).unwrap();
+        assert_eq!(again.windows, now.body.windows);
+        // The envelope's fields are required, with their types.
+        let text = String::from_utf8(bytes).unwrap();
+        let no_time = text.replacen(r#""written_at":1000050.0,"#, "", 1);
+        assert_ne!(no_time, text);
+        let e = decode::<SnapshotBody>(no_time.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("missing field `written_at`"), "{e}");
+        let bad_version = text.replacen(
+            &format!(r#""exporter_version":"{}""#, crate::VERSION),
+            r#""exporter_version":7"#,
+            1,
+        );
+        assert_ne!(bad_version, text);
+        let e = decode::<SnapshotBody>(bad_version.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("invalid type: integer `7`"), "{e}");
     }
 
     fn done(s: &StorageMetrics, op: &str) -> (u64, u64) {
@@ -739,7 +807,8 @@ groups:
     #[test]
     fn a_bad_snapshot_is_moved_aside_and_counted() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Storage::open(dir.path(), Duration::ZERO, &Registry::new()).unwrap();
+        let s =
+            Storage::<StateCapture>::open(dir.path(), Duration::ZERO, &Registry::new()).unwrap();
         assert!(s.load().is_none(), "no file: nothing to restore");
         assert_eq!(done(s.metrics(), "load"), (0, 0));
         std::fs::write(
@@ -770,7 +839,7 @@ groups:
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("file");
         std::fs::write(&file, "x").unwrap();
-        let e = Storage::open(&file.join("sub"), Duration::ZERO, &Registry::new())
+        let e = Storage::<StateCapture>::open(&file.join("sub"), Duration::ZERO, &Registry::new())
             .unwrap_err()
             .to_string();
         assert!(
@@ -780,12 +849,12 @@ groups:
             )),
             "{e}"
         );
-        let e = Storage::open(&file, Duration::ZERO, &Registry::new())
+        let e = Storage::<StateCapture>::open(&file, Duration::ZERO, &Registry::new())
             .unwrap_err()
             .to_string();
         assert!(e.contains("not a directory"), "{e}");
         let nested = dir.path().join("a/b");
-        Storage::open(&nested, Duration::ZERO, &Registry::new()).unwrap();
+        Storage::<StateCapture>::open(&nested, Duration::ZERO, &Registry::new()).unwrap();
         assert!(nested.is_dir());
         assert_eq!(
             std::fs::read_dir(&nested).unwrap().count(),
@@ -804,7 +873,7 @@ groups:
         std::fs::create_dir(&blocker).unwrap();
         std::fs::write(blocker.join("x"), "x").unwrap();
         let registry = Registry::new();
-        let s = Storage::open(dir.path(), Duration::ZERO, &registry).unwrap();
+        let s = Storage::<StateCapture>::open(dir.path(), Duration::ZERO, &registry).unwrap();
         let m = s.metrics().clone();
         s.finish(a.capture(), 0.001);
         assert_eq!(done(&m, "save"), (0, 1));
@@ -815,7 +884,8 @@ groups:
         );
         // Once the way is clear, snapshots are written again.
         std::fs::remove_dir_all(&blocker).unwrap();
-        let s = Storage::open(dir.path(), Duration::ZERO, &Registry::new()).unwrap();
+        let s =
+            Storage::<StateCapture>::open(dir.path(), Duration::ZERO, &Registry::new()).unwrap();
         let m = s.metrics().clone();
         clock.advance(Duration::from_secs(5));
         s.finish(a.capture(), 0.001);
@@ -824,7 +894,10 @@ groups:
         let size = std::fs::metadata(&blocker).unwrap().len();
         assert_eq!(m.bytes.get(), size as f64);
         assert_eq!(
-            read_file(&blocker).unwrap().unwrap().written_at,
+            read_file::<SnapshotBody>(&blocker)
+                .unwrap()
+                .unwrap()
+                .written_at,
             1_000_005.0
         );
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();

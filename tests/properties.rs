@@ -22,9 +22,9 @@ use model_exporter::ingest::event::{Body, EventKind};
 use model_exporter::ingest::framing::{Frame, LineFramer};
 use model_exporter::ingest::parse::{RejectReason, parse_event};
 use model_exporter::ingest::timestamp::{format_rfc3339, parse_rfc3339};
-use model_exporter::rules::expr::{
-    CmpOp, DriftMethod, DriftTarget, Expr, FeatureSel, FeatureStat, FeedbackMetric, LogLevel,
-    Resource, Signal,
+use model_exporter::rules::expr::{CmpOp, Expr};
+use model_exporter::rules::signal::{
+    DriftMethod, DriftTarget, FeatureSel, FeatureStat, FeedbackMetric, LogLevel, Resource, Signal,
 };
 use model_exporter::rules::template::Template;
 

@@ -10,22 +10,18 @@ use tokio::sync::mpsc;
 use super::expiry;
 use super::limits::{Fold, Limits, cut_values};
 use super::shards::ShardSlot;
+use super::snapshot::{RestoreReport, Snapshot, StateCapture, Storage};
 use super::store::Store;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::export::api::ApiSnapshot;
 use crate::export::history::History;
 use crate::export::metrics::Metrics;
 use crate::export::render::{Publisher, Round};
+use crate::ingest::Batch;
 use crate::ingest::event::{Body, Event, EventKind, LogLine, Name};
-use crate::rules::api::ApiSnapshot;
 use crate::rules::eval::{AlertState, Engine, Evaluation};
 use crate::rules::notify::{self, NotifierHandle};
-
-/// A batch of events, as one listener read produced them.
-pub type Batch = Vec<Event>;
-
-/// The sending half listeners hold.
-pub type BatchSender = mpsc::Sender<Batch>;
 
 /// Messages to the aggregator besides event batches.
 #[derive(Debug)]
@@ -55,7 +51,7 @@ pub struct Aggregator {
     /// again when versions expire between evaluations.
     last_signals: Vec<crate::rules::eval::SignalValue>,
     /// Snapshots of the state (`--storage.path`).
-    storage: Option<crate::storage::Storage>,
+    storage: Option<Storage>,
     /// Which shard this is (shard 0 of 1 unless `--aggregate.shards`).
     shard: ShardSlot,
     /// `model_exporter_feedback_total` as this aggregator last counted it.
@@ -100,7 +96,7 @@ pub struct Options {
     /// (and the rules evaluated on it once, so that alerts that were firing
     /// are firing at once, with their `activeAt`), and new ones are written
     /// there.
-    pub storage: Option<crate::storage::Storage>,
+    pub storage: Option<Storage>,
 }
 
 impl Options {
@@ -130,7 +126,10 @@ impl Options {
     pub fn tick(&self) -> Duration {
         let ttl = (!self.ttl.is_zero()).then_some(self.ttl);
         evaluation_tick(
-            Engine::new(self.config.clone()).tick(),
+            crate::rules::eval::tick(
+                &self.config.groups,
+                self.config.defaults.evaluation_interval,
+            ),
             ttl,
             self.clock.speed(),
         )
@@ -188,7 +187,7 @@ impl Aggregator {
             limits,
             received,
             store,
-            engine: Engine::new(config),
+            engine: Engine::new(config.groups.clone(), config.defaults.evaluation_interval),
             publisher,
             source,
             notifier,
@@ -289,8 +288,9 @@ impl Aggregator {
 
     /// Takes new rules; alerts of unchanged rules keep their state.
     pub fn reload(&mut self, config: Arc<Config>, source: String) {
-        self.store.set_config(config.clone());
-        self.engine.set_config(config);
+        self.engine
+            .set_rules(config.groups.clone(), config.defaults.evaluation_interval);
+        self.store.set_config(config);
         self.source = source;
         self.publish(&Evaluation::default());
     }
@@ -318,8 +318,7 @@ impl Aggregator {
             for g in ev.groups_evaluated.iter().filter(|_| leader) {
                 let n = self
                     .engine
-                    .config()
-                    .groups
+                    .groups()
                     .iter()
                     .find(|x| &x.name == g)
                     .map_or(0, |x| x.rules.len());
@@ -342,7 +341,7 @@ impl Aggregator {
             self.notify(&ev);
             self.shard
                 .set_evaluation_duration(&self.metrics, started.elapsed().as_secs_f64());
-        } else if self.engine.config().groups.is_empty() {
+        } else if self.engine.groups().is_empty() {
             // Without rules every tick is a round: the gauges computed from
             // the windows (drift, references, `model_window_*`) and the API
             // follow the state, not the rules.
@@ -411,7 +410,7 @@ impl Aggregator {
             alerts: &ev.alerts,
             signals: &ev.signals,
             rules: self.engine.rule_status(),
-            config: self.engine.config(),
+            config: &self.store.config,
             source: &self.source,
             now: self.clock.now(),
         };
@@ -423,7 +422,7 @@ impl Aggregator {
 impl Aggregator {
     /// Restores the snapshot `storage` holds, if any, evaluates the rules
     /// once on the restored state, and from then on writes snapshots there.
-    fn attach_storage(&mut self, storage: crate::storage::Storage) {
+    fn attach_storage(&mut self, storage: Storage) {
         if let Some(snapshot) = storage.load() {
             let path = storage.path();
             let age = self.clock.now() - snapshot.written_at;
@@ -457,8 +456,8 @@ impl Aggregator {
 
     /// A copy of the state a snapshot holds: windows, pending feedback,
     /// alert states.
-    pub fn capture(&self) -> crate::storage::Capture {
-        crate::storage::Capture {
+    pub fn capture(&self) -> StateCapture {
+        StateCapture {
             written_at: self.clock.now(),
             windows: self.store.capture(),
             alerts: self.engine.alert_records(),
@@ -468,17 +467,17 @@ impl Aggregator {
     /// Puts back the state of a snapshot, as of now. Windows, pending
     /// feedback and the alerts of unchanged rules are restored; what does
     /// not fit the current rules and limits is left out and reported.
-    pub fn restore(&mut self, snapshot: crate::storage::Snapshot) -> crate::storage::RestoreReport {
-        let mut report = crate::storage::RestoreReport::default();
+    pub fn restore(&mut self, snapshot: Snapshot) -> RestoreReport {
+        let mut report = RestoreReport::default();
         let now = self.clock.now();
         self.store.restore(
-            snapshot.windows,
+            snapshot.body.windows,
             self.limits.models,
             self.limits.versions,
             now,
             &mut report,
         );
-        let (restored, dropped) = self.engine.restore_alerts(snapshot.alerts);
+        let (restored, dropped) = self.engine.restore_alerts(snapshot.body.alerts);
         report.alerts = restored;
         report.alerts_dropped = dropped;
         report

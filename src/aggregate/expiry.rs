@@ -49,7 +49,7 @@ use super::version::{FeatureHandles, Series, Version, forget_bins};
 use crate::export::metrics::Metrics;
 use crate::export::series::Histogram;
 use crate::ingest::event::LogLevel;
-use crate::rules::expr::Signal;
+use crate::rules::signal::Signal;
 
 /// Values of the `label` label of `model_exporter_series_expired_total`.
 pub const LABELS: [&str; 9] = [
@@ -398,7 +398,8 @@ mod tests {
     use crate::config::Config;
     use crate::export::metrics::Buckets;
     use crate::ingest::parse::parse_event;
-    use crate::rules::eval::{AlertState, SignalSource};
+    use crate::rules::eval::AlertState;
+    use crate::rules::source::SignalSource;
 
     const T0: f64 = 1_000_000.0;
 
@@ -764,7 +765,7 @@ mod store_tests {
     use crate::aggregate::{Limits, store::Store};
     use crate::export::metrics::{Buckets, Metrics};
     use crate::ingest::parse::parse_event;
-    use crate::rules::eval::SignalSource;
+    use crate::rules::source::SignalSource;
     use std::sync::Arc;
     use std::time::Duration;
 

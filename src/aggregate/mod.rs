@@ -18,6 +18,8 @@
 //! * [`join`] joins labels to predictions; [`quality`] is the prediction
 //!   quality of the joined pairs; [`validity`] checks feature values against
 //!   rules.yaml.
+//! * [`snapshot`]: what a snapshot of the state holds (`--storage.path`),
+//!   written and read by [`storage`](crate::storage).
 
 mod aggregator;
 pub mod capped;
@@ -28,16 +30,11 @@ mod limits;
 pub mod quality;
 pub mod shards;
 pub mod signals;
+pub mod snapshot;
 pub mod store;
 pub mod validity;
 pub mod version;
 
-/// The API view's former path, kept for importers not yet moved to
-/// [`crate::export::api`].
-pub use crate::export::api::ApiView;
-/// The statistics modules' former paths, kept for importers not yet moved
-/// to [`crate::stats`].
-pub use crate::stats::{drift, reference, sketch, window};
-pub use aggregator::{Aggregator, Batch, BatchSender, Control, ControlSender, Options, spawn};
+pub use aggregator::{Aggregator, Control, ControlSender, Options, spawn};
 pub use limits::{Limits, OVERFLOW_LABEL};
-pub use shards::{BatchSink, Router, ShardCount, ShardSlot, shard_of};
+pub use shards::{Router, ShardCount, ShardSlot, shard_of};

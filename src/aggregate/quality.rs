@@ -7,7 +7,7 @@
 //! by pair: see [`QualitySlice`].
 
 use crate::ingest::event::Outcome;
-use crate::rules::expr::FeedbackMetric;
+use crate::rules::signal::FeedbackMetric;
 use crate::stats::F64;
 use crate::stats::window::{Slice, SliceState, StateError};
 

@@ -51,9 +51,11 @@ use std::thread::JoinHandle;
 
 use tokio::sync::mpsc;
 
-use super::aggregator::{Aggregator, Batch, BatchSender, Control, ControlSender};
+use super::aggregator::{Aggregator, Control, ControlSender};
 use super::limits::{Limits, OVERFLOW_LABEL};
 use crate::export::metrics::Metrics;
+use crate::ingest::sink::Delivery;
+use crate::ingest::{Batch, BatchSender, BatchSink, Deliver, SinkClosed};
 
 /// How many aggregators to run: `--aggregate.shards`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +155,7 @@ pub fn spawn_all(
         threads.push(super::aggregator::spawn(agg, rx, ctl_rx));
     }
     tokio::spawn(fan_out(control, controls));
-    let sink = BatchSink::Sharded(Router::new(senders, limits, metrics.clone()));
+    let sink = BatchSink::Spread(Arc::new(Router::new(senders, limits, metrics.clone())));
     (sink, threads)
 }
 
@@ -311,53 +313,28 @@ impl Router {
     }
 }
 
-/// The shards' channels are closed: the exporter is stopping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SinkClosed;
-
-/// Where listeners send their batches: the one aggregator, or the router
-/// in front of the shards.
-#[derive(Clone)]
-pub enum BatchSink {
-    /// One aggregator: batches go as they are.
-    Single(BatchSender),
-    /// Several: batches are split by model.
-    Sharded(Router),
-}
-
-impl From<BatchSender> for BatchSink {
-    fn from(tx: BatchSender) -> Self {
-        BatchSink::Single(tx)
-    }
-}
-
-impl BatchSink {
-    /// Sends a batch, waiting while a shard's queue is full.
-    pub async fn send(&self, batch: Batch) -> Result<(), SinkClosed> {
-        match self {
-            BatchSink::Single(tx) => tx.send(batch).await.map_err(|_| SinkClosed),
-            BatchSink::Sharded(r) => {
-                for (shard, part) in r.split(batch) {
-                    r.senders[shard].send(part).await.map_err(|_| SinkClosed)?;
-                }
-                Ok(())
+/// Listeners' batches go through the router when there are several shards:
+/// each part to its shard's channel, in order.
+impl Deliver for Router {
+    fn deliver(&self, batch: Batch) -> Delivery<'_> {
+        Box::pin(async move {
+            for (shard, part) in self.split(batch) {
+                self.senders[shard]
+                    .send(part)
+                    .await
+                    .map_err(|_| SinkClosed)?;
             }
-        }
+            Ok(())
+        })
     }
 
-    /// [`BatchSink::send`] from a thread outside the runtime.
-    pub fn blocking_send(&self, batch: Batch) -> Result<(), SinkClosed> {
-        match self {
-            BatchSink::Single(tx) => tx.blocking_send(batch).map_err(|_| SinkClosed),
-            BatchSink::Sharded(r) => {
-                for (shard, part) in r.split(batch) {
-                    r.senders[shard]
-                        .blocking_send(part)
-                        .map_err(|_| SinkClosed)?;
-                }
-                Ok(())
-            }
+    fn deliver_blocking(&self, batch: Batch) -> Result<(), SinkClosed> {
+        for (shard, part) in self.split(batch) {
+            self.senders[shard]
+                .blocking_send(part)
+                .map_err(|_| SinkClosed)?;
         }
+        Ok(())
     }
 }
 

@@ -26,7 +26,8 @@ use super::version::Version;
 use crate::baseline::format::FeatureBaseline;
 use crate::config::{Config, ModelConfig};
 use crate::ingest::event::Outcome;
-use crate::rules::expr::{DriftTarget, FeatureSel, FeatureStat, Resource, Signal};
+use crate::rules::signal::{DriftTarget, FeatureSel, FeatureStat, Resource, Signal};
+use crate::rules::source::Reading;
 use crate::stats::drift::BinCounts;
 use crate::stats::reference::{ModelReferences, Reference};
 use crate::stats::sketch::Sketch;
@@ -139,35 +140,6 @@ impl WindowSpec {
     /// A ring spanning the longest window of a rule reading features.
     pub(super) fn feature_ring<T: Slice>(&self) -> SlidingWindow<T> {
         SlidingWindow::new(self.slice, self.feature_span)
-    }
-}
-
-/// A signal's value over a window, and how many samples it rests on.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Reading {
-    /// The value; `None` when there is nothing to compute it from.
-    pub value: Option<f64>,
-    /// Samples behind it, compared with the rule's `min_samples`.
-    /// [`u64::MAX`] for signals that need no samples (rates, ages).
-    pub samples: u64,
-}
-
-impl Reading {
-    /// No data: no verdict.
-    pub const NONE: Reading = Reading {
-        value: None,
-        samples: 0,
-    };
-
-    pub(super) fn always(value: Option<f64>) -> Reading {
-        Reading {
-            value,
-            samples: u64::MAX,
-        }
-    }
-
-    pub(super) fn of(value: Option<f64>, samples: u64) -> Reading {
-        Reading { value, samples }
     }
 }
 

@@ -13,14 +13,14 @@ use std::time::Duration;
 use super::capped::{Capped, Parts};
 use super::join::{FeedbackJoiner, JoinStats};
 use super::limits::{Fold, Limits, cut_values};
-use super::signals::{Reading, WindowSpec, model_references};
+use super::signals::{WindowSpec, model_references};
 use super::version::{Context, Version};
 use crate::config::{Config, Expectations, ModelConfig};
 use crate::export::metrics::Metrics;
 use crate::export::render::StateView;
 use crate::ingest::event::{Body, Event, Feedback, Inference, ModelLoaded};
-use crate::rules::eval::SignalSource;
-use crate::rules::expr::Signal;
+use crate::rules::signal::Signal;
+use crate::rules::source::{Reading, SignalSource};
 use crate::stats::reference::{ModelReferences, Reference};
 
 /// The versions of one model.

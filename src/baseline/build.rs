@@ -55,7 +55,7 @@ use std::io::{self, BufReader, Read};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-pub use super::error::BuildError;
+use super::error::BuildError;
 use super::format::{Baseline, FORMAT_NAME, FORMAT_VERSION};
 use super::rows::{RowReader, RowSink};
 use super::summary::{Cell, Columns, NoColumn, RowError};

@@ -8,16 +8,18 @@
 //! * [`summary`]: its column summaries, and the bins chosen from them.
 //! * [`csv`]: the CSV reader it uses.
 //! * [`stats`]: the bounded per-column summaries of the first pass.
+//! * [`error`]: what can go wrong building one ([`BuildError`]).
 //!
 //! The command is described in `docs/baseline.md`.
 
 pub mod build;
 pub mod csv;
-mod error;
+pub mod error;
 pub mod format;
 pub mod rows;
 pub mod stats;
 pub mod summary;
 
-pub use build::{BuildError, BuildOptions, BuildReport, Builder, InputFormat};
+pub use build::{BuildOptions, BuildReport, Builder, InputFormat};
+pub use error::BuildError;
 pub use format::{Baseline, BaselineError, CategoricalBaseline, FeatureBaseline, NumericBaseline};

@@ -403,7 +403,7 @@ fn parse_path(s: &str) -> Result<String, String> {
 
 /// Parses a duration such as `10m`, `1h30m`, `500ms` or `0`.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::config::parse_duration(s).map_err(|e| e.to_string())
+    crate::rules::duration::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// A duration longer than zero.
@@ -440,8 +440,8 @@ mod tests {
     use super::*;
     use crate::aggregate::Limits;
     use crate::export::metrics::Buckets;
-    use crate::export::prediction_log::PredictionLogOptions;
     use crate::ingest::IngestOptions;
+    use crate::ingest::prediction_log::PredictionLogOptions;
     use crate::rules::notify::NotifierOptions;
     use clap::CommandFactory;
 

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::aggregate::Limits;
 use crate::export::metrics::Buckets;
-use crate::export::prediction_log::PredictionLogOptions;
+use crate::ingest::prediction_log::PredictionLogOptions;
 use crate::ingest::{IngestOptions, ListenAddr};
 use crate::rules::notify::NotifierOptions;
 
@@ -56,8 +56,8 @@ pub struct RunArgs {
 mod shown {
     use std::sync::LazyLock;
 
-    use crate::config::format_duration;
     use crate::ingest::IngestOptions;
+    use crate::rules::duration::format_duration;
     use crate::rules::notify::NotifierOptions;
 
     pub static SOCKET_MODE: LazyLock<String> =

@@ -13,13 +13,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::duration::format_duration;
 use super::error::{ConfigError, ConfigErrors};
 use super::reader::{Keys, Loader};
-use super::types::{Config, Defaults, FeatureSpec, Group, Matchers, ModelConfig, Rule, Severity};
+use super::types::{Config, Defaults, FeatureSpec, ModelConfig};
 use super::yaml::{self, Node, NodeKind};
 use crate::baseline::format::Baseline;
+use crate::rules::duration::format_duration;
 use crate::rules::expr::Expr;
+use crate::rules::rule::{Group, Matchers, Rule, Severity};
 use crate::rules::suggest::did_you_mean;
 use crate::rules::template::{Template, is_label_name};
 

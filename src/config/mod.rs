@@ -7,12 +7,13 @@
 //! with file, line and column. Errors are sorted by position. The format is
 //! described in `docs/rules.md`.
 //!
-//! The module's files: `types` (what a rules file holds), `load` (the walk:
-//! one function per key), `reader` (typed values and positions out of the
-//! YAML tree), `error` and `duration`. [`expect`] derives each model's
-//! data-quality expectations from its `features` and its baseline.
+//! The module's files: `types` (what a rules file holds besides the rule
+//! definitions, which [`rules::rule`](crate::rules::rule) owns), `load` (the
+//! walk: one function per key), `reader` (typed values and positions out of
+//! the YAML tree) and `error`. Durations are the rule language's
+//! ([`rules::duration`](crate::rules::duration)). [`expect`] derives each
+//! model's data-quality expectations from its `features` and its baseline.
 
-mod duration;
 mod error;
 pub mod expect;
 mod load;
@@ -20,8 +21,7 @@ mod reader;
 mod types;
 pub mod yaml;
 
-pub use duration::{DurationError, format_duration, parse_duration};
 pub use error::{ConfigError, ConfigErrors};
 pub use expect::{Expectation, Expectations, Expected};
 pub use load::{load, load_file};
-pub use types::{Config, Defaults, FeatureSpec, Group, Matchers, ModelConfig, Rule, Severity};
+pub use types::{Config, Defaults, FeatureSpec, ModelConfig};

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use super::duration::parse_duration;
 use super::error::ConfigError;
 use super::yaml::{Node, NodeKind, ScalarStyle};
+use crate::rules::duration::parse_duration;
 use crate::rules::suggest::did_you_mean;
 
 /// Reads the value of one key into the `T` being built.

@@ -2,14 +2,12 @@
 //! the alert rules, as [`load`](super::load) builds them.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::baseline::format::Baseline;
-use crate::rules::expr::Expr;
-use crate::rules::template::Template;
+use crate::rules::rule::Group;
 
 /// Settings that apply to every rule unless it overrides them.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,95 +77,6 @@ impl Default for ModelConfig {
             features: BTreeMap::new(),
         }
     }
-}
-
-/// Alert severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub enum Severity {
-    /// `info`
-    Info,
-    /// `warning` (the default)
-    #[default]
-    Warning,
-    /// `critical`
-    Critical,
-}
-
-impl Severity {
-    /// Every severity, from the least to the most severe.
-    pub const ALL: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
-
-    /// The label value, as written in rules.yaml.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Restricts a rule to some models/versions (exact string equality).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Matchers {
-    /// Only this model.
-    pub model: Option<String>,
-    /// Only this model version.
-    pub version: Option<String>,
-}
-
-impl Matchers {
-    /// True when a series with these model and version labels is selected.
-    pub fn matches(&self, model: &str, version: &str) -> bool {
-        self.model.as_deref().is_none_or(|m| m == model)
-            && self.version.as_deref().is_none_or(|v| v == version)
-    }
-}
-
-/// One alert rule, with defaults already applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rule {
-    /// Alert name (`alertname` label).
-    pub alert: String,
-    /// The parsed expression.
-    pub expr: Expr,
-    /// The expression as written in the file.
-    pub expr_text: String,
-    /// Window of the signal (rule's own, else `defaults.window`).
-    pub window: Duration,
-    /// How long the expression must hold before firing (default 0).
-    pub for_: Duration,
-    /// How long to keep firing after it stops holding (default 0).
-    pub keep_firing_for: Duration,
-    /// Severity (default warning).
-    pub severity: Severity,
-    /// Extra labels on the alert.
-    pub labels: BTreeMap<String, String>,
-    /// Annotation templates.
-    pub annotations: BTreeMap<String, Template>,
-    /// Which models/versions the rule applies to.
-    pub matchers: Matchers,
-    /// Minimum samples in the window (rule's own, else `defaults.min_samples`).
-    pub min_samples: u64,
-    /// 1-based line of the rule in the file.
-    pub line: usize,
-}
-
-/// A named group of rules.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Group {
-    /// Unique group name.
-    pub name: String,
-    /// Evaluation interval (group's own, else `defaults.evaluation_interval`).
-    pub interval: Duration,
-    /// The rules, in file order.
-    pub rules: Vec<Rule>,
 }
 
 /// A loaded, validated rules.yaml.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::render::StateView;
-use crate::rules::expr::{DriftMethod, DriftTarget, FeatureSel, Resource, Signal};
+use crate::rules::signal::{DriftMethod, DriftTarget, FeatureSel, Resource, Signal};
 
 /// Model versions kept in the history.
 pub const MAX_MODELS: usize = 50;

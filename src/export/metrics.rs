@@ -14,7 +14,7 @@ use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opt
 use super::series::{self, Encode, Kind};
 
 use crate::ingest::event::EventKind;
-use crate::ingest::parse::RejectReason;
+use crate::ingest::metrics::IngestMetrics;
 
 /// Histogram bucket upper bounds, configurable from the command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,20 +102,15 @@ pub struct Metrics {
 
     /// `model_exporter_events_received_total{type}`.
     pub events_received: IntCounterVec,
-    /// `model_exporter_events_rejected_total{reason}`.
-    pub events_rejected: IntCounterVec,
+    /// The listeners' own: `model_exporter_events_rejected_total` and the
+    /// `model_exporter_connections*` families.
+    pub ingest: IngestMetrics,
     /// `model_exporter_series_dropped_total{label}`.
     pub series_dropped: IntCounterVec,
     /// `model_exporter_series_expired_total{label}` (`--metrics.ttl`).
     pub series_expired: IntCounterVec,
     /// `model_exporter_event_batches_total`.
     pub batches: IntCounter,
-    /// `model_exporter_connections_open{transport}`.
-    pub connections_open: IntGaugeVec,
-    /// `model_exporter_connections_total{transport}`.
-    pub connections: IntCounterVec,
-    /// `model_exporter_connections_closed_total{transport,reason}`.
-    pub connections_closed: IntCounterVec,
     /// `model_exporter_config_last_reload_successful`.
     pub config_last_reload_successful: IntGauge,
     /// `model_exporter_build_info{version,revision}`.
@@ -392,12 +387,8 @@ impl Metrics {
                 "Events accepted, by type.",
                 &["type"],
             ),
-            events_rejected: counter(
-                &r,
-                "model_exporter_events_rejected_total",
-                "Events dropped, by reason.",
-                &["reason"],
-            ),
+            ingest: IngestMetrics::new(&r)
+                .expect("metric families are registered once with distinct names"),
             series_dropped: counter(
                 &r,
                 "model_exporter_series_dropped_total",
@@ -417,29 +408,6 @@ impl Metrics {
                     "Batches of events handed from the listeners to the aggregator.",
                 )
                 .expect("valid metric"),
-            ),
-            connections_open: reg(
-                &r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "model_exporter_connections_open",
-                        "Stream connections open now, by transport.",
-                    ),
-                    &["transport"],
-                )
-                .expect("valid metric"),
-            ),
-            connections: counter(
-                &r,
-                "model_exporter_connections_total",
-                "Stream connections accepted, by transport.",
-                &["transport"],
-            ),
-            connections_closed: counter(
-                &r,
-                "model_exporter_connections_closed_total",
-                "Stream connections closed, by transport and reason.",
-                &["transport", "reason"],
             ),
             config_last_reload_successful: reg(
                 &r,
@@ -568,9 +536,6 @@ impl Metrics {
         }
         for result in ["success", "failure"] {
             m.config_reloads.with_label_values(&[result]);
-        }
-        for reason in RejectReason::ALL {
-            m.events_rejected.with_label_values(&[reason.as_str()]);
         }
         m.build_info
             .with_label_values(&[crate::VERSION, crate::REVISION])
@@ -707,7 +672,10 @@ mod tests {
             .member(&["m", "v", "f"], &[1.0, 2.0])
             .observe(1.5);
         m.info.with_label_values(&["m", "v"]).set(1);
-        m.events_rejected.with_label_values(&["too_long"]).inc_by(3);
+        m.ingest
+            .events_rejected
+            .with_label_values(&["too_long"])
+            .inc_by(3);
         let mut g = super::super::dynamic::GaugeFamily::new("model_alerts", "Alerts.");
         let labels = [("alertname", "A \"x\""), ("model", "m\n")]
             .into_iter()

@@ -14,14 +14,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use super::api::ApiSnapshot;
 use super::dynamic::{DynamicFamilies, GaugeFamily, RenderedFamily};
 use super::history::{FeatureView, History, ModelSummary};
 use super::metrics::RULE_FAMILIES;
 use super::references::reference_families;
-use crate::config::{Config, format_duration};
-use crate::rules::api::ApiSnapshot;
-use crate::rules::eval::{Alert, AlertState, RuleStatus, SignalSource, SignalValue};
-use crate::rules::expr::{DriftMethod, DriftTarget, FeatureSel, Signal};
+use crate::config::Config;
+use crate::rules::duration::format_duration;
+use crate::rules::eval::{Alert, AlertState, RuleStatus, SignalValue};
+use crate::rules::signal::{DriftMethod, DriftTarget, FeatureSel, Signal};
+use crate::rules::source::SignalSource;
 use crate::stats::reference::{ModelReferences, Reference};
 
 /// What rendering reads of the state of every model version, besides the
@@ -164,7 +166,7 @@ fn window_families(state: &impl StateView, config: &Config, now: f64) -> Vec<Ren
         .collect();
     windows.sort();
     windows.dedup();
-    use crate::rules::expr::FeedbackMetric as F;
+    use crate::rules::signal::FeedbackMetric as F;
     let specs: [(&str, Signal, Option<&str>); 14] = [
         ("model_window_request_rate", Signal::RequestRate, None),
         ("model_window_error_ratio", Signal::ErrorRate, None),

@@ -1,10 +1,13 @@
-//! Turning read lines into batches of events and handing them over, shared
-//! by every transport.
+//! Batches: the events of one read, as listeners hand them over, and the
+//! helpers every transport uses to fill them from read lines.
 
 use super::context::IngestContext;
+use super::event::Event;
 use super::framing::Frame;
 use super::parse::{Reject, RejectReason, is_blank, parse_event};
-use crate::aggregate::Batch;
+
+/// A batch of events, as one listener read produced them.
+pub type Batch = Vec<Event>;
 
 /// Events per batch sent to the aggregator, at most: a read of tiny lines
 /// (64 KiB of `{}` is 21,845 events) is sent in several batches, so that

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::metrics::IngestMetrics;
+use super::prediction_log::PredictionLog;
 use super::rejects::Rejects;
-use crate::aggregate::BatchSink;
-use crate::export::metrics::Metrics;
-use crate::export::prediction_log::PredictionLog;
+use super::sink::BatchSink;
 use crate::shutdown::Shutdown;
 
 /// Settings shared by every listener.
@@ -46,7 +46,7 @@ pub struct IngestContext {
     /// Reject accounting.
     pub rejects: Arc<Rejects>,
     /// For connection self-metrics.
-    pub metrics: Metrics,
+    pub metrics: IngestMetrics,
     /// Limits and modes.
     pub options: IngestOptions,
     /// Stops the listener.

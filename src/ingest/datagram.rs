@@ -18,10 +18,10 @@ use std::io;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::batch::Batch;
 use super::batch::{BATCH_EVENTS, hand_over, take_line};
 use super::context::IngestContext;
 use super::parse::{Reject, RejectReason};
-use crate::aggregate::Batch;
 
 /// A datagram socket, read on a thread of its own.
 pub(super) enum Dgram {

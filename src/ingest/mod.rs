@@ -8,23 +8,30 @@
 //! [`listen`] binds a listener and hands it to its transport: `stream`
 //! (`unix://`, `tcp://`), `datagram` (`unixgram://`, `udp://`) or [`tail`]
 //! (`file://`). The transports share only the listener's context
-//! ([`IngestContext`]) and the batch helpers of `batch`, never each other.
+//! ([`IngestContext`]) and the batch helpers of [`batch`], never each other.
+//! Batches go to a [`BatchSink`]: the one aggregator's channel, or a
+//! [`Deliver`] (the aggregators' router) that spreads them.
 
 pub mod addr;
-mod batch;
+pub mod batch;
 mod context;
 pub(crate) mod datagram;
 pub mod event;
 pub mod framing;
 pub mod listen;
+pub mod metrics;
 pub mod name;
 pub mod parse;
+pub mod prediction_log;
 pub mod rejects;
+pub mod sink;
 pub mod socket_file;
 mod stream;
 pub mod tail;
 pub mod timestamp;
 
 pub use addr::ListenAddr;
+pub use batch::Batch;
 pub use context::{IngestContext, IngestOptions};
 pub use listen::{BindError, Listener};
+pub use sink::{BatchSender, BatchSink, Deliver, SinkClosed};

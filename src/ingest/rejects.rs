@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use prometheus::IntCounter;
 
+use super::metrics::IngestMetrics;
 use super::parse::{Reject, RejectReason};
-use crate::export::metrics::Metrics;
 
 /// Bytes of a rejected line shown in the log.
 const PREVIEW_BYTES: usize = 120;
@@ -25,7 +25,7 @@ pub struct Rejects {
 
 impl Rejects {
     /// Counters resolved from `metrics`.
-    pub fn new(metrics: &Metrics) -> Self {
+    pub fn new(metrics: &IngestMetrics) -> Self {
         Rejects {
             counters: RejectReason::ALL
                 .map(|r| metrics.events_rejected.with_label_values(&[r.as_str()])),
@@ -84,11 +84,10 @@ pub fn preview(line: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::metrics::Buckets;
 
     #[test]
     fn counts_every_reject_and_previews_safely() {
-        let m = Metrics::new(&Buckets::default()).unwrap();
+        let m = IngestMetrics::new(&prometheus::Registry::new()).unwrap();
         let r = Rejects::new(&m);
         let rej = Reject::new(RejectReason::InvalidJson, "x");
         for _ in 0..1000 {

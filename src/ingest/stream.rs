@@ -9,11 +9,11 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::task::JoinSet;
 
+use super::batch::Batch;
 use super::batch::{BATCH_EVENTS, hand_over, take_frame};
 use super::context::IngestContext;
 use super::framing::{Frame, LineFramer};
 use super::parse::{Reject, RejectReason, is_blank, parse_event};
-use crate::aggregate::Batch;
 
 /// A bound stream socket, borrowed while it is served.
 pub(super) enum StreamListener<'a> {

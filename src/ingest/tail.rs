@@ -22,10 +22,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::batch::Batch;
 use super::batch::{BATCH_EVENTS, hand_over, take_frame};
 use super::context::IngestContext;
 use super::framing::{Frame, LineFramer};
-use crate::aggregate::Batch;
 
 /// How often the file is checked for new data, rotation and truncation.
 pub const POLL: Duration = Duration::from_millis(200);

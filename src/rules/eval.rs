@@ -21,27 +21,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::aggregate::signals::Reading;
-use crate::config::{Config, Rule};
-use crate::rules::signal::Signal;
-
-/// Where the evaluator reads signals from.
-pub trait SignalSource {
-    /// Every (model, version) with data.
-    fn series(&self) -> Vec<(String, String)>;
-    /// The features a model version has sent.
-    fn features(&self, model: &str, version: &str) -> Vec<String>;
-    /// A signal over a window ending at `now`.
-    fn read(
-        &self,
-        model: &str,
-        version: &str,
-        signal: &Signal,
-        feature: Option<&str>,
-        window: Duration,
-        now: f64,
-    ) -> Reading;
-}
+use super::rule::{Group, Rule};
+use super::source::SignalSource;
 
 /// State of an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,45 +147,59 @@ struct Tracked {
     value: f64,
 }
 
+/// How often rules are evaluated: the shortest interval of `groups`, or
+/// `default_interval` without groups (never below 10 ms).
+pub fn tick(groups: &[Group], default_interval: Duration) -> Duration {
+    groups
+        .iter()
+        .map(|g| g.interval)
+        .min()
+        .unwrap_or(default_interval)
+        .max(Duration::from_millis(10))
+}
+
 /// The evaluator: rules, their schedule, and the state of every alert.
 #[derive(Debug)]
 pub struct Engine {
-    config: Arc<Config>,
+    groups: Arc<[Group]>,
+    default_interval: Duration,
     next_due: Vec<f64>,
     states: HashMap<RuleId, HashMap<SeriesKey, Tracked>>,
     status: Vec<RuleStatus>,
 }
 
 impl Engine {
-    /// An engine for `config`; the first evaluation of every group is due at once.
-    pub fn new(config: Arc<Config>) -> Engine {
+    /// An engine for `groups`, which evaluates every `default_interval`
+    /// when there are none; the first evaluation of every group is due at
+    /// once.
+    pub fn new(groups: impl Into<Arc<[Group]>>, default_interval: Duration) -> Engine {
         let mut e = Engine {
-            config: Config::default().into(),
+            groups: Arc::new([]),
+            default_interval,
             next_due: Vec::new(),
             states: HashMap::new(),
             status: Vec::new(),
         };
-        e.set_config(config);
+        e.set_rules(groups, default_interval);
         e
     }
 
-    /// The rules in force.
-    pub fn config(&self) -> &Arc<Config> {
-        &self.config
+    /// The rule groups in force.
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
     }
 
     /// Replaces the rules. Alerts of rules that are unchanged (same group,
     /// name, expression and labels) keep their state, `for` progress included.
-    pub fn set_config(&mut self, config: Arc<Config>) {
-        let keep: std::collections::HashSet<RuleId> = config
-            .groups
+    pub fn set_rules(&mut self, groups: impl Into<Arc<[Group]>>, default_interval: Duration) {
+        let groups: Arc<[Group]> = groups.into();
+        let keep: std::collections::HashSet<RuleId> = groups
             .iter()
             .flat_map(|g| g.rules.iter().map(|r| RuleId::of(&g.name, r)))
             .collect();
         self.states.retain(|id, _| keep.contains(id));
-        self.next_due = vec![f64::NEG_INFINITY; config.groups.len()];
-        self.status = config
-            .groups
+        self.next_due = vec![f64::NEG_INFINITY; groups.len()];
+        self.status = groups
             .iter()
             .flat_map(|g| {
                 g.rules.iter().map(|r| RuleStatus {
@@ -217,7 +212,8 @@ impl Engine {
                 })
             })
             .collect();
-        self.config = config;
+        self.groups = groups;
+        self.default_interval = default_interval;
     }
 
     /// Status of every rule, in file order.
@@ -227,23 +223,17 @@ impl Engine {
 
     /// The shortest group interval: how often [`Engine::evaluate`] should be called.
     pub fn tick(&self) -> Duration {
-        self.config
-            .groups
-            .iter()
-            .map(|g| g.interval)
-            .min()
-            .unwrap_or(self.config.defaults.evaluation_interval)
-            .max(Duration::from_millis(10))
+        tick(&self.groups, self.default_interval)
     }
 
     /// Evaluates every group that is due at `now`. Alerts of groups not due
     /// are reported with their current state.
     pub fn evaluate(&mut self, now: f64, src: &dyn SignalSource) -> Evaluation {
         let mut out = Evaluation::default();
-        let config = self.config.clone();
+        let groups = self.groups.clone();
         let series = src.series();
         let mut status_i = 0;
-        for (gi, group) in config.groups.iter().enumerate() {
+        for (gi, group) in groups.iter().enumerate() {
             let due = now >= self.next_due[gi];
             if due {
                 // Stay on the grid, but never schedule into the past.
@@ -476,7 +466,6 @@ impl Engine {
     /// invalid record).
     pub fn restore_alerts(&mut self, records: Vec<AlertRecord>) -> (usize, usize) {
         let rules: std::collections::HashSet<RuleId> = self
-            .config
             .groups
             .iter()
             .flat_map(|g| g.rules.iter().map(|r| RuleId::of(&g.name, r)))
@@ -598,11 +587,13 @@ mod tests {
     use crate::config::load;
     use crate::export::metrics::{Buckets, Metrics};
     use crate::ingest::parse::parse_event;
+    use crate::rules::signal::Signal;
+    use crate::rules::source::Reading;
 
     fn engine(yaml: &str) -> (Engine, WindowStore) {
         let config = Arc::new(load("test.yaml", yaml).unwrap_or_else(|e| panic!("{e}")));
         (
-            Engine::new(config.clone()),
+            Engine::new(config.groups.clone(), config.defaults.evaluation_interval),
             WindowStore::new(
                 config,
                 Limits {
@@ -801,7 +792,8 @@ groups:
         }
         // Same rule plus another one: the first keeps its `for` progress.
         let more = format!("{ERRORS}      - alert: Other\n        expr: request_rate > 0\n");
-        e.set_config(Arc::new(load("t", &more).unwrap()));
+        let c = load("t", &more).unwrap();
+        e.set_rules(c.groups, c.defaults.evaluation_interval);
         let out = e.evaluate(70.0, &s);
         let he = out
             .alerts
@@ -810,7 +802,8 @@ groups:
             .unwrap();
         assert_eq!((he.active_at, he.state), (10.0, AlertState::Firing));
         // A changed expression is a new rule: its state starts over.
-        e.set_config(Arc::new(load("t", &ERRORS.replace("5%", "6%")).unwrap()));
+        let c = load("t", &ERRORS.replace("5%", "6%")).unwrap();
+        e.set_rules(c.groups, c.defaults.evaluation_interval);
         let out = e.evaluate(80.0, &s);
         assert_eq!(out.alerts[0].active_at, 80.0);
         assert_eq!(out.alerts[0].state, AlertState::Pending);
@@ -1077,7 +1070,7 @@ groups:
     fn fraud(n: usize, shift_at: usize) -> (Vec<String>, Vec<String>) {
         let config = Arc::new(load("t.yaml", FRAUD).unwrap());
         let (mut e, mut s) = (
-            Engine::new(config.clone()),
+            Engine::new(config.groups.clone(), config.defaults.evaluation_interval),
             WindowStore::new(
                 config,
                 Limits {
@@ -1152,7 +1145,7 @@ groups:
             .unwrap(),
         );
         let (mut e, mut s) = (
-            Engine::new(config.clone()),
+            Engine::new(config.groups.clone(), config.defaults.evaluation_interval),
             WindowStore::new(
                 config,
                 Limits {
@@ -1205,7 +1198,7 @@ groups:
             .unwrap(),
         );
         let (mut e, mut s) = (
-            Engine::new(config.clone()),
+            Engine::new(config.groups.clone(), config.defaults.evaluation_interval),
             WindowStore::new(
                 config,
                 Limits {

@@ -32,12 +32,7 @@ use std::fmt;
 use super::signal::{BARE_SIGNALS, Function, NameDisplay, is_name_start, signal_names};
 use super::suggest::did_you_mean;
 
-// Re-exported so that `rules::expr::Signal` and the rest of the vocabulary
-// keep resolving until their users import them from `rules::signal`.
-pub use super::signal::{
-    DriftMethod, DriftTarget, FeatureSel, FeatureStat, FeedbackMetric, LogLevel, Resource, Signal,
-    ValueKind,
-};
+use super::signal::{DriftTarget, FeatureSel, FeatureStat, LogLevel, Resource, Signal, ValueKind};
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -950,6 +945,7 @@ fn counter_name(func: &str, arg: &Arg) -> Result<String, ExprError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::signal::{DriftMethod, FeedbackMetric};
 
     fn named(n: &str) -> FeatureSel {
         FeatureSel::Named(n.to_string())

@@ -1,17 +1,20 @@
-//! Alert rules: the signals a rule can measure ([`signal`]), the expression
-//! language ([`expr`]), annotation templates
-//! ([`template`]), evaluation and the alert lifecycle ([`eval`]), the HTTP
-//! API's view of them ([`api`]), their export as Prometheus alerting rules
-//! ([`export`]) and pushing alerts to Alertmanager ([`notify`]).
+//! Alert rules: the signals a rule can measure ([`signal`]) and what reads
+//! them ([`source`]), the expression language ([`expr`]), durations
+//! ([`duration`]), annotation templates ([`template`]), the rule and group
+//! definitions ([`rule`]), evaluation and the alert lifecycle ([`eval`]),
+//! their export as Prometheus alerting rules ([`export`]) and pushing
+//! alerts to Alertmanager ([`notify`]).
 //!
 //! A rule compares one windowed signal of a model (latency quantile, error
 //! rate, feature drift, ...) with a threshold; see `docs/rules.md`.
 
-pub mod api;
+pub mod duration;
 pub mod eval;
 pub mod export;
 pub mod expr;
 pub mod notify;
+pub mod rule;
 pub mod signal;
+pub mod source;
 pub(crate) mod suggest;
 pub mod template;

@@ -9,6 +9,7 @@ use super::{FeatureWindows, WindowSpec, Windows, fidx};
 use crate::aggregate::capped::{Capped, Slot};
 use crate::aggregate::join::{FeedbackJoiner, JoinerState};
 use crate::aggregate::quality::QualityState;
+use crate::aggregate::snapshot::RestoreReport;
 use crate::aggregate::store::Store;
 use crate::aggregate::version::Version;
 use crate::ingest::name::Name;
@@ -16,7 +17,6 @@ use crate::stats::F64;
 use crate::stats::reference::{ModelReferences, Reference};
 use crate::stats::sketch::SketchState;
 use crate::stats::window::{Moments, MomentsState, RingState, SliceState, SlidingWindow};
-use crate::storage::RestoreReport;
 
 /// A learned numeric reference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -581,8 +581,8 @@ mod tests {
     use crate::config::{Config, load};
     use crate::export::metrics::{Buckets, Metrics};
     use crate::ingest::parse::parse_event;
-    use crate::rules::eval::SignalSource;
-    use crate::rules::expr::Signal;
+    use crate::rules::signal::Signal;
+    use crate::rules::source::SignalSource;
 
     /// One rule per kind of signal, so that every window is shaped as in a
     /// real configuration and every signal can be read back.
@@ -955,9 +955,9 @@ groups:
                 "learner",
                 "",
                 &Signal::Drift {
-                    method: crate::rules::expr::DriftMethod::Psi,
-                    target: crate::rules::expr::DriftTarget::Feature(
-                        crate::rules::expr::FeatureSel::Named("x".into()),
+                    method: crate::rules::signal::DriftMethod::Psi,
+                    target: crate::rules::signal::DriftTarget::Feature(
+                        crate::rules::signal::FeatureSel::Named("x".into()),
                     ),
                 },
                 None,

@@ -1,13 +1,16 @@
-//! The JSON API (`/api/v1/*`): its endpoints, and the view that serves
-//! them from each aggregator's snapshot, merging the shards' on read.
+//! The JSON API (`/api/v1/*`): its endpoints, the bodies each aggregator's
+//! [`ApiSnapshot`] gives (shaped like Prometheus' own responses), and the
+//! view that serves them, merging the shards' snapshots on read.
 
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
 use super::history::History;
-use crate::rules::api::ApiSnapshot;
 use crate::rules::eval::RuleStatus;
+
+mod snapshot;
+pub use snapshot::ApiSnapshot;
 
 /// How an endpoint's body is made from a snapshot.
 pub type Body = fn(&ApiSnapshot) -> Value;
@@ -149,9 +152,12 @@ mod tests {
     #[test]
     fn rule_status_combines_shards() {
         let mut ok = ApiSnapshot {
-            rules: Engine::new(Arc::new(crate::config::load("t.yaml", RULES).unwrap()))
-                .rule_status()
-                .to_vec(),
+            rules: {
+                let c = crate::config::load("t.yaml", RULES).unwrap();
+                Engine::new(c.groups, c.defaults.evaluation_interval)
+                    .rule_status()
+                    .to_vec()
+            },
             ..ApiSnapshot::default()
         };
         let mut err = ok.clone();

@@ -1,5 +1,6 @@
-//! `/api/v1/alerts` and `/api/v1/rules`, shaped like Prometheus' own
-//! responses so that existing tooling can read them.
+//! What the last evaluation left for `/api/v1/*` ([`ApiSnapshot`]) and the
+//! JSON bodies made from it: `/api/v1/alerts` and `/api/v1/rules` are shaped
+//! like Prometheus' own responses so that existing tooling can read them.
 
 use std::collections::BTreeMap;
 
@@ -8,10 +9,10 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::eval::{Alert, AlertState, RuleStatus};
-use crate::config::format_duration;
 use crate::export::history::{FeatureView, History, ModelSummary};
 use crate::ingest::timestamp::format_rfc3339;
+use crate::rules::duration::format_duration;
+use crate::rules::eval::{Alert, AlertState, RuleStatus};
 
 /// What the last evaluation left for the API to show.
 #[derive(Debug, Clone)]

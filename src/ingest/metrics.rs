@@ -1,0 +1,94 @@
+//! The listeners' self-metrics: connections and rejected events. They are
+//! registered into the process's one registry, next to every other family.
+
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+
+use super::parse::RejectReason;
+
+/// What the listeners count.
+#[derive(Clone, Debug)]
+pub struct IngestMetrics {
+    /// `model_exporter_events_rejected_total{reason}`.
+    pub events_rejected: IntCounterVec,
+    /// `model_exporter_connections_open{transport}`.
+    pub connections_open: IntGaugeVec,
+    /// `model_exporter_connections_total{transport}`.
+    pub connections: IntCounterVec,
+    /// `model_exporter_connections_closed_total{transport,reason}`.
+    pub connections_closed: IntCounterVec,
+}
+
+impl IngestMetrics {
+    /// Creates the families and registers them into `registry`; every
+    /// reject reason is shown from the start, at zero.
+    ///
+    /// # Errors
+    /// When `registry` already holds one of their names.
+    pub fn new(registry: &Registry) -> prometheus::Result<IngestMetrics> {
+        let m = IngestMetrics {
+            events_rejected: IntCounterVec::new(
+                Opts::new(
+                    "model_exporter_events_rejected_total",
+                    "Events dropped, by reason.",
+                ),
+                &["reason"],
+            )?,
+            connections_open: IntGaugeVec::new(
+                Opts::new(
+                    "model_exporter_connections_open",
+                    "Stream connections open now, by transport.",
+                ),
+                &["transport"],
+            )?,
+            connections: IntCounterVec::new(
+                Opts::new(
+                    "model_exporter_connections_total",
+                    "Stream connections accepted, by transport.",
+                ),
+                &["transport"],
+            )?,
+            connections_closed: IntCounterVec::new(
+                Opts::new(
+                    "model_exporter_connections_closed_total",
+                    "Stream connections closed, by transport and reason.",
+                ),
+                &["transport", "reason"],
+            )?,
+        };
+        registry.register(Box::new(m.events_rejected.clone()))?;
+        registry.register(Box::new(m.connections_open.clone()))?;
+        registry.register(Box::new(m.connections.clone()))?;
+        registry.register(Box::new(m.connections_closed.clone()))?;
+        for reason in RejectReason::ALL {
+            m.events_rejected.with_label_values(&[reason.as_str()]);
+        }
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_every_family_once_with_each_reason_at_zero() {
+        let r = Registry::new();
+        let m = IngestMetrics::new(&r).unwrap();
+        m.connections.with_label_values(&["unix"]).inc();
+        let names: Vec<String> = r.gather().iter().map(|f| f.name().to_owned()).collect();
+        assert_eq!(
+            names,
+            [
+                "model_exporter_connections_total",
+                "model_exporter_events_rejected_total",
+            ]
+        );
+        let rejected = r
+            .gather()
+            .into_iter()
+            .find(|f| f.name() == "model_exporter_events_rejected_total")
+            .unwrap();
+        assert_eq!(rejected.get_metric().len(), RejectReason::ALL.len());
+        assert!(IngestMetrics::new(&r).is_err(), "a second set is refused");
+    }
+}
