@@ -7,7 +7,10 @@
 //! built-in rules), over N events in batches of up to 128. `apply-ids` is
 //! `apply` with a distinct request id in every event (as real traffic has),
 //! so that the feedback join remembers each one; it also writes the ids
-//! into the buffer, which the other stages do not.
+//! into the buffer, which the other stages do not. `apply-refs` is `apply`
+//! with a reference for each of the event's three features (inline `{mean,
+//! std}` in the built-in rules), so that every feature value is also binned
+//! against its reference and checked against the model's expectations.
 
 use std::sync::Arc;
 
@@ -33,13 +36,25 @@ fn main() {
         chunk.push(b'\n');
     }
     let unique = stage == "apply-ids";
-    let mut agg = (stage == "apply" || unique).then(|| {
+    let refs = stage == "apply-refs";
+    let config = if refs {
+        let text = model_exporter::DEFAULT_RULES_YAML.replacen(
+            "models:\n",
+            "models:\n  fraud:\n    features:\n      age: {mean: 35, std: 10}\n      \
+             income: {mean: 50000, std: 20000}\n      amount: {mean: 100, std: 50}\n",
+            1,
+        );
+        model_exporter::config::load("ingest_cost", &text).expect("the rules load")
+    } else {
+        Config::default_rules()
+    };
+    let mut agg = (stage == "apply" || unique || refs).then(|| {
         Aggregator::new(Options {
             source: "ingest_cost".into(),
             ..Options::new(
                 Metrics::new(&Buckets::default()).expect("metrics"),
                 Arc::new(ManualClock::new(1000.0)),
-                Arc::new(Config::default_rules()),
+                Arc::new(config),
             )
         })
     });

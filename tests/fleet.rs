@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -60,17 +59,7 @@ fn prometheus_alerts_on_the_fleet_and_each_sidecar_on_its_pod() {
     let rules = dir.path().join("rules.yaml");
     std::fs::write(&rules, RULES).unwrap();
     let exported = dir.path().join("fleet.rules.yml");
-    let out = Command::new(binary())
-        .args(["rules", "export", rules.to_str().unwrap(), "--out"])
-        .arg(&exported)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let promql = std::fs::read_to_string(&exported).unwrap();
+    let promql = export_rules(&rules, &exported);
     assert!(promql.contains("sum by (model, version)"), "{promql}");
 
     let a = Exporter::start(&["--config.file", rules.to_str().unwrap()]);
@@ -193,4 +182,198 @@ fn prometheus_alerts_on_the_fleet_and_each_sidecar_on_its_pod() {
         names.iter().any(|(_, n)| n == "VeryHighErrorRate"),
         "{names:?}"
     );
+}
+
+/// Rules reading every drift statistic Prometheus can compute over the
+/// fleet; thresholds below any value, so that each expression's result is
+/// the statistic itself for every feature.
+const DRIFT_RULES: &str = "
+defaults: {window: 2m, evaluation_interval: 1s, min_samples: 1}
+models:
+  fraud:
+    baseline: fraud.json
+groups:
+  - name: drift
+    interval: 1s
+    rules:
+      - {alert: Psi, expr: 'psi(feature.*) > -1'}
+      - {alert: Js, expr: 'js(feature.*) > -1'}
+      - {alert: Ks, expr: 'ks(feature.*) > -1'}
+";
+
+/// `n` events of `fraud` from `start`: `amount` spread over 100 values from
+/// `low`, and `country` from `countries` in turn.
+fn drift_events(start: usize, n: usize, low: usize, countries: &[&str]) -> String {
+    let mut out = String::new();
+    for i in start..start + n {
+        out += &format!(
+            "{{\"model\":\"fraud\",\"features\":{{\"amount\":{},\"country\":\"{}\"}}}}\n",
+            low + (i * 37) % 100,
+            countries[i % countries.len()]
+        );
+    }
+    out
+}
+
+/// `(feature, value)` of each series of an instant query.
+fn by_feature(result: &[Value]) -> Vec<(String, f64)> {
+    let mut v: Vec<(String, f64)> = result
+        .iter()
+        .map(|s| {
+            (
+                s["metric"]["feature"].as_str().unwrap().to_owned(),
+                s["value"][1].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Fleet-wide drift: pod A's traffic has drifted, pod B's has not. The PSI,
+/// JS and KS that Prometheus computes from the two sidecars' bin counters
+/// with the exported rules equal those of a third sidecar that received
+/// both pods' events, and differ from the larger of the two pods' own.
+#[test]
+fn prometheus_computes_drift_over_the_fleet_like_one_sidecar_seeing_every_pod() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("amount,country\n");
+    for i in 0..1000 {
+        csv += &format!("{},{}\n", 50 + (i * 37) % 100, ["DE", "FR", "US"][i % 3]);
+    }
+    baseline_from_csv(dir.path(), "fraud", &csv, &[]);
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, DRIFT_RULES).unwrap();
+    let exported = dir.path().join("fleet.rules.yml");
+    let file: serde_yaml::Value = serde_yaml::from_str(&export_rules(&rules, &exported)).unwrap();
+    let expr = |alert: &str| -> String {
+        file["groups"][0]["rules"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|r| r["alert"] == alert)
+            .and_then(|r| r["expr"].as_str())
+            .unwrap()
+            .to_owned()
+    };
+
+    let flags = ["--config.file", rules.to_str().unwrap()];
+    let (a, b, all) = (
+        Exporter::start(&flags),
+        Exporter::start(&flags),
+        Exporter::start(&flags),
+    );
+    let prom = Prometheus::start(&[a.web, b.web], &exported);
+    let send = |e: &Exporter, events: &str| {
+        send_unix(&e.path("unix"), events.as_bytes());
+        send_unix(&all.path("unix"), events.as_bytes());
+    };
+
+    // One event per pod creates the bin series; Prometheus scrapes them
+    // for a while before the traffic, so that rates span the whole burst.
+    send(&a, &drift_events(0, 1, 50, &["DE"]));
+    send(&b, &drift_events(1, 1, 50, &["FR"]));
+    let deadline = Instant::now() + DEADLINE;
+    let scraped = |q: &str, n: f64| {
+        let r = prom.query(q);
+        r.len() == 2
+            && r.iter()
+                .all(|s| s["value"][1].as_str().unwrap().parse::<f64>().unwrap() >= n)
+    };
+    while !scraped(
+        r#"count_over_time(model_feature_bin_total{feature="amount",bin="1"}[5m])"#,
+        15.0,
+    ) {
+        assert!(Instant::now() < deadline, "no samples\n{}", prom.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Pod A drifted: amounts 40 higher (many past the training maximum),
+    // and mostly DE, with a country never seen in training. Pod B: as in
+    // training.
+    send(&a, &drift_events(2, 300, 90, &["DE", "DE", "DE", "BR"]));
+    send(&b, &drift_events(302, 300, 50, &["DE", "FR", "US"]));
+    let total = r#"sum(model_feature_bin_total{feature="country"})"#;
+    while prom
+        .query(total)
+        .first()
+        .is_none_or(|s| s["value"][1].as_str() != Some("602"))
+    {
+        assert!(Instant::now() < deadline, "{total}\n{}", prom.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let evaluated = |e: &Exporter| {
+        e.sample(r#"model_exporter_rule_last_evaluation_timestamp_seconds{group="drift"}"#)
+            .unwrap_or(0.0)
+    };
+    let counted = |e: &Exporter| {
+        sample(
+            &e.metrics(),
+            r#"model_feature_bin_total{bin="0",feature="country",model="fraud",version=""}"#,
+        )
+        .is_some()
+    };
+    for e in [&a, &b, &all] {
+        // Each sidecar has applied everything; then wait for an evaluation.
+        e.wait_sample(
+            r#"model_exporter_events_received_total{type="inference"}"#,
+            if std::ptr::eq(e, &all) { 602.0 } else { 301.0 },
+        );
+        assert!(counted(e));
+        let seen = evaluated(e);
+        while evaluated(e) <= seen {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let own = |e: &Exporter, method: &str, feature: &str| {
+        e.sample(&format!(
+            r#"model_feature_drift{{feature="{feature}",method="{method}",model="fraud",version="",window="2m"}}"#
+        ))
+        .unwrap_or_else(|| panic!("{method}({feature}) of a sidecar\n{}", e.metrics()))
+    };
+
+    for (alert, method, features) in [
+        ("Psi", "psi", &["amount", "country"][..]),
+        ("Js", "js", &["amount", "country"][..]),
+        ("Ks", "ks", &["amount"][..]),
+    ] {
+        let rule = expr(alert);
+        let value = rule.split(" > -1").next().unwrap();
+        assert!(rule.contains("model_feature_bin_total"), "{rule}");
+        // The rule's statistic over every value counted since the start
+        // (the window of the sidecar that saw every event holds them all):
+        // rates replaced by the counters themselves, so no extrapolation.
+        let counts = value.replace("rate(", "(").replace("[2m])", ")");
+        let exact = by_feature(&prom.query(&counts));
+        // The rule as exported: rates over the window, extrapolated by
+        // Prometheus to its edges, and without the first event per pod.
+        let windowed = by_feature(&prom.query(value));
+        assert_eq!(exact.len(), features.len(), "{alert}: {exact:?}\n{counts}");
+        assert_eq!(windowed.len(), features.len(), "{alert}: {windowed:?}");
+        for (((feature, fleet), (_, rated)), want) in exact.iter().zip(&windowed).zip(features) {
+            assert_eq!(feature, want);
+            let one = own(&all, method, feature);
+            let pods = own(&a, method, feature).max(own(&b, method, feature));
+            eprintln!(
+                "{method}({feature}): Prometheus {fleet} (counters), {rated} (exported rule); \
+                 one sidecar {one}; pod A {}, pod B {}",
+                own(&a, method, feature),
+                own(&b, method, feature)
+            );
+            assert!(
+                (fleet - one).abs() <= 1e-9 * one.max(1.0),
+                "{method}({feature}): Prometheus {fleet}, one sidecar {one}"
+            );
+            // Rate extrapolation weighs each pod's counts by its own
+            // factor, within a scrape interval over the time sampled.
+            assert!(
+                (rated - one).abs() <= 0.1 * one + 0.005,
+                "{method}({feature}): exported rule {rated}, one sidecar {one}"
+            );
+            assert!(
+                (pods - one).abs() > 0.2 * one,
+                "{method}({feature}): the pods' own values ({pods}) are not the fleet's ({one})"
+            );
+        }
+    }
 }

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -38,23 +37,7 @@ fn prometheus_fires_the_exported_rule_like_the_sidecar() {
     let rules = dir.path().join("rules.yaml");
     std::fs::write(&rules, RULES).unwrap();
     let exported = dir.path().join("exported.yml");
-    let out = Command::new(binary())
-        .args([
-            "rules",
-            "export",
-            rules.to_str().unwrap(),
-            "--format",
-            "prometheus",
-            "--out",
-        ])
-        .arg(&exported)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    export_rules(&rules, &exported);
 
     let e = Exporter::start(&["--config.file", rules.to_str().unwrap()]);
     let prom = Prometheus::start(&[e.web], &exported);
@@ -114,21 +97,7 @@ fn prometheus_computes_feature_drift_from_the_histograms() {
     )
     .unwrap();
     let exported = dir.path().join("exported.yml");
-    let out = Command::new(binary())
-        .args(["rules", "export", rules.to_str().unwrap(), "--out"])
-        .arg(&exported)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        std::fs::read_to_string(&exported)
-            .unwrap()
-            .contains("model_feature_reference_cdf")
-    );
+    assert!(export_rules(&rules, &exported).contains("model_feature_reference_bucket"));
 
     let e = Exporter::start(&["--config.file", rules.to_str().unwrap()]);
     let prom = Prometheus::start(&[e.web], &exported);

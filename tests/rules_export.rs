@@ -42,8 +42,12 @@ groups:
       - {alert: FZ, expr: "zscore(feature.*) < -3", annotations: {summary: "{{ $labels.feature }} of {{$labels.model}} at {{ $value }}"}}
       - {alert: FMissing, expr: "missing_rate(feature.*) > 5%"}
       - {alert: FInvalid, expr: 'invalid_rate(feature."unit price") > 1%'}
+      - {alert: FRange, expr: "out_of_range_rate(feature.*) > 1%"}
+      - {alert: FUnseen, expr: "unseen_rate(feature.country) > 1%"}
       - {alert: Psi, expr: "psi(feature.*) > 0.25", window: 15m}
+      - {alert: PsiNamed, expr: 'psi(feature."unit price") > 0.25', match: {model: fraud}}
       - {alert: Ks, expr: "ks(feature.age) > 0.2"}
+      - {alert: FJs, expr: "js(feature.*) > 0.1", min_samples: 0}
       - {alert: Js, expr: "js(prediction) > 0.1"}
       - {alert: Wasserstein, expr: "wasserstein(feature.age) > 3"}
       - {alert: Chi2, expr: "chi2_pvalue(feature.country) < 1%"}
@@ -165,7 +169,7 @@ fn every_signal_exports_in_both_formats() {
     let input = input.to_str().unwrap();
 
     let plain = check_plain(dir.path(), "plain.yaml", &export(&[input]));
-    assert_eq!(rule_count(&plain), 36);
+    assert_eq!(rule_count(&plain), 40);
     let q50 = &plain["groups"][0]["rules"][2];
     assert_eq!(q50["alert"], "Q50");
     let expr = q50["expr"].as_str().unwrap();

@@ -355,6 +355,11 @@ impl Aggregator {
             self.notify(&ev);
             self.shard
                 .set_evaluation_duration(&self.metrics, started.elapsed().as_secs_f64());
+        } else if self.engine.groups().is_empty() {
+            // Without rules every tick is a round: the gauges computed from
+            // the windows (drift, references, `model_window_*`) and the API
+            // follow the state, not the rules.
+            self.publish(&ev);
         } else if forgot {
             // The gauges of versions just forgotten go now.
             let again = Evaluation {
@@ -771,6 +776,105 @@ mod tests {
             assert!(t.contains(want), "missing {want}\n{t}");
         }
         assert!(!t.contains(r#"model_feature_invalid_total{feature="country",model="other""#));
+    }
+
+    #[test]
+    fn values_are_counted_in_the_bins_of_their_configured_reference() {
+        use crate::stats::reference::Reference;
+        let yaml = |std: u32| {
+            format!(
+                "models:\n  fraud:\n    features:\n      amount: {{mean: 100, std: {std}}}\n      \
+                 country: {{categories: [DE]}}\n      other: {{mean: 0, std: 1}}\n"
+            )
+        };
+        let config = crate::config::load("t.yaml", &yaml(50)).unwrap();
+        let m = Metrics::new(&Buckets::default()).unwrap();
+        let mut a = Aggregator::new(Options {
+            limits: Limits {
+                features: 2,
+                ..Limits::default()
+            },
+            source: "t".into(),
+            ..Options::new(
+                m.clone(),
+                Arc::new(ManualClock::new(1000.0)),
+                Arc::new(config),
+            )
+        });
+        // `other` is past the cap on features: it is counted under
+        // `__other__`, whose values have no reference, so no bins.
+        let values = [100.0, 100.0, 300.0, -1000.0, 1.0];
+        let mut lines: Vec<String> = values
+            .iter()
+            .map(|x| {
+                format!(
+                    r#"{{"model":"fraud","features":{{"amount":{x},"country":"DE","other":0}}}}"#
+                )
+            })
+            .collect();
+        lines.push(r#"{"model":"fraud","features":{"amount":"x","country":"FR"}}"#.into());
+        lines.push(r#"{"model":"fraud","features":{"amount":true}}"#.into());
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        a.apply(batch(&lines));
+        let bin = |name: &str, b: usize| {
+            let want = format!(
+                r#"model_feature_bin_total{{bin="{b}",feature="{name}",model="fraud",version=""}} "#
+            );
+            let t = text(&m);
+            t.lines()
+                .find_map(|l| l.strip_prefix(want.as_str())?.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no {want}\n{t}"))
+        };
+        let reference = Reference::normal(100.0, 50.0).unwrap();
+        let mut want = vec![0u64; reference.bins()];
+        for x in values.into_iter().chain([1.0]) {
+            want[reference.bin_number(x).unwrap()] += 1;
+        }
+        // Every bin is there, empty ones at 0; the string is not binned.
+        let got: Vec<u64> = (0..reference.bins()).map(|b| bin("amount", b)).collect();
+        assert_eq!(got, want);
+        // `categories` are expectations, not a reference: no bins.
+        let t = text(&m);
+        assert!(
+            !t.contains(r#"model_feature_bin_total{bin="0",feature="country""#),
+            "{t}"
+        );
+        assert!(
+            !t.contains(r#"model_feature_bin_total{bin="0",feature="__other__""#),
+            "{t}"
+        );
+        assert!(!t.contains(r#"feature="other""#), "{t}");
+
+        // Another reference for amount: its bins and value histogram start
+        // again at its next value, shaped by the new reference.
+        a.reload(
+            Arc::new(crate::config::load("t.yaml", &yaml(20)).unwrap()),
+            "t".into(),
+        );
+        let t = text(&m);
+        for gone in ["model_feature_bin_total{", "model_feature_value_bucket{"] {
+            let amount = format!(r#"{gone}bin="0",feature="amount""#);
+            assert!(
+                !t.contains(&amount) && !t.contains(&format!(r#"{gone}feature="amount""#)),
+                "{t}"
+            );
+        }
+        // The amount's other series stay.
+        assert!(
+            t.contains(r#"model_feature_invalid_total{feature="amount""#),
+            "{t}"
+        );
+        a.apply(batch(&[r#"{"model":"fraud","features":{"amount":100}}"#]));
+        let reference = Reference::normal(100.0, 20.0).unwrap();
+        let b = reference.bin_number(100.0).unwrap();
+        assert_eq!(bin("amount", b), 1);
+        let t = text(&m);
+        assert!(
+            t.contains(
+                r#"model_feature_value_bucket{feature="amount",model="fraud",version="",le="40"} 0"#
+            ),
+            "{t}"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //!   class, feature, category, business counter, log component, and each
 //!   level of a component) that received no event for the ttl loses its
 //!   series and its handles, and frees its place under its cap. A feature
-//!   goes as a whole (value histogram, missing and invalid counters); its
+//!   goes as a whole (value histogram, missing, invalid and bin counters); its
 //!   categories also go one by one. Series of the version itself
 //!   (`model_requests_total`, the latency, prediction and confidence
 //!   histograms, resources, feedback) live as long as the version.
@@ -45,7 +45,7 @@ use std::time::Duration;
 use super::capped::Stamped;
 use super::store::{Model, Store};
 use super::validity::InvalidReason;
-use super::version::{FeatureHandles, Series, Version};
+use super::version::{FeatureHandles, Series, Version, forget_bins};
 use crate::export::metrics::Metrics;
 use crate::export::series::Histogram;
 use crate::ingest::event::LogLevel;
@@ -367,6 +367,7 @@ fn forget_feature(m: &Metrics, labels: [&str; 3], mut f: FeatureHandles, sweep: 
             m.feature_category
                 .remove_label_values(&[labels[0], labels[1], labels[2], c.as_str()]);
     }
+    forget_bins(m, labels, &mut f);
 }
 
 /// Whether a handle stamped `seen` is still alive at `cutoff`; if so,
@@ -529,6 +530,34 @@ mod tests {
             assert!(t.contains(want), "missing {want} after coming back\n{t}");
         }
         assert!(!t.contains(r#"model_info{model="m",version="v1"}"#), "{t}");
+    }
+
+    #[test]
+    fn a_features_bin_counters_expire_with_it() {
+        let rules = "models:\n  m:\n    features:\n      age: {mean: 35, std: 10}\n";
+        let (mut a, m, clock) = setup(Some(rules), Limits::default(), 60);
+        send(&mut a, &[r#"{"model":"m","features":{"age":30,"x":1}}"#]);
+        clock.advance(Duration::from_secs(40));
+        send(&mut a, &[r#"{"model":"m","features":{"x":2}}"#]);
+        let bins = |t: &str| {
+            with(t, r#"feature="age""#)
+                .into_iter()
+                .filter(|l| l.starts_with("model_feature_bin_total"))
+                .count()
+        };
+        assert_eq!(bins(&text(&m)), 12, "{}", text(&m));
+        clock.advance(Duration::from_secs(21));
+        a.evaluate();
+        let t = text(&m);
+        assert_eq!(bins(&t), 0, "{t}");
+        assert!(
+            t.contains(r#"model_feature_value_count{feature="x""#),
+            "{t}"
+        );
+        assert_eq!(expired(&m, "feature"), 1);
+        // Back from zero, with every bin.
+        send(&mut a, &[r#"{"model":"m","features":{"age":30}}"#]);
+        assert_eq!(bins(&text(&m)), 12);
     }
 
     #[test]

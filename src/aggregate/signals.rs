@@ -15,7 +15,7 @@
 //! the longest window of a latency rule, and the per-feature rings only the
 //! longest window of a rule reading features. With the built-in rules
 //! (w = 10 s, S = 1 h, latency span 5 min, feature span 15 min) a model
-//! version takes about 0.3 MiB plus about 6 KiB a numeric feature (twice
+//! version takes about 0.3 MiB plus about 7 KiB a numeric feature (twice
 //! that with a reference to bin against); docs/performance.md has the
 //! measured figures.
 
@@ -50,12 +50,17 @@ pub(super) mod idx {
     pub const N: usize = 7;
 }
 
-/// Indices into the per-feature [`Counts`] slice.
+/// Indices into the per-feature [`Counts`] slice. `SEEN`, `MISSING` and
+/// `INVALID` add up to the feature's events; `OUT_OF_RANGE` and `UNSEEN`
+/// are the invalid values of those two reasons (the rest are of the wrong
+/// type).
 pub(super) mod fidx {
     pub const SEEN: usize = 0;
     pub const MISSING: usize = 1;
     pub const INVALID: usize = 2;
-    pub const N: usize = 3;
+    pub const OUT_OF_RANGE: usize = 3;
+    pub const UNSEEN: usize = 4;
+    pub const N: usize = 5;
 }
 
 /// Shapes of the rings: slice width and spans.
@@ -504,6 +509,8 @@ impl Version {
             }
             FeatureStat::MissingRate => Reading::of(rate(fidx::MISSING), total),
             FeatureStat::InvalidRate => Reading::of(rate(fidx::INVALID), total),
+            FeatureStat::OutOfRangeRate => Reading::of(rate(fidx::OUT_OF_RANGE), total),
+            FeatureStat::UnseenRate => Reading::of(rate(fidx::UNSEEN), total),
         }
     }
 }

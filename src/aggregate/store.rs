@@ -15,7 +15,7 @@ use super::join::{FeedbackJoiner, JoinStats};
 use super::limits::{Fold, Limits, cut_values};
 use super::signals::{WindowSpec, model_references};
 use super::version::{Context, Version};
-use crate::config::{Config, ModelConfig};
+use crate::config::{Config, Expectations, ModelConfig};
 use crate::export::metrics::Metrics;
 use crate::export::render::StateView;
 use crate::ingest::event::{Body, Event, Feedback, Inference, ModelLoaded};
@@ -54,44 +54,50 @@ pub struct Store {
     default_model: ModelConfig,
     pub(super) spec: WindowSpec,
     pub(super) refs: References,
+    /// The data-quality expectations of every configured model.
+    expect: PerModel<Expectations>,
     pub(super) models: Capped<Model>,
     pub(super) joiner: FeedbackJoiner,
 }
 
-/// The references of every configured model.
+/// What every configured model has (its references, its expectations),
+/// computed once per load of the rules and found by model name.
 #[derive(PartialEq)]
-pub struct References {
+pub struct PerModel<T> {
     /// Per configured model name (`"*"` included).
-    by_model: HashMap<String, ModelReferences>,
-    none: ModelReferences,
+    by_model: HashMap<String, T>,
+    none: T,
 }
 
-impl References {
-    fn of_config(config: &Config) -> References {
-        References {
+impl<T: Default> PerModel<T> {
+    fn of_config(config: &Config, make: impl Fn(&ModelConfig) -> T) -> PerModel<T> {
+        PerModel {
             by_model: config
                 .models
                 .iter()
-                .map(|(name, cfg)| (name.clone(), model_references(cfg)))
+                .map(|(name, cfg)| (name.clone(), make(cfg)))
                 .collect(),
-            none: ModelReferences::default(),
+            none: T::default(),
         }
     }
 
-    /// The references of `model` (its own entry, else `"*"`).
-    pub fn of(&self, model: &str) -> &ModelReferences {
+    /// What `model` has (its own entry, else `"*"`'s).
+    pub fn of(&self, model: &str) -> &T {
         self.by_model
             .get(model)
             .or_else(|| self.by_model.get("*"))
             .unwrap_or(&self.none)
     }
 
-    /// Sets the references of `model`.
+    /// Sets what `model` has.
     #[cfg(test)]
-    pub fn insert(&mut self, model: &str, refs: ModelReferences) {
-        self.by_model.insert(model.to_owned(), refs);
+    pub fn insert(&mut self, model: &str, value: T) {
+        self.by_model.insert(model.to_owned(), value);
     }
 }
+
+/// The references of every configured model.
+pub type References = PerModel<ModelReferences>;
 
 /// The entries of (model, version), created if need be, after `f` (which
 /// may give the version series or windows) changed the version.
@@ -126,7 +132,8 @@ impl Store {
             ttl,
             spec: WindowSpec::for_config(&config),
             default_model: ModelConfig::default(),
-            refs: References::of_config(&config),
+            refs: References::of_config(&config, model_references),
+            expect: PerModel::of_config(&config, Expectations::of_model),
             models: Capped::default(),
             joiner: FeedbackJoiner::new(Duration::from_secs(24 * 3600), 100_000),
             config,
@@ -176,13 +183,23 @@ impl Store {
     /// afresh; otherwise they are kept. Series are kept either way.
     pub fn set_config(&mut self, config: Arc<Config>) {
         let spec = WindowSpec::for_config(&config);
-        let refs = References::of_config(&config);
+        let refs = References::of_config(&config, model_references);
+        if refs != self.refs {
+            let (metrics, before) = (&self.metrics, &self.refs);
+            self.models.retain(|model, m| {
+                let pair = (before.of(model), refs.of(model));
+                m.versions.retain(|version, v| {
+                    v.forget_reference_series(metrics, [model, version], pair)
+                });
+            });
+        }
         if spec != self.spec || refs != self.refs {
             self.spec = spec;
             self.refs = refs;
             self.models
                 .retain(|_, m| m.versions.retain(|_, v| v.drop_windows()));
         }
+        self.expect = PerModel::of_config(&config, Expectations::of_model);
         self.config = config;
     }
 
@@ -239,6 +256,7 @@ impl Store {
             limits: &self.limits,
             cfg: self.config.model(mv[0]).unwrap_or(&self.default_model),
             refs: self.refs.of(mv[0]),
+            expect: self.expect.of(mv[0]),
             spec,
         };
         let model = self.models.at_mut(m).1;
@@ -275,6 +293,7 @@ impl Store {
                 limits: &self.limits,
                 cfg: self.config.model(model).unwrap_or(&self.default_model),
                 refs: self.refs.of(model),
+                expect: self.expect.of(model),
                 spec,
             },
         }

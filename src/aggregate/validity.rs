@@ -1,8 +1,10 @@
-//! Validity of feature values: how one value compares with what rules.yaml
-//! expects of the feature (`min`, `max`, `categories`, a numeric reference).
+//! Validity of feature values: how one value compares with what is expected
+//! of the feature ([`Expectation`]: rules.yaml's `min`, `max`,
+//! `categories` or numeric reference, else the baseline's type, range and
+//! categories; see [`crate::config::expect`]).
 //! (Prediction quality, from joined labels, is [`quality`](super::quality).)
 
-use crate::config::FeatureSpec;
+use crate::config::{Expectation, Expected};
 use crate::ingest::event::FeatureValue;
 
 /// Why a value is invalid: the `reason` label of `model_feature_invalid_total`.
@@ -45,31 +47,34 @@ pub enum Validity {
     Invalid(InvalidReason, Option<f64>),
 }
 
-/// Checks `value` against `spec` (no spec: anything present is valid).
-pub fn validate(value: &FeatureValue, spec: Option<&FeatureSpec>) -> Validity {
+/// Checks `value` against `expect` (none: anything present is valid).
+pub fn validate(value: &FeatureValue, expect: Option<&Expectation>) -> Validity {
     let numeric = match value {
         FeatureValue::Missing => return Validity::Missing,
         FeatureValue::Number(x) => Some(*x),
         FeatureValue::Bool(b) => Some(f64::from(u8::from(*b))),
         FeatureValue::Category(_) => None,
     };
-    let Some(spec) = spec else {
-        return Validity::Valid(numeric);
-    };
-    if let Some(cats) = &spec.categories {
-        return match value {
-            FeatureValue::Category(c) if cats.iter().any(|k| k == c) => Validity::Valid(None),
-            FeatureValue::Category(_) => Validity::Invalid(InvalidReason::UnseenCategory, None),
-            _ => Validity::Invalid(InvalidReason::WrongType, numeric),
-        };
-    }
-    let expects_number = spec.min.is_some() || spec.max.is_some() || spec.mean.is_some();
-    match numeric {
-        None if expects_number => Validity::Invalid(InvalidReason::WrongType, None),
-        Some(x) if spec.min.is_some_and(|m| x < m) || spec.max.is_some_and(|m| x > m) => {
-            Validity::Invalid(InvalidReason::OutOfRange, Some(x))
+    match (expect.map(|e| &e.expected), value, numeric) {
+        (None | Some(Expected::Anything), _, n) => Validity::Valid(n),
+        (Some(Expected::Category { known }), FeatureValue::Category(c), _) => {
+            if known.as_ref().is_none_or(|k| k.contains(c.as_str())) {
+                Validity::Valid(None)
+            } else {
+                Validity::Invalid(InvalidReason::UnseenCategory, None)
+            }
         }
-        n => Validity::Valid(n),
+        (Some(Expected::Category { .. }), _, n) => Validity::Invalid(InvalidReason::WrongType, n),
+        (Some(Expected::Number { .. }), _, None) => {
+            Validity::Invalid(InvalidReason::WrongType, None)
+        }
+        (Some(Expected::Number { min, max }), _, Some(x)) => {
+            if min.is_some_and(|m| x < m) || max.is_some_and(|m| x > m) {
+                Validity::Invalid(InvalidReason::OutOfRange, Some(x))
+            } else {
+                Validity::Valid(Some(x))
+            }
+        }
     }
 }
 
@@ -77,14 +82,19 @@ pub fn validate(value: &FeatureValue, spec: Option<&FeatureSpec>) -> Validity {
 mod tests {
     use super::*;
 
-    fn spec(yaml_like: (Option<f64>, Option<f64>, Option<Vec<&str>>)) -> FeatureSpec {
-        FeatureSpec {
-            min: yaml_like.0,
-            max: yaml_like.1,
-            categories: yaml_like
-                .2
-                .map(|v| v.into_iter().map(String::from).collect()),
-            ..FeatureSpec::default()
+    fn number(min: Option<f64>, max: Option<f64>) -> Expectation {
+        Expectation {
+            expected: Expected::Number { min, max },
+            required: None,
+        }
+    }
+
+    fn category(known: Option<&[&str]>) -> Expectation {
+        Expectation {
+            expected: Expected::Category {
+                known: known.map(|k| k.iter().map(|s| s.to_string()).collect()),
+            },
+            required: None,
         }
     }
 
@@ -92,9 +102,11 @@ mod tests {
     fn verdicts() {
         use FeatureValue as F;
         use InvalidReason::*;
-        let range = spec((Some(0.0), Some(120.0), None));
-        let cats = spec((None, None, Some(vec!["DE", "FR"])));
-        let cases: &[(F, Option<&FeatureSpec>, Validity)] = &[
+        let range = number(Some(0.0), Some(120.0));
+        let cats = category(Some(&["DE", "FR"]));
+        let open = category(None);
+        let any_number = number(None, None);
+        let cases: &[(F, Option<&Expectation>, Validity)] = &[
             (F::Number(5.0), None, Validity::Valid(Some(5.0))),
             (F::Category("x".into()), None, Validity::Valid(None)),
             (F::Missing, Some(&range), Validity::Missing),
@@ -127,6 +139,23 @@ mod tests {
                 Some(&cats),
                 Validity::Invalid(WrongType, Some(1.0)),
             ),
+            (F::Category("XX".into()), Some(&open), Validity::Valid(None)),
+            (
+                F::Bool(false),
+                Some(&open),
+                Validity::Invalid(WrongType, Some(0.0)),
+            ),
+            (
+                F::Number(-1e9),
+                Some(&any_number),
+                Validity::Valid(Some(-1e9)),
+            ),
+            (
+                F::Category("1".into()),
+                Some(&any_number),
+                Validity::Invalid(WrongType, None),
+            ),
+            (F::Missing, None, Validity::Missing),
         ];
         for (v, s, want) in cases {
             assert_eq!(validate(v, *s), *want, "{v:?} against {s:?}");

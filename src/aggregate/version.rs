@@ -12,12 +12,12 @@
 use super::capped::{Capped, Parts, Slot, Stamped};
 use super::limits::Limits;
 use super::signals::{FeatureWindows, WindowSpec, Windows, fidx, idx};
-use super::validity::{Validity, validate};
-use crate::config::ModelConfig;
+use super::validity::{InvalidReason, Validity, validate};
+use crate::config::{Expectation, Expectations, ModelConfig};
 use crate::export::metrics::Metrics;
 use crate::export::series::{Counter, Gauge, Histogram, IntCounter};
 use crate::ingest::event::{FeatureValue, Inference, LogLine, Outcome};
-use crate::stats::reference::ModelReferences;
+use crate::stats::reference::{ModelReferences, Reference};
 use crate::stats::window::{Moments, SlidingWindow};
 
 /// The series of one feature: its value histogram and its counters.
@@ -28,6 +28,9 @@ pub struct FeatureHandles {
     /// By [`InvalidReason`](super::validity::InvalidReason).
     pub(super) invalid: [Option<IntCounter>; 3],
     pub(super) categories: Capped<Slot<IntCounter>>,
+    /// `model_feature_bin_total`, one per bin of the feature's configured
+    /// reference; empty until a value is binned against it.
+    pub(super) bins: Vec<IntCounter>,
 }
 
 /// A feature: its series and its windows.
@@ -100,6 +103,12 @@ pub struct Version {
     /// the next event, which usually sends the same features in the same
     /// order, compares names instead of hashing.
     feature_order: Vec<usize>,
+    /// For each feature an event must carry ([`Expectations::required`]),
+    /// the number of the last inference that carried it: an event carries
+    /// them all when it stamped as many as there are.
+    required_seen: Vec<u64>,
+    /// Inferences applied, to stamp `required_seen` with.
+    inferences: u64,
     pub(super) classes: Capped<Slot<IntCounter, SlidingWindow<u64>>>,
     pub(super) counters: Capped<Slot<Counter, SlidingWindow<Moments>>>,
     pub(super) errors: Capped<Slot<IntCounter>>,
@@ -126,6 +135,8 @@ pub struct Context<'a> {
     pub cfg: &'a ModelConfig,
     /// The model's configured references.
     pub refs: &'a ModelReferences,
+    /// The model's data-quality expectations.
+    pub expect: &'a Expectations,
     /// The shapes of the rings.
     pub spec: &'a WindowSpec,
 }
@@ -140,12 +151,29 @@ impl Context<'_> {
     }
 }
 
-/// The per-feature count index and numeric value of a verdict.
-fn classify(validity: Validity) -> (usize, Option<f64>) {
+/// The per-feature count indices of a verdict (the kind, and the reason of
+/// an invalid value when it is counted apart), and its numeric value.
+fn classify(validity: Validity) -> ([Option<usize>; 2], Option<f64>) {
     match validity {
-        Validity::Valid(x) => (fidx::SEEN, x),
-        Validity::Missing => (fidx::MISSING, None),
-        Validity::Invalid(_, x) => (fidx::INVALID, x),
+        Validity::Valid(x) => ([Some(fidx::SEEN), None], x),
+        Validity::Missing => ([Some(fidx::MISSING), None], None),
+        Validity::Invalid(reason, x) => {
+            let apart = match reason {
+                InvalidReason::OutOfRange => Some(fidx::OUT_OF_RANGE),
+                InvalidReason::UnseenCategory => Some(fidx::UNSEEN),
+                InvalidReason::WrongType => None,
+            };
+            ([Some(fidx::INVALID), apart], x)
+        }
+    }
+}
+
+/// The bin of a value in a reference: categories by name, numbers (and
+/// booleans, as 0/1) by value.
+fn bin_in(reference: &Reference, value: &FeatureValue, numeric: Option<f64>) -> Option<usize> {
+    match value {
+        FeatureValue::Category(c) => reference.bin_category(c),
+        _ => numeric.and_then(|x| reference.bin_number(x)),
     }
 }
 
@@ -368,6 +396,12 @@ impl Version {
                 w.resources[1].current_mut(now).insert(x);
             }
         }
+        let required = cx.expect.required();
+        self.inferences += 1;
+        if self.required_seen.len() != required.len() {
+            self.required_seen.resize(required.len(), 0);
+        }
+        let mut carried = 0;
         for (p, (name, value)) in i.features.iter().enumerate() {
             let known = self
                 .features
@@ -383,29 +417,19 @@ impl Version {
                 }
                 None => self.find_feature(cx, p, name, now),
             };
-            self.record_feature(cx, mv, (s, win), name, value, now);
+            let expect = cx.expect.get(name);
+            if let Some(r) = expect.and_then(|e| e.required)
+                && self.required_seen[r] != self.inferences
+            {
+                self.required_seen[r] = self.inferences;
+                carried += 1;
+            }
+            self.record_feature(cx, mv, (s, win), (name, expect), value, now);
         }
-        for (name, spec) in &cfg.features {
-            if spec.required && !i.features.iter().any(|(n, _)| n == name) {
-                let (s, win) = self.features.both(
-                    name,
-                    (limits.features, limits.features),
-                    now,
-                    || cx.dropped("feature"),
-                    |_| FeatureHandles::default(),
-                    || FeatureWindows::new(cx.spec),
-                );
-                let (key, slot) = self.features.at_mut(s);
-                slot.series_mut()
-                    .missing
-                    .get_or_insert_with(|| {
-                        m.feature_missing
-                            .with_label_values(&[model, version, key.as_str()])
-                    })
-                    .inc();
-                if let Some(win) = win {
-                    let f = self.features.at_mut(win).1.windows_mut();
-                    f.counts.current_mut(now).incr(fidx::MISSING);
+        if carried < required.len() {
+            for (r, name) in required.iter().enumerate() {
+                if self.required_seen[r] != self.inferences {
+                    self.record_absent(cx, mv, name, now);
                 }
             }
         }
@@ -430,6 +454,40 @@ impl Version {
         }
     }
 
+    /// Where the series and the windows of feature `name` are (see
+    /// [`Capped::both`]), given if there is room under the cap on features.
+    fn feature_entries(&mut self, cx: &Context, name: &str, now: f64) -> (usize, Option<usize>) {
+        let cap = cx.limits.features;
+        self.features.both(
+            name,
+            (cap, cap),
+            now,
+            || cx.dropped("feature"),
+            |_| FeatureHandles::default(),
+            || FeatureWindows::new(cx.spec),
+        )
+    }
+
+    /// Counts feature `name`, which the event should have carried, as
+    /// missing.
+    #[cold]
+    fn record_absent(&mut self, cx: &Context, [model, version]: [&str; 2], name: &str, now: f64) {
+        let (s, win) = self.feature_entries(cx, name, now);
+        let (key, slot) = self.features.at_mut(s);
+        slot.series_mut()
+            .missing
+            .get_or_insert_with(|| {
+                cx.metrics
+                    .feature_missing
+                    .with_label_values(&[model, version, key.as_str()])
+            })
+            .inc();
+        if let Some(win) = win {
+            let f = self.features.at_mut(win).1.windows_mut();
+            f.counts.current_mut(now).incr(fidx::MISSING);
+        }
+    }
+
     /// Where the series and the windows of feature `name`, at position `p`
     /// of the event, are (see [`Capped::both`]); remembers where its own
     /// entry is for the next event.
@@ -441,15 +499,7 @@ impl Version {
         name: &str,
         now: f64,
     ) -> (usize, Option<usize>) {
-        let limits = cx.limits;
-        let (s, win) = self.features.both(
-            name,
-            (limits.features, limits.features),
-            now,
-            || cx.dropped("feature"),
-            |_| FeatureHandles::default(),
-            || FeatureWindows::new(cx.spec),
-        );
+        let (s, win) = self.feature_entries(cx, name, now);
         let own = match win {
             Some(win) => win,
             None if self.features.at(s).0.as_str() == name => s,
@@ -459,20 +509,23 @@ impl Version {
         (s, win)
     }
 
-    /// Records one feature value: into the series of entry `s` (the
-    /// feature's own, or the overflow entry) and the windows of entry `win`
-    /// (the feature's own, if it is windowed).
+    /// Records one feature value, checked against `expect`: into the
+    /// series of entry `s` (the feature's own, or the overflow entry) and
+    /// the windows of entry `win` (the feature's own, if it is windowed).
     fn record_feature(
         &mut self,
         cx: &Context,
         [model, version]: [&str; 2],
         (s, win): (usize, Option<usize>),
-        name: &str,
+        (name, expect): (&str, Option<&Expectation>),
         value: &FeatureValue,
         now: f64,
     ) {
         let m = cx.metrics;
-        let validity = validate(value, cx.cfg.features.get(name));
+        let validity = validate(value, expect);
+        let (counts, numeric) = classify(validity);
+        let configured = cx.refs.features.get(name);
+        let bin = configured.and_then(|r| bin_in(r, value, numeric));
         let (key, slot) = self.features.at_mut(s);
         let labels = [model, version, key.as_str()];
         let f = slot.series_mut();
@@ -511,10 +564,7 @@ impl Version {
                 .get_or_insert_with(|| {
                     // The reference's bins, so that Prometheus can compare
                     // (and sum across pods) bin by bin.
-                    let buckets = cx
-                        .refs
-                        .features
-                        .get(name)
+                    let buckets = configured
                         .and_then(|r| r.edges())
                         .filter(|e| crate::export::metrics::validate_buckets(e).is_ok())
                         .unwrap_or(&m.feature_buckets);
@@ -523,18 +573,36 @@ impl Version {
                 .observe(x),
             _ => {}
         }
+        // Not into the overflow entry: its values have other references.
+        if let (Some(b), Some(r)) = (bin, configured)
+            && labels[2] == name
+        {
+            if f.bins.is_empty() {
+                f.bins = (0..r.bins())
+                    .map(|i| {
+                        let bin = i.to_string();
+                        m.feature_bin
+                            .with_label_values(&[labels[0], labels[1], labels[2], &bin])
+                    })
+                    .collect();
+            }
+            if let Some(c) = f.bins.get(b) {
+                c.inc();
+            }
+        }
         let Some(win) = win else { return };
-        let (kind, numeric) = classify(validity);
         let f = self.features.at_mut(win).1.windows_mut();
-        f.counts.current_mut(now).incr(kind);
+        let slice = f.counts.current_mut(now);
+        for i in counts.into_iter().flatten() {
+            slice.incr(i);
+        }
         if let Some(x) = numeric {
             f.values.current_mut(now).insert(x);
         }
-        let reference = cx.refs.features.get(name).or(f.learned.as_ref());
-        let bin = match (reference, value) {
-            (Some(r), FeatureValue::Category(c)) => r.bin_category(c),
-            (Some(r), _) => numeric.and_then(|x| r.bin_number(x)),
-            (None, _) => {
+        let bin = match (configured, &f.learned) {
+            (Some(_), _) => bin,
+            (None, Some(learned)) => bin_in(learned, value, numeric),
+            (None, None) => {
                 if let (Some(n), Some(x)) = (cx.cfg.learn_reference, numeric) {
                     f.learn(x, n);
                 }
@@ -548,6 +616,40 @@ impl Version {
                 .current_mut(now)
                 .add(b, 1);
         }
+    }
+
+    /// Forgets the series shaped by the reference of each feature whose
+    /// configured reference differs between `before` and `after` (its bin
+    /// counters, and its value histogram, whose buckets are the reference's
+    /// edges), so that they start again, from zero, shaped by the new
+    /// reference at the feature's next value.
+    pub(super) fn forget_reference_series(
+        &mut self,
+        m: &Metrics,
+        [model, version]: [&str; 2],
+        (before, after): (&ModelReferences, &ModelReferences),
+    ) {
+        self.features.retain(|name, slot| {
+            let Some(f) = &mut slot.series else { return };
+            if before.features.get(name.as_str()) == after.features.get(name.as_str()) {
+                return;
+            }
+            forget_bins(m, [model, version, name.as_str()], &mut f.v);
+            if let Some(h) = f.v.value.take() {
+                m.feature_value.remove(&h);
+            }
+        });
+    }
+}
+
+/// Removes the bin counters of one feature (`labels`: model, version,
+/// feature).
+pub(super) fn forget_bins(m: &Metrics, labels: [&str; 3], f: &mut FeatureHandles) {
+    for i in 0..std::mem::take(&mut f.bins).len() {
+        let bin = i.to_string();
+        let _ = m
+            .feature_bin
+            .remove_label_values(&[labels[0], labels[1], labels[2], &bin]);
     }
 }
 

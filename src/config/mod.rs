@@ -11,10 +11,12 @@
 //! definitions, which [`rules::rule`](crate::rules::rule) owns), `load` (the
 //! walk: one function per key), `reader` (typed values and positions out of
 //! the YAML tree) and `error`. Durations are the rule language's
-//! ([`rules::duration`](crate::rules::duration)). `inference_logger` reads a model's
-//! `inference_logger` block.
+//! ([`rules::duration`](crate::rules::duration)). `inference_logger` reads a
+//! model's `inference_logger` block. [`expect`] derives each model's
+//! data-quality expectations from its `features` and its baseline.
 
 mod error;
+pub mod expect;
 mod inference_logger;
 mod load;
 mod reader;
@@ -22,5 +24,6 @@ mod types;
 pub mod yaml;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use expect::{Expectation, Expectations, Expected};
 pub use load::{load, load_file};
 pub use types::{Config, Defaults, FeatureSpec, ModelConfig};

@@ -1,6 +1,7 @@
 //! Families rebuilt after every rule evaluation: alert states, rule signal
-//! values and windowed signal gauges. Their label sets vary from rule to
-//! rule, so they are kept as ready-made families and swapped in whole.
+//! values, windowed signal gauges and the references' distributions. Their
+//! label sets vary from rule to rule, so they are kept as ready-made
+//! families and swapped in whole.
 //! With several aggregator shards each stores its own families in its own
 //! slot; a scrape concatenates the slots family by family.
 
@@ -65,12 +66,14 @@ impl DynamicFamilies {
     }
 }
 
-/// A gauge family already in the text format, built once per evaluation
-/// so that scrapes only copy it.
+/// A gauge (or histogram) family already in the text format, built once
+/// per evaluation so that scrapes only copy it.
 #[derive(Debug, Clone)]
 pub struct RenderedFamily {
     name: String,
     help: String,
+    /// `gauge` or `histogram`, for the `# TYPE` line.
+    kind: &'static str,
     samples: usize,
     text: Vec<u8>,
 }
@@ -103,8 +106,55 @@ impl RenderedFamily {
         out.extend_from_slice(escape(&self.help, false).as_bytes());
         out.extend_from_slice(b"\n# TYPE ");
         out.extend_from_slice(name);
-        out.extend_from_slice(b" gauge\n");
+        out.push(b' ');
+        out.extend_from_slice(self.kind.as_bytes());
+        out.push(b'\n');
         out.extend_from_slice(&self.text);
+    }
+
+    fn new(name: &str, help: &str, kind: &'static str) -> Self {
+        RenderedFamily {
+            name: name.to_owned(),
+            help: help.to_owned(),
+            kind,
+            samples: 0,
+            text: Vec::new(),
+        }
+    }
+
+    /// Appends one sample line: `NAME SUFFIX{labels[,le="LE"]} value`, the
+    /// labels in name order (`le` last, as the histograms of
+    /// [`series`](super::series) write it) and escaped.
+    fn line(
+        &mut self,
+        suffix: &str,
+        labels: &BTreeMap<String, String>,
+        le: Option<&str>,
+        value: f64,
+    ) {
+        let out = &mut self.text;
+        out.extend_from_slice(self.name.as_bytes());
+        out.extend_from_slice(suffix.as_bytes());
+        let pairs = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(le.map(|le| ("le", le)));
+        let mut sep = b'{';
+        for (k, v) in pairs {
+            out.push(sep);
+            sep = b',';
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"=\"");
+            out.extend_from_slice(escape(v, true).as_bytes());
+            out.push(b'"');
+        }
+        if sep == b',' {
+            out.push(b'}');
+        }
+        out.push(b' ');
+        write_f64(out, value);
+        out.push(b'\n');
+        self.samples += 1;
     }
 }
 
@@ -117,39 +167,59 @@ impl GaugeFamily {
     /// An empty gauge family.
     pub fn new(name: &str, help: &str) -> Self {
         GaugeFamily {
-            family: RenderedFamily {
-                name: name.to_owned(),
-                help: help.to_owned(),
-                samples: 0,
-                text: Vec::new(),
-            },
+            family: RenderedFamily::new(name, help, "gauge"),
         }
     }
 
     /// Adds a sample (labels are written in name order, values escaped);
     /// non-finite values are skipped.
     pub fn push(&mut self, labels: &BTreeMap<String, String>, value: f64) {
-        if !value.is_finite() {
+        if value.is_finite() {
+            self.family.line("", labels, None, value);
+        }
+    }
+
+    /// The finished family.
+    pub fn finish(self) -> RenderedFamily {
+        self.family
+    }
+}
+
+/// Builds one histogram family member by member, straight into the text
+/// format: for distributions that are known as a whole rather than
+/// observed value by value (a reference's shares).
+pub struct HistogramFamily {
+    family: RenderedFamily,
+}
+
+impl HistogramFamily {
+    /// An empty histogram family.
+    pub fn new(name: &str, help: &str) -> Self {
+        HistogramFamily {
+            family: RenderedFamily::new(name, help, "histogram"),
+        }
+    }
+
+    /// Adds a member: its cumulative `buckets` as (`le` label value, count)
+    /// in increasing order, then the `+Inf` bucket and `_count` (both
+    /// `count`) and `_sum`. A member with a non-finite number is skipped.
+    pub fn push(
+        &mut self,
+        labels: &BTreeMap<String, String>,
+        buckets: &[(String, f64)],
+        sum: f64,
+        count: f64,
+    ) {
+        let finite = |x: f64| x.is_finite();
+        if !(finite(sum) && finite(count) && buckets.iter().all(|(_, c)| finite(*c))) {
             return;
         }
-        let out = &mut self.family.text;
-        out.extend_from_slice(self.family.name.as_bytes());
-        if !labels.is_empty() {
-            let mut sep = b'{';
-            for (k, v) in labels {
-                out.push(sep);
-                sep = b',';
-                out.extend_from_slice(k.as_bytes());
-                out.extend_from_slice(b"=\"");
-                out.extend_from_slice(escape(v, true).as_bytes());
-                out.push(b'"');
-            }
-            out.push(b'}');
+        for (le, c) in buckets {
+            self.family.line("_bucket", labels, Some(le), *c);
         }
-        out.push(b' ');
-        write_f64(out, value);
-        out.push(b'\n');
-        self.family.samples += 1;
+        self.family.line("_bucket", labels, Some("+Inf"), count);
+        self.family.line("_sum", labels, None, sum);
+        self.family.line("_count", labels, None, count);
     }
 
     /// The finished family.
@@ -185,5 +255,32 @@ mod tests {
         let mut out = Vec::new();
         GaugeFamily::new("y", "h").finish().encode(&mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn histograms_are_rendered_with_le_last() {
+        let mut h = HistogramFamily::new("x_ref", "A reference.");
+        let labels = BTreeMap::from([("model".to_owned(), "m".to_owned())]);
+        h.push(
+            &labels,
+            &[("0.5".to_owned(), 0.25), ("2".to_owned(), 0.75)],
+            1.5,
+            1.0,
+        );
+        h.push(&labels, &[("1".to_owned(), f64::NAN)], 0.0, 1.0);
+        h.push(&BTreeMap::new(), &[], 3.0, 2.0);
+        let f = h.finish();
+        assert_eq!(f.len(), 8);
+        let mut out = Vec::new();
+        f.encode(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "# HELP x_ref A reference.\n# TYPE x_ref histogram\n\
+             x_ref_bucket{model=\"m\",le=\"0.5\"} 0.25\n\
+             x_ref_bucket{model=\"m\",le=\"2\"} 0.75\n\
+             x_ref_bucket{model=\"m\",le=\"+Inf\"} 1\n\
+             x_ref_sum{model=\"m\"} 1.5\nx_ref_count{model=\"m\"} 1\n\
+             x_ref_bucket{le=\"+Inf\"} 2\nx_ref_sum 3\nx_ref_count 2\n"
+        );
     }
 }

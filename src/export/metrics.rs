@@ -80,6 +80,9 @@ pub struct Metrics {
     pub feature_invalid: series::IntCounterVec,
     /// `model_feature_category_total{feature,category}`.
     pub feature_category: series::IntCounterVec,
+    /// `model_feature_bin_total{feature,bin}`: values by bin of the
+    /// feature's configured reference.
+    pub feature_bin: series::IntCounterVec,
     /// `model_business_counts_total{counter}`.
     pub counter: series::CounterVec,
     /// `model_resource_utilization_ratio{resource}`.
@@ -210,10 +213,6 @@ pub const RULE_FAMILIES: &[(&str, &str)] = &[
         "Drift of the predictions' window from their reference, by method.",
     ),
     (
-        "model_feature_reference_cdf",
-        "Share of the reference at or below each bucket bound of model_feature_value (for fleet-wide drift in PromQL).",
-    ),
-    (
         "model_feedback_pending",
         "Predictions waiting for their label (feedback).",
     ),
@@ -340,6 +339,11 @@ impl Metrics {
                 "model_feature_category_total",
                 "Values of categorical features, by category.",
                 &with(&["feature", "category"]),
+            ),
+            feature_bin: hot_counter(
+                "model_feature_bin_total",
+                "Values of a feature with a configured reference, by bin of the reference (bin numbers as in model_feature_reference_ratio; not cumulative).",
+                &with(&["feature", "bin"]),
             ),
             counter: series::CounterVec::new(
                 "model_business_counts_total",
@@ -512,6 +516,7 @@ impl Metrics {
             Box::new(m.feature_missing.family().clone()),
             Box::new(m.feature_invalid.family().clone()),
             Box::new(m.feature_category.family().clone()),
+            Box::new(m.feature_bin.family().clone()),
             Box::new(m.counter.family().clone()),
             Box::new(m.resource.family().clone()),
             Box::new(m.last_event.family().clone()),
@@ -530,6 +535,7 @@ impl Metrics {
             .chain(
                 RULE_FAMILIES
                     .iter()
+                    .chain(super::references::REFERENCE_FAMILIES)
                     .map(|(n, h)| (n.to_string(), h.to_string())),
             );
         m.registry

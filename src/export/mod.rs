@@ -8,5 +8,6 @@ pub mod histograms;
 pub mod history;
 pub mod http;
 pub mod metrics;
+pub mod references;
 pub mod render;
 pub mod series;

@@ -4,7 +4,8 @@
 //! * The rule families, rebuilt whole and served on `/metrics`:
 //!   `model_alerts`, `model_rule_signal_value`, the `model_window_*` gauges
 //!   over every window a rule uses, `model_age_seconds`, the drift gauges,
-//!   the reference CDF and `model_feedback_pending`. Each aggregator shard
+//!   `model_feedback_pending`, and the configured references
+//!   ([`references`](super::references)). Each aggregator shard
 //!   stores its own in its slot of [`DynamicFamilies`].
 //! * The snapshot behind `/api/v1/*` ([`ApiSnapshot`]): alerts, rules, each
 //!   model version's key signals and features, and their history.
@@ -16,7 +17,8 @@ use std::time::Duration;
 use super::api::ApiSnapshot;
 use super::dynamic::{DynamicFamilies, GaugeFamily, RenderedFamily};
 use super::history::{FeatureView, History, ModelSummary};
-use super::metrics::{RULE_FAMILIES, validate_buckets};
+use super::metrics::RULE_FAMILIES;
+use super::references::reference_families;
 use crate::config::Config;
 use crate::rules::duration::format_duration;
 use crate::rules::eval::{Alert, AlertState, RuleStatus, SignalValue};
@@ -99,6 +101,7 @@ impl Publisher {
         let now = round.now;
         let mut families = rule_families(round);
         families.extend(window_families(state, round.config, now));
+        families.extend(reference_families(state));
         self.families.store_slot(self.slot, families);
 
         let window = round.config.defaults.window;
@@ -247,26 +250,6 @@ fn window_families(state: &impl StateView, config: &Config, now: f64) -> Vec<Ren
     }
     for (model, version) in series {
         let refs = state.references(&model);
-        // The reference's cumulative shares at the histogram's bounds.
-        for (feature, reference) in &refs.features {
-            let Some(edges) = reference.edges() else {
-                continue;
-            };
-            if validate_buckets(edges).is_err() {
-                continue;
-            }
-            let mut cdf = 0.0;
-            for (e, p) in edges.iter().zip(reference.proportions()) {
-                cdf += p;
-                let labels = BTreeMap::from([
-                    ("model".to_owned(), model.clone()),
-                    ("version".to_owned(), version.clone()),
-                    ("feature".to_owned(), feature.clone()),
-                    ("le".to_owned(), e.to_string()),
-                ]);
-                family(&mut fams, "model_feature_reference_cdf").push(&labels, cdf.min(1.0));
-            }
-        }
         let mut targets: Vec<(Option<String>, &Reference)> = state
             .features(&model, &version)
             .into_iter()

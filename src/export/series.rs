@@ -194,10 +194,17 @@ impl Bounds {
     pub fn new(values: &[f64]) -> Arc<Bounds> {
         Arc::new(Bounds {
             values: values.to_vec(),
-            // As the crate writes them: f64's Display.
-            le: values.iter().map(|v| v.to_string()).collect(),
+            le: values.iter().map(|v| le_label(*v)).collect(),
         })
     }
+}
+
+/// The `le` label value of a bucket bound, as every histogram here writes
+/// it (and the prometheus crate did): f64's `Display`, so `1`, `0.5`,
+/// `1000000`. Series meant to be joined on `le` with a histogram's buckets
+/// must write their bounds with this function.
+pub fn le_label(bound: f64) -> String {
+    bound.to_string()
 }
 
 /// The state of one histogram: a count per bucket (not cumulative; the

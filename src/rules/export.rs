@@ -9,7 +9,10 @@
 //!   (`histogram_quantile` over the latency buckets, ratios of `rate()`s);
 //! * `time_since_last_event` and `model_age` are computed from the timestamp
 //!   gauges with `time()`;
-//! * every other signal (drift, feature statistics, feedback metrics, ...)
+//! * feature drift by PSI, JS and KS is computed over the whole fleet from
+//!   every pod's bin counts and the reference's shares (submodule `fleet`;
+//!   docs/drift.md, "Fleet-wide drift");
+//! * every other signal (other drift, feature statistics, feedback metrics, ...)
 //!   exists only in the sidecar and is read from the gauge
 //!   `model_rule_signal_value{alertname="ALERT"}`.
 //!
@@ -25,7 +28,9 @@ use serde::Serialize;
 
 use super::duration::format_duration;
 use super::rule::{Group, Matchers, Rule};
-use crate::rules::signal::{DriftMethod, DriftTarget, FeatureSel, Signal};
+use crate::rules::signal::{DriftTarget, Signal};
+
+mod fleet;
 
 /// The output format of `model-exporter rules export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -307,6 +312,14 @@ pub fn promql(rule: &Rule) -> String {
     if rule.min_samples == 0 || gauge_based {
         return condition;
     }
+    if let Signal::Drift {
+        target: DriftTarget::Feature(sel),
+        ..
+    } = signal
+    {
+        let guard = fleet::samples_guard(&q, sel, rule.min_samples);
+        return format!("{condition} {guard}");
+    }
     format!(
         "{condition} and on (model, version) sum by (model, version) (increase({}[{}])) >= {}",
         q.selector("model_requests_total", &[]),
@@ -367,26 +380,10 @@ impl Query<'_> {
                 "time() - max by (model, version) ({})",
                 self.selector("model_trained_timestamp_seconds", &[])
             ),
-            // KS needs only cumulative shares, which Prometheus has: the
-            // feature histogram's buckets (the reference's edges) summed over
-            // the fleet, against the reference's own cumulative shares that
-            // each sidecar exports at the same `le` values.
             Signal::Drift {
-                method: DriftMethod::Ks,
+                method,
                 target: DriftTarget::Feature(sel),
-            } => {
-                let own: Vec<(&str, &str)> = match sel {
-                    FeatureSel::Named(n) => vec![("feature", n.as_str())],
-                    FeatureSel::All => vec![],
-                };
-                let by = "model, version, feature";
-                format!(
-                    "max by ({by}) (abs(sum by ({by}, le) ({}) / on ({by}) group_left sum by ({by}) ({}) - on ({by}, le) max by ({by}, le) ({})))",
-                    self.rate("model_feature_value_bucket", &own),
-                    self.rate("model_feature_value_count", &own),
-                    self.selector("model_feature_reference_cdf", &own)
-                )
-            }
+            } => return fleet::feature_drift(self, *method, sel),
             Signal::LatencyMax
             | Signal::PositiveRate
             | Signal::LowConfidenceRate
@@ -560,7 +557,7 @@ mod tests {
                 r#"max by (model, version) (model_rule_signal_value{alertname="A"}) > 0.3"#,
             ),
             (
-                "psi(feature.*) > 0.25",
+                "wasserstein(feature.*) > 0.25",
                 r#"max by (model, version, feature) (model_rule_signal_value{alertname="A"}) > 0.25"#,
             ),
             (
@@ -620,8 +617,8 @@ mod tests {
             r#"time() - max by (model, version) (model_trained_timestamp_seconds{version="v3"}) > 86400"#
         );
         assert_eq!(
-            expr_of("psi(feature.*) > 0.25", ", match: {model: fraud}"),
-            r#"max by (model, version, feature) (model_rule_signal_value{alertname="A",model="fraud"}) > 0.25"#
+            expr_of("chi2_pvalue(feature.*) < 1%", ", match: {model: fraud}"),
+            r#"max by (model, version, feature) (model_rule_signal_value{alertname="A",model="fraud"}) < 0.01"#
         );
     }
 

@@ -30,6 +30,12 @@ pub enum FeatureStat {
     /// `invalid_rate(feature.X)`: fraction with wrong type, out of range or
     /// an unseen category.
     InvalidRate,
+    /// `out_of_range_rate(feature.X)`: fraction of numbers outside the
+    /// expected range (rules.yaml's `min`/`max`, else the baseline's).
+    OutOfRangeRate,
+    /// `unseen_rate(feature.X)`: fraction of categories not among the
+    /// expected ones (rules.yaml's `categories`, else the baseline's).
+    UnseenRate,
 }
 
 impl FeatureStat {
@@ -41,7 +47,18 @@ impl FeatureStat {
             FeatureStat::Zscore => "zscore",
             FeatureStat::MissingRate => "missing_rate",
             FeatureStat::InvalidRate => "invalid_rate",
+            FeatureStat::OutOfRangeRate => "out_of_range_rate",
+            FeatureStat::UnseenRate => "unseen_rate",
         }
+    }
+
+    /// Whether it is a share of the feature's events (data quality) rather
+    /// than a statistic of its values.
+    pub fn is_rate(self) -> bool {
+        !matches!(
+            self,
+            FeatureStat::Mean | FeatureStat::Stddev | FeatureStat::Zscore
+        )
     }
 }
 
@@ -214,14 +231,11 @@ impl Signal {
             | Signal::ConfidenceMean
             | Signal::CounterRatio { .. }
             | Signal::ResourceMean(_)
-            | Signal::FeatureStat {
-                stat: FeatureStat::MissingRate | FeatureStat::InvalidRate,
-                ..
-            }
             | Signal::Drift {
                 method: DriftMethod::Chi2Pvalue,
                 ..
             } => ValueKind::Fraction,
+            Signal::FeatureStat { stat, .. } if stat.is_rate() => ValueKind::Fraction,
             _ => ValueKind::Number,
         }
     }
@@ -241,8 +255,7 @@ impl Signal {
                 FeatureStat::Mean => "feature_mean".into(),
                 FeatureStat::Stddev => "feature_stddev".into(),
                 FeatureStat::Zscore => "feature_zscore".into(),
-                FeatureStat::MissingRate => "missing_rate".into(),
-                FeatureStat::InvalidRate => "invalid_rate".into(),
+                rate => rate.function().into(),
             },
             Signal::Drift { method, target } => match target {
                 DriftTarget::Feature(_) => method.function().into(),
@@ -329,7 +342,7 @@ const fn bare_signal(name: &'static str, signal: Signal, kind: ValueKind) -> Bar
 pub enum Function {
     /// A statistic: `mean` (of latency, prediction, confidence, a resource or
     /// a feature) and the feature statistics `stddev`, `zscore`,
-    /// `missing_rate`, `invalid_rate`.
+    /// `missing_rate`, `invalid_rate`, `out_of_range_rate`, `unseen_rate`.
     Stat(FeatureStat),
     /// `max(latency)`
     Max,
@@ -345,13 +358,15 @@ pub enum Function {
 
 impl Function {
     /// Every function, in the order they are offered as suggestions.
-    pub const ALL: [Function; 14] = [
+    pub const ALL: [Function; 16] = [
         Function::Stat(FeatureStat::Mean),
         Function::Max,
         Function::Stat(FeatureStat::Stddev),
         Function::Stat(FeatureStat::Zscore),
         Function::Stat(FeatureStat::MissingRate),
         Function::Stat(FeatureStat::InvalidRate),
+        Function::Stat(FeatureStat::OutOfRangeRate),
+        Function::Stat(FeatureStat::UnseenRate),
         Function::Drift(DriftMethod::Psi),
         Function::Drift(DriftMethod::Ks),
         Function::Drift(DriftMethod::Js),
@@ -382,6 +397,8 @@ impl Function {
             Function::Stat(FeatureStat::Zscore) => "zscore(feature.amount)",
             Function::Stat(FeatureStat::MissingRate) => "missing_rate(feature.*)",
             Function::Stat(FeatureStat::InvalidRate) => "invalid_rate(feature.*)",
+            Function::Stat(FeatureStat::OutOfRangeRate) => "out_of_range_rate(feature.*)",
+            Function::Stat(FeatureStat::UnseenRate) => "unseen_rate(feature.country)",
             Function::Max => "max(latency)",
             Function::Drift(DriftMethod::Psi) => "psi(feature.*)",
             Function::Drift(DriftMethod::Ks) => "ks(feature.*)",

@@ -635,3 +635,44 @@ pub fn promtool_check_metrics(text: &str) {
     assert!(out.status.success(), "promtool failed:\n{report}\n{text}");
     assert!(report.trim().is_empty(), "promtool reported:\n{report}");
 }
+
+/// Writes `csv` (training data with a header row) to `dir/NAME.csv` and
+/// makes a baseline of it with the real `model-exporter baseline` and the
+/// options `extra`, written to `dir/NAME.json`; returns the baseline's path.
+pub fn baseline_from_csv(dir: &Path, name: &str, csv: &str, extra: &[&str]) -> PathBuf {
+    let train = dir.join(format!("{name}.csv"));
+    std::fs::write(&train, csv).unwrap();
+    let out_path = dir.join(format!("{name}.json"));
+    run_ok(
+        Command::new(binary())
+            .arg("baseline")
+            .args(extra)
+            .arg("--input")
+            .arg(&train)
+            .arg("--out")
+            .arg(&out_path),
+    );
+    out_path
+}
+
+/// Runs `model-exporter rules export RULES --out OUT`; returns what it wrote.
+pub fn export_rules(rules: &Path, out: &Path) -> String {
+    run_ok(
+        Command::new(binary())
+            .args(["rules", "export"])
+            .arg(rules)
+            .arg("--out")
+            .arg(out),
+    );
+    std::fs::read_to_string(out).unwrap()
+}
+
+/// Runs a command to its end and asserts that it succeeded.
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

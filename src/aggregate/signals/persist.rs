@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{FeatureWindows, WindowSpec, Windows};
+use super::{FeatureWindows, WindowSpec, Windows, fidx};
 use crate::aggregate::capped::{Capped, Slot};
 use crate::aggregate::join::{FeedbackJoiner, JoinerState};
 use crate::aggregate::quality::QualityState;
@@ -37,7 +37,9 @@ pub struct FeatureState {
     /// Moments of its numeric values.
     #[serde(default)]
     pub values: Option<RingState<MomentsState>>,
-    /// Seen, missing and invalid counts.
+    /// Seen, missing and invalid counts, then the invalid ones out of
+    /// range and unseen (three counters in snapshots written before those
+    /// two were counted).
     #[serde(default)]
     pub counts: Option<RingState<Vec<u64>>>,
     /// Live bins against its reference.
@@ -419,7 +421,8 @@ impl Version {
             };
             let what = |part: &str| at(&format!("feature {name} {part}"));
             put(&mut f.values, fs.values, now, || what("values"), report);
-            put(&mut f.counts, fs.counts, now, || what("counts"), report);
+            let counts = fs.counts.map(widen_feature_counts);
+            put(&mut f.counts, counts, now, || what("counts"), report);
             f.learned = fs.learned.and_then(|r| {
                 Reference::numeric(
                     r.edges.iter().map(|x| x.0).collect(),
@@ -556,6 +559,18 @@ impl Store {
     }
 }
 
+/// A feature's counts as snapshots before `out_of_range` and `unseen` were
+/// counted apart wrote them (seen, missing, invalid) get those two at 0, so
+/// that such a snapshot restores; other lengths are left to be refused.
+fn widen_feature_counts(mut ring: RingState<Vec<u64>>) -> RingState<Vec<u64>> {
+    for (_, counts) in &mut ring.slices {
+        if counts.len() == fidx::OUT_OF_RANGE {
+            counts.resize(fidx::N, 0);
+        }
+    }
+    ring
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -611,6 +626,8 @@ groups:
       - {alert: a27, expr: mean(resource.cpu) > 0}
       - {alert: a28, expr: mean(resource.memory) > 0}
       - {alert: a29, expr: chi2_pvalue(feature.country) < 1}
+      - {alert: a30, expr: out_of_range_rate(feature.*) > 0}
+      - {alert: a31, expr: unseen_rate(feature.*) > 0}
 ";
 
     fn config(yaml: &str) -> Arc<Config> {
@@ -849,6 +866,46 @@ groups:
             9000.0,
         );
         assert_eq!(since.value, Some(9000.0 - 1299.75));
+    }
+
+    #[test]
+    fn feature_counts_of_older_snapshots_restore() {
+        use crate::rules::signal::{FeatureSel, FeatureStat};
+        let mut a = store(RULES, 100);
+        traffic(&mut a, 1000.0, 60);
+        // Snapshots written before out-of-range and unseen values were
+        // counted apart had three counters a feature slice.
+        let mut state = through_json(&a);
+        for m in &mut state.models {
+            for f in m.features.values_mut() {
+                for (_, c) in f.counts.iter_mut().flat_map(|r| &mut r.slices) {
+                    c.truncate(3);
+                }
+            }
+        }
+        let mut b = store(RULES, 100);
+        let mut report = RestoreReport::default();
+        b.restore(state, 100, 20, 1060.0, &mut report);
+        assert!(report.dropped.is_empty(), "{report:?}");
+        let read = |s: &Store, stat| {
+            let signal = Signal::FeatureStat {
+                stat,
+                feature: FeatureSel::Named("age".into()),
+            };
+            s.read(
+                "fraud",
+                "v1",
+                &signal,
+                None,
+                Duration::from_secs(60),
+                1060.0,
+            )
+        };
+        for stat in [FeatureStat::MissingRate, FeatureStat::InvalidRate] {
+            assert_eq!(read(&b, stat), read(&a, stat), "{stat:?}");
+        }
+        assert!(read(&b, FeatureStat::MissingRate).value.unwrap() > 0.1);
+        assert_eq!(read(&b, FeatureStat::OutOfRangeRate).value, Some(0.0));
     }
 
     #[test]
