@@ -3,6 +3,7 @@
 //! server that serves it.
 
 pub mod api;
+pub mod conns;
 pub mod dynamic;
 pub mod histograms;
 pub mod history;

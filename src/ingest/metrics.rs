@@ -16,6 +16,13 @@ pub struct IngestMetrics {
     pub connections: IntCounterVec,
     /// `model_exporter_connections_closed_total{transport,reason}`.
     pub connections_closed: IntCounterVec,
+    /// `model_exporter_accept_errors_total{listener}`: failed `accept`
+    /// calls (out of file descriptors and the like) of the stream, `http`
+    /// and web listeners.
+    pub accept_errors: IntCounterVec,
+    /// `model_exporter_http_auth_total{listener,result}`, shared by the
+    /// web server and the `http://` listeners.
+    pub auth: crate::webconfig::AuthMetrics,
     /// The registry they are in, where listeners that start later (the
     /// `http://` listener's own families) register theirs.
     pub registry: Registry,
@@ -57,12 +64,24 @@ impl IngestMetrics {
                 ),
                 &["transport", "reason"],
             )?,
+            accept_errors: IntCounterVec::new(
+                Opts::new(
+                    "model_exporter_accept_errors_total",
+                    "Failed accepts of new connections (such as running out of file descriptors), by listener: web, unix, tcp, http.",
+                ),
+                &["listener"],
+            )?,
+            auth: crate::webconfig::AuthMetrics::new(registry)?,
             registry: registry.clone(),
         };
         registry.register(Box::new(m.events_rejected.clone()))?;
         registry.register(Box::new(m.connections_open.clone()))?;
         registry.register(Box::new(m.connections.clone()))?;
         registry.register(Box::new(m.connections_closed.clone()))?;
+        registry.register(Box::new(m.accept_errors.clone()))?;
+        for listener in ["web", "unix", "tcp", "http"] {
+            m.accept_errors.with_label_values(&[listener]);
+        }
         for reason in RejectReason::ALL {
             m.events_rejected.with_label_values(&[reason.as_str()]);
         }
@@ -83,6 +102,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                "model_exporter_accept_errors_total",
                 "model_exporter_connections_total",
                 "model_exporter_events_rejected_total",
             ]

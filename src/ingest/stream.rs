@@ -9,6 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::task::JoinSet;
 
+use super::accept::AcceptErrors;
 use super::batch::Batch;
 use super::batch::{BATCH_EVENTS, hand_over, take_frame};
 use super::context::IngestContext;
@@ -47,12 +48,17 @@ pub(super) async fn accept_loop(
     let mut shutdown = ctx.shutdown.clone();
     let mut conns = JoinSet::new();
     let accepted = ctx.metrics.connections.with_label_values(&[transport]);
+    let mut errors = AcceptErrors::new(
+        transport,
+        ctx.metrics.accept_errors.with_label_values(&[transport]),
+    );
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
             r = listener.accept() => match r {
                 Ok(conn) => {
                     accepted.inc();
+                    errors.succeeded();
                     // Connections that ended but were not reaped yet must
                     // not count against the limit.
                     while conns.try_join_next().is_some() {}
@@ -62,7 +68,7 @@ pub(super) async fn accept_loop(
                             .connections_closed
                             .with_label_values(&[transport, "limit"])
                             .inc();
-                        tracing::warn!(transport, limit = ctx.options.max_connections, "connection refused: too many open");
+                        errors.over_limit(ctx.options.max_connections);
                         continue;
                     }
                     match conn {
@@ -70,11 +76,8 @@ pub(super) async fn accept_loop(
                         StreamConn::Tcp(c) => conns.spawn(serve_stream(c, ctx.clone(), transport)),
                     };
                 }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off a little.
-                    tracing::warn!(transport, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                // Out of file descriptors and the like: back off, counted.
+                Err(e) => errors.back_off(&e).await,
             },
             // Reap finished connections so the set stays small.
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
