@@ -116,3 +116,156 @@ fn socket_files_appear_with_their_mode_under_umask_000() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Open descriptors of a process.
+fn fd_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// A GET that may fail (refused or closed): the status, or `None`.
+fn try_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+/// Polls a GET until it answers 200; returns the body.
+fn get_ok(addr: std::net::SocketAddr, path: &str) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some((200, body)) = try_get(addr, path) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{path} never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Under `ulimit -n 64`, slow connections to the web server do not
+/// exhaust the descriptors: the caps are fitted to the limit; a silent
+/// connection and one sending its request head a byte at a time are closed
+/// after the header timeout; under 300 such connections at once, new ones
+/// make room by closing the idlest, `/metrics` and `/-/healthy` answer, a
+/// new event connection is served, and accept never runs out.
+#[test]
+fn slowloris_connections_cannot_exhaust_descriptors() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = listener_flags(dir.path());
+    args.extend(["--web.read-header-timeout".into(), "2s".into()]);
+    let e = start_under("ulimit -n 64", dir, &args);
+    let pid = e.pid();
+    assert!(
+        e.log_text()
+            .contains("the connection caps exceed the open-file limit"),
+        "{}",
+        e.log_text()
+    );
+    let head = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    let closed = |reason: &str| {
+        sample(
+            &get_ok(e.web, "/metrics"),
+            &format!("model_exporter_web_connections_closed_total{{reason=\"{reason}\"}}"),
+        )
+        .unwrap_or(0.0)
+    };
+
+    // Below the cap: a silent connection and a slow one are timed out.
+    let mut silent = std::net::TcpStream::connect(e.web).unwrap();
+    let mut slow = std::net::TcpStream::connect(e.web).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut sent = 0;
+    while closed("timeout") < 2.0 {
+        assert!(
+            Instant::now() < deadline,
+            "slow connections were not closed"
+        );
+        let _ = slow.write(&head[sent % head.len()..][..1]);
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    silent.set_read_timeout(Some(PATIENCE)).unwrap();
+    assert_eq!(silent.read(&mut [0u8; 16]).unwrap_or(0), 0, "closed");
+
+    // 300 at once.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacker = {
+        let (web, stop) = (e.web, stop.clone());
+        std::thread::spawn(move || {
+            let mut conns: Vec<std::net::TcpStream> = (0..300)
+                .filter_map(|_| std::net::TcpStream::connect(web).ok())
+                .collect();
+            let opened = conns.len();
+            // Bounded: at most 30 s of trickling.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut sent = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                for (i, s) in conns.iter_mut().enumerate() {
+                    if i % 2 == 0 {
+                        let _ = s.write(&head[sent % head.len()..][..1]);
+                    }
+                }
+                sent += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            opened
+        })
+    };
+    let mut max_fds = 0;
+    while closed("evicted") < 1.0 {
+        max_fds = max_fds.max(fd_count(pid));
+        assert!(Instant::now() < deadline, "no connection made room");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(get_ok(e.web, "/-/healthy"), "OK\n");
+    // New event connections are served.
+    send_unix(&e.path("unix"), b"{\"model\":\"after-flood\"}\n");
+    send_tcp(&e.events["tcp"], b"{\"model\":\"after-flood\"}\n");
+    loop {
+        max_fds = max_fds.max(fd_count(pid));
+        let text = get_ok(e.web, "/metrics");
+        if text.contains("model=\"after-flood\"")
+            && sample(&text, "model_exporter_connections_total{transport=\"tcp\"}").unwrap_or(0.0)
+                >= 1.0
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "events not counted:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Every slow connection is closed in the end (evicted or timed out).
+    loop {
+        max_fds = max_fds.max(fd_count(pid));
+        let text = get_ok(e.web, "/metrics");
+        if sample(&text, "model_exporter_web_connections_open") == Some(1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slow connections left:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let opened = attacker.join().unwrap();
+    assert!(opened >= 100, "the attack opened only {opened} connections");
+    assert!(max_fds < 64, "{max_fds} descriptors open");
+    assert_eq!(
+        sample(
+            &e.metrics(),
+            "model_exporter_accept_errors_total{listener=\"web\"}"
+        ),
+        Some(0.0),
+        "the caps fit the limit, so accept never ran out of descriptors"
+    );
+}

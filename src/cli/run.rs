@@ -293,13 +293,15 @@ pub struct WebArgs {
     )]
     pub external_url: Option<String>,
 
-    /// Connections to the HTTP server open at once, per address; more are
-    /// closed at once (model_exporter_web_connections_closed_total{reason="limit"}).
+    /// Connections to the HTTP server open at once, per address. At the cap
+    /// a new connection closes the one idle longest (reason="evicted"), or
+    /// is closed itself when all are answering requests (reason="limit").
     /// Lowered at start-up if the caps of all servers exceed the file
     /// descriptor limit.
     #[arg(
         value_name = "N",
         long = "web.max-connections",
+        id = "web_max_connections",
         env = "MODEL_EXPORTER_WEB_MAX_CONNECTIONS",
         default_value_t = crate::export::conns::WebLimits::default().max_connections,
         value_parser = at_least_one
@@ -313,6 +315,7 @@ pub struct WebArgs {
     #[arg(
         value_name = "DURATION",
         long = "web.read-header-timeout",
+        id = "web_read_header_timeout",
         env = "MODEL_EXPORTER_WEB_READ_HEADER_TIMEOUT",
         default_value = shown::WEB_READ_HEADER_TIMEOUT.as_str(),
         value_parser = parse_positive_duration

@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use super::conns::{Closed, WebConnMetrics, WebLimits};
+use super::conns::{Closed, Slot, Slots, WebConnMetrics, WebLimits};
 use crate::ingest::accept::{AcceptErrors, LastRead, Tracked, is_timeout};
 
 use super::metrics::Metrics;
@@ -209,7 +209,7 @@ async fn reload(state: &HttpState, method: &Method) -> Response<Body> {
 #[derive(Clone)]
 struct WebService {
     state: Arc<HttpState>,
-    requested: Arc<AtomicBool>,
+    slot: Arc<Slot>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for WebService {
@@ -220,9 +220,13 @@ impl hyper::service::Service<Request<Incoming>> for WebService {
     >;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
-        self.requested.store(true, Ordering::Relaxed);
+        let in_flight = self.slot.request();
         let state = self.state.clone();
-        Box::pin(async move { Ok(handle(state, req).await) })
+        Box::pin(async move {
+            let r = handle(state, req).await;
+            drop(in_flight);
+            Ok(r)
+        })
     }
 }
 
@@ -252,6 +256,7 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, mut shutdown: S
     );
     let over_limit = state.conns.closed(Closed::Limit);
     let mut conns = JoinSet::new();
+    let mut slots = Slots::default();
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
@@ -261,12 +266,19 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, mut shutdown: S
                     // Connections that ended but were not reaped yet must
                     // not count against the cap.
                     while conns.try_join_next().is_some() {}
-                    if conns.len() >= limits.max_connections {
-                        over_limit.inc();
-                        errors.over_limit(limits.max_connections);
-                        continue;
+                    if slots.open() >= limits.max_connections {
+                        let Some(victim) = slots.evict_idlest() else {
+                            over_limit.inc();
+                            errors.over_limit(limits.max_connections);
+                            continue;
+                        };
+                        // Its descriptor is freed before another is taken
+                        // (it closes at once: no request is under way).
+                        let _ = tokio::time::timeout(EVICTION_WAIT, victim.gone()).await;
                     }
-                    conns.spawn(connection(stream, state.clone(), builder.clone(), shutdown.clone()));
+                    let slot = Slot::new();
+                    slots.push(slot.clone());
+                    conns.spawn(connection(stream, slot, state.clone(), builder.clone(), shutdown.clone()));
                 }
                 // Out of file descriptors and the like: back off, counted.
                 Err(e) => errors.back_off(&e).await,
@@ -284,6 +296,9 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, mut shutdown: S
     }
 }
 
+/// Longest the accept loop waits for an evicted connection to close.
+const EVICTION_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Longest request head (request line and headers) read, in bytes.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
@@ -291,21 +306,36 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// it ended.
 async fn connection(
     stream: TcpStream,
+    slot: Arc<Slot>,
     state: Arc<HttpState>,
     builder: auto::Builder<TokioExecutor>,
     shutdown: Shutdown,
 ) {
     let _open = state.conns.opened();
+    struct Ended(Arc<Slot>);
+    impl Drop for Ended {
+        fn drop(&mut self) {
+            self.0.end();
+        }
+    }
+    let _ended = Ended(slot.clone());
     let timeout = state.limits.read_header_timeout;
     let accepted = tokio::time::Instant::now();
     let stream = Tracked::new(stream);
     let last_read = stream.last_read.clone();
     let closed = match state.web.tls.clone() {
-        None => drive(stream, last_read, accepted, &state, &builder, shutdown).await,
+        None => {
+            drive(
+                stream, last_read, accepted, slot, &state, &builder, shutdown,
+            )
+            .await
+        }
         Some(acceptor) => {
             // The handshake counts against the time to the first request.
             match tokio::time::timeout_at(accepted + timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => drive(tls, last_read, accepted, &state, &builder, shutdown).await,
+                Ok(Ok(tls)) => {
+                    drive(tls, last_read, accepted, slot, &state, &builder, shutdown).await
+                }
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "TLS handshake failed");
                     Closed::Error
@@ -325,6 +355,7 @@ async fn drive<I>(
     io: I,
     last_read: Arc<LastRead>,
     accepted: tokio::time::Instant,
+    slot: Arc<Slot>,
     state: &Arc<HttpState>,
     builder: &auto::Builder<TokioExecutor>,
     mut shutdown: Shutdown,
@@ -333,16 +364,15 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let timeout = state.limits.read_header_timeout;
-    let requested = Arc::new(AtomicBool::new(false));
     let service = WebService {
         state: state.clone(),
-        requested: requested.clone(),
+        slot: slot.clone(),
     };
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut closing: Option<Closed> = None;
     loop {
-        let wake = if requested.load(Ordering::Relaxed) {
+        let wake = if slot.requested() {
             tokio::time::Instant::from_std(last_read.get() + timeout)
         } else {
             accepted + timeout
@@ -363,8 +393,15 @@ where
                 conn.as_mut().graceful_shutdown();
                 closing = Some(Closed::Shutdown);
             }
+            _ = slot.evicted(), if closing.is_none() => {
+                if !slot.requested() {
+                    return Closed::Evicted;
+                }
+                conn.as_mut().graceful_shutdown();
+                closing = Some(Closed::Evicted);
+            }
             _ = tokio::time::sleep_until(wake), if closing.is_none() => {
-                if !requested.load(Ordering::Relaxed) {
+                if !slot.requested() {
                     // No request in time, so none is under way: dropped.
                     return Closed::Timeout;
                 }
