@@ -269,3 +269,113 @@ fn slowloris_connections_cannot_exhaust_descriptors() {
         "the caps fit the limit, so accept never ran out of descriptors"
     );
 }
+
+/// A GET with an `Authorization` header: the status, or 0 when the
+/// connection failed.
+fn get_with_auth(addr: std::net::SocketAddr, path: &str, auth: &str) -> u16 {
+    body_with_auth(addr, path, auth).0
+}
+
+/// A GET with an `Authorization` header: status (0 when the connection
+/// failed) and body.
+fn body_with_auth(addr: std::net::SocketAddr, path: &str, auth: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"
+    );
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let raw = String::from_utf8_lossy(&raw);
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());
+    (status, body.unwrap_or_default())
+}
+
+fn threads(pid: i32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A flood of wrong passwords runs at most two bcrypt checks at once (the
+/// rest are refused unchecked with 429), so the exporter's threads stay
+/// bounded, and an authorised scrape, whose login is cached, never runs
+/// bcrypt again and always succeeds.
+#[test]
+fn a_wrong_password_flood_does_not_hold_up_an_authorised_scrape() {
+    const GOOD: &str = "YWxpY2U6czNjcmV0"; // alice:s3cret
+    const WRONG: &str = "YWxpY2U6d3Jvbmc="; // alice:wrong
+    let dir = tempfile::tempdir().unwrap();
+    let hash = bcrypt::hash("s3cret", 6).unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, format!("basic_auth_users:\n  alice: '{hash}'\n")).unwrap();
+    let e = Exporter::start_with(&["--web.config.file", web.to_str().unwrap()], false);
+    let pid = e.pid();
+    assert_eq!(get_with_auth(e.web, "/metrics", GOOD), 200);
+    assert_eq!(get_with_auth(e.web, "/-/healthy", WRONG), 401);
+    let before = threads(pid);
+
+    const FLOODERS: usize = 32;
+    const ATTEMPTS: usize = 10;
+    let flood: Vec<_> = (0..FLOODERS)
+        .map(|_| {
+            let web = e.web;
+            std::thread::spawn(move || {
+                (0..ATTEMPTS)
+                    .map(|_| get_with_auth(web, "/metrics", WRONG))
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    let mut max_threads = before;
+    let mut authorised = 0;
+    while flood.iter().any(|t| !t.is_finished()) {
+        assert_eq!(get_with_auth(e.web, "/metrics", GOOD), 200);
+        authorised += 1;
+        max_threads = max_threads.max(threads(pid));
+    }
+    let statuses: Vec<u16> = flood.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(
+        max_threads <= before + 4,
+        "threads grew from {before} to {max_threads} under the flood"
+    );
+    let (status, text) = body_with_auth(e.web, "/metrics", GOOD);
+    assert_eq!(status, 200);
+    let auth = |result: &str| {
+        sample(
+            &text,
+            &format!("model_exporter_http_auth_total{{listener=\"web\",result=\"{result}\"}}"),
+        )
+        .unwrap_or(-1.0)
+    };
+    assert_eq!(auth("ok"), 1.0, "bcrypt ran for the first login only");
+    assert!(auth("cached") >= authorised as f64, "{text}");
+    // Each wrong attempt was either checked (and denied) or refused
+    // unchecked; the one before the flood was denied too.
+    assert_eq!(
+        auth("denied") + auth("busy"),
+        (FLOODERS * ATTEMPTS + 1) as f64
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count() as f64,
+        auth("busy")
+    );
+}
