@@ -379,3 +379,91 @@ fn a_wrong_password_flood_does_not_hold_up_an_authorised_scrape() {
         auth("busy")
     );
 }
+
+/// The sum of every sample whose series starts with `prefix`.
+fn sum_samples(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Datagrams sent while the exporter is stopped (SIGSTOP) overflow the UDP
+/// socket's receive buffer; the kernel's count of them is on /metrics, and
+/// with the events received it accounts for every datagram sent.
+#[test]
+fn udp_receive_buffer_overflows_are_counted() {
+    let e = Exporter::start(&[]);
+    let udp = e.events["udp"].clone();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    const SENT: usize = 5000;
+    unsafe { libc::kill(e.pid(), libc::SIGSTOP) };
+    for i in 0..SENT {
+        sock.send_to(
+            format!("{{\"model\":\"udp\",\"id\":\"{i}\"}}\n").as_bytes(),
+            &udp,
+        )
+        .unwrap();
+    }
+    unsafe { libc::kill(e.pid(), libc::SIGCONT) };
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let text = e.metrics();
+        let received = sum_samples(&text, "model_requests_total{model=\"udp\"");
+        let dropped = sample(
+            &text,
+            "model_exporter_datagrams_dropped_total{transport=\"udp\"}",
+        )
+        .unwrap();
+        if received + dropped == SENT as f64 {
+            assert!(dropped > 0.0, "nothing overflowed:\n{text}");
+            assert!(received > 0.0);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{received} received + {dropped} dropped != {SENT}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A sender that resets its connection (SO_LINGER 0) after a whole event
+/// and half of another: the whole one is counted, the half as `truncated`,
+/// and the connection as closed by `reset`.
+#[test]
+fn a_reset_connection_is_counted() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let e = Exporter::start(&[]);
+    let truncated = "model_exporter_events_rejected_total{reason=\"truncated\"}";
+    let before = e.sample(truncated).unwrap();
+    let mut s = std::net::TcpStream::connect(&e.events["tcp"]).unwrap();
+    s.write_all(b"{\"model\":\"rst\"}\n{\"model\":\"rs")
+        .unwrap();
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0);
+    drop(s);
+    e.wait_sample(
+        "model_exporter_connections_closed_total{reason=\"reset\",transport=\"tcp\"}",
+        1.0,
+    );
+    let text = e.metrics();
+    assert_eq!(sample(&text, truncated), Some(before + 1.0), "{text}");
+    assert_eq!(
+        sum_samples(&text, "model_requests_total{model=\"rst\""),
+        1.0
+    );
+}

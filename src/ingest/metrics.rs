@@ -20,6 +20,10 @@ pub struct IngestMetrics {
     /// calls (out of file descriptors and the like) of the stream, `http`
     /// and web listeners.
     pub accept_errors: IntCounterVec,
+    /// `model_exporter_datagrams_dropped_total{transport}`: datagrams the
+    /// kernel dropped because a datagram socket's receive buffer was full
+    /// (`SO_RXQ_OVFL`).
+    pub datagrams_dropped: IntCounterVec,
     /// `model_exporter_http_auth_total{listener,result}`, shared by the
     /// web server and the `http://` listeners.
     pub auth: crate::webconfig::AuthMetrics,
@@ -71,6 +75,13 @@ impl IngestMetrics {
                 ),
                 &["listener"],
             )?,
+            datagrams_dropped: IntCounterVec::new(
+                Opts::new(
+                    "model_exporter_datagrams_dropped_total",
+                    "Datagrams the kernel dropped because the socket's receive buffer was full (udp), by transport.",
+                ),
+                &["transport"],
+            )?,
             auth: crate::webconfig::AuthMetrics::new(registry)?,
             registry: registry.clone(),
         };
@@ -79,6 +90,8 @@ impl IngestMetrics {
         registry.register(Box::new(m.connections.clone()))?;
         registry.register(Box::new(m.connections_closed.clone()))?;
         registry.register(Box::new(m.accept_errors.clone()))?;
+        registry.register(Box::new(m.datagrams_dropped.clone()))?;
+        m.datagrams_dropped.with_label_values(&["udp"]);
         for listener in ["web", "unix", "tcp", "http"] {
             m.accept_errors.with_label_values(&[listener]);
         }
@@ -104,6 +117,7 @@ mod tests {
             [
                 "model_exporter_accept_errors_total",
                 "model_exporter_connections_total",
+                "model_exporter_datagrams_dropped_total",
                 "model_exporter_events_rejected_total",
             ]
         );

@@ -112,6 +112,9 @@ impl Drop for OpenGuard {
 enum Closed {
     Eof,
     IdleTimeout,
+    /// The sender reset the connection (everything it had delivered was
+    /// read first; an unfinished last line is counted as `truncated`).
+    Reset,
     Error,
     Shutdown,
 }
@@ -121,6 +124,7 @@ impl Closed {
         match self {
             Closed::Eof => "eof",
             Closed::IdleTimeout => "idle_timeout",
+            Closed::Reset => "reset",
             Closed::Error => "error",
             Closed::Shutdown => "shutdown",
         }
@@ -142,6 +146,7 @@ async fn read_some<C: AsyncRead + Unpin>(
     match r {
         Ok(0) => Err(Closed::Eof),
         Ok(n) => Ok(n),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Err(Closed::Reset),
         Err(e) => {
             tracing::debug!(error = %e, "stream read failed");
             Err(Closed::Error)
