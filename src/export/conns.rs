@@ -81,12 +81,14 @@ impl Closed {
     }
 }
 
-/// `model_exporter_web_connections_open` and
-/// `model_exporter_web_connections_closed_total{reason}`.
+/// `model_exporter_web_connections_open`,
+/// `model_exporter_web_connections_closed_total{reason}` and
+/// `model_exporter_scrapes_total{format,encoding}`.
 #[derive(Debug, Clone)]
 pub struct WebConnMetrics {
     open: IntGauge,
     closed: IntCounterVec,
+    scrapes: IntCounterVec,
 }
 
 impl WebConnMetrics {
@@ -106,12 +108,34 @@ impl WebConnMetrics {
             ),
             &["reason"],
         )?;
+        let scrapes = IntCounterVec::new(
+            Opts::new(
+                "model_exporter_scrapes_total",
+                "Requests of the metrics endpoint answered, by format (text, openmetrics) and encoding (identity, gzip).",
+            ),
+            &["format", "encoding"],
+        )?;
         registry.register(Box::new(open.clone()))?;
         registry.register(Box::new(closed.clone()))?;
+        registry.register(Box::new(scrapes.clone()))?;
         for r in Closed::ALL {
             closed.with_label_values(&[r.as_str()]);
         }
-        Ok(WebConnMetrics { open, closed })
+        for format in ["text", "openmetrics"] {
+            for encoding in ["identity", "gzip"] {
+                scrapes.with_label_values(&[format, encoding]);
+            }
+        }
+        Ok(WebConnMetrics {
+            open,
+            closed,
+            scrapes,
+        })
+    }
+
+    /// Counts one answered scrape.
+    pub fn scraped(&self, format: &str, encoding: &str) {
+        self.scrapes.with_label_values(&[format, encoding]).inc();
     }
 
     /// The counter of one reason.

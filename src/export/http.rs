@@ -16,7 +16,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
+use super::compress;
 use super::conns::{Closed, Slot, Slots, WebConnMetrics, WebLimits};
+use super::openmetrics::{self, Format};
 use crate::ingest::accept::{AcceptErrors, LastRead, Tracked, is_timeout};
 
 use super::metrics::Metrics;
@@ -135,16 +137,7 @@ async fn route(state: &Arc<HttpState>, req: Request<Incoming>) -> Response<Body>
         );
     }
     if path == state.telemetry_path {
-        let s = state.clone();
-        // Encoding is CPU work: keep it off the threads that serve sockets.
-        return match tokio::task::spawn_blocking(move || s.metrics.encode()).await {
-            Ok(body) => respond(StatusCode::OK, TEXT_FORMAT, body),
-            Err(e) => respond(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "text/plain",
-                format!("encoding failed: {e}\n"),
-            ),
-        };
+        return scrape(state, req.headers()).await;
     }
     match path {
         "/" => respond(
@@ -168,6 +161,58 @@ async fn route(state: &Arc<HttpState>, req: Request<Incoming>) -> Response<Body>
             None => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
         },
     }
+}
+
+/// Answers the metrics endpoint in the format the `Accept` header prefers
+/// (Prometheus text or OpenMetrics), gzipped when `Accept-Encoding` allows.
+async fn scrape(state: &Arc<HttpState>, headers: &hyper::HeaderMap) -> Response<Body> {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let format = Format::negotiate(header(hyper::header::ACCEPT));
+    let gzip = compress::accepts_gzip(header(hyper::header::ACCEPT_ENCODING));
+    let s = state.clone();
+    // Encoding is CPU work: keep it off the threads that serve sockets.
+    let encoded = tokio::task::spawn_blocking(move || {
+        let text = s.metrics.encode();
+        let body = match format {
+            Format::Text => text,
+            Format::OpenMetrics => openmetrics::to_openmetrics(&text),
+        };
+        if gzip { compress::gzip(&body) } else { body }
+    })
+    .await;
+    let body = match encoded {
+        Ok(body) => body,
+        Err(e) => {
+            return respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                format!("encoding failed: {e}\n"),
+            );
+        }
+    };
+    let (content_type, format_label) = match format {
+        Format::Text => (TEXT_FORMAT, "text"),
+        Format::OpenMetrics => (openmetrics::OPENMETRICS_FORMAT, "openmetrics"),
+    };
+    let mut r = respond(StatusCode::OK, content_type, body);
+    r.headers_mut().insert(
+        hyper::header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
+    if gzip {
+        r.headers_mut().insert(
+            hyper::header::CONTENT_ENCODING,
+            HeaderValue::from_static("gzip"),
+        );
+    }
+    state
+        .conns
+        .scraped(format_label, if gzip { "gzip" } else { "identity" });
+    r
 }
 
 async fn reload(state: &HttpState, method: &Method) -> Response<Body> {
