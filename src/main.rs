@@ -93,6 +93,14 @@ fn check(file: &std::path::Path) -> Result<(), Failure> {
         file: file.display().to_string(),
         errors,
     })?;
+    for w in &c.warnings {
+        let position = if w.line == 0 {
+            String::new()
+        } else {
+            format!(":{}:{}", w.line, w.column)
+        };
+        eprintln!("{}{position}: warning: {}", w.file, w.message);
+    }
     let rules: usize = c.groups.iter().map(|g| g.rules.len()).sum();
     println!(
         "{}: OK ({} groups, {rules} rules, {} models)",
