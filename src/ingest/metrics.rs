@@ -22,11 +22,13 @@ pub struct IngestMetrics {
     pub accept_errors: IntCounterVec,
     /// `model_exporter_datagrams_dropped_total{transport}`: datagrams the
     /// kernel dropped because a datagram socket's receive buffer was full
-    /// (`SO_RXQ_OVFL`).
+    /// (`SO_MEMINFO`).
     pub datagrams_dropped: IntCounterVec,
     /// `model_exporter_http_auth_total{listener,result}`, shared by the
     /// web server and the `http://` listeners.
     pub auth: crate::webconfig::AuthMetrics,
+    /// `model_exporter_events_unknown_fields_total{field}`.
+    pub unknown_fields: std::sync::Arc<super::unknown::UnknownFields>,
     /// The registry they are in, where listeners that start later (the
     /// `http://` listener's own families) register theirs.
     pub registry: Registry,
@@ -83,6 +85,7 @@ impl IngestMetrics {
                 &["transport"],
             )?,
             auth: crate::webconfig::AuthMetrics::new(registry)?,
+            unknown_fields: std::sync::Arc::new(super::unknown::UnknownFields::new(registry)?),
             registry: registry.clone(),
         };
         registry.register(Box::new(m.events_rejected.clone()))?;
