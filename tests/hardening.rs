@@ -183,12 +183,24 @@ fn slowloris_connections_cannot_exhaust_descriptors() {
         .unwrap_or(0.0)
     };
 
-    // Below the cap: a silent connection and a slow one are timed out.
+    // Below the cap: a silent connection, a slow one and a kept-alive one
+    // left idle after its request are timed out.
     let mut silent = std::net::TcpStream::connect(e.web).unwrap();
     let mut slow = std::net::TcpStream::connect(e.web).unwrap();
+    let mut kept = std::net::TcpStream::connect(e.web).unwrap();
+    kept.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    kept.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"OK\n") {
+        let mut buf = [0u8; 1024];
+        let n = kept.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before answering");
+        answer.extend_from_slice(&buf[..n]);
+    }
     let deadline = Instant::now() + PATIENCE;
     let mut sent = 0;
-    while closed("timeout") < 2.0 {
+    while closed("timeout") < 3.0 {
         assert!(
             Instant::now() < deadline,
             "slow connections were not closed"
@@ -199,6 +211,7 @@ fn slowloris_connections_cannot_exhaust_descriptors() {
     }
     silent.set_read_timeout(Some(PATIENCE)).unwrap();
     assert_eq!(silent.read(&mut [0u8; 16]).unwrap_or(0), 0, "closed");
+    assert_eq!(kept.read(&mut [0u8; 16]).unwrap_or(0), 0, "closed");
 
     // 300 at once.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
