@@ -262,12 +262,12 @@ impl WebConfig {
             return Auth::Busy;
         };
         let web = self.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            web.verify(&user, &password)
-        })
-        .await
-        .unwrap_or(false);
+        let ok = tokio::task::spawn_blocking(move || web.verify(&user, &password))
+            .await
+            .unwrap_or(false);
+        // Held until the blocking thread is done, so that the next check
+        // finds it idle rather than starting another.
+        drop(permit);
         self.count(|c| if ok { &c.ok } else { &c.denied });
         if ok { Auth::Allowed } else { Auth::Denied }
     }

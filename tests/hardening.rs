@@ -366,8 +366,11 @@ fn a_wrong_password_flood_does_not_hold_up_an_authorised_scrape() {
         statuses.iter().all(|s| *s == 401 || *s == 429),
         "{statuses:?}"
     );
+    // Two bcrypt threads, the scrapes' encoding, and a thread or two the
+    // blocking pool starts while another is about to become idle; without
+    // the bound, one thread per attempt under way (about 30 more).
     assert!(
-        max_threads <= before + 4,
+        max_threads <= before + 8,
         "threads grew from {before} to {max_threads} under the flood"
     );
     let (status, text) = body_with_auth(e.web, "/metrics", GOOD);
@@ -473,10 +476,18 @@ fn a_reset_connection_is_counted() {
         "model_exporter_connections_closed_total{reason=\"reset\",transport=\"tcp\"}",
         1.0,
     );
-    let text = e.metrics();
-    assert_eq!(sample(&text, truncated), Some(before + 1.0), "{text}");
-    assert_eq!(
-        sum_samples(&text, "model_requests_total{model=\"rst\""),
-        1.0
-    );
+    // The whole event is applied (asynchronously), the half one rejected.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let text = e.metrics();
+        if sum_samples(&text, "model_requests_total{model=\"rst\"") == 1.0 {
+            assert_eq!(sample(&text, truncated), Some(before + 1.0), "{text}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the whole event was lost:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

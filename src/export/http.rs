@@ -376,8 +376,15 @@ async fn connection(
             .await
         }
         Some(acceptor) => {
-            // The handshake counts against the time to the first request.
-            match tokio::time::timeout_at(accepted + timeout, acceptor.accept(stream)).await {
+            // The handshake counts against the time to the first request,
+            // and a connection still shaking hands may make room too.
+            let handshake = tokio::time::timeout_at(accepted + timeout, acceptor.accept(stream));
+            let evicted = slot.clone();
+            let shaken = tokio::select! {
+                r = handshake => r,
+                _ = evicted.evicted() => return state.conns.closed(Closed::Evicted).inc(),
+            };
+            match shaken {
                 Ok(Ok(tls)) => {
                     drive(tls, last_read, accepted, slot, &state, &builder, shutdown).await
                 }

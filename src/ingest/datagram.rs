@@ -299,7 +299,9 @@ fn receive_loop(ctx: &IngestContext, transport: &str, sock: &Dgram, handoff: &Ha
         .metrics
         .datagrams_dropped
         .with_label_values(&[transport]);
-    let mut drops_seen = kernel_drops(fd).unwrap_or(0);
+    // The socket was made for this listener: every drop it counts is ours,
+    // even those before this thread started.
+    let mut drops_seen = 0u32;
     let mut drops_read = Instant::now();
     let mut count_drops = |force: bool| {
         if force || drops_read.elapsed() >= DROPS_EVERY {
