@@ -491,3 +491,47 @@ fn a_reset_connection_is_counted() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// With TLS, the handshake counts against `--web.read-header-timeout`: a
+/// connection that never starts it is closed and counted as a timeout,
+/// while curl, which completes it, is served.
+#[test]
+fn a_tls_handshake_that_never_comes_is_timed_out() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+    )
+    .unwrap();
+    let e = Exporter::start_with(
+        &[
+            "--web.config.file",
+            web.to_str().unwrap(),
+            "--web.read-header-timeout",
+            "1s",
+        ],
+        false,
+    );
+    let mut silent = std::net::TcpStream::connect(e.web).unwrap();
+    silent.set_read_timeout(Some(PATIENCE)).unwrap();
+    assert_eq!(silent.read(&mut [0u8; 16]).unwrap_or(0), 0, "closed");
+    let url = format!("https://{}/metrics", e.web);
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "10", "--cacert"])
+        .arg(dir.path().join("ca.crt"))
+        .arg(&url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        sample(
+            &text,
+            "model_exporter_web_connections_closed_total{reason=\"timeout\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
