@@ -65,8 +65,13 @@ fn a_silent_version_disappears_and_a_live_one_stays() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(
-        text.contains(r#"model_request_duration_seconds_count{model="m",version="v2"}"#),
+    // v2's series stay, with every event counted.
+    assert_eq!(
+        sample(
+            &text,
+            r#"model_request_duration_seconds_count{model="m",version="v2"}"#
+        ),
+        Some(f64::from(sent)),
         "{text}"
     );
     assert!(
