@@ -207,4 +207,25 @@ fn windows_restart_when_a_reload_changes_their_shape() {
         r#"model_window_request_rate{model="m",version="",window="20s"}"#,
         3.0,
     );
+
+    // The same shortest window and a longer one besides: the rings span
+    // more, so the windows restart again.
+    write_rules(
+        &e,
+        &format!(
+            "{}      - alert: Long\n        expr: request_rate > 1000\n        window: 1m\n",
+            rules("20s", "D")
+        ),
+    );
+    assert_eq!(reload(e.web).0, 200);
+    wait_until("the aggregator to take the new rules", || {
+        e.get("/api/v1/rules").2.contains("\"Long\"")
+    });
+    assert_eq!(sample(&e.metrics(), &reading("D")), None);
+    // 4 requests over 2 s (kept, the windows would read 10 over 4 s).
+    send_unix(&e.path("unix"), "{\"model\":\"m\"}\n".repeat(4).as_bytes());
+    e.wait_sample(&requests("m", "ok"), 30.0);
+    e.advance(Duration::from_secs(2));
+    e.wait_sample(&reading("D"), 2.0);
+    e.wait_sample(&reading("Long"), 2.0);
 }
