@@ -62,7 +62,17 @@ fn stream_events_are_all_received() {
     let target = format!("unix://{}", e.path("unix").display());
     let url = format!("http://{}", e.web);
     let pid = e.pid().to_string();
+    // Work before the run, which the report must not count.
+    send_unix(
+        &e.path("unix"),
+        "{\"model\":\"warm-up\"}\n".repeat(50_000).as_bytes(),
+    );
+    e.wait_sample(
+        r#"model_requests_total{model="warm-up",outcome="ok",version=""}"#,
+        50_000.0,
+    );
     let cpu_before = process_cpu_seconds(e.pid());
+    assert!(cpu_before > 0.02, "the warm-up took {cpu_before} s of CPU");
     let r = loadgen(&[
         "--target",
         &target,
