@@ -120,6 +120,7 @@ fn a_broken_rules_file_reloaded_under_load_loses_nothing() {
         ))
         .unwrap_or(0.0)
     };
+    let rounds = r#"model_exporter_rule_evaluations_total{group="g"}"#;
     let mut sent = 0u64;
     let (mut failures, mut successes) = (0.0, 1.0);
     for round in 0..20 {
@@ -150,6 +151,18 @@ fn a_broken_rules_file_reloaded_under_load_loses_nothing() {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Two more evaluation rounds (100 ms apart) give the 50 ms watch
+        // time to look again: an unchanged file is not reloaded.
+        let evaluated = e.sample(rounds).unwrap_or(0.0);
+        while e.sample(rounds).unwrap_or(0.0) < evaluated + 2.0 {
+            assert!(Instant::now() < deadline, "round {round}: no evaluation");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            (reloads("failure"), reloads("success")),
+            (failures, successes),
+            "round {round}: the same file reloaded again"
+        );
     }
     drop(conn);
     e.wait_sample(
