@@ -145,11 +145,22 @@ fn datagrams_are_counted_sent_or_dropped() {
 
 #[test]
 fn bad_targets_are_refused() {
-    for target in ["tcp://127.0.0.1:1", "ftp://x"] {
+    // A transport loadgen does not drive (status 1), and no transport at
+    // all (a bad flag value: clap's status 2), each saying why.
+    for (target, status, says) in [
+        (
+            "tcp://127.0.0.1:1",
+            1,
+            "only unix:// and unixgram:// targets are supported",
+        ),
+        ("ftp://x", 2, "unknown scheme \"ftp\""),
+    ] {
         let out = Command::new(binary())
             .args(["loadgen", "--target", target, "--duration", "10ms"])
             .output()
             .unwrap();
-        assert!(!out.status.success(), "{target} accepted");
+        assert_eq!(out.status.code(), Some(status), "{target}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(target) && err.contains(says), "{err}");
     }
 }
