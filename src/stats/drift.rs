@@ -137,6 +137,52 @@ pub fn bin_points(edges: &[f64], min: Option<f64>, max: Option<f64>) -> Vec<f64>
     points
 }
 
+/// The reference's share of each bin as [`psi`] and [`js`] compare it with
+/// the live shares, and as `model_feature_reference_ratio` publishes it:
+/// the proportions divided by their sum, with every empty bin given a
+/// share, so that live values where the reference has none (above the
+/// training maximum, an unseen category) weigh a finite, documented amount.
+///
+/// With `count`, the number `m` of values the reference was made of, each
+/// of the `z` empty bins is given one value, as if one more training value
+/// lay there: a bin holding `m·p` of the `m` values gets `m·p / (m + z)`,
+/// an empty bin `1 / (m + z)`. For continuous data a new value from the
+/// training distribution lies above the training maximum with probability
+/// exactly `1 / (m + 1)`, so the bin above the maximum gets (about) the
+/// share an undrifted window has there, and as much as the bin at or below
+/// the minimum, which holds one value of `m`. Without `count`, an empty bin
+/// gets [`PSI_EPSILON`] and the shares are normalised again (the smoothing
+/// of [`psi`]).
+///
+/// Proportions that are not usable (negative, not finite, or with a sum
+/// that is not positive) are returned as they are; the statistics reject
+/// them.
+pub fn reference_shares(proportions: &[f64], count: Option<u64>) -> Vec<f64> {
+    let total: f64 = proportions.iter().sum();
+    let usable =
+        total.is_finite() && total > 0.0 && proportions.iter().all(|p| p.is_finite() && *p >= 0.0);
+    if !usable {
+        return proportions.to_vec();
+    }
+    let empty = proportions.iter().filter(|&&p| p == 0.0).count() as f64;
+    match count {
+        Some(m) if m > 0 => {
+            let m = m as f64;
+            proportions
+                .iter()
+                .map(|&p| if p > 0.0 { m * (p / total) } else { 1.0 } / (m + empty))
+                .collect()
+        }
+        _ => {
+            let sum = 1.0 + PSI_EPSILON * empty;
+            proportions
+                .iter()
+                .map(|&p| if p > 0.0 { p / total } else { PSI_EPSILON } / sum)
+                .collect()
+        }
+    }
+}
+
 /// Counts per bin over one time slice (or, merged, a window): the live side
 /// of the drift statistics.
 ///
@@ -551,6 +597,33 @@ mod tests {
         assert_eq!(bin_index(&[1.0, 1.0, 2.0], 1.5), 2);
         // Garbage edges do not panic.
         let _ = bin_index(&[3.0, f64::NAN, 1.0], 2.0);
+    }
+
+    #[test]
+    fn reference_shares_give_empty_bins_one_value() {
+        // 3 of 4 bins hold 10 values; one is empty: 31 values in all.
+        let shares = reference_shares(&[0.5, 0.0, 0.25, 0.25], Some(20));
+        let want = [10.0 / 21.0, 1.0 / 21.0, 5.0 / 21.0, 5.0 / 21.0];
+        for (a, b) in shares.iter().zip(want) {
+            assert!((a - b).abs() < 1e-15, "{shares:?}");
+        }
+        // Unnormalised proportions are divided by their sum first.
+        let scaled = reference_shares(&[2.0, 0.0, 1.0, 1.0], Some(20));
+        for (a, b) in scaled.iter().zip(want) {
+            assert!((a - b).abs() < 1e-15, "{scaled:?}");
+        }
+        // No count (or 0): PSI_EPSILON, normalised again, as psi smooths.
+        for count in [None, Some(0)] {
+            let s = reference_shares(&[0.5, 0.0, 0.5], count);
+            let sum = 1.0 + PSI_EPSILON;
+            assert_eq!(s, [0.5 / sum, PSI_EPSILON / sum, 0.5 / sum]);
+        }
+        // Nothing empty: the proportions, normalised.
+        assert_eq!(reference_shares(&[1.0, 3.0], Some(4)), [0.25, 0.75]);
+        // Unusable proportions are left for the statistics to reject.
+        assert_eq!(reference_shares(&[0.0, 0.0], Some(4)), [0.0, 0.0]);
+        assert!(reference_shares(&[f64::NAN, 1.0], None)[0].is_nan());
+        assert_eq!(reference_shares(&[-1.0, 2.0], Some(4)), [-1.0, 2.0]);
     }
 
     #[test]
