@@ -20,6 +20,7 @@
 //! | [`js`] | Jensen–Shannon **distance**, base 2 | 0 | `[0, 1]` |
 //! | [`wasserstein`] | 1-Wasserstein distance between bin points, in reference std | 0 | `[0, ∞)` |
 //! | [`chi2_pvalue`] | chi-square goodness-of-fit p-value | 1 | `[0, 1]` |
+//! | [`chi2_two_sample_pvalue`] | two-sample chi-square p-value | 1 | `[0, 1]` |
 //!
 //! # Bins
 //!
@@ -450,6 +451,52 @@ pub fn chi2_pvalue(reference: &[f64], live: &[u64]) -> Option<f64> {
             let d = c as f64 - expected;
             statistic += d * d / expected;
         }
+    }
+    chi2_sf(statistic, (kept - 1) as f64)
+}
+
+/// Two-sample chi-square p-value: the probability, were the reference
+/// sample and the live window drawn from one distribution, of a statistic
+/// at least as large as the one seen (the test of homogeneity of a 2 × k
+/// table; SciPy's `chi2_contingency(table, correction=False)`).
+///
+/// The reference is a sample too: `reference_count` values (a baseline's
+/// `count`) in the proportions `reference`, so its counts are
+/// `R(i) = reference_count · r(i)`; the live counts are `L(i)`. With
+/// `N = reference_count + n` and `T(i) = R(i) + L(i)`, the expected counts
+/// are `T(i) · reference_count / N` and `T(i) · n / N`, and
+/// `X² = Σ (R − E_R)² / E_R + (L − E_L)² / E_L` over the bins where `T(i)`
+/// is not 0, with bins kept − 1 degrees of freedom (one bin kept: 1).
+///
+/// Unlike [`chi2_pvalue`], which takes the reference as exact, it holds its
+/// level whatever the sizes: with no drift, `p < 0.05` in about 5% of
+/// windows, even when the window is ten times the reference. `None` unless
+/// `reference_count` is finite and positive, or for the reasons in the
+/// [module documentation](self).
+pub fn chi2_two_sample_pvalue(
+    reference: &[f64],
+    reference_count: f64,
+    live: &[u64],
+) -> Option<f64> {
+    if !(reference_count.is_finite() && reference_count > 0.0) {
+        return None;
+    }
+    let (r_total, n) = totals(reference, live)?;
+    let m = reference_count;
+    let total = m + n;
+    let (mut statistic, mut kept) = (0.0, 0usize);
+    for (&r, &c) in reference.iter().zip(live) {
+        let (r, c) = (m * (r / r_total), c as f64);
+        let column = r + c;
+        if column <= 0.0 {
+            continue;
+        }
+        kept += 1;
+        let (er, el) = (column * m / total, column * n / total);
+        statistic += (r - er) * (r - er) / er + (c - el) * (c - el) / el;
+    }
+    if kept < 2 {
+        return Some(1.0);
     }
     chi2_sf(statistic, (kept - 1) as f64)
 }

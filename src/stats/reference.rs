@@ -353,7 +353,12 @@ impl Reference {
             (DriftMethod::Wasserstein, Reference::Numeric { points, std, .. }) => {
                 drift::wasserstein(props, live, points, *std)
             }
-            (DriftMethod::Chi2Pvalue, _) => drift::chi2_pvalue(props, live),
+            // A reference sample of known size: the two-sample test; an
+            // exact one (inline, no count): goodness of fit.
+            (DriftMethod::Chi2Pvalue, _) => match self.count() {
+                Some(m) => drift::chi2_two_sample_pvalue(props, m as f64, live),
+                None => drift::chi2_pvalue(props, live),
+            },
             _ => None,
         }
     }
