@@ -631,10 +631,10 @@ fn means_at(
             0 => (min.min(edges[0]), edges[0]),
             _ if i < edges.len() => (edges[i - 1], edges[i]),
             // Values above the last edge: a mean above it.
-            _ => (edges[edges.len() - 1], f64::INFINITY),
+            _ => (edges[edges.len() - 1], f64::MAX),
         };
         // A computed mean may stray from its bin by rounding.
-        let slack = 1e-9 * lo.abs().max(hi.abs()).max(1.0).min(f64::MAX);
+        let slack = 1e-9 * lo.abs().max(hi.abs()).max(1.0);
         if !(mean >= lo - slack && mean <= hi + slack) {
             return Err(invalid(
                 &at,
