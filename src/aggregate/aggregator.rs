@@ -304,7 +304,7 @@ impl Aggregator {
     pub fn reload(&mut self, config: Arc<Config>, source: String) {
         self.engine
             .set_rules(config.groups.clone(), config.defaults.evaluation_interval);
-        self.store.set_config(config);
+        self.store.set_config(config, self.clock.now());
         self.source = source;
         self.publish(&Evaluation::default());
     }
