@@ -775,7 +775,8 @@ groups:
         let before = readings(&s, now);
         let pending = s.feedback_pending();
         let old = s.spec();
-        let longer = format!("{RULES}      - {{alert: a32, expr: 'p50(latency) > 1s', window: 30m}}\n");
+        let longer =
+            format!("{RULES}      - {{alert: a32, expr: 'p50(latency) > 1s', window: 30m}}\n");
         s.set_config(config(&longer), now);
         assert_ne!(s.spec(), old);
         assert_eq!(s.spec().slice, old.slice);
@@ -799,7 +800,8 @@ groups:
                 .any(|r| r.contains("request_rate") && r.contains("value: Some")),
         );
         // A shorter shortest window means narrower slices: afresh.
-        let shorter = format!("{RULES}      - {{alert: a33, expr: 'request_rate > 0', window: 10s}}\n");
+        let shorter =
+            format!("{RULES}      - {{alert: a33, expr: 'request_rate > 0', window: 10s}}\n");
         s.set_config(config(&shorter), 1330.0);
         assert_ne!(s.spec().slice, old.slice);
         let r = s.read(
