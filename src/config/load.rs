@@ -64,6 +64,18 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     }
 }
 
+/// 1-based column, in chars, of an expression's threshold: the first
+/// character after the comparison operator and its spaces (the signal
+/// before it may contain operator characters only inside quotes, and the
+/// number after it none).
+fn threshold_column(text: &str) -> usize {
+    let after_op = text.rfind(['<', '>', '=']).map_or(0, |i| i + 1);
+    let start = text[after_op..]
+        .find(|c: char| !c.is_whitespace())
+        .map_or(after_op, |i| after_op + i);
+    text[..start].chars().count() + 1
+}
+
 impl Config {
     /// The rules.yaml compiled into the binary.
     ///
@@ -146,8 +158,9 @@ struct RuleDraft {
     /// The group's evaluation interval, which `window` may not be shorter than.
     interval: Duration,
     alert: Option<String>,
-    /// The parsed expression and its text.
-    expr: Option<(Expr, String)>,
+    /// The parsed expression, its text, and where its threshold is in
+    /// the file (line, column).
+    expr: Option<(Expr, String, (usize, usize))>,
     window: Duration,
     for_: Duration,
     keep_firing_for: Duration,
@@ -518,7 +531,7 @@ impl Loader {
         if !r.ok {
             return None;
         }
-        let (expr, expr_text) = r.expr?;
+        let (expr, expr_text, threshold_at) = r.expr?;
         Some(Rule {
             alert: r.alert?,
             expr,
@@ -532,6 +545,7 @@ impl Loader {
             matchers: r.matchers,
             min_samples: r.min_samples,
             line: node.line,
+            threshold_at,
         })
     }
 
@@ -555,7 +569,10 @@ impl Loader {
             return;
         };
         match Expr::parse(&text) {
-            Ok(e) => r.expr = Some((e, text)),
+            Ok(e) => {
+                let (line, column, _) = self.locate(v, &text, threshold_column(&text));
+                r.expr = Some((e, text, (line, column)));
+            }
             Err(e) => {
                 let (line, column, note) = self.locate(v, &text, e.column);
                 self.error_at(line, column, format!("in expr: {}{note}", e.message));
@@ -673,7 +690,7 @@ impl Loader {
         let per_feature = r
             .expr
             .as_ref()
-            .is_some_and(|(e, _)| e.signal.feature().is_some());
+            .is_some_and(|(e, _, _)| e.signal.feature().is_some());
         for label in t.labels_used() {
             let known = ALERT_LABELS.contains(&label)
                 || (label == "feature" && per_feature)

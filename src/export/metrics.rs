@@ -119,6 +119,9 @@ pub struct Metrics {
     pub batches: IntCounter,
     /// `model_exporter_config_last_reload_successful`.
     pub config_last_reload_successful: IntGauge,
+    /// `model_exporter_rule_thresholds_off_bucket`: latency thresholds of
+    /// the loaded rules that are not bucket bounds of the latency histogram.
+    pub rule_thresholds_off_bucket: IntGauge,
     /// `model_exporter_build_info{version,revision}`.
     pub build_info: IntGaugeVec,
     /// `model_exporter_scrape_duration_seconds` of the previous scrape.
@@ -432,6 +435,14 @@ impl Metrics {
                 IntGauge::new(
                     "model_exporter_config_last_reload_successful",
                     "Whether the last load of rules.yaml succeeded.",
+                )
+                .expect("valid metric"),
+            ),
+            rule_thresholds_off_bucket: reg(
+                &r,
+                IntGauge::new(
+                    "model_exporter_rule_thresholds_off_bucket",
+                    "Latency thresholds of the loaded rules that are not bucket bounds of model_request_duration_seconds (added by a reload: the buckets are set at start).",
                 )
                 .expect("valid metric"),
             ),

@@ -30,6 +30,7 @@ use super::duration::format_duration;
 use super::rule::{Group, Matchers, Rule};
 use crate::rules::signal::{DriftTarget, Signal};
 
+pub mod buckets;
 mod fleet;
 
 /// The output format of `model-exporter rules export`.
