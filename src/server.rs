@@ -255,6 +255,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
         shutdown: ingest_shutdown,
         prediction_log,
         cloudevents: crate::ingest::cloudevents::Shared::new(models.clone()),
+        clock: clock.clone(),
     };
     let events = listeners.iter().map(Listener::local_addr).collect();
     let mut ingest = JoinSet::new();

@@ -33,6 +33,9 @@ const POLL: Duration = Duration::from_millis(100);
 /// The allowed gap between the sidecar and Prometheus for one transition:
 /// an evaluation interval, a scrape interval, and the test's polling.
 const TOLERANCE: f64 = EVALUATION + SCRAPE + 0.2;
+/// How long the sidecar's Alertmanager stays unreachable after the first
+/// failed delivery of a resolution: longer than a few quick retries.
+const OUTAGE: Duration = Duration::from_secs(5);
 
 const RULES: &str = "\
 defaults: {window: 10s, evaluation_interval: 1s, min_samples: 20}
@@ -310,7 +313,10 @@ fn the_sidecar_and_prometheus_fire_and_resolve_the_same_alerts() {
                     announced = true;
                 }
                 batch += &traffic(p, i, &mut rng);
-                send_unix(&sock, batch.as_bytes());
+                // The exporter is gone once a failed test drops it.
+                if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) {
+                    let _ = std::io::Write::write_all(&mut s, batch.as_bytes());
+                }
                 i += 1;
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -400,7 +406,8 @@ fn the_sidecar_and_prometheus_fire_and_resolve_the_same_alerts() {
     run.until("ModelSilent to resolve on both sides", limit, |r| {
         r.both("ModelSilent", "ranker", true)
     });
-    // The resolution was attempted, and failed.
+    // The resolution was attempted, and failed; the outage goes on for
+    // a while longer (Prometheus would keep a resolution for 15 minutes).
     let deadline = Instant::now() + PATIENCE;
     while run.exporter.sample(&errors).unwrap_or(0.0) <= errors_before {
         assert!(
@@ -410,6 +417,7 @@ fn the_sidecar_and_prometheus_fire_and_resolve_the_same_alerts() {
         run.poll();
         std::thread::sleep(POLL);
     }
+    run.watch(OUTAGE);
     assert!(
         active(&am_sidecar).iter().any(silent),
         "the resolution reached the Alertmanager through a closed gate"
@@ -419,11 +427,12 @@ fn the_sidecar_and_prometheus_fire_and_resolve_the_same_alerts() {
     // endsAt (4 x the 1m resend delay) would end it.
     let deadline = Instant::now() + PATIENCE;
     while active(&am_sidecar).iter().any(silent) {
-        assert!(
-            Instant::now() < deadline,
-            "the resolution of ModelSilent never reached Alertmanager after it came back:\n{}",
-            run.exporter.log_text()
-        );
+        if Instant::now() > deadline {
+            problems.push(format!(
+                "the resolution of ModelSilent, sent while the sidecar's Alertmanager was unreachable, never reached it after it came back ({PATIENCE:?})"
+            ));
+            break;
+        }
         run.poll();
         std::thread::sleep(POLL);
     }

@@ -283,7 +283,7 @@ impl Aggregator {
                 unreachable!("a run holds inference events only")
             };
             let mv = [event.model.as_str(), event.version.as_str()];
-            run.record(mv, i, event.ts.unwrap_or(now), now);
+            run.record(mv, i, now);
             received.inc();
             k += 1;
             match batch.get_mut(k) {

@@ -89,6 +89,9 @@ pub struct Metrics {
     pub resource: series::GaugeVec,
     /// `model_last_event_timestamp_seconds`.
     pub last_event: series::GaugeVec,
+    /// `model_version_retired`: 1 once a newer version of the model
+    /// superseded this one, else 0.
+    pub retired: series::GaugeVec,
     /// `model_info`.
     pub info: series::IntGaugeVec,
     /// `model_trained_timestamp_seconds`.
@@ -364,6 +367,11 @@ impl Metrics {
                 "When the model last sent an event of any type.",
                 MV,
             ),
+            retired: hot_gauge(
+                "model_version_retired",
+                "1 once a newer version of the model superseded this one (announced by a model event, or sending its first event), 0 while it is current.",
+                MV,
+            ),
             info: series::IntGaugeVec::new(
                 "model_info",
                 "The model version loaded now (always 1).",
@@ -531,6 +539,7 @@ impl Metrics {
             Box::new(m.counter.family().clone()),
             Box::new(m.resource.family().clone()),
             Box::new(m.last_event.family().clone()),
+            Box::new(m.retired.family().clone()),
             Box::new(m.info.family().clone()),
             Box::new(m.trained.family().clone()),
             Box::new(m.loaded.family().clone()),

@@ -27,7 +27,7 @@ pub(super) fn take_line(line: &[u8], batch: &mut Batch, ctx: &IngestContext, tra
     if is_blank(line) {
         return;
     }
-    match parse_event(line) {
+    match parse_event(line).and_then(|e| ctx.check_times(&e).map(|()| e)) {
         Ok(e) => {
             if let Some(log) = &ctx.prediction_log {
                 log.offer(line);
