@@ -180,7 +180,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
     }
     let metrics = Metrics::new(&buckets).map_err(RunError::Buckets)?;
     metrics
-        .rule_thresholds_off_bucket
+        .rule_thresholds_not_bucket_bounds
         .set(off_bucket(&buckets.latency, &config.groups) as i64);
     metrics.config_last_reload_successful.set(1);
     metrics.config_reloads.with_label_values(&["success"]).inc();
@@ -561,7 +561,9 @@ impl Reloader {
     /// is counted and logged; a restart makes it a bound.
     fn check_latency_bounds(&self, config: &Config) {
         let off = off_bucket(&self.latency_bounds, &config.groups);
-        self.metrics.rule_thresholds_off_bucket.set(off as i64);
+        self.metrics
+            .rule_thresholds_not_bucket_bounds
+            .set(off as i64);
         for (rule, t) in latency_thresholds(&config.groups) {
             if !self.latency_bounds.contains(&t) {
                 tracing::warn!(

@@ -122,9 +122,9 @@ pub struct Metrics {
     pub batches: IntCounter,
     /// `model_exporter_config_last_reload_successful`.
     pub config_last_reload_successful: IntGauge,
-    /// `model_exporter_rule_thresholds_off_bucket`: latency thresholds of
+    /// `model_exporter_rule_thresholds_not_bucket_bounds`: latency thresholds of
     /// the loaded rules that are not bucket bounds of the latency histogram.
-    pub rule_thresholds_off_bucket: IntGauge,
+    pub rule_thresholds_not_bucket_bounds: IntGauge,
     /// `model_exporter_build_info{version,revision}`.
     pub build_info: IntGaugeVec,
     /// `model_exporter_scrape_duration_seconds` of the previous scrape.
@@ -446,10 +446,10 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             ),
-            rule_thresholds_off_bucket: reg(
+            rule_thresholds_not_bucket_bounds: reg(
                 &r,
                 IntGauge::new(
-                    "model_exporter_rule_thresholds_off_bucket",
+                    "model_exporter_rule_thresholds_not_bucket_bounds",
                     "Latency thresholds of the loaded rules that are not bucket bounds of model_request_duration_seconds (added by a reload: the buckets are set at start).",
                 )
                 .expect("valid metric"),
