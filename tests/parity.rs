@@ -81,7 +81,7 @@ fn traffic(phase: u8, i: u64, rng: &mut Gen) -> String {
     for k in 0..10u64 {
         let n = i * 10 + k;
         // checkout: every other request fails while degraded.
-        let error = if bad && n % 2 == 0 {
+        let error = if bad && n.is_multiple_of(2) {
             r#","error":"timeout""#
         } else {
             ""
@@ -92,12 +92,16 @@ fn traffic(phase: u8, i: u64, rng: &mut Gen) -> String {
         // 0.25 s and 0.5 s buckets would read 0.33 s); degraded: 5% at 400 ms.
         let slow = match (bad, n % 200) {
             (false, 0..3) => 280,
-            (true, _) if n % 20 == 0 => 400,
+            (true, _) if n.is_multiple_of(20) => 400,
             _ => 50,
         };
         out += &format!("{{\"model\":\"search\",\"version\":\"v1\",\"latency_ms\":{slow}}}\n");
         // feed: a click-through rate of 20%, 2% while degraded.
-        let clicked = if bad { u64::from(n % 5 == 0) } else { 2 };
+        let clicked = if bad {
+            u64::from(n.is_multiple_of(5))
+        } else {
+            2
+        };
         out += &format!(
             "{{\"model\":\"feed\",\"version\":\"v1\",\"latency_ms\":30,\"counters\":{{\"shown\":10,\"clicked\":{clicked}}}}}\n"
         );
