@@ -462,11 +462,11 @@ impl Queue {
 
     /// Appends `q`, replacing the entry of the same alert if one waits.
     fn push_back(&mut self, q: Queued) {
-        if self.holds(q.key) {
-            if let Some(i) = self.items.iter().position(|x| x.key == q.key) {
-                self.items.remove(i);
-                self.forget(q.key);
-            }
+        if self.holds(q.key)
+            && let Some(i) = self.items.iter().position(|x| x.key == q.key)
+        {
+            self.items.remove(i);
+            self.forget(q.key);
         }
         *self.keys.entry(q.key).or_default() += 1;
         self.items.push_back(q);
