@@ -104,7 +104,7 @@ fn check(file: &std::path::Path, latency_buckets: &[f64]) -> Result<(), Failure>
         latency_buckets.to_vec()
     };
     let bounds = model_exporter::rules::export::buckets::latency_layout(&bounds, &c.groups);
-    for u in model_exporter::rules::export::buckets::unreachable(&bounds, &c.groups) {
+    for u in model_exporter::rules::export::buckets::unreachable_thresholds(&bounds, &c.groups) {
         eprintln!("{}:{}:{}: warning: {u}", file.display(), u.at.0, u.at.1);
     }
     let rules: usize = c.groups.iter().map(|g| g.rules.len()).sum();

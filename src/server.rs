@@ -31,7 +31,9 @@ use crate::http_client::{ConfigFileError, HttpClientConfig};
 use crate::ingest::prediction_log::{PredictionLog, PredictionLogOptions};
 use crate::ingest::rejects::Rejects;
 use crate::ingest::{BatchSink, BindError, IngestContext, IngestOptions, ListenAddr, Listener};
-use crate::rules::export::buckets::{latency_layout, latency_thresholds, off_bucket, unreachable};
+use crate::rules::export::buckets::{
+    latency_layout, latency_thresholds, off_bucket, unreachable_thresholds,
+};
 use crate::rules::notify::{Notifier, NotifierOptions, NotifyError};
 use crate::shutdown::{self, Shutdown, Trigger};
 
@@ -175,7 +177,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
     // Every latency threshold of the rules is a bound, so that Prometheus'
     // histogram_quantile decides exactly at it (docs/rules.md).
     buckets.latency = latency_layout(&buckets.latency, &config.groups);
-    for u in unreachable(&buckets.latency, &config.groups) {
+    for u in unreachable_thresholds(&buckets.latency, &config.groups) {
         tracing::warn!(line = u.at.0, column = u.at.1, "{u}");
     }
     let metrics = Metrics::new(&buckets).map_err(RunError::Buckets)?;
@@ -589,7 +591,7 @@ impl Reloader {
                 );
             }
         }
-        for u in unreachable(&self.latency_bounds, &config.groups) {
+        for u in unreachable_thresholds(&self.latency_bounds, &config.groups) {
             tracing::warn!(line = u.at.0, column = u.at.1, "{u}");
         }
     }

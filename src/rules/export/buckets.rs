@@ -14,7 +14,7 @@
 //! `histogram_quantile` never returns more than the highest finite bound
 //! (a quantile in the `+Inf` bucket reads as that bound), so a rule
 //! `p99(latency) > T` with `T` at or above the top bound can never fire in
-//! Prometheus: [`unreachable`] finds those, for `check` and the start-up
+//! Prometheus: [`unreachable_thresholds`] finds those, for `check` and the start-up
 //! log, and such thresholds are not added (a bound at `T` would still be
 //! the top one).
 //!
@@ -88,7 +88,7 @@ impl std::fmt::Display for Unreachable {
 
 /// The latency rules of `groups` that cannot fire over buckets `bounds`:
 /// `> T` with `T` at or above the top bound, `>= T` with `T` above it.
-pub fn unreachable(bounds: &[f64], groups: &[Group]) -> Vec<Unreachable> {
+pub fn unreachable_thresholds(bounds: &[f64], groups: &[Group]) -> Vec<Unreachable> {
     let Some(&top) = bounds.last() else {
         return Vec::new();
     };
@@ -155,7 +155,7 @@ mod tests {
         ]);
         let layout = latency_layout(DEFAULT, &g);
         assert_eq!(layout, DEFAULT);
-        let u = unreachable(&layout, &g);
+        let u = unreachable_thresholds(&layout, &g);
         let names: Vec<&str> = u.iter().map(|u| u.alert.as_str()).collect();
         assert_eq!(names, ["A0", "A1"]);
         // `        expr: p99(latency) > 20s` on line 5: the threshold at column 30.
@@ -169,7 +169,7 @@ mod tests {
         let text =
             "groups:\n  - name: g\n    rules:\n      - {alert: A, expr: 'p99(latency)  >  1m'}\n";
         let g = load("t.yaml", text).unwrap().groups;
-        let u = unreachable(DEFAULT, &g);
+        let u = unreachable_thresholds(DEFAULT, &g);
         assert_eq!(u[0].at, (4, 44));
     }
 }
