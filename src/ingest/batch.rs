@@ -27,8 +27,12 @@ pub(super) fn take_line(line: &[u8], batch: &mut Batch, ctx: &IngestContext, tra
     if is_blank(line) {
         return;
     }
-    match parse_event(line).and_then(|e| ctx.check_times(&e).map(|()| e)) {
+    match parse_event(line) {
         Ok(e) => {
+            if let Err(r) = ctx.check_times(&e) {
+                ctx.rejects.reject(&r, line, transport);
+                return;
+            }
             if let Some(log) = &ctx.prediction_log {
                 log.offer(line);
             }

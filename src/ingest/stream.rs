@@ -206,8 +206,11 @@ async fn serve_stream<C: AsyncRead + Unpin>(
     if let Some(Frame::Line(tail)) = framer.finish()
         && !is_blank(tail)
     {
-        match parse_event(tail).and_then(|e| ctx.check_times(&e).map(|()| e)) {
-            Ok(e) => batch.push(e),
+        match parse_event(tail) {
+            Ok(e) => match ctx.check_times(&e) {
+                Ok(()) => batch.push(e),
+                Err(r) => ctx.rejects.reject(&r, tail, transport),
+            },
             Err(r) => ctx.rejects.reject(
                 &Reject::new(
                     RejectReason::Truncated,
