@@ -215,6 +215,14 @@ pub enum BaselineError {
         #[source]
         error: std::io::Error,
     },
+    /// The directory to write the file into does not exist.
+    #[error("cannot write {file}: the directory {dir} does not exist (create it first)")]
+    NoDirectory {
+        /// The file.
+        file: String,
+        /// Its missing directory.
+        dir: String,
+    },
     /// The file is larger than [`MAX_FILE_BYTES`].
     #[error("{file}: {bytes} bytes is larger than the {MAX_FILE_BYTES} a baseline may have")]
     TooLarge {
@@ -408,6 +416,17 @@ impl Baseline {
                 "not a file name",
             ))
         })?;
+        let dir = match path.parent() {
+            Some(d) if d.as_os_str().is_empty() => Path::new("."),
+            Some(d) => d,
+            None => Path::new("/"),
+        };
+        if !dir.is_dir() {
+            return Err(BaselineError::NoDirectory {
+                file,
+                dir: dir.display().to_string(),
+            });
+        }
         let mut tmp_name = std::ffi::OsString::from(".");
         tmp_name.push(name);
         tmp_name.push(format!(".tmp-{}", std::process::id()));
