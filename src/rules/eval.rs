@@ -26,7 +26,9 @@
 //! lifecycle (`active_at`, `for`, `keep_firing_for`, `fired_at`) works on
 //! those stamps in integer milliseconds, so `for: 3s` at a 1 s interval
 //! fires at exactly the third evaluation after the one that activated the
-//! alert. The windows are read at the time of the call.
+//! alert, and the windows are read as of the stamp too (as Prometheus
+//! queries at the evaluation time), so an evaluation's values depend on
+//! its stamp, not on when it ran.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -349,8 +351,7 @@ impl Engine {
                     // rule's evaluation only, which is counted and shown.
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         let mut part = Evaluation::default();
-                        let at = At { read: now, stamp };
-                        self.evaluate_rule(&id, rule, &series, at, src, &mut part);
+                        self.evaluate_rule(&id, rule, &series, stamp, src, &mut part);
                         part.signals
                     }));
                     out.rules_evaluated += 1;
@@ -392,7 +393,7 @@ impl Engine {
         id: &RuleId,
         rule: &Rule,
         series: &[(String, String)],
-        at: At,
+        stamp: i64,
         src: &dyn SignalSource,
         out: &mut Evaluation,
     ) {
@@ -418,7 +419,7 @@ impl Engine {
                     &rule.expr.signal,
                     feature.as_deref(),
                     rule.window,
-                    at.read,
+                    seconds(stamp),
                 );
                 let key = SeriesKey {
                     model: model.clone(),
@@ -443,7 +444,7 @@ impl Engine {
                     samples: r.samples,
                 });
                 seen.insert(key.clone());
-                step(states, key, verdict, r.value, rule, at.stamp);
+                step(states, key, verdict, r.value, rule, stamp);
             }
         }
         // Series that vanished (no data any more) count as false.
@@ -453,7 +454,7 @@ impl Engine {
             .cloned()
             .collect();
         for key in gone {
-            step(states, key, false, None, rule, at.stamp);
+            step(states, key, false, None, rule, stamp);
         }
     }
 
@@ -627,14 +628,6 @@ impl Engine {
         }
         (restored, dropped)
     }
-}
-
-/// When an evaluation happens: the time the windows are read at, and its
-/// aligned stamp (ms) the lifecycle is measured in.
-#[derive(Debug, Clone, Copy)]
-struct At {
-    read: f64,
-    stamp: i64,
 }
 
 /// A duration in whole milliseconds.

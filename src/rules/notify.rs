@@ -350,7 +350,6 @@ impl Resender {
         forget_after: f64,
     ) -> Vec<Alert> {
         let mut out = Vec::new();
-        let mut reported = std::collections::HashSet::new();
         for a in alerts {
             let starts_at = a.starts_at.to_bits();
             let resolved = a.is_resolved();
@@ -386,16 +385,14 @@ impl Resender {
                 }
             };
             if send {
-                reported.insert(a.labels.clone());
                 out.push(a);
-            } else {
-                reported.insert(a.labels);
             }
         }
         let retention = RESOLVED_RETENTION.as_secs_f64();
-        for (labels, e) in &mut self.entries {
+        for e in self.entries.values_mut() {
             let Some(r) = &e.resolution else { continue };
-            if reported.contains(labels) {
+            // Reported in this call (or in another shard's at this time).
+            if e.last_seen == now {
                 continue;
             }
             let ended = r.ends_at.unwrap_or(e.last_sent);
