@@ -117,8 +117,8 @@ pub struct EventsArgs {
     )]
     pub max_line_bytes: usize,
 
-    /// Events whose `ts` (or `loaded_at`) is further than this from the time
-    /// of receipt, or whose `trained_at` is further than this ahead of it,
+    /// Events whose `ts` is further than this from the time of receipt, or
+    /// whose `trained_at` or `loaded_at` is further than this ahead of it,
     /// are rejected as invalid_value (0: never). See docs/events.md.
     #[arg(
         value_name = "DURATION",

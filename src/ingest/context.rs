@@ -25,8 +25,8 @@ pub struct IngestOptions {
     pub max_connections: usize,
     /// Settings of `http://` listeners.
     pub http: super::cloudevents::HttpOptions,
-    /// Client timestamps further than this from the time of receipt are
-    /// rejected ([`super::timestamp::check_times`]); `None`: never.
+    /// Client timestamps further than this from the time of receipt (ahead
+    /// of it, for `trained_at` and `loaded_at`) are rejected ([`super::timestamp::check_times`]); `None`: never.
     pub max_clock_skew: Option<Duration>,
 }
 
