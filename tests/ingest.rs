@@ -235,6 +235,9 @@ fn bad_input_is_rejected_counted_and_contained() {
             "{\"latency_ms\":-5}\n",
             "{\"type\":\"weird\"}\n",
             "\n",
+            // Feedback without `actual`, and without either `id` or `prediction`.
+            "{\"type\":\"feedback\",\"model\":\"b\",\"id\":\"r1\"}\n",
+            "{\"type\":\"feedback\",\"model\":\"b\",\"actual\":1}\n",
             "{\"model\":\"b\"}\n",
         )
         .as_bytes(),
@@ -279,7 +282,7 @@ fn bad_input_is_rejected_counted_and_contained() {
         ("invalid_utf8", 1.0),
         ("too_long", 2.0),
         ("truncated", 2.0),
-        ("missing_field", 0.0),
+        ("missing_field", 2.0),
     ] {
         let series = format!(r#"model_exporter_events_rejected_total{{reason="{reason}"}}"#);
         assert_eq!(sample(&m, &series), Some(n), "{series}\n{m}");
