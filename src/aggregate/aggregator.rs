@@ -661,6 +661,45 @@ mod tests {
         (a, m)
     }
 
+    /// Rounds are scheduled at the rules' aligned evaluation times by the
+    /// clock, whenever the previous one ran.
+    #[test]
+    fn rounds_are_scheduled_at_the_aligned_evaluation_times() {
+        let clock = ManualClock::new(1000.0003);
+        let config = crate::config::load(
+            "t.yaml",
+            "defaults: {evaluation_interval: 1s}\ngroups:\n  - name: g\n    interval: 2s\n    rules:\n      - {alert: A, expr: request_rate > 0}\n  - name: h\n    interval: 5s\n    rules:\n      - {alert: B, expr: request_rate > 0}\n",
+        )
+        .unwrap();
+        let mut a = Aggregator::new(Options::new(
+            Metrics::new(&Buckets::default()).unwrap(),
+            Arc::new(clock.clone()),
+            Arc::new(config),
+        ));
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let wait = |a: &Aggregator| (ms(a.until_next_round()) * 10.0).round() / 10.0;
+        // Evaluated at 1000 (both groups); next at 1002.
+        assert_eq!(a.evaluate().groups_evaluated, ["g", "h"]);
+        assert_eq!(wait(&a), 1999.7);
+        // Woken a hair early: still the round of 1002, g only; then 1004
+        // (2.0002 s away, cut to the shortest interval: the round after
+        // comes at most that late).
+        clock.set(1001.9998);
+        assert_eq!(a.evaluate().groups_evaluated, ["g"]);
+        assert_eq!(wait(&a), 2000.0);
+        clock.set(1003.5);
+        assert!(a.evaluate().groups_evaluated.is_empty());
+        assert_eq!(wait(&a), 500.0);
+        // Late, past 1005: g's round of 1004 and h's of 1005; then 1006.
+        clock.set(1005.4);
+        assert_eq!(a.evaluate().groups_evaluated, ["g", "h"]);
+        assert_eq!(wait(&a), 600.0);
+        // Never longer than the shortest interval, never zero.
+        clock.set(1005.99999);
+        assert_eq!(wait(&a), 2000.0);
+        assert!(a.until_next_round() >= Duration::from_millis(1));
+    }
+
     fn batch(lines: &[&str]) -> Batch {
         lines
             .iter()
