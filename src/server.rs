@@ -51,8 +51,8 @@ pub enum RunError {
     #[error("{0}")]
     Bind(BindError),
     /// `--web.config.file` did not load.
-    #[error("{0}")]
-    WebConfig(String),
+    #[error(transparent)]
+    WebConfig(#[from] crate::webconfig::WebConfigError),
     /// A `--web.listen-address` is not an address.
     #[error(transparent)]
     ListenAddress(#[from] http::ListenAddressError),
