@@ -257,12 +257,24 @@ fn demo(args: model_exporter::cli::DemoArgs) -> Result<(), Failure> {
         .with_max_level(tracing::Level::WARN)
         .with_writer(std::io::stderr)
         .try_init();
+    // The demo serves until SIGINT or SIGTERM.
+    let (trigger, until) = model_exporter::shutdown::channel();
+    std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(wait_for_signal());
+        }
+        trigger.trigger();
+    });
     let options = model_exporter::demo::DemoOptions {
         speed: args.speed,
         duration: args.duration,
         web_listen: args.web_listen,
         seed: args.seed,
         verbose: !args.quiet,
+        until,
     };
     model_exporter::demo::run(options).map_err(Failure::of("demo"))
 }
