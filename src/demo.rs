@@ -433,7 +433,7 @@ pub fn run(options: DemoOptions) -> Result<(), DemoError> {
         let interrupted = options.until.is_triggered();
         if options.verbose
             && !interrupted
-            && let Ok(summary) = crate::report::fetch(&client, &url).await
+            && let Ok(summary) = crate::report::fetch_all(&client, &url).await
         {
             print!("\n{}", crate::report::render(&summary, &url));
         }

@@ -312,7 +312,7 @@ fn report(args: model_exporter::cli::ReportArgs) -> Result<(), Failure> {
         let base = report::base_url(&args.url);
         runtime.block_on(async {
             let client = HttpClient::new(&options)?;
-            let summary = report::fetch(&client, base).await?;
+            let summary = report::fetch_all(&client, base).await?;
             Ok::<_, AnyError>(report::render(&summary, base))
         })
     })();

@@ -3,8 +3,10 @@
 //! view that serves them, merging the shards' snapshots on read.
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 use super::history::History;
 use crate::rules::eval::RuleStatus;
@@ -23,6 +25,56 @@ pub const ENDPOINTS: [(&str, Body); 5] = [
     ("history", ApiSnapshot::history_json),
     ("features", ApiSnapshot::features_json),
 ];
+
+/// Where an aggregator answers a [`Refresh`]: one `()` once its snapshot
+/// is up to date.
+pub type RefreshAck = mpsc::UnboundedSender<()>;
+
+/// Asks every aggregator to bring the summaries and features of its
+/// snapshot up to the events applied so far, so that `/api/v1/summary`
+/// shows events sent just before it is asked, not only those of the last
+/// evaluation. Each request carries a [`RefreshAck`]; the server hands it to
+/// every aggregator (shard), which applies the batches already queued,
+/// refreshes, and answers.
+#[derive(Clone)]
+pub struct Refresh {
+    requests: mpsc::UnboundedSender<RefreshAck>,
+    parts: usize,
+}
+
+impl Refresh {
+    /// A refresh of `parts` aggregators, and the receiving end of its
+    /// requests.
+    pub fn new(parts: usize) -> (Refresh, mpsc::UnboundedReceiver<RefreshAck>) {
+        let (requests, rx) = mpsc::unbounded_channel();
+        (
+            Refresh {
+                requests,
+                parts: parts.max(1),
+            },
+            rx,
+        )
+    }
+
+    /// Asks for a refresh and waits until every aggregator has answered, or
+    /// `limit` has passed; returns whether all answered in time (if not, the
+    /// snapshot is served as the last evaluation left it).
+    pub async fn run(&self, limit: Duration) -> bool {
+        let (ack, mut answers) = mpsc::unbounded_channel();
+        if self.requests.send(ack).is_err() {
+            return false;
+        }
+        let all = async {
+            for _ in 0..self.parts {
+                if answers.recv().await.is_none() {
+                    return false;
+                }
+            }
+            true
+        };
+        tokio::time::timeout(limit, all).await.unwrap_or(false)
+    }
+}
 
 /// What `/api/v1/*` reads: the snapshot of each shard, merged on read.
 #[derive(Clone)]
@@ -92,6 +144,7 @@ pub fn merge(parts: &[&ApiSnapshot], history: bool) -> ApiSnapshot {
             .fold(f64::NEG_INFINITY, f64::max),
         history: first.history.clone(),
         features: Vec::new(),
+        ranking: first.ranking,
     };
     for p in parts {
         out.alerts.extend(p.alerts.iter().cloned());
