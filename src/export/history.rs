@@ -22,13 +22,20 @@ use crate::rules::signal::{
 /// How the summary ranks the drift of a model's features: by the method of
 /// the first rule about the drift of every feature (`psi(feature.*) > 0.2`
 /// ranks by PSI, largest first; `chi2_pvalue(feature.*) < 0.01` by p-value,
-/// smallest first), PSI without such a rule.
+/// smallest first), PSI without such a rule. Drift is summarised, as the
+/// rules judge it, only over at least the rule's `min_samples` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DriftRanking {
     /// The method.
     pub method: DriftMethod,
     /// Whether larger values are worse (the rule fires above its threshold).
     pub larger_is_worse: bool,
+    /// Values of a feature needed for its drift (the feature drift rule's
+    /// `min_samples`, else `defaults.min_samples`).
+    pub feature_min_samples: u64,
+    /// Predictions needed for prediction drift (likewise, of the first rule
+    /// on the prediction's drift).
+    pub prediction_min_samples: u64,
 }
 
 impl Default for DriftRanking {
@@ -36,6 +43,8 @@ impl Default for DriftRanking {
         DriftRanking {
             method: DriftMethod::Psi,
             larger_is_worse: true,
+            feature_min_samples: 0,
+            prediction_min_samples: 0,
         }
     }
 }
@@ -43,21 +52,38 @@ impl Default for DriftRanking {
 impl DriftRanking {
     /// The ranking the rules of `config` imply.
     pub fn of(config: &Config) -> DriftRanking {
-        config
-            .groups
-            .iter()
-            .flat_map(|g| &g.rules)
-            .find_map(|r| match &r.expr.signal {
+        let rules = || config.groups.iter().flat_map(|g| &g.rules);
+        let feature = rules().find(|r| {
+            matches!(
+                r.expr.signal,
                 Signal::Drift {
-                    method,
                     target: DriftTarget::Feature(FeatureSel::All),
-                } => Some(DriftRanking {
-                    method: *method,
-                    larger_is_worse: !matches!(r.expr.op, CmpOp::Lt | CmpOp::Le),
-                }),
-                _ => None,
-            })
-            .unwrap_or_default()
+                    ..
+                }
+            )
+        });
+        let prediction = rules().find(|r| {
+            matches!(
+                r.expr.signal,
+                Signal::Drift {
+                    target: DriftTarget::Prediction,
+                    ..
+                }
+            )
+        });
+        let defaults = config.defaults.min_samples;
+        let mut ranking = DriftRanking {
+            feature_min_samples: feature.map_or(defaults, |r| r.min_samples),
+            prediction_min_samples: prediction.map_or(defaults, |r| r.min_samples),
+            ..DriftRanking::default()
+        };
+        if let Some(r) = feature
+            && let Signal::Drift { method, .. } = r.expr.signal
+        {
+            ranking.method = method;
+            ranking.larger_is_worse = !matches!(r.expr.op, CmpOp::Lt | CmpOp::Le);
+        }
+        ranking
     }
 
     /// Whether drift `a` is worse than drift `b`.
@@ -158,7 +184,11 @@ impl ModelSummary {
                 method: ranking.method,
                 target: DriftTarget::Feature(FeatureSel::Named(feature.clone())),
             };
-            if let Some(v) = r(signal)
+            let reading = read(signal);
+            if reading.samples < ranking.feature_min_samples {
+                continue;
+            }
+            if let Some(v) = reading.value
                 && feature_drift
                     .as_ref()
                     .is_none_or(|(worst, _)| ranking.worse(v, *worst))
@@ -170,11 +200,14 @@ impl ModelSummary {
         let mae = read(Signal::Feedback(FeedbackMetric::Mae));
         let joined = accuracy.samples.saturating_add(mae.samples);
         let (feature_drift, feature_drift_top) = feature_drift.unzip();
+        let prediction_drift = read(Signal::Drift {
+            method: DriftMethod::Psi,
+            target: DriftTarget::Prediction,
+        });
         ModelSummary {
-            prediction_drift: r(Signal::Drift {
-                method: DriftMethod::Psi,
-                target: DriftTarget::Prediction,
-            }),
+            prediction_drift: prediction_drift
+                .value
+                .filter(|_| prediction_drift.samples >= ranking.prediction_min_samples),
             feature_drift,
             feature_drift_top,
             accuracy: accuracy.value,
