@@ -81,11 +81,17 @@ pub enum RunError {
 }
 
 /// Loads `--config.file`, or the built-in rules when none is given.
+///
+/// Its warnings (see [`Config::warnings`]) are logged, once per load.
 pub fn load_config(args: &RunArgs) -> Result<Config, ConfigErrors> {
-    match &args.rules.config_file {
+    let config = match &args.rules.config_file {
         Some(path) => config::load_file(path),
         None => config::load(crate::DEFAULT_RULES_NAME, crate::DEFAULT_RULES_YAML),
+    }?;
+    for w in &config.warnings {
+        tracing::warn!(warning = %w, "rules file warning");
     }
+    Ok(config)
 }
 
 /// A started exporter: its bound addresses, and what stops it.
@@ -170,6 +176,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
     metrics.config_last_reload_success.set(clock.now());
     let source = config_source(&args);
     tracing::info!(%source, groups = config.groups.len(), "loaded rules");
+    rule_series_at_zero(&metrics, &config);
 
     let options = args.events.ingest_options();
     let listeners = bind_events(&args.events.listeners(), &options).await?;
@@ -199,7 +206,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
             ..aggregate::Options::new(metrics.clone(), clock.clone(), config.clone())
         })
         .collect();
-    let notifier = start_notifier(&args, &metrics, &shutdown, &mut shard_options)?;
+    let notifier = start_notifier(&args, &metrics, &shutdown, &clock, &mut shard_options)?;
     if let Some(dir) = &args.storage.path {
         if shards > 1 {
             // One snapshot holds one aggregator's state; which shard a model
@@ -347,12 +354,25 @@ async fn bind_web(addrs: &[String]) -> Result<Vec<TcpListener>, RunError> {
     Ok(web)
 }
 
+/// Makes the per-group rule counters exist at 0 for every group of
+/// `config` (and for `*`, the rounds that failed as a whole), so that
+/// `increase()` and the dashboard see the first failure.
+fn rule_series_at_zero(metrics: &Metrics, config: &Config) {
+    for group in config.groups.iter().map(|g| g.name.as_str()).chain(["*"]) {
+        metrics.rule_evaluation_failures.with_label_values(&[group]);
+        if group != "*" {
+            metrics.rule_evaluations.with_label_values(&[group]);
+        }
+    }
+}
+
 /// Starts pushing alerts to `--alertmanager.url`, if given, and hands the
 /// aggregators the notifier.
 fn start_notifier(
     args: &RunArgs,
     metrics: &Metrics,
     shutdown: &Shutdown,
+    clock: &SharedClock,
     shard_options: &mut [aggregate::Options],
 ) -> Result<Option<JoinHandle<()>>, RunError> {
     let rules = &args.rules;
@@ -372,8 +392,10 @@ fn start_notifier(
         evaluation_interval: shard_options[0].tick(),
         ..NotifierOptions::default()
     };
-    let (handle, task) = Notifier::new(options, &metrics.registry, shutdown.clone())
-        .map_err(RunError::Alertmanager)?;
+    // On the exporter's clock, like the alerts' times it sends.
+    let (handle, task) =
+        Notifier::with_clock(options, &metrics.registry, shutdown.clone(), clock.clone())
+            .map_err(RunError::Alertmanager)?;
     let url = args
         .web
         .external_url
@@ -560,6 +582,7 @@ impl Reloader {
                 tracing::info!(trigger, %source, groups = config.groups.len(), "reloaded rules");
                 let config = Arc::new(config);
                 self.models.set(config.inference_loggers());
+                rule_series_at_zero(&self.metrics, &config);
                 let _ = self.control.send(Control::Reload(config, source));
                 self.metrics.config_last_reload_successful.set(1);
                 self.metrics

@@ -128,7 +128,7 @@ fn builds_from_a_fraud_like_csv() {
 
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(v["format"], "model-exporter-baseline");
-    assert_eq!(v["version"], 1);
+    assert_eq!(v["version"], 2);
     assert_eq!(v["rows"], ROWS as u64);
     assert_eq!(v["source"], input.to_str().unwrap());
     let names: Vec<&String> = v["features"].as_object().unwrap().keys().collect();
@@ -144,7 +144,14 @@ fn builds_from_a_fraud_like_csv() {
         assert!((s - std).abs() < 0.03 * std, "{name} std {s}");
         assert_eq!(edges.len(), 11, "{name}");
         assert_eq!(proportions.len(), 12, "{name}");
-        assert_eq!((proportions[0], proportions[11]), (0.0, 0.0));
+        // The first bin, at or below the minimum, holds the minimum alone;
+        // none is above the maximum.
+        let count = v["features"][name]["count"].as_f64().unwrap();
+        assert_eq!(
+            (proportions[0], proportions[11]),
+            (1.0 / count, 0.0),
+            "{name}"
+        );
         for p in &proportions[1..11] {
             assert!((p - 0.1).abs() < 0.01, "{name}: {proportions:?}");
         }
@@ -171,6 +178,8 @@ fn builds_from_a_fraud_like_csv() {
         panic!("age");
     };
     assert_eq!(age.bin_of(age.min - 1.0), Some(0));
+    assert_eq!(age.bin_of(age.min), Some(0));
+    assert_eq!(age.bin_of(age.min.next_up()), Some(1));
     assert_eq!(age.bin_of(age.max + 1.0), Some(11));
 }
 
@@ -221,12 +230,12 @@ fn builds_from_jsonl_events() {
     let Some(FeatureBaseline::Numeric(vip)) = b.feature("vip") else {
         panic!("vip");
     };
-    assert_eq!(vip.edges, vec![0.0, 0.5, 1.0]);
-    assert_eq!(vip.proportions, vec![0.0, 0.5, 0.5, 0.0]);
+    assert_eq!(vip.edges, vec![0.0, 1.0]);
+    assert_eq!(vip.proportions, vec![0.5, 0.5, 0.0]);
     let Some(FeatureBaseline::Numeric(p)) = &b.prediction else {
         panic!("prediction");
     };
-    assert_eq!(p.proportions, vec![0.0, 0.75, 0.25, 0.0]);
+    assert_eq!(p.proportions, vec![0.75, 0.25, 0.0]);
 }
 
 #[test]
@@ -319,5 +328,71 @@ fn bad_files_exit_1_naming_file_and_row() {
     assert_eq!(
         stderr(&o),
         format!("{}: no rows to make a baseline from\n", path("empty.csv"))
+    );
+}
+
+/// A misspelt `--exclude` would keep the column (a label, an id) as a
+/// feature whose "drift" never ends: it is an error naming the closest
+/// column, and nothing is written.
+#[test]
+fn an_exclude_that_names_no_column_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("train.csv");
+    std::fs::write(&input, "age,label\n30,0\n31,1\n32,0\n").unwrap();
+    let out = dir.path().join("b.json");
+    let o = run(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--exclude",
+        "lable",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "{}: --exclude names no column: \"lable\" (did you mean \"label\"?); nothing was written\n",
+            input.display()
+        )
+    );
+    assert!(!out.exists());
+    // Spelt right, it is left out.
+    let o = run(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--exclude",
+        "label",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(v["features"].get("label").is_none());
+    assert!(v["features"].get("age").is_some());
+}
+
+/// `--out` into a directory that does not exist names that directory.
+#[test]
+fn an_out_path_in_a_missing_directory_names_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("train.csv");
+    std::fs::write(&input, "age\n30\n31\n").unwrap();
+    let missing = dir.path().join("baselines");
+    let out = missing.join("fraud.json");
+    let o = run(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "cannot write {}: the directory {} does not exist (create it first)\n",
+            out.display(),
+            missing.display()
+        )
     );
 }

@@ -18,8 +18,28 @@ fn http_endpoints() {
     assert_eq!(ctype, "text/plain; version=0.0.4; charset=utf-8");
     assert!(body.contains("# TYPE model_exporter_events_received_total counter"));
     assert!(body.contains("model_exporter_config_last_reload_successful 1"));
-    assert!(body.contains("model_exporter_build_info{revision="));
-    assert!(body.contains("process_resident_memory_bytes"));
+    // This build's version, the value always 1.
+    let build = body
+        .lines()
+        .find(|l| l.starts_with("model_exporter_build_info{revision="))
+        .unwrap_or_else(|| panic!("no build_info\n{body}"));
+    assert!(
+        build.ends_with(&format!(",version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))),
+        "{build}"
+    );
+    // The process collector measures this process: at least a megabyte
+    // resident, started within the last minute.
+    let rss = sample(&body, "process_resident_memory_bytes").unwrap();
+    assert!(rss > 1e6 && rss < 1e9, "{rss}");
+    let started = sample(&body, "process_start_time_seconds").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        started <= now + 1.0 && started > now - 60.0,
+        "{started} vs {now}"
+    );
     assert_eq!(e.get("/-/healthy").0, 200);
     assert_eq!(e.get("/-/ready").0, 200);
     let (status, ctype, body) = e.get("/");
@@ -250,4 +270,47 @@ fn the_prediction_log_keeps_a_sample_of_events() {
     e.stop();
     let n = std::fs::read_to_string(&path).unwrap().lines().count();
     assert!((300..=700).contains(&n), "{n} of 5000 sampled at 0.1");
+}
+
+/// A log written to a pipe (a container runtime, `kubectl logs`, a file)
+/// carries no colour codes; they would show as `\x1b[2m…` there.
+#[test]
+fn text_logs_to_a_pipe_have_no_colour_codes() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "--web.listen-address".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--log.format".to_owned(),
+        "text".to_owned(),
+    ];
+    args.extend(listener_flags(dir.path()));
+    let mut child = Command::new(binary())
+        .args(&args)
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let started = line.contains("model-exporter started");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        seen.iter().any(|l| l.contains("model-exporter started")),
+        "the exporter did not start:\n{}",
+        seen.join("\n")
+    );
+    assert!(
+        seen.iter().all(|l| !l.contains('\x1b')),
+        "colour codes in a piped log:\n{seen:?}"
+    );
 }

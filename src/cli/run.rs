@@ -336,7 +336,8 @@ pub struct RulesArgs {
     )]
     pub alertmanager_timeout: Duration,
 
-    /// How often a firing alert is sent again while it keeps firing.
+    /// How often a firing alert is sent again while it keeps firing (and a
+    /// resolved one, for 15 minutes after it resolved).
     #[arg(
         value_name = "DURATION",
         long = "alertmanager.resend-delay",
