@@ -25,6 +25,7 @@ use crate::cli::RunArgs;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config, ConfigErrors};
 use crate::export::api::ApiView;
+use crate::export::conns::{WebConnMetrics, WebLimits};
 use crate::export::http::{self, HttpState};
 use crate::export::metrics::Metrics;
 use crate::http_client::{ConfigFileError, HttpClientConfig};
@@ -60,6 +61,9 @@ pub enum RunError {
         /// Why binding failed.
         source: std::io::Error,
     },
+    /// A self-metric could not be registered.
+    #[error("cannot register self-metrics: {0}")]
+    Metrics(#[source] prometheus::Error),
     /// Invalid histogram buckets.
     #[error("invalid histogram buckets: {0}")]
     Buckets(#[source] crate::export::metrics::MetricsError),
@@ -78,6 +82,46 @@ pub enum RunError {
     /// `--storage.path` was given with several aggregator shards.
     #[error("--storage.path works with one aggregator shard only (--aggregate.shards is {0})")]
     StorageWithShards(usize),
+}
+
+/// Raises the soft limit on open files to the hard one and, if the caps on
+/// connections of the web server and of the stream and `http://` event
+/// listeners together exceed it (less a reserve), lowers them in
+/// proportion, so that idle connections can never take the descriptors
+/// that `/metrics` and new event connections need.
+fn fit_fd_limit(args: &RunArgs, options: &mut IngestOptions, web: &mut WebLimits) {
+    let Some(limit) = crate::ingest::accept::raise_fd_limit() else {
+        return;
+    };
+    let servers = args.web.listen_address.len();
+    let event_servers = args
+        .events
+        .listeners()
+        .iter()
+        .filter(|l| {
+            matches!(
+                l,
+                ListenAddr::Unix(_) | ListenAddr::Tcp(_) | ListenAddr::Http(_)
+            )
+        })
+        .count();
+    let mut caps = vec![web.max_connections; servers];
+    caps.extend(std::iter::repeat_n(options.max_connections, event_servers));
+    let fitted = crate::ingest::accept::fd_budget(limit, &caps);
+    if fitted == caps {
+        return;
+    }
+    web.max_connections = fitted.first().copied().unwrap_or(web.max_connections);
+    options.max_connections = fitted
+        .get(servers)
+        .copied()
+        .unwrap_or(options.max_connections);
+    tracing::warn!(
+        fd_limit = limit,
+        web_max_connections = web.max_connections,
+        events_max_connections = options.max_connections,
+        "the connection caps exceed the open-file limit; lowered to fit (raise `ulimit -n` to keep them)"
+    );
 }
 
 /// Loads `--config.file`, or the built-in rules when none is given.
@@ -171,6 +215,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
         None => crate::webconfig::WebConfig::open(),
     };
     let metrics = Metrics::new(&args.metrics.buckets()).map_err(RunError::Buckets)?;
+    web_config.count_into(&metrics.ingest.auth, "web");
     metrics.config_last_reload_successful.set(1);
     metrics.config_reloads.with_label_values(&["success"]).inc();
     metrics.config_last_reload_success.set(clock.now());
@@ -178,7 +223,9 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
     tracing::info!(%source, groups = config.groups.len(), "loaded rules");
     rule_series_at_zero(&metrics, &config);
 
-    let options = args.events.ingest_options();
+    let mut options = args.events.ingest_options();
+    let mut web_limits = args.web.limits();
+    fit_fd_limit(&args, &mut options, &mut web_limits);
     let listeners = bind_events(&args.events.listeners(), &options).await?;
     let web = bind_web(&args.web.listen_address).await?;
 
@@ -283,6 +330,8 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
         telemetry_path: args.web.telemetry_path.clone(),
         ready: true.into(),
         web: web_config,
+        limits: web_limits,
+        conns: WebConnMetrics::new(&metrics.registry).map_err(RunError::Metrics)?,
     });
     let (http_stop, http_shutdown) = shutdown::channel();
     let mut servers = JoinSet::new();
