@@ -480,17 +480,18 @@ fn seconds_of_day(t: &str) -> f64 {
     p[0] * 3600.0 + p[1] * 60.0 + p[2]
 }
 
-/// Seconds since midnight of a time of day as headless Chromium writes it
-/// (en-US, UTC on this machine): `8:49:36 AM`.
+/// Seconds since midnight of the time of day at the start of `t`, as
+/// headless Chromium writes it (en-US, UTC on this machine): `8:49:36 AM`,
+/// `12:58:10 PM` or `20:49:36`, followed by anything.
 fn clock_seconds(t: &str) -> f64 {
-    let (hms, half) = t.trim().split_once(' ').unwrap_or((t.trim(), ""));
+    let mut words = t.split_whitespace();
+    let hms = words.next().unwrap();
+    let half = words.next().filter(|w| *w == "AM" || *w == "PM");
     let p: Vec<f64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
-    let mut h = p[0] % 12.0;
-    if half == "PM" {
-        h += 12.0;
-    }
-    if half.is_empty() {
-        h = p[0];
-    }
+    let h = match half {
+        Some("AM") => p[0] % 12.0,
+        Some(_) => p[0] % 12.0 + 12.0,
+        None => p[0],
+    };
     h * 3600.0 + p[1] * 60.0 + p[2]
 }
