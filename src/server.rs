@@ -301,16 +301,10 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
     drop(ctx);
 
     // `/api/v1/summary` asks every aggregator for its current state.
-    let (refresh, mut refresh_rx) = crate::export::api::Refresh::new(shards);
+    let (refresh, requests) = crate::export::api::Refresh::new(shards);
     {
         let control = control.clone();
-        tokio::spawn(async move {
-            while let Some(ack) = refresh_rx.recv().await {
-                if control.send(Control::Refresh(ack)).is_err() {
-                    break;
-                }
-            }
-        });
+        tokio::spawn(requests.serve(move |ack| control.send(Control::Refresh(ack)).is_ok()));
     }
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let reloader = Reloader {
