@@ -293,7 +293,7 @@ impl Aggregator {
                 unreachable!("a run holds inference events only")
             };
             let mv = [event.model.as_str(), event.version.as_str()];
-            run.record(mv, i, event.ts.unwrap_or(now), now);
+            run.record(mv, i, now);
             received.inc();
             k += 1;
             match batch.get_mut(k) {
@@ -781,7 +781,8 @@ mod tests {
             r#"model_info{model="fraud",version="v4"} 1"#,
             r#"model_trained_timestamp_seconds{model="fraud",version="v3"} 100"#,
             r#"model_loaded_timestamp_seconds{model="fraud",version="v3"} 200"#,
-            r#"model_loaded_timestamp_seconds{model="fraud",version="v4"} 300"#,
+            // Without loaded_at: the time of receipt, whatever ts says.
+            r#"model_loaded_timestamp_seconds{model="fraud",version="v4"} 1000"#,
             r#"model_log_events_total{component="inference",level="error",model="fraud",version="v3"} 2"#,
             r#"model_feedback_total{model="fraud",version=""} 1"#,
             r#"model_exporter_events_received_total{type="model"} 2"#,
