@@ -320,6 +320,12 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
     }
     drop(ctx);
 
+    // `/api/v1/summary` asks every aggregator for its current state.
+    let (refresh, requests) = crate::export::api::Refresh::new(shards);
+    {
+        let control = control.clone();
+        tokio::spawn(requests.serve(move |ack| control.send(Control::Refresh(ack)).is_ok()));
+    }
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let reloader = Reloader {
         args: args.clone(),
@@ -333,6 +339,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
     let reloads = tokio::spawn(reloader.run(reload_rx, shutdown.clone()));
     let state = Arc::new(HttpState {
         api,
+        refresh: Some(refresh),
         reload: args.web.enable_lifecycle.then_some(reload_tx),
         metrics: metrics.clone(),
         telemetry_path: args.web.telemetry_path.clone(),
