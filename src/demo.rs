@@ -345,7 +345,7 @@ pub fn run(options: DemoOptions) -> Result<(), DemoError> {
         {
             print!("\n{}", crate::report::render(&summary, &url));
         }
-        running.stop().await;
+        running.stop().await?;
         Ok(())
     });
     let _ = std::fs::remove_dir_all(&dir);
