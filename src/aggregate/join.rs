@@ -78,6 +78,7 @@
 
 use std::borrow::Borrow;
 use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
 
 use super::hash::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -259,6 +260,8 @@ pub struct FeedbackJoiner {
     recent_capacity: usize,
     /// Pending count per (model, version) key.
     groups: HashSet<GroupRef>,
+    /// The group an inference was last added to (see `group_incr`).
+    last_group: Option<Arc<Group>>,
     next_seq: u64,
     /// Largest finite `now` seen.
     latest: f64,
@@ -313,6 +316,7 @@ impl FeedbackJoiner {
                 (capacity / 8).max(1)
             },
             groups: HashSet::default(),
+            last_group: None,
             next_seq: 0,
             latest: 0.0,
             heap_bytes: 0,
@@ -411,8 +415,19 @@ impl FeedbackJoiner {
     /// The shared (model, version) group, its count incremented.
     fn group_incr(&mut self, model: &str, version: &str) -> Arc<Group> {
         make_key(&mut self.group_buf, model, version);
+        // Events come in runs of one version: the last group used is
+        // compared before the set is hashed. A group whose count fell to 0
+        // has left the set and is not used again.
+        if let Some(g) = &self.last_group
+            && *g.key == *self.group_buf
+            && g.count.load(Ordering::Relaxed) > 0
+        {
+            g.count.fetch_add(1, Ordering::Relaxed);
+            return Arc::clone(g);
+        }
         if let Some(g) = self.groups.get(self.group_buf.as_slice()) {
             g.0.count.fetch_add(1, Ordering::Relaxed);
+            self.last_group = Some(Arc::clone(&g.0));
             return Arc::clone(&g.0);
         }
         let g = Arc::new(Group {
@@ -421,6 +436,7 @@ impl FeedbackJoiner {
         });
         self.heap_bytes += GROUP_OVERHEAD_BYTES + g.key.len();
         self.groups.insert(GroupRef(Arc::clone(&g)));
+        self.last_group = Some(Arc::clone(&g));
         g
     }
 
@@ -438,14 +454,14 @@ impl FeedbackJoiner {
     /// Pops the front of the queue, returning the live entry it named, if any.
     fn pop_front_entry(&mut self) -> Option<Option<(Key, Pending)>> {
         let (key, seq) = self.queue.pop_front()?;
-        if Self::is_live(&self.entries, key, seq) {
-            let removed = self.entries.remove_entry(&key);
-            if let Some((_, p)) = &removed {
-                self.release(p);
+        // One lookup finds the entry and removes it if it is the live one.
+        match self.entries.entry(key) {
+            Entry::Occupied(e) if e.get().seq == seq => {
+                let removed = e.remove_entry();
+                self.release(&removed.1);
+                Some(Some(removed))
             }
-            Some(removed)
-        } else {
-            Some(None)
+            _ => Some(None),
         }
     }
 
@@ -486,29 +502,31 @@ impl FeedbackJoiner {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         // A re-used id that was joined before is no longer a duplicate label.
-        self.recent.remove(&key);
+        if !self.recent.is_empty() {
+            self.recent.remove(&key);
+        }
 
-        if self.entries.contains_key(&key) {
-            // Replace the pending entry; its old queue item becomes stale.
+        let group = self.group_incr(model, version);
+        let p = Pending {
+            seq,
+            at,
+            group,
+            prediction: prediction.clone(),
+        };
+        self.heap_bytes += outcome_heap(&p.prediction);
+        self.queue.push_back((key, seq));
+        // One lookup: the insert finds a pending entry of the same key.
+        if let Some(old) = self.entries.insert(key, p) {
+            // Replaced; its old queue item becomes stale.
             self.stats.duplicate_inference += 1;
-            let group = self.group_incr(model, version);
-            let new = Pending {
-                seq,
-                at,
-                group,
-                prediction: prediction.clone(),
-            };
-            self.heap_bytes += outcome_heap(&new.prediction);
-            if let Some(old) = self.entries.insert(key, new) {
-                self.release(&old);
-            }
-            self.queue.push_back((key, seq));
+            self.release(&old);
             self.maybe_compact();
             return;
         }
 
-        // Make room: drop the oldest live entry.
-        while self.entries.len() >= self.capacity {
+        // Make room: drop the oldest live entries. The new one is at the
+        // back of the queue, the newest, so never the one dropped.
+        while self.entries.len() > self.capacity {
             match self.pop_front_entry() {
                 Some(Some((_, p))) => {
                     if self.expired_at(p.at, at) {
@@ -523,17 +541,6 @@ impl FeedbackJoiner {
                 None => break,
             }
         }
-
-        let group = self.group_incr(model, version);
-        let p = Pending {
-            seq,
-            at,
-            group,
-            prediction: prediction.clone(),
-        };
-        self.heap_bytes += outcome_heap(&p.prediction);
-        self.entries.insert(key, p);
-        self.queue.push_back((key, seq));
         self.maybe_compact();
     }
 
@@ -1054,6 +1061,28 @@ mod tests {
         j.on_inference("a", "bc", "y", &num(0.1), 60.0);
         assert_eq!(j.pending_count("ab", "c"), 1);
         assert_eq!(j.pending_count("a", "bc"), 1);
+    }
+
+    #[test]
+    fn a_version_whose_pending_count_fell_to_zero_counts_again() {
+        let mut j = FeedbackJoiner::new(DAY, 100);
+        for round in 0..3 {
+            j.on_inference("m", "v", "a", &num(1.0), 1.0);
+            assert_eq!(j.pending_count("m", "v"), 1, "round {round}");
+            assert_eq!(j.pending().collect::<Vec<_>>(), [("m", "v", 1)]);
+            assert!(
+                j.on_feedback("m", Some("a"), &num(1.0), None, 2.0)
+                    .pair()
+                    .is_some()
+            );
+            assert_eq!(j.pending().count(), 0);
+        }
+        // Another version in between, then the first again.
+        j.on_inference("m", "v", "b", &num(1.0), 3.0);
+        j.on_inference("m", "w", "c", &num(1.0), 3.0);
+        j.on_inference("m", "v", "d", &num(1.0), 3.0);
+        assert_eq!(j.pending_count("m", "v"), 2);
+        assert_eq!(j.pending_count("m", "w"), 1);
     }
 
     #[test]
