@@ -1042,6 +1042,7 @@ groups:
         assert_eq!(
             report.dropped,
             [
+                "fraud/v1: drift bins (their reference changed or is missing)",
                 "fraud/v1: 3 features, classes or counters past --limits.features",
                 "1 model versions past --limits.models or --limits.versions"
             ]
