@@ -25,12 +25,16 @@ use crate::cli::RunArgs;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config, ConfigErrors};
 use crate::export::api::ApiView;
+use crate::export::conns::{WebConnMetrics, WebLimits};
 use crate::export::http::{self, HttpState};
-use crate::export::metrics::Metrics;
+use crate::export::metrics::{Metrics, MetricsError};
 use crate::http_client::{ConfigFileError, HttpClientConfig};
 use crate::ingest::prediction_log::{PredictionLog, PredictionLogOptions};
 use crate::ingest::rejects::Rejects;
 use crate::ingest::{BatchSink, BindError, IngestContext, IngestOptions, ListenAddr, Listener};
+use crate::rules::export::buckets::{
+    latency_layout, latency_thresholds, off_bucket, unreachable_thresholds,
+};
 use crate::rules::notify::{Notifier, NotifierOptions, NotifyError};
 use crate::shutdown::{self, Shutdown, Trigger};
 
@@ -60,6 +64,9 @@ pub enum RunError {
         /// Why binding failed.
         source: std::io::Error,
     },
+    /// A self-metric could not be registered.
+    #[error("cannot register self-metrics: {0}")]
+    Metrics(#[source] prometheus::Error),
     /// Invalid histogram buckets.
     #[error("invalid histogram buckets: {0}")]
     Buckets(#[source] crate::export::metrics::MetricsError),
@@ -81,6 +88,46 @@ pub enum RunError {
     /// The exporter stopped, but its final snapshot could not be written.
     #[error(transparent)]
     FinalSnapshot(crate::storage::StorageError),
+}
+
+/// Raises the soft limit on open files to the hard one and, if the caps on
+/// connections of the web server and of the stream and `http://` event
+/// listeners together exceed it (less a reserve), lowers them in
+/// proportion, so that idle connections can never take the descriptors
+/// that `/metrics` and new event connections need.
+fn fit_fd_limit(args: &RunArgs, options: &mut IngestOptions, web: &mut WebLimits) {
+    let Some(limit) = crate::ingest::accept::raise_fd_limit() else {
+        return;
+    };
+    let servers = args.web.listen_address.len();
+    let event_servers = args
+        .events
+        .listeners()
+        .iter()
+        .filter(|l| {
+            matches!(
+                l,
+                ListenAddr::Unix(_) | ListenAddr::Tcp(_) | ListenAddr::Http(_)
+            )
+        })
+        .count();
+    let mut caps = vec![web.max_connections; servers];
+    caps.extend(std::iter::repeat_n(options.max_connections, event_servers));
+    let fitted = crate::ingest::accept::fd_budget(limit, &caps);
+    if fitted == caps {
+        return;
+    }
+    web.max_connections = fitted.first().copied().unwrap_or(web.max_connections);
+    options.max_connections = fitted
+        .get(servers)
+        .copied()
+        .unwrap_or(options.max_connections);
+    tracing::warn!(
+        fd_limit = limit,
+        web_max_connections = web.max_connections,
+        events_max_connections = options.max_connections,
+        "the connection caps exceed the open-file limit; lowered to fit (raise `ulimit -n` to keep them)"
+    );
 }
 
 /// Loads `--config.file`, or the built-in rules when none is given.
@@ -179,14 +226,34 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
         Some(p) => crate::webconfig::WebConfig::load(p).map_err(RunError::WebConfig)?,
         None => crate::webconfig::WebConfig::open(),
     };
-    let metrics = Metrics::new(&args.metrics.buckets()).map_err(RunError::Buckets)?;
+    let mut buckets = args.metrics.buckets();
+    crate::export::metrics::validate_buckets(&buckets.latency).map_err(|error| {
+        RunError::Buckets(MetricsError::Buckets {
+            name: "latency",
+            error,
+        })
+    })?;
+    // Every latency threshold of the rules is a bound, so that Prometheus'
+    // histogram_quantile decides exactly at it (docs/rules.md).
+    buckets.latency = latency_layout(&buckets.latency, &config.groups);
+    for u in unreachable_thresholds(&buckets.latency, &config.groups) {
+        tracing::warn!(line = u.at.0, column = u.at.1, "{u}");
+    }
+    let metrics = Metrics::new(&buckets).map_err(RunError::Buckets)?;
+    metrics
+        .rule_thresholds_not_bucket_bounds
+        .set(off_bucket(&buckets.latency, &config.groups) as i64);
+    web_config.count_into(&metrics.ingest.auth, "web");
     metrics.config_last_reload_successful.set(1);
     metrics.config_reloads.with_label_values(&["success"]).inc();
     metrics.config_last_reload_success.set(clock.now());
     let source = config_source(&args);
     tracing::info!(%source, groups = config.groups.len(), "loaded rules");
+    rule_series_at_zero(&metrics, &config);
 
-    let options = args.events.ingest_options();
+    let mut options = args.events.ingest_options();
+    let mut web_limits = args.web.limits();
+    fit_fd_limit(&args, &mut options, &mut web_limits);
     let listeners = bind_events(&args.events.listeners(), &options).await?;
     let web = bind_web(&args.web.listen_address).await?;
 
@@ -214,7 +281,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
             ..aggregate::Options::new(metrics.clone(), clock.clone(), config.clone())
         })
         .collect();
-    let notifier = start_notifier(&args, &metrics, &shutdown, &mut shard_options)?;
+    let notifier = start_notifier(&args, &metrics, &shutdown, &clock, &mut shard_options)?;
     if let Some(dir) = &args.storage.path {
         if shards > 1 {
             // One snapshot holds one aggregator's state; which shard a model
@@ -253,6 +320,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
         shutdown: ingest_shutdown,
         prediction_log,
         cloudevents: crate::ingest::cloudevents::Shared::new(models.clone()),
+        clock: clock.clone(),
     };
     let events = listeners.iter().map(Listener::local_addr).collect();
     let mut ingest = JoinSet::new();
@@ -269,6 +337,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
         metrics: metrics.clone(),
         clock,
         last_text: first_text,
+        latency_bounds: buckets.latency.clone(),
     };
     let reloads = tokio::spawn(reloader.run(reload_rx, shutdown.clone()));
     let state = Arc::new(HttpState {
@@ -278,6 +347,8 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
         telemetry_path: args.web.telemetry_path.clone(),
         ready: true.into(),
         web: web_config,
+        limits: web_limits,
+        conns: WebConnMetrics::new(&metrics.registry).map_err(RunError::Metrics)?,
     });
     let (http_stop, http_shutdown) = shutdown::channel();
     let mut servers = JoinSet::new();
@@ -349,12 +420,25 @@ async fn bind_web(addrs: &[String]) -> Result<Vec<TcpListener>, RunError> {
     Ok(web)
 }
 
+/// Makes the per-group rule counters exist at 0 for every group of
+/// `config` (and for `*`, the rounds that failed as a whole), so that
+/// `increase()` and the dashboard see the first failure.
+fn rule_series_at_zero(metrics: &Metrics, config: &Config) {
+    for group in config.groups.iter().map(|g| g.name.as_str()).chain(["*"]) {
+        metrics.rule_evaluation_failures.with_label_values(&[group]);
+        if group != "*" {
+            metrics.rule_evaluations.with_label_values(&[group]);
+        }
+    }
+}
+
 /// Starts pushing alerts to `--alertmanager.url`, if given, and hands the
 /// aggregators the notifier.
 fn start_notifier(
     args: &RunArgs,
     metrics: &Metrics,
     shutdown: &Shutdown,
+    clock: &SharedClock,
     shard_options: &mut [aggregate::Options],
 ) -> Result<Option<JoinHandle<()>>, RunError> {
     let rules = &args.rules;
@@ -374,8 +458,10 @@ fn start_notifier(
         evaluation_interval: shard_options[0].tick(),
         ..NotifierOptions::default()
     };
-    let (handle, task) = Notifier::new(options, &metrics.registry, shutdown.clone())
-        .map_err(RunError::Alertmanager)?;
+    // On the exporter's clock, like the alerts' times it sends.
+    let (handle, task) =
+        Notifier::with_clock(options, &metrics.registry, shutdown.clone(), clock.clone())
+            .map_err(RunError::Alertmanager)?;
     let url = args
         .web
         .external_url
@@ -546,6 +632,8 @@ struct Reloader {
     clock: SharedClock,
     /// The file's content at the last load attempt, to notice changes.
     last_text: Option<Vec<u8>>,
+    /// The latency histogram's bucket bounds, set at start.
+    latency_bounds: Vec<f64>,
 }
 
 impl Reloader {
@@ -591,6 +679,28 @@ impl Reloader {
         }
     }
 
+    /// The latency buckets are fixed when the exporter starts: changing a
+    /// histogram's bounds would reset its series. A threshold a reload adds
+    /// is counted and logged; a restart makes it a bound.
+    fn check_latency_bounds(&self, config: &Config) {
+        let off = off_bucket(&self.latency_bounds, &config.groups);
+        self.metrics
+            .rule_thresholds_not_bucket_bounds
+            .set(off as i64);
+        for (rule, t) in latency_thresholds(&config.groups) {
+            if !self.latency_bounds.contains(&t) {
+                tracing::warn!(
+                    alert = %rule.alert,
+                    threshold = t,
+                    "the latency threshold is not a bucket bound of model_request_duration_seconds: the buckets are set when the exporter starts, so Prometheus interpolates between buckets until a restart"
+                );
+            }
+        }
+        for u in unreachable_thresholds(&self.latency_bounds, &config.groups) {
+            tracing::warn!(line = u.at.0, column = u.at.1, "{u}");
+        }
+    }
+
     /// Reads and loads the rules again, on the blocking pool: a file
     /// system that hangs must not stop the async workers (nor `/metrics`,
     /// `/-/healthy` or SIGTERM).
@@ -605,8 +715,10 @@ impl Reloader {
             Ok(config) => {
                 let source = config_source(&self.args);
                 tracing::info!(trigger, %source, groups = config.groups.len(), "reloaded rules");
+                self.check_latency_bounds(&config);
                 let config = Arc::new(config);
                 self.models.set(config.inference_loggers());
+                rule_series_at_zero(&self.metrics, &config);
                 let _ = self.control.send(Control::Reload(config, source));
                 self.metrics.config_last_reload_successful.set(1);
                 self.metrics

@@ -101,12 +101,15 @@ fn a_baseline_from_training_data_drives_feature_drift() {
 }
 
 /// The chi-square p-value exported for a categorical feature, against a
-/// number worked out by hand: training proportions DE 0.5, FR 0.3, US 0.2;
-/// 100 live values, 40 DE, 30 FR, 30 US. Expected counts 50, 30, 20, so
-/// X² = 10²/50 + 0 + 10²/20 = 7 with 2 degrees of freedom, whose survival
-/// function is e^(−X²/2): p = e^(−3.5) = 0.0301973834223185
-/// (`scipy.stats.chisquare([40, 30, 30], [50, 30, 20]).pvalue` agrees to
-/// the last digit).
+/// number worked out by hand: 1,000 training values, DE 0.5, FR 0.3, US
+/// 0.2; 100 live values, 40 DE, 30 FR, 30 US. The two-sample test
+/// (docs/drift.md) of the table [[500, 300, 200], [40, 30, 30]]: with
+/// m = 1000, n = 100, each category adds (r − l)² · m · n / (R + L), so
+/// X² = 0.1² · 10⁵ / 540 + 0 + 0.1² · 10⁵ / 230 = 1000/540 + 1000/230
+/// with 2 degrees of freedom, whose survival function is e^(−X²/2):
+/// p = 0.0450564572775736
+/// (`scipy.stats.chi2_contingency([[500, 300, 200], [40, 30, 30]],
+/// correction=False).pvalue` agrees to the last digits).
 #[test]
 fn the_chi_square_p_value_of_a_categorical_feature() {
     let dir = tempfile::tempdir().unwrap();
@@ -152,10 +155,11 @@ fn the_chi_square_p_value_of_a_categorical_feature() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let m = e.metrics();
-    let want = (-3.5f64).exp();
+    let want = (-(1000.0 / 540.0 + 1000.0 / 230.0) / 2.0f64).exp();
     for series in [
         r#"model_feature_drift{feature="country",method="chi2_pvalue",model="fraud",version="",window="1h"}"#,
-        r#"model_rule_signal_value{alertname="CountryDrift",model="fraud",version=""}"#,
+        // A rule on one named feature carries it, as its exported rule does.
+        r#"model_rule_signal_value{alertname="CountryDrift",feature="country",model="fraud",version=""}"#,
     ] {
         let got = sample(&m, series).unwrap_or_else(|| panic!("no {series}\n{m}"));
         assert!(
@@ -166,7 +170,7 @@ fn the_chi_square_p_value_of_a_categorical_feature() {
     assert_eq!(
         sample(
             &m,
-            r#"model_alerts{alertname="CountryDrift",alertstate="firing",model="fraud",severity="warning",version=""}"#
+            r#"model_alerts{alertname="CountryDrift",alertstate="firing",feature="country",model="fraud",severity="warning",version=""}"#
         ),
         Some(1.0),
         "{m}"

@@ -163,11 +163,11 @@ pub fn model_references(cfg: &ModelConfig) -> ModelReferences {
     let mut r = ModelReferences::default();
     if let Some(b) = &cfg.reference {
         for (name, f) in &b.features {
-            if let Some(reference) = from_baseline(f) {
+            if let Some(reference) = f.reference() {
                 r.features.insert(name.clone(), reference);
             }
         }
-        r.prediction = b.prediction.as_ref().and_then(from_baseline);
+        r.prediction = b.prediction.as_ref().and_then(FeatureBaseline::reference);
     }
     for (name, spec) in &cfg.features {
         if r.features.contains_key(name) {
@@ -199,18 +199,6 @@ pub struct Windows {
     /// The last time anything was recorded (an event or a joined label).
     pub(super) last_write: f64,
     pub(super) trained_at: Option<f64>,
-}
-
-/// A reference from a baseline file's feature.
-fn from_baseline(f: &FeatureBaseline) -> Option<Reference> {
-    match f {
-        FeatureBaseline::Numeric(n) => {
-            Reference::numeric(n.edges.clone(), n.proportions.clone(), n.mean, n.std)
-        }
-        FeatureBaseline::Categorical(c) => {
-            Reference::categorical(c.categories.iter().map(|(k, p)| (k.as_str(), *p)), c.other)
-        }
-    }
 }
 
 impl FeatureWindows {
@@ -377,6 +365,8 @@ impl Version {
                 let s = w.latency_sketch(now, window);
                 Reading::of(s.max(), s.count())
             }
+            // A retired version is not silent: it was replaced.
+            Signal::TimeSinceLastEvent if self.retired => Reading::NONE,
             Signal::TimeSinceLastEvent => {
                 Reading::always(w.last_event.is_finite().then_some(now - w.last_event))
             }
@@ -407,7 +397,7 @@ impl Version {
                 };
                 self.read_feature(*stat, name, window, now, cfg, refs)
             }
-            Signal::ModelAge => Reading::always(w.trained_at.map(|t| now - t)),
+            Signal::ModelAge => Reading::always(w.trained_at.map(|t| (now - t).max(0.0))),
             Signal::CounterRatio {
                 numerator,
                 denominator,

@@ -189,9 +189,13 @@ impl Store {
             .collect()
     }
 
-    /// Takes new rules. When they need other windows, every window starts
-    /// afresh; otherwise they are kept. Series are kept either way.
-    pub fn set_config(&mut self, config: Arc<Config>) {
+    /// Takes new rules at `now`. When they need windows of another shape
+    /// but slices of the same width (another longest window, other
+    /// references), the windows are carried over into the new shape, as a
+    /// snapshot is restored (drift bins only while their reference is
+    /// unchanged); with another slice width every window starts afresh.
+    /// Series are kept either way.
+    pub fn set_config(&mut self, config: Arc<Config>, now: f64) {
         let spec = WindowSpec::for_config(&config);
         let refs = References::of_config(&config, model_references);
         if refs != self.refs {
@@ -203,15 +207,18 @@ impl Store {
                 });
             });
         }
-        if spec != self.spec || refs != self.refs {
-            self.spec = spec;
-            self.refs = refs;
-            self.models
-                .retain(|_, m| m.versions.retain(|_, v| v.drop_windows()));
-        }
+        let reshape = spec != self.spec || refs != self.refs;
+        // Taken with the old references, so that bins against a reference
+        // that changed are left out.
+        let carried = (reshape && spec.slice == self.spec.slice).then(|| {
+            let mut state = self.capture().to_state();
+            state.feedback = Default::default();
+            state
+        });
         self.expect = PerModel::of_config(&config, Expectations::of_model);
-        // Names declared now are admitted from the next event on; names no
-        // longer declared keep their places, counted under the caps again.
+        // Names declared now are admitted from the next event on (and by
+        // the windows carried below); names no longer declared keep their
+        // places, counted under the caps again.
         let declared = Declared::of_config(&config);
         self.models.redeclare(|m| declared.model(m));
         self.models.retain(|model, m| {
@@ -222,6 +229,23 @@ impl Store {
         });
         self.declared = declared;
         self.config = config;
+        if reshape {
+            self.spec = spec;
+            self.refs = refs;
+            self.models
+                .retain(|_, m| m.versions.retain(|_, v| v.drop_windows()));
+        }
+        if let Some(state) = carried {
+            let mut report = super::snapshot::RestoreReport::default();
+            let (models, versions) = (self.limits.models, self.limits.versions);
+            self.restore(state, models, versions, now, &mut report);
+            if !report.dropped.is_empty() {
+                tracing::info!(
+                    "windows left out when reshaped for the new rules: {}",
+                    report.dropped.join("; ")
+                );
+            }
+        }
     }
 
     /// Applies the caps on models, versions and label length to an event's
@@ -255,10 +279,9 @@ impl Store {
     /// Applies one (admitted) event received at `now`.
     pub fn record(&mut self, event: &Event, now: f64) {
         let mv = [event.model.as_str(), event.version.as_str()];
-        let ts = event.ts.unwrap_or(now);
         let f = match &event.body {
             Body::Inference(i) => {
-                self.run(mv[0], mv[1], now).record(mv, i, ts, now);
+                self.run(mv[0], mv[1], now).record(mv, i, now);
                 return;
             }
             Body::Feedback(f) => Some(f),
@@ -270,13 +293,20 @@ impl Store {
             self.record_feedback(mv[0], f, now);
         }
         let spec = &self.spec;
+        let mut first = false;
         let (m, v) = enter(&mut self.models, &self.declared, mv[0], mv[1], |v| {
             v.stamp(now);
             // A label is recorded under its prediction's version (above).
             if f.is_none() {
+                first = v.is_new();
                 v.touch(spec, now);
             }
         });
+        // A version announced, or sending its first event, supersedes the
+        // model's others.
+        if first || matches!(event.body, Body::Model(_)) {
+            retire_others(&self.metrics, self.models.at_mut(m).1, mv[0], v);
+        }
         let cx = Context {
             metrics: &self.metrics,
             limits: &self.limits,
@@ -288,7 +318,7 @@ impl Store {
         };
         let model = self.models.at_mut(m).1;
         let version = model.versions.at_mut(v).1;
-        version.set_last_event(cx.metrics, mv, ts);
+        version.set_last_event(cx.metrics, mv, now);
         match &event.body {
             Body::Feedback(_) => version.count_feedback(cx.metrics, mv),
             Body::Log(l) => version.record_log(&cx, mv, l, now),
@@ -296,7 +326,7 @@ impl Store {
                 if let Some(t) = loaded.trained_at {
                     version.windows_mut(spec).trained_at = Some(t);
                 }
-                model_loaded(cx.metrics, &mut model.loaded, mv, loaded, ts);
+                model_loaded(cx.metrics, &mut model.loaded, mv, loaded, now);
             }
             Body::Inference(_) | Body::Client(_) => unreachable!("applied above"),
         }
@@ -308,10 +338,15 @@ impl Store {
     /// of once an event.
     pub fn run(&mut self, model: &str, version: &str, now: f64) -> Run<'_> {
         let spec = &self.spec;
+        let mut first = false;
         let (m, v) = enter(&mut self.models, &self.declared, model, version, |v| {
+            first = v.is_new();
             v.stamp(now);
             v.touch(spec, now);
         });
+        if first {
+            retire_others(&self.metrics, self.models.at_mut(m).1, model, v);
+        }
         Run {
             version: self.models.at_mut(m).1.versions.at_mut(v).1,
             joiner: &mut self.joiner,
@@ -362,7 +397,18 @@ impl Store {
     }
 }
 
-/// Sets the gauges of a `model` event of `mv` sent at `ts`; `model_info`
+/// Retires every version of `model` but the one at `current`, which
+/// superseded them.
+fn retire_others(metrics: &Metrics, model: &mut Model, name: &str, current: usize) {
+    for i in 0..model.versions.iter().count() {
+        if i != current {
+            let (version, v) = model.versions.at_mut(i);
+            v.retire(metrics, [name, version.as_str()]);
+        }
+    }
+}
+
+/// Sets the gauges of a `model` event of `mv` received at `ts`; `model_info`
 /// shows only the version loaded last (`loaded`).
 fn model_loaded(
     metrics: &Metrics,
@@ -398,13 +444,12 @@ pub struct Run<'s> {
 }
 
 impl Run<'_> {
-    /// Applies inference `i` of the version, sent at `ts`, received at
-    /// `now`; `mv` are the event's model and version, those the run was
+    /// Applies inference `i` of the version, received at `now`; `mv` are the event's model and version, those the run was
     /// made for.
-    pub fn record(&mut self, mv: [&str; 2], i: &Inference, ts: f64, now: f64) {
+    pub fn record(&mut self, mv: [&str; 2], i: &Inference, now: f64) {
         let v = &mut *self.version;
         v.touch(self.cx.spec, now);
-        v.set_last_event(self.cx.metrics, mv, ts);
+        v.set_last_event(self.cx.metrics, mv, now);
         v.record_inference(&self.cx, mv, i, now);
         if let (Some(id), Some(p)) = (&i.id, &i.prediction) {
             self.joiner.on_inference(mv[0], mv[1], id, p, now);

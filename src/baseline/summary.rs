@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::format::{CategoricalBaseline, FeatureBaseline, NumericBaseline, bin_index};
+use super::format::{CategoricalBaseline, FeatureBaseline, NumericBaseline};
 use super::stats::{CategoryCounter, SignedQuantiles, SmallDistinct};
+use crate::stats::drift::bin_index;
 use crate::stats::window::Moments;
 
 /// Most features (columns or keys) accepted.
@@ -80,6 +81,8 @@ struct Column {
     // Chosen between the passes, counted in the second.
     edges: Vec<f64>,
     bin_counts: Vec<u64>,
+    /// Sum of the values in each bin, for its mean.
+    bin_sums: Vec<f64>,
     top: Vec<String>,
     top_index: HashMap<String, usize>,
     top_counts: Vec<u64>,
@@ -100,6 +103,7 @@ impl Column {
             stamp: u64::MAX,
             edges: Vec::new(),
             bin_counts: Vec::new(),
+            bin_sums: Vec::new(),
             top: Vec::new(),
             top_index: HashMap::new(),
             top_counts: Vec::new(),
@@ -112,7 +116,11 @@ impl Column {
             + self.quantiles.heap_bytes()
             + self.distinct.heap_bytes()
             + self.categories.heap_bytes()
-            + (self.edges.capacity() + self.bin_counts.capacity() + self.top_counts.capacity()) * 8
+            + (self.edges.capacity()
+                + self.bin_counts.capacity()
+                + self.bin_sums.capacity()
+                + self.top_counts.capacity())
+                * 8
             + self
                 .top
                 .iter()
@@ -146,15 +154,8 @@ impl Column {
         };
         let mut edges = Vec::with_capacity(bins + 1);
         if let Some(values) = self.distinct.values().filter(|v| !v.is_empty()) {
-            if values.len() == 1 {
-                edges = vec![min, max];
-            } else {
-                edges.push(values[0]);
-                for w in values.windows(2) {
-                    edges.push(w[0] / 2.0 + w[1] / 2.0);
-                }
-                edges.push(values[values.len() - 1]);
-            }
+            // One bin per value: each value is the edge closing its bin.
+            edges.extend_from_slice(values);
         } else {
             edges.push(min);
             for i in 1..bins {
@@ -164,15 +165,14 @@ impl Column {
             }
             edges.push(max);
         }
-        if !(edges.len() == 2 && min == max) {
-            // Strictly increasing, from min to max.
-            edges.dedup_by(|b, a| *b <= *a);
-            if edges.last() != Some(&max) {
-                edges.pop();
-                edges.push(max);
-            }
+        // Strictly increasing, from min to max.
+        edges.dedup_by(|b, a| *b <= *a);
+        if edges.last() != Some(&max) {
+            edges.pop();
+            edges.push(max);
         }
         self.bin_counts = vec![0; edges.len() + 1];
+        self.bin_sums = vec![0.0; edges.len() + 1];
         self.edges = edges;
     }
 
@@ -196,8 +196,10 @@ impl Column {
     fn add_second(&mut self, cell: &Cell<'_>) {
         match (self.kind, cell) {
             (Kind::Numeric, Cell::Number(x)) => {
-                if let Some(i) = bin_index(&self.edges, *x) {
-                    self.bin_counts[i] += 1;
+                let i = bin_index(&self.edges, *x);
+                if let (Some(c), Some(s)) = (self.bin_counts.get_mut(i), self.bin_sums.get_mut(i)) {
+                    *c += 1;
+                    *s += *x;
                 }
                 self.second_count += 1;
             }
@@ -211,6 +213,28 @@ impl Column {
             // that the comparison of counts reports the change.
             _ => self.second_count += 1,
         }
+    }
+
+    /// The mean of each bin's values, kept within the bin against rounding;
+    /// `None` for an empty bin.
+    fn bin_means(&self, min: f64) -> Vec<Option<f64>> {
+        let e = &self.edges;
+        if e.is_empty() {
+            return vec![None; self.bin_counts.len()];
+        }
+        self.bin_counts
+            .iter()
+            .zip(&self.bin_sums)
+            .enumerate()
+            .map(|(i, (&c, &sum))| {
+                let (lo, hi) = match i {
+                    0 => (min.min(e[0]), e[0]),
+                    _ if i < e.len() => (e[i - 1], e[i]),
+                    _ => (e[e.len() - 1], f64::MAX),
+                };
+                (c > 0).then(|| (sum / c as f64).clamp(lo, hi))
+            })
+            .collect()
     }
 
     fn result(&self, rows: u64) -> Option<FeatureBaseline> {
@@ -233,6 +257,7 @@ impl Column {
                     max,
                     edges: self.edges.clone(),
                     proportions: self.bin_counts.iter().map(|&c| c as f64 / n).collect(),
+                    means: Some(self.bin_means(min)),
                 })
             }
             Kind::Categorical => {

@@ -55,9 +55,19 @@ pub enum Command {
     Report(ReportArgs),
     /// Validate a rules.yaml without starting anything; every error is
     /// printed as FILE:LINE:COLUMN: MESSAGE and the exit status is 1.
+    /// Warnings (FILE:LINE:COLUMN: warning: MESSAGE) leave it at 0.
     Check {
         /// The file to check.
         file: PathBuf,
+        /// The latency bucket bounds the exporter runs with (its
+        /// --metrics.latency-buckets), against which latency thresholds
+        /// are checked; the default buckets when not given.
+        #[arg(
+            long = "metrics.latency-buckets",
+            value_delimiter = ',',
+            value_name = "SECONDS"
+        )]
+        latency_buckets: Vec<f64>,
     },
     /// Work with rule files.
     Rules {

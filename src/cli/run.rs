@@ -64,8 +64,14 @@ mod shown {
 
     pub static SOCKET_MODE: LazyLock<String> =
         LazyLock::new(|| format!("{:04o}", IngestOptions::default().socket_mode));
+    pub static MAX_CLOCK_SKEW: LazyLock<String> = LazyLock::new(|| {
+        format_duration(IngestOptions::default().max_clock_skew.unwrap_or_default())
+    });
     pub static IDLE_TIMEOUT: LazyLock<String> = LazyLock::new(|| {
         format_duration(IngestOptions::default().idle_timeout.unwrap_or_default())
+    });
+    pub static WEB_READ_HEADER_TIMEOUT: LazyLock<String> = LazyLock::new(|| {
+        format_duration(crate::export::conns::WebLimits::default().read_header_timeout)
     });
     pub static HTTP_READ_TIMEOUT: LazyLock<String> =
         LazyLock::new(|| format_duration(HttpOptions::default().read_timeout));
@@ -113,6 +119,18 @@ pub struct EventsArgs {
         value_parser = parse_line_bytes
     )]
     pub max_line_bytes: usize,
+
+    /// Events whose `ts` is further than this from the time of receipt, or
+    /// whose `trained_at` or `loaded_at` is further than this ahead of it,
+    /// are rejected as invalid_value (0: never). See docs/events.md.
+    #[arg(
+        value_name = "DURATION",
+        long = "events.max-clock-skew",
+        env = "MODEL_EXPORTER_EVENTS_MAX_CLOCK_SKEW",
+        default_value = shown::MAX_CLOCK_SKEW.as_str(),
+        value_parser = parse_duration
+    )]
+    pub max_clock_skew: Duration,
 
     /// A stream connection that sends nothing for this long is closed (0: never).
     #[arg(
@@ -227,6 +245,7 @@ impl EventsArgs {
             max_line_bytes: self.max_line_bytes,
             socket_mode: self.socket_mode,
             idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
+            max_clock_skew: (!self.max_clock_skew.is_zero()).then_some(self.max_clock_skew),
             file_from_beginning: self.file_from_beginning,
             max_connections: self.max_connections,
             http: HttpOptions {
@@ -289,6 +308,45 @@ pub struct WebArgs {
         value_name = "URL"
     )]
     pub external_url: Option<String>,
+
+    /// Connections to the HTTP server open at once, per address. At the cap
+    /// a new connection closes the one idle longest (reason="evicted"), or
+    /// is closed itself when all are answering requests (reason="limit").
+    /// Lowered at start-up if the caps of all servers exceed the file
+    /// descriptor limit.
+    #[arg(
+        value_name = "N",
+        long = "web.max-connections",
+        id = "web_max_connections",
+        env = "MODEL_EXPORTER_WEB_MAX_CONNECTIONS",
+        default_value_t = crate::export::conns::WebLimits::default().max_connections,
+        value_parser = at_least_one
+    )]
+    pub max_connections: usize,
+
+    /// Time a connection to the HTTP server has to send a complete request
+    /// head, from being accepted (TLS handshake included) or from its
+    /// previous response; a connection that reads nothing for this long is
+    /// closed too.
+    #[arg(
+        value_name = "DURATION",
+        long = "web.read-header-timeout",
+        id = "web_read_header_timeout",
+        env = "MODEL_EXPORTER_WEB_READ_HEADER_TIMEOUT",
+        default_value = shown::WEB_READ_HEADER_TIMEOUT.as_str(),
+        value_parser = parse_positive_duration
+    )]
+    pub read_header_timeout: Duration,
+}
+
+impl WebArgs {
+    /// The bounds on the HTTP server's connections.
+    pub fn limits(&self) -> crate::export::conns::WebLimits {
+        crate::export::conns::WebLimits {
+            max_connections: self.max_connections,
+            read_header_timeout: self.read_header_timeout,
+        }
+    }
 }
 
 /// The rules and where their alerts go (`--config.*`, `--alertmanager.*`).
@@ -347,7 +405,8 @@ pub struct RulesArgs {
     )]
     pub alertmanager_timeout: Duration,
 
-    /// How often a firing alert is sent again while it keeps firing.
+    /// How often a firing alert is sent again while it keeps firing (and a
+    /// resolved one, for 15 minutes after it resolved).
     #[arg(
         value_name = "DURATION",
         long = "alertmanager.resend-delay",

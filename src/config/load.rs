@@ -83,6 +83,18 @@ pub fn load_file_limited(path: &Path, max_bytes: u64) -> Result<Config, ConfigEr
     }
 }
 
+/// 1-based column, in chars, of an expression's threshold: the first
+/// character after the comparison operator and its spaces (the signal
+/// before it may contain operator characters only inside quotes, and the
+/// number after it none).
+fn threshold_column(text: &str) -> usize {
+    let after_op = text.rfind(['<', '>', '=']).map_or(0, |i| i + 1);
+    let start = text[after_op..]
+        .find(|c: char| !c.is_whitespace())
+        .map_or(after_op, |i| after_op + i);
+    text[..start].chars().count() + 1
+}
+
 impl Config {
     /// The rules.yaml compiled into the binary.
     ///
@@ -167,8 +179,9 @@ struct RuleDraft {
     alert: Option<String>,
     /// Where the expression is, for warnings about it.
     expr_at: (usize, usize),
-    /// The parsed expression and its text.
-    expr: Option<(Expr, String)>,
+    /// The parsed expression, its text, and where its threshold is in
+    /// the file (line, column).
+    expr: Option<(Expr, String, (usize, usize))>,
     window: Duration,
     for_: Duration,
     keep_firing_for: Duration,
@@ -598,7 +611,7 @@ impl Loader {
         if !r.ok {
             return None;
         }
-        let (expr, expr_text) = r.expr?;
+        let (expr, expr_text, threshold_at) = r.expr?;
         if let Some(FeatureSel::Named(feature)) = expr.signal.feature() {
             let (line, column) = r.expr_at;
             self.feature_uses.push(FeatureUse {
@@ -621,6 +634,7 @@ impl Loader {
             matchers: r.matchers,
             min_samples: r.min_samples,
             line: node.line,
+            threshold_at,
         })
     }
 
@@ -658,7 +672,8 @@ impl Loader {
                     }
                     None => (v.line, v.column),
                 };
-                r.expr = Some((e, text));
+                let (line, column, _) = self.locate(v, &text, threshold_column(&text));
+                r.expr = Some((e, text, (line, column)));
             }
             Err(e) => {
                 let (line, column, note) = self.locate(v, &text, e.column);
@@ -777,7 +792,7 @@ impl Loader {
         let per_feature = r
             .expr
             .as_ref()
-            .is_some_and(|(e, _)| e.signal.feature().is_some());
+            .is_some_and(|(e, _, _)| e.signal.feature().is_some());
         for label in t.labels_used() {
             let known = ALERT_LABELS.contains(&label)
                 || (label == "feature" && per_feature)

@@ -20,13 +20,16 @@
 //! | [`js`] | Jensen–Shannon **distance**, base 2 | 0 | `[0, 1]` |
 //! | [`wasserstein`] | 1-Wasserstein distance between bin points, in reference std | 0 | `[0, ∞)` |
 //! | [`chi2_pvalue`] | chi-square goodness-of-fit p-value | 1 | `[0, 1]` |
+//! | [`chi2_two_sample_pvalue`] | two-sample chi-square p-value | 1 | `[0, 1]` |
 //!
 //! # Bins
 //!
 //! `n` edges `e0 ≤ e1 ≤ … ≤ e(n−1)` make `n + 1` bins:
 //! `(−∞, e0], (e0, e1], …, (e(n−1), +∞)`. A value equal to an edge falls in
 //! the bin below it, as in Prometheus' `le` buckets, so the bins line up with
-//! the buckets of `model_feature_value`. See [`bin_index`].
+//! the buckets of `model_feature_value`. [`bin_index`] is the one function
+//! that bins a number: the sidecar's references, the baseline builder and
+//! the exported reference shares all go through it.
 //!
 //! The formulas, the conventions and how they are checked against SciPy are
 //! in `docs/drift.md`; the fixtures come from `scripts/drift_fixtures.py`.
@@ -101,37 +104,66 @@ pub fn bin_index(edges: &[f64], x: f64) -> usize {
     edges.partition_point(|&e| e < x)
 }
 
-/// The representative point of each bin, for [`wasserstein`].
-///
-/// Each bin is represented by the midpoint of its extent. The two open outer
-/// bins are closed by the reference minimum and maximum when they are given
-/// (finite, and not inside the bins they close): `(−∞, e0]` becomes
-/// `[min, e0]`, whose midpoint is `(min + e0) / 2`. Without them the outer
-/// bins collapse onto their edge (`e0` and `e(n−1)`). With no edges at all
-/// the single bin is represented by the midpoint of `[min, max]` (or
-/// whichever is given, or `0`). Returns `edges.len() + 1` points.
-pub fn bin_points(edges: &[f64], min: Option<f64>, max: Option<f64>) -> Vec<f64> {
-    let min = min.filter(|m| m.is_finite());
-    let max = max.filter(|m| m.is_finite());
+/// The point of each bin, for [`wasserstein`], when the reference does not
+/// give each bin's mean: the midpoint `(e(i−1) + e(i)) / 2` of an inner bin,
+/// and the edge of an outer one (`e0` for `(−∞, e0]`, which holds the
+/// training minimum `e0` alone; `e(n−1)` above the maximum). Returns
+/// `edges.len() + 1` points; with no edges, the single bin's point is 0.
+pub fn bin_points(edges: &[f64]) -> Vec<f64> {
     let (Some(&first), Some(&last)) = (edges.first(), edges.last()) else {
-        let point = match (min, max) {
-            (Some(lo), Some(hi)) => 0.5 * (lo + hi),
-            (Some(v), None) | (None, Some(v)) => v,
-            (None, None) => 0.0,
-        };
-        return vec![point];
+        return vec![0.0];
     };
     let mut points = Vec::with_capacity(edges.len() + 1);
-    points.push(match min {
-        Some(lo) if lo <= first => 0.5 * (lo + first),
-        _ => first,
-    });
+    points.push(first);
     points.extend(edges.windows(2).map(|w| 0.5 * (w[0] + w[1])));
-    points.push(match max {
-        Some(hi) if hi >= last => 0.5 * (last + hi),
-        _ => last,
-    });
+    points.push(last);
     points
+}
+
+/// The reference's share of each bin as [`psi`] and [`js`] compare it with
+/// the live shares, and as `model_feature_reference_ratio` publishes it:
+/// the proportions divided by their sum, with every empty bin given a
+/// share, so that live values where the reference has none (above the
+/// training maximum, an unseen category) weigh a finite, documented amount.
+///
+/// With `count`, the number `m` of values the reference was made of, each
+/// of the `z` empty bins is given one value, as if one more training value
+/// lay there: a bin holding `m·p` of the `m` values gets `m·p / (m + z)`,
+/// an empty bin `1 / (m + z)`. For continuous data a new value from the
+/// training distribution lies above the training maximum with probability
+/// exactly `1 / (m + 1)`, so the bin above the maximum gets (about) the
+/// share an undrifted window has there, and as much as the bin at or below
+/// the minimum, which holds one value of `m`. Without `count`, an empty bin
+/// gets [`PSI_EPSILON`] and the shares are normalised again (the smoothing
+/// of [`psi`]).
+///
+/// Proportions that are not usable (negative, not finite, or with a sum
+/// that is not positive) are returned as they are; the statistics reject
+/// them.
+pub fn reference_shares(proportions: &[f64], count: Option<u64>) -> Vec<f64> {
+    let total: f64 = proportions.iter().sum();
+    let usable =
+        total.is_finite() && total > 0.0 && proportions.iter().all(|p| p.is_finite() && *p >= 0.0);
+    if !usable {
+        return proportions.to_vec();
+    }
+    let empty = proportions.iter().filter(|&&p| p == 0.0).count() as f64;
+    match count {
+        Some(m) if m > 0 => {
+            let m = m as f64;
+            proportions
+                .iter()
+                .map(|&p| if p > 0.0 { m * (p / total) } else { 1.0 } / (m + empty))
+                .collect()
+        }
+        _ => {
+            let sum = 1.0 + PSI_EPSILON * empty;
+            proportions
+                .iter()
+                .map(|&p| if p > 0.0 { p / total } else { PSI_EPSILON } / sum)
+                .collect()
+        }
+    }
 }
 
 /// Counts per bin over one time slice (or, merged, a window): the live side
@@ -174,17 +206,6 @@ impl BinCounts {
             self.counts.resize(bin + 1, 0);
         }
         self.counts[bin] = self.counts[bin].saturating_add(n);
-    }
-
-    /// Counts `x` in its bin among `edges` (see [`bin_index`]), first growing
-    /// to `edges.len() + 1` bins if needed.
-    #[inline]
-    pub fn record(&mut self, edges: &[f64], x: f64) {
-        let bins = edges.len() + 1;
-        if bins > self.counts.len() && bins <= MAX_BINS {
-            self.counts.resize(bins, 0);
-        }
-        self.add(bin_index(edges, x), 1);
     }
 
     /// The counts, bin by bin.
@@ -416,6 +437,52 @@ pub fn chi2_pvalue(reference: &[f64], live: &[u64]) -> Option<f64> {
     chi2_sf(statistic, (kept - 1) as f64)
 }
 
+/// Two-sample chi-square p-value: the probability, were the reference
+/// sample and the live window drawn from one distribution, of a statistic
+/// at least as large as the one seen (the test of homogeneity of a 2 × k
+/// table; SciPy's `chi2_contingency(table, correction=False)`).
+///
+/// The reference is a sample too: `reference_count` values (a baseline's
+/// `count`) in the proportions `reference`, so its counts are
+/// `R(i) = reference_count · r(i)`; the live counts are `L(i)`. With
+/// `N = reference_count + n` and `T(i) = R(i) + L(i)`, the expected counts
+/// are `T(i) · reference_count / N` and `T(i) · n / N`, and
+/// `X² = Σ (R − E_R)² / E_R + (L − E_L)² / E_L` over the bins where `T(i)`
+/// is not 0, with bins kept − 1 degrees of freedom (one bin kept: 1).
+///
+/// Unlike [`chi2_pvalue`], which takes the reference as exact, it holds its
+/// level whatever the sizes: with no drift, `p < 0.05` in about 5% of
+/// windows, even when the window is ten times the reference. `None` unless
+/// `reference_count` is finite and positive, or for the reasons in the
+/// [module documentation](self).
+pub fn chi2_two_sample_pvalue(
+    reference: &[f64],
+    reference_count: f64,
+    live: &[u64],
+) -> Option<f64> {
+    if !(reference_count.is_finite() && reference_count > 0.0) {
+        return None;
+    }
+    let (r_total, n) = totals(reference, live)?;
+    let m = reference_count;
+    let total = m + n;
+    let (mut statistic, mut kept) = (0.0, 0usize);
+    for (&r, &c) in reference.iter().zip(live) {
+        let (r, c) = (m * (r / r_total), c as f64);
+        let column = r + c;
+        if column <= 0.0 {
+            continue;
+        }
+        kept += 1;
+        let (er, el) = (column * m / total, column * n / total);
+        statistic += (r - er) * (r - er) / er + (c - el) * (c - el) / el;
+    }
+    if kept < 2 {
+        return Some(1.0);
+    }
+    chi2_sf(statistic, (kept - 1) as f64)
+}
+
 /// Survival function of the chi-square distribution with `dof` degrees of
 /// freedom at `x`: `Q(dof / 2, x / 2)` (see [`gamma_q`]). Negative `x` gives
 /// 1. `None` for `NaN` or non-positive `dof`.
@@ -562,21 +629,37 @@ mod tests {
     }
 
     #[test]
-    fn bin_points_close_the_outer_bins() {
-        let edges = [0.0, 1.0, 3.0];
-        assert_eq!(bin_points(&edges, None, None), [0.0, 0.5, 2.0, 3.0]);
-        assert_eq!(
-            bin_points(&edges, Some(-2.0), Some(5.0)),
-            [-1.0, 0.5, 2.0, 4.0]
-        );
-        // A min/max inside the outer bins' edges, or not finite, is ignored.
-        assert_eq!(
-            bin_points(&edges, Some(0.5), Some(f64::NAN)),
-            [0.0, 0.5, 2.0, 3.0]
-        );
-        assert_eq!(bin_points(&[], Some(2.0), Some(4.0)), [3.0]);
-        assert_eq!(bin_points(&[], None, Some(4.0)), [4.0]);
-        assert_eq!(bin_points(&[], None, None), [0.0]);
+    fn reference_shares_give_empty_bins_one_value() {
+        // 3 of 4 bins hold 10 values; one is empty: 31 values in all.
+        let shares = reference_shares(&[0.5, 0.0, 0.25, 0.25], Some(20));
+        let want = [10.0 / 21.0, 1.0 / 21.0, 5.0 / 21.0, 5.0 / 21.0];
+        for (a, b) in shares.iter().zip(want) {
+            assert!((a - b).abs() < 1e-15, "{shares:?}");
+        }
+        // Unnormalised proportions are divided by their sum first.
+        let scaled = reference_shares(&[2.0, 0.0, 1.0, 1.0], Some(20));
+        for (a, b) in scaled.iter().zip(want) {
+            assert!((a - b).abs() < 1e-15, "{scaled:?}");
+        }
+        // No count (or 0): PSI_EPSILON, normalised again, as psi smooths.
+        for count in [None, Some(0)] {
+            let s = reference_shares(&[0.5, 0.0, 0.5], count);
+            let sum = 1.0 + PSI_EPSILON;
+            assert_eq!(s, [0.5 / sum, PSI_EPSILON / sum, 0.5 / sum]);
+        }
+        // Nothing empty: the proportions, normalised.
+        assert_eq!(reference_shares(&[1.0, 3.0], Some(4)), [0.25, 0.75]);
+        // Unusable proportions are left for the statistics to reject.
+        assert_eq!(reference_shares(&[0.0, 0.0], Some(4)), [0.0, 0.0]);
+        assert!(reference_shares(&[f64::NAN, 1.0], None)[0].is_nan());
+        assert_eq!(reference_shares(&[-1.0, 2.0], Some(4)), [-1.0, 2.0]);
+    }
+
+    #[test]
+    fn bin_points_are_midpoints_and_outer_edges() {
+        assert_eq!(bin_points(&[0.0, 1.0, 3.0]), [0.0, 0.5, 2.0, 3.0]);
+        assert_eq!(bin_points(&[2.0]), [2.0, 2.0]);
+        assert_eq!(bin_points(&[]), [0.0]);
     }
 
     #[test]
@@ -588,7 +671,8 @@ mod tests {
             SlidingWindow::<BinCounts>::new(Duration::from_secs(10), Duration::from_secs(60));
         for i in 0..100 {
             let x = (i % 4) as f64 - 0.5;
-            w.current_mut(1000.0 + i as f64).record(&edges, x);
+            w.current_mut(1000.0 + i as f64)
+                .add(bin_index(&edges, x), 1);
         }
         let mut merged = BinCounts::with_bins(4);
         w.merged(1099.0, Duration::from_secs(60), &mut merged);
@@ -649,7 +733,7 @@ mod tests {
             let live = logistic_counts(&edges, 0.0, 1e6);
             let total: u64 = live.iter().sum();
             let reference: Vec<f64> = live.iter().map(|&c| c as f64 / total as f64).collect();
-            let points = bin_points(&edges, Some(-10.0), Some(10.0));
+            let points = bin_points(&edges);
             assert!(
                 psi(&reference, &live, PSI_EPSILON).unwrap() < 1e-15,
                 "{bins}"
@@ -677,7 +761,7 @@ mod tests {
             .iter()
             .map(|&c| c as f64 / 1e9)
             .collect();
-        let points = bin_points(&edges, Some(-8.0), Some(8.0));
+        let points = bin_points(&edges);
         let std = std::f64::consts::PI / 3f64.sqrt();
         let mut last = [0.0; 4];
         let mut last_p = 1.0;
@@ -841,7 +925,7 @@ mod tests {
             assert!(close_relative(got, p), "{name}: p-value {got} vs {p}");
             if case.get("edges").is_some() {
                 let edges = floats(&case["edges"]);
-                let points = bin_points(&edges, Some(want("min")), Some(want("max")));
+                let points = bin_points(&edges);
                 for (a, b) in points.iter().zip(floats(&case["points"])) {
                     assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{name}: points");
                 }
