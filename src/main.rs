@@ -304,12 +304,24 @@ fn demo(args: model_exporter::cli::DemoArgs) -> Result<(), Failure> {
         .with_writer(std::io::stderr)
         .with_ansi(colour_logs())
         .try_init();
+    // The demo serves until SIGINT or SIGTERM.
+    let (trigger, until) = model_exporter::shutdown::channel();
+    std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(wait_for_signal());
+        }
+        trigger.trigger();
+    });
     let options = model_exporter::demo::DemoOptions {
         speed: args.speed,
         duration: args.duration,
         web_listen: args.web_listen,
         seed: args.seed,
         verbose: !args.quiet,
+        until,
     };
     model_exporter::demo::run(options).map_err(Failure::of("demo"))
 }
@@ -347,7 +359,7 @@ fn report(args: model_exporter::cli::ReportArgs) -> Result<(), Failure> {
         let base = report::base_url(&args.url);
         runtime.block_on(async {
             let client = HttpClient::new(&options)?;
-            let summary = report::fetch(&client, base).await?;
+            let summary = report::fetch_all(&client, base).await?;
             Ok::<_, AnyError>(report::render(&summary, base))
         })
     })();

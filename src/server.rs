@@ -51,8 +51,8 @@ pub enum RunError {
     #[error("{0}")]
     Bind(BindError),
     /// `--web.config.file` did not load.
-    #[error("{0}")]
-    WebConfig(String),
+    #[error(transparent)]
+    WebConfig(#[from] crate::webconfig::WebConfigError),
     /// A `--web.listen-address` is not an address.
     #[error(transparent)]
     ListenAddress(#[from] http::ListenAddressError),
@@ -329,6 +329,12 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
     }
     drop(ctx);
 
+    // `/api/v1/summary` asks every aggregator for its current state.
+    let (refresh, requests) = crate::export::api::Refresh::new(shards);
+    {
+        let control = control.clone();
+        tokio::spawn(requests.serve(move |ack| control.send(Control::Refresh(ack)).is_ok()));
+    }
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let reloader = Reloader {
         args: args.clone(),
@@ -342,6 +348,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
     let reloads = tokio::spawn(reloader.run(reload_rx, shutdown.clone()));
     let state = Arc::new(HttpState {
         api,
+        refresh: Some(refresh),
         reload: args.web.enable_lifecycle.then_some(reload_tx),
         metrics: metrics.clone(),
         telemetry_path: args.web.telemetry_path.clone(),

@@ -28,6 +28,9 @@ use crate::rules::notify::NotifierHandle;
 pub enum Control {
     /// New rules (already validated), and where they came from.
     Reload(Arc<Config>, String),
+    /// Apply the batches already queued, bring the API's summaries up to
+    /// date, and answer (`/api/v1/summary` waits for it).
+    Refresh(crate::export::api::RefreshAck),
 }
 
 /// The sending half for [`Control`] messages.
@@ -214,6 +217,13 @@ impl Aggregator {
     /// evaluation.
     pub fn api(&self) -> Arc<RwLock<ApiSnapshot>> {
         self.publisher.api()
+    }
+
+    /// Brings the API's summaries and features up to the events applied so
+    /// far, without evaluating the rules.
+    pub fn refresh_api(&mut self) {
+        let now = self.clock.now();
+        self.publisher.refresh(&self.store, &self.store.config, now);
     }
 
     /// Applies every event of a batch, in order.
@@ -618,6 +628,17 @@ pub fn spawn(
                             Control::Reload(config, source) => {
                                 agg.reload(config, source);
                                 tick.as_mut().reset(tokio::time::Instant::now());
+                            }
+                            Control::Refresh(ack) => {
+                                // What was queued before the request, at
+                                // most a queue's worth.
+                                for _ in 0..rx.max_capacity() {
+                                    let Ok(batch) = rx.try_recv() else { break };
+                                    agg.metrics.batches.inc();
+                                    agg.apply(batch);
+                                }
+                                agg.refresh_api();
+                                let _ = ack.send(());
                             }
                         },
                         _ = &mut tick => {

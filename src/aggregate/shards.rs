@@ -458,6 +458,7 @@ pub async fn fan_out(
         for s in &shards {
             let copy = match &c {
                 Control::Reload(config, source) => Control::Reload(config.clone(), source.clone()),
+                Control::Refresh(ack) => Control::Refresh(ack.clone()),
             };
             let _ = s.send(copy);
         }

@@ -345,7 +345,10 @@ pub struct DemoArgs {
     /// Simulated seconds per real second.
     #[arg(long, default_value_t = 30.0, value_parser = parse_speed)]
     pub speed: f64,
-    /// Simulated length of the story.
+    /// Simulated length of the story: the fraud features drift at 20% of
+    /// it, the recommender degrades at 70%. Shorter than 30m, the story ends
+    /// before some of its alerts fire. The demo keeps serving after the
+    /// story until interrupted.
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
     pub duration: Duration,
     /// Address of the HTTP server (dashboard, /metrics); repeatable.
