@@ -116,7 +116,10 @@ fn stream_events_are_all_received() {
     // Every event had its own request id (the default): the label join
     // waits for a label for each one (fewer than its capacity of 100,000).
     // (The gauge is set by the evaluation rounds: waited for.)
-    e.wait_sample(r#"model_feedback_pending{model="fraud",version="v3"}"#, sent);
+    e.wait_sample(
+        r#"model_feedback_pending{model="fraud",version="v3"}"#,
+        sent,
+    );
 }
 
 #[test]
@@ -176,7 +179,10 @@ fn datagrams_are_counted_sent_or_dropped() {
     );
     // Datagrams, too, each carry their own request id by default.
     // (The gauge is set by the evaluation rounds: waited for.)
-    e.wait_sample(r#"model_feedback_pending{model="fraud",version="v3"}"#, sent);
+    e.wait_sample(
+        r#"model_feedback_pending{model="fraud",version="v3"}"#,
+        sent,
+    );
 }
 
 #[test]

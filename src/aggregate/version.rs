@@ -390,8 +390,7 @@ impl Version {
             Some(Outcome::Class(class)) => {
                 let (s, win) = self.classes.both(
                     class,
-                    (limits.classes, limits.features),
-                    false,
+                    (limits.classes, limits.features, false),
                     now,
                     || cx.dropped("class"),
                     |c| m.predictions.with_label_values(&[model, version, c]),
@@ -476,8 +475,7 @@ impl Version {
         for (name, v) in &i.counters {
             let (s, win) = self.counters.both(
                 name,
-                (limits.counters, limits.features),
-                false,
+                (limits.counters, limits.features, false),
                 now,
                 || cx.dropped("counter"),
                 |n| m.counter.with_label_values(&[model, version, n]),
@@ -502,8 +500,7 @@ impl Version {
         let cap = cx.limits.features;
         self.features.both(
             name,
-            (cap, cap),
-            cx.declared.contains(name),
+            (cap, cap, cx.declared.contains(name)),
             now,
             || cx.dropped("feature"),
             |_| FeatureHandles::default(),
@@ -717,14 +714,14 @@ impl<S, W> Slot<S, W> {
 
 impl<S, W> Capped<Slot<S, W>> {
     /// Where the series and the windows of `key` are, with the caps
-    /// `(series, windows)`: [`Capped::series_index`] and
+    /// `(series, windows, declared)` (a declared key passes both):
+    /// [`Capped::series_index`] and
     /// [`Capped::windows_index`], found with one lookup when the entry has
     /// both.
     fn both(
         &mut self,
         key: &str,
-        (series_cap, windows_cap): (usize, usize),
-        declared: bool,
+        (series_cap, windows_cap, declared): (usize, usize, bool),
         now: f64,
         dropped: impl FnOnce(),
         make_series: impl FnOnce(&str) -> S,
