@@ -8,12 +8,15 @@
 # mtail reads the file in --one_shot mode; its CPU time (user + system, from
 # /usr/bin/time -v) minus that of the same run over an empty file (start-up
 # and program compilation) is its processing cost.
-# model-exporter follows the file with a file:// listener: it is started
-# with the file absent, its CPU time is read from /proc, the file is moved
-# into place, and once /metrics counts all N events the CPU time is read
-# again. Both compute the latency histogram and the error count; the
-# exporter also computes everything else it always does (features, drift
-# bins, windows, feedback store).
+# model-exporter receives the same file over one unix stream connection
+# (unix:// listener; python3 writes the file to the socket): its CPU time is
+# read from /proc before the connection opens and again once /metrics counts
+# all N events. Every event has its own request id (`r-<n>`), so the
+# exporter's label join remembers each prediction (and, past
+# --feedback.capacity, evicts the oldest), as with real traffic. Both compute
+# the latency histogram and the error count; the exporter also computes
+# everything else it always does (features, drift bins, windows, label join).
+# FILE=1 has the exporter follow the file with a file:// listener instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
@@ -54,8 +57,12 @@ mt_cpu=$(awk -v a="$mt_total" -v b="$mt_base" 'BEGIN {printf "%.3f", a - b}')
 echo "mtail: counted $mt_count events, $mt_errors errors; CPU $mt_total s, $mt_base s of it start-up: $mt_cpu s"
 
 # --- model-exporter ----------------------------------------------------------
-"$BIN" --web.listen-address 127.0.0.1:0 --log.format json \
-  --events.listen "file://$dir/in.jsonl" --events.file-from-beginning \
+if [ "${FILE:-0}" = 1 ]; then
+  listen=(--events.listen "file://$dir/in.jsonl" --events.file-from-beginning)
+else
+  listen=(--events.listen "unix://$dir/events.sock")
+fi
+"$BIN" --web.listen-address 127.0.0.1:0 --log.format json "${listen[@]}" \
   2>"$dir/exporter.log" &
 exporter=$!
 port=$(wait_port "$dir/exporter.log")
@@ -68,7 +75,18 @@ received() {
 sleep 1
 me_before=$(cpu_now)
 start=$(date +%s.%N)
-mv "$dir/events.jsonl" "$dir/in.jsonl"
+if [ "${FILE:-0}" = 1 ]; then
+  mv "$dir/events.jsonl" "$dir/in.jsonl"
+else
+  python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+with open(sys.argv[2], "rb") as f:
+    s.sendfile(f)
+s.close()
+' "$dir/events.sock" "$dir/events.jsonl"
+fi
 deadline=$((SECONDS + 600))
 while [ "$(received)" -lt "$N" ] && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
 end=$(date +%s.%N)

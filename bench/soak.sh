@@ -5,7 +5,9 @@
 # Run by hand (it is not part of the test suite).
 #
 #   bench/soak.sh [RATE] [SECONDS]     # default 100000 events/s for 600 s
-#   UNIQUE_IDS=1 bench/soak.sh ...      # every event with its own request id
+#   REPEAT_ID=1 bench/soak.sh ...       # every event with the same request id
+#
+# Every event has its own request id unless REPEAT_ID=1 (loadgen --repeat-id).
 #
 # Every 5 s: a scrape of /metrics (must succeed) and an RSS sample.
 # Every 30 s, in turn: a reload through POST /-/reload after editing the
@@ -33,9 +35,9 @@ rss() { awk '/VmRSS/ {print $2 * 1024}' "/proc/$exporter/status"; }
 metric() { curl -sf "$url/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 echo "idle RSS: $(rss) bytes"
 
-unique=()
-[ "${UNIQUE_IDS:-0}" = 1 ] && unique=(--unique-ids)
-"$BIN" loadgen --target "unix://$dir/events.sock" --rate "$RATE" --duration "${SECS}s" "${unique[@]}" \
+ids=()
+[ "${REPEAT_ID:-0}" = 1 ] && ids=(--repeat-id)
+"$BIN" loadgen --target "unix://$dir/events.sock" --rate "$RATE" --duration "${SECS}s" "${ids[@]}" \
   --metrics-url "$url" --pid "$exporter" >"$dir/loadgen.txt" &
 load=$!
 start=$SECONDS

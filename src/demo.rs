@@ -449,7 +449,7 @@ pub fn run(options: DemoOptions) -> Result<(), DemoError> {
         until.wait().await;
         stop.store(true, Ordering::Relaxed);
         let _ = generator.join();
-        running.stop().await;
+        running.stop().await?;
         Ok(())
     });
     let _ = std::fs::remove_dir_all(&dir);

@@ -28,7 +28,9 @@
 //!   [`http_client`] (the one HTTP client, with TLS, authentication and
 //!   timeouts, of `report`, `loadgen` and the Alertmanager notifier) and
 //!   [`webconfig`] (`--web.config.file`: the server side's TLS and basic
-//!   auth, shared by the HTTP server and the `http://` event listener).
+//!   auth, shared by the HTTP server and the `http://` event listener) and
+//!   [`files`] (reading rules and baseline files: regular files only,
+//!   within a size limit, never blocking on a FIFO or a device).
 //! * [`ingest`]: the events and their wire protocol (v1), listener
 //!   addresses, socket files, stream and datagram framing, the parser, the
 //!   listeners, their self-metrics and the prediction log. Listeners parse
@@ -76,6 +78,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod export;
+pub mod files;
 pub mod http_client;
 pub mod ingest;
 pub mod loadgen;

@@ -101,10 +101,11 @@ pub struct LoadgenOptions {
     pub null_reader: bool,
     /// CPU the sending threads are pinned to, if any.
     pub sender_cpu: Option<usize>,
-    /// Give every event its own request `id` (streams only), so that the
-    /// exporter's feedback join remembers each prediction and, past its
-    /// capacity, evicts the oldest, as with real traffic; otherwise every
-    /// event repeats the id of [`EVENT`].
+    /// Give every event its own request `id` (`r` + the connection's
+    /// number + `-` + a counter), so that the exporter's feedback join
+    /// remembers each prediction and, past its capacity, evicts the oldest,
+    /// as with real traffic (the command's default); otherwise every event
+    /// repeats the id of [`EVENT`] (`--repeat-id`).
     pub unique_ids: bool,
     /// CPU the do-nothing reader's threads are pinned to, if any.
     pub reader_cpu: Option<usize>,
@@ -259,11 +260,6 @@ pub fn run(options: &LoadgenOptions) -> Result<LoadgenReport, LoadgenError> {
     if options.models == 0 {
         return Err(LoadgenError::Options("--models must be at least 1"));
     }
-    if options.unique_ids && datagram {
-        return Err(LoadgenError::Options(
-            "--unique-ids is supported on unix:// (stream) targets only",
-        ));
-    }
     let models = options.models;
     check_cpu(options.sender_cpu)?;
     check_cpu(options.reader_cpu)?;
@@ -294,7 +290,13 @@ pub fn run(options: &LoadgenOptions) -> Result<LoadgenReport, LoadgenError> {
         senders.push(std::thread::spawn(move || {
             pin_to(sender_cpu)?;
             if datagram {
-                send_datagrams(&path, per_conn_rate, deadline, models)
+                send_datagrams(
+                    &path,
+                    per_conn_rate,
+                    deadline,
+                    models,
+                    unique_ids.then_some(conn),
+                )
             } else {
                 send_stream(
                     &path,
@@ -371,7 +373,23 @@ pub fn event(i: u32, models: u32) -> String {
 /// With `unique_ids`, each line's id is `r` + `conn` (3 digits) + `-` +
 /// [`ID_DIGITS`] digits, rewritten before each write by [`number_ids`].
 fn lines(n: usize, models: u32, unique_ids: Option<u32>) -> (Vec<u8>, Vec<usize>) {
-    let events: Vec<String> = (0..models)
+    let events = events(models, unique_ids);
+    let mut buf = Vec::new();
+    let mut starts = Vec::with_capacity(2 * n + 1);
+    for i in 0..2 * n {
+        starts.push(buf.len());
+        buf.extend_from_slice(events[i % n % events.len()].as_bytes());
+        buf.push(b'\n');
+    }
+    starts.push(buf.len());
+    (buf, starts)
+}
+
+/// The event of each of `models` names; with `unique_ids` (the connection's
+/// number), each with the id `r` + `conn` (3 digits) + `-` + [`ID_DIGITS`]
+/// zeros, whose digits are rewritten before each send.
+fn events(models: u32, unique_ids: Option<u32>) -> Vec<String> {
+    (0..models)
         .map(|i| {
             let e = event(i, models);
             match unique_ids {
@@ -383,16 +401,7 @@ fn lines(n: usize, models: u32, unique_ids: Option<u32>) -> (Vec<u8>, Vec<usize>
                 None => e,
             }
         })
-        .collect();
-    let mut buf = Vec::new();
-    let mut starts = Vec::with_capacity(2 * n + 1);
-    for i in 0..2 * n {
-        starts.push(buf.len());
-        buf.extend_from_slice(events[i % n % events.len()].as_bytes());
-        buf.push(b'\n');
-    }
-    starts.push(buf.len());
-    (buf, starts)
+        .collect()
 }
 
 /// Digits of the counter in a unique id.
@@ -478,8 +487,20 @@ fn send_datagrams(
     rate: f64,
     deadline: Instant,
     models: u32,
+    unique_ids: Option<u32>,
 ) -> Result<(u64, u64), LoadgenError> {
-    let events: Vec<String> = (0..models).map(|i| event(i, models)).collect();
+    let mut events: Vec<Vec<u8>> = events(models, unique_ids)
+        .into_iter()
+        .map(String::into_bytes)
+        .collect();
+    // Where each event's id digits are, when ids are unique.
+    let digits_at: Vec<usize> = match unique_ids {
+        Some(_) => events
+            .iter()
+            .filter_map(|e| id_digits(e, &[0]).first().copied())
+            .collect(),
+        None => Vec::new(),
+    };
     let sock = UnixDatagram::unbound().map_err(socket_error("cannot open a socket for", path))?;
     sock.connect(path)
         .map_err(socket_error("cannot connect to", path))?;
@@ -503,8 +524,14 @@ fn send_datagrams(
             64
         };
         for _ in 0..n {
-            let e = &events[((sent + drops) % events.len() as u64) as usize];
-            match sock.send(e.as_bytes()) {
+            let attempt = sent + drops;
+            let k = (attempt % events.len() as u64) as usize;
+            let e = &mut events[k];
+            if let Some(&at) = digits_at.get(k) {
+                // A refused datagram's id is not used again.
+                write_decimal(&mut e[at..at + ID_DIGITS], attempt);
+            }
+            match sock.send(e) {
                 Ok(_) => sent += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => drops += 1,
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => drops += 1,

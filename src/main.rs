@@ -340,7 +340,7 @@ fn loadgen(args: model_exporter::cli::LoadgenArgs) -> Result<(), Failure> {
         null_reader: args.null_reader,
         sender_cpu: args.sender_cpu,
         reader_cpu: args.reader_cpu,
-        unique_ids: args.unique_ids,
+        unique_ids: !args.repeat_id,
     };
     let report = model_exporter::loadgen::run(&options).map_err(Failure::of("loadgen"))?;
     print!("{}", report.render());

@@ -85,6 +85,9 @@ pub enum RunError {
     /// `--storage.path` was given with several aggregator shards.
     #[error("--storage.path works with one aggregator shard only (--aggregate.shards is {0})")]
     StorageWithShards(usize),
+    /// The exporter stopped, but its final snapshot could not be written.
+    #[error(transparent)]
+    FinalSnapshot(crate::storage::StorageError),
 }
 
 /// Raises the soft limit on open files to the hard one and, if the caps on
@@ -132,7 +135,7 @@ fn fit_fd_limit(args: &RunArgs, options: &mut IngestOptions, web: &mut WebLimits
 /// Its warnings (see [`Config::warnings`]) are logged, once per load.
 pub fn load_config(args: &RunArgs) -> Result<Config, ConfigErrors> {
     let config = match &args.rules.config_file {
-        Some(path) => config::load_file(path),
+        Some(path) => config::load_file_limited(path, args.rules.config_max_bytes),
         None => config::load(crate::DEFAULT_RULES_NAME, crate::DEFAULT_RULES_YAML),
     }?;
     for w in &config.warnings {
@@ -149,7 +152,7 @@ pub struct Running {
     web: Vec<SocketAddr>,
     events: Vec<ListenAddr>,
     stop: Trigger,
-    stopped: JoinHandle<()>,
+    stopped: JoinHandle<Result<(), RunError>>,
 }
 
 impl Running {
@@ -173,19 +176,30 @@ impl Running {
 
     /// Waits until the exporter has stopped: after [`Running::shutdown`]
     /// (without it, this waits for ever; [`Running::stop`] does both).
-    pub async fn wait(self) {
+    ///
+    /// # Errors
+    /// When the stop lost state: the final snapshot could not be written.
+    pub async fn wait(self) -> Result<(), RunError> {
         let Running { stop, stopped, .. } = self;
-        if let Err(e) = stopped.await {
-            tracing::error!(error = %e, "the shutdown did not complete");
-        }
+        let r = match stopped.await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "the shutdown did not complete");
+                Ok(())
+            }
+        };
         drop(stop);
+        r
     }
 
     /// Shuts down and waits until every event received was applied and
     /// every server stopped.
-    pub async fn stop(self) {
+    ///
+    /// # Errors
+    /// As [`Running::wait`].
+    pub async fn stop(self) -> Result<(), RunError> {
         self.shutdown();
-        self.wait().await;
+        self.wait().await
     }
 }
 
@@ -193,8 +207,7 @@ impl Running {
 pub async fn run(args: RunArgs, mut shutdown: Shutdown) -> Result<(), RunError> {
     let running = start(args).await?;
     shutdown.wait().await;
-    running.stop().await;
-    Ok(())
+    running.stop().await
 }
 
 /// Binds every listener and starts the exporter on the system clock.
@@ -207,11 +220,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
     let (stop, shutdown) = shutdown::channel();
     // The file as first loaded: the watcher compares with it, so a change
     // written while the exporter starts is not missed.
-    let first_text = args
-        .rules
-        .config_file
-        .as_ref()
-        .and_then(|p| std::fs::read(p).ok());
+    let first_text = read_rules(&args);
     let config = load_config(&args).map_err(RunError::Config)?;
     let web_config = match &args.web.config_file {
         Some(p) => crate::webconfig::WebConfig::load(p).map_err(RunError::WebConfig)?,
@@ -374,7 +383,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
     let stopped = tokio::spawn(async move {
         let mut shutdown = shutdown;
         shutdown.wait().await;
-        tasks.shut_down().await;
+        tasks.shut_down().await
     });
     Ok(Running {
         web: web_addrs,
@@ -515,8 +524,9 @@ struct Tasks {
 
 impl Tasks {
     /// Stops accepting, drains, lets the aggregators apply what is queued,
-    /// flushes alerts, and stops the HTTP server last.
-    async fn shut_down(self) {
+    /// flushes alerts, and stops the HTTP server last; fails if the final
+    /// snapshot could not be written.
+    async fn shut_down(self) -> Result<(), RunError> {
         let Tasks {
             state,
             ingest_stop,
@@ -536,19 +546,32 @@ impl Tasks {
             while ingest.join_next().await.is_some() {}
             // Every sender is gone once the listeners are: the aggregator (each
             // shard) applies what is queued and stops.
-            let _ = tokio::task::spawn_blocking(move || {
+            let failed = tokio::task::spawn_blocking(move || {
+                let mut failed = None;
                 for a in aggregators {
-                    let _ = a.join();
+                    if let Ok(mut a) = a.join()
+                        && failed.is_none()
+                    {
+                        failed = a.take_final_snapshot_error();
+                    }
                 }
+                failed
             })
-            .await;
+            .await
+            .ok()
+            .flatten();
             // The listeners held the last handles: the writer flushes and stops.
             if let Some(w) = prediction_log_writer {
                 let _ = tokio::task::spawn_blocking(move || w.join()).await;
             }
+            failed
         })
         .await;
-        if drained.is_err() {
+        let (final_snapshot, timed_out) = match drained {
+            Ok(f) => (f, false),
+            Err(_) => (None, true),
+        };
+        if timed_out {
             tracing::warn!("draining took longer than {DRAIN_TIMEOUT:?}; exiting anyway");
             ingest.abort_all();
         }
@@ -568,8 +591,33 @@ impl Tasks {
                     .get()
             })
             .sum();
-        tracing::info!(events_received, "stopped");
+        match final_snapshot {
+            None => {
+                tracing::info!(events_received, "stopped");
+                Ok(())
+            }
+            Some(e) => {
+                tracing::error!(
+                    events_received,
+                    "stopped, but the final snapshot was not written"
+                );
+                Err(RunError::FinalSnapshot(e))
+            }
+        }
     }
+}
+
+/// The rules file's bytes, if it is a regular file within
+/// `--config.max-bytes` (see [`crate::files`]).
+fn read_rules(args: &RunArgs) -> Option<Vec<u8>> {
+    let path = args.rules.config_file.as_ref()?;
+    crate::files::read_regular(path, args.rules.config_max_bytes).ok()
+}
+
+/// Runs `f` on the blocking pool; `None` if it panicked or the runtime is
+/// shutting down.
+async fn off_the_workers<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
 }
 
 fn config_source(args: &RunArgs) -> String {
@@ -621,15 +669,17 @@ impl Reloader {
             tokio::select! {
                 _ = shutdown.wait() => return,
                 Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                    let _ = self.reload("SIGHUP");
+                    let _ = self.reload("SIGHUP").await;
                 }
                 Some(done) = requests.recv() => {
-                    let _ = done.send(self.reload("HTTP"));
+                    let _ = done.send(self.reload("HTTP").await);
                 }
                 _ = poll.tick(), if watching => {
-                    let text = self.read_file();
-                    if text.is_some() && text != self.last_text {
-                        let _ = self.reload("file change");
+                    let args = self.args.clone();
+                    let text = off_the_workers(move || read_rules(&args)).await.flatten();
+                    // A change, or the file becoming unreadable (told once).
+                    if text != self.last_text {
+                        let _ = self.reload("file change").await;
                     }
                 }
             }
@@ -658,13 +708,17 @@ impl Reloader {
         }
     }
 
-    fn read_file(&self) -> Option<Vec<u8>> {
-        std::fs::read(self.args.rules.config_file.as_ref()?).ok()
-    }
-
-    fn reload(&mut self, trigger: &str) -> Result<(), ConfigErrors> {
-        self.last_text = self.read_file();
-        match load_config(&self.args) {
+    /// Reads and loads the rules again, on the blocking pool: a file
+    /// system that hangs must not stop the async workers (nor `/metrics`,
+    /// `/-/healthy` or SIGTERM).
+    async fn reload(&mut self, trigger: &str) -> Result<(), ConfigErrors> {
+        let args = self.args.clone();
+        let loaded = off_the_workers(move || (read_rules(&args), load_config(&args))).await;
+        let Some((text, loaded)) = loaded else {
+            return Ok(());
+        };
+        self.last_text = text;
+        match loaded {
             Ok(config) => {
                 let source = config_source(&self.args);
                 tracing::info!(trigger, %source, groups = config.groups.len(), "reloaded rules");

@@ -150,6 +150,16 @@ pub enum StorageError {
     /// The writer thread could not be started.
     #[error("cannot start the snapshot writer: {0}")]
     Writer(io::Error),
+    /// The last snapshot, at shutdown, could not be written: the file
+    /// there, if any, is an older snapshot.
+    #[error(
+        "cannot write the final snapshot {path}: {1}; the file there, if any, is an older snapshot",
+        path = .0.display()
+    )]
+    Final(PathBuf, io::Error),
+    /// The writer thread stopped before the last snapshot was written.
+    #[error("cannot write the final snapshot {}: the snapshot writer stopped", .0.display())]
+    WriterGone(PathBuf),
 }
 
 /// Reads the snapshot at `path`; `Ok(None)` when there is none.
@@ -320,7 +330,8 @@ pub struct Storage<C: Capture> {
     /// Set while a capture is queued or being written.
     busy: Arc<AtomicBool>,
     tx: Option<SyncSender<C>>,
-    writer: Option<JoinHandle<()>>,
+    /// The writer thread; it returns how its last write went.
+    writer: Option<JoinHandle<io::Result<()>>>,
 }
 
 impl<C: Capture> std::fmt::Debug for Storage<C> {
@@ -444,45 +455,65 @@ impl<C: Capture> Storage<C> {
 
     /// Writes a last capture, waiting for any write in progress, and stops
     /// the writer once it is on disk.
-    pub fn finish(mut self, capture: C, capture_seconds: f64) {
+    ///
+    /// # Errors
+    /// When the last capture could not be written (counted in
+    /// `model_exporter_storage_snapshot_failures_total{op="save"}`, as
+    /// every failed write): the file there, if any, is an older snapshot.
+    pub fn finish(mut self, capture: C, capture_seconds: f64) -> Result<(), StorageError> {
         self.metrics
             .duration
             .with_label_values(&["capture"])
             .set(capture_seconds);
-        if let Some(tx) = self.tx.take() {
-            self.busy.store(true, Ordering::Release);
-            let _ = tx.send(capture);
+        let sent = match self.tx.take() {
+            Some(tx) => {
+                self.busy.store(true, Ordering::Release);
+                tx.send(capture).is_ok()
+            }
+            None => false,
+        };
+        // The capture sent last is the writer's last write: its result is
+        // the one the writer returns.
+        match self.stop() {
+            Some(Ok(())) if sent => Ok(()),
+            Some(Err(e)) if sent => Err(StorageError::Final(self.path(), e)),
+            _ => {
+                self.metrics.failures.with_label_values(&["save"]).inc();
+                Err(StorageError::WriterGone(self.path()))
+            }
         }
-        self.stop();
     }
 
-    fn stop(&mut self) {
+    /// Stops the writer; how its last write went, unless it is gone.
+    fn stop(&mut self) -> Option<io::Result<()>> {
         self.tx = None;
-        if let Some(w) = self.writer.take() {
-            let _ = w.join();
-        }
+        self.writer.take()?.join().ok()
     }
 }
 
 impl<C: Capture> Drop for Storage<C> {
     fn drop(&mut self) {
-        self.stop();
+        let _ = self.stop();
     }
 }
 
-/// The writer thread: turns captures into files until the sender is gone.
+/// The writer thread: turns captures into files until the sender is gone;
+/// returns how the last write went. Failures are logged at most once per
+/// [`LOG_EVERY`] here (the last one is told by [`Storage::finish`]).
 fn write_loop<C: Capture>(
     dir: &Path,
     rx: Receiver<C>,
     metrics: &StorageMetrics,
     busy: &AtomicBool,
-) {
+) -> io::Result<()> {
     let mut failing: Option<(Instant, u64)> = None;
+    let mut last = Ok(());
     for capture in rx {
         let started = Instant::now();
         let written_at = capture.written_at();
         let bytes = encode(&capture.into_snapshot());
-        match write_atomic(dir, &bytes) {
+        last = write_atomic(dir, &bytes);
+        match &last {
             Ok(()) => {
                 metrics.done.with_label_values(&["save"]).inc();
                 metrics.last.set(written_at);
@@ -516,6 +547,7 @@ fn write_loop<C: Capture>(
             .set(started.elapsed().as_secs_f64());
         busy.store(false, Ordering::Release);
     }
+    last
 }
 
 #[cfg(test)]
@@ -866,6 +898,30 @@ groups:
     }
 
     #[test]
+    fn a_final_snapshot_on_a_full_disk_is_an_error_and_the_old_file_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(1_000_000.0);
+        let (a, _) = aggregator(&clock, RULES);
+        let s =
+            Storage::<StateCapture>::open(dir.path(), Duration::ZERO, &Registry::new()).unwrap();
+        s.finish(a.capture(), 0.001).unwrap();
+        let old = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
+        // The disk is full: the temporary file is written to /dev/full.
+        std::os::unix::fs::symlink("/dev/full", dir.path().join(TMP_NAME)).unwrap();
+        let s =
+            Storage::<StateCapture>::open(dir.path(), Duration::ZERO, &Registry::new()).unwrap();
+        let m = s.metrics().clone();
+        clock.advance(Duration::from_secs(5));
+        let e = s.finish(a.capture(), 0.001).unwrap_err();
+        assert!(
+            matches!(&e, StorageError::Final(_, io) if io.raw_os_error() == Some(libc::ENOSPC)),
+            "{e}"
+        );
+        assert_eq!(done(&m, "save"), (0, 1));
+        assert_eq!(std::fs::read(dir.path().join(FILE_NAME)).unwrap(), old);
+    }
+
+    #[test]
     fn failed_writes_are_counted_and_survived() {
         let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::new(1_000_000.0);
@@ -877,7 +933,14 @@ groups:
         let registry = Registry::new();
         let s = Storage::<StateCapture>::open(dir.path(), Duration::ZERO, &registry).unwrap();
         let m = s.metrics().clone();
-        s.finish(a.capture(), 0.001);
+        let e = s.finish(a.capture(), 0.001).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "cannot write the final snapshot {}",
+                blocker.display()
+            )),
+            "{e}"
+        );
         assert_eq!(done(&m, "save"), (0, 1));
         assert_eq!(m.last.get(), 0.0);
         assert!(
@@ -890,7 +953,7 @@ groups:
             Storage::<StateCapture>::open(dir.path(), Duration::ZERO, &Registry::new()).unwrap();
         let m = s.metrics().clone();
         clock.advance(Duration::from_secs(5));
-        s.finish(a.capture(), 0.001);
+        s.finish(a.capture(), 0.001).unwrap();
         assert_eq!(done(&m, "save"), (1, 0));
         assert_eq!(m.last.get(), 1_000_005.0);
         let size = std::fs::metadata(&blocker).unwrap().len();
@@ -925,7 +988,7 @@ groups:
         // is marked busy as soon as the first is handed over.
         a.save_snapshot();
         a.save_snapshot();
-        a.finish_storage();
+        a.finish_storage().unwrap();
         assert_eq!(m.skipped.get(), 1);
         assert_eq!(done(&m, "save"), (2, 0));
     }

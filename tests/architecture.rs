@@ -23,17 +23,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("stats", &[]),
     ("http_client", &[]),
     ("webconfig", &[]),
+    ("files", &[]),
     // Events in: types, parsing, listeners, batches and their sink.
     ("ingest", &["clock", "shutdown", "stats", "webconfig"]),
     // Reference baselines made from training data.
-    ("baseline", &["ingest", "stats"]),
+    ("baseline", &["ingest", "stats", "files"]),
     // The rule language, its evaluation, export and notification.
     (
         "rules",
         &["ingest", "stats", "clock", "shutdown", "http_client"],
     ),
     // rules.yaml.
-    ("config", &["rules", "baseline", "ingest", "stats"]),
+    ("config", &["rules", "baseline", "ingest", "stats", "files"]),
     // Registry, rendering, JSON API, HTTP server.
     (
         "export",

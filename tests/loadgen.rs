@@ -113,6 +113,42 @@ fn stream_events_are_all_received() {
         r#"model_requests_total{model="fraud",outcome="ok",version="v3"}"#,
         sent,
     );
+    // Every event had its own request id (the default): the label join
+    // waits for a label for each one (fewer than its capacity of 100,000).
+    // (The gauge is set by the evaluation rounds: waited for.)
+    e.wait_sample(
+        r#"model_feedback_pending{model="fraud",version="v3"}"#,
+        sent,
+    );
+}
+
+#[test]
+fn repeat_id_sends_one_request_id() {
+    let e = Exporter::start(&[]);
+    let target = format!("unix://{}", e.path("unix").display());
+    let url = format!("http://{}", e.web);
+    let r = loadgen(&[
+        "--target",
+        &target,
+        "--rate",
+        "2000",
+        "--duration",
+        "300ms",
+        "--connections",
+        "2",
+        "--repeat-id",
+        "--metrics-url",
+        &url,
+    ]);
+    let sent = r["sent_events"];
+    assert!(sent > 1.0, "{r:?}");
+    assert_eq!(r["exporter_received"], sent, "{r:?}");
+    e.wait_sample(
+        r#"model_requests_total{model="fraud",outcome="ok",version="v3"}"#,
+        sent,
+    );
+    // All but the first replaced the pending prediction of the same id.
+    e.wait_sample(r#"model_feedback_pending{model="fraud",version="v3"}"#, 1.0);
 }
 
 #[test]
@@ -139,6 +175,12 @@ fn datagrams_are_counted_sent_or_dropped() {
     assert_eq!(r["exporter_rejected"], 0.0, "{r:?}");
     e.wait_sample(
         r#"model_requests_total{model="fraud",outcome="ok",version="v3"}"#,
+        sent,
+    );
+    // Datagrams, too, each carry their own request id by default.
+    // (The gauge is set by the evaluation rounds: waited for.)
+    e.wait_sample(
+        r#"model_feedback_pending{model="fraud",version="v3"}"#,
         sent,
     );
 }

@@ -57,6 +57,8 @@ pub struct Aggregator {
     last_signals: Vec<crate::rules::eval::SignalValue>,
     /// Snapshots of the state (`--storage.path`).
     storage: Option<Storage>,
+    /// Why the final snapshot failed, if it did.
+    final_snapshot: Option<crate::storage::StorageError>,
     /// Which shard this is (shard 0 of 1 unless `--aggregate.shards`).
     shard: ShardSlot,
     /// `model_exporter_feedback_total` as this aggregator last counted it.
@@ -200,6 +202,7 @@ impl Aggregator {
             reemit_logs,
             last_signals: Vec::new(),
             storage: None,
+            final_snapshot: None,
             shard,
             feedback_counted: [0; 7],
         };
@@ -540,17 +543,39 @@ impl Aggregator {
     }
 
     /// Writes the last snapshot and waits until it is on disk.
-    pub fn finish_storage(&mut self) {
+    ///
+    /// # Errors
+    /// When it could not be written. It is logged here, whatever the rate
+    /// limit on the periodic snapshots' failures, counted, and kept for
+    /// [`Aggregator::final_snapshot_error`].
+    pub fn finish_storage(&mut self) -> Result<(), &crate::storage::StorageError> {
         if self.storage.is_none() {
-            return;
+            return Ok(());
         }
         let started = std::time::Instant::now();
         let capture = self.capture();
         let elapsed = started.elapsed().as_secs_f64();
         if let Some(storage) = self.storage.take() {
-            storage.finish(capture, elapsed);
-            tracing::info!("wrote the final snapshot");
+            let path = storage.path();
+            match storage.finish(capture, elapsed) {
+                Ok(()) => tracing::info!(path = %path.display(), "wrote the final snapshot"),
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "{e}");
+                    self.final_snapshot = Some(e);
+                }
+            }
         }
+        self.final_snapshot.as_ref().map_or(Ok(()), Err)
+    }
+
+    /// Why the final snapshot could not be written, if it could not.
+    pub fn final_snapshot_error(&self) -> Option<&crate::storage::StorageError> {
+        self.final_snapshot.as_ref()
+    }
+
+    /// Takes why the final snapshot could not be written, if it could not.
+    pub fn take_final_snapshot_error(&mut self) -> Option<crate::storage::StorageError> {
+        self.final_snapshot.take()
     }
 }
 
@@ -640,7 +665,8 @@ pub fn spawn(
                 }
             });
             // Every queued batch is applied: the last snapshot has them all.
-            agg.finish_storage();
+            // A failure is logged and kept in `agg` for the caller.
+            let _ = agg.finish_storage();
             agg
         })
         .expect("spawning the aggregator thread")
@@ -866,7 +892,7 @@ mod tests {
         let m = Metrics::new(&Buckets::default()).unwrap();
         let mut a = Aggregator::new(Options {
             limits: Limits {
-                features: 2,
+                features: 0,
                 ..Limits::default()
             },
             source: "t".into(),
@@ -876,14 +902,15 @@ mod tests {
                 Arc::new(config),
             )
         });
-        // `other` is past the cap on features: it is counted under
-        // `__other__`, whose values have no reference, so no bins.
+        // The configured features are declared: they pass the cap (of 0).
+        // `junk` is past it: it is counted under `__other__`, whose values
+        // have no reference, so no bins.
         let values = [100.0, 100.0, 300.0, -1000.0, 1.0];
         let mut lines: Vec<String> = values
             .iter()
             .map(|x| {
                 format!(
-                    r#"{{"model":"fraud","features":{{"amount":{x},"country":"DE","other":0}}}}"#
+                    r#"{{"model":"fraud","features":{{"amount":{x},"country":"DE","junk":0}}}}"#
                 )
             })
             .collect();
@@ -918,7 +945,7 @@ mod tests {
             !t.contains(r#"model_feature_bin_total{bin="0",feature="__other__""#),
             "{t}"
         );
-        assert!(!t.contains(r#"feature="other""#), "{t}");
+        assert!(!t.contains(r#"feature="junk""#), "{t}");
 
         // Another reference for amount: its bins and value histogram start
         // again at its next value, shaped by the new reference.

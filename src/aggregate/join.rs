@@ -50,21 +50,35 @@
 //! steps back (entries made during the step live that much longer), and a
 //! non-finite `now` is taken as that latest time (0 before any).
 //!
+//! # Keys
+//!
+//! The join does not keep request ids: an entry is found by a 128-bit hash
+//! of (model, id) ([`key_of`]), so what it holds does not depend on how
+//! long the ids are. Two different (model, id) pairs with the same hash
+//! would be taken for one: a label would join the other request's
+//! prediction, or an inference would replace the other's pending one. With
+//! a 128-bit hash and at most `capacity` entries live at once, the chance
+//! that any two of them collide is about `capacity² / 2¹²⁹`: 1.5 × 10⁻²⁹
+//! at the default 100 000 (docs/feedback.md). The hash is not a secret
+//! (fixed seeds, so that snapshots find their entries again after a
+//! restart); a client able to craft colliding ids can only do what sending
+//! a wrong label already does.
+//!
 //! # Memory
 //!
 //! Per pending entry, on a 64-bit target: a hash-map slot of
-//! [`SLOT_BYTES`] (key handle, prediction, version handle, sequence number,
-//! time) at a load factor between 7/16 and 7/8; one or two queue slots of
-//! [`QUEUE_ITEM_BYTES`] (the queue is compacted when more than half of it is
-//! stale); and the key itself, `KEY_OVERHEAD_BYTES + 4 + len(model) + len(id)`
-//! bytes, shared between map and queue. A class-label prediction adds its
-//! string. For a 36-character request id that is about 190 to 300 bytes an
-//! entry: 100 000 pending entries take 20 to 30 MiB.
-//! [`FeedbackJoiner::approx_bytes`] reports the store's own estimate, an upper
-//! bound of the heap it holds.
+//! [`SLOT_BYTES`] (key hash, prediction, version handle, sequence number,
+//! time) at a load factor between 7/16 and 7/8, and one or two queue slots
+//! of [`QUEUE_ITEM_BYTES`] (the queue is compacted when more than half of
+//! it is stale). A class-label prediction adds its string (cut to
+//! `--limits.label-length`), and each (model, version) with entries one
+//! group of its two names. Whatever the ids: 100 000 pending entries take
+//! about 11 to 27 MiB. [`FeedbackJoiner::approx_bytes`] reports the store's
+//! own estimate, an upper bound of the heap it holds.
 
 use std::borrow::Borrow;
 use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
 
 use super::hash::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -75,11 +89,36 @@ use std::time::Duration;
 
 use crate::ingest::event::Outcome;
 
-/// Bytes of one pending entry's hash-map slot (key handle and `Pending`).
-pub const SLOT_BYTES: usize = size_of::<(Arc<[u8]>, Pending)>();
+/// Bytes of one pending entry's hash-map slot (key hash and `Pending`).
+pub const SLOT_BYTES: usize = size_of::<(Key, Pending)>();
 
 /// Bytes of one slot in the insertion-order queue.
-pub const QUEUE_ITEM_BYTES: usize = size_of::<(Arc<[u8]>, u64)>();
+pub const QUEUE_ITEM_BYTES: usize = size_of::<(Key, u64)>();
+
+/// What an entry is found by: a 128-bit hash of (model, request id).
+pub type Key = u128;
+
+/// Names the hash of [`key_of`] in snapshots: keys written under another
+/// cannot be found again.
+pub const KEY_SCHEME: &str = "foldhash-0.2-quality-2x64";
+
+/// The two fixed seeds of [`key_of`]'s halves.
+const KEY_SEEDS: [u64; 2] = [0x6d6f_6465_6c2d_6578, 0x706f_7274_6572_2d6a];
+
+/// The key of (model, request id): two 64-bit foldhash (quality) hashes
+/// with fixed seeds of the model's length, the model and the id. Stable
+/// within a build of foldhash 0.2 (see [`KEY_SCHEME`]).
+pub fn key_of(model: &str, id: &str) -> Key {
+    use std::hash::BuildHasher;
+    let half = |seed| {
+        let mut h = foldhash::quality::FixedState::with_seed(seed).build_hasher();
+        h.write(&u32::try_from(model.len()).unwrap_or(u32::MAX).to_le_bytes());
+        h.write(model.as_bytes());
+        h.write(id.as_bytes());
+        h.finish()
+    };
+    (u128::from(half(KEY_SEEDS[0])) << 64) | u128::from(half(KEY_SEEDS[1]))
+}
 
 /// Heap bytes a shared key carries besides its contents (the two reference
 /// counts of an [`Arc`]).
@@ -211,23 +250,24 @@ pub struct FeedbackJoiner {
     ttl: f64,
     capacity: usize,
     /// Pending entries by (model, id) key.
-    entries: HashMap<Arc<[u8]>, Pending>,
+    entries: HashMap<Key, Pending>,
     /// Insertion order; items whose sequence number no longer matches the
     /// entry (replaced, joined) are stale and skipped.
-    queue: VecDeque<(Arc<[u8]>, u64)>,
+    queue: VecDeque<(Key, u64)>,
     /// Recently joined keys, with the sequence number of their queue item.
-    recent: HashMap<Arc<[u8]>, u64>,
-    recent_queue: VecDeque<(Arc<[u8]>, u64)>,
+    recent: HashMap<Key, u64>,
+    recent_queue: VecDeque<(Key, u64)>,
     recent_capacity: usize,
     /// Pending count per (model, version) key.
     groups: HashSet<GroupRef>,
+    /// The group an inference was last added to (see `group_incr`).
+    last_group: Option<Arc<Group>>,
     next_seq: u64,
     /// Largest finite `now` seen.
     latest: f64,
-    /// Heap bytes of keys (charged per queue item) and class predictions.
+    /// Heap bytes of groups and class predictions.
     heap_bytes: usize,
-    /// Reused buffers for building lookup keys.
-    key_buf: Vec<u8>,
+    /// Reused buffer for building group keys.
     group_buf: Vec<u8>,
     stats: JoinStats,
 }
@@ -250,10 +290,6 @@ fn split_key(key: &[u8]) -> Option<(&str, &str)> {
     let a = rest.get(..len)?;
     let b = rest.get(len..)?;
     Some((std::str::from_utf8(a).ok()?, std::str::from_utf8(b).ok()?))
-}
-
-fn key_cost(key: &[u8]) -> usize {
-    KEY_OVERHEAD_BYTES + key.len()
 }
 
 fn outcome_heap(o: &Outcome) -> usize {
@@ -280,10 +316,10 @@ impl FeedbackJoiner {
                 (capacity / 8).max(1)
             },
             groups: HashSet::default(),
+            last_group: None,
             next_seq: 0,
             latest: 0.0,
             heap_bytes: 0,
-            key_buf: Vec::new(),
             group_buf: Vec::new(),
             stats: JoinStats::default(),
         }
@@ -349,7 +385,6 @@ impl FeedbackJoiner {
             + table(&self.recent)
             + self.groups.capacity() * 8 / 7 * (size_of::<GroupRef>() + 1)
             + (self.queue.capacity() + self.recent_queue.capacity()) * QUEUE_ITEM_BYTES
-            + self.key_buf.capacity()
             + self.group_buf.capacity()
             + self.heap_bytes
     }
@@ -380,8 +415,19 @@ impl FeedbackJoiner {
     /// The shared (model, version) group, its count incremented.
     fn group_incr(&mut self, model: &str, version: &str) -> Arc<Group> {
         make_key(&mut self.group_buf, model, version);
+        // Events come in runs of one version: the last group used is
+        // compared before the set is hashed. A group whose count fell to 0
+        // has left the set and is not used again.
+        if let Some(g) = &self.last_group
+            && *g.key == *self.group_buf
+            && g.count.load(Ordering::Relaxed) > 0
+        {
+            g.count.fetch_add(1, Ordering::Relaxed);
+            return Arc::clone(g);
+        }
         if let Some(g) = self.groups.get(self.group_buf.as_slice()) {
             g.0.count.fetch_add(1, Ordering::Relaxed);
+            self.last_group = Some(Arc::clone(&g.0));
             return Arc::clone(&g.0);
         }
         let g = Arc::new(Group {
@@ -390,6 +436,7 @@ impl FeedbackJoiner {
         });
         self.heap_bytes += GROUP_OVERHEAD_BYTES + g.key.len();
         self.groups.insert(GroupRef(Arc::clone(&g)));
+        self.last_group = Some(Arc::clone(&g));
         g
     }
 
@@ -400,22 +447,21 @@ impl FeedbackJoiner {
     }
 
     /// Whether the queue item `(key, seq)` is the live one of its entry.
-    fn is_live(entries: &HashMap<Arc<[u8]>, Pending>, key: &[u8], seq: u64) -> bool {
-        entries.get(key).is_some_and(|p| p.seq == seq)
+    fn is_live(entries: &HashMap<Key, Pending>, key: Key, seq: u64) -> bool {
+        entries.get(&key).is_some_and(|p| p.seq == seq)
     }
 
     /// Pops the front of the queue, returning the live entry it named, if any.
-    fn pop_front_entry(&mut self) -> Option<Option<(Arc<[u8]>, Pending)>> {
+    fn pop_front_entry(&mut self) -> Option<Option<(Key, Pending)>> {
         let (key, seq) = self.queue.pop_front()?;
-        self.heap_bytes = self.heap_bytes.saturating_sub(key_cost(&key));
-        if Self::is_live(&self.entries, &key, seq) {
-            let removed = self.entries.remove_entry(&*key);
-            if let Some((_, p)) = &removed {
-                self.release(p);
+        // One lookup finds the entry and removes it if it is the live one.
+        match self.entries.entry(key) {
+            Entry::Occupied(e) if e.get().seq == seq => {
+                let removed = e.remove_entry();
+                self.release(&removed.1);
+                Some(Some(removed))
             }
-            Some(removed)
-        } else {
-            Some(None)
+            _ => Some(None),
         }
     }
 
@@ -426,15 +472,8 @@ impl FeedbackJoiner {
             return;
         }
         let entries = &self.entries;
-        let mut freed = 0;
-        self.queue.retain(|(k, seq)| {
-            let live = Self::is_live(entries, k, *seq);
-            if !live {
-                freed += key_cost(k);
-            }
-            live
-        });
-        self.heap_bytes = self.heap_bytes.saturating_sub(freed);
+        self.queue
+            .retain(|(k, seq)| Self::is_live(entries, *k, *seq));
         if self.queue.capacity() > 4 * self.queue.len().max(1024) {
             self.queue.shrink_to(2 * self.queue.len().max(1024));
         }
@@ -450,6 +489,11 @@ impl FeedbackJoiner {
         prediction: &Outcome,
         now: f64,
     ) {
+        self.insert(key_of(model, id), model, version, prediction, now);
+    }
+
+    /// Remembers the prediction of the entry `key` of `model`.
+    fn insert(&mut self, key: Key, model: &str, version: &str, prediction: &Outcome, now: f64) {
         let at = self.stamp(now);
         if self.capacity == 0 {
             self.stats.evicted += 1;
@@ -457,36 +501,32 @@ impl FeedbackJoiner {
         }
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
-        make_key(&mut self.key_buf, model, id);
         // A re-used id that was joined before is no longer a duplicate label.
-        self.recent.remove(self.key_buf.as_slice());
+        if !self.recent.is_empty() {
+            self.recent.remove(&key);
+        }
 
-        if let Some(key) = self
-            .entries
-            .get_key_value(self.key_buf.as_slice())
-            .map(|(k, _)| Arc::clone(k))
-        {
-            // Replace the pending entry; its old queue item becomes stale.
+        let group = self.group_incr(model, version);
+        let p = Pending {
+            seq,
+            at,
+            group,
+            prediction: prediction.clone(),
+        };
+        self.heap_bytes += outcome_heap(&p.prediction);
+        self.queue.push_back((key, seq));
+        // One lookup: the insert finds a pending entry of the same key.
+        if let Some(old) = self.entries.insert(key, p) {
+            // Replaced; its old queue item becomes stale.
             self.stats.duplicate_inference += 1;
-            let group = self.group_incr(model, version);
-            let new = Pending {
-                seq,
-                at,
-                group,
-                prediction: prediction.clone(),
-            };
-            self.heap_bytes += outcome_heap(&new.prediction);
-            if let Some(old) = self.entries.insert(Arc::clone(&key), new) {
-                self.release(&old);
-            }
-            self.heap_bytes += key_cost(&key);
-            self.queue.push_back((key, seq));
+            self.release(&old);
             self.maybe_compact();
             return;
         }
 
-        // Make room: drop the oldest live entry.
-        while self.entries.len() >= self.capacity {
+        // Make room: drop the oldest live entries. The new one is at the
+        // back of the queue, the newest, so never the one dropped.
+        while self.entries.len() > self.capacity {
             match self.pop_front_entry() {
                 Some(Some((_, p))) => {
                     if self.expired_at(p.at, at) {
@@ -501,23 +541,11 @@ impl FeedbackJoiner {
                 None => break,
             }
         }
-
-        let key: Arc<[u8]> = Arc::from(self.key_buf.as_slice());
-        let group = self.group_incr(model, version);
-        let p = Pending {
-            seq,
-            at,
-            group,
-            prediction: prediction.clone(),
-        };
-        self.heap_bytes += outcome_heap(&p.prediction) + key_cost(&key);
-        self.entries.insert(Arc::clone(&key), p);
-        self.queue.push_back((key, seq));
         self.maybe_compact();
     }
 
     /// Remembers that `key` was just joined, for telling duplicates apart.
-    fn remember_joined(&mut self, key: Arc<[u8]>, seq: u64) {
+    fn remember_joined(&mut self, key: Key, seq: u64) {
         if self.recent_capacity == 0 {
             return;
         }
@@ -525,13 +553,11 @@ impl FeedbackJoiner {
             let Some((old, old_seq)) = self.recent_queue.pop_front() else {
                 break;
             };
-            self.heap_bytes = self.heap_bytes.saturating_sub(key_cost(&old));
-            if self.recent.get(&*old) == Some(&old_seq) {
-                self.recent.remove(&*old);
+            if self.recent.get(&old) == Some(&old_seq) {
+                self.recent.remove(&old);
             }
         }
-        self.heap_bytes += key_cost(&key);
-        self.recent.insert(Arc::clone(&key), seq);
+        self.recent.insert(key, seq);
         self.recent_queue.push_back((key, seq));
     }
 
@@ -545,13 +571,8 @@ impl FeedbackJoiner {
         now: f64,
     ) -> FeedbackOutcome {
         let at = self.stamp(now);
-        let found = match id {
-            Some(id) => {
-                make_key(&mut self.key_buf, model, id);
-                self.entries.remove_entry(self.key_buf.as_slice())
-            }
-            None => None,
-        };
+        let key = id.map(|id| key_of(model, id));
+        let found = key.and_then(|k| self.entries.remove_entry(&k));
         // An entry past its ttl is gone, whether or not expire() ran yet.
         let found = match found {
             Some((_, p)) if self.expired_at(p.at, at) => {
@@ -597,7 +618,7 @@ impl FeedbackJoiner {
                     delay_seconds: (at - p.at).max(0.0),
                 }
             }
-            None if id.is_some() && self.recent.contains_key(self.key_buf.as_slice()) => {
+            None if key.is_some_and(|k| self.recent.contains_key(&k)) => {
                 self.stats.duplicate_feedback += 1;
                 FeedbackOutcome::Duplicate
             }
@@ -615,7 +636,7 @@ impl FeedbackJoiner {
         let now = self.stamp(now);
         let mut dropped = 0;
         while let Some((key, seq)) = self.queue.front() {
-            match self.entries.get(&**key) {
+            match self.entries.get(key) {
                 Some(p) if p.seq == *seq => {
                     if !self.expired_at(p.at, now) {
                         break;
@@ -642,8 +663,14 @@ pub struct PendingState {
     pub model: String,
     /// Version that made the prediction.
     pub version: String,
-    /// Request id.
-    pub id: String,
+    /// Request id, as snapshots written before keys were hashed hold it;
+    /// not written any more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The entry's key ([`key_of`] of model and id), 32 hexadecimal
+    /// digits, under the snapshot's [`JoinerState::key_scheme`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// When it was remembered: its ttl runs from here.
     pub at: f64,
     /// The prediction.
@@ -661,18 +688,52 @@ pub enum OutcomeState {
 }
 
 /// The join's memory as written to a snapshot: the pending predictions,
-/// oldest first, and the ids joined recently. The cumulative counts are not
+/// oldest first, and the keys joined recently. The cumulative counts are not
 /// kept: they are exported as counters, which start at zero in a new
 /// process.
+///
+/// Snapshots hold the entries' keys (hashes of model and id), named by
+/// `key_scheme`; those written before held the ids themselves (no
+/// `key_scheme`, `id` in each pending entry, `recent` as pairs), and still
+/// load: their ids are hashed as they are read.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct JoinerState {
+    /// The hash the keys were made with ([`KEY_SCHEME`]); absent in
+    /// snapshots that hold ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_scheme: Option<String>,
     /// Largest time seen.
     pub latest: f64,
     /// Pending predictions, oldest first.
     pub pending: Vec<PendingState>,
-    /// `(model, id)` of the labels joined recently, oldest first.
-    #[serde(default)]
+    /// `(model, id)` of the labels joined recently, oldest first (older
+    /// snapshots only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent: Vec<(String, String)>,
+    /// Keys of the labels joined recently, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_keys: Vec<String>,
+}
+
+/// What restoring the join's state brought back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JoinRestore {
+    /// Predictions pending afterwards.
+    pub pending: usize,
+    /// Entries left out: their key was made by another hash, or is not one.
+    pub dropped: usize,
+}
+
+/// A key as a snapshot writes it.
+fn key_text(key: Key) -> String {
+    format!("{key:032x}")
+}
+
+/// A key as a snapshot wrote it.
+fn parse_key(s: &str) -> Option<Key> {
+    (s.len() == 32)
+        .then(|| u128::from_str_radix(s, 16).ok())
+        .flatten()
 }
 
 impl FeedbackJoiner {
@@ -682,9 +743,8 @@ impl FeedbackJoiner {
             .queue
             .iter()
             .filter_map(|(key, seq)| {
-                let p = self.entries.get(&**key).filter(|p| p.seq == *seq)?;
-                let (model, id) = split_key(key)?;
-                let (_, version) = split_key(&p.group.key)?;
+                let p = self.entries.get(key).filter(|p| p.seq == *seq)?;
+                let (model, version) = split_key(&p.group.key)?;
                 let prediction = match &p.prediction {
                     Outcome::Number(x) if x.is_finite() => OutcomeState::Number(*x),
                     Outcome::Number(_) => return None,
@@ -693,53 +753,75 @@ impl FeedbackJoiner {
                 Some(PendingState {
                     model: model.to_owned(),
                     version: version.to_owned(),
-                    id: id.to_owned(),
+                    id: None,
+                    key: Some(key_text(*key)),
                     at: p.at,
                     prediction,
                 })
             })
             .collect();
-        let recent = self
+        let recent_keys = self
             .recent_queue
             .iter()
-            .filter(|(key, seq)| self.recent.get(&**key) == Some(seq))
-            .filter_map(|(key, _)| {
-                let (m, id) = split_key(key)?;
-                Some((m.to_owned(), id.to_owned()))
-            })
+            .filter(|(key, seq)| self.recent.get(key) == Some(seq))
+            .map(|(key, _)| key_text(*key))
             .collect();
         JoinerState {
+            key_scheme: Some(KEY_SCHEME.to_owned()),
             latest: self.latest,
             pending,
-            recent,
+            recent: Vec::new(),
+            recent_keys,
         }
     }
 
     /// Takes back the pending predictions and recent joins of a snapshot,
     /// with their original times, so their ttl runs on. Within this
     /// joiner's capacity: past it the oldest are evicted (and counted), as
-    /// when they arrive. Returns the number pending afterwards.
-    pub fn restore(&mut self, state: JoinerState) -> usize {
-        for (model, id) in &state.recent {
-            make_key(&mut self.key_buf, model, id);
-            let key: Arc<[u8]> = Arc::from(self.key_buf.as_slice());
+    /// when they arrive. Ids of older snapshots are hashed; keys made by
+    /// another hash than this build's ([`KEY_SCHEME`]) cannot be found
+    /// again and are left out.
+    pub fn restore(&mut self, state: JoinerState) -> JoinRestore {
+        let same_scheme = state.key_scheme.as_deref().is_none_or(|s| s == KEY_SCHEME);
+        let key_of_state = |key: Option<&str>| key.filter(|_| same_scheme).and_then(parse_key);
+        let mut dropped = 0;
+        let recent = state
+            .recent
+            .iter()
+            .map(|(model, id)| Some(key_of(model, id)))
+            .chain(state.recent_keys.iter().map(|k| key_of_state(Some(k))));
+        for key in recent {
             let seq = self.next_seq;
             self.next_seq = self.next_seq.wrapping_add(1);
-            self.remember_joined(key, seq);
+            match key {
+                Some(key) => self.remember_joined(key, seq),
+                None => dropped += 1,
+            }
         }
         for p in &state.pending {
             let prediction = match &p.prediction {
                 OutcomeState::Number(x) => Outcome::Number(*x),
                 OutcomeState::Class(c) => Outcome::Class(c.clone()),
             };
-            if p.at.is_finite() {
-                self.on_inference(&p.model, &p.version, &p.id, &prediction, p.at);
+            let key = match (&p.id, &p.key) {
+                (Some(id), _) => Some(key_of(&p.model, id)),
+                (None, key) => key_of_state(key.as_deref()),
+            };
+            match key {
+                Some(key) if p.at.is_finite() => {
+                    self.insert(key, &p.model, &p.version, &prediction, p.at);
+                }
+                Some(_) => {}
+                None => dropped += 1,
             }
         }
         if state.latest.is_finite() && state.latest > self.latest {
             self.latest = state.latest;
         }
-        self.len()
+        JoinRestore {
+            pending: self.len(),
+            dropped,
+        }
     }
 }
 
@@ -982,6 +1064,28 @@ mod tests {
     }
 
     #[test]
+    fn a_version_whose_pending_count_fell_to_zero_counts_again() {
+        let mut j = FeedbackJoiner::new(DAY, 100);
+        for round in 0..3 {
+            j.on_inference("m", "v", "a", &num(1.0), 1.0);
+            assert_eq!(j.pending_count("m", "v"), 1, "round {round}");
+            assert_eq!(j.pending().collect::<Vec<_>>(), [("m", "v", 1)]);
+            assert!(
+                j.on_feedback("m", Some("a"), &num(1.0), None, 2.0)
+                    .pair()
+                    .is_some()
+            );
+            assert_eq!(j.pending().count(), 0);
+        }
+        // Another version in between, then the first again.
+        j.on_inference("m", "v", "b", &num(1.0), 3.0);
+        j.on_inference("m", "w", "c", &num(1.0), 3.0);
+        j.on_inference("m", "v", "d", &num(1.0), 3.0);
+        assert_eq!(j.pending_count("m", "v"), 2);
+        assert_eq!(j.pending_count("m", "w"), 1);
+    }
+
+    #[test]
     fn a_label_with_its_own_prediction_needs_no_join() {
         let mut j = FeedbackJoiner::new(DAY, 100);
         assert_eq!(
@@ -1059,7 +1163,7 @@ mod tests {
         let bytes = j.approx_bytes();
         let per_entry = bytes / CAP;
         assert!(
-            (100..=320).contains(&per_entry),
+            (100..=220).contains(&per_entry),
             "{bytes} B, {per_entry} B an entry"
         );
         // The newest 100 000 are the ones kept.
@@ -1099,20 +1203,26 @@ mod tests {
             FeedbackOutcome::Joined { .. }
         ));
         let state = j.to_state();
-        let ids: Vec<(&str, &str, f64)> = state
+        // Keys, not ids, are written.
+        let keys: Vec<(&str, Option<String>, f64)> = state
             .pending
             .iter()
-            .map(|p| (p.model.as_str(), p.id.as_str(), p.at))
+            .map(|p| (p.model.as_str(), p.key.clone(), p.at))
             .collect();
+        let k = |m: &str, id: &str| Some(key_text(key_of(m, id)));
         assert_eq!(
-            ids,
+            keys,
             [
-                ("fraud", "a", 1000.0),
-                ("fraud", "b", 2000.0),
-                ("churn", "a", 3500.0)
+                ("fraud", k("fraud", "a"), 1000.0),
+                ("fraud", k("fraud", "b"), 2000.0),
+                ("churn", k("churn", "a"), 3500.0)
             ]
         );
-        assert_eq!(state.recent, [("fraud".to_owned(), "c".to_owned())]);
+        assert!(state.pending.iter().all(|p| p.id.is_none()));
+        assert_eq!(state.recent_keys, [key_text(key_of("fraud", "c"))]);
+        assert_eq!(state.key_scheme.as_deref(), Some(KEY_SCHEME));
+        let text = serde_json::to_string(&state).unwrap();
+        assert!(!text.contains(r#""id""#), "{text}");
 
         let mut r = reborn(&j, DAY, 100);
         assert_eq!(r.len(), 3);
@@ -1168,5 +1278,100 @@ mod tests {
         let mut r = reborn(&j, Duration::from_secs(100), 10);
         r.on_inference("m", "v", "late", &num(1.0), 5.0);
         assert_eq!(r.to_state().pending.last().unwrap().at, 1090.0);
+    }
+
+    /// Request id number `i`, `len` bytes long (at least 10).
+    fn long_id(i: usize, len: usize) -> String {
+        format!("{}{i:010}", "x".repeat(len - 10))
+    }
+
+    #[test]
+    fn ids_of_64_kib_take_no_more_memory_than_short_ones() {
+        const CAP: usize = 200;
+        let fill = |len: usize| {
+            let mut j = FeedbackJoiner::new(DAY, CAP);
+            for i in 0..10 * CAP {
+                let id = long_id(i, len);
+                j.on_inference("fraud", "v3", &id, &num(0.5), 1000.0 + i as f64);
+            }
+            assert_eq!(j.len(), CAP);
+            // The newest ones still join, found by their long ids.
+            let last = long_id(10 * CAP - 1, len);
+            assert!(
+                j.on_feedback("fraud", Some(&last), &num(1.0), None, 5000.0)
+                    .pair()
+                    .is_some()
+            );
+            j.approx_bytes()
+        };
+        // The tables' sizes depend on where the (randomly seeded) hashes
+        // fell, not on the ids: both stay within the same bound, 512 bytes
+        // an entry at this small capacity (the queue keeps room for 1,024),
+        // where ids of 64 KiB each held would take 64 KiB an entry.
+        for len in [36, 64 * 1024] {
+            let bytes = fill(len);
+            assert!(bytes <= 512 * CAP, "ids of {len} B: {bytes} B");
+        }
+    }
+
+    #[test]
+    fn snapshots_that_hold_ids_still_load_and_other_hashes_are_left_out() {
+        // A snapshot written before keys were hashed.
+        let old = r#"{"latest":2000.0,"pending":[
+            {"model":"fraud","version":"v3","id":"a","at":1000.0,"prediction":0.9},
+            {"model":"fraud","version":"v3","id":"b","at":1500.0,"prediction":"cat"}],
+            "recent":[["fraud","c"]]}"#;
+        let mut j = FeedbackJoiner::new(DAY, 100);
+        let r = j.restore(serde_json::from_str(old).unwrap());
+        assert_eq!(
+            r,
+            JoinRestore {
+                pending: 2,
+                dropped: 0
+            }
+        );
+        assert_eq!(
+            j.on_feedback("fraud", Some("b"), &class("dog"), None, 3000.0)
+                .pair(),
+            Some(("v3", &class("cat"), &class("dog")))
+        );
+        assert_eq!(
+            j.on_feedback("fraud", Some("c"), &num(1.0), None, 3000.0),
+            FeedbackOutcome::Duplicate
+        );
+        // Keys of another hash cannot be found again: left out, counted.
+        let mut state = j.to_state();
+        state.key_scheme = Some("another-hash".into());
+        let mut k = FeedbackJoiner::new(DAY, 100);
+        // One pending prediction, two recent joins.
+        assert_eq!(
+            k.restore(state.clone()),
+            JoinRestore {
+                pending: 0,
+                dropped: 3
+            }
+        );
+        // Nor can keys that are not 32 hexadecimal digits.
+        state.key_scheme = None;
+        state.pending[0].key = Some("xyz".into());
+        let mut k = FeedbackJoiner::new(DAY, 100);
+        assert_eq!(
+            k.restore(state),
+            JoinRestore {
+                pending: 0,
+                dropped: 1
+            }
+        );
+    }
+
+    #[test]
+    fn keys_tell_models_and_ids_apart() {
+        assert_ne!(key_of("ab", "c"), key_of("a", "bc"));
+        assert_ne!(key_of("m", "1"), key_of("m", "2"));
+        assert_eq!(key_of("m", "1"), key_of("m", "1"));
+        assert_eq!(
+            parse_key(&key_text(key_of("m", "1"))),
+            Some(key_of("m", "1"))
+        );
     }
 }

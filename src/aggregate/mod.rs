@@ -16,6 +16,8 @@
 //! * [`signals`]: the windows and what the rules read from them, built from
 //!   the summaries of [`stats`](crate::stats).
 //! * `client` counts the client libraries' reports of what they dropped.
+//! * [`declared`]: the names rules.yaml declares, which the caps never
+//!   fold into `__other__`.
 //! * [`join`] joins labels to predictions; [`quality`] is the prediction
 //!   quality of the joined pairs; [`validity`] checks feature values against
 //!   rules.yaml.
@@ -25,6 +27,7 @@
 mod aggregator;
 pub mod capped;
 mod client;
+pub mod declared;
 pub mod expiry;
 mod hash;
 pub mod join;

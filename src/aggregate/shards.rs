@@ -23,7 +23,10 @@
 //!   router keeps the set of admitted model names; past the cap, names are
 //!   folded into `__other__`, which is itself routed to one shard. Each
 //!   shard's own cap is set one above the global one so that it never folds
-//!   a model the router admitted.
+//!   a model the router admitted. Models rules.yaml declares
+//!   ([`declared`](super::declared)) are admitted whatever the cap and take
+//!   no place under it, here as in the shards; the router learns them again
+//!   with every reload.
 //! * **Merging**: the registry's metric vectors are atomic and the shards'
 //!   label sets are disjoint, so counters and histograms need no merging.
 //!   The families rebuilt after each evaluation (`model_alerts`, the
@@ -52,6 +55,7 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc;
 
 use super::aggregator::{Aggregator, Control, ControlSender};
+use super::declared::{Declared, Names};
 use super::limits::{Limits, OVERFLOW_LABEL};
 use crate::export::metrics::Metrics;
 use crate::ingest::sink::Delivery;
@@ -147,6 +151,10 @@ pub fn spawn_all(
     let mut senders = Vec::new();
     let mut controls = Vec::new();
     let mut threads = Vec::new();
+    let declared = aggs
+        .first()
+        .map(|a| a.store.declared.models().clone())
+        .unwrap_or_default();
     for agg in aggs {
         let (tx, rx) = mpsc::channel(queue);
         let (ctl, ctl_rx) = mpsc::unbounded_channel();
@@ -154,8 +162,10 @@ pub fn spawn_all(
         controls.push(ctl);
         threads.push(super::aggregator::spawn(agg, rx, ctl_rx));
     }
-    tokio::spawn(fan_out(control, controls));
-    let sink = BatchSink::Spread(Arc::new(Router::new(senders, limits, metrics.clone())));
+    let router = Router::new(senders, limits, metrics.clone());
+    router.declare(declared);
+    tokio::spawn(fan_out(control, controls, Some(router.declared_models())));
+    let sink = BatchSink::Spread(Arc::new(router));
     (sink, threads)
 }
 
@@ -178,8 +188,35 @@ struct Admission {
     shards: usize,
     cap: usize,
     label_length: usize,
-    known: RwLock<HashMap<String, u16>>,
+    known: RwLock<Known>,
+    /// The models rules.yaml declares: admitted whatever the cap.
+    declared: DeclaredModels,
     metrics: Metrics,
+}
+
+/// The admitted model names, their shards, and how many of them took a
+/// place under the cap (declared ones take none).
+#[derive(Default)]
+struct Known {
+    shards: HashMap<String, u16>,
+    counted: usize,
+}
+
+/// The model names rules.yaml declares, shared by the router and what
+/// reloads them.
+#[derive(Clone, Default)]
+pub struct DeclaredModels(Arc<RwLock<Arc<Names>>>);
+
+impl DeclaredModels {
+    /// The names now declared.
+    fn get(&self) -> Arc<Names> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Declares `models` instead.
+    pub fn set(&self, models: Names) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(models);
+    }
 }
 
 /// Marks an event whose model is not (yet) known to be admitted (shard
@@ -206,22 +243,25 @@ impl Admission {
                     out.push(out[i - 1]);
                     continue;
                 }
-                let s = known.get(batch[i].model.as_str()).copied();
+                let s = known.shards.get(batch[i].model.as_str()).copied();
                 misses |= s.is_none();
                 out.push(s.unwrap_or(UNKNOWN));
             }
         }
         if misses {
+            let declared = self.declared.get();
             let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
             for (e, s) in batch.iter_mut().zip(out.iter_mut()) {
                 if *s != UNKNOWN {
                     continue;
                 }
-                if let Some(k) = known.get(e.model.as_str()) {
+                let free = declared.contains(e.model.as_str());
+                if let Some(k) = known.shards.get(e.model.as_str()) {
                     *s = *k;
-                } else if known.len() < self.cap {
+                } else if free || known.counted < self.cap {
                     *s = shard_of(&e.model, self.shards) as u16;
-                    known.insert(e.model.to_string(), *s);
+                    known.shards.insert(e.model.to_string(), *s);
+                    known.counted += usize::from(!free);
                 } else {
                     self.metrics
                         .series_dropped
@@ -255,9 +295,22 @@ impl Router {
                 cap: limits.models,
                 label_length: limits.label_length,
                 known: RwLock::default(),
+                declared: DeclaredModels::default(),
                 metrics,
             }),
         }
+    }
+
+    /// Takes the model names rules.yaml now declares: from now on they are
+    /// admitted whatever the cap, without taking a place under it.
+    pub fn declare(&self, models: Names) {
+        self.admission.declared.set(models);
+    }
+
+    /// Where the declared model names are kept, to change them later
+    /// without holding the router (and its senders).
+    pub fn declared_models(&self) -> DeclaredModels {
+        self.admission.declared.clone()
     }
 
     /// Number of shards.
@@ -391,9 +444,17 @@ impl ShardSlot {
 }
 
 /// Forwards every control message (rule reloads) to every shard, until the
-/// sending side is dropped.
-pub async fn fan_out(mut control: mpsc::UnboundedReceiver<Control>, shards: Vec<ControlSender>) {
+/// sending side is dropped; `declared`, if given (the router's), learns the
+/// models each new configuration declares.
+pub async fn fan_out(
+    mut control: mpsc::UnboundedReceiver<Control>,
+    shards: Vec<ControlSender>,
+    declared: Option<DeclaredModels>,
+) {
     while let Some(c) = control.recv().await {
+        if let (Some(d), Control::Reload(config, _)) = (&declared, &c) {
+            d.set(Declared::of_config(config).models().clone());
+        }
         for s in &shards {
             let copy = match &c {
                 Control::Reload(config, source) => Control::Reload(config.clone(), source.clone()),
@@ -546,6 +607,19 @@ mod tests {
             .flat_map(|(_, p)| p.iter().map(|e| e.model.as_str()))
             .collect();
         assert!(got.contains(&"a") && got.contains(&"__other__"), "{got:?}");
+        // A declared model passes the full cap, and takes no place: after
+        // it, new names still fold.
+        r.declare(["declared".to_owned()].into_iter().collect());
+        let parts = r.split(batch(&["declared", "y"], 2));
+        let got: Vec<&str> = parts
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|e| e.model.as_str()))
+            .collect();
+        assert!(
+            got.contains(&"declared") && got.contains(&"__other__"),
+            "{got:?}"
+        );
+        assert!(!got.contains(&"y"), "{got:?}");
     }
 
     #[test]

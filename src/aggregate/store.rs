@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::capped::{Capped, Parts};
+use super::declared::Declared;
 use super::join::{FeedbackJoiner, JoinStats};
 use super::limits::{Fold, Limits, cut_values};
 use super::signals::{WindowSpec, model_references};
@@ -58,6 +59,8 @@ pub struct Store {
     expect: PerModel<Expectations>,
     pub(super) models: Capped<Model>,
     pub(super) joiner: FeedbackJoiner,
+    /// The models and features rules.yaml declares: never folded.
+    pub(super) declared: Declared,
 }
 
 /// What every configured model has (its references, its expectations),
@@ -99,15 +102,21 @@ impl<T: Default> PerModel<T> {
 /// The references of every configured model.
 pub type References = PerModel<ModelReferences>;
 
-/// The entries of (model, version), created if need be, after `f` (which
-/// may give the version series or windows) changed the version.
-fn enter(
+/// The entries of (model, version), created if need be (a model created
+/// declared if `declared` names it), after `f` (which may give the version
+/// series or windows) changed the version.
+pub(super) fn enter(
     models: &mut Capped<Model>,
+    declared: &Declared,
     model: &str,
     version: &str,
     f: impl FnOnce(&mut Version),
 ) -> (usize, usize) {
+    let before = models.len();
     let m = models.entry(model);
+    if m == before && declared.model(model) {
+        models.declare(m, true);
+    }
     let v = models.update(m, |m| {
         let v = m.versions.entry(version);
         m.versions.update(v, f);
@@ -136,6 +145,7 @@ impl Store {
             expect: PerModel::of_config(&config, Expectations::of_model),
             models: Capped::default(),
             joiner: FeedbackJoiner::new(Duration::from_secs(24 * 3600), 100_000),
+            declared: Declared::of_config(&config),
             config,
         }
     }
@@ -206,6 +216,18 @@ impl Store {
             state
         });
         self.expect = PerModel::of_config(&config, Expectations::of_model);
+        // Names declared now are admitted from the next event on (and by
+        // the windows carried below); names no longer declared keep their
+        // places, counted under the caps again.
+        let declared = Declared::of_config(&config);
+        self.models.redeclare(|m| declared.model(m));
+        self.models.retain(|model, m| {
+            let features = declared.features(model);
+            m.versions.retain(|_, v| {
+                v.features.redeclare(|f| features.contains(f));
+            });
+        });
+        self.declared = declared;
         self.config = config;
         if reshape {
             self.spec = spec;
@@ -228,12 +250,17 @@ impl Store {
 
     /// Applies the caps on models, versions and label length to an event's
     /// names (features, classes and the like are capped where they are
-    /// counted). Returns what the caps on models and versions did.
+    /// counted). Returns what the caps on models and versions did. A
+    /// declared model is never folded (its versions are capped).
     pub fn admit(&self, event: &mut Event) -> Fold {
         let limits = &self.limits;
         cut_values(&self.metrics, limits, event);
         let fold = match self.models.get(&event.model).filter(|m| m.has_series()) {
-            None if self.models.series_places() >= limits.models => Fold::Model,
+            None if self.models.series_places() >= limits.models
+                && !self.declared.model(&event.model) =>
+            {
+                Fold::Model
+            }
             Some(m)
                 if !m
                     .versions
@@ -267,7 +294,7 @@ impl Store {
         }
         let spec = &self.spec;
         let mut first = false;
-        let (m, v) = enter(&mut self.models, mv[0], mv[1], |v| {
+        let (m, v) = enter(&mut self.models, &self.declared, mv[0], mv[1], |v| {
             v.stamp(now);
             // A label is recorded under its prediction's version (above).
             if f.is_none() {
@@ -287,6 +314,7 @@ impl Store {
             refs: self.refs.of(mv[0]),
             expect: self.expect.of(mv[0]),
             spec,
+            declared: self.declared.features(mv[0]),
         };
         let model = self.models.at_mut(m).1;
         let version = model.versions.at_mut(v).1;
@@ -311,7 +339,7 @@ impl Store {
     pub fn run(&mut self, model: &str, version: &str, now: f64) -> Run<'_> {
         let spec = &self.spec;
         let mut first = false;
-        let (m, v) = enter(&mut self.models, model, version, |v| {
+        let (m, v) = enter(&mut self.models, &self.declared, model, version, |v| {
             first = v.is_new();
             v.stamp(now);
             v.touch(spec, now);
@@ -329,6 +357,7 @@ impl Store {
                 refs: self.refs.of(model),
                 expect: self.expect.of(model),
                 spec,
+                declared: self.declared.features(model),
             },
         }
     }
@@ -346,7 +375,7 @@ impl Store {
         if let Some((version, prediction, actual)) = outcome.pair() {
             let cfg = self.config.model(model).unwrap_or(&self.default_model);
             let spec = &self.spec;
-            enter(&mut self.models, model, version, |v| {
+            enter(&mut self.models, &self.declared, model, version, |v| {
                 v.windows_mut(spec)
                     .record_label(prediction, actual, cfg, now)
             });

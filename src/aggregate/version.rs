@@ -145,6 +145,8 @@ pub struct Context<'a> {
     pub expect: &'a Expectations,
     /// The shapes of the rings.
     pub spec: &'a WindowSpec,
+    /// The model's declared features (admitted whatever the cap).
+    pub declared: &'a super::declared::Names,
 }
 
 impl Context<'_> {
@@ -287,7 +289,7 @@ impl Version {
         let m = cx.metrics;
         let i = self.logs.series_index(
             &l.component,
-            cx.limits.components,
+            (cx.limits.components, false),
             now,
             || cx.dropped("component"),
             |_| LevelCounters::default(),
@@ -388,7 +390,7 @@ impl Version {
             Some(Outcome::Class(class)) => {
                 let (s, win) = self.classes.both(
                     class,
-                    (limits.classes, limits.features),
+                    (limits.classes, limits.features, false),
                     now,
                     || cx.dropped("class"),
                     |c| m.predictions.with_label_values(&[model, version, c]),
@@ -473,7 +475,7 @@ impl Version {
         for (name, v) in &i.counters {
             let (s, win) = self.counters.both(
                 name,
-                (limits.counters, limits.features),
+                (limits.counters, limits.features, false),
                 now,
                 || cx.dropped("counter"),
                 |n| m.counter.with_label_values(&[model, version, n]),
@@ -492,12 +494,13 @@ impl Version {
     }
 
     /// Where the series and the windows of feature `name` are (see
-    /// [`Capped::both`]), given if there is room under the cap on features.
+    /// [`Capped::both`]), given if there is room under the cap on features
+    /// or the feature is declared.
     fn feature_entries(&mut self, cx: &Context, name: &str, now: f64) -> (usize, Option<usize>) {
         let cap = cx.limits.features;
         self.features.both(
             name,
-            (cap, cap),
+            (cap, cap, cx.declared.contains(name)),
             now,
             || cx.dropped("feature"),
             |_| FeatureHandles::default(),
@@ -711,13 +714,14 @@ impl<S, W> Slot<S, W> {
 
 impl<S, W> Capped<Slot<S, W>> {
     /// Where the series and the windows of `key` are, with the caps
-    /// `(series, windows)`: [`Capped::series_index`] and
+    /// `(series, windows, declared)` (a declared key passes both):
+    /// [`Capped::series_index`] and
     /// [`Capped::windows_index`], found with one lookup when the entry has
     /// both.
     fn both(
         &mut self,
         key: &str,
-        (series_cap, windows_cap): (usize, usize),
+        (series_cap, windows_cap, declared): (usize, usize, bool),
         now: f64,
         dropped: impl FnOnce(),
         make_series: impl FnOnce(&str) -> S,
@@ -734,11 +738,11 @@ impl<S, W> Capped<Slot<S, W>> {
         };
         let s = match found {
             Some(i) if has_series => i,
-            _ => self.series_index(key, series_cap, now, dropped, make_series),
+            _ => self.series_index(key, (series_cap, declared), now, dropped, make_series),
         };
         let w = match found {
             Some(i) if has_windows => Some(i),
-            _ => self.windows_index(key, windows_cap, make_windows),
+            _ => self.windows_index(key, (windows_cap, declared), make_windows),
         };
         (s, w)
     }

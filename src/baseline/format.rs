@@ -64,6 +64,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::files::ReadError;
 use crate::ingest::timestamp::parse_rfc3339;
 use crate::stats::reference::Reference;
 
@@ -249,6 +250,14 @@ pub enum BaselineError {
         /// Its missing directory.
         dir: String,
     },
+    /// The path names a FIFO, a device, a directory: not a regular file.
+    #[error("{file}: it is {what}, not a regular file")]
+    NotRegular {
+        /// The file.
+        file: String,
+        /// What it is.
+        what: &'static str,
+    },
     /// The file is larger than [`MAX_FILE_BYTES`].
     #[error("{file}: {bytes} bytes is larger than the {MAX_FILE_BYTES} a baseline may have")]
     TooLarge {
@@ -326,11 +335,18 @@ impl Baseline {
             file: file.clone(),
             error,
         };
-        let bytes = std::fs::metadata(path).map_err(io)?.len();
-        if bytes > MAX_FILE_BYTES {
-            return Err(BaselineError::TooLarge { file, bytes });
-        }
-        let text = std::fs::read(path).map_err(io)?;
+        // A regular file only, read within the limit: a FIFO or a device
+        // named as a baseline is an error, not a wait (see crate::files).
+        let text = match crate::files::read_regular(path, MAX_FILE_BYTES) {
+            Ok(text) => text,
+            Err(ReadError::Io(e)) => return Err(io(e)),
+            Err(ReadError::TooLarge { size, .. }) => {
+                return Err(BaselineError::TooLarge { file, bytes: size });
+            }
+            Err(ReadError::NotRegular(what)) => {
+                return Err(BaselineError::NotRegular { file, what });
+            }
+        };
         Self::from_slice(&file, &text)
     }
 

@@ -259,10 +259,15 @@ pub struct LoadgenArgs {
     /// Run the do-nothing reader's threads on this CPU only (Linux).
     #[arg(long = "reader-cpu", value_name = "CPU", requires = "null_reader")]
     pub reader_cpu: Option<usize>,
-    /// Give every event its own request id (stream targets), as real
-    /// traffic has, so that the feedback join remembers (and, past its
-    /// capacity, evicts) one prediction per event.
-    #[arg(long = "unique-ids")]
+    /// Send every event with the same request id (the example's `r-17`)
+    /// instead of a distinct one each. By default every event has its own
+    /// id, as real traffic has, so that the feedback join remembers (and,
+    /// past its capacity, evicts) one prediction per event; with one
+    /// repeated id the join holds a single entry.
+    #[arg(long = "repeat-id")]
+    pub repeat_id: bool,
+    /// Distinct request ids: the default, accepted for older scripts.
+    #[arg(long = "unique-ids", hide = true, conflicts_with = "repeat_id")]
     pub unique_ids: bool,
 }
 

@@ -373,6 +373,17 @@ pub struct RulesArgs {
     )]
     pub config_watch_interval: Duration,
 
+    /// Largest --config.file accepted, in bytes, at start and on reload;
+    /// the file must be a regular file (not a FIFO, device or directory).
+    #[arg(
+        value_name = "BYTES",
+        long = "config.max-bytes",
+        env = "MODEL_EXPORTER_CONFIG_MAX_BYTES",
+        default_value_t = crate::files::DEFAULT_MAX_BYTES,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub config_max_bytes: u64,
+
     /// Alertmanager to push alerts to, e.g. http://127.0.0.1:9093 or
     /// https://am:9093; repeatable. Without it, alerts are only shown on
     /// /metrics and the API.

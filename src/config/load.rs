@@ -53,14 +53,26 @@ pub fn load(file_name: &str, text: &str) -> Result<Config, ConfigErrors> {
     }
 }
 
-/// Reads and loads a rules file; I/O errors are reported as a [`ConfigError`]
-/// without position.
+/// Reads and loads a rules file of at most
+/// [`DEFAULT_MAX_BYTES`](crate::files::DEFAULT_MAX_BYTES); see
+/// [`load_file_limited`].
 ///
 /// # Errors
 /// Every problem found, sorted by position.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    load_file_limited(path, crate::files::DEFAULT_MAX_BYTES)
+}
+
+/// Reads and loads a rules file, which must be a regular file of at most
+/// `max_bytes` (`--config.max-bytes`); a FIFO, a device or a directory in
+/// its place is an error, not a wait (see [`crate::files`]). Read errors
+/// are reported as a [`ConfigError`] without position.
+///
+/// # Errors
+/// Every problem found, sorted by position.
+pub fn load_file_limited(path: &Path, max_bytes: u64) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match crate::files::read_regular_to_string(path, max_bytes) {
         Ok(text) => load(&name, &text),
         Err(e) => Err(ConfigErrors(vec![ConfigError {
             file: name,

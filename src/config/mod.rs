@@ -25,5 +25,5 @@ pub mod yaml;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use expect::{Expectation, Expectations, Expected};
-pub use load::{load, load_file};
+pub use load::{load, load_file, load_file_limited};
 pub use types::{Config, Defaults, FeatureSpec, ModelConfig};

@@ -202,6 +202,26 @@ fn classify(e: serde_json::Error) -> Reject {
     Reject::new(reason, msg)
 }
 
+/// The label value past `--limits.models` stands for: no client may name
+/// a model so.
+pub const RESERVED_MODEL: &str = "__other__";
+
+/// `m`, if a client may name a model so: not empty (which would be a
+/// series no one can tell from a missing label) and not
+/// [`RESERVED_MODEL`] (which would mix with the models past the cap).
+#[inline]
+fn model_name(m: &str) -> Result<&str, Reject> {
+    match m {
+        "" => Err(invalid(
+            "`model` is empty; leave it out to mean \"default\"",
+        )),
+        RESERVED_MODEL => Err(invalid(
+            "`model` \"__other__\" is reserved for the models past --limits.models",
+        )),
+        m => Ok(m),
+    }
+}
+
 fn invalid(detail: impl Into<String>) -> Reject {
     Reject::new(RejectReason::InvalidValue, detail)
 }
@@ -329,8 +349,8 @@ impl Fields<'_> {
     #[inline(always)]
     fn build(&mut self) -> Result<Event, Reject> {
         let model = match self.model {
-            None | Some("") => Name::new("default"),
-            Some(m) => Name::new(m),
+            None => Name::new("default"),
+            Some(m) => Name::new(model_name(m)?),
         };
         let version = self.version.map(Name::new).unwrap_or_default();
         let body = match self.kind {
@@ -778,6 +798,14 @@ mod tests {
             (b"{} trailing", InvalidJson),
             (b"\xff\xfe\x00garbage", InvalidUtf8),
             (b"{\"model\":\"\xc3\x28\"}", InvalidUtf8),
+            // Names a client may not give a model, by both readers.
+            (b"{\"model\":\"\"}", InvalidValue),
+            (b"{\"model\":\"__other__\"}", InvalidValue),
+            (b"{\"model\":\"__other\\u005f_\"}", InvalidValue),
+            (
+                b"{\"type\":\"feedback\",\"model\":\"__other__\",\"id\":\"a\",\"actual\":1}",
+                InvalidValue,
+            ),
             (b"{\"latency_ms\":\"12\"}", WrongType),
             (b"{\"model\":7}", WrongType),
             (b"{\"ok\":\"yes\"}", WrongType),

@@ -357,7 +357,7 @@ impl InProcess {
     /// Shuts down in order and waits until it has stopped.
     pub fn stop(mut self) {
         if let Some(r) = self.running.take() {
-            self.runtime.block_on(r.stop());
+            let _ = self.runtime.block_on(r.stop());
         }
     }
 }
@@ -365,7 +365,7 @@ impl InProcess {
 impl Drop for InProcess {
     fn drop(&mut self) {
         if let Some(r) = self.running.take() {
-            self.runtime.block_on(r.stop());
+            let _ = self.runtime.block_on(r.stop());
         }
     }
 }

@@ -277,6 +277,8 @@ struct RestoreContext<'a> {
     /// against.
     same_refs: bool,
     cap: usize,
+    /// The model's declared features, restored whatever the cap.
+    declared: &'a crate::aggregate::declared::Names,
     learn: Option<usize>,
     now: f64,
     label: &'a str,
@@ -400,13 +402,16 @@ impl Version {
         }
         let mut capped = 0usize;
         for (name, ring) in s.classes {
-            match self.classes.windows(&name, cx.cap, || spec.ring()) {
+            match self.classes.windows(&name, (cx.cap, false), || spec.ring()) {
                 Some(r) => put(r, Some(ring), now, || at(&format!("class {name}")), report),
                 None => capped += 1,
             }
         }
         for (name, ring) in s.counters {
-            match self.counters.windows(&name, cx.cap, || spec.ring()) {
+            match self
+                .counters
+                .windows(&name, (cx.cap, false), || spec.ring())
+            {
                 Some(r) => put(
                     r,
                     Some(ring),
@@ -418,9 +423,11 @@ impl Version {
             }
         }
         for (name, fs) in s.features {
-            let Some(f) = self
-                .features
-                .windows(&name, cx.cap, || FeatureWindows::new(&spec))
+            let Some(f) =
+                self.features
+                    .windows(&name, (cx.cap, cx.declared.contains(&name)), || {
+                        FeatureWindows::new(&spec)
+                    })
             else {
                 capped += 1;
                 continue;
@@ -516,7 +523,15 @@ impl Store {
         now: f64,
         report: &mut RestoreReport,
     ) {
-        report.pending_feedback += self.joiner.restore(state.feedback);
+        let join = self.joiner.restore(state.feedback);
+        report.pending_feedback += join.pending;
+        if join.dropped > 0 {
+            report.drop_note(format!(
+                "{} predictions awaiting their label or recent joins: their keys were made by another hash than {}",
+                join.dropped,
+                crate::aggregate::join::KEY_SCHEME
+            ));
+        }
         let width = self.spec.slice.as_secs_f64();
         if state.slice_seconds != width {
             report.drop_note(format!(
@@ -529,7 +544,10 @@ impl Store {
         for s in state.models {
             let model = self.models.get(&s.model);
             let known = model.is_some_and(|m| m.versions.windows_places() > 0);
-            if !known && self.models.windows_places() >= max_models {
+            if !known
+                && self.models.windows_places() >= max_models
+                && !self.declared.model(&s.model)
+            {
                 skipped += 1;
                 continue;
             }
@@ -550,15 +568,20 @@ impl Store {
                 same_refs: fingerprint(refs) == s.references,
                 refs,
                 cap: self.limits.features,
+                declared: self.declared.features(&s.model),
                 learn: self.config.model(&s.model).and_then(|c| c.learn_reference),
                 now,
                 label: &label,
             };
-            let m = self.models.entry(&s.model);
-            self.models.update(m, |m| {
-                let v = m.versions.entry(&s.version);
-                m.versions.update(v, |v| v.restore_windows(s, &cx, report));
-            });
+            let version = s.version.clone();
+            let model = s.model.clone();
+            crate::aggregate::store::enter(
+                &mut self.models,
+                &self.declared,
+                &model,
+                &version,
+                |v| v.restore_windows(s, &cx, report),
+            );
             report.series += 1;
         }
         if skipped > 0 {
@@ -1057,15 +1080,39 @@ groups:
             report.pending_feedback > 0,
             "feedback does not depend on windows"
         );
-        // One model, one feature at most.
+        // One model, one feature at most: the models and the feature the
+        // rules declare pass the caps, the others are left out.
         let mut c = store(RULES, 1);
         let mut report = RestoreReport::default();
         c.restore(through_json(&a), 1, 20, 1030.0, &mut report);
-        assert_eq!(c.series(), [("fraud".to_owned(), "v1".to_owned())]);
-        assert_eq!(c.features("fraud", "v1"), ["age"]);
+        assert_eq!(
+            c.series(),
+            [
+                ("fraud".to_owned(), "v1".to_owned()),
+                ("learner".to_owned(), String::new())
+            ]
+        );
+        assert_eq!(c.features("fraud", "v1"), ["age", "amount"]);
         assert_eq!(
             report.dropped,
             [
+                "fraud/v1: 2 features, classes or counters past --limits.features",
+                "learner/: 1 features, classes or counters past --limits.features"
+            ]
+        );
+        // Without the declarations, the caps hold.
+        let undeclared = RULES
+            .replace("  fraud:\n", "  other:\n")
+            .replace("  learner:\n", "  other2:\n");
+        let mut d = store(&undeclared, 1);
+        let mut report = RestoreReport::default();
+        d.restore(through_json(&a), 1, 20, 1030.0, &mut report);
+        assert_eq!(d.series(), [("fraud".to_owned(), "v1".to_owned())]);
+        assert_eq!(d.features("fraud", "v1"), ["age"]);
+        assert_eq!(
+            report.dropped,
+            [
+                "fraud/v1: drift bins (their reference changed or is missing)",
                 "fraud/v1: 3 features, classes or counters past --limits.features",
                 "1 model versions past --limits.models or --limits.versions"
             ]

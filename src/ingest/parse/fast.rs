@@ -889,10 +889,15 @@ mod tests {
         for len in 0..40 {
             let content = "abcdefghijklmnopqrstuvwxyz0123456789ABCD"[..len].to_owned();
             let line = format!(r#"{{"model":"{content}","id":"x"}}"#);
+            if len == 0 {
+                // An empty model name is rejected.
+                assert!(matches!(fast(line.as_bytes()), Some(Err(_))), "{line}");
+                continue;
+            }
             let Some(Ok(e)) = fast(line.as_bytes()) else {
                 panic!("{line}")
             };
-            assert_eq!(e.model, if len == 0 { "default" } else { &content[..] });
+            assert_eq!(e.model, &content[..]);
             for bad in ["\\n", "\t", "\u{1f}"] {
                 let line = format!(r#"{{"model":"{content}{bad}tail","id":"x"}}"#);
                 assert!(fast(line.as_bytes()).is_none(), "{line:?}");
