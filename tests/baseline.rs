@@ -128,7 +128,7 @@ fn builds_from_a_fraud_like_csv() {
 
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(v["format"], "model-exporter-baseline");
-    assert_eq!(v["version"], 1);
+    assert_eq!(v["version"], 2);
     assert_eq!(v["rows"], ROWS as u64);
     assert_eq!(v["source"], input.to_str().unwrap());
     let names: Vec<&String> = v["features"].as_object().unwrap().keys().collect();
@@ -144,7 +144,14 @@ fn builds_from_a_fraud_like_csv() {
         assert!((s - std).abs() < 0.03 * std, "{name} std {s}");
         assert_eq!(edges.len(), 11, "{name}");
         assert_eq!(proportions.len(), 12, "{name}");
-        assert_eq!((proportions[0], proportions[11]), (0.0, 0.0));
+        // The first bin, at or below the minimum, holds the minimum alone;
+        // none is above the maximum.
+        let count = v["features"][name]["count"].as_f64().unwrap();
+        assert_eq!(
+            (proportions[0], proportions[11]),
+            (1.0 / count, 0.0),
+            "{name}"
+        );
         for p in &proportions[1..11] {
             assert!((p - 0.1).abs() < 0.01, "{name}: {proportions:?}");
         }
@@ -171,6 +178,8 @@ fn builds_from_a_fraud_like_csv() {
         panic!("age");
     };
     assert_eq!(age.bin_of(age.min - 1.0), Some(0));
+    assert_eq!(age.bin_of(age.min), Some(0));
+    assert_eq!(age.bin_of(age.min.next_up()), Some(1));
     assert_eq!(age.bin_of(age.max + 1.0), Some(11));
 }
 
@@ -221,12 +230,12 @@ fn builds_from_jsonl_events() {
     let Some(FeatureBaseline::Numeric(vip)) = b.feature("vip") else {
         panic!("vip");
     };
-    assert_eq!(vip.edges, vec![0.0, 0.5, 1.0]);
-    assert_eq!(vip.proportions, vec![0.0, 0.5, 0.5, 0.0]);
+    assert_eq!(vip.edges, vec![0.0, 1.0]);
+    assert_eq!(vip.proportions, vec![0.5, 0.5, 0.0]);
     let Some(FeatureBaseline::Numeric(p)) = &b.prediction else {
         panic!("prediction");
     };
-    assert_eq!(p.proportions, vec![0.0, 0.75, 0.25, 0.0]);
+    assert_eq!(p.proportions, vec![0.75, 0.25, 0.0]);
 }
 
 #[test]

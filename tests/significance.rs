@@ -40,7 +40,12 @@ fn events(g: &mut Gen, n: usize, shift: f64) -> String {
                 format!(r#""f{i}":{:.4}"#, g.normal(mean, 1.0))
             })
             .collect();
-        writeln!(out, r#"{{"model":"m","features":{{{}}}}}"#, features.join(",")).unwrap();
+        writeln!(
+            out,
+            r#"{{"model":"m","features":{{{}}}}}"#,
+            features.join(",")
+        )
+        .unwrap();
     }
     out
 }
@@ -98,8 +103,10 @@ fn a_small_window_is_not_significant_and_a_real_shift_is() {
     // feature, FeatureDrift has been evaluated on the same windows.
     let m = wait_until(&e, "ten values in every window, PsiOnly", |m| {
         (0..FEATURES).all(|i| {
-            sample(m, &series("model_feature_drift_samples", &format!("f{i}"), None))
-                == Some(10.0)
+            sample(
+                m,
+                &series("model_feature_drift_samples", &format!("f{i}"), None),
+            ) == Some(10.0)
         }) && alerts(m, "PsiOnly").len() == FEATURES
     });
     let psi_only = alerts(&m, "PsiOnly");
@@ -122,7 +129,10 @@ fn a_small_window_is_not_significant_and_a_real_shift_is() {
             )
             .unwrap();
             assert!((0.0..=1.0).contains(&raw), "{f} {method} {raw}");
-            assert!(adjusted >= raw && adjusted <= 1.0, "{f} {method} {raw} {adjusted}");
+            assert!(
+                adjusted >= raw && adjusted <= 1.0,
+                "{f} {method} {raw} {adjusted}"
+            );
         }
     }
 
@@ -137,7 +147,11 @@ fn a_small_window_is_not_significant_and_a_real_shift_is() {
     };
     let m = wait_until(&e, "FeatureDrift on f0", |m| firing(m, "f0"));
     assert_eq!(alerts(&m, "FeatureDrift").len(), 1, "{m}");
-    let p0 = sample(&m, &series("model_feature_drift_pvalue_adjusted", "f0", Some("psi"))).unwrap();
+    let p0 = sample(
+        &m,
+        &series("model_feature_drift_pvalue_adjusted", "f0", Some("psi")),
+    )
+    .unwrap();
     assert!(p0 < 1e-10, "{p0}");
     assert_eq!(
         sample(&m, &series("model_feature_drift_samples", "f0", None)),
@@ -161,7 +175,9 @@ fn check(rules: &str) -> (Option<i32>, String) {
 #[test]
 fn significance_is_checked_where_it_is_written() {
     let head = "groups:\n  - name: g\n    rules:\n      - alert: A\n";
-    let (code, err) = check(&format!("{head}        expr: error_rate > 5%\n        significance: 1%\n"));
+    let (code, err) = check(&format!(
+        "{head}        expr: error_rate > 5%\n        significance: 1%\n"
+    ));
     assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("R:6:23: significance applies to drift rules only"),
@@ -196,14 +212,18 @@ fn drift_pvalue_signals_parse_and_their_mistakes_are_located() {
         let (code, err) = check(&format!("{head}        expr: {ok}\n"));
         assert_eq!(code, Some(0), "{ok}: {err}");
     }
-    let (code, err) = check(&format!("{head}        expr: drift_pvalue(feature.*, pis) < 1%\n"));
+    let (code, err) = check(&format!(
+        "{head}        expr: drift_pvalue(feature.*, pis) < 1%\n"
+    ));
     assert_eq!(code, Some(1));
     assert!(
         err.contains("unknown argument 'pis' for drift_pvalue(), expected psi, ks, js, wasserstein, chi2_pvalue")
             && err.contains("did you mean 'psi'"),
         "{err}"
     );
-    let (code, err) = check(&format!("{head}        expr: drift_pvalue(feature.*) < 1%\n"));
+    let (code, err) = check(&format!(
+        "{head}        expr: drift_pvalue(feature.*) < 1%\n"
+    ));
     assert_eq!(code, Some(1));
     assert!(err.contains("drift_pvalue() takes 2 arguments"), "{err}");
 }
@@ -225,7 +245,9 @@ fn exported_drift_rules_read_the_sidecars_pvalue() {
         "{out}"
     );
     assert!(
-        out.contains(r#"max by (model, version, feature) (model_rule_signal_value{alertname="P"}) < 0.001"#),
+        out.contains(
+            r#"max by (model, version, feature) (model_rule_signal_value{alertname="P"}) < 0.001"#
+        ),
         "{out}"
     );
     let o = Command::new("promtool")

@@ -29,8 +29,8 @@ use crate::ingest::event::Outcome;
 use crate::rules::signal::{DriftTarget, FeatureSel, FeatureStat, Resource, Signal};
 use crate::rules::source::Reading;
 use crate::stats::drift::{BinCounts, DriftMethod};
-use crate::stats::significance;
 use crate::stats::reference::{ModelReferences, Reference};
+use crate::stats::significance;
 use crate::stats::sketch::Sketch;
 use crate::stats::window::{Counts, Moments, Slice, SlidingWindow};
 
@@ -164,11 +164,11 @@ pub fn model_references(cfg: &ModelConfig) -> ModelReferences {
     let mut r = ModelReferences::default();
     if let Some(b) = &cfg.reference {
         for (name, f) in &b.features {
-            if let Some(reference) = from_baseline(f) {
+            if let Some(reference) = f.reference() {
                 r.features.insert(name.clone(), reference);
             }
         }
-        r.prediction = b.prediction.as_ref().and_then(from_baseline);
+        r.prediction = b.prediction.as_ref().and_then(FeatureBaseline::reference);
     }
     for (name, spec) in &cfg.features {
         if r.features.contains_key(name) {
@@ -207,7 +207,10 @@ pub struct Windows {
 /// reference is learned from; `None` for an inline `{mean, std}`, which is
 /// taken as exact.
 pub(super) fn reference_size(
-    cfg: &ModelConfig, refs: &ModelReferences, feature: Option<&str>) -> Option<u64> {
+    cfg: &ModelConfig,
+    refs: &ModelReferences,
+    feature: Option<&str>,
+) -> Option<u64> {
     let baseline = cfg.reference.as_ref();
     match feature {
         None => baseline?.prediction.as_ref().map(FeatureBaseline::count),
@@ -215,18 +218,6 @@ pub(super) fn reference_size(
             baseline?.features.get(name).map(FeatureBaseline::count)
         }
         Some(_) => cfg.learn_reference.map(|n| n as u64),
-    }
-}
-
-/// A reference from a baseline file's feature.
-fn from_baseline(f: &FeatureBaseline) -> Option<Reference> {
-    match f {
-        FeatureBaseline::Numeric(n) => {
-            Reference::numeric(n.edges.clone(), n.proportions.clone(), n.mean, n.std)
-        }
-        FeatureBaseline::Categorical(c) => {
-            Reference::categorical(c.categories.iter().map(|(k, p)| (k.as_str(), *p)), c.other)
-        }
     }
 }
 
@@ -464,7 +455,9 @@ impl Version {
             }
             Signal::Drift { method, target } => {
                 match self.drift_input(target, feature, window, now, cfg, refs) {
-                    Some((r, live, _)) => Reading::of(r.drift(*method, live.counts()), live.total()),
+                    Some((r, live, _)) => {
+                        Reading::of(r.drift(*method, live.counts()), live.total())
+                    }
                     None => Reading::NONE,
                 }
             }

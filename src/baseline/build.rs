@@ -17,11 +17,13 @@
 //! # Bins
 //!
 //! A numeric column with at most `bins` distinct values (booleans, ratings)
-//! gets one bin per value, with edges halfway between neighbouring values
-//! (`[0, 0.5, 1]` for a boolean). Otherwise the inner edges are the
+//! gets one bin per value: the values themselves are the edges (`[0, 1]` for
+//! a boolean: the bins `x <= 0` and `0 < x <= 1`). Otherwise the inner edges are the
 //! quantiles `i / bins` (`i = 1 .. bins − 1`) estimated by the sketch, each
 //! within 0.75 % of `max − min` of the exact quantile; repeated edges (heavy
-//! ties) are merged, so a column can end up with fewer bins. See
+//! ties) are merged, so a column can end up with fewer bins; a value
+//! repeated at the minimum (a zero-inflated column) fills the first bin,
+//! `x <= min`, alone. See
 //! [`super::format`] for which bin a value belongs to.
 //!
 //! # Memory
@@ -594,17 +596,19 @@ mod tests {
         assert_eq!((n.count, n.min, n.max), (3, -2.0, 300.0));
         assert!(close(n.mean, (1.5 - 2.0 + 300.0) / 3.0));
         let flag = numeric(&b, "flag");
-        assert_eq!(flag.edges, vec![0.0, 0.5, 1.0]);
-        assert!(close(flag.proportions[1], 1.0 / 3.0));
-        assert!(close(flag.proportions[2], 2.0 / 3.0));
+        // A boolean: the bins `x <= 0` and `0 < x <= 1`.
+        assert_eq!(flag.edges, vec![0.0, 1.0]);
+        assert!(close(flag.proportions[0], 1.0 / 3.0));
+        assert!(close(flag.proportions[1], 2.0 / 3.0));
+        assert_eq!(flag.proportions[2], 0.0);
         let word = categorical(&b, "word");
         assert!(close(word.categories["x"], 2.0 / 3.0));
         // NaN and empty are missing.
         let m = numeric(&b, "mixed_missing");
         assert_eq!((m.count, m.missing), (1, 2));
         assert!(close(m.missing_rate, 2.0 / 3.0));
-        assert_eq!(m.edges, vec![4.0, 4.0]);
-        assert_eq!(m.proportions, vec![0.0, 1.0, 0.0]);
+        assert_eq!(m.edges, vec![4.0]);
+        assert_eq!(m.proportions, vec![1.0, 0.0]);
         // A column without values is left out and reported.
         assert!(b.feature("empty").is_none());
         assert_eq!(report.empty_features, vec!["empty"]);
@@ -647,7 +651,8 @@ mod tests {
             assert_eq!(x.edges.len(), 11);
             assert_eq!((x.edges[0], x.edges[10]), (0.0, 999.0));
             assert_eq!(x.proportions.len(), 12);
-            assert_eq!((x.proportions[0], x.proportions[11]), (0.0, 0.0));
+            // The minimum alone is in `x <= min`; nothing is above the maximum.
+            assert_eq!((x.proportions[0], x.proportions[11]), (0.001, 0.0));
             // Each edge within 0.75 % of the range of the exact quantile,
             // hence each bin within 2 × 7.5 values of 100.
             for (i, &e) in x.edges.iter().enumerate().take(10).skip(1) {
@@ -655,7 +660,7 @@ mod tests {
                 assert!((e - exact).abs() <= 0.0075 * 999.0, "edge {i}: {e}");
             }
             for &p in &x.proportions[1..11] {
-                assert!((p - 0.1).abs() <= 0.016, "{:?}", x.proportions);
+                assert!((p - 0.1).abs() <= 0.017, "{:?}", x.proportions);
             }
             let sum: f64 = x.proportions.iter().sum();
             assert!(close(sum, 1.0));
@@ -682,8 +687,14 @@ mod tests {
         let z = numeric(&b, "zeros");
         assert!(z.edges.windows(2).all(|w| w[0] < w[1]));
         assert!(z.edges.len() < 11, "ties merge bins: {:?}", z.edges);
-        // The first bin holds the zeros.
-        assert!(z.proportions[1] >= 0.7);
+        // The first bin, `x <= 0`, holds the zeros and nothing else.
+        assert_eq!(z.edges[0], 0.0);
+        let zeros = (0..2000).filter(|i| i % 10 < 7 || i % 97 == 0).count();
+        assert!(
+            close(z.proportions[0], zeros as f64 / 2000.0),
+            "{:?}",
+            z.proportions
+        );
         assert!(close(z.proportions.iter().sum(), 1.0));
     }
 
@@ -695,8 +706,8 @@ mod tests {
         }
         let (b, _) = csv(&text).unwrap();
         let r = numeric(&b, "rating");
-        assert_eq!(r.edges, vec![1.0, 1.5, 2.5, 4.0, 5.0]);
-        assert_eq!(r.proportions, vec![0.0, 0.2, 0.4, 0.2, 0.2, 0.0]);
+        assert_eq!(r.edges, vec![1.0, 2.0, 3.0, 5.0]);
+        assert_eq!(r.proportions, vec![0.2, 0.4, 0.2, 0.2, 0.0]);
     }
 
     #[test]
@@ -761,7 +772,7 @@ mod tests {
         let Some(F::Numeric(p)) = &b.prediction else {
             panic!("{:?}", b.prediction);
         };
-        assert_eq!(p.edges, vec![0.2, 0.5, 0.8]);
+        assert_eq!(p.edges, vec![0.2, 0.8]);
         assert_eq!(report.unused_excludes, vec!["nothing"]);
         // Another column as the prediction.
         let mut o = options(InputFormat::Csv);
@@ -810,13 +821,13 @@ mod tests {
         b.validate().unwrap();
         assert_eq!(b.rows, 3);
         assert_eq!(report.other_events, 2);
-        assert_eq!(numeric(&b, "age").edges, vec![25.0, 30.0, 40.0, 45.0]);
+        assert_eq!(numeric(&b, "age").edges, vec![25.0, 35.0, 45.0]);
         assert_eq!(numeric(&b, "income").missing, 2);
         assert!(close(
             categorical(&b, "country").categories["DE"],
             2.0 / 3.0
         ));
-        assert_eq!(numeric(&b, "vip").edges, vec![0.0, 0.5, 1.0]);
+        assert_eq!(numeric(&b, "vip").edges, vec![0.0, 1.0]);
         let p = b.prediction.as_ref().unwrap();
         assert_eq!((p.count(), p.missing()), (2, 1));
         // An event the sidecar would reject is a bad row.

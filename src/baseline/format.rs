@@ -1,12 +1,12 @@
 //! The baseline file: a versioned JSON document describing the training data
 //! of a model, feature by feature.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! ```json
 //! {
 //!   "format": "model-exporter-baseline",
-//!   "version": 1,
+//!   "version": 2,
 //!   "created_at": "2026-11-01T00:00:00.000Z",
 //!   "source": "train.csv",
 //!   "rows": 100000,
@@ -14,7 +14,7 @@
 //!     "age": {"type": "numeric", "count": 99000, "missing": 1000, "missing_rate": 0.01,
 //!             "mean": 35.1, "std": 10.0, "min": -3.2, "max": 77.0,
 //!             "edges": [-3.2, 22.2, 26.6, ..., 77.0],
-//!             "proportions": [0.0, 0.1, 0.1, ..., 0.1, 0.0]},
+//!             "proportions": [0.00001, 0.1, 0.1, ..., 0.1, 0.0]},
 //!     "country": {"type": "categorical", "count": 100000, "missing": 0, "missing_rate": 0.0,
 //!                 "categories": {"DE": 0.3, "FR": 0.2, "US": 0.4}, "other": 0.1}
 //!   },
@@ -27,21 +27,29 @@
 //!   it is empty, `null` or absent; `missing_rate = missing / (count + missing)`.
 //!   Proportions are over the `count` present values only.
 //! * Numeric (`mean`, `std`: population standard deviation, `min`, `max`):
-//!   `edges` are `k + 1` strictly increasing numbers, `edges[0] = min` and
-//!   `edges[k] = max`, delimiting `k` bins. `proportions` has `k + 2`
-//!   entries: [`NumericBaseline::bin_of`] defines which one a value falls in:
+//!   `edges` are `k + 1` strictly increasing numbers (`k ≥ 0`),
+//!   `edges[0] = min` and `edges[k] = max`. `proportions` has `k + 2`
+//!   entries, one per bin of
+//!   [`bin_index`](crate::stats::drift::bin_index) (docs/drift.md, "Bins"):
 //!
 //!   | index | values |
 //!   |---|---|
-//!   | `0` (underflow) | `x < edges[0]` |
-//!   | `1` | `edges[0] <= x <= edges[1]` |
-//!   | `i` (`2..=k`) | `edges[i-1] < x <= edges[i]` |
-//!   | `k + 1` (overflow) | `x > edges[k]` |
+//!   | `0` | `x <= edges[0]` (in training: the values equal to the minimum) |
+//!   | `i` (`1..=k`) | `edges[i-1] < x <= edges[i]` |
+//!   | `k + 1` (overflow) | `x > edges[k]` (0 in training) |
 //!
-//!   The inner bins are closed on the right, like Prometheus `le` buckets, so
-//!   `edges[1..]` can serve as histogram bucket bounds directly. In the
-//!   training data the outer two proportions are 0. A constant feature has
-//!   the two equal edges `[v, v]` and one bin.
+//!   Every bin is closed on the right, like Prometheus `le` buckets, so the
+//!   edges are the feature's histogram bucket bounds. A constant feature has
+//!   the one edge `[v]`.
+//!
+//! # Version 1
+//!
+//! Version 1 files, whose first bin was `x < edges[0]` and second
+//! `edges[0] <= x <= edges[1]`, still load: their first edge is moved to
+//! the largest number below it (`f64::next_down`), which gives exactly the
+//! same bins in the version 2 convention. Their values equal to the
+//! minimum therefore stay merged into the next bin; build the baseline again
+//! to give a point mass at the minimum its own bin.
 //! * Categorical: `categories` maps the most frequent values (top K) to their
 //!   proportion, `other` is the proportion of every other value.
 //!
@@ -57,12 +65,17 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::ingest::timestamp::parse_rfc3339;
+use crate::stats::reference::Reference;
 
 /// Value of the `format` field.
 pub const FORMAT_NAME: &str = "model-exporter-baseline";
 
-/// The version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The version this build writes (it also reads version 1, see the
+/// [module documentation](self)).
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest version this build reads.
+pub const OLDEST_VERSION: u32 = 1;
 
 /// Largest baseline file [`Baseline::load`] reads.
 pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
@@ -75,7 +88,7 @@ const SUM_TOLERANCE: f64 = 1e-6;
 pub struct Baseline {
     /// Always [`FORMAT_NAME`].
     pub format: String,
-    /// Always [`FORMAT_VERSION`] for files this build reads.
+    /// Always [`FORMAT_VERSION`]: older files are converted when read.
     pub version: u32,
     /// When the baseline was made (RFC 3339).
     pub created_at: String,
@@ -117,11 +130,12 @@ pub struct NumericBaseline {
     pub min: f64,
     /// Largest value.
     pub max: f64,
-    /// `k + 1` strictly increasing bin edges from `min` to `max` (`[v, v]`
-    /// for a constant feature).
+    /// `k + 1` strictly increasing bin edges from `min` to `max` (`[v]` for
+    /// a constant feature; a version 1 file's first edge is just below
+    /// `min`).
     pub edges: Vec<f64>,
-    /// `k + 2` proportions: underflow, the `k` bins, overflow. See
-    /// [`NumericBaseline::bin_of`].
+    /// `k + 2` proportions, one per bin: `x <= edges[0]`, the `k` bins
+    /// `(edges[i-1], edges[i]]`, overflow. See [`NumericBaseline::bin_of`].
     pub proportions: Vec<f64>,
 }
 
@@ -141,31 +155,18 @@ pub struct CategoricalBaseline {
 }
 
 impl NumericBaseline {
-    /// Number of inner bins `k` (`edges.len() - 1`).
+    /// Number of bins between the first and the last edge, `k`
+    /// (`edges.len() - 1`).
     pub fn bins(&self) -> usize {
         self.edges.len().saturating_sub(1)
     }
 
-    /// Index into [`Self::proportions`] of the bin holding `x`: `0` below
-    /// `edges[0]`, `k + 1` above the last edge, otherwise the inner bin,
-    /// closed on the right (the first inner bin is closed on both sides).
-    /// `None` for `NaN`.
+    /// Index into [`Self::proportions`] of the bin holding `x`, by
+    /// [`bin_index`](crate::stats::drift::bin_index): `0` for
+    /// `x <= edges[0]`, `k + 1` above the last edge, otherwise the bin
+    /// `(edges[i-1], edges[i]]`. `None` for `NaN`.
     pub fn bin_of(&self, x: f64) -> Option<usize> {
-        bin_index(&self.edges, x)
-    }
-}
-
-/// [`NumericBaseline::bin_of`] over bare edges (non-empty, non-decreasing).
-pub fn bin_index(edges: &[f64], x: f64) -> Option<usize> {
-    let (first, last) = (*edges.first()?, *edges.last()?);
-    if x.is_nan() {
-        None
-    } else if x < first {
-        Some(0)
-    } else if x > last {
-        Some(edges.len())
-    } else {
-        Some(edges.partition_point(|&e| e < x).max(1))
+        (!x.is_nan()).then(|| crate::stats::drift::bin_index(&self.edges, x))
     }
 }
 
@@ -178,6 +179,19 @@ impl CategoricalBaseline {
 }
 
 impl FeatureBaseline {
+    /// The reference distribution drift is measured against: the same bins
+    /// and proportions (what the sidecar uses for a baseline in rules.yaml).
+    pub fn reference(&self) -> Option<Reference> {
+        match self {
+            FeatureBaseline::Numeric(n) => {
+                Reference::numeric(n.edges.clone(), n.proportions.clone(), n.mean, n.std)
+            }
+            FeatureBaseline::Categorical(c) => {
+                Reference::categorical(c.categories.iter().map(|(k, p)| (k.as_str(), *p)), c.other)
+            }
+        }
+    }
+
     /// Rows with a value.
     pub fn count(&self) -> u64 {
         match self {
@@ -327,11 +341,11 @@ impl Baseline {
             ));
         }
         let version = root.integer("version")?;
-        if version != u64::from(FORMAT_VERSION) {
+        if !(u64::from(OLDEST_VERSION)..=u64::from(FORMAT_VERSION)).contains(&version) {
             return Err(invalid(
                 "version",
                 format!(
-                    "version {version} is not supported (this build reads version {FORMAT_VERSION})"
+                    "version {version} is not supported (this build reads versions {OLDEST_VERSION} to {FORMAT_VERSION})"
                 ),
             ));
         }
@@ -355,11 +369,11 @@ impl Baseline {
             if name.is_empty() {
                 return Err(invalid(&path, "a feature name must not be empty"));
             }
-            features.insert(name.clone(), feature_from_value(v, &path, rows)?);
+            features.insert(name.clone(), feature_from_value(v, &path, rows, version)?);
         }
         let prediction = match root.optional("prediction") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(feature_from_value(v, "prediction", rows)?),
+            Some(v) => Some(feature_from_value(v, "prediction", rows, version)?),
         };
         Ok(Baseline {
             format,
@@ -545,7 +559,12 @@ fn check_sum(sum: f64, path: &str, what: &str) -> Result<(), Invalid> {
     }
 }
 
-fn feature_from_value(v: &Value, path: &str, rows: u64) -> Result<FeatureBaseline, Invalid> {
+fn feature_from_value(
+    v: &Value,
+    path: &str,
+    rows: u64,
+    version: u64,
+) -> Result<FeatureBaseline, Invalid> {
     let obj = Obj::new(v, path)?;
     let type_name = obj.string("type")?;
     let count = obj.integer("count")?;
@@ -594,15 +613,19 @@ fn feature_from_value(v: &Value, path: &str, rows: u64) -> Result<FeatureBaselin
                     format!("mean {mean} is outside [min, max] = [{min}, {max}]"),
                 ));
             }
-            let edges = obj.numbers("edges")?;
+            let mut edges = obj.numbers("edges")?;
             let edges_path = child(path, "edges");
-            if edges.len() < 2 {
+            let v1 = version == 1;
+            let fewest = if v1 { 2 } else { 1 };
+            if edges.len() < fewest {
                 return Err(invalid(
                     &edges_path,
-                    format!("needs at least 2 edges, has {}", edges.len()),
+                    format!("needs at least {fewest} edges, has {}", edges.len()),
                 ));
             }
-            if edges[0] != min {
+            // A version 2 reader may be handed what it made of a version 1
+            // file, whose first edge is just below min.
+            if edges[0] != min && (v1 || edges[0].next_up() != min) {
                 return Err(invalid(
                     &index(&edges_path, 0),
                     format!("the first edge {} must equal min {min}", edges[0]),
@@ -615,7 +638,7 @@ fn feature_from_value(v: &Value, path: &str, rows: u64) -> Result<FeatureBaselin
                     format!("the last edge {} must equal max {max}", edges[last]),
                 ));
             }
-            let constant = edges.len() == 2 && min == max;
+            let constant = v1 && edges.len() == 2 && min == max;
             if !constant {
                 for i in 1..edges.len() {
                     if edges[i] <= edges[i - 1] {
@@ -636,7 +659,7 @@ fn feature_from_value(v: &Value, path: &str, rows: u64) -> Result<FeatureBaselin
                 return Err(invalid(
                     &p_path,
                     format!(
-                        "has {} entries; {} edges need {} (underflow, {} bins, overflow)",
+                        "has {} entries; {} edges need {} (at or below the first edge, {} bins, overflow)",
                         proportions.len(),
                         edges.len(),
                         edges.len() + 1,
@@ -648,6 +671,10 @@ fn feature_from_value(v: &Value, path: &str, rows: u64) -> Result<FeatureBaselin
                 proportion_at(p, &index(&p_path, i))?;
             }
             check_sum(proportions.iter().sum(), &p_path, "proportions")?;
+            if v1 {
+                // Version 1's first bin, `x < edges[0]`, is `x <= next_down(edges[0])`.
+                edges[0] = edges[0].next_down();
+            }
             Ok(FeatureBaseline::Numeric(NumericBaseline {
                 count,
                 missing,
@@ -698,7 +725,7 @@ mod tests {
     fn sample() -> Value {
         json!({
             "format": "model-exporter-baseline",
-            "version": 1,
+            "version": 2,
             "created_at": "2026-11-01T00:00:00.000Z",
             "source": "train.csv",
             "rows": 10,
@@ -716,7 +743,7 @@ mod tests {
                 "weird.name": {
                     "type": "numeric", "count": 10, "missing": 0, "missing_rate": 0.0,
                     "mean": 1.0, "std": 0.0, "min": 1.0, "max": 1.0,
-                    "edges": [1.0, 1.0], "proportions": [0.0, 1.0, 0.0]
+                    "edges": [1.0], "proportions": [1.0, 0.0]
                 }
             },
             "prediction": {
@@ -790,11 +817,12 @@ mod tests {
             min: 0.0,
             max: 3.0,
             edges: vec![0.0, 1.0, 2.0, 3.0],
-            proportions: vec![0.0, 0.4, 0.3, 0.3, 0.0],
+            proportions: vec![0.1, 0.3, 0.3, 0.3, 0.0],
         };
         let cases = [
             (-0.1, 0),
-            (0.0, 1),
+            // The minimum is in the first bin, `x <= edges[0]`.
+            (0.0, 0),
             (0.5, 1),
             (1.0, 1),
             (1.0001, 2),
@@ -809,18 +837,59 @@ mod tests {
             assert_eq!(n.bin_of(x), Some(bin), "{x}");
         }
         assert_eq!(n.bin_of(f64::NAN), None);
-        // A constant feature: one bin holding the value.
-        assert_eq!(bin_index(&[5.0, 5.0], 5.0), Some(1));
-        assert_eq!(bin_index(&[5.0, 5.0], 4.0), Some(0));
-        assert_eq!(bin_index(&[5.0, 5.0], 6.0), Some(2));
-        assert_eq!(bin_index(&[], 6.0), None);
+        // The reference the sidecar makes of it bins the same way.
+        let r = FeatureBaseline::Numeric(n.clone()).reference().unwrap();
+        for x in [-0.1, 0.0, 0.5, 1.0, 2.0, 3.0, 3.5] {
+            assert_eq!(r.bin_number(x), n.bin_of(x), "{x}");
+        }
+    }
+
+    #[test]
+    fn version_1_files_keep_their_bins() {
+        // Version 1: `x < 20`, `20 <= x <= 30`, `30 < x <= 40`, `x > 40`;
+        // a constant feature `[v, v]`.
+        let mut v = sample();
+        v["version"] = json!(1);
+        v["features"]["weird.name"]["edges"] = json!([1.0, 1.0]);
+        v["features"]["weird.name"]["proportions"] = json!([0.0, 1.0, 0.0]);
+        let b = Baseline::from_value(&v).unwrap();
+        assert_eq!(b.version, FORMAT_VERSION);
+        let FeatureBaseline::Numeric(age) = b.feature("age").unwrap() else {
+            panic!()
+        };
+        assert_eq!(age.edges, [20f64.next_down(), 30.0, 40.0]);
+        for (x, bin) in [
+            (19.9, 0),
+            (20.0, 1),
+            (30.0, 1),
+            (30.5, 2),
+            (40.0, 2),
+            (41.0, 3),
+        ] {
+            assert_eq!(age.bin_of(x), Some(bin), "{x}");
+        }
+        let FeatureBaseline::Numeric(c) = b.feature("weird.name").unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.edges, [1f64.next_down(), 1.0]);
+        assert_eq!(c.bin_of(1.0), Some(1));
+        // What was read is a valid version 2 baseline, and round-trips.
+        b.validate().unwrap();
+        let again = Baseline::from_slice("x.json", b.to_json().as_bytes()).unwrap();
+        assert_eq!(again, b);
+        // Version 1 needs its two edges; version 2 takes one.
+        v["features"]["weird.name"]["edges"] = json!([1.0]);
+        v["features"]["weird.name"]["proportions"] = json!([1.0, 0.0]);
+        assert!(error_of(&v).contains("needs at least 2 edges, has 1"));
+        v["version"] = json!(2);
+        Baseline::from_value(&v).unwrap();
     }
 
     #[test]
     fn every_violation_is_reported_with_its_path() {
         let cases: Vec<(&str, Value, &str)> = vec![
             ("/format", json!("other"), "format: is \"other\", expected"),
-            ("/version", json!(2), "version: version 2 is not supported"),
+            ("/version", json!(3), "version: version 3 is not supported"),
             (
                 "/version",
                 json!("1"),
@@ -894,8 +963,8 @@ mod tests {
             ),
             (
                 "/features/age/edges",
-                json!([20.0]),
-                "features.age.edges: needs at least 2 edges, has 1",
+                json!([]),
+                "features.age.edges: needs at least 1 edges, has 0",
             ),
             (
                 "/features/age/edges",
@@ -959,7 +1028,7 @@ mod tests {
             ),
             (
                 "/features/weird.name/edges",
-                json!([1.0, 1.0, 1.0]),
+                json!([1.0, 1.0]),
                 "features[\"weird.name\"].edges[1]: edges must be strictly increasing",
             ),
             (
@@ -1011,7 +1080,9 @@ mod tests {
         let e = Baseline::load(&path).unwrap_err().to_string();
         assert_eq!(
             e,
-            format!("{shown}: version: version 7 is not supported (this build reads version 1)")
+            format!(
+                "{shown}: version: version 7 is not supported (this build reads versions 1 to 2)"
+            )
         );
         let e = Baseline::load(&dir.path().join("none.json")).unwrap_err();
         assert!(matches!(e, BaselineError::Io { .. }));

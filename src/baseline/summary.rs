@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::format::{CategoricalBaseline, FeatureBaseline, NumericBaseline, bin_index};
+use super::format::{CategoricalBaseline, FeatureBaseline, NumericBaseline};
 use super::stats::{CategoryCounter, SignedQuantiles, SmallDistinct};
+use crate::stats::drift::bin_index;
 use crate::stats::window::Moments;
 
 /// Most features (columns or keys) accepted.
@@ -146,15 +147,8 @@ impl Column {
         };
         let mut edges = Vec::with_capacity(bins + 1);
         if let Some(values) = self.distinct.values().filter(|v| !v.is_empty()) {
-            if values.len() == 1 {
-                edges = vec![min, max];
-            } else {
-                edges.push(values[0]);
-                for w in values.windows(2) {
-                    edges.push(w[0] / 2.0 + w[1] / 2.0);
-                }
-                edges.push(values[values.len() - 1]);
-            }
+            // One bin per value: each value is the edge closing its bin.
+            edges.extend_from_slice(values);
         } else {
             edges.push(min);
             for i in 1..bins {
@@ -164,13 +158,11 @@ impl Column {
             }
             edges.push(max);
         }
-        if !(edges.len() == 2 && min == max) {
-            // Strictly increasing, from min to max.
-            edges.dedup_by(|b, a| *b <= *a);
-            if edges.last() != Some(&max) {
-                edges.pop();
-                edges.push(max);
-            }
+        // Strictly increasing, from min to max.
+        edges.dedup_by(|b, a| *b <= *a);
+        if edges.last() != Some(&max) {
+            edges.pop();
+            edges.push(max);
         }
         self.bin_counts = vec![0; edges.len() + 1];
         self.edges = edges;
@@ -196,8 +188,8 @@ impl Column {
     fn add_second(&mut self, cell: &Cell<'_>) {
         match (self.kind, cell) {
             (Kind::Numeric, Cell::Number(x)) => {
-                if let Some(i) = bin_index(&self.edges, *x) {
-                    self.bin_counts[i] += 1;
+                if let Some(c) = self.bin_counts.get_mut(bin_index(&self.edges, *x)) {
+                    *c += 1;
                 }
                 self.second_count += 1;
             }

@@ -257,10 +257,11 @@ pub struct Histogram(Arc<HistogramCell>);
 
 impl Histogram {
     /// Counts `v` in the first bucket whose bound is at least `v` (NaN in
-    /// `+Inf`) and adds it to the sum.
+    /// `+Inf`), the bin of [`bin_index`](crate::stats::drift::bin_index),
+    /// and adds it to the sum.
     pub fn observe(&self, v: f64) {
         let b = &self.0.bounds.values;
-        let i = b.iter().position(|&x| v <= x).unwrap_or(b.len());
+        let i = crate::stats::drift::bin_index(b, v);
         self.0.counts[i].fetch_add(1, Ordering::Relaxed);
         self.0.sum.add(v);
     }

@@ -26,7 +26,9 @@
 //! `n` edges `e0 ≤ e1 ≤ … ≤ e(n−1)` make `n + 1` bins:
 //! `(−∞, e0], (e0, e1], …, (e(n−1), +∞)`. A value equal to an edge falls in
 //! the bin below it, as in Prometheus' `le` buckets, so the bins line up with
-//! the buckets of `model_feature_value`. See [`bin_index`].
+//! the buckets of `model_feature_value`. [`bin_index`] is the one function
+//! that bins a number: the sidecar's references, the baseline builder and
+//! the exported reference shares all go through it.
 //!
 //! The formulas, the conventions and how they are checked against SciPy are
 //! in `docs/drift.md`; the fixtures come from `scripts/drift_fixtures.py`.
@@ -101,7 +103,8 @@ pub fn bin_index(edges: &[f64], x: f64) -> usize {
     edges.partition_point(|&e| e < x)
 }
 
-/// The representative point of each bin, for [`wasserstein`].
+/// The representative point of each bin, for [`wasserstein`], when the
+/// reference does not give each bin's mean.
 ///
 /// Each bin is represented by the midpoint of its extent. The two open outer
 /// bins are closed by the reference minimum and maximum when they are given
@@ -174,17 +177,6 @@ impl BinCounts {
             self.counts.resize(bin + 1, 0);
         }
         self.counts[bin] = self.counts[bin].saturating_add(n);
-    }
-
-    /// Counts `x` in its bin among `edges` (see [`bin_index`]), first growing
-    /// to `edges.len() + 1` bins if needed.
-    #[inline]
-    pub fn record(&mut self, edges: &[f64], x: f64) {
-        let bins = edges.len() + 1;
-        if bins > self.counts.len() && bins <= MAX_BINS {
-            self.counts.resize(bins, 0);
-        }
-        self.add(bin_index(edges, x), 1);
     }
 
     /// The counts, bin by bin.
@@ -588,7 +580,8 @@ mod tests {
             SlidingWindow::<BinCounts>::new(Duration::from_secs(10), Duration::from_secs(60));
         for i in 0..100 {
             let x = (i % 4) as f64 - 0.5;
-            w.current_mut(1000.0 + i as f64).record(&edges, x);
+            w.current_mut(1000.0 + i as f64)
+                .add(bin_index(&edges, x), 1);
         }
         let mut merged = BinCounts::with_bins(4);
         w.merged(1099.0, Duration::from_secs(60), &mut merged);

@@ -5,11 +5,13 @@
 //! an inline `{mean, std}` in rules.yaml (taken as a normal distribution),
 //! or is learned from the first events of a model version.
 //!
-//! Numeric references have `k + 1` edges from the reference minimum to its
-//! maximum and `k + 2` bins: below the minimum, the `k` inner bins (the first
-//! closed on both sides, the others closed on the right), and above the
-//! maximum. Categorical references have one bin per known category plus one
-//! for every other value.
+//! Numeric references have `n` edges `e0 ≤ … ≤ e(n−1)` (for a baseline, from
+//! the reference minimum to its maximum) and `n + 1` bins,
+//! `(−∞, e0], (e0, e1], …, (e(n−1), +∞)`: a value is binned by
+//! [`drift::bin_index`], the one binning function of the crate, so the bins
+//! are the buckets of the feature's `model_feature_value` histogram and a
+//! point mass at the minimum has a bin of its own. Categorical references
+//! have one bin per known category plus one for every other value.
 
 use std::collections::HashMap;
 
@@ -37,9 +39,9 @@ const NORMAL_TAIL_3SD: f64 = 0.001_349_898_031_630_094_6;
 pub enum Reference {
     /// Numbers.
     Numeric {
-        /// `k + 1` increasing edges, minimum to maximum.
+        /// `n` non-decreasing edges.
         edges: Vec<f64>,
-        /// `k + 2` proportions: below the minimum, the inner bins, above.
+        /// `n + 1` proportions, one per bin (see [`drift::bin_index`]).
         proportions: Vec<f64>,
         /// A representative value of each bin (for Wasserstein).
         points: Vec<f64>,
@@ -70,12 +72,8 @@ impl Reference {
         if !ok {
             return None;
         }
-        let (min, max) = (edges[0], edges[edges.len() - 1]);
-        // Below-minimum and above-maximum bins sit on the extremes.
-        let mut points = Vec::with_capacity(proportions.len());
-        points.push(min);
-        points.extend(edges.windows(2).map(|w| 0.5 * (w[0] + w[1])));
-        points.push(max);
+        // The outer bins sit on their edge, the inner ones on their midpoint.
+        let points = drift::bin_points(&edges, None, None);
         Some(Reference::Numeric {
             edges,
             proportions,
@@ -140,7 +138,7 @@ impl Reference {
         edges.dedup();
         let mut counts = vec![0u64; edges.len() + 1];
         for v in values.iter() {
-            counts[bin_of(&edges, *v)] += 1;
+            counts[drift::bin_index(&edges, *v)] += 1;
         }
         let mean = values.iter().sum::<f64>() / n as f64;
         let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
@@ -173,10 +171,11 @@ impl Reference {
         }
     }
 
-    /// The bin of a number, if this reference is numeric.
+    /// The bin of a number, if this reference is numeric and `x` is not
+    /// `NaN`: [`drift::bin_index`].
     pub fn bin_number(&self, x: f64) -> Option<usize> {
         match self {
-            Reference::Numeric { edges, .. } if !x.is_nan() => Some(bin_of(edges, x)),
+            Reference::Numeric { edges, .. } if !x.is_nan() => Some(drift::bin_index(edges, x)),
             _ => None,
         }
     }
@@ -203,7 +202,7 @@ impl Reference {
         };
         match self {
             Reference::Numeric { edges, .. } => {
-                let mut v = vec![format!("<{}", short(edges[0]))];
+                let mut v = vec![format!("≤{}", short(edges[0]))];
                 v.extend(
                     edges
                         .windows(2)
@@ -277,19 +276,6 @@ pub struct ModelReferences {
     pub prediction: Option<Reference>,
 }
 
-/// The bin of `x`: 0 below `edges[0]`, `k + 1` above the last edge, else the
-/// inner bin (the first closed on both sides, the others on the right).
-fn bin_of(edges: &[f64], x: f64) -> usize {
-    let (first, last) = (edges[0], edges[edges.len() - 1]);
-    if x < first {
-        0
-    } else if x > last {
-        edges.len()
-    } else {
-        edges.partition_point(|&e| e < x).max(1)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,7 +343,8 @@ mod tests {
             panic!()
         };
         assert_eq!(edges.len(), 11);
-        assert_eq!(proportions[0], 0.0);
+        // The minimum alone is in (−∞, min]; nothing lies above the maximum.
+        assert_eq!(proportions[0], 0.001);
         assert_eq!(*proportions.last().unwrap(), 0.0);
         assert!(
             proportions[1..11].iter().all(|p| (p - 0.1).abs() < 0.002),
@@ -369,18 +356,23 @@ mod tests {
 
     #[test]
     fn binning_convention() {
-        let edges = [0.0, 10.0, 20.0];
+        // The bins of drift::bin_index: (−∞, 0], (0, 10], (10, 20], (20, ∞).
+        let r = Reference::numeric(vec![0.0, 10.0, 20.0], vec![0.25; 4], 10.0, 5.0).unwrap();
         let cases = [
+            (f64::NEG_INFINITY, 0),
             (-1.0, 0),
-            (0.0, 1),
+            (0.0, 0),
             (5.0, 1),
             (10.0, 1),
             (10.5, 2),
             (20.0, 2),
             (20.1, 3),
+            (f64::INFINITY, 3),
         ];
         for (x, want) in cases {
-            assert_eq!(bin_of(&edges, x), want, "{x}");
+            assert_eq!(r.bin_number(x), Some(want), "{x}");
         }
+        assert_eq!(r.bin_number(f64::NAN), None);
+        assert_eq!(r.bin_labels(), ["≤0", "0–10", "10–20", ">20"]);
     }
 }

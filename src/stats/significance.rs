@@ -320,7 +320,8 @@ fn wasserstein_pvalue(
             let (lo, hi) = if cdf[i] <= cdf[j] { (i, j) } else { (j, i) };
             let cov = cdf[lo] * (1.0 - cdf[hi]) / n_eff;
             let rho = (cov / (sd[i] * sd[j])).clamp(-1.0, 1.0);
-            let folded = two_over_pi * sd[i] * sd[j] * ((1.0 - rho * rho).sqrt() + rho * rho.asin());
+            let folded =
+                two_over_pi * sd[i] * sd[j] * ((1.0 - rho * rho).sqrt() + rho * rho.asin());
             second += width[i] * width[j] * folded;
         }
     }
@@ -614,8 +615,14 @@ mod tests {
         let r = [0.5, 0.5];
         assert_eq!(pvalue(DriftMethod::Psi, &r, &[0, 0], None, None), None);
         assert_eq!(pvalue(DriftMethod::Psi, &r, &[1], None, None), None);
-        assert_eq!(pvalue(DriftMethod::Psi, &[f64::NAN, 1.0], &[1, 1], None, None), None);
-        assert_eq!(pvalue(DriftMethod::Wasserstein, &r, &[1, 1], None, None), None);
+        assert_eq!(
+            pvalue(DriftMethod::Psi, &[f64::NAN, 1.0], &[1, 1], None, None),
+            None
+        );
+        assert_eq!(
+            pvalue(DriftMethod::Wasserstein, &r, &[1, 1], None, None),
+            None
+        );
         assert_eq!(kolmogorov_sf(f64::NAN), None);
         assert_eq!(kolmogorov_sf(0.0), Some(1.0));
     }
@@ -629,7 +636,10 @@ mod tests {
             let x = case["x"].as_f64().unwrap();
             let want = case["sf"].as_f64().unwrap();
             let got = kolmogorov_sf(x).unwrap();
-            assert!((got - want).abs() <= 1e-10 * want + 1e-15, "{x}: {got} vs {want}");
+            assert!(
+                (got - want).abs() <= 1e-10 * want + 1e-15,
+                "{x}: {got} vs {want}"
+            );
         }
         for case in v["pvalues"].as_array().unwrap() {
             let method = match case["method"].as_str().unwrap() {
