@@ -332,8 +332,21 @@ fn window_families(state: &impl StateView, config: &Config, now: f64) -> Vec<Ren
                     }
                 }
             }
-            // The reference's size m.
-            if let Some(m) = state.reference_size(&model, feature.as_deref()) {
+            // The reference's size m, where there is a drift reading.
+            let read = |w: &Duration| {
+                let target = match &feature {
+                    Some(f) => DriftTarget::Feature(FeatureSel::Named(f.clone())),
+                    None => DriftTarget::Prediction,
+                };
+                let signal = Signal::Drift {
+                    method: DriftMethod::Psi,
+                    target,
+                };
+                state.read(&model, &version, &signal, None, *w, now).value
+            };
+            if windows.iter().any(|w| read(w).is_some())
+                && let Some(m) = state.reference_size(&model, feature.as_deref())
+            {
                 let mut labels = BTreeMap::from([
                     ("model".to_owned(), model.clone()),
                     ("version".to_owned(), version.clone()),
