@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Reference values for the drift statistics (src/stats/drift.rs).
 
-Writes tests/fixtures/drift_cases.json, which is checked in: the Rust tests
-read it and need neither Python nor SciPy. Regenerate with
+Writes tests/fixtures/drift_cases.json and tests/fixtures/drift_inputs.json,
+which are checked in: the Rust tests read them and need neither Python nor
+SciPy. Regenerate with
 
     python3 -m venv /tmp/venv && /tmp/venv/bin/pip install numpy scipy
     /tmp/venv/bin/python scripts/drift_fixtures.py
@@ -21,6 +22,17 @@ Where the values come from:
                between the cumulative sums over the inner bin boundaries.
 * bin_index    numpy.searchsorted(edges, x, side="left"), i.e. the number of
                edges strictly below x: x == edge goes to the lower bin.
+
+drift_inputs.json, what the statistics are fed (docs/drift.md):
+
+* wasserstein_means  a reference sample binned as `model-exporter baseline`
+               bins it (edges: min, the quantiles i/10, max; each bin's
+               count and mean) and a shifted live sample binned on the same
+               edges; the expected value is
+               scipy.stats.wasserstein_distance(ref_values, live_values) / ref_std
+               on the raw values. The midpoint-based value is recorded too.
+* chi2_two_sample    scipy.stats.chi2_contingency([ref_counts, live_counts],
+               correction=False).pvalue over the bins not empty on both sides.
 """
 
 import json
@@ -34,6 +46,10 @@ from scipy.spatial.distance import jensenshannon
 EPSILON = 1e-4  # drift::PSI_EPSILON
 SEED = 20240611
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "drift_cases.json")
+INPUTS_OUT = os.path.join(
+    os.path.dirname(__file__), "..", "tests", "fixtures", "drift_inputs.json"
+)
+INPUTS_SEED = 20261205
 
 
 def bin_counts(edges, values):
@@ -153,6 +169,116 @@ def bin_index_cases(rng):
     }
 
 
+def baseline_bins(values, bins=10):
+    """Edges, counts and per-bin means as `model-exporter baseline` makes
+    them: edges min, the quantiles i/bins, max (repeats merged); bins
+    (-inf, e0], (e0, e1], ..., (e_last, +inf)."""
+    lo, hi = float(values.min()), float(values.max())
+    qs = np.clip(np.quantile(values, np.arange(1, bins) / bins), lo, hi)
+    edges = np.unique(np.concatenate([[lo], qs, [hi]]))
+    idx = np.searchsorted(edges, values, side="left")
+    counts = np.bincount(idx, minlength=len(edges) + 1)
+    sums = np.bincount(idx, weights=values, minlength=len(edges) + 1)
+    means = [float(s / c) if c > 0 else None for s, c in zip(sums, counts)]
+    return edges, counts, means
+
+
+def wasserstein_case(rng, name, draw, shift_sd, m=20000, n=20000):
+    ref_values = draw(rng, m)
+    ref_std = float(ref_values.std())
+    live_values = draw(rng, n) + shift_sd * ref_std
+    edges, counts, means = baseline_bins(ref_values)
+    live = bin_counts(edges, live_values)
+    mid = np.concatenate([[edges[0]], 0.5 * (edges[:-1] + edges[1:]), [edges[-1]]])
+    midpoints = stats.wasserstein_distance(mid, mid, u_weights=counts, v_weights=live)
+    return {
+        "name": name,
+        "edges": [float(e) for e in edges],
+        "count": int(m),
+        "proportions": [float(c / m) for c in counts],
+        "means": means,
+        "mean": float(ref_values.mean()),
+        "std": ref_std,
+        "live": [int(c) for c in live],
+        "wasserstein": float(stats.wasserstein_distance(ref_values, live_values) / ref_std),
+        "midpoints": float(midpoints / ref_std),
+    }
+
+
+def two_sample_case(name, ref_counts, live):
+    ref_counts = np.asarray(ref_counts, dtype=float)
+    live = np.asarray(live, dtype=float)
+    table = np.array([ref_counts, live])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2:
+        p = 1.0
+    else:
+        p = float(stats.chi2_contingency(table, correction=False).pvalue)
+    m = int(ref_counts.sum())
+    return {
+        "name": name,
+        "count": m,
+        "proportions": [float(c / m) for c in ref_counts],
+        "live": [int(c) for c in live],
+        "pvalue": p,
+    }
+
+
+def inputs():
+    rng = np.random.default_rng(INPUTS_SEED)
+    normal = lambda r, k: r.normal(0.0, 1.0, k)
+    student = lambda r, k: r.standard_t(3, k)
+    lognormal = lambda r, k: r.lognormal(0.0, 1.0, k)
+    wasserstein = [
+        wasserstein_case(rng, f"normal, shift {s} sd", normal, s) for s in [0.1, 0.25, 0.5, 1.0]
+    ]
+    wasserstein += [
+        wasserstein_case(rng, f"student t(3), shift {s} sd", student, s)
+        for s in [0.1, 0.25, 0.5, 1.0]
+    ]
+    wasserstein += [
+        wasserstein_case(rng, f"lognormal, shift {s} sd", lognormal, s) for s in [0.1, 0.5, 1.0]
+    ]
+    probs = np.array([0.4, 0.25, 0.2, 0.1, 0.05])
+    two_sample = [
+        two_sample_case("unchanged", rng.multinomial(1000, probs), rng.multinomial(300, probs)),
+        two_sample_case(
+            "window 10x the reference", rng.multinomial(500, probs), rng.multinomial(5000, probs)
+        ),
+        two_sample_case(
+            "mix changed", rng.multinomial(1000, probs), rng.multinomial(400, probs[::-1])
+        ),
+        two_sample_case("two categories (1 dof)", [700, 300], [60, 40]),
+        two_sample_case("unseen category in live (other = 0)", [600, 400, 0], [58, 40, 2]),
+        two_sample_case("reference category absent in live", [700, 200, 100, 0], [75, 25, 0, 0]),
+        two_sample_case(
+            "numeric bins, shift",
+            bin_counts(np.linspace(-1.5, 1.5, 9), rng.normal(0.0, 1.0, 2000)),
+            bin_counts(np.linspace(-1.5, 1.5, 9), rng.normal(0.2, 1.0, 800)),
+        ),
+        two_sample_case("one bin kept", [10, 0, 0], [25, 0, 0]),
+    ]
+    doc = {
+        "generator": "scripts/drift_fixtures.py",
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "seed": INPUTS_SEED,
+        "wasserstein_means": wasserstein,
+        "chi2_two_sample": two_sample,
+    }
+    with open(INPUTS_OUT, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    for c in wasserstein:
+        print(
+            f"{c['name']}: scipy {c['wasserstein']:.4f}, midpoints {c['midpoints']:.4f}"
+        )
+    print(
+        f"wrote {len(wasserstein)} Wasserstein and {len(two_sample)} chi-square cases "
+        f"to {os.path.normpath(INPUTS_OUT)}"
+    )
+
+
 def main():
     rng = np.random.default_rng(SEED)
     cases = [
@@ -223,6 +349,7 @@ def main():
         json.dump(doc, f, indent=1)
         f.write("\n")
     print(f"wrote {len(cases)} cases, {len(doc['gamma_q'])} gamma values to {os.path.normpath(OUT)}")
+    inputs()
 
 
 if __name__ == "__main__":

@@ -93,6 +93,14 @@ fn check(file: &std::path::Path) -> Result<(), Failure> {
         file: file.display().to_string(),
         errors,
     })?;
+    for w in &c.warnings {
+        let position = if w.line == 0 {
+            String::new()
+        } else {
+            format!(":{}:{}", w.line, w.column)
+        };
+        eprintln!("{}{position}: warning: {}", w.file, w.message);
+    }
     let rules: usize = c.groups.iter().map(|g| g.rules.len()).sum();
     println!(
         "{}: OK ({} groups, {rules} rules, {} models)",
@@ -155,6 +163,7 @@ fn baseline(args: model_exporter::cli::BaselineArgs) -> Result<(), Failure> {
             "{source}: cannot tell the format from the extension; use --format csv|jsonl"
         )));
     };
+    let prediction_column = args.prediction_column.clone();
     let options = BuildOptions {
         bins: args.bins as usize,
         top_k: args.top_k as usize,
@@ -188,6 +197,30 @@ fn baseline(args: model_exporter::cli::BaselineArgs) -> Result<(), Failure> {
     });
     let (baseline, report) =
         build::build_file(&args.input, options, progress).map_err(Failure::plain)?;
+    if !report.unused_excludes.is_empty() {
+        // A misspelt --exclude would keep the column as a feature (a label
+        // or an id drifting forever); nothing is written.
+        let columns: Vec<&str> = baseline
+            .features
+            .keys()
+            .map(String::as_str)
+            .chain(prediction_column.as_deref())
+            .collect();
+        let each: Vec<String> = report
+            .unused_excludes
+            .iter()
+            .map(|name| {
+                match model_exporter::rules::suggest::closest(name, columns.iter().copied()) {
+                    Some(near) => format!("{name:?} (did you mean {near:?}?)"),
+                    None => format!("{name:?}"),
+                }
+            })
+            .collect();
+        return Err(Failure::plain(format!(
+            "{source}: --exclude names no column: {}; nothing was written",
+            each.join(", ")
+        )));
+    }
     baseline.write(&args.out).map_err(Failure::plain)?;
     let numeric = baseline
         .features
@@ -223,7 +256,6 @@ fn baseline(args: model_exporter::cli::BaselineArgs) -> Result<(), Failure> {
             "features without any value (left out)",
             &report.empty_features,
         ),
-        ("--exclude names matching nothing", &report.unused_excludes),
         (
             "categorical features with too many values to count exactly (top values approximate)",
             &report.approximate_categories,
@@ -256,6 +288,7 @@ fn demo(args: model_exporter::cli::DemoArgs) -> Result<(), Failure> {
     let _ = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_logs())
         .try_init();
     let options = model_exporter::demo::DemoOptions {
         speed: args.speed,
@@ -308,6 +341,14 @@ fn report(args: model_exporter::cli::ReportArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Colour codes only for a terminal, and never with `NO_COLOR` set
+/// (<https://no-color.org>): a log collected from a pipe or a file stays
+/// plain text.
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn init_logging(args: &RunArgs) {
     let level = match args.log.level {
         LogLevel::Debug => tracing::Level::DEBUG,
@@ -317,7 +358,8 @@ fn init_logging(args: &RunArgs) {
     };
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_logs());
     match args.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

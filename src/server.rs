@@ -81,11 +81,17 @@ pub enum RunError {
 }
 
 /// Loads `--config.file`, or the built-in rules when none is given.
+///
+/// Its warnings (see [`Config::warnings`]) are logged, once per load.
 pub fn load_config(args: &RunArgs) -> Result<Config, ConfigErrors> {
-    match &args.rules.config_file {
+    let config = match &args.rules.config_file {
         Some(path) => config::load_file(path),
         None => config::load(crate::DEFAULT_RULES_NAME, crate::DEFAULT_RULES_YAML),
+    }?;
+    for w in &config.warnings {
+        tracing::warn!(warning = %w, "rules file warning");
     }
+    Ok(config)
 }
 
 /// A started exporter: its bound addresses, and what stops it.

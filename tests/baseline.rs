@@ -330,3 +330,69 @@ fn bad_files_exit_1_naming_file_and_row() {
         format!("{}: no rows to make a baseline from\n", path("empty.csv"))
     );
 }
+
+/// A misspelt `--exclude` would keep the column (a label, an id) as a
+/// feature whose "drift" never ends: it is an error naming the closest
+/// column, and nothing is written.
+#[test]
+fn an_exclude_that_names_no_column_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("train.csv");
+    std::fs::write(&input, "age,label\n30,0\n31,1\n32,0\n").unwrap();
+    let out = dir.path().join("b.json");
+    let o = run(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--exclude",
+        "lable",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "{}: --exclude names no column: \"lable\" (did you mean \"label\"?); nothing was written\n",
+            input.display()
+        )
+    );
+    assert!(!out.exists());
+    // Spelt right, it is left out.
+    let o = run(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--exclude",
+        "label",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(v["features"].get("label").is_none());
+    assert!(v["features"].get("age").is_some());
+}
+
+/// `--out` into a directory that does not exist names that directory.
+#[test]
+fn an_out_path_in_a_missing_directory_names_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("train.csv");
+    std::fs::write(&input, "age\n30\n31\n").unwrap();
+    let missing = dir.path().join("baselines");
+    let out = missing.join("fraud.json");
+    let o = run(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "cannot write {}: the directory {} does not exist (create it first)\n",
+            out.display(),
+            missing.display()
+        )
+    );
+}

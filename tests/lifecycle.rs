@@ -251,3 +251,46 @@ fn the_prediction_log_keeps_a_sample_of_events() {
     let n = std::fs::read_to_string(&path).unwrap().lines().count();
     assert!((300..=700).contains(&n), "{n} of 5000 sampled at 0.1");
 }
+
+/// A log written to a pipe (a container runtime, `kubectl logs`, a file)
+/// carries no colour codes; they would show as `\x1b[2m…` there.
+#[test]
+fn text_logs_to_a_pipe_have_no_colour_codes() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "--web.listen-address".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--log.format".to_owned(),
+        "text".to_owned(),
+    ];
+    args.extend(listener_flags(dir.path()));
+    let mut child = Command::new(binary())
+        .args(&args)
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let started = line.contains("model-exporter started");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        seen.iter().any(|l| l.contains("model-exporter started")),
+        "the exporter did not start:\n{}",
+        seen.join("\n")
+    );
+    assert!(
+        seen.iter().all(|l| !l.contains('\x1b')),
+        "colour codes in a piped log:\n{seen:?}"
+    );
+}

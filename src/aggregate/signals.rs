@@ -202,25 +202,6 @@ pub struct Windows {
     pub(super) trained_at: Option<f64>,
 }
 
-/// How many values a feature's reference (`None`: the prediction's) was
-/// made of: the baseline's `count`, or the number of values a learned
-/// reference is learned from; `None` for an inline `{mean, std}`, which is
-/// taken as exact.
-pub(super) fn reference_size(
-    cfg: &ModelConfig,
-    refs: &ModelReferences,
-    feature: Option<&str>,
-) -> Option<u64> {
-    let baseline = cfg.reference.as_ref();
-    match feature {
-        None => baseline?.prediction.as_ref().map(FeatureBaseline::count),
-        Some(name) if refs.features.contains_key(name) => {
-            baseline?.features.get(name).map(FeatureBaseline::count)
-        }
-        Some(_) => cfg.learn_reference.map(|n| n as u64),
-    }
-}
-
 impl FeatureWindows {
     /// Empty windows shaped by `spec`.
     pub(super) fn new(spec: &WindowSpec) -> Self {
@@ -454,10 +435,8 @@ impl Version {
                 Reading::of(q.value(*metric), q.samples_for(*metric))
             }
             Signal::Drift { method, target } => {
-                match self.drift_input(target, feature, window, now, cfg, refs) {
-                    Some((r, live, _)) => {
-                        Reading::of(r.drift(*method, live.counts()), live.total())
-                    }
+                match self.drift_input(target, feature, window, now, refs) {
+                    Some((r, live)) => Reading::of(r.drift(*method, live.counts()), live.total()),
                     None => Reading::NONE,
                 }
             }
@@ -466,18 +445,17 @@ impl Version {
                 target,
                 adjusted,
             } => {
-                let Some((r, live, m)) = self.drift_input(target, feature, window, now, cfg, refs)
-                else {
+                let Some((r, live)) = self.drift_input(target, feature, window, now, refs) else {
                     return Reading::NONE;
                 };
-                let raw = r.pvalue(*method, live.counts(), m);
+                let raw = r.pvalue(*method, live.counts());
                 let value = match (target, adjusted, raw) {
                     (DriftTarget::Feature(_), true, Some(_)) => {
                         let name = match target {
                             DriftTarget::Feature(FeatureSel::Named(n)) => n.as_str(),
                             _ => feature.unwrap_or_default(),
                         };
-                        self.adjusted_pvalue(*method, name, window, now, cfg, refs)
+                        self.adjusted_pvalue(*method, name, window, now, refs)
                     }
                     _ => raw,
                 };
@@ -486,24 +464,19 @@ impl Version {
         }
     }
 
-    /// What a drift signal compares: the reference, the live bin counts over
-    /// `window`, and the reference's size (`None`: exact).
+    /// What a drift signal compares: the reference and the live bin counts
+    /// over `window`.
     fn drift_input<'a>(
         &'a self,
         target: &DriftTarget,
         feature: Option<&str>,
         window: Duration,
         now: f64,
-        cfg: &ModelConfig,
         refs: &'a ModelReferences,
-    ) -> Option<(&'a Reference, BinCounts, Option<u64>)> {
+    ) -> Option<(&'a Reference, BinCounts)> {
         let w = self.windows.as_ref()?;
-        let (reference, bins, m) = match target {
-            DriftTarget::Prediction => (
-                refs.prediction.as_ref(),
-                Some(&w.prediction_bins),
-                reference_size(cfg, refs, None),
-            ),
+        let (reference, bins) = match target {
+            DriftTarget::Prediction => (refs.prediction.as_ref(), Some(&w.prediction_bins)),
             DriftTarget::Feature(sel) => {
                 let name = match (sel, feature) {
                     (FeatureSel::Named(n), _) => n.as_str(),
@@ -516,7 +489,6 @@ impl Version {
                         .get(name)
                         .or(f.and_then(|f| f.learned.as_ref())),
                     f.and_then(|f| f.bins.as_ref()),
-                    reference_size(cfg, refs, Some(name)),
                 )
             }
         };
@@ -526,7 +498,7 @@ impl Version {
         };
         let mut live = BinCounts::with_bins(r.bins());
         bins.merged(now, window, &mut live);
-        Some((r, live, m))
+        Some((r, live))
     }
 
     /// The p-value of `method` for `feature`, adjusted by Holm's method
@@ -538,17 +510,16 @@ impl Version {
         feature: &str,
         window: Duration,
         now: f64,
-        cfg: &ModelConfig,
         refs: &ModelReferences,
     ) -> Option<f64> {
         let mut names = Vec::new();
         let mut pvalues = Vec::new();
         for name in self.feature_names() {
             let target = DriftTarget::Feature(FeatureSel::Named(name.clone()));
-            let Some((r, live, m)) = self.drift_input(&target, None, window, now, cfg, refs) else {
+            let Some((r, live)) = self.drift_input(&target, None, window, now, refs) else {
                 continue;
             };
-            if let Some(p) = r.pvalue(method, live.counts(), m) {
+            if let Some(p) = r.pvalue(method, live.counts()) {
                 names.push(name);
                 pvalues.push(p);
             }

@@ -474,10 +474,6 @@ impl StateView for Store {
     fn feedback_pending(&self) -> Vec<(String, String, u64)> {
         Store::feedback_pending(self)
     }
-
-    fn reference_size(&self, model: &str, feature: Option<&str>) -> Option<u64> {
-        super::signals::reference_size(self.model_cfg(model), self.refs.of(model), feature)
-    }
 }
 
 #[cfg(test)]

@@ -664,6 +664,19 @@ mod tests {
             }
             let sum: f64 = x.proportions.iter().sum();
             assert!(close(sum, 1.0));
+            // Each bin's mean is the mean of the integers in it.
+            let means = x.means.as_ref().unwrap();
+            assert_eq!(means.len(), 12);
+            assert_eq!((means[0], means[11]), (Some(0.0), None));
+            for i in 1..11 {
+                let (lo, hi) = (x.edges[i - 1], x.edges[i]);
+                let inside: Vec<f64> = (0..1000)
+                    .map(f64::from)
+                    .filter(|&v| v > lo && v <= hi)
+                    .collect();
+                let want = inside.iter().sum::<f64>() / inside.len() as f64;
+                assert!(close(means[i].unwrap(), want), "bin {i}: {means:?}");
+            }
             assert!(close(x.mean, 499.5));
             assert!((x.std - 288.675).abs() < 0.01);
         }
@@ -708,6 +721,11 @@ mod tests {
         let r = numeric(&b, "rating");
         assert_eq!(r.edges, vec![1.0, 2.0, 3.0, 5.0]);
         assert_eq!(r.proportions, vec![0.2, 0.4, 0.2, 0.2, 0.0]);
+        // Each bin's mean is its value.
+        assert_eq!(
+            r.means,
+            Some(vec![Some(1.0), Some(2.0), Some(3.0), Some(5.0), None])
+        );
     }
 
     #[test]

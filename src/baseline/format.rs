@@ -137,6 +137,11 @@ pub struct NumericBaseline {
     /// `k + 2` proportions, one per bin: `x <= edges[0]`, the `k` bins
     /// `(edges[i-1], edges[i]]`, overflow. See [`NumericBaseline::bin_of`].
     pub proportions: Vec<f64>,
+    /// The mean of the training values in each bin (`None` for an empty
+    /// bin), where Wasserstein places the bin's mass. Absent from files
+    /// made before it was added; the bins' midpoints stand in then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub means: Option<Vec<Option<f64>>>,
 }
 
 /// Reference distribution of a categorical feature.
@@ -180,16 +185,23 @@ impl CategoricalBaseline {
 
 impl FeatureBaseline {
     /// The reference distribution drift is measured against: the same bins
-    /// and proportions (what the sidecar uses for a baseline in rules.yaml).
+    /// and proportions, made of `count` values (what the sidecar uses for a
+    /// baseline in rules.yaml).
     pub fn reference(&self) -> Option<Reference> {
         match self {
             FeatureBaseline::Numeric(n) => {
-                Reference::numeric(n.edges.clone(), n.proportions.clone(), n.mean, n.std)
+                Reference::numeric(n.edges.clone(), n.proportions.clone(), n.mean, n.std).map(|r| {
+                    match &n.means {
+                        Some(means) => r.with_means(means),
+                        None => r,
+                    }
+                })
             }
             FeatureBaseline::Categorical(c) => {
                 Reference::categorical(c.categories.iter().map(|(k, p)| (k.as_str(), *p)), c.other)
             }
         }
+        .map(|r| r.with_count(self.count()))
     }
 
     /// Rows with a value.
@@ -228,6 +240,14 @@ pub enum BaselineError {
         /// What went wrong.
         #[source]
         error: std::io::Error,
+    },
+    /// The directory to write the file into does not exist.
+    #[error("cannot write {file}: the directory {dir} does not exist (create it first)")]
+    NoDirectory {
+        /// The file.
+        file: String,
+        /// Its missing directory.
+        dir: String,
     },
     /// The file is larger than [`MAX_FILE_BYTES`].
     #[error("{file}: {bytes} bytes is larger than the {MAX_FILE_BYTES} a baseline may have")]
@@ -422,6 +442,17 @@ impl Baseline {
                 "not a file name",
             ))
         })?;
+        let dir = match path.parent() {
+            Some(d) if d.as_os_str().is_empty() => Path::new("."),
+            Some(d) => d,
+            None => Path::new("/"),
+        };
+        if !dir.is_dir() {
+            return Err(BaselineError::NoDirectory {
+                file,
+                dir: dir.display().to_string(),
+            });
+        }
         let mut tmp_name = std::ffi::OsString::from(".");
         tmp_name.push(name);
         tmp_name.push(format!(".tmp-{}", std::process::id()));
@@ -559,6 +590,62 @@ fn check_sum(sum: f64, path: &str, what: &str) -> Result<(), Invalid> {
     }
 }
 
+/// The `means` of a numeric entry: one per bin, a number within the bin
+/// (`[min, edges[0]]` for the first) where the bin holds values, `null`
+/// where it holds none.
+fn means_at(
+    v: &Value,
+    path: &str,
+    edges: &[f64],
+    proportions: &[f64],
+    min: f64,
+) -> Result<Vec<Option<f64>>, Invalid> {
+    let Value::Array(items) = v else {
+        return Err(invalid(
+            path,
+            format!("must be an array of numbers and nulls, found {}", kind(v)),
+        ));
+    };
+    if items.len() != proportions.len() {
+        return Err(invalid(
+            path,
+            format!(
+                "has {} entries; there are {} bins",
+                items.len(),
+                proportions.len()
+            ),
+        ));
+    }
+    let mut means = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = index(path, i);
+        if proportions[i] == 0.0 {
+            if !item.is_null() {
+                return Err(invalid(&at, "must be null: the bin holds no value"));
+            }
+            means.push(None);
+            continue;
+        }
+        let mean = number_at(item, &at)?;
+        let (lo, hi) = match i {
+            0 => (min.min(edges[0]), edges[0]),
+            _ if i < edges.len() => (edges[i - 1], edges[i]),
+            // Values above the last edge: a mean above it.
+            _ => (edges[edges.len() - 1], f64::INFINITY),
+        };
+        // A computed mean may stray from its bin by rounding.
+        let slack = 1e-9 * lo.abs().max(hi.abs()).max(1.0).min(f64::MAX);
+        if !(mean >= lo - slack && mean <= hi + slack) {
+            return Err(invalid(
+                &at,
+                format!("mean {mean} lies outside its bin [{lo}, {hi}]"),
+            ));
+        }
+        means.push(Some(mean));
+    }
+    Ok(means)
+}
+
 fn feature_from_value(
     v: &Value,
     path: &str,
@@ -671,6 +758,16 @@ fn feature_from_value(
                 proportion_at(p, &index(&p_path, i))?;
             }
             check_sum(proportions.iter().sum(), &p_path, "proportions")?;
+            let means = match obj.optional("means") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(means_at(
+                    v,
+                    &child(path, "means"),
+                    &edges,
+                    &proportions,
+                    min,
+                )?),
+            };
             if v1 {
                 // Version 1's first bin, `x < edges[0]`, is `x <= next_down(edges[0])`.
                 edges[0] = edges[0].next_down();
@@ -685,6 +782,7 @@ fn feature_from_value(
                 max,
                 edges,
                 proportions,
+                means,
             }))
         }
         "categorical" => {
@@ -734,7 +832,8 @@ mod tests {
                     "type": "numeric", "count": 8, "missing": 2, "missing_rate": 0.2,
                     "mean": 30.0, "std": 5.0, "min": 20.0, "max": 40.0,
                     "edges": [20.0, 30.0, 40.0],
-                    "proportions": [0.0, 0.5, 0.5, 0.0]
+                    "proportions": [0.0, 0.5, 0.5, 0.0],
+                    "means": [null, 25.0, 35.5, null]
                 },
                 "country": {
                     "type": "categorical", "count": 10, "missing": 0, "missing_rate": 0.0,
@@ -775,6 +874,22 @@ mod tests {
             panic!("age is not numeric");
         };
         assert_eq!(age.bins(), 2);
+        assert_eq!(age.means, Some(vec![None, Some(25.0), Some(35.5), None]));
+        // Wasserstein places each bin at its mean; the empty bins keep
+        // their edges.
+        let r = b.feature("age").unwrap().reference().unwrap();
+        assert_eq!(r.points(), Some(&[20.0, 25.0, 35.5, 40.0][..]));
+        assert_eq!(r.count(), Some(8));
+        // Without means (older files): midpoints.
+        let mut v = sample();
+        v["features"]["age"]
+            .as_object_mut()
+            .unwrap()
+            .remove("means");
+        let old = Baseline::from_value(&v).unwrap();
+        let r = old.feature("age").unwrap().reference().unwrap();
+        assert_eq!(r.points(), Some(&[20.0, 25.0, 35.0, 40.0][..]));
+        assert!(!old.to_json().contains("means"));
         let FeatureBaseline::Categorical(country) = b.feature("country").unwrap() else {
             panic!("country is not categorical");
         };
@@ -818,6 +933,7 @@ mod tests {
             max: 3.0,
             edges: vec![0.0, 1.0, 2.0, 3.0],
             proportions: vec![0.1, 0.3, 0.3, 0.3, 0.0],
+            means: None,
         };
         let cases = [
             (-0.1, 0),
@@ -1005,6 +1121,31 @@ mod tests {
                 "/features/age/proportions/1",
                 json!(0.4),
                 "features.age.proportions: proportions sum to 0.9",
+            ),
+            (
+                "/features/age/means",
+                json!([null]),
+                "features.age.means: has 1 entries; there are 4 bins",
+            ),
+            (
+                "/features/age/means/1",
+                json!(31.0),
+                "features.age.means[1]: mean 31 lies outside its bin [20, 30]",
+            ),
+            (
+                "/features/age/means/0",
+                json!(20.0),
+                "features.age.means[0]: must be null: the bin holds no value",
+            ),
+            (
+                "/features/age/means/2",
+                json!("x"),
+                "features.age.means[2]: must be a finite number, found a string",
+            ),
+            (
+                "/features/age/means",
+                json!(3),
+                "features.age.means: must be an array of numbers and nulls",
             ),
             (
                 "/features/country/categories",

@@ -81,6 +81,8 @@ struct Column {
     // Chosen between the passes, counted in the second.
     edges: Vec<f64>,
     bin_counts: Vec<u64>,
+    /// Sum of the values in each bin, for its mean.
+    bin_sums: Vec<f64>,
     top: Vec<String>,
     top_index: HashMap<String, usize>,
     top_counts: Vec<u64>,
@@ -101,6 +103,7 @@ impl Column {
             stamp: u64::MAX,
             edges: Vec::new(),
             bin_counts: Vec::new(),
+            bin_sums: Vec::new(),
             top: Vec::new(),
             top_index: HashMap::new(),
             top_counts: Vec::new(),
@@ -113,7 +116,11 @@ impl Column {
             + self.quantiles.heap_bytes()
             + self.distinct.heap_bytes()
             + self.categories.heap_bytes()
-            + (self.edges.capacity() + self.bin_counts.capacity() + self.top_counts.capacity()) * 8
+            + (self.edges.capacity()
+                + self.bin_counts.capacity()
+                + self.bin_sums.capacity()
+                + self.top_counts.capacity())
+                * 8
             + self
                 .top
                 .iter()
@@ -165,6 +172,7 @@ impl Column {
             edges.push(max);
         }
         self.bin_counts = vec![0; edges.len() + 1];
+        self.bin_sums = vec![0.0; edges.len() + 1];
         self.edges = edges;
     }
 
@@ -188,8 +196,10 @@ impl Column {
     fn add_second(&mut self, cell: &Cell<'_>) {
         match (self.kind, cell) {
             (Kind::Numeric, Cell::Number(x)) => {
-                if let Some(c) = self.bin_counts.get_mut(bin_index(&self.edges, *x)) {
+                let i = bin_index(&self.edges, *x);
+                if let (Some(c), Some(s)) = (self.bin_counts.get_mut(i), self.bin_sums.get_mut(i)) {
                     *c += 1;
+                    *s += *x;
                 }
                 self.second_count += 1;
             }
@@ -203,6 +213,28 @@ impl Column {
             // that the comparison of counts reports the change.
             _ => self.second_count += 1,
         }
+    }
+
+    /// The mean of each bin's values, kept within the bin against rounding;
+    /// `None` for an empty bin.
+    fn bin_means(&self, min: f64) -> Vec<Option<f64>> {
+        let e = &self.edges;
+        if e.is_empty() {
+            return vec![None; self.bin_counts.len()];
+        }
+        self.bin_counts
+            .iter()
+            .zip(&self.bin_sums)
+            .enumerate()
+            .map(|(i, (&c, &sum))| {
+                let (lo, hi) = match i {
+                    0 => (min.min(e[0]), e[0]),
+                    _ if i < e.len() => (e[i - 1], e[i]),
+                    _ => (e[e.len() - 1], f64::MAX),
+                };
+                (c > 0).then(|| (sum / c as f64).clamp(lo, hi))
+            })
+            .collect()
     }
 
     fn result(&self, rows: u64) -> Option<FeatureBaseline> {
@@ -225,6 +257,7 @@ impl Column {
                     max,
                     edges: self.edges.clone(),
                     proportions: self.bin_counts.iter().map(|&c| c as f64 / n).collect(),
+                    means: Some(self.bin_means(min)),
                 })
             }
             Kind::Categorical => {

@@ -14,15 +14,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::{ConfigError, ConfigErrors};
-use super::reader::{Keys, Loader};
+use super::reader::{FeatureUse, Keys, Loader};
 use super::types::{Config, Defaults, FeatureSpec, ModelConfig};
 use super::yaml::{self, Node, NodeKind};
 use crate::baseline::format::Baseline;
 use crate::rules::duration::format_duration;
 use crate::rules::expr::Expr;
 use crate::rules::rule::{Group, Matchers, Rule, Severity};
-use crate::rules::signal::Signal;
-use crate::rules::suggest::did_you_mean;
+use crate::rules::signal::{FeatureSel, Signal};
+use crate::rules::suggest::{closest, did_you_mean};
 use crate::rules::template::{Template, is_label_name};
 
 /// Loads a rules file from text. `file_name` is used in error messages only.
@@ -36,9 +36,15 @@ pub fn load(file_name: &str, text: &str) -> Result<Config, ConfigErrors> {
         loader.error_at(e.line, e.column, e.message);
     }
     let config = parsed.root.map(|root| loader.config(&root));
+    let mut warnings = std::mem::take(&mut loader.warnings);
     let mut errors = loader.into_errors();
     match config {
-        Some(config) if errors.is_empty() => Ok(config),
+        Some(mut config) if errors.is_empty() => {
+            warnings.sort_by_key(|e| (e.line, e.column));
+            warnings.dedup();
+            config.warnings = warnings;
+            Ok(config)
+        }
         _ => {
             errors.sort_by_key(|e| (e.line, e.column));
             errors.dedup();
@@ -147,6 +153,8 @@ struct RuleDraft {
     /// The group's evaluation interval, which `window` may not be shorter than.
     interval: Duration,
     alert: Option<String>,
+    /// Where the expression is, for warnings about it.
+    expr_at: (usize, usize),
     /// The parsed expression and its text.
     expr: Option<(Expr, String)>,
     window: Duration,
@@ -200,7 +208,65 @@ impl Loader {
     pub(super) fn config(&mut self, root: &Node) -> Config {
         let mut config = Config::default();
         self.fields(root, "the rules file", TOP_KEYS, &mut config);
+        self.check_feature_uses(&config);
         config
+    }
+
+    /// Warns of a rule naming a feature that no baseline of its models
+    /// has: drift needs a reference, so such a rule never fires, and the
+    /// name is most often a typo. Models without a baseline are not judged.
+    fn check_feature_uses(&mut self, config: &Config) {
+        for u in std::mem::take(&mut self.feature_uses) {
+            let models: Vec<(&String, &ModelConfig)> = match &u.model {
+                Some(m) => config
+                    .models
+                    .get_key_value(m)
+                    .or_else(|| config.models.get_key_value("*"))
+                    .into_iter()
+                    .collect(),
+                None => config.models.iter().collect(),
+            };
+            let with_baseline: Vec<_> = models
+                .iter()
+                .filter(|(_, m)| m.reference.is_some())
+                .collect();
+            if with_baseline.is_empty() {
+                continue;
+            }
+            let known: std::collections::BTreeSet<&str> = with_baseline
+                .iter()
+                .flat_map(|(_, m)| {
+                    let baseline = m.reference.as_deref().into_iter();
+                    baseline
+                        .flat_map(|b| b.features.keys())
+                        .chain(m.features.keys())
+                        .map(String::as_str)
+                })
+                .collect();
+            if known.contains(u.feature.as_str()) {
+                continue;
+            }
+            let names: Vec<String> = with_baseline
+                .iter()
+                .map(|(name, m)| match &m.baseline {
+                    Some(path) => format!("'{name}' ({})", path.display()),
+                    None => format!("'{name}'"),
+                })
+                .collect();
+            let hint = match closest(&u.feature, known.iter().copied()) {
+                Some(near) => format!("; did you mean '{near}'?"),
+                None => String::new(),
+            };
+            self.warn_at(
+                u.line,
+                u.column,
+                format!(
+                    "feature '{}' is not in the baseline of {}: this rule has no reference to compare it with{hint}",
+                    u.feature,
+                    names.join(", ")
+                ),
+            );
+        }
     }
 
     /// `defaults`.
@@ -501,6 +567,7 @@ impl Loader {
         let mut r = RuleDraft {
             interval,
             alert: None,
+            expr_at: (node.line, node.column),
             expr: None,
             window: defaults.window,
             for_: Duration::ZERO,
@@ -536,6 +603,15 @@ impl Loader {
                 ),
             );
             return None;
+        }
+        if let Some(FeatureSel::Named(feature)) = expr.signal.feature() {
+            let (line, column) = r.expr_at;
+            self.feature_uses.push(FeatureUse {
+                line,
+                column,
+                feature: feature.clone(),
+                model: r.matchers.model.clone(),
+            });
         }
         Some(Rule {
             alert: r.alert?,
@@ -574,7 +650,22 @@ impl Loader {
             return;
         };
         match Expr::parse(&text) {
-            Ok(e) => r.expr = Some((e, text)),
+            Ok(e) => {
+                // At the feature's name when it can be placed.
+                r.expr_at = match text.find("feature.") {
+                    Some(byte) => {
+                        let column = text[..byte].chars().count() + 1 + "feature.".len();
+                        let (l, c, note) = self.locate(v, &text, column);
+                        if note.is_empty() {
+                            (l, c)
+                        } else {
+                            (v.line, v.column)
+                        }
+                    }
+                    None => (v.line, v.column),
+                };
+                r.expr = Some((e, text));
+            }
             Err(e) => {
                 let (line, column, note) = self.locate(v, &text, e.column);
                 self.error_at(line, column, format!("in expr: {}{note}", e.message));
@@ -1128,19 +1219,19 @@ unknown_top: 1
                 "expr must be a string, found a mapping",
             ),
             (
-                "        expr: |\n          error_rate > 5\n          5",
+                "        expr: |\n          error_rate > 1\n          5",
                 7,
                 11,
                 "unexpected '5'",
             ),
             (
-                "        expr: >-\n          error_rate >\n          5 x",
+                "        expr: >-\n          error_rate >\n          1 x",
                 6,
                 11,
                 "(at column 16 of the value)",
             ),
             (
-                "        expr: error_rate >\n          5 x",
+                "        expr: error_rate >\n          1 x",
                 5,
                 15,
                 "(at column 16 of the value)",

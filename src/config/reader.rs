@@ -38,6 +38,22 @@ pub(super) struct Loader {
     pub(super) file: String,
     lines: Vec<Vec<char>>,
     errors: Vec<ConfigError>,
+    /// Problems that do not stop the file from loading.
+    pub(super) warnings: Vec<ConfigError>,
+    /// Rules about one named feature, checked against the models'
+    /// baselines once the whole file is read.
+    pub(super) feature_uses: Vec<FeatureUse>,
+}
+
+/// A rule's expression naming one feature, e.g. `psi(feature.amount)`.
+pub(super) struct FeatureUse {
+    /// Where the name is (or the expression, when it cannot be placed).
+    pub(super) line: usize,
+    pub(super) column: usize,
+    /// The feature's name.
+    pub(super) feature: String,
+    /// The rule's `match: {model: …}`; `None` applies to every model.
+    pub(super) model: Option<String>,
 }
 
 impl Loader {
@@ -50,6 +66,8 @@ impl Loader {
                 .map(|l| l.chars().collect())
                 .collect(),
             errors: Vec::new(),
+            warnings: Vec::new(),
+            feature_uses: Vec::new(),
         }
     }
 
@@ -61,6 +79,16 @@ impl Loader {
     /// Records an error at a position.
     pub(super) fn error_at(&mut self, line: usize, column: usize, message: impl Into<String>) {
         self.errors.push(ConfigError {
+            file: self.file.clone(),
+            line,
+            column,
+            message: message.into(),
+        });
+    }
+
+    /// Records a warning at a position.
+    pub(super) fn warn_at(&mut self, line: usize, column: usize, message: impl Into<String>) {
+        self.warnings.push(ConfigError {
             file: self.file.clone(),
             line,
             column,

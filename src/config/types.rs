@@ -92,6 +92,10 @@ pub struct Config {
     pub models: BTreeMap<String, ModelConfig>,
     /// Rule groups, in file order.
     pub groups: Vec<Group>,
+    /// What loaded but is probably a mistake (a feature no baseline of the
+    /// rule's models has), sorted by position: `check` prints these, the
+    /// exporter logs them at each load.
+    pub warnings: Vec<super::ConfigError>,
 }
 
 impl Config {

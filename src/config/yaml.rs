@@ -113,10 +113,20 @@ pub fn parse(text: &str) -> Parsed {
     if let Err(e) = parser.load(&mut builder, true) {
         let m = e.marker();
         let (line, column) = within(text, m.line().max(1), m.col() + 1);
+        let at_star = text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .and_then(|l| l.chars().nth(column.saturating_sub(1)))
+            == Some('*');
+        let hint = if at_star {
+            "; a '*' at the start of a value or key begins a YAML alias: to mean every model, quote it (\"*\":)"
+        } else {
+            ""
+        };
         builder.errors.push(YamlError {
             line,
             column,
-            message: format!("YAML syntax error: {}", e.info()),
+            message: format!("YAML syntax error: {}{hint}", e.info()),
         });
         builder.errors.sort_by_key(|e| (e.line, e.column));
         return Parsed {
@@ -388,6 +398,23 @@ mod tests {
         let r = root("é: ü\n");
         let m = map(&r);
         assert_eq!((m[0].1.line, m[0].1.column), (1, 4));
+    }
+
+    #[test]
+    fn a_bare_star_key_says_to_quote_it() {
+        let p = parse("models:\n  *:\n    positive_threshold: 0.5\n");
+        assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+        assert_eq!((p.errors[0].line, p.errors[0].column), (2, 3));
+        assert!(
+            p.errors[0]
+                .message
+                .ends_with("to mean every model, quote it (\"*\":)"),
+            "{}",
+            p.errors[0].message
+        );
+        // Other syntax errors get no such hint.
+        let p = parse("a: [1, 2\n");
+        assert!(!p.errors[0].message.contains("alias"), "{:?}", p.errors);
     }
 
     #[test]

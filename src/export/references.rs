@@ -5,8 +5,9 @@
 //! sent,
 //!
 //! * `model_feature_reference_ratio{bin}`: the reference's share of each
-//!   bin, the bins being those `model_feature_bin_total` counts the live
-//!   values in (numeric and categorical features), for PSI and JS;
+//!   bin as the sidecar's PSI and JS read it (empty bins given a share), the
+//!   bins being those `model_feature_bin_total` counts the live values in
+//!   (numeric and categorical features), for PSI and JS;
 //! * `model_feature_reference`: the reference of a numeric feature as a
 //!   histogram of one observation: its cumulative share at each bucket bound
 //!   of the feature's `model_feature_value` histogram (whose buckets are the
@@ -38,7 +39,7 @@ pub const REFERENCE_FAMILIES: &[(&str, &str)] = &[
     ),
     (
         "model_feature_reference_ratio",
-        "The reference's share of each bin of a feature, the bins of model_feature_bin_total (for fleet-wide PSI and JS in PromQL).",
+        "The reference's share of each bin of a feature, the bins of model_feature_bin_total, empty bins given the share of one training value (for fleet-wide PSI and JS in PromQL).",
     ),
 ];
 
@@ -73,10 +74,20 @@ pub fn reference_families(state: &impl StateView) -> Vec<RenderedFamily> {
     vec![cdf.finish(), shares.finish()]
 }
 
-/// The reference's proportions divided by their sum (the drift statistics
-/// normalise them the same way); empty when they do not sum to a positive
-/// number.
+/// The reference's share of each bin as the sidecar's PSI and JS read it
+/// ([`Reference::shares`]: every empty bin given a share, docs/drift.md,
+/// "Values beyond the reference"); empty when the proportions do not sum to
+/// a positive number.
 pub fn bin_shares(reference: &Reference) -> Vec<f64> {
+    if raw_shares(reference).is_empty() {
+        return Vec::new();
+    }
+    reference.shares().to_vec()
+}
+
+/// The reference's proportions divided by their sum, with no smoothing (KS
+/// reads them so); empty when they do not sum to a positive number.
+fn raw_shares(reference: &Reference) -> Vec<f64> {
     let p = reference.proportions();
     let total: f64 = p.iter().sum();
     if !(total.is_finite() && total > 0.0) {
@@ -92,7 +103,7 @@ pub fn bin_shares(reference: &Reference) -> Vec<f64> {
 pub fn cumulative_at_edges(reference: &Reference) -> Option<Vec<(String, f64)>> {
     let edges = reference.edges()?;
     validate_buckets(edges).ok()?;
-    let shares = bin_shares(reference);
+    let shares = raw_shares(reference);
     if shares.is_empty() {
         return None;
     }
@@ -158,6 +169,12 @@ mod tests {
         // Equal edges are not histogram buckets.
         let constant = Reference::numeric(vec![3.0, 3.0], vec![0.0, 1.0, 0.0], 3.0, 0.0).unwrap();
         assert!(cumulative_at_edges(&constant).is_none());
-        assert_eq!(bin_shares(&constant), vec![0.0, 1.0, 0.0]);
+        assert_eq!(raw_shares(&constant), vec![0.0, 1.0, 0.0]);
+        // Made of 10 values: each empty bin holds one more.
+        let constant = constant.with_count(10);
+        assert_eq!(
+            bin_shares(&constant),
+            vec![1.0 / 12.0, 10.0 / 12.0, 1.0 / 12.0]
+        );
     }
 }

@@ -52,10 +52,6 @@ pub trait StateView: SignalSource {
     ) -> Option<(&Reference, Vec<u64>)>;
     /// Predictions waiting for their label, per (model, version).
     fn feedback_pending(&self) -> Vec<(String, String, u64)>;
-    /// How many values the reference of a feature of `model` (`None`: of
-    /// its predictions) was made of; `None` when unknown or exact (an
-    /// inline `{mean, std}`).
-    fn reference_size(&self, model: &str, feature: Option<&str>) -> Option<u64>;
 }
 
 /// One evaluation's results, to publish.
@@ -345,7 +341,7 @@ fn window_families(state: &impl StateView, config: &Config, now: f64) -> Vec<Ren
                 state.read(&model, &version, &signal, None, *w, now).value
             };
             if windows.iter().any(|w| read(w).is_some())
-                && let Some(m) = state.reference_size(&model, feature.as_deref())
+                && let Some(m) = reference.count()
             {
                 let mut labels = BTreeMap::from([
                     ("model".to_owned(), model.clone()),

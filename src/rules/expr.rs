@@ -562,7 +562,31 @@ impl Parser {
                         format!("missing ')' to close '{name}(' opened at column {open_col}"),
                     );
                 }
-                Some(_) => {
+                Some(c) => {
+                    // `feature.mean radius`: a name with a space, unquoted.
+                    if let (Some(Arg::Path { col, .. }), true) = (
+                        args.last(),
+                        is_name_start(c) && self.chars[self.pos - 1].is_whitespace(),
+                    ) {
+                        let start = col - 1;
+                        let end = self.chars[start..]
+                            .iter()
+                            .position(|&c| c == ',' || c == ')')
+                            .map_or(self.chars.len(), |n| start + n);
+                        let written: String = self.chars[start..end].iter().collect();
+                        let written = written.trim_end();
+                        let quoted = match written.split_once('.') {
+                            Some((head, tail)) => format!("{head}.\"{tail}\""),
+                            None => format!("\"{written}\""),
+                        };
+                        return err(
+                            self.col(),
+                            format!(
+                                "unexpected '{}' in the arguments of {name}(): a name with spaces must be quoted, e.g. {quoted}",
+                                self.token_here()
+                            ),
+                        );
+                    }
                     return err(
                         self.col(),
                         format!(
@@ -762,6 +786,14 @@ impl Parser {
             self.take_while(|c| c.is_alphabetic())
         };
         if unit.is_empty() {
+            if signal.value_kind() == ValueKind::Fraction && !(0.0..=1.0).contains(&value) {
+                return err(
+                    col,
+                    format!(
+                        "'{signal}' is a fraction between 0 and 1, so a threshold of {text} can never be crossed; did you mean {text}%?"
+                    ),
+                );
+            }
             self.pos = number_end;
             return Ok(value);
         }
@@ -1467,6 +1499,21 @@ mod tests {
             ("error_rate > abc", 14, "expected a number, found 'abc'"),
             ("error_rate > .", 14, "expected a number"),
             ("error_rate > 1e999", 14, "out of range"),
+            (
+                "error_rate > 5",
+                14,
+                "'error_rate' is a fraction between 0 and 1, so a threshold of 5 can never be crossed; did you mean 5%?",
+            ),
+            (
+                "missing_rate(feature.age) < -0.5",
+                29,
+                "did you mean -0.5%?",
+            ),
+            (
+                "psi(feature.mean radius) > 0.2",
+                18,
+                "unexpected 'radius)' in the arguments of psi(): a name with spaces must be quoted, e.g. feature.\"mean radius\"",
+            ),
             ("p99(latency) > 5 mn", 18, "unknown unit 'mn'"),
             (
                 "p99(latency) > 5min",
@@ -1492,7 +1539,7 @@ mod tests {
                 17,
                 "unexpected 'extra' after the threshold",
             ),
-            ("error_rate > 5 5", 16, "unexpected '5'"),
+            ("error_rate > 0.05 5", 19, "unexpected '5'"),
             ("p0(latency) > 1", 1, "quantile 'p0' is out of range"),
             ("p100(latency) > 1", 1, "quantile 'p100' is out of range"),
             ("p100.5(latency) > 1", 1, "out of range"),

@@ -16,5 +16,5 @@ pub mod notify;
 pub mod rule;
 pub mod signal;
 pub mod source;
-pub(crate) mod suggest;
+pub mod suggest;
 pub mod template;

@@ -20,6 +20,7 @@
 //! | [`js`] | Jensen–Shannon **distance**, base 2 | 0 | `[0, 1]` |
 //! | [`wasserstein`] | 1-Wasserstein distance between bin points, in reference std | 0 | `[0, ∞)` |
 //! | [`chi2_pvalue`] | chi-square goodness-of-fit p-value | 1 | `[0, 1]` |
+//! | [`chi2_two_sample_pvalue`] | two-sample chi-square p-value | 1 | `[0, 1]` |
 //!
 //! # Bins
 //!
@@ -135,6 +136,52 @@ pub fn bin_points(edges: &[f64], min: Option<f64>, max: Option<f64>) -> Vec<f64>
         _ => last,
     });
     points
+}
+
+/// The reference's share of each bin as [`psi`] and [`js`] compare it with
+/// the live shares, and as `model_feature_reference_ratio` publishes it:
+/// the proportions divided by their sum, with every empty bin given a
+/// share, so that live values where the reference has none (above the
+/// training maximum, an unseen category) weigh a finite, documented amount.
+///
+/// With `count`, the number `m` of values the reference was made of, each
+/// of the `z` empty bins is given one value, as if one more training value
+/// lay there: a bin holding `m·p` of the `m` values gets `m·p / (m + z)`,
+/// an empty bin `1 / (m + z)`. For continuous data a new value from the
+/// training distribution lies above the training maximum with probability
+/// exactly `1 / (m + 1)`, so the bin above the maximum gets (about) the
+/// share an undrifted window has there, and as much as the bin at or below
+/// the minimum, which holds one value of `m`. Without `count`, an empty bin
+/// gets [`PSI_EPSILON`] and the shares are normalised again (the smoothing
+/// of [`psi`]).
+///
+/// Proportions that are not usable (negative, not finite, or with a sum
+/// that is not positive) are returned as they are; the statistics reject
+/// them.
+pub fn reference_shares(proportions: &[f64], count: Option<u64>) -> Vec<f64> {
+    let total: f64 = proportions.iter().sum();
+    let usable =
+        total.is_finite() && total > 0.0 && proportions.iter().all(|p| p.is_finite() && *p >= 0.0);
+    if !usable {
+        return proportions.to_vec();
+    }
+    let empty = proportions.iter().filter(|&&p| p == 0.0).count() as f64;
+    match count {
+        Some(m) if m > 0 => {
+            let m = m as f64;
+            proportions
+                .iter()
+                .map(|&p| if p > 0.0 { m * (p / total) } else { 1.0 } / (m + empty))
+                .collect()
+        }
+        _ => {
+            let sum = 1.0 + PSI_EPSILON * empty;
+            proportions
+                .iter()
+                .map(|&p| if p > 0.0 { p / total } else { PSI_EPSILON } / sum)
+                .collect()
+        }
+    }
 }
 
 /// Counts per bin over one time slice (or, merged, a window): the live side
@@ -408,6 +455,52 @@ pub fn chi2_pvalue(reference: &[f64], live: &[u64]) -> Option<f64> {
     chi2_sf(statistic, (kept - 1) as f64)
 }
 
+/// Two-sample chi-square p-value: the probability, were the reference
+/// sample and the live window drawn from one distribution, of a statistic
+/// at least as large as the one seen (the test of homogeneity of a 2 × k
+/// table; SciPy's `chi2_contingency(table, correction=False)`).
+///
+/// The reference is a sample too: `reference_count` values (a baseline's
+/// `count`) in the proportions `reference`, so its counts are
+/// `R(i) = reference_count · r(i)`; the live counts are `L(i)`. With
+/// `N = reference_count + n` and `T(i) = R(i) + L(i)`, the expected counts
+/// are `T(i) · reference_count / N` and `T(i) · n / N`, and
+/// `X² = Σ (R − E_R)² / E_R + (L − E_L)² / E_L` over the bins where `T(i)`
+/// is not 0, with bins kept − 1 degrees of freedom (one bin kept: 1).
+///
+/// Unlike [`chi2_pvalue`], which takes the reference as exact, it holds its
+/// level whatever the sizes: with no drift, `p < 0.05` in about 5% of
+/// windows, even when the window is ten times the reference. `None` unless
+/// `reference_count` is finite and positive, or for the reasons in the
+/// [module documentation](self).
+pub fn chi2_two_sample_pvalue(
+    reference: &[f64],
+    reference_count: f64,
+    live: &[u64],
+) -> Option<f64> {
+    if !(reference_count.is_finite() && reference_count > 0.0) {
+        return None;
+    }
+    let (r_total, n) = totals(reference, live)?;
+    let m = reference_count;
+    let total = m + n;
+    let (mut statistic, mut kept) = (0.0, 0usize);
+    for (&r, &c) in reference.iter().zip(live) {
+        let (r, c) = (m * (r / r_total), c as f64);
+        let column = r + c;
+        if column <= 0.0 {
+            continue;
+        }
+        kept += 1;
+        let (er, el) = (column * m / total, column * n / total);
+        statistic += (r - er) * (r - er) / er + (c - el) * (c - el) / el;
+    }
+    if kept < 2 {
+        return Some(1.0);
+    }
+    chi2_sf(statistic, (kept - 1) as f64)
+}
+
 /// Survival function of the chi-square distribution with `dof` degrees of
 /// freedom at `x`: `Q(dof / 2, x / 2)` (see [`gamma_q`]). Negative `x` gives
 /// 1. `None` for `NaN` or non-positive `dof`.
@@ -551,6 +644,33 @@ mod tests {
         assert_eq!(bin_index(&[1.0, 1.0, 2.0], 1.5), 2);
         // Garbage edges do not panic.
         let _ = bin_index(&[3.0, f64::NAN, 1.0], 2.0);
+    }
+
+    #[test]
+    fn reference_shares_give_empty_bins_one_value() {
+        // 3 of 4 bins hold 10 values; one is empty: 31 values in all.
+        let shares = reference_shares(&[0.5, 0.0, 0.25, 0.25], Some(20));
+        let want = [10.0 / 21.0, 1.0 / 21.0, 5.0 / 21.0, 5.0 / 21.0];
+        for (a, b) in shares.iter().zip(want) {
+            assert!((a - b).abs() < 1e-15, "{shares:?}");
+        }
+        // Unnormalised proportions are divided by their sum first.
+        let scaled = reference_shares(&[2.0, 0.0, 1.0, 1.0], Some(20));
+        for (a, b) in scaled.iter().zip(want) {
+            assert!((a - b).abs() < 1e-15, "{scaled:?}");
+        }
+        // No count (or 0): PSI_EPSILON, normalised again, as psi smooths.
+        for count in [None, Some(0)] {
+            let s = reference_shares(&[0.5, 0.0, 0.5], count);
+            let sum = 1.0 + PSI_EPSILON;
+            assert_eq!(s, [0.5 / sum, PSI_EPSILON / sum, 0.5 / sum]);
+        }
+        // Nothing empty: the proportions, normalised.
+        assert_eq!(reference_shares(&[1.0, 3.0], Some(4)), [0.25, 0.75]);
+        // Unusable proportions are left for the statistics to reject.
+        assert_eq!(reference_shares(&[0.0, 0.0], Some(4)), [0.0, 0.0]);
+        assert!(reference_shares(&[f64::NAN, 1.0], None)[0].is_nan());
+        assert_eq!(reference_shares(&[-1.0, 2.0], Some(4)), [-1.0, 2.0]);
     }
 
     #[test]

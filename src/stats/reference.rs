@@ -49,6 +49,10 @@ pub enum Reference {
         mean: f64,
         /// Reference standard deviation.
         std: f64,
+        /// The shares PSI and JS compare with ([`drift::reference_shares`]).
+        shares: Vec<f64>,
+        /// How many values the reference was made of, when known.
+        count: Option<u64>,
     },
     /// Text values.
     Categorical {
@@ -56,6 +60,10 @@ pub enum Reference {
         index: HashMap<String, usize>,
         /// One proportion per known category, then "other".
         proportions: Vec<f64>,
+        /// The shares PSI and JS compare with ([`drift::reference_shares`]).
+        shares: Vec<f64>,
+        /// How many values the reference was made of, when known.
+        count: Option<u64>,
     },
 }
 
@@ -74,13 +82,91 @@ impl Reference {
         }
         // The outer bins sit on their edge, the inner ones on their midpoint.
         let points = drift::bin_points(&edges, None, None);
+        let shares = drift::reference_shares(&proportions, None);
         Some(Reference::Numeric {
             edges,
             proportions,
             points,
             mean,
             std,
+            shares,
+            count: None,
         })
+    }
+
+    /// The same reference, made of `count` values (a baseline's `count`,
+    /// the number of values learned): its empty bins then get the share of
+    /// one value in `count + 1` ([`drift::reference_shares`]). A count of 0
+    /// is ignored.
+    pub fn with_count(mut self, count: u64) -> Self {
+        let count = (count > 0).then_some(count);
+        match &mut self {
+            Reference::Numeric {
+                proportions,
+                shares,
+                count: c,
+                ..
+            }
+            | Reference::Categorical {
+                proportions,
+                shares,
+                count: c,
+                ..
+            } => {
+                *shares = drift::reference_shares(proportions, count);
+                *c = count;
+            }
+        }
+        self
+    }
+
+    /// The same reference with each bin's mass placed at the mean of its
+    /// training values (a baseline's `means`, one per bin, `None` for an
+    /// empty bin, which keeps its edge or midpoint), for [`wasserstein`].
+    /// Means of the wrong number, not finite or not ascending are ignored:
+    /// the reference keeps its midpoints.
+    ///
+    /// [`wasserstein`]: drift::wasserstein
+    pub fn with_means(mut self, means: &[Option<f64>]) -> Self {
+        if let Reference::Numeric { points, .. } = &mut self
+            && means.len() == points.len()
+        {
+            let placed: Vec<f64> = points
+                .iter()
+                .zip(means)
+                .map(|(&p, m)| m.unwrap_or(p))
+                .collect();
+            if placed.iter().all(|p| p.is_finite()) && placed.windows(2).all(|w| w[0] <= w[1]) {
+                *points = placed;
+            }
+        }
+        self
+    }
+
+    /// Where each bin's mass sits for Wasserstein (numeric references
+    /// only): the bin's training mean, or its midpoint (the outer bins:
+    /// their edge) without one.
+    pub fn points(&self) -> Option<&[f64]> {
+        match self {
+            Reference::Numeric { points, .. } => Some(points),
+            Reference::Categorical { .. } => None,
+        }
+    }
+
+    /// How many values the reference was made of, when known.
+    pub fn count(&self) -> Option<u64> {
+        match self {
+            Reference::Numeric { count, .. } | Reference::Categorical { count, .. } => *count,
+        }
+    }
+
+    /// The reference's share of each bin as PSI and JS read it, and as
+    /// `model_feature_reference_ratio` publishes it: the proportions with
+    /// every empty bin given a share ([`drift::reference_shares`]).
+    pub fn shares(&self) -> &[f64] {
+        match self {
+            Reference::Numeric { shares, .. } | Reference::Categorical { shares, .. } => shares,
+        }
     }
 
     /// A normal distribution `N(mean, std²)` as a reference: ten bins of
@@ -116,7 +202,13 @@ impl Reference {
             return None;
         }
         proportions.push(other);
-        Some(Reference::Categorical { index, proportions })
+        let shares = drift::reference_shares(&proportions, None);
+        Some(Reference::Categorical {
+            index,
+            proportions,
+            shares,
+            count: None,
+        })
     }
 
     /// A numeric reference learned from sample values: `k` bins between the
@@ -143,7 +235,7 @@ impl Reference {
         let mean = values.iter().sum::<f64>() / n as f64;
         let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
         let proportions = counts.iter().map(|c| *c as f64 / n as f64).collect();
-        Reference::numeric(edges, proportions, mean, var.sqrt())
+        Reference::numeric(edges, proportions, mean, var.sqrt()).map(|r| r.with_count(n as u64))
     }
 
     /// Number of bins.
@@ -183,9 +275,9 @@ impl Reference {
     /// The bin of a category, if this reference is categorical.
     pub fn bin_category(&self, c: &str) -> Option<usize> {
         match self {
-            Reference::Categorical { index, proportions } => {
-                Some(index.get(c).copied().unwrap_or(proportions.len() - 1))
-            }
+            Reference::Categorical {
+                index, proportions, ..
+            } => Some(index.get(c).copied().unwrap_or(proportions.len() - 1)),
             Reference::Numeric { .. } => None,
         }
     }
@@ -211,7 +303,9 @@ impl Reference {
                 v.push(format!(">{}", short(edges[edges.len() - 1])));
                 v
             }
-            Reference::Categorical { index, proportions } => {
+            Reference::Categorical {
+                index, proportions, ..
+            } => {
                 let mut v = vec![String::new(); proportions.len()];
                 for (name, i) in index {
                     v[*i] = name.clone();
@@ -249,19 +343,22 @@ impl Reference {
         if !self.supports(method) {
             return None;
         }
-        let props = match self {
-            Reference::Numeric { proportions, .. } | Reference::Categorical { proportions, .. } => {
-                proportions
-            }
-        };
+        let props = self.proportions();
         match (method, self) {
-            (DriftMethod::Psi, _) => drift::psi(props, live, PSI_EPSILON),
-            (DriftMethod::Js, _) => drift::js(props, live),
+            // Every share is positive: psi's own smoothing of the
+            // reference side has nothing left to do.
+            (DriftMethod::Psi, _) => drift::psi(self.shares(), live, PSI_EPSILON),
+            (DriftMethod::Js, _) => drift::js(self.shares(), live),
             (DriftMethod::Ks, _) => drift::ks(props, live),
             (DriftMethod::Wasserstein, Reference::Numeric { points, std, .. }) => {
                 drift::wasserstein(props, live, points, *std)
             }
-            (DriftMethod::Chi2Pvalue, _) => drift::chi2_pvalue(props, live),
+            // A reference sample of known size: the two-sample test; an
+            // exact one (inline, no count): goodness of fit.
+            (DriftMethod::Chi2Pvalue, _) => match self.count() {
+                Some(m) => drift::chi2_two_sample_pvalue(props, m as f64, live),
+                None => drift::chi2_pvalue(props, live),
+            },
             _ => None,
         }
     }
@@ -352,6 +449,57 @@ mod tests {
         );
         assert!(Reference::learn(&mut vec![1.0, 1.0], 10).is_none());
         assert!(Reference::numeric(vec![2.0, 1.0], vec![0.5, 0.0, 0.5], 0.0, 1.0).is_none());
+    }
+
+    /// A reference of `m = 200` values on the edges 0..=10: the minimum
+    /// alone in `(−∞, 0]`, 19 values in `(0, 1]`, 20 in each other bin,
+    /// none above the maximum.
+    fn two_hundred() -> Reference {
+        let mut proportions = vec![1.0 / 200.0, 19.0 / 200.0];
+        proportions.extend([20.0 / 200.0; 9]);
+        proportions.push(0.0);
+        let edges = (0..=10).map(f64::from).collect();
+        Reference::numeric(edges, proportions, 5.0, 2.9)
+            .unwrap()
+            .with_count(200)
+    }
+
+    #[test]
+    fn values_just_past_the_maximum_weigh_one_training_value() {
+        let r = two_hundred();
+        assert_eq!(r.count(), Some(200));
+        let shares = r.shares();
+        // The empty bin above the maximum holds one value of 201, as the
+        // minimum's bin does.
+        assert!((shares[11] - 1.0 / 201.0).abs() < 1e-15);
+        assert!((shares[0] - 1.0 / 201.0).abs() < 1e-15);
+        assert!((shares[1] - 19.0 / 201.0).abs() < 1e-15);
+        assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        // A window of 200 like the training data, but with 2 values just
+        // past the maximum (an unbounded distribution puts about
+        // n / (m + 1) = 1 there): not drift. With a share of 1e-4 there,
+        // those two values alone added 0.046.
+        let mut live = vec![1u64, 19];
+        live.extend([20; 8]);
+        live.extend([18, 2]);
+        let psi = r.drift(DriftMethod::Psi, &live).unwrap();
+        assert!(psi < 0.01, "{psi}");
+        let js = r.drift(DriftMethod::Js, &live).unwrap();
+        assert!(js < 0.05, "{js}");
+        // KS keeps the raw proportions: 1% of the values moved past the
+        // last edge.
+        let ks = r.drift(DriftMethod::Ks, &live).unwrap();
+        assert!((ks - 0.01).abs() < 1e-12, "{ks}");
+        // A fifth of the window past the maximum is drift.
+        let mut moved = vec![1u64, 19];
+        moved.extend([20; 7]);
+        moved.extend([0, 0, 40]);
+        assert!(r.drift(DriftMethod::Psi, &moved).unwrap() > 0.25);
+        // Without a count, an empty bin gets PSI_EPSILON.
+        let bare = Reference::numeric(vec![0.0, 1.0], vec![0.5, 0.5, 0.0], 0.5, 0.5).unwrap();
+        assert_eq!(bare.count(), None);
+        let sum = 1.0 + PSI_EPSILON;
+        assert_eq!(bare.shares(), [0.5 / sum, 0.5 / sum, PSI_EPSILON / sum]);
     }
 
     #[test]

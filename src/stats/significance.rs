@@ -356,12 +356,13 @@ pub fn holm(pvalues: &mut [f64]) {
 
 impl Reference {
     /// The p-value of `method` for live bin counts against this reference,
-    /// made of `m` values (`None`: exact). See [`pvalue`]; `None` where the
-    /// method does not apply to this reference.
-    pub fn pvalue(&self, method: DriftMethod, live: &[u64], m: Option<u64>) -> Option<f64> {
+    /// made of [`Reference::count`] values (`None`: exact). See [`pvalue`];
+    /// `None` where the method does not apply to this reference.
+    pub fn pvalue(&self, method: DriftMethod, live: &[u64]) -> Option<f64> {
         if !self.supports(method) {
             return None;
         }
+        let m = self.count();
         match self {
             Reference::Numeric {
                 proportions,
@@ -434,7 +435,7 @@ mod tests {
         for _ in 0..trials {
             let live = rng.counts(&cdf, n);
             let p = match m {
-                None => reference.pvalue(method, &live, None),
+                None => reference.pvalue(method, &live),
                 Some(m) => {
                     let drawn = rng.counts(&cdf, m);
                     let shares: Vec<f64> = drawn.iter().map(|c| *c as f64 / m as f64).collect();
@@ -448,7 +449,7 @@ mod tests {
                         )
                         .unwrap(),
                     };
-                    estimated.pvalue(method, &live, Some(m as u64))
+                    estimated.with_count(m as u64).pvalue(method, &live)
                 }
             }
             .unwrap();
@@ -567,9 +568,10 @@ mod tests {
             DriftMethod::Ks,
             DriftMethod::Wasserstein,
         ] {
-            let p = r.pvalue(method, &big, Some(100_000)).unwrap();
+            let r = r.clone().with_count(100_000);
+            let p = r.pvalue(method, &big).unwrap();
             assert!(p < 1e-4, "{method:?}: {p}");
-            let p = r.pvalue(method, &small, Some(100_000)).unwrap();
+            let p = r.pvalue(method, &small).unwrap();
             assert!(p > 1e-3, "{method:?} at 5 values: {p}");
         }
     }

@@ -29,6 +29,9 @@ pub struct ReferenceState {
     pub mean: F64,
     /// Their standard deviation.
     pub std: F64,
+    /// How many values it was learned from (absent in older snapshots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 /// The windows of one feature.
@@ -189,7 +192,9 @@ impl Fnv {
                 self.floats(edges);
                 self.floats(proportions);
             }
-            Reference::Categorical { index, proportions } => {
+            Reference::Categorical {
+                index, proportions, ..
+            } => {
                 self.u64(2);
                 let mut cats: Vec<(&String, &usize)> = index.iter().collect();
                 cats.sort();
@@ -243,6 +248,7 @@ fn reference_state(r: &Reference) -> Option<ReferenceState> {
             proportions: proportions.iter().map(|&x| F64(x)).collect(),
             mean: F64(*mean),
             std: F64(*std),
+            count: r.count(),
         }),
         Reference::Categorical { .. } => None,
     }
@@ -424,12 +430,16 @@ impl Version {
             let counts = fs.counts.map(widen_feature_counts);
             put(&mut f.counts, counts, now, || what("counts"), report);
             f.learned = fs.learned.and_then(|r| {
-                Reference::numeric(
+                let learned = Reference::numeric(
                     r.edges.iter().map(|x| x.0).collect(),
                     r.proportions.iter().map(|x| x.0).collect(),
                     r.mean.0,
                     r.std.0,
-                )
+                )?;
+                Some(match r.count {
+                    Some(n) => learned.with_count(n),
+                    None => learned,
+                })
             });
             if f.learned.is_none()
                 && let Some(n) = cx.learn
