@@ -42,7 +42,7 @@ fn bench(c: &mut Criterion) {
     let edges = edges();
     let reference = vec![1.0 / BINS as f64; BINS];
     let live = live(&edges);
-    let points = bin_points(&edges, Some(-8.0), Some(8.0));
+    let points = bin_points(&edges);
     let std = std::f64::consts::PI / 3f64.sqrt();
 
     let mut g = c.benchmark_group("drift_12_bins");

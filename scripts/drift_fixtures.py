@@ -58,12 +58,10 @@ def bin_counts(edges, values):
     return np.bincount(idx, minlength=len(edges) + 1)
 
 
-def bin_points(edges, lo, hi):
-    """Midpoints of the bins, the outer ones closed by the reference min/max."""
+def bin_points(edges):
+    """Midpoints of the inner bins, the outer bins on their edge (drift::bin_points)."""
     e = np.asarray(edges, dtype=float)
-    first = 0.5 * (lo + e[0]) if lo <= e[0] else e[0]
-    last = 0.5 * (e[-1] + hi) if hi >= e[-1] else e[-1]
-    return np.concatenate([[first], 0.5 * (e[:-1] + e[1:]), [last]])
+    return np.concatenate([[e[0]], 0.5 * (e[:-1] + e[1:]), [e[-1]]])
 
 
 def psi(ref, live):
@@ -117,7 +115,7 @@ def case(name, ref, live, edges=None, lo=None, hi=None, ref_std=None):
     out["js"] = float(jensenshannon(ref, live, base=2))
     out["chi2_pvalue"] = chi2_pvalue(ref, live)
     if edges is not None:
-        points = bin_points(edges, lo, hi)
+        points = bin_points(edges)
         w = stats.wasserstein_distance(points, points, u_weights=ref, v_weights=live)
         out.update(
             edges=[float(e) for e in edges],

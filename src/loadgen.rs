@@ -324,13 +324,13 @@ pub fn run(options: &LoadgenOptions) -> Result<LoadgenReport, LoadgenError> {
     }
     if let (Some((client, url)), Some(before)) = (&metrics, before) {
         // Wait until the exporter has counted everything sent, or its count
-        // stops moving (datagrams may have been lost), within a bound.
+        // stops moving for 5 s (it may have dropped events), within a bound.
         let wait_until = Instant::now() + Duration::from_secs(30);
         let mut last = scrape_counts(client, url)?;
         let mut last_change = Instant::now();
         while Instant::now() < wait_until {
             let received = last.0.saturating_sub(before.0) + last.1.saturating_sub(before.1);
-            if received >= report.sent || last_change.elapsed() > Duration::from_millis(500) {
+            if received >= report.sent || last_change.elapsed() > Duration::from_secs(5) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -653,9 +653,17 @@ impl NullReader {
                 // datagrams a call), with nothing done with what it takes.
                 let mut rx = crate::ingest::datagram::Receiver::new(64 * 1024);
                 let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
-                while !s.load(Ordering::Relaxed) {
-                    if let Ok(n) = rx.recv(fd) {
-                        c.fetch_add(n as u64, Ordering::Relaxed);
+                // Once stopped (every sender has returned, so every datagram
+                // sent is queued), take what is queued: a wait that times out
+                // means the queue is empty.
+                loop {
+                    match rx.recv(fd) {
+                        Ok(n) => {
+                            c.fetch_add(n as u64, Ordering::Relaxed);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) if s.load(Ordering::Relaxed) => break,
+                        Err(_) => {}
                     }
                 }
             })
@@ -669,14 +677,18 @@ impl NullReader {
                 // Checked by `run`; the connection threads inherit the pin.
                 let _ = pin_to(cpu);
                 let mut readers = Vec::new();
-                while !s.load(Ordering::Relaxed) {
+                // Once stopped, every sender has returned and closed its
+                // connection: accept those still queued, and read each
+                // connection to its end.
+                loop {
+                    let stopping = s.load(Ordering::Relaxed);
                     match listener.accept() {
                         Ok((mut conn, _)) => {
                             let (s, c) = (s.clone(), c.clone());
                             readers.push(std::thread::spawn(move || {
                                 let _ = conn.set_read_timeout(Some(Duration::from_millis(50)));
                                 let mut buf = vec![0u8; 64 * 1024];
-                                while !s.load(Ordering::Relaxed) {
+                                loop {
                                     match conn.read(&mut buf) {
                                         Ok(0) => break,
                                         Ok(n) => {
@@ -685,16 +697,19 @@ impl NullReader {
                                             c.fetch_add(lines as u64, Ordering::Relaxed);
                                         }
                                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                                        // Nothing to read although stopped: a
+                                        // sender that failed left it open.
                                         Err(e)
                                             if matches!(
                                                 e.kind(),
                                                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                                            ) => {}
+                                            ) && !s.load(Ordering::Relaxed) => {}
                                         Err(_) => break,
                                     }
                                 }
                             }));
                         }
+                        Err(_) if stopping => break,
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
                     }
                 }
@@ -711,9 +726,9 @@ impl NullReader {
         })
     }
 
+    /// Stops once everything sent has been read; call after every sender
+    /// has returned.
     fn stop(self) -> u64 {
-        // Let the last datagrams and bytes in flight arrive.
-        std::thread::sleep(Duration::from_millis(200));
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
         let _ = std::fs::remove_file(&self.path);
@@ -793,12 +808,42 @@ mod tests {
         );
     }
 
+    /// User plus system CPU seconds of this process, from `getrusage`.
+    fn rusage_seconds() -> f64 {
+        // SAFETY: `usage` is a valid out-pointer for the call.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) }, 0);
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        secs(usage.ru_utime) + secs(usage.ru_stime)
+    }
+
     #[test]
     fn own_process_figures() {
         let pid = std::process::id();
-        assert!(cpu_seconds(pid).unwrap() >= 0.0);
-        assert!(rss_bytes(pid).unwrap() > 0);
+        // The kernel's own account of this process, read another way,
+        // brackets the figure (to a clock tick of /proc's rounding).
+        let tick = 1.0 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let before = rusage_seconds();
+        let cpu = cpu_seconds(pid).unwrap();
+        let after = rusage_seconds();
+        assert!(
+            cpu >= before - 2.0 * tick && cpu <= after + 2.0 * tick,
+            "{before} <= {cpu} <= {after}"
+        );
+        // And it grows while the process computes.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut x = 0u64;
+        while cpu_seconds(pid).unwrap() <= cpu {
+            for i in 0..1_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            assert!(Instant::now() < deadline, "CPU time did not grow");
+        }
+        // A test process holds at least its binary's code and the test harness.
+        let rss = rss_bytes(pid).unwrap();
+        assert!(rss > 1 << 20, "{rss}");
         assert!(cpu_seconds(u32::MAX).is_err());
+        assert!(rss_bytes(u32::MAX).is_err());
     }
 
     #[test]
@@ -852,6 +897,8 @@ mod tests {
         let cpu = (0..1024).find(|&c| check_cpu(Some(c)).is_ok()).unwrap();
         let report = run(&options(cpu)).unwrap();
         assert!(report.sent > 0);
+        // Every datagram sent was queued, and the reader takes the queue.
+        assert_eq!(report.null_received, Some(report.sent), "{report:?}");
         let err = run(&options(100_000)).unwrap_err().to_string();
         assert!(err.contains("CPU 100000"), "{err}");
     }

@@ -44,22 +44,48 @@ impl Shutdown {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    /// Bounds a wait that should complete, so that a broken signal fails the
+    /// test instead of hanging it.
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    /// Whether `wait` completes when polled once, without waiting.
+    async fn completes_at_once(s: &mut Shutdown) -> bool {
+        tokio::select! {
+            biased;
+            _ = s.wait() => true,
+            _ = std::future::ready(()) => false,
+        }
+    }
 
     #[tokio::test]
     async fn observers_see_the_trigger() {
         let (t, mut s) = channel();
         let mut s2 = t.subscribe();
         assert!(!s.is_triggered());
+        assert!(!completes_at_once(&mut s).await, "waited before a trigger");
         t.trigger();
-        s.wait().await;
-        s2.wait().await;
-        assert!(s.is_triggered());
+        for s in [&mut s, &mut s2] {
+            assert!(tokio::time::timeout(PATIENCE, s.wait()).await.is_ok());
+            assert!(s.is_triggered());
+            // Once triggered, every later wait completes at once.
+            assert!(completes_at_once(s).await);
+        }
+        // A clone taken after the trigger sees it too.
+        assert!(s.clone().is_triggered());
     }
 
     #[tokio::test]
     async fn dropping_the_trigger_shuts_down() {
         let (t, mut s) = channel();
+        let mut s2 = s.clone();
+        assert!(!completes_at_once(&mut s).await, "waited before the drop");
         drop(t);
-        s.wait().await;
+        assert!(
+            tokio::time::timeout(PATIENCE, s.wait()).await.is_ok(),
+            "a dropped trigger did not end the wait"
+        );
+        assert!(completes_at_once(&mut s2).await);
     }
 }

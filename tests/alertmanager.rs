@@ -281,10 +281,13 @@ fn the_exporter_pushes_firing_and_resolved_alerts() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let sent = e
-        .sample(&format!(
-            r#"model_exporter_notifications_sent_total{{alertmanager="{url}"}}"#
-        ))
-        .unwrap();
-    assert!(sent >= 2.0, "sent {sent}");
+    // The firing and the resolved notification, each counted once
+    // Alertmanager has answered, so possibly just after it shows the alert
+    // resolved: wait for the count.
+    let series = format!(r#"model_exporter_notifications_sent_total{{alertmanager="{url}"}}"#);
+    let deadline = Instant::now() + PATIENCE;
+    while e.sample(&series).unwrap_or(0.0) < 2.0 {
+        assert!(Instant::now() < deadline, "sent {:?}", e.sample(&series));
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -78,7 +78,15 @@ fn a_baseline_from_training_data_drives_feature_drift() {
     };
     assert!(psi("age") > 0.5, "age {}", psi("age"));
     assert!(psi("amount") < 0.1, "amount {}", psi("amount"));
-    assert!(m.contains(r#"model_feature_drift{feature="country",method="chi2_pvalue""#));
+    // Country is sent in the training proportions (a third each, in turn):
+    // the chi-square test finds nothing (a window of whole batches has a
+    // statistic below 0.01 and a p-value above 0.99).
+    let country = sample(
+        &m,
+        r#"model_feature_drift{feature="country",method="chi2_pvalue",model="fraud",version="",window="3s"}"#,
+    )
+    .unwrap();
+    assert!(country > 0.9 && country <= 1.0, "country {country}");
     assert!(!m.contains(r#"model_feature_drift{feature="country",method="ks""#));
     // The feature histogram's buckets are the baseline's edges.
     let baseline: serde_json::Value =
@@ -90,6 +98,82 @@ fn a_baseline_from_training_data_drives_feature_drift() {
         .filter(|l| l.starts_with(r#"model_feature_value_bucket{feature="age""#))
         .count();
     assert_eq!(les, edges.len() + 1, "one bucket per edge plus +Inf");
+}
+
+/// The chi-square p-value exported for a categorical feature, against a
+/// number worked out by hand: 1,000 training values, DE 0.5, FR 0.3, US
+/// 0.2; 100 live values, 40 DE, 30 FR, 30 US. The two-sample test
+/// (docs/drift.md) of the table [[500, 300, 200], [40, 30, 30]]: with
+/// m = 1000, n = 100, each category adds (r − l)² · m · n / (R + L), so
+/// X² = 0.1² · 10⁵ / 540 + 0 + 0.1² · 10⁵ / 230 = 1000/540 + 1000/230
+/// with 2 degrees of freedom, whose survival function is e^(−X²/2):
+/// p = 0.0450564572775736
+/// (`scipy.stats.chi2_contingency([[500, 300, 200], [40, 30, 30]],
+/// correction=False).pvalue` agrees to the last digits).
+#[test]
+fn the_chi_square_p_value_of_a_categorical_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("country\n");
+    for i in 0..1000 {
+        csv.push_str(match i % 10 {
+            0..5 => "DE\n",
+            5..8 => "FR\n",
+            _ => "US\n",
+        });
+    }
+    make_baseline(dir.path(), &csv, "fraud");
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "defaults: {window: 1h, evaluation_interval: 100ms, min_samples: 100}\n\
+         models:\n  fraud:\n    baseline: fraud.json\n\
+         groups:\n  - name: ml\n    rules:\n      - alert: CountryDrift\n        expr: chi2_pvalue(feature.country) < 0.05\n",
+    )
+    .unwrap();
+    let e = Exporter::start(&["--config.file", rules.to_str().unwrap()]);
+    let live: String = (0..100)
+        .map(|i| {
+            let c = match i % 10 {
+                0..4 => "DE",
+                4..7 => "FR",
+                _ => "US",
+            };
+            format!("{{\"model\":\"fraud\",\"features\":{{\"country\":\"{c}\"}}}}\n")
+        })
+        .collect();
+    send_unix(&e.path("unix"), live.as_bytes());
+    e.wait_sample(
+        r#"model_feature_category_total{category="US",feature="country",model="fraud",version=""}"#,
+        30.0,
+    );
+    // Two more rounds: the second began after every event was applied.
+    let rounds = r#"model_exporter_rule_evaluations_total{group="ml"}"#;
+    let from = e.sample(rounds).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while e.sample(rounds).unwrap() < from + 2.0 {
+        assert!(Instant::now() < deadline, "no evaluation");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let m = e.metrics();
+    let want = (-(1000.0 / 540.0 + 1000.0 / 230.0) / 2.0f64).exp();
+    for series in [
+        r#"model_feature_drift{feature="country",method="chi2_pvalue",model="fraud",version="",window="1h"}"#,
+        r#"model_rule_signal_value{alertname="CountryDrift",model="fraud",version=""}"#,
+    ] {
+        let got = sample(&m, series).unwrap_or_else(|| panic!("no {series}\n{m}"));
+        assert!(
+            (got - want).abs() <= 1e-12 * want,
+            "{series} {got}, want {want}"
+        );
+    }
+    assert_eq!(
+        sample(
+            &m,
+            r#"model_alerts{alertname="CountryDrift",alertstate="firing",model="fraud",severity="warning",version=""}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
 }
 
 #[test]

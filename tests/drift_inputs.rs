@@ -173,7 +173,7 @@ impl Rng {
 fn two_sample_chi_square_is_calibrated_under_no_drift() {
     const TRIALS: usize = 2000;
     let p = [0.4, 0.25, 0.2, 0.1, 0.05];
-    let mut rng = Rng(0x5eed_c41_5a17);
+    let mut rng = Rng(0x05ee_dc41_5a17);
     for (m, n) in [(500, 50), (500, 5000), (2000, 200)] {
         let (mut two_sample, mut fit) = (0usize, 0usize);
         for _ in 0..TRIALS {

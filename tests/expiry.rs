@@ -65,16 +65,22 @@ fn a_silent_version_disappears_and_a_live_one_stays() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(
-        text.contains(r#"model_request_duration_seconds_count{model="m",version="v2"}"#),
+    // v2's series stay, with every event counted.
+    assert_eq!(
+        sample(
+            &text,
+            r#"model_request_duration_seconds_count{model="m",version="v2"}"#
+        ),
+        Some(f64::from(sent)),
         "{text}"
     );
-    assert!(
+    // One version expired: v1.
+    assert_eq!(
         sample(
             &text,
             r#"model_exporter_series_expired_total{label="version"}"#
-        )
-        .is_some_and(|n| n >= 1.0),
+        ),
+        Some(1.0),
         "{text}"
     );
     promtool_check_metrics(&text);

@@ -114,18 +114,55 @@ fn a_broken_rules_file_reloaded_under_load_loses_nothing() {
     ]);
     let mut conn = UnixStream::connect(e.path("unix")).unwrap();
     let line = b"{\"model\":\"load\",\"latency_ms\":3}\n".repeat(100);
+    let reloads = |result: &str| {
+        e.sample(&format!(
+            r#"model_exporter_config_reloads_total{{result="{result}"}}"#
+        ))
+        .unwrap_or(0.0)
+    };
+    let rounds = r#"model_exporter_rule_evaluations_total{group="g"}"#;
     let mut sent = 0u64;
-    for round in 0..60 {
+    let (mut failures, mut successes) = (0.0, 1.0);
+    for round in 0..20 {
         conn.write_all(&line).unwrap();
         sent += 100;
-        // Flip between a broken and a good file while events flow.
+        // Flip between a broken and a good file while events flow; each
+        // file replaced in one step, so that each is read whole, once.
         let text = if round % 2 == 0 {
+            failures += 1.0;
             "groups: [\n".to_owned()
         } else {
+            successes += 1.0;
             good.replace("5%", &format!("{}%", 5 + round))
         };
-        std::fs::write(&rules, text).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
+        let tmp = dir.path().join("rules.yaml.new");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &rules).unwrap();
+        // More events while the watch is about to read it.
+        conn.write_all(&line).unwrap();
+        sent += 100;
+        let deadline = Instant::now() + PATIENCE;
+        while (reloads("failure"), reloads("success")) != (failures, successes) {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: reloads {} failed, {} succeeded",
+                reloads("failure"),
+                reloads("success")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Two more evaluation rounds (100 ms apart) give the 50 ms watch
+        // time to look again: an unchanged file is not reloaded.
+        let evaluated = e.sample(rounds).unwrap_or(0.0);
+        while e.sample(rounds).unwrap_or(0.0) < evaluated + 2.0 {
+            assert!(Instant::now() < deadline, "round {round}: no evaluation");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            (reloads("failure"), reloads("success")),
+            (failures, successes),
+            "round {round}: the same file reloaded again"
+        );
     }
     drop(conn);
     e.wait_sample(
@@ -133,22 +170,13 @@ fn a_broken_rules_file_reloaded_under_load_loses_nothing() {
         sent as f64,
     );
     let m = e.metrics();
-    assert!(
+    assert_eq!(
         sample(
             &m,
-            r#"model_exporter_config_reloads_total{result="failure"}"#
-        )
-        .unwrap()
-            >= 1.0,
+            r#"model_exporter_events_received_total{type="inference"}"#
+        ),
+        Some(sent as f64),
         "{m}"
-    );
-    assert!(
-        sample(
-            &m,
-            r#"model_exporter_config_reloads_total{result="success"}"#
-        )
-        .unwrap()
-            >= 2.0
     );
     assert_eq!(
         sample(
@@ -156,5 +184,10 @@ fn a_broken_rules_file_reloaded_under_load_loses_nothing() {
             r#"model_exporter_events_rejected_total{reason="invalid_json"}"#
         ),
         Some(0.0)
+    );
+    // The last file was a good one.
+    assert_eq!(
+        sample(&m, "model_exporter_config_last_reload_successful"),
+        Some(1.0)
     );
 }

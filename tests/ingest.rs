@@ -235,6 +235,9 @@ fn bad_input_is_rejected_counted_and_contained() {
             "{\"latency_ms\":-5}\n",
             "{\"type\":\"weird\"}\n",
             "\n",
+            // Feedback without `actual`, and without either `id` or `prediction`.
+            "{\"type\":\"feedback\",\"model\":\"b\",\"id\":\"r1\"}\n",
+            "{\"type\":\"feedback\",\"model\":\"b\",\"actual\":1}\n",
             "{\"model\":\"b\"}\n",
         )
         .as_bytes(),
@@ -279,7 +282,7 @@ fn bad_input_is_rejected_counted_and_contained() {
         ("invalid_utf8", 1.0),
         ("too_long", 2.0),
         ("truncated", 2.0),
-        ("missing_field", 0.0),
+        ("missing_field", 2.0),
     ] {
         let series = format!(r#"model_exporter_events_rejected_total{{reason="{reason}"}}"#);
         assert_eq!(sample(&m, &series), Some(n), "{series}\n{m}");
@@ -437,4 +440,51 @@ fn tiny_events_go_to_the_aggregator_in_bounded_batches() {
     );
     let datagram = batches(&e) - before - stream;
     assert!(datagram >= 19.0, "20,000 events came in {datagram} batches");
+}
+
+/// An event with a key the protocol does not define is accepted (the key
+/// ignored), and the key is counted by name and logged once, so a typo such
+/// as `latency` for `latency_ms` shows up instead of silently losing the
+/// latency.
+#[test]
+fn unknown_fields_are_counted_by_name_and_logged_once() {
+    let e = Exporter::start(&[]);
+    let mut payload = String::new();
+    for _ in 0..3 {
+        payload += r#"{"model":"m","version":"v1","latency":12,"ok":true}"#;
+        payload.push('\n');
+    }
+    payload += r#"{"model":"m","version":"v1","latency_ms":5,"featurs":{"age":3}}"#;
+    payload.push('\n');
+    send_unix(&e.path("unix"), payload.as_bytes());
+    e.wait_sample(
+        r#"model_requests_total{model="m",outcome="ok",version="v1"}"#,
+        4.0,
+    );
+    let m = e.metrics();
+    let s = |series: &str| sample(&m, series).unwrap_or_else(|| panic!("no {series}\n{m}"));
+    assert_eq!(
+        s(r#"model_exporter_events_unknown_fields_total{field="latency"}"#),
+        3.0
+    );
+    assert_eq!(
+        s(r#"model_exporter_events_unknown_fields_total{field="featurs"}"#),
+        1.0
+    );
+    // Only the event that had latency_ms has a latency.
+    assert_eq!(
+        s(r#"model_request_duration_seconds_count{model="m",version="v1"}"#),
+        1.0
+    );
+    let logged: Vec<_> = e
+        .log_lines()
+        .into_iter()
+        .filter(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("event with an unknown field"))
+        })
+        .map(|l| l["fields"]["field"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(logged, ["latency", "featurs"]);
 }

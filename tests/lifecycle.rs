@@ -18,8 +18,28 @@ fn http_endpoints() {
     assert_eq!(ctype, "text/plain; version=0.0.4; charset=utf-8");
     assert!(body.contains("# TYPE model_exporter_events_received_total counter"));
     assert!(body.contains("model_exporter_config_last_reload_successful 1"));
-    assert!(body.contains("model_exporter_build_info{revision="));
-    assert!(body.contains("process_resident_memory_bytes"));
+    // This build's version, the value always 1.
+    let build = body
+        .lines()
+        .find(|l| l.starts_with("model_exporter_build_info{revision="))
+        .unwrap_or_else(|| panic!("no build_info\n{body}"));
+    assert!(
+        build.ends_with(&format!(",version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))),
+        "{build}"
+    );
+    // The process collector measures this process: at least a megabyte
+    // resident, started within the last minute.
+    let rss = sample(&body, "process_resident_memory_bytes").unwrap();
+    assert!(rss > 1e6 && rss < 1e9, "{rss}");
+    let started = sample(&body, "process_start_time_seconds").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        started <= now + 1.0 && started > now - 60.0,
+        "{started} vs {now}"
+    );
     assert_eq!(e.get("/-/healthy").0, 200);
     assert_eq!(e.get("/-/ready").0, 200);
     let (status, ctype, body) = e.get("/");

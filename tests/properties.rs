@@ -25,6 +25,7 @@ use model_exporter::ingest::timestamp::{format_rfc3339, parse_rfc3339};
 use model_exporter::rules::expr::{CmpOp, Expr};
 use model_exporter::rules::signal::{
     DriftMethod, DriftTarget, FeatureSel, FeatureStat, FeedbackMetric, LogLevel, Resource, Signal,
+    ValueKind,
 };
 use model_exporter::rules::template::Template;
 
@@ -546,10 +547,21 @@ fn expr() -> impl Strategy<Value = Expr> {
             any::<f64>().prop_filter("finite", |f| f.is_finite())
         ],
     )
-        .prop_map(|(signal, op, threshold)| Expr {
-            signal,
-            op,
-            threshold,
+        .prop_map(|(signal, op, threshold)| {
+            // A fraction's threshold lies in 0..=1: outside it the parser
+            // refuses the rule, which could never fire.
+            let threshold = if signal.value_kind() == ValueKind::Fraction
+                && !(0.0..=1.0).contains(&threshold)
+            {
+                threshold.abs().fract()
+            } else {
+                threshold
+            };
+            Expr {
+                signal,
+                op,
+                threshold,
+            }
         })
 }
 

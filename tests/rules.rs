@@ -28,26 +28,47 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn send_errors(e: &Exporter, n: usize) {
+fn send_errors(sock: &std::path::Path, n: usize) {
     let p: String = (0..n)
         .map(|_| "{\"model\":\"fraud\",\"error\":\"timeout\"}\n")
         .collect();
-    send_unix(&e.path("unix"), p.as_bytes());
+    send_unix(sock, p.as_bytes());
 }
 
+/// Replaces a file in one step, so that the file watch never reads it half
+/// written (which would be a reload of its own).
+fn replace(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// On the manual clock: the errors stay in the 2 s window and `for` is
+/// reached only when the test moves the clock, so an alert that kept
+/// firing across a reload did so because its state was kept.
 #[test]
 fn an_alert_fires_is_exported_and_survives_a_bad_reload() {
-    let e = Exporter::start_with_rules(
+    let e = InProcess::start_with_rules(
         RULES,
         &["--web.enable-lifecycle", "--config.watch-interval", "100ms"],
     );
-    let rules = e.rules_path();
+    let rules = e.dir.path().join("rules.yaml");
+    let sock = e.path("unix");
     let firing = r#"model_alerts{alertname="HighErrorRate",alertstate="firing",model="fraud",severity="critical",version=""}"#;
-    wait_until("the alert to fire", || {
-        send_errors(&e, 10);
-        e.sample(firing) == Some(1.0)
-    });
+    let pending = firing.replace("firing", "pending");
+    send_errors(&sock, 10);
+    e.wait_sample(
+        r#"model_requests_total{model="fraud",outcome="error",version=""}"#,
+        10.0,
+    );
+    // Evaluated with the errors, the alert is pending until `for` passes.
+    e.advance(Duration::from_millis(200));
+    e.wait_sample(&pending, 1.0);
+    assert_eq!(sample(&e.metrics(), firing), None);
+    e.advance(Duration::from_millis(500));
+    e.wait_sample(firing, 1.0);
     let m = e.metrics();
+    assert_eq!(sample(&m, &pending), None, "{m}");
     assert_eq!(
         sample(
             &m,
@@ -62,7 +83,9 @@ fn an_alert_fires_is_exported_and_survives_a_bad_reload() {
         ),
         Some(1.0)
     );
-    assert!(sample(&m, r#"model_exporter_rule_evaluations_total{group="ops"}"#).unwrap() >= 1.0);
+    let rounds = r#"model_exporter_rule_evaluations_total{group="ops"}"#;
+    let evaluated = sample(&m, rounds).unwrap();
+    assert!(evaluated >= 2.0, "{m}");
 
     let (status, ctype, body) = e.get("/api/v1/alerts");
     assert_eq!((status, ctype.as_str()), (200, "application/json"));
@@ -77,43 +100,60 @@ fn an_alert_fires_is_exported_and_survives_a_bad_reload() {
     assert_eq!(v["data"]["groups"][0]["rules"][0]["state"], "firing");
 
     // A broken file: the running rules stay, the failure is visible.
-    std::fs::write(&rules, "groups: [\n").unwrap();
-    wait_until("the failed reload", || {
-        e.sample("model_exporter_config_last_reload_successful") == Some(0.0)
-    });
-    let (status, _, body) = post(&e, "/-/reload");
+    replace(&rules, "groups: [\n");
+    e.wait_sample("model_exporter_config_last_reload_successful", 0.0);
+    let (status, _, body) = post(e.web, "/-/reload");
     assert_eq!(status, 500, "{body}");
     assert!(body.contains("rules.yaml:"), "{body}");
-    send_errors(&e, 10);
-    assert_eq!(e.sample(firing), Some(1.0));
+    // The old rules are still evaluated: one more round, still firing.
+    e.advance(Duration::from_millis(200));
+    e.wait_sample(rounds, evaluated + 1.0);
+    assert_eq!(sample(&e.metrics(), firing), Some(1.0));
 
     // Fixed again, with a second rule: picked up by the file watch.
-    std::fs::write(
+    replace(
         &rules,
-        format!("{RULES}      - alert: Traffic\n        expr: request_rate > 0\n        min_samples: 0\n"),
-    )
-    .unwrap();
-    wait_until("the good reload", || {
-        e.sample("model_exporter_config_last_reload_successful") == Some(1.0)
-    });
-    wait_until("the new rule", || {
-        e.get("/api/v1/rules").2.contains("\"Traffic\"")
-    });
-    assert!(
-        e.sample(r#"model_exporter_config_reloads_total{result="failure"}"#)
-            .unwrap()
-            >= 2.0
+        &format!(
+            "{RULES}      - alert: Traffic\n        expr: request_rate > 0\n        min_samples: 0\n"
+        ),
     );
-    // The unchanged rule kept firing across the reload.
-    send_errors(&e, 10);
-    assert_eq!(e.sample(firing), Some(1.0));
+    e.wait_sample("model_exporter_config_last_reload_successful", 1.0);
+    // The new rule's alert shows the aggregator evaluated the new rules (the
+    // gauge above is set as soon as the file is read).
+    let traffic = firing
+        .replace("HighErrorRate", "Traffic")
+        .replace("critical", "warning");
+    e.wait_sample(&traffic, 1.0);
+    // The unchanged rule kept its state: still firing, although the clock
+    // has not moved the 400 ms of `for` since the reload (a rule started
+    // afresh would be pending).
+    let m = e.metrics();
+    assert_eq!(sample(&m, firing), Some(1.0), "{m}");
+    assert_eq!(sample(&m, &pending), None, "{m}");
+    // Once by the file watch and once by POST; each reload seen once.
+    assert_eq!(
+        sample(
+            &m,
+            r#"model_exporter_config_reloads_total{result="failure"}"#
+        ),
+        Some(2.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"model_exporter_config_reloads_total{result="success"}"#
+        ),
+        Some(2.0),
+        "{m}"
+    );
 }
 
 #[test]
 fn sighup_reloads_and_lifecycle_is_off_by_default() {
     let e = Exporter::start_with_rules(RULES, &["--config.watch-interval", "0"]);
     let rules = e.rules_path();
-    assert_eq!(post(&e, "/-/reload").0, 403);
+    assert_eq!(post(e.web, "/-/reload").0, 403);
     std::fs::write(&rules, RULES.replace("HighErrorRate", "Renamed")).unwrap();
     unsafe { libc::kill(e.pid(), libc::SIGHUP) };
     wait_until("the SIGHUP reload", || {
@@ -121,9 +161,9 @@ fn sighup_reloads_and_lifecycle_is_off_by_default() {
     });
 }
 
-fn post(e: &Exporter, path: &str) -> (u16, String, String) {
+fn post(web: std::net::SocketAddr, path: &str) -> (u16, String, String) {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(e.web).unwrap();
+    let mut s = std::net::TcpStream::connect(web).unwrap();
     write!(
         s,
         "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -203,11 +243,12 @@ fn a_change_written_as_the_exporter_starts_is_picked_up() {
     let e = Exporter::start_with_rules(RULES, &["--config.watch-interval", "100ms"]);
     // At once, before the watcher may have looked at the file for the
     // first time: it compares with what was loaded, not with what it reads.
-    std::fs::write(
-        e.rules_path(),
-        RULES.replace("HighErrorRate", "ErrorsAtStart"),
-    )
-    .unwrap();
+    // (In one step: a half-written file read by the watch would be one
+    // more reload.)
+    replace(
+        &e.rules_path(),
+        &RULES.replace("HighErrorRate", "ErrorsAtStart"),
+    );
     e.wait_sample(
         r#"model_exporter_config_reloads_total{result="success"}"#,
         2.0,

@@ -60,6 +60,7 @@ fn shards_count_every_event_and_merge_alerts() {
     // two models also fail (and so fire the alert).
     let per_conn = 250;
     let conns = 4;
+    let began = Instant::now();
     let senders: Vec<_> = (0..conns)
         .map(|c| {
             let path = e.path("unix");
@@ -153,9 +154,17 @@ fn shards_count_every_event_and_merge_alerts() {
     });
 
     let text = e.metrics();
+    // Every request of a model fell within the last `watched` seconds, and
+    // the window's rate divides by at most that plus one 6 s slice (the
+    // window may reach one slice back): a lower bound on each rate.
+    let watched = began.elapsed().as_secs_f64();
     for m in &models {
         let rate = format!(r#"model_window_request_rate{{model="{m}",version="",window="1m"}}"#);
-        assert!(sample(&text, &rate).is_some(), "missing {rate}\n{text}");
+        let got = sample(&text, &rate).unwrap_or_else(|| panic!("missing {rate}\n{text}"));
+        assert!(
+            got >= total / (watched + 6.0),
+            "{rate} {got}: {total} requests in {watched} s"
+        );
     }
     promtool_check_metrics(&text);
 
@@ -183,6 +192,36 @@ fn shards_count_every_event_and_merge_alerts() {
         "{stopped}"
     );
     drop(c);
+}
+
+/// On the manual clock, the request rate each shard computes for its
+/// models is exact: model k sends 10·(k + 1) requests at once, then 5 s of
+/// the clock pass (the 1 m window's 6 s slices are aligned with the clock's
+/// start), so its rate is 2·(k + 1) a second.
+#[test]
+fn every_shard_computes_its_models_request_rates() {
+    let e = InProcess::start_with_rules(RULES, &["--aggregate.shards", "3"]);
+    let models = models();
+    let mut payload = String::new();
+    for (k, m) in models.iter().enumerate() {
+        for _ in 0..10 * (k + 1) {
+            payload.push_str(&format!("{{\"model\":\"{m}\"}}\n"));
+        }
+    }
+    send_unix(&e.path("unix"), payload.as_bytes());
+    for (k, m) in models.iter().enumerate() {
+        e.wait_sample(
+            &format!(r#"model_requests_total{{model="{m}",outcome="ok",version=""}}"#),
+            (10 * (k + 1)) as f64,
+        );
+    }
+    e.advance(Duration::from_secs(5));
+    for (k, m) in models.iter().enumerate() {
+        e.wait_sample(
+            &format!(r#"model_window_request_rate{{model="{m}",version="",window="1m"}}"#),
+            (2 * (k + 1)) as f64,
+        );
+    }
 }
 
 #[test]

@@ -57,7 +57,11 @@ fn follows_appends_rotation_and_truncation() {
         .unwrap()
         .set_len(0)
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Appending before the poll has seen the truncation could make the file
+    // as long as before, and the new lines would be taken for read: append
+    // once the exporter says it saw it.
+    let seen = e.wait_log("file truncated; reading from its start");
+    assert!(seen.is_some(), "truncation not seen:\n{}", e.log_text());
     append(&path, &["truncated"; 3]);
     count(&e, "truncated", 3.0);
     assert_eq!(

@@ -311,12 +311,14 @@ fn alerts_reach_an_alertmanager_over_tls_with_basic_auth() {
         0,
         "a request without credentials"
     );
-    let sent = e
-        .sample(&format!(
-            r#"model_exporter_notifications_sent_total{{alertmanager="{url}"}}"#
-        ))
-        .unwrap();
-    assert!(sent >= 1.0, "sent {sent}");
+    // Counted once the receiver has answered, so possibly just after the
+    // alert arrived: wait for it.
+    let series = format!(r#"model_exporter_notifications_sent_total{{alertmanager="{url}"}}"#);
+    let deadline = Instant::now() + PATIENCE;
+    while e.sample(&series).unwrap_or(0.0) < 1.0 {
+        assert!(Instant::now() < deadline, "no notification counted as sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

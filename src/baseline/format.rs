@@ -631,10 +631,10 @@ fn means_at(
             0 => (min.min(edges[0]), edges[0]),
             _ if i < edges.len() => (edges[i - 1], edges[i]),
             // Values above the last edge: a mean above it.
-            _ => (edges[edges.len() - 1], f64::INFINITY),
+            _ => (edges[edges.len() - 1], f64::MAX),
         };
         // A computed mean may stray from its bin by rounding.
-        let slack = 1e-9 * lo.abs().max(hi.abs()).max(1.0).min(f64::MAX);
+        let slack = 1e-9 * lo.abs().max(hi.abs()).max(1.0);
         if !(mean >= lo - slack && mean <= hi + slack) {
             return Err(invalid(
                 &at,
@@ -770,7 +770,17 @@ fn feature_from_value(
             };
             if v1 {
                 // Version 1's first bin, `x < edges[0]`, is `x <= next_down(edges[0])`.
-                edges[0] = edges[0].next_down();
+                let below = edges[0].next_down();
+                if !below.is_finite() {
+                    return Err(invalid(
+                        &index(&edges_path, 0),
+                        format!(
+                            "a version 1 first edge must have a finite number below it, found {}",
+                            edges[0]
+                        ),
+                    ));
+                }
+                edges[0] = below;
             }
             Ok(FeatureBaseline::Numeric(NumericBaseline {
                 count,
@@ -999,6 +1009,23 @@ mod tests {
         assert!(error_of(&v).contains("needs at least 2 edges, has 1"));
         v["version"] = json!(2);
         Baseline::from_value(&v).unwrap();
+        // Nothing finite lies below the smallest number.
+        let mut v = sample();
+        v["version"] = json!(1);
+        v["features"]["weird.name"]["edges"] = json!([1.0, 1.0]);
+        v["features"]["weird.name"]["proportions"] = json!([0.0, 1.0, 0.0]);
+        v["features"]["age"]["min"] = json!(f64::MIN);
+        v["features"]["age"]["mean"] = json!(0.0);
+        v["features"]["age"]["edges"] = json!([f64::MIN, 30.0, 40.0]);
+        v["features"]["age"]
+            .as_object_mut()
+            .unwrap()
+            .remove("means");
+        assert!(
+            error_of(&v).starts_with("features.age.edges[0]: a version 1 first edge"),
+            "{}",
+            error_of(&v)
+        );
     }
 
     #[test]

@@ -41,19 +41,43 @@ pub struct HttpState {
     pub web: crate::webconfig::WebConfig,
 }
 
-/// A `--web.listen-address` that is not `HOST:PORT` or `:PORT`.
+/// A `--web.listen-address` that is not `HOST:PORT` or `:PORT`, or whose
+/// host name does not resolve.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not HOST:PORT (for example :9877 or 127.0.0.1:9877)")]
+#[error("{0:?} is not HOST:PORT (for example :9877, 127.0.0.1:9877 or localhost:9877)")]
 pub struct ListenAddressError(pub String);
 
-/// Parses a listen address; `:PORT` means every IPv4 interface.
+/// Parses a listen address; `:PORT` means every IPv4 interface. A host
+/// name (`localhost:9877`) is resolved, once, here; of its addresses the
+/// first IPv4 one is used, else the first.
 pub fn parse_listen_address(s: &str) -> Result<SocketAddr, ListenAddressError> {
+    use std::net::ToSocketAddrs;
     let full = if s.starts_with(':') {
         format!("0.0.0.0{s}")
     } else {
         s.to_owned()
     };
-    full.parse().map_err(|_| ListenAddressError(s.to_owned()))
+    if let Ok(addr) = full.parse() {
+        return Ok(addr);
+    }
+    let bad = || ListenAddressError(s.to_owned());
+    // Only a plain name and a port: no scheme, path or spaces.
+    let (host, port) = full.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty()
+        || port.parse::<u16>().is_err()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    {
+        return Err(bad());
+    }
+    let addrs: Vec<SocketAddr> = full.to_socket_addrs().map_err(|_| bad())?.collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(bad)
 }
 
 type Body = Full<Bytes>;
@@ -261,6 +285,25 @@ mod tests {
             "[::1]:0".parse().unwrap()
         );
         assert!(parse_listen_address("localhost").is_err());
+        // A host name resolves; localhost to its IPv4 loopback.
+        assert_eq!(
+            parse_listen_address("localhost:9877").unwrap(),
+            "127.0.0.1:9877".parse().unwrap()
+        );
+        for bad in [
+            "localhost:",
+            "localhost:99999",
+            "http://localhost:9877",
+            "local host:9877",
+            ":x",
+            "no-such-host.invalid:9877",
+        ] {
+            assert_eq!(
+                parse_listen_address(bad),
+                Err(ListenAddressError(bad.into())),
+                "{bad}"
+            );
+        }
         assert!(html_escape("<a&\"").contains("&lt;a&amp;&quot;"));
     }
 }

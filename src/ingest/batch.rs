@@ -4,7 +4,7 @@
 use super::context::IngestContext;
 use super::event::Event;
 use super::framing::Frame;
-use super::parse::{Reject, RejectReason, is_blank, parse_event};
+use super::parse::{Reject, RejectReason, is_blank, parse_event_noting};
 
 /// A batch of events, as one listener read produced them.
 pub type Batch = Vec<Event>;
@@ -27,7 +27,8 @@ pub(super) fn take_line(line: &[u8], batch: &mut Batch, ctx: &IngestContext, tra
     if is_blank(line) {
         return;
     }
-    match parse_event(line) {
+    let unknown = |key: &str| ctx.metrics.unknown_fields.note(key, transport);
+    match parse_event_noting(line, unknown) {
         Ok(e) => {
             if let Some(log) = &ctx.prediction_log {
                 log.offer(line);

@@ -16,6 +16,8 @@ pub struct IngestMetrics {
     pub connections: IntCounterVec,
     /// `model_exporter_connections_closed_total{transport,reason}`.
     pub connections_closed: IntCounterVec,
+    /// `model_exporter_events_unknown_fields_total{field}`.
+    pub unknown_fields: std::sync::Arc<super::unknown::UnknownFields>,
     /// The registry they are in, where listeners that start later (the
     /// `http://` listener's own families) register theirs.
     pub registry: Registry,
@@ -57,6 +59,7 @@ impl IngestMetrics {
                 ),
                 &["transport", "reason"],
             )?,
+            unknown_fields: std::sync::Arc::new(super::unknown::UnknownFields::new(registry)?),
             registry: registry.clone(),
         };
         registry.register(Box::new(m.events_rejected.clone()))?;

@@ -31,6 +31,7 @@ pub mod socket_file;
 mod stream;
 pub mod tail;
 pub mod timestamp;
+pub mod unknown;
 
 pub use addr::ListenAddr;
 pub use batch::Batch;

@@ -100,11 +100,74 @@ pub fn is_blank(line: &[u8]) -> bool {
 
 /// Parses one event line (without its newline).
 pub fn parse_event(line: &[u8]) -> Result<Event, Reject> {
+    parse_event_noting(line, |_| {})
+}
+
+/// [`parse_event`], calling `unknown` with each top-level key of an
+/// accepted event that is not a field of the protocol (`"latency"` meant as
+/// `latency_ms`, `"featurs"`). Such keys are ignored, as the protocol says;
+/// this lets the caller count them. Lines on the fast path have none (it
+/// gives up on an unknown key), so only the general path looks.
+pub fn parse_event_noting(line: &[u8], unknown: impl FnMut(&str)) -> Result<Event, Reject> {
     let mut fields = Fields::default();
     if fast::scan(line, &mut fields) {
         return fields.build();
     }
-    parse_slow(line)
+    let event = parse_slow(line)?;
+    // parse_slow accepted it, so it is UTF-8 JSON.
+    if let Ok(text) = std::str::from_utf8(line) {
+        unknown_keys(text, unknown);
+    }
+    Ok(event)
+}
+
+/// The top-level keys of an event, as [`Raw`] names them.
+const KNOWN_KEYS: [&str; 22] = [
+    "type",
+    "model",
+    "version",
+    "ts",
+    "id",
+    "latency_ms",
+    "ok",
+    "error",
+    "prediction",
+    "confidence",
+    "features",
+    "counters",
+    "resources",
+    "actual",
+    "trained_at",
+    "loaded_at",
+    "level",
+    "component",
+    "message",
+    "metadata",
+    "dropped",
+    "values_omitted",
+];
+
+/// Calls `f` with each top-level key of the JSON object `text` that is not
+/// in [`KNOWN_KEYS`], skipping values without building them.
+fn unknown_keys(text: &str, f: impl FnMut(&str)) {
+    struct Keys<F>(F);
+    impl<'de, F: FnMut(&str)> Visitor<'de> for Keys<F> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                map.next_value::<IgnoredAny>()?;
+                if !KNOWN_KEYS.contains(&key.as_ref()) {
+                    (self.0)(&key);
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let _ = de.deserialize_map(Keys(f));
 }
 
 /// The general path: UTF-8 check, then serde_json, which accepts every
@@ -552,6 +615,43 @@ mod tests {
 
     fn ok(line: &str) -> Event {
         parse_event(line.as_bytes()).unwrap_or_else(|r| panic!("{line}: {r}"))
+    }
+
+    fn unknown_of(line: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        parse_event_noting(line.as_bytes(), |k| seen.push(k.to_owned()))
+            .unwrap_or_else(|r| panic!("{line}: {r}"));
+        seen
+    }
+
+    #[test]
+    fn unknown_keys_are_noted_and_ignored() {
+        // (line, unknown keys in order)
+        let cases: &[(&str, &[&str])] = &[
+            (r#"{"model":"m","latency_ms":5}"#, &[]),
+            (r#"{"model":"m","latency":12}"#, &["latency"]),
+            (
+                r#"{"featurs":{"a":1},"model":"m","Model":"x","latency":[1,{"b":2}]}"#,
+                &["featurs", "Model", "latency"],
+            ),
+            // An escaped key is compared decoded.
+            (r#"{"model":"m","latency":1}"#, &["latency"]),
+            // Every protocol field at once: none unknown.
+            (
+                r#"{"type":"inference","model":"m","version":"v","ts":1,"id":"i","latency_ms":1,"ok":false,"error":"e","prediction":1,"confidence":0.5,"features":{"a":1},"counters":{"c":1},"resources":{"cpu_percent":1},"actual":1,"metadata":{"k":"v"}}"#,
+                &[],
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(unknown_of(line), *want, "{line}");
+        }
+        // The event still counts, its known fields read.
+        let e = ok(r#"{"model":"m","latency":12,"ok":true}"#);
+        assert_eq!(e.model, "m");
+        // A rejected line notes nothing.
+        let mut seen = 0;
+        assert!(parse_event_noting(br#"{"latency":1,"ok":"yes"}"#, |_| seen += 1).is_err());
+        assert_eq!(seen, 0);
     }
 
     #[test]

@@ -104,37 +104,19 @@ pub fn bin_index(edges: &[f64], x: f64) -> usize {
     edges.partition_point(|&e| e < x)
 }
 
-/// The representative point of each bin, for [`wasserstein`], when the
-/// reference does not give each bin's mean.
-///
-/// Each bin is represented by the midpoint of its extent. The two open outer
-/// bins are closed by the reference minimum and maximum when they are given
-/// (finite, and not inside the bins they close): `(−∞, e0]` becomes
-/// `[min, e0]`, whose midpoint is `(min + e0) / 2`. Without them the outer
-/// bins collapse onto their edge (`e0` and `e(n−1)`). With no edges at all
-/// the single bin is represented by the midpoint of `[min, max]` (or
-/// whichever is given, or `0`). Returns `edges.len() + 1` points.
-pub fn bin_points(edges: &[f64], min: Option<f64>, max: Option<f64>) -> Vec<f64> {
-    let min = min.filter(|m| m.is_finite());
-    let max = max.filter(|m| m.is_finite());
+/// The point of each bin, for [`wasserstein`], when the reference does not
+/// give each bin's mean: the midpoint `(e(i−1) + e(i)) / 2` of an inner bin,
+/// and the edge of an outer one (`e0` for `(−∞, e0]`, which holds the
+/// training minimum `e0` alone; `e(n−1)` above the maximum). Returns
+/// `edges.len() + 1` points; with no edges, the single bin's point is 0.
+pub fn bin_points(edges: &[f64]) -> Vec<f64> {
     let (Some(&first), Some(&last)) = (edges.first(), edges.last()) else {
-        let point = match (min, max) {
-            (Some(lo), Some(hi)) => 0.5 * (lo + hi),
-            (Some(v), None) | (None, Some(v)) => v,
-            (None, None) => 0.0,
-        };
-        return vec![point];
+        return vec![0.0];
     };
     let mut points = Vec::with_capacity(edges.len() + 1);
-    points.push(match min {
-        Some(lo) if lo <= first => 0.5 * (lo + first),
-        _ => first,
-    });
+    points.push(first);
     points.extend(edges.windows(2).map(|w| 0.5 * (w[0] + w[1])));
-    points.push(match max {
-        Some(hi) if hi >= last => 0.5 * (last + hi),
-        _ => last,
-    });
+    points.push(last);
     points
 }
 
@@ -674,21 +656,10 @@ mod tests {
     }
 
     #[test]
-    fn bin_points_close_the_outer_bins() {
-        let edges = [0.0, 1.0, 3.0];
-        assert_eq!(bin_points(&edges, None, None), [0.0, 0.5, 2.0, 3.0]);
-        assert_eq!(
-            bin_points(&edges, Some(-2.0), Some(5.0)),
-            [-1.0, 0.5, 2.0, 4.0]
-        );
-        // A min/max inside the outer bins' edges, or not finite, is ignored.
-        assert_eq!(
-            bin_points(&edges, Some(0.5), Some(f64::NAN)),
-            [0.0, 0.5, 2.0, 3.0]
-        );
-        assert_eq!(bin_points(&[], Some(2.0), Some(4.0)), [3.0]);
-        assert_eq!(bin_points(&[], None, Some(4.0)), [4.0]);
-        assert_eq!(bin_points(&[], None, None), [0.0]);
+    fn bin_points_are_midpoints_and_outer_edges() {
+        assert_eq!(bin_points(&[0.0, 1.0, 3.0]), [0.0, 0.5, 2.0, 3.0]);
+        assert_eq!(bin_points(&[2.0]), [2.0, 2.0]);
+        assert_eq!(bin_points(&[]), [0.0]);
     }
 
     #[test]
@@ -762,7 +733,7 @@ mod tests {
             let live = logistic_counts(&edges, 0.0, 1e6);
             let total: u64 = live.iter().sum();
             let reference: Vec<f64> = live.iter().map(|&c| c as f64 / total as f64).collect();
-            let points = bin_points(&edges, Some(-10.0), Some(10.0));
+            let points = bin_points(&edges);
             assert!(
                 psi(&reference, &live, PSI_EPSILON).unwrap() < 1e-15,
                 "{bins}"
@@ -790,7 +761,7 @@ mod tests {
             .iter()
             .map(|&c| c as f64 / 1e9)
             .collect();
-        let points = bin_points(&edges, Some(-8.0), Some(8.0));
+        let points = bin_points(&edges);
         let std = std::f64::consts::PI / 3f64.sqrt();
         let mut last = [0.0; 4];
         let mut last_p = 1.0;
@@ -954,7 +925,7 @@ mod tests {
             assert!(close_relative(got, p), "{name}: p-value {got} vs {p}");
             if case.get("edges").is_some() {
                 let edges = floats(&case["edges"]);
-                let points = bin_points(&edges, Some(want("min")), Some(want("max")));
+                let points = bin_points(&edges);
                 for (a, b) in points.iter().zip(floats(&case["points"])) {
                     assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{name}: points");
                 }

@@ -81,7 +81,7 @@ impl Reference {
             return None;
         }
         // The outer bins sit on their edge, the inner ones on their midpoint.
-        let points = drift::bin_points(&edges, None, None);
+        let points = drift::bin_points(&edges);
         let shares = drift::reference_shares(&proportions, None);
         Some(Reference::Numeric {
             edges,
