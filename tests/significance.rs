@@ -153,6 +153,46 @@ fn a_small_window_is_not_significant_and_a_real_shift_is() {
     )
     .unwrap();
     assert!(p0 < 1e-10, "{p0}");
+    // The adjusted p-values are Holm's adjustment of the eight raw ones,
+    // worked out here from the raw gauges: sorted ascending, the i-th (from
+    // 0) becomes the running maximum of min(1, (8 − i)·p).
+    for method in ["psi", "js", "ks", "wasserstein"] {
+        let raw: Vec<f64> = (0..FEATURES)
+            .map(|i| {
+                sample(
+                    &m,
+                    &series("model_feature_drift_pvalue", &format!("f{i}"), Some(method)),
+                )
+                .unwrap()
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..FEATURES).collect();
+        order.sort_by(|a, b| raw[*a].total_cmp(&raw[*b]));
+        let mut want = vec![0.0; FEATURES];
+        let mut running: f64 = 0.0;
+        for (rank, &i) in order.iter().enumerate() {
+            running = running.max(((FEATURES - rank) as f64 * raw[i]).min(1.0));
+            want[i] = running;
+        }
+        for (i, want) in want.iter().enumerate() {
+            let got = sample(
+                &m,
+                &series(
+                    "model_feature_drift_pvalue_adjusted",
+                    &format!("f{i}"),
+                    Some(method),
+                ),
+            )
+            .unwrap();
+            assert!(
+                (got - want).abs() <= 1e-12 * want.max(1e-300),
+                "{method} f{i}: adjusted {got}, Holm of {raw:?} gives {want}"
+            );
+        }
+        // f0's own p-value is multiplied by the number of features.
+        let p = raw[0];
+        assert!(want[0] > p || p == 0.0, "{method}: {p}");
+    }
     assert_eq!(
         sample(&m, &series("model_feature_drift_samples", "f0", None)),
         Some(400.0)
