@@ -14,28 +14,32 @@ What it does (docs/drift.md, "Calibration"):
    log-normal(4, 1), items Poisson(3), score 50 + 10 t(3)); the baseline is
    made by `model-exporter baseline` (10 quantile bins).
 2. The exporter runs with rules.yaml giving every model that baseline and
-   three rules over a 10 s window with `min_samples: 0` and `for: 0`, so an
+   three rules over a 5 min window with `min_samples: 0` and `for: 0`, so an
    alert is active exactly when the condition holds on the window:
    FeatureDrift as built in (`psi(feature.*) > 0.2`, `significance: 1%`),
    PsiOnly (`psi(feature.*) > 0.2`, the rule before significance) and a
    sentinel rule.
 3. No drift: each round sends, over one unix socket, independent windows of
    n values (n = 5 ... 20,000) for models of F features (F = 1, 10, 50),
-   each model its own independent trial; after the events it sends a
-   sentinel model's error, which fires the sentinel rule once everything
-   before it on the connection has been applied and the rules evaluated;
-   then it reads /api/v1/alerts. A model is a false alarm when FeatureDrift
-   (PsiOnly) is active on any of its features. Then it waits for the
-   windows to empty (window + 2 s).
+   each model its own independent trial (its own name, so its window holds
+   its own values only, however many rounds came before); it waits until
+   the exporter counts every event sent as applied
+   (model_exporter_events_received_total + _rejected_total), then sends a
+   sentinel model's error, which fires the sentinel rule once the rules
+   have been evaluated after everything before it; then it reads
+   /api/v1/alerts. A model is a false alarm when FeatureDrift (PsiOnly) is
+   active on any of its features. A round takes far less than the window,
+   so no trial's values have left its window when it is read.
 4. Detection: models receive the drifted distribution (every feature's
    mean +20%: normal features shifted, log-normal scaled, Poisson rate
    times 1.2, t shifted) in steps of 25 events, after 0 or 1,000 undrifted
    events in the same window; the delay is the number of drifted events
    sent when FeatureDrift first holds for any feature of the model.
 
-Prints Markdown tables. Deterministic for a given --seed (NumPy generator),
-up to the exporter's timing (every window holds exactly what was sent for
-it, so the verdicts do not depend on timing).
+Prints Markdown tables. Deterministic for a given --seed (NumPy generator):
+every window holds exactly what was sent for it when it is read, so the
+verdicts do not depend on the exporter's timing (a round slower than the
+window would break that; the script stops with an error then).
 """
 
 import argparse
@@ -51,7 +55,7 @@ import urllib.request
 
 import numpy as np
 
-WINDOW_S = 10
+WINDOW_S = 300
 EVAL = "250ms"
 SIZES = [5, 30, 100, 1000, 20000]
 FEATURES = [1, 10, 50]
@@ -197,16 +201,35 @@ groups:
         while not os.path.exists(self.sock):
             time.sleep(0.05)
 
+    sent = 0
+
     def send(self, payload):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(self.sock)
         s.sendall(payload.encode())
         s.close()
+        self.sent += payload.count("\n")
+
+    def counted(self):
+        """Events the exporter has applied or rejected so far."""
+        total = 0.0
+        for line in get(f"{self.web}/metrics").splitlines():
+            if line.startswith(("model_exporter_events_received_total{",
+                                "model_exporter_events_rejected_total{")) \
+                    and 'type="client"' not in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
 
     def settle(self, tag):
-        """Sends a sentinel error after everything sent so far and waits until
-        the sentinel rule is active: every earlier event is applied and the
-        rules were evaluated on them. Returns the active alerts then."""
+        """Waits until every event sent so far is applied, then sends a
+        sentinel error and waits until the sentinel rule is active: the rules
+        were evaluated after every earlier event was applied. Returns the
+        active alerts then."""
+        deadline = time.time() + 600
+        while self.counted() < self.sent:
+            if time.time() > deadline:
+                sys.exit(f"{self.sent} events sent, {self.counted()} applied after 600 s")
+            time.sleep(0.05)
         self.send('{"model":"sentinel_' + tag + '","error":"x"}\n')
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -256,6 +279,7 @@ def run_set(args, fs, binary, rng):
         for rnd in range(args.rounds):
             payload = []
             models = []
+            round_started = time.time()
             for n in SIZES:
                 for f in FEATURES:
                     for k in range(REPLICATES[n][f]):
@@ -264,6 +288,9 @@ def run_set(args, fs, binary, rng):
                         payload.append(clean.lines(rng, model, cols[:f], n))
             e.send("".join(payload))
             alerts = e.settle(f"null{rnd}")
+            if time.time() - round_started > WINDOW_S / 2:
+                sys.exit(f"round {rnd} took {time.time() - round_started:.0f}s, too close to "
+                         f"the {WINDOW_S}s window: its first windows may have lost values")
             fired = {(a, m) for a, m, _ in alerts}
             for model, n, f in models:
                 trials[(n, f)] += 1
@@ -272,7 +299,6 @@ def run_set(args, fs, binary, rng):
                         alarms[(n, f, rule)] += 1
             print(f"[{fs.name}] round {rnd + 1}/{args.rounds} done at {time.time() - started:.0f}s",
                   file=sys.stderr)
-            time.sleep(WINDOW_S + 2)  # the windows empty: the next round is independent
         # --- detection ------------------------------------------------------
         step, most, reps = 25, 1500, args.detection_models
         delays = {}
@@ -284,6 +310,7 @@ def run_set(args, fs, binary, rng):
                 e.send("".join(clean.lines(rng, m, cols[:f], before) for m, f in models))
             pending = dict(models)
             sent = 0
+            phase_started = time.time()
             while pending and sent < most:
                 e.send("".join(drifted.lines(rng, m, cols[:f], step) for m, f in pending.items()))
                 sent += step
@@ -291,9 +318,11 @@ def run_set(args, fs, binary, rng):
                 fired = {m for a, m, _ in alerts if a == "FeatureDrift"}
                 for m in [m for m in pending if m in fired]:
                     delays[(before, pending.pop(m))].append(sent)
+                if time.time() - phase_started > WINDOW_S / 2:
+                    sys.exit("the detection run is too close to the window: "
+                             "its undrifted values may have left it")
             for m, f in pending.items():
                 delays[(before, f)].append(float("inf"))
-            time.sleep(WINDOW_S + 2)
         return trials, alarms, delays
     finally:
         e.stop()
