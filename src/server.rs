@@ -25,6 +25,7 @@ use crate::cli::RunArgs;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config, ConfigErrors};
 use crate::export::api::ApiView;
+use crate::export::conns::{WebConnMetrics, WebLimits};
 use crate::export::http::{self, HttpState};
 use crate::export::metrics::Metrics;
 use crate::http_client::{ConfigFileError, HttpClientConfig};
@@ -60,6 +61,9 @@ pub enum RunError {
         /// Why binding failed.
         source: std::io::Error,
     },
+    /// A self-metric could not be registered.
+    #[error("cannot register self-metrics: {0}")]
+    Metrics(#[source] prometheus::Error),
     /// Invalid histogram buckets.
     #[error("invalid histogram buckets: {0}")]
     Buckets(#[source] crate::export::metrics::MetricsError),
@@ -78,6 +82,46 @@ pub enum RunError {
     /// `--storage.path` was given with several aggregator shards.
     #[error("--storage.path works with one aggregator shard only (--aggregate.shards is {0})")]
     StorageWithShards(usize),
+}
+
+/// Raises the soft limit on open files to the hard one and, if the caps on
+/// connections of the web server and of the stream and `http://` event
+/// listeners together exceed it (less a reserve), lowers them in
+/// proportion, so that idle connections can never take the descriptors
+/// that `/metrics` and new event connections need.
+fn fit_fd_limit(args: &RunArgs, options: &mut IngestOptions, web: &mut WebLimits) {
+    let Some(limit) = crate::ingest::accept::raise_fd_limit() else {
+        return;
+    };
+    let servers = args.web.listen_address.len();
+    let event_servers = args
+        .events
+        .listeners()
+        .iter()
+        .filter(|l| {
+            matches!(
+                l,
+                ListenAddr::Unix(_) | ListenAddr::Tcp(_) | ListenAddr::Http(_)
+            )
+        })
+        .count();
+    let mut caps = vec![web.max_connections; servers];
+    caps.extend(std::iter::repeat_n(options.max_connections, event_servers));
+    let fitted = crate::ingest::accept::fd_budget(limit, &caps);
+    if fitted == caps {
+        return;
+    }
+    web.max_connections = fitted.first().copied().unwrap_or(web.max_connections);
+    options.max_connections = fitted
+        .get(servers)
+        .copied()
+        .unwrap_or(options.max_connections);
+    tracing::warn!(
+        fd_limit = limit,
+        web_max_connections = web.max_connections,
+        events_max_connections = options.max_connections,
+        "the connection caps exceed the open-file limit; lowered to fit (raise `ulimit -n` to keep them)"
+    );
 }
 
 /// Loads `--config.file`, or the built-in rules when none is given.
@@ -171,13 +215,17 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
         None => crate::webconfig::WebConfig::open(),
     };
     let metrics = Metrics::new(&args.metrics.buckets()).map_err(RunError::Buckets)?;
+    web_config.count_into(&metrics.ingest.auth, "web");
     metrics.config_last_reload_successful.set(1);
     metrics.config_reloads.with_label_values(&["success"]).inc();
     metrics.config_last_reload_success.set(clock.now());
     let source = config_source(&args);
     tracing::info!(%source, groups = config.groups.len(), "loaded rules");
+    rule_series_at_zero(&metrics, &config);
 
-    let options = args.events.ingest_options();
+    let mut options = args.events.ingest_options();
+    let mut web_limits = args.web.limits();
+    fit_fd_limit(&args, &mut options, &mut web_limits);
     let listeners = bind_events(&args.events.listeners(), &options).await?;
     let web = bind_web(&args.web.listen_address).await?;
 
@@ -205,7 +253,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
             ..aggregate::Options::new(metrics.clone(), clock.clone(), config.clone())
         })
         .collect();
-    let notifier = start_notifier(&args, &metrics, &shutdown, &mut shard_options)?;
+    let notifier = start_notifier(&args, &metrics, &shutdown, &clock, &mut shard_options)?;
     if let Some(dir) = &args.storage.path {
         if shards > 1 {
             // One snapshot holds one aggregator's state; which shard a model
@@ -269,6 +317,8 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
         telemetry_path: args.web.telemetry_path.clone(),
         ready: true.into(),
         web: web_config,
+        limits: web_limits,
+        conns: WebConnMetrics::new(&metrics.registry).map_err(RunError::Metrics)?,
     });
     let (http_stop, http_shutdown) = shutdown::channel();
     let mut servers = JoinSet::new();
@@ -340,12 +390,25 @@ async fn bind_web(addrs: &[String]) -> Result<Vec<TcpListener>, RunError> {
     Ok(web)
 }
 
+/// Makes the per-group rule counters exist at 0 for every group of
+/// `config` (and for `*`, the rounds that failed as a whole), so that
+/// `increase()` and the dashboard see the first failure.
+fn rule_series_at_zero(metrics: &Metrics, config: &Config) {
+    for group in config.groups.iter().map(|g| g.name.as_str()).chain(["*"]) {
+        metrics.rule_evaluation_failures.with_label_values(&[group]);
+        if group != "*" {
+            metrics.rule_evaluations.with_label_values(&[group]);
+        }
+    }
+}
+
 /// Starts pushing alerts to `--alertmanager.url`, if given, and hands the
 /// aggregators the notifier.
 fn start_notifier(
     args: &RunArgs,
     metrics: &Metrics,
     shutdown: &Shutdown,
+    clock: &SharedClock,
     shard_options: &mut [aggregate::Options],
 ) -> Result<Option<JoinHandle<()>>, RunError> {
     let rules = &args.rules;
@@ -365,8 +428,10 @@ fn start_notifier(
         evaluation_interval: shard_options[0].tick(),
         ..NotifierOptions::default()
     };
-    let (handle, task) = Notifier::new(options, &metrics.registry, shutdown.clone())
-        .map_err(RunError::Alertmanager)?;
+    // On the exporter's clock, like the alerts' times it sends.
+    let (handle, task) =
+        Notifier::with_clock(options, &metrics.registry, shutdown.clone(), clock.clone())
+            .map_err(RunError::Alertmanager)?;
     let url = args
         .web
         .external_url
@@ -553,6 +618,7 @@ impl Reloader {
                 tracing::info!(trigger, %source, groups = config.groups.len(), "reloaded rules");
                 let config = Arc::new(config);
                 self.models.set(config.inference_loggers());
+                rule_series_at_zero(&self.metrics, &config);
                 let _ = self.control.send(Control::Reload(config, source));
                 self.metrics.config_last_reload_successful.set(1);
                 self.metrics

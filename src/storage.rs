@@ -638,7 +638,9 @@ groups:
             (1, 2, 0)
         );
         assert_eq!(report.pending_feedback, 500);
-        clock.advance(Duration::from_secs(1));
+        // To the next evaluation time (multiples of the 10 s interval), at
+        // which both evaluate and publish.
+        clock.advance(Duration::from_secs(10));
         a.evaluate();
         b.evaluate();
         assert_eq!(windows(&mb), windows(&ma));

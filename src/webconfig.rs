@@ -84,13 +84,66 @@ struct HttpFile {
 
 /// Remembers recent successful logins, so that bcrypt (slow on purpose)
 /// runs once per credential rather than once per scrape. Keys are keyed
-/// hashes of user and password, never the password itself.
+/// hashes of user and password, never the password itself. Bounds the
+/// bcrypt checks under way, so that a flood of wrong passwords takes at
+/// most [`BCRYPT_CHECKS`] threads and cannot slow a cached login.
 struct AuthCache {
     hasher: std::collections::hash_map::RandomState,
     ok: Mutex<Vec<u64>>,
+    bcrypt: Arc<tokio::sync::Semaphore>,
+    counters: std::sync::OnceLock<AuthCounters>,
 }
 
 const AUTH_CACHE: usize = 64;
+
+/// bcrypt checks run at once per server; more attempts are refused
+/// unchecked (HTTP 429) until one ends.
+pub const BCRYPT_CHECKS: usize = 2;
+
+/// The outcome of checking a request's credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// No users are configured, or the credentials are right.
+    Allowed,
+    /// Missing, malformed or wrong credentials (HTTP 401).
+    Denied,
+    /// Not checked: [`BCRYPT_CHECKS`] checks are already under way
+    /// (HTTP 429).
+    Busy,
+}
+
+/// `model_exporter_http_auth_total{listener,result}`: credential checks
+/// of the HTTP servers by outcome. Made once per registry and shared by
+/// every server's [`WebConfig`] through [`WebConfig::count_into`].
+#[derive(Clone, Debug)]
+pub struct AuthMetrics(prometheus::IntCounterVec);
+
+impl AuthMetrics {
+    /// Creates the family and registers it into `registry`.
+    ///
+    /// # Errors
+    /// When `registry` already holds its name.
+    pub fn new(registry: &prometheus::Registry) -> prometheus::Result<AuthMetrics> {
+        let v = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "model_exporter_http_auth_total",
+                "Basic-authentication checks of the HTTP servers, by listener and result: cached (a recent login, no bcrypt), ok and denied (bcrypt ran, or the header was missing or malformed), busy (refused unchecked: too many checks under way).",
+            ),
+            &["listener", "result"],
+        )?;
+        registry.register(Box::new(v.clone()))?;
+        Ok(AuthMetrics(v))
+    }
+}
+
+/// One server's handles of [`AuthMetrics`].
+#[derive(Debug)]
+struct AuthCounters {
+    cached: prometheus::IntCounter,
+    ok: prometheus::IntCounter,
+    denied: prometheus::IntCounter,
+    busy: prometheus::IntCounter,
+}
 
 impl AuthCache {
     fn key(&self, user: &str, password: &str) -> u64 {
@@ -112,7 +165,31 @@ impl WebConfig {
             cache: Arc::new(AuthCache {
                 hasher: Default::default(),
                 ok: Mutex::default(),
+                bcrypt: Arc::new(tokio::sync::Semaphore::new(BCRYPT_CHECKS)),
+                counters: std::sync::OnceLock::new(),
             }),
+        }
+    }
+
+    /// Counts this server's checks into `metrics` under `listener` (every
+    /// result shown from the start, at zero) when users are configured.
+    /// Only the first call takes effect.
+    pub fn count_into(&self, metrics: &AuthMetrics, listener: &str) {
+        if !self.needs_auth() {
+            return;
+        }
+        let c = |result: &str| metrics.0.with_label_values(&[listener, result]);
+        let _ = self.cache.counters.set(AuthCounters {
+            cached: c("cached"),
+            ok: c("ok"),
+            denied: c("denied"),
+            busy: c("busy"),
+        });
+    }
+
+    fn count(&self, f: impl FnOnce(&AuthCounters) -> &prometheus::IntCounter) {
+        if let Some(c) = self.cache.counters.get() {
+            f(c).inc();
         }
     }
 
@@ -159,24 +236,44 @@ impl WebConfig {
         !self.users.is_empty()
     }
 
-    /// Whether a request with these headers may pass; true when no users
-    /// are configured. bcrypt is slow on purpose, so the check runs on the
-    /// blocking pool, off the threads that serve sockets.
-    pub async fn check(&self, headers: &hyper::HeaderMap) -> bool {
+    /// Whether a request with these headers may pass; allowed when no
+    /// users are configured. A login in the cache passes at once; otherwise
+    /// bcrypt (slow on purpose) runs on the blocking pool, off the threads
+    /// that serve sockets, and at most [`BCRYPT_CHECKS`] at once: past
+    /// that the request is [`Auth::Busy`] without being checked.
+    pub async fn check(&self, headers: &hyper::HeaderMap) -> Auth {
         if !self.needs_auth() {
-            return true;
+            return Auth::Allowed;
         }
-        let header = headers
+        let credentials = headers
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+            .and_then(parse_basic);
+        let Some((user, password)) = credentials else {
+            self.count(|c| &c.denied);
+            return Auth::Denied;
+        };
+        if self.cached(&user, &password) {
+            self.count(|c| &c.cached);
+            return Auth::Allowed;
+        }
+        let Ok(permit) = self.cache.bcrypt.clone().try_acquire_owned() else {
+            self.count(|c| &c.busy);
+            return Auth::Busy;
+        };
         let web = self.clone();
-        tokio::task::spawn_blocking(move || web.authorized(header.as_deref()))
+        let ok = tokio::task::spawn_blocking(move || web.verify(&user, &password))
             .await
-            .unwrap_or(false)
+            .unwrap_or(false);
+        // Held until the blocking thread is done, so that the next check
+        // finds it idle rather than starting another.
+        drop(permit);
+        self.count(|c| if ok { &c.ok } else { &c.denied });
+        if ok { Auth::Allowed } else { Auth::Denied }
     }
 
-    /// Checks an `Authorization` header value against the users.
+    /// Checks an `Authorization` header value against the users, on the
+    /// calling thread and without the bound of [`WebConfig::check`].
     pub fn authorized(&self, header: Option<&str>) -> bool {
         if self.users.is_empty() {
             return true;
@@ -184,32 +281,43 @@ impl WebConfig {
         let Some((user, password)) = header.and_then(parse_basic) else {
             return false;
         };
-        let Some(hash) = self.users.get(&user) else {
-            // Spend the time a real check takes, so that unknown users
-            // cannot be told from wrong passwords by timing.
-            let _ = bcrypt::verify(
-                &password,
-                "$2y$10$ZJ5K6nNUv0QdOvKdmdYu8eq1tJyxT5pGxGpAgKu6m7p0K0mYgq9Ga",
-            );
+        self.cached(&user, &password) || self.verify(&user, &password)
+    }
+
+    /// Whether this login succeeded recently (no bcrypt).
+    fn cached(&self, user: &str, password: &str) -> bool {
+        if !self.users.contains_key(user) {
             return false;
-        };
-        let key = self.cache.key(&user, &password);
-        if self
-            .cache
+        }
+        let key = self.cache.key(user, password);
+        self.cache
             .ok
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .contains(&key)
-        {
-            return true;
-        }
-        let ok = bcrypt::verify(&password, hash).unwrap_or(false);
+    }
+
+    /// Runs bcrypt, and remembers a success.
+    fn verify(&self, user: &str, password: &str) -> bool {
+        let Some(hash) = self.users.get(user) else {
+            // Spend the time a real check takes, so that unknown users
+            // cannot be told from wrong passwords by timing.
+            let _ = bcrypt::verify(
+                password,
+                "$2y$10$ZJ5K6nNUv0QdOvKdmdYu8eq1tJyxT5pGxGpAgKu6m7p0K0mYgq9Ga",
+            );
+            return false;
+        };
+        let ok = bcrypt::verify(password, hash).unwrap_or(false);
         if ok {
+            let key = self.cache.key(user, password);
             let mut cache = self.cache.ok.lock().unwrap_or_else(|e| e.into_inner());
-            if cache.len() >= AUTH_CACHE {
-                cache.remove(0);
+            if !cache.contains(&key) {
+                if cache.len() >= AUTH_CACHE {
+                    cache.remove(0);
+                }
+                cache.push(key);
             }
-            cache.push(key);
         }
         ok
     }

@@ -158,7 +158,8 @@ fn the_chi_square_p_value_of_a_categorical_feature() {
     let want = (-(1000.0 / 540.0 + 1000.0 / 230.0) / 2.0f64).exp();
     for series in [
         r#"model_feature_drift{feature="country",method="chi2_pvalue",model="fraud",version="",window="1h"}"#,
-        r#"model_rule_signal_value{alertname="CountryDrift",model="fraud",version=""}"#,
+        // A rule on one named feature carries it, as its exported rule does.
+        r#"model_rule_signal_value{alertname="CountryDrift",feature="country",model="fraud",version=""}"#,
     ] {
         let got = sample(&m, series).unwrap_or_else(|| panic!("no {series}\n{m}"));
         assert!(
@@ -169,7 +170,7 @@ fn the_chi_square_p_value_of_a_categorical_feature() {
     assert_eq!(
         sample(
             &m,
-            r#"model_alerts{alertname="CountryDrift",alertstate="firing",model="fraud",severity="warning",version=""}"#
+            r#"model_alerts{alertname="CountryDrift",alertstate="firing",feature="country",model="fraud",severity="warning",version=""}"#
         ),
         Some(1.0),
         "{m}"

@@ -21,7 +21,7 @@ use crate::export::render::{Publisher, Round};
 use crate::ingest::Batch;
 use crate::ingest::event::{Body, Event, EventKind, LogLine, Name};
 use crate::rules::eval::{AlertState, Engine, Evaluation};
-use crate::rules::notify::{self, NotifierHandle};
+use crate::rules::notify::NotifierHandle;
 
 /// Messages to the aggregator besides event batches.
 #[derive(Debug)]
@@ -304,7 +304,7 @@ impl Aggregator {
     pub fn reload(&mut self, config: Arc<Config>, source: String) {
         self.engine
             .set_rules(config.groups.clone(), config.defaults.evaluation_interval);
-        self.store.set_config(config);
+        self.store.set_config(config, self.clock.now());
         self.source = source;
         self.publish(&Evaluation::default());
     }
@@ -314,6 +314,24 @@ impl Aggregator {
     /// series go at most a quarter late), shortened by the clock's speed.
     pub fn tick(&self) -> Duration {
         evaluation_tick(self.engine.tick(), self.store.ttl(), self.clock.speed())
+    }
+
+    /// How long, in real time, until the next round: until the rules' next
+    /// aligned evaluation time by the clock (so that rounds fall on the
+    /// evaluation grid however the timer drifts from the clock), and at most
+    /// [`Aggregator::tick`].
+    pub fn until_next_round(&self) -> Duration {
+        let tick = self.tick();
+        let now = self.clock.now();
+        let Some(at) = self.engine.next_evaluation(now) else {
+            return tick;
+        };
+        let wait = (at - now) / self.clock.speed();
+        if wait.is_finite() && wait > 0.0 {
+            Duration::from_secs_f64(wait).clamp(Duration::from_millis(1), tick)
+        } else {
+            Duration::from_millis(1)
+        }
     }
 
     /// Forgets expired series, then evaluates the rules that are due and
@@ -404,13 +422,7 @@ impl Aggregator {
             .alerts
             .iter()
             .filter(|a| a.state != AlertState::Pending)
-            .map(|a| notify::Alert {
-                labels: a.labels.clone(),
-                annotations: a.annotations.clone(),
-                starts_at: a.active_at,
-                ends_at: a.resolved_at,
-                generator_url: url.clone(),
-            })
+            .map(|a| a.notification(url))
             .collect();
         handle.send(alerts);
     }
@@ -565,8 +577,10 @@ pub fn spawn(
                 .build()
                 .expect("building the aggregator's runtime");
             rt.block_on(async {
-                let mut tick = tokio::time::interval(agg.tick());
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                // The first round is at once; then each is scheduled at the
+                // rules' next aligned evaluation time (see `until_next_round`).
+                let tick = tokio::time::sleep(Duration::ZERO);
+                tokio::pin!(tick);
                 let snapshots = agg.snapshot_interval();
                 let period = snapshots.unwrap_or(Duration::from_secs(3600));
                 let mut snapshot =
@@ -578,11 +592,10 @@ pub fn spawn(
                         Some(c) = control.recv() => match c {
                             Control::Reload(config, source) => {
                                 agg.reload(config, source);
-                                tick = tokio::time::interval(agg.tick());
-                                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                                tick.as_mut().reset(tokio::time::Instant::now());
                             }
                         },
-                        _ = tick.tick() => {
+                        _ = &mut tick => {
                             // A fault in evaluation or publishing must not
                             // stop the thread that applies events.
                             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -592,6 +605,7 @@ pub fn spawn(
                                 tracing::error!("rule evaluation round failed; events are still applied");
                                 agg.metrics.rule_evaluation_failures.with_label_values(&["*"]).inc();
                             }
+                            tick.as_mut().reset(tokio::time::Instant::now() + agg.until_next_round());
                         }
                         _ = snapshot.tick(), if snapshots.is_some() => agg.save_snapshot(),
                         b = rx.recv() => match b {
@@ -645,6 +659,45 @@ mod tests {
             )
         });
         (a, m)
+    }
+
+    /// Rounds are scheduled at the rules' aligned evaluation times by the
+    /// clock, whenever the previous one ran.
+    #[test]
+    fn rounds_are_scheduled_at_the_aligned_evaluation_times() {
+        let clock = ManualClock::new(1000.0003);
+        let config = crate::config::load(
+            "t.yaml",
+            "defaults: {evaluation_interval: 1s}\ngroups:\n  - name: g\n    interval: 2s\n    rules:\n      - {alert: A, expr: request_rate > 0}\n  - name: h\n    interval: 5s\n    rules:\n      - {alert: B, expr: request_rate > 0}\n",
+        )
+        .unwrap();
+        let mut a = Aggregator::new(Options::new(
+            Metrics::new(&Buckets::default()).unwrap(),
+            Arc::new(clock.clone()),
+            Arc::new(config),
+        ));
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let wait = |a: &Aggregator| (ms(a.until_next_round()) * 10.0).round() / 10.0;
+        // Evaluated at 1000 (both groups); next at 1002.
+        assert_eq!(a.evaluate().groups_evaluated, ["g", "h"]);
+        assert_eq!(wait(&a), 1999.7);
+        // Woken a hair early: still the round of 1002, g only; then 1004
+        // (2.0002 s away, cut to the shortest interval: the round after
+        // comes at most that late).
+        clock.set(1001.9998);
+        assert_eq!(a.evaluate().groups_evaluated, ["g"]);
+        assert_eq!(wait(&a), 2000.0);
+        clock.set(1003.5);
+        assert!(a.evaluate().groups_evaluated.is_empty());
+        assert_eq!(wait(&a), 500.0);
+        // Late, past 1005: g's round of 1004 and h's of 1005; then 1006.
+        clock.set(1005.4);
+        assert_eq!(a.evaluate().groups_evaluated, ["g", "h"]);
+        assert_eq!(wait(&a), 600.0);
+        // Never longer than the shortest interval, never zero.
+        clock.set(1005.99999);
+        assert_eq!(wait(&a), 2000.0);
+        assert!(a.until_next_round() >= Duration::from_millis(1));
     }
 
     fn batch(lines: &[&str]) -> Batch {

@@ -179,9 +179,13 @@ impl Store {
             .collect()
     }
 
-    /// Takes new rules. When they need other windows, every window starts
-    /// afresh; otherwise they are kept. Series are kept either way.
-    pub fn set_config(&mut self, config: Arc<Config>) {
+    /// Takes new rules at `now`. When they need windows of another shape
+    /// but slices of the same width (another longest window, other
+    /// references), the windows are carried over into the new shape, as a
+    /// snapshot is restored (drift bins only while their reference is
+    /// unchanged); with another slice width every window starts afresh.
+    /// Series are kept either way.
+    pub fn set_config(&mut self, config: Arc<Config>, now: f64) {
         let spec = WindowSpec::for_config(&config);
         let refs = References::of_config(&config, model_references);
         if refs != self.refs {
@@ -193,14 +197,33 @@ impl Store {
                 });
             });
         }
-        if spec != self.spec || refs != self.refs {
+        let reshape = spec != self.spec || refs != self.refs;
+        // Taken with the old references, so that bins against a reference
+        // that changed are left out.
+        let carried = (reshape && spec.slice == self.spec.slice).then(|| {
+            let mut state = self.capture().to_state();
+            state.feedback = Default::default();
+            state
+        });
+        self.expect = PerModel::of_config(&config, Expectations::of_model);
+        self.config = config;
+        if reshape {
             self.spec = spec;
             self.refs = refs;
             self.models
                 .retain(|_, m| m.versions.retain(|_, v| v.drop_windows()));
         }
-        self.expect = PerModel::of_config(&config, Expectations::of_model);
-        self.config = config;
+        if let Some(state) = carried {
+            let mut report = super::snapshot::RestoreReport::default();
+            let (models, versions) = (self.limits.models, self.limits.versions);
+            self.restore(state, models, versions, now, &mut report);
+            if !report.dropped.is_empty() {
+                tracing::info!(
+                    "windows left out when reshaped for the new rules: {}",
+                    report.dropped.join("; ")
+                );
+            }
+        }
     }
 
     /// Applies the caps on models, versions and label length to an event's

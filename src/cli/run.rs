@@ -67,6 +67,9 @@ mod shown {
     pub static IDLE_TIMEOUT: LazyLock<String> = LazyLock::new(|| {
         format_duration(IngestOptions::default().idle_timeout.unwrap_or_default())
     });
+    pub static WEB_READ_HEADER_TIMEOUT: LazyLock<String> = LazyLock::new(|| {
+        format_duration(crate::export::conns::WebLimits::default().read_header_timeout)
+    });
     pub static HTTP_READ_TIMEOUT: LazyLock<String> =
         LazyLock::new(|| format_duration(HttpOptions::default().read_timeout));
     pub static HTTP_PENDING_TTL: LazyLock<String> =
@@ -289,6 +292,45 @@ pub struct WebArgs {
         value_name = "URL"
     )]
     pub external_url: Option<String>,
+
+    /// Connections to the HTTP server open at once, per address. At the cap
+    /// a new connection closes the one idle longest (reason="evicted"), or
+    /// is closed itself when all are answering requests (reason="limit").
+    /// Lowered at start-up if the caps of all servers exceed the file
+    /// descriptor limit.
+    #[arg(
+        value_name = "N",
+        long = "web.max-connections",
+        id = "web_max_connections",
+        env = "MODEL_EXPORTER_WEB_MAX_CONNECTIONS",
+        default_value_t = crate::export::conns::WebLimits::default().max_connections,
+        value_parser = at_least_one
+    )]
+    pub max_connections: usize,
+
+    /// Time a connection to the HTTP server has to send a complete request
+    /// head, from being accepted (TLS handshake included) or from its
+    /// previous response; a connection that reads nothing for this long is
+    /// closed too.
+    #[arg(
+        value_name = "DURATION",
+        long = "web.read-header-timeout",
+        id = "web_read_header_timeout",
+        env = "MODEL_EXPORTER_WEB_READ_HEADER_TIMEOUT",
+        default_value = shown::WEB_READ_HEADER_TIMEOUT.as_str(),
+        value_parser = parse_positive_duration
+    )]
+    pub read_header_timeout: Duration,
+}
+
+impl WebArgs {
+    /// The bounds on the HTTP server's connections.
+    pub fn limits(&self) -> crate::export::conns::WebLimits {
+        crate::export::conns::WebLimits {
+            max_connections: self.max_connections,
+            read_header_timeout: self.read_header_timeout,
+        }
+    }
 }
 
 /// The rules and where their alerts go (`--config.*`, `--alertmanager.*`).
@@ -336,7 +378,8 @@ pub struct RulesArgs {
     )]
     pub alertmanager_timeout: Duration,
 
-    /// How often a firing alert is sent again while it keeps firing.
+    /// How often a firing alert is sent again while it keeps firing (and a
+    /// resolved one, for 15 minutes after it resolved).
     #[arg(
         value_name = "DURATION",
         long = "alertmanager.resend-delay",

@@ -55,6 +55,39 @@ impl Dgram {
     }
 }
 
+/// How many datagrams the kernel dropped at this socket because its
+/// receive buffer was full, counted from the socket's creation
+/// (`SO_MEMINFO`, Linux 4.12 and later); `None` where it cannot tell.
+fn kernel_drops(fd: std::os::fd::RawFd) -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        // SK_MEMINFO_DROPS is the 9th of the u32 values.
+        const DROPS: usize = 8;
+        let mut info = [0u32; 16];
+        let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+        // SAFETY: the kernel writes at most `len` bytes into `info`.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_MEMINFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let have = len as usize / std::mem::size_of::<u32>();
+        (r == 0 && have > DROPS).then_some(info[DROPS])
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = fd;
+        None
+    }
+}
+
+/// How often the receiving thread reads the kernel's drop count.
+const DROPS_EVERY: Duration = Duration::from_millis(100);
+
 /// Datagrams taken per system call.
 const DATAGRAMS_PER_CALL: usize = 32;
 
@@ -260,8 +293,28 @@ fn receive_loop(ctx: &IngestContext, transport: &str, sock: &Dgram, handoff: &Ha
     let max = ctx.options.max_line_bytes;
     let mut rx = Receiver::new(max + 1);
     let fd = sock.fd();
+    // What the kernel dropped (receive buffer full), read every
+    // DROPS_EVERY while receiving or idle, and once more at the end.
+    let overflowed = ctx
+        .metrics
+        .datagrams_dropped
+        .with_label_values(&[transport]);
+    // The socket was made for this listener: every drop it counts is ours,
+    // even those before this thread started.
+    let mut drops_seen = 0u32;
+    let mut drops_read = Instant::now();
+    let mut count_drops = |force: bool| {
+        if force || drops_read.elapsed() >= DROPS_EVERY {
+            drops_read = Instant::now();
+            if let Some(d) = kernel_drops(fd) {
+                overflowed.inc_by(u64::from(d.wrapping_sub(drops_seen)));
+                drops_seen = d;
+            }
+        }
+    };
     loop {
         let stopping = ctx.shutdown.is_triggered();
+        count_drops(stopping);
         match rx.recv(fd) {
             Ok(n) => {
                 for i in 0..n {

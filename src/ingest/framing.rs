@@ -6,6 +6,10 @@
 //! without a newline is reported once as [`Frame::TooLong`] and then skipped up
 //! to its newline, so a connection never holds more than `limit` plus one read
 //! chunk of memory.
+//!
+//! The limit counts the line's content: neither its `\n` nor the `\r` of a
+//! CRLF ending, so a client that ends lines with `\r\n` may send lines as
+//! long as one that ends them with `\n`.
 
 /// How many bytes one read asks for.
 pub const READ_CHUNK: usize = 16 * 1024;
@@ -76,7 +80,7 @@ impl LineFramer {
             let end = self.scanned + pos;
             if self.discarding {
                 self.discarding = false;
-            } else if end - start > self.limit {
+            } else if content_len(&self.buf[start..end]) > self.limit {
                 go_on = f(Frame::TooLong);
             } else {
                 go_on = f(Frame::Line(&self.buf[start..end]));
@@ -95,7 +99,11 @@ impl LineFramer {
         let pending = self.buf.len() - start;
         if self.discarding {
             start = self.buf.len();
-        } else if pending > self.limit {
+        } else if pending > self.limit
+            && !(pending == self.limit + 1 && self.buf.last() == Some(&b'\r'))
+        {
+            // Past the limit with no newline yet; a lone trailing `\r` may
+            // be the first half of a CRLF ending, so it is waited for.
             f(Frame::TooLong);
             self.discarding = true;
             start = self.buf.len();
@@ -139,6 +147,11 @@ impl LineFramer {
     }
 }
 
+/// Length of a line without its `\n`, less the `\r` of a CRLF ending.
+fn content_len(line: &[u8]) -> usize {
+    line.len() - usize::from(line.last() == Some(&b'\r'))
+}
+
 /// Position of the first `needle` in `hay` (vectorised by the memchr crate).
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
     memchr::memchr(needle, hay)
@@ -170,7 +183,7 @@ mod tests {
                 }
                 assert_eq!(taken, per_call, "stopped before it was told to");
             }
-            assert!(f.buffered() <= limit, "buffer exceeded limit");
+            assert!(f.buffered() <= limit + 1, "buffer exceeded limit");
         }
         let tail = f.finish().map(|fr| match fr {
             Frame::Line(l) => String::from_utf8_lossy(l).into_owned(),
@@ -230,13 +243,67 @@ mod tests {
                     Frame::TooLong => "<too long>".into(),
                 })
             });
-            assert!(f.buffered() <= limit, "buffer exceeded limit");
+            assert!(f.buffered() <= limit + 1, "buffer exceeded limit");
         }
         let tail = f.finish().map(|fr| match fr {
             Frame::Line(l) => String::from_utf8_lossy(l).into_owned(),
             Frame::TooLong => unreachable!(),
         });
         (out, tail)
+    }
+
+    /// Lines of max-1, max and max+1 bytes of content, ended by LF or
+    /// CRLF, whole or with the ending split across reads: the `\r` of a
+    /// CRLF ending does not count against the limit.
+    #[test]
+    fn the_limit_counts_content_not_line_endings() {
+        const MAX: usize = 8;
+        for len in [MAX - 1, MAX, MAX + 1] {
+            let content = "x".repeat(len);
+            let accepted = len <= MAX;
+            for ending in ["\n", "\r\n"] {
+                let line = format!("{content}{ending}");
+                let splits: Vec<Vec<&[u8]>> = vec![
+                    vec![line.as_bytes(), b"ok\n"],
+                    // the ending split across reads
+                    vec![
+                        &line.as_bytes()[..line.len() - 1],
+                        &line.as_bytes()[line.len() - 1..],
+                        b"ok\n",
+                    ],
+                    // byte by byte
+                    line.as_bytes()
+                        .chunks(1)
+                        .chain(std::iter::once(&b"ok\n"[..]))
+                        .collect(),
+                ];
+                for chunks in splits {
+                    let want_first = if accepted {
+                        format!("{content}{}", ending.trim_end_matches('\n'))
+                    } else {
+                        "<too long>".to_owned()
+                    };
+                    let want = [want_first.as_str(), "ok"];
+                    assert_eq!(
+                        run(MAX, &chunks).0,
+                        want,
+                        "{len} bytes ended by {ending:?}, chunks {chunks:?}"
+                    );
+                    for per_call in [1, 2] {
+                        assert_eq!(run_some(MAX, &chunks, per_call).0, want);
+                    }
+                }
+            }
+        }
+        // A `\r` that is not followed by `\n` is content.
+        let (got, _) = run(3, &[b"abc\r", b"x\nok\n"]);
+        assert_eq!(got, ["<too long>", "ok"]);
+        let (got, _) = run(3, &[b"abc\r\r\nok\n"]);
+        assert_eq!(got, ["<too long>", "ok"]);
+        // An unterminated last line of max bytes plus `\r` is kept whole.
+        let (got, tail) = run(3, &[b"abc\r"]);
+        assert!(got.is_empty());
+        assert_eq!(tail.as_deref(), Some("abc\r"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tokio::net::{TcpListener, UdpSocket, UnixDatagram, UnixListener};
 use super::addr::ListenAddr;
 use super::context::{IngestContext, IngestOptions};
 use super::datagram::{Dgram, serve_datagrams};
-use super::socket_file::{SocketFile, SocketKind, prepare};
+use super::socket_file::{SocketFile, SocketKind, bind_with_mode, prepare};
 use super::stream::{StreamListener, accept_loop};
 
 enum Socket {
@@ -47,13 +47,23 @@ impl Listener {
         let socket = match addr {
             ListenAddr::Unix(p) => {
                 prepare(p, SocketKind::Stream).map_err(err)?;
-                let l = UnixListener::bind(p).map_err(err)?;
-                Socket::Unix(l, SocketFile::adopt(p, options.socket_mode).map_err(err)?)
+                let (l, file) = bind_with_mode(p, options.socket_mode, |tmp| {
+                    let l = std::os::unix::net::UnixListener::bind(tmp)?;
+                    l.set_nonblocking(true)?;
+                    UnixListener::from_std(l)
+                })
+                .map_err(err)?;
+                Socket::Unix(l, file)
             }
             ListenAddr::Unixgram(p) => {
                 prepare(p, SocketKind::Datagram).map_err(err)?;
-                let s = UnixDatagram::bind(p).map_err(err)?;
-                Socket::Unixgram(s, SocketFile::adopt(p, options.socket_mode).map_err(err)?)
+                let (s, file) = bind_with_mode(p, options.socket_mode, |tmp| {
+                    let s = std::os::unix::net::UnixDatagram::bind(tmp)?;
+                    s.set_nonblocking(true)?;
+                    UnixDatagram::from_std(s)
+                })
+                .map_err(err)?;
+                Socket::Unixgram(s, file)
             }
             ListenAddr::Tcp(a) => Socket::Tcp(TcpListener::bind(a.as_str()).await.map_err(err)?),
             ListenAddr::Udp(a) => Socket::Udp(UdpSocket::bind(a.as_str()).await.map_err(err)?),

@@ -16,6 +16,17 @@ pub struct IngestMetrics {
     pub connections: IntCounterVec,
     /// `model_exporter_connections_closed_total{transport,reason}`.
     pub connections_closed: IntCounterVec,
+    /// `model_exporter_accept_errors_total{listener}`: failed `accept`
+    /// calls (out of file descriptors and the like) of the stream, `http`
+    /// and web listeners.
+    pub accept_errors: IntCounterVec,
+    /// `model_exporter_datagrams_dropped_total{transport}`: datagrams the
+    /// kernel dropped because a datagram socket's receive buffer was full
+    /// (`SO_MEMINFO`).
+    pub datagrams_dropped: IntCounterVec,
+    /// `model_exporter_http_auth_total{listener,result}`, shared by the
+    /// web server and the `http://` listeners.
+    pub auth: crate::webconfig::AuthMetrics,
     /// `model_exporter_events_unknown_fields_total{field}`.
     pub unknown_fields: std::sync::Arc<super::unknown::UnknownFields>,
     /// The registry they are in, where listeners that start later (the
@@ -59,6 +70,21 @@ impl IngestMetrics {
                 ),
                 &["transport", "reason"],
             )?,
+            accept_errors: IntCounterVec::new(
+                Opts::new(
+                    "model_exporter_accept_errors_total",
+                    "Failed accepts of new connections (such as running out of file descriptors), by listener: web, unix, tcp, http.",
+                ),
+                &["listener"],
+            )?,
+            datagrams_dropped: IntCounterVec::new(
+                Opts::new(
+                    "model_exporter_datagrams_dropped_total",
+                    "Datagrams the kernel dropped because the socket's receive buffer was full (udp), by transport.",
+                ),
+                &["transport"],
+            )?,
+            auth: crate::webconfig::AuthMetrics::new(registry)?,
             unknown_fields: std::sync::Arc::new(super::unknown::UnknownFields::new(registry)?),
             registry: registry.clone(),
         };
@@ -66,6 +92,12 @@ impl IngestMetrics {
         registry.register(Box::new(m.connections_open.clone()))?;
         registry.register(Box::new(m.connections.clone()))?;
         registry.register(Box::new(m.connections_closed.clone()))?;
+        registry.register(Box::new(m.accept_errors.clone()))?;
+        registry.register(Box::new(m.datagrams_dropped.clone()))?;
+        m.datagrams_dropped.with_label_values(&["udp"]);
+        for listener in ["web", "unix", "tcp", "http"] {
+            m.accept_errors.with_label_values(&[listener]);
+        }
         for reason in RejectReason::ALL {
             m.events_rejected.with_label_values(&[reason.as_str()]);
         }
@@ -86,7 +118,9 @@ mod tests {
         assert_eq!(
             names,
             [
+                "model_exporter_accept_errors_total",
                 "model_exporter_connections_total",
+                "model_exporter_datagrams_dropped_total",
                 "model_exporter_events_rejected_total",
             ]
         );

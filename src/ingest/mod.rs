@@ -13,6 +13,7 @@
 //! Batches go to a [`BatchSink`]: the one aggregator's channel, or a
 //! [`Deliver`] (the aggregators' router) that spreads them.
 
+pub mod accept;
 pub mod addr;
 pub mod batch;
 pub mod cloudevents;

@@ -9,6 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::task::JoinSet;
 
+use super::accept::AcceptErrors;
 use super::batch::Batch;
 use super::batch::{BATCH_EVENTS, hand_over, take_frame};
 use super::context::IngestContext;
@@ -47,12 +48,17 @@ pub(super) async fn accept_loop(
     let mut shutdown = ctx.shutdown.clone();
     let mut conns = JoinSet::new();
     let accepted = ctx.metrics.connections.with_label_values(&[transport]);
+    let mut errors = AcceptErrors::new(
+        transport,
+        ctx.metrics.accept_errors.with_label_values(&[transport]),
+    );
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
             r = listener.accept() => match r {
                 Ok(conn) => {
                     accepted.inc();
+                    errors.succeeded();
                     // Connections that ended but were not reaped yet must
                     // not count against the limit.
                     while conns.try_join_next().is_some() {}
@@ -62,7 +68,7 @@ pub(super) async fn accept_loop(
                             .connections_closed
                             .with_label_values(&[transport, "limit"])
                             .inc();
-                        tracing::warn!(transport, limit = ctx.options.max_connections, "connection refused: too many open");
+                        errors.over_limit(ctx.options.max_connections);
                         continue;
                     }
                     match conn {
@@ -70,11 +76,8 @@ pub(super) async fn accept_loop(
                         StreamConn::Tcp(c) => conns.spawn(serve_stream(c, ctx.clone(), transport)),
                     };
                 }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off a little.
-                    tracing::warn!(transport, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                // Out of file descriptors and the like: back off, counted.
+                Err(e) => errors.back_off(&e).await,
             },
             // Reap finished connections so the set stays small.
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
@@ -109,6 +112,9 @@ impl Drop for OpenGuard {
 enum Closed {
     Eof,
     IdleTimeout,
+    /// The sender reset the connection (everything it had delivered was
+    /// read first; an unfinished last line is counted as `truncated`).
+    Reset,
     Error,
     Shutdown,
 }
@@ -118,6 +124,7 @@ impl Closed {
         match self {
             Closed::Eof => "eof",
             Closed::IdleTimeout => "idle_timeout",
+            Closed::Reset => "reset",
             Closed::Error => "error",
             Closed::Shutdown => "shutdown",
         }
@@ -139,6 +146,7 @@ async fn read_some<C: AsyncRead + Unpin>(
     match r {
         Ok(0) => Err(Closed::Eof),
         Ok(n) => Ok(n),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Err(Closed::Reset),
         Err(e) => {
             tracing::debug!(error = %e, "stream read failed");
             Err(Closed::Error)

@@ -1,7 +1,7 @@
 //! Rule evaluation and the alert lifecycle.
 //!
 //! Every evaluation interval each rule is evaluated per model version (and
-//! per feature where its signal names `feature.*`) against a
+//! per feature where its signal names a feature) against a
 //! [`SignalSource`]. Each such series walks inactive -> pending -> firing ->
 //! resolved:
 //!
@@ -16,13 +16,26 @@
 //! A reading with fewer samples than the rule's `min_samples`, or with no
 //! value at all, gives no verdict and counts as false: a quiet model or a
 //! signal without data never fires. Time is passed in, never read.
+//!
+//! **Evaluation times are aligned**, as in Prometheus: a group of interval
+//! `I` is evaluated at the multiples of `I` since the epoch, in whole
+//! milliseconds, whatever the jitter of the calls to [`Engine::evaluate`].
+//! A call is stamped with the latest multiple of `I` at or before it (a call
+//! at most [`EARLY_TOLERANCE`] of `I`, and at most 100 ms, before a multiple
+//! counts as at it), and a group is evaluated at most once per stamp. The
+//! lifecycle (`active_at`, `for`, `keep_firing_for`, `fired_at`) works on
+//! those stamps in integer milliseconds, so `for: 3s` at a 1 s interval
+//! fires at exactly the third evaluation after the one that activated the
+//! alert, and the windows are read as of the stamp too (as Prometheus
+//! queries at the evaluation time), so an evaluation's values depend on
+//! its stamp, not on when it ran.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::rule::{Group, Rule};
-use super::signal::Signal;
+use super::signal::{FeatureSel, Signal};
 use super::source::SignalSource;
 
 /// State of an alert.
@@ -65,6 +78,20 @@ pub struct Alert {
     pub resolved_at: Option<f64>,
     /// The signal's value at the last evaluation where it had one.
     pub value: f64,
+}
+
+impl Alert {
+    /// The alert as sent to Alertmanager: `startsAt` is when it fired (as
+    /// Prometheus sends it), `endsAt` when it was resolved.
+    pub fn notification(&self, generator_url: &str) -> super::notify::Alert {
+        super::notify::Alert {
+            labels: self.labels.clone(),
+            annotations: self.annotations.clone(),
+            starts_at: self.fired_at.unwrap_or(self.active_at),
+            ends_at: self.resolved_at,
+            generator_url: generator_url.to_owned(),
+        }
+    }
 }
 
 /// The value of a rule's signal for one series, as last evaluated.
@@ -139,13 +166,68 @@ struct SeriesKey {
     feature: Option<String>,
 }
 
+/// One series' lifecycle; times are evaluation stamps in milliseconds
+/// since the epoch.
 #[derive(Debug, Clone)]
 struct Tracked {
     state: AlertState,
-    active_at: f64,
-    fired_at: Option<f64>,
-    last_true: f64,
+    active_at: i64,
+    fired_at: Option<i64>,
+    last_true: i64,
+    /// The first evaluation since the condition stopped holding (while
+    /// firing): `keep_firing_for` counts from there, as in Prometheus.
+    keep_since: Option<i64>,
     value: f64,
+}
+
+/// Seconds since the epoch as whole milliseconds (saturating; NaN is 0).
+fn millis(secs: f64) -> i64 {
+    (secs * 1000.0).round() as i64
+}
+
+/// Whole milliseconds since the epoch as seconds.
+fn seconds(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// How early, as a fraction of a group's interval, a call to
+/// [`Engine::evaluate`] may come and still count as the evaluation at the
+/// next multiple of the interval (at most 100 ms): calls scheduled at the
+/// multiples jitter both ways.
+pub const EARLY_TOLERANCE: f64 = 0.1;
+
+/// The evaluation grid of one group: its interval and the stamp of its last
+/// evaluation, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+struct Grid {
+    interval: i64,
+}
+
+impl Grid {
+    fn of(g: &Group) -> Grid {
+        Grid {
+            interval: i64::try_from(g.interval.as_millis())
+                .unwrap_or(i64::MAX)
+                .max(1),
+        }
+    }
+
+    fn slack(self) -> i64 {
+        ((self.interval as f64 * EARLY_TOLERANCE) as i64).min(100)
+    }
+
+    /// The evaluation stamp of a call at `now_ms`.
+    fn stamp(self, now_ms: i64) -> i64 {
+        now_ms
+            .saturating_add(self.slack())
+            .div_euclid(self.interval)
+            .saturating_mul(self.interval)
+    }
+
+    /// The next stamp after the one of a call at `now_ms`.
+    fn next(self, now_ms: i64) -> i64 {
+        self.stamp(now_ms).saturating_add(self.interval)
+    }
 }
 
 /// How often rules are evaluated: the shortest interval of `groups`, or
@@ -164,7 +246,8 @@ pub fn tick(groups: &[Group], default_interval: Duration) -> Duration {
 pub struct Engine {
     groups: Arc<[Group]>,
     default_interval: Duration,
-    next_due: Vec<f64>,
+    /// Stamp (ms) of each group's last evaluation.
+    last_stamp: Vec<Option<i64>>,
     states: HashMap<RuleId, HashMap<SeriesKey, Tracked>>,
     status: Vec<RuleStatus>,
 }
@@ -177,7 +260,7 @@ impl Engine {
         let mut e = Engine {
             groups: Arc::new([]),
             default_interval,
-            next_due: Vec::new(),
+            last_stamp: Vec::new(),
             states: HashMap::new(),
             status: Vec::new(),
         };
@@ -199,7 +282,10 @@ impl Engine {
             .flat_map(|g| g.rules.iter().map(|r| RuleId::of(&g.name, r)))
             .collect();
         self.states.retain(|id, _| keep.contains(id));
-        self.next_due = vec![f64::NEG_INFINITY; groups.len()];
+        // Every group is due at once, at the stamp of the next call (which
+        // may be the stamp it was last evaluated at: the new rules are
+        // evaluated on the same grid).
+        self.last_stamp = vec![None; groups.len()];
         self.status = groups
             .iter()
             .flat_map(|g| {
@@ -227,20 +313,33 @@ impl Engine {
         tick(&self.groups, self.default_interval)
     }
 
-    /// Evaluates every group that is due at `now`. Alerts of groups not due
-    /// are reported with their current state.
+    /// When the next evaluation of any group is due, after a call at `now`
+    /// (seconds since the epoch); `None` without groups.
+    pub fn next_evaluation(&self, now: f64) -> Option<f64> {
+        let now_ms = millis(now);
+        self.groups
+            .iter()
+            .map(|g| Grid::of(g).next(now_ms))
+            .min()
+            .map(seconds)
+    }
+
+    /// Evaluates every group that is due at `now`: whose aligned stamp (see
+    /// the module documentation) has not been evaluated yet. Alerts of
+    /// groups not due are reported with their current state.
     pub fn evaluate(&mut self, now: f64, src: &dyn SignalSource) -> Evaluation {
         let mut out = Evaluation::default();
         let groups = self.groups.clone();
         let series = src.series();
+        let now_ms = millis(now);
         let mut status_i = 0;
         for (gi, group) in groups.iter().enumerate() {
-            let due = now >= self.next_due[gi];
+            let stamp = Grid::of(group).stamp(now_ms);
+            // A clock that went back is followed, not waited for.
+            let due = self.last_stamp[gi] != Some(stamp)
+                && self.last_stamp[gi].is_none_or(|l| stamp > l || now_ms < l);
             if due {
-                // Stay on the grid, but never schedule into the past.
-                let step = group.interval.as_secs_f64();
-                let next = self.next_due[gi] + step;
-                self.next_due[gi] = if next > now { next } else { now + step };
+                self.last_stamp[gi] = Some(stamp);
                 out.groups_evaluated.push(group.name.clone());
             }
             for rule in &group.rules {
@@ -252,12 +351,12 @@ impl Engine {
                     // rule's evaluation only, which is counted and shown.
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         let mut part = Evaluation::default();
-                        self.evaluate_rule(&id, rule, &series, now, src, &mut part);
+                        self.evaluate_rule(&id, rule, &series, stamp, src, &mut part);
                         part.signals
                     }));
                     out.rules_evaluated += 1;
                     let st = &mut self.status[status_i];
-                    st.last_evaluation = now;
+                    st.last_evaluation = seconds(stamp);
                     st.evaluation_seconds = started.elapsed().as_secs_f64();
                     match result {
                         Ok(signals) => {
@@ -294,7 +393,7 @@ impl Engine {
         id: &RuleId,
         rule: &Rule,
         series: &[(String, String)],
-        now: f64,
+        stamp: i64,
         src: &dyn SignalSource,
         out: &mut Evaluation,
     ) {
@@ -304,10 +403,14 @@ impl Engine {
             if !rule.matchers.matches(model, version) {
                 continue;
             }
-            let features: Vec<Option<String>> = if rule.expr.signal.is_per_feature() {
-                src.features(model, version).into_iter().map(Some).collect()
-            } else {
-                vec![None]
+            // A signal about a feature carries its name as the `feature`
+            // label, as the exported rule's `by (…, feature)` does.
+            let features: Vec<Option<String>> = match rule.expr.signal.feature() {
+                Some(FeatureSel::All) => {
+                    src.features(model, version).into_iter().map(Some).collect()
+                }
+                Some(FeatureSel::Named(name)) => vec![Some(name.clone())],
+                None => vec![None],
             };
             for feature in features {
                 let r = src.read(
@@ -316,7 +419,7 @@ impl Engine {
                     &rule.expr.signal,
                     feature.as_deref(),
                     rule.window,
-                    now,
+                    seconds(stamp),
                 );
                 let key = SeriesKey {
                     model: model.clone(),
@@ -326,7 +429,14 @@ impl Engine {
                 let verdict = match r.value {
                     Some(v) if r.samples >= rule.min_samples => {
                         rule.expr.eval(v)
-                            && significant(rule, model, version, key.feature.as_deref(), now, src)
+                            && significant(
+                                rule,
+                                model,
+                                version,
+                                key.feature.as_deref(),
+                                seconds(stamp),
+                                src,
+                            )
                     }
                     _ => false,
                 };
@@ -344,7 +454,7 @@ impl Engine {
                     samples: r.samples,
                 });
                 seen.insert(key.clone());
-                step(states, key, verdict, r.value, rule, now);
+                step(states, key, verdict, r.value, rule, stamp);
             }
         }
         // Series that vanished (no data any more) count as false.
@@ -354,7 +464,7 @@ impl Engine {
             .cloned()
             .collect();
         for key in gone {
-            step(states, key, false, None, rule, now);
+            step(states, key, false, None, rule, stamp);
         }
     }
 
@@ -386,9 +496,9 @@ impl Engine {
                 labels,
                 annotations,
                 state: t.state,
-                active_at: t.active_at,
-                fired_at: t.fired_at,
-                resolved_at: (t.state == AlertState::Resolved).then_some(t.last_true),
+                active_at: seconds(t.active_at),
+                fired_at: t.fired_at.map(seconds),
+                resolved_at: (t.state == AlertState::Resolved).then_some(seconds(t.last_true)),
                 value: t.value,
             });
         }
@@ -424,8 +534,12 @@ pub struct AlertRecord {
     /// When it started firing.
     #[serde(default)]
     pub fired_at: Option<f64>,
-    /// When the condition was last true (for `keep_firing_for`).
+    /// When the condition was last true.
     pub last_true: f64,
+    /// The first evaluation since the condition stopped holding, while
+    /// firing (`keep_firing_for` counts from there); absent while it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_since: Option<f64>,
     /// The signal's last value.
     pub value: crate::stats::F64,
 }
@@ -449,9 +563,10 @@ impl Engine {
                         version: k.version.clone(),
                         feature: k.feature.clone(),
                         state: t.state.as_str().to_owned(),
-                        active_at: t.active_at,
-                        fired_at: t.fired_at,
-                        last_true: t.last_true,
+                        active_at: seconds(t.active_at),
+                        fired_at: t.fired_at.map(seconds),
+                        last_true: seconds(t.last_true),
+                        keep_since: t.keep_since.map(seconds),
                         value: crate::stats::F64(t.value),
                     })
             })
@@ -505,9 +620,10 @@ impl Engine {
             };
             let tracked = Tracked {
                 state,
-                active_at: r.active_at,
-                fired_at,
-                last_true: r.last_true,
+                active_at: millis(r.active_at),
+                fired_at: fired_at.map(millis),
+                last_true: millis(r.last_true),
+                keep_since: r.keep_since.filter(|t| t.is_finite()).map(millis),
                 value: r.value.0,
             };
             if self
@@ -548,21 +664,26 @@ fn significant(
     r.value.is_some_and(|p| p < alpha)
 }
 
-/// One step of the lifecycle of one series.
+/// A duration in whole milliseconds.
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// One step of the lifecycle of one series, at the stamp `now` (ms).
 fn step(
     states: &mut HashMap<SeriesKey, Tracked>,
     key: SeriesKey,
     verdict: bool,
     value: Option<f64>,
     rule: &Rule,
-    now: f64,
+    now: i64,
 ) {
-    let for_ = rule.for_.as_secs_f64();
-    let keep = rule.keep_firing_for.as_secs_f64();
+    let for_ = duration_ms(rule.for_);
+    let keep = duration_ms(rule.keep_firing_for);
     match (states.get_mut(&key), verdict) {
         (None, false) => {}
         (None, true) => {
-            let firing = for_ <= 0.0;
+            let firing = for_ <= 0;
             states.insert(
                 key,
                 Tracked {
@@ -574,16 +695,18 @@ fn step(
                     active_at: now,
                     fired_at: firing.then_some(now),
                     last_true: now,
+                    keep_since: None,
                     value: value.unwrap_or(f64::NAN),
                 },
             );
         }
         (Some(t), true) => {
             t.last_true = now;
+            t.keep_since = None;
             if let Some(v) = value {
                 t.value = v;
             }
-            if t.state == AlertState::Pending && now - t.active_at >= for_ {
+            if t.state == AlertState::Pending && now.saturating_sub(t.active_at) >= for_ {
                 t.state = AlertState::Firing;
                 t.fired_at = Some(now);
             }
@@ -596,10 +719,12 @@ fn step(
                 AlertState::Pending => {
                     states.remove(&key);
                 }
-                AlertState::Firing if now - t.last_true < keep => {}
                 AlertState::Firing => {
-                    t.state = AlertState::Resolved;
-                    t.last_true = now;
+                    let since = *t.keep_since.get_or_insert(now);
+                    if now.saturating_sub(since) >= keep {
+                        t.state = AlertState::Resolved;
+                        t.last_true = now;
+                    }
                 }
                 AlertState::Resolved => {}
             }
@@ -925,6 +1050,191 @@ groups:
         let out = e.evaluate(200_000.0, &s);
         assert_eq!(out.alerts.len(), 1);
         assert_eq!(out.alerts[0].labels["alertname"], "Stale");
+    }
+
+    /// `for: 3s` at a 1 s interval, with calls jittering by up to 0.3 ms
+    /// either side of the whole seconds: every call is one evaluation,
+    /// stamped at its whole second, and the alert fires at exactly the
+    /// third evaluation after the one that activated it.
+    #[test]
+    fn for_counts_aligned_evaluations_whatever_the_jitter() {
+        let yaml = "
+defaults: {window: 10s, evaluation_interval: 1s, min_samples: 0}
+groups:
+  - name: g
+    rules:
+      - alert: Busy
+        expr: request_rate > 0
+        for: 3s
+";
+        // Jitters in ms, both ways, as a loaded scheduler gives them.
+        let jitter = [0.3, -0.3, 0.1, -0.2, 0.0, 0.25, -0.05, -0.3, 0.3, 0.2];
+        for phase in 0..jitter.len() {
+            let (mut e, mut s) = engine(yaml);
+            let mut seen = Vec::new();
+            send(&mut s, r#"{"model":"m"}"#, 999.0);
+            for k in 0..8 {
+                let t =
+                    1000.0 + f64::from(k) + jitter[(phase + k as usize) % jitter.len()] / 1000.0;
+                send(&mut s, r#"{"model":"m"}"#, t);
+                let out = e.evaluate(t, &s);
+                assert_eq!(out.rules_evaluated, 1, "call {k} at {t}");
+                assert_eq!(e.rule_status()[0].last_evaluation, 1000.0 + f64::from(k));
+                let a = &out.alerts[0];
+                seen.push(a.state);
+                if a.state == AlertState::Firing {
+                    assert_eq!(a.active_at, 1000.0, "{a:?}");
+                    assert_eq!(a.fired_at, Some(1003.0), "{a:?}");
+                    // Alertmanager's startsAt is the firing time.
+                    let n = a.notification("");
+                    assert_eq!(n.starts_at, 1003.0);
+                }
+            }
+            use AlertState::*;
+            assert_eq!(
+                seen,
+                [
+                    Pending, Pending, Pending, Firing, Firing, Firing, Firing, Firing
+                ],
+                "phase {phase}"
+            );
+        }
+    }
+
+    #[test]
+    fn calls_between_grid_points_are_not_evaluations() {
+        let (mut e, mut s) = engine(ERRORS);
+        send(&mut s, r#"{"model":"m"}"#, 100.0);
+        // The 10 s grid: 103 is stamped 100, 109.95 counts as 110 (50 ms
+        // early), 112 is still 110.
+        assert_eq!(e.evaluate(103.0, &s).rules_evaluated, 1);
+        assert_eq!(e.rule_status()[0].last_evaluation, 100.0);
+        assert_eq!(e.evaluate(108.0, &s).rules_evaluated, 0);
+        assert_eq!(e.next_evaluation(108.0), Some(110.0));
+        assert_eq!(e.evaluate(109.95, &s).rules_evaluated, 1);
+        assert_eq!(e.rule_status()[0].last_evaluation, 110.0);
+        assert_eq!(e.evaluate(112.0, &s).rules_evaluated, 0);
+        assert_eq!(e.next_evaluation(112.0), Some(120.0));
+        // Missed rounds are not made up: the next call is one evaluation.
+        assert_eq!(e.evaluate(155.0, &s).rules_evaluated, 1);
+        assert_eq!(e.rule_status()[0].last_evaluation, 150.0);
+        // A clock that went back is followed.
+        assert_eq!(e.evaluate(131.0, &s).rules_evaluated, 1);
+        assert_eq!(e.rule_status()[0].last_evaluation, 130.0);
+    }
+
+    #[test]
+    fn keep_firing_for_is_exact_too() {
+        let yaml = "
+defaults: {window: 1s, evaluation_interval: 1s, min_samples: 0}
+groups:
+  - name: g
+    rules:
+      - alert: Busy
+        expr: request_rate > 0
+        keep_firing_for: 2s
+";
+        let (mut e, mut s) = engine(yaml);
+        send(&mut s, r#"{"model":"m"}"#, 999.9);
+        let mut log = Vec::new();
+        for k in 0..6 {
+            // Late calls, by up to 0.4 ms.
+            let t = 1000.0 + f64::from(k) + f64::from(k % 5) * 0.0001;
+            let out = e.evaluate(t, &s);
+            log.push(out.alerts.first().map(|a| (a.state, a.resolved_at)));
+        }
+        // True at 1000 only (the 1 s window is empty from 1001 on); firing
+        // until 1002, resolved at 1003, then forgotten.
+        use AlertState::*;
+        assert_eq!(
+            log,
+            [
+                Some((Firing, None)),
+                Some((Firing, None)),
+                Some((Firing, None)),
+                Some((Resolved, Some(1003.0))),
+                None,
+                None
+            ]
+        );
+    }
+
+    /// A rule on one named feature carries it as the `feature` label, as
+    /// the exported rule's `by (model, version, feature)` does; every
+    /// signal's labels are those its exported rule groups by.
+    #[test]
+    fn alert_labels_are_those_the_exported_rule_groups_by() {
+        let yaml = "
+defaults: {window: 1m, evaluation_interval: 10s, min_samples: 0}
+models:
+  m:
+    features:
+      amount: {mean: 100, std: 50}
+groups:
+  - name: g
+    rules:
+      - alert: AmountDrift
+        expr: psi(feature.amount) >= 0
+        labels: {team: ml}
+        annotations: {summary: 'drift of {{ $labels.feature }} in {{ $labels.model }}'}
+      - {alert: AllDrift, expr: 'psi(feature.*) >= 0'}
+      - {alert: AmountMean, expr: 'mean(feature.amount) > 0'}
+      - {alert: AmountZ, expr: 'zscore(feature.amount) > -100'}
+      - {alert: Errors, expr: 'error_rate >= 0'}
+      - {alert: Slow, expr: 'p99(latency) >= 0'}
+      - {alert: Silent, expr: 'time_since_last_event >= 0'}
+      - {alert: Positive, expr: 'positive_rate >= 0'}
+      - {alert: Ratio, expr: 'ratio(counter.a, counter.b) >= 0'}
+";
+        let (mut e, mut s) = engine(yaml);
+        for i in 0..50 {
+            let line = format!(
+                r#"{{"model":"m","version":"v1","latency_ms":5,"prediction":0.7,"counters":{{"a":1,"b":2}},"features":{{"amount":{}}}}}"#,
+                50 + i * 3
+            );
+            send(&mut s, &line, 100.0 + f64::from(i) * 0.1);
+        }
+        let out = e.evaluate(110.0, &s);
+        let rules = e.groups()[0].rules.clone();
+        for rule in &rules {
+            let alert = out
+                .alerts
+                .iter()
+                .find(|a| a.labels["alertname"] == rule.alert)
+                .unwrap_or_else(|| panic!("{} did not fire: {:?}", rule.alert, out.alerts));
+            assert_eq!(alert.state, AlertState::Firing);
+            let exported = crate::rules::export::alerting_rule(rule);
+            // The exported rule's own labels are the sidecar's.
+            for (k, v) in &exported.labels {
+                assert_eq!(alert.labels.get(k), Some(v), "{} label {k}", rule.alert);
+            }
+            // The rest are the labels the expression keeps: those of its
+            // outermost aggregation, without `le` and `bin`.
+            let by = exported.expr.split("by (").nth(1).unwrap();
+            let mut want: Vec<&str> = by[..by.find(')').unwrap()]
+                .split(", ")
+                .filter(|l| !matches!(*l, "le" | "bin"))
+                .collect();
+            want.push("alertname");
+            want.extend(exported.labels.keys().map(String::as_str));
+            want.sort();
+            let got: Vec<&str> = alert.labels.keys().map(String::as_str).collect();
+            assert_eq!(got, want, "{}: {}", rule.alert, exported.expr);
+        }
+        let drift = out
+            .alerts
+            .iter()
+            .find(|a| a.labels["alertname"] == "AmountDrift")
+            .unwrap();
+        assert_eq!(drift.labels["feature"], "amount");
+        assert_eq!(drift.annotations["summary"], "drift of amount in m");
+        // The signal gauge the exported rule reads carries it too.
+        assert!(
+            out.signals
+                .iter()
+                .any(|sv| sv.labels["alertname"] == "AmountZ"
+                    && sv.labels.get("feature").map(String::as_str) == Some("amount"))
+        );
     }
 
     /// The engine's alert records through JSON into a new engine of `yaml`.

@@ -765,6 +765,66 @@ groups:
         serde_json::from_str(&text).unwrap()
     }
 
+    /// A reload whose rules need windows of another shape, but slices of
+    /// the same width, carries every window over: each signal reads the
+    /// same. Only a new slice width starts them afresh.
+    #[test]
+    fn a_reload_that_reshapes_the_windows_keeps_them() {
+        // References from the configuration only, as a reload sees them.
+        let mut s = Store::new(
+            config(RULES),
+            Limits {
+                features: 100,
+                ..Limits::default()
+            },
+            Metrics::new(&Buckets::default()).unwrap(),
+            None,
+        );
+        traffic(&mut s, 1000.0, 300);
+        let now = 1300.0;
+        let before = readings(&s, now);
+        let pending = s.feedback_pending();
+        let old = s.spec();
+        let longer =
+            format!("{RULES}      - {{alert: a32, expr: 'p50(latency) > 1s', window: 30m}}\n");
+        s.set_config(config(&longer), now);
+        assert_ne!(s.spec(), old);
+        assert_eq!(s.spec().slice, old.slice);
+        // a32 reads a signal a04 reads too: its readings come twice.
+        let mut seen = std::collections::HashSet::new();
+        let mut after = readings(&s, now);
+        after.retain(|r| seen.insert(r.clone()));
+        assert_eq!(after, before);
+        assert!(
+            before
+                .iter()
+                .any(|r| r.contains("psi(feature.*) Some(\"amount\")") && r.contains("value: Some")),
+            "drift is compared too"
+        );
+        assert_eq!(s.feedback_pending(), pending);
+        // Recording goes on into the reshaped windows.
+        traffic(&mut s, 1310.0, 20);
+        assert!(
+            readings(&s, 1330.0)
+                .iter()
+                .any(|r| r.contains("request_rate") && r.contains("value: Some")),
+        );
+        // A shorter shortest window means narrower slices: afresh.
+        let shorter =
+            format!("{RULES}      - {{alert: a33, expr: 'request_rate > 0', window: 10s}}\n");
+        s.set_config(config(&shorter), 1330.0);
+        assert_ne!(s.spec().slice, old.slice);
+        let r = s.read(
+            "fraud",
+            "v1",
+            &Signal::ErrorRate,
+            None,
+            Duration::from_secs(60),
+            1330.0,
+        );
+        assert_eq!(r.samples, 0, "{r:?}");
+    }
+
     #[test]
     fn every_signal_reads_the_same_after_a_restore() {
         let mut a = store(RULES, 100);

@@ -31,10 +31,11 @@ use super::emit;
 use super::envelope::{self, Half};
 use super::pairing::{Body, Done, HalfEvent, Pairing};
 use super::payload::{self, Protocol};
+use crate::ingest::accept::{AcceptErrors, LastRead, Tracked, is_timeout};
 use crate::ingest::batch::Batch;
 use crate::ingest::context::IngestContext;
 use crate::ingest::parse::{Reject, RejectReason};
-use crate::webconfig::WebConfig;
+use crate::webconfig::{Auth, WebConfig};
 
 /// The `transport` label of this listener's self-metrics.
 const TRANSPORT: &str = "http";
@@ -80,6 +81,7 @@ fn answer(status: StatusCode, body: impl Into<Bytes>) -> Answer {
 pub(crate) async fn serve(listener: TcpListener, web: WebConfig, ctx: IngestContext) {
     let options = ctx.options.http.clone();
     let metrics = ctx.cloudevents.metrics(&ctx.metrics.registry).clone();
+    web.count_into(&ctx.metrics.auth, TRANSPORT);
     let state = Arc::new(State {
         pairing: Mutex::new(Pairing::new(options.pending_ttl, options.pending_max_bytes)),
         metrics,
@@ -99,6 +101,10 @@ pub(crate) async fn serve(listener: TcpListener, web: WebConfig, ctx: IngestCont
     let mut conns = JoinSet::new();
     let ctx = &state.ctx;
     let accepted = ctx.metrics.connections.with_label_values(&[TRANSPORT]);
+    let mut errors = AcceptErrors::new(
+        TRANSPORT,
+        ctx.metrics.accept_errors.with_label_values(&[TRANSPORT]),
+    );
     let mut shutdown = ctx.shutdown.clone();
     loop {
         tokio::select! {
@@ -106,18 +112,16 @@ pub(crate) async fn serve(listener: TcpListener, web: WebConfig, ctx: IngestCont
             r = listener.accept() => match r {
                 Ok((stream, _)) => {
                     accepted.inc();
+                    errors.succeeded();
                     while conns.try_join_next().is_some() {}
                     if conns.len() >= ctx.options.max_connections {
                         ctx.metrics.connections_closed.with_label_values(&[TRANSPORT, "limit"]).inc();
-                        tracing::warn!(transport = TRANSPORT, limit = ctx.options.max_connections, "connection refused: too many open");
+                        errors.over_limit(ctx.options.max_connections);
                         continue;
                     }
                     conns.spawn(connection(stream, state.clone(), builder.clone()));
                 }
-                Err(e) => {
-                    tracing::warn!(transport = TRANSPORT, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                Err(e) => errors.back_off(&e).await,
             },
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
@@ -242,107 +246,19 @@ where
     }
 }
 
-/// When a connection last read something.
-struct LastRead {
-    start: Instant,
-    /// Nanoseconds after `start`.
-    nanos: std::sync::atomic::AtomicU64,
-}
-
-impl LastRead {
-    fn get(&self) -> Instant {
-        self.start + Duration::from_nanos(self.nanos.load(std::sync::atomic::Ordering::Relaxed))
-    }
-
-    fn touch(&self) {
-        let n = self.start.elapsed().as_nanos() as u64;
-        self.nanos.store(n, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// A stream that records when it last read bytes.
-struct Tracked<S> {
-    inner: S,
-    last_read: Arc<LastRead>,
-}
-
-impl<S> Tracked<S> {
-    fn new(inner: S) -> Tracked<S> {
-        Tracked {
-            inner,
-            last_read: Arc::new(LastRead {
-                start: Instant::now(),
-                nanos: Default::default(),
-            }),
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.last_read.touch();
-        }
-        r
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
-fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    e.downcast_ref::<hyper::Error>()
-        .is_some_and(hyper::Error::is_timeout)
-}
-
 /// Answers one request.
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Answer {
-    if !state.web.check(req.headers()).await {
-        let mut r = answer(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-        r.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"model-exporter\""),
-        );
-        return r;
+    match state.web.check(req.headers()).await {
+        Auth::Allowed => {}
+        Auth::Denied => {
+            let mut r = answer(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+            r.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"model-exporter\""),
+            );
+            return r;
+        }
+        Auth::Busy => return answer(StatusCode::TOO_MANY_REQUESTS, "Too many logins at once\n"),
     }
     if req.method() != Method::POST {
         let mut r = answer(
