@@ -22,7 +22,8 @@ What it does (docs/drift.md, "Calibration"):
 3. No drift: each round sends, over one unix socket, independent windows of
    n values (n = 5 ... 20,000) for models of F features (F = 1, 10, 50),
    each model its own independent trial (its own name, so its window holds
-   its own values only, however many rounds came before); it waits until
+   its own values only); each round has an exporter of its own, so the
+   models of earlier rounds cost nothing; it waits until
    the exporter counts every event sent as applied
    (model_exporter_events_received_total + _rejected_total), then sends a
    sentinel model's error, which fires the sentinel rule once the rules
@@ -175,7 +176,7 @@ groups:
         expr: error_rate > 50%
 """
             )
-        self.sock = os.path.join(workdir, "events.sock")
+        self.sock = os.path.join(tempfile.mkdtemp(dir=workdir), "events.sock")
         self.proc = subprocess.Popen(
             [binary, "--config.file", rules, "--web.listen-address", "127.0.0.1:0",
              "--events.listen", f"unix://{self.sock}", "--limits.models", "5000",
@@ -229,7 +230,7 @@ groups:
         while self.counted() < self.sent:
             if time.time() > deadline:
                 sys.exit(f"{self.sent} events sent, {self.counted()} applied after 600 s")
-            time.sleep(0.05)
+            time.sleep(0.2)
         self.send('{"model":"sentinel_' + tag + '","error":"x"}\n')
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -270,7 +271,7 @@ def run_set(args, fs, binary, rng):
                    stdout=subprocess.DEVNULL)
     clean = Pools(fs, rng, False)
     drifted = Pools(fs, rng, True)
-    e = Exporter(binary, work, baseline)
+    e = None
     try:
         # --- no drift -------------------------------------------------------
         trials = {(n, f): 0 for n in SIZES for f in FEATURES}
@@ -280,6 +281,7 @@ def run_set(args, fs, binary, rng):
             payload = []
             models = []
             round_started = time.time()
+            e = Exporter(binary, work, baseline)
             for n in SIZES:
                 for f in FEATURES:
                     for k in range(REPLICATES[n][f]):
@@ -297,6 +299,8 @@ def run_set(args, fs, binary, rng):
                 for rule in ("FeatureDrift", "PsiOnly"):
                     if (rule, model) in fired:
                         alarms[(n, f, rule)] += 1
+            e.stop()
+            e = None
             print(f"[{fs.name}] round {rnd + 1}/{args.rounds} done at {time.time() - started:.0f}s",
                   file=sys.stderr)
         # --- detection ------------------------------------------------------
@@ -306,6 +310,7 @@ def run_set(args, fs, binary, rng):
             for f in FEATURES:
                 delays[(before, f)] = []
             models = [(f"d{before}_f{f}_{k}", f) for f in FEATURES for k in range(reps)]
+            e = Exporter(binary, work, baseline)
             if before:
                 e.send("".join(clean.lines(rng, m, cols[:f], before) for m, f in models))
             pending = dict(models)
@@ -323,9 +328,12 @@ def run_set(args, fs, binary, rng):
                              "its undrifted values may have left it")
             for m, f in pending.items():
                 delays[(before, f)].append(float("inf"))
+            e.stop()
+            e = None
         return trials, alarms, delays
     finally:
-        e.stop()
+        if e is not None:
+            e.stop()
 
 
 def report(fs, trials, alarms, delays):
