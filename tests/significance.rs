@@ -168,7 +168,7 @@ fn a_small_window_is_not_significant_and_a_real_shift_is() {
             .collect();
         let mut order: Vec<usize> = (0..FEATURES).collect();
         order.sort_by(|a, b| raw[*a].total_cmp(&raw[*b]));
-        let mut want = vec![0.0; FEATURES];
+        let mut want = [0.0; FEATURES];
         let mut running: f64 = 0.0;
         for (rank, &i) in order.iter().enumerate() {
             running = running.max(((FEATURES - rank) as f64 * raw[i]).min(1.0));

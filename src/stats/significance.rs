@@ -121,7 +121,7 @@ pub fn pvalue(
     }
     let r_total: f64 = reference.iter().sum();
     let n: u64 = live.iter().fold(0u64, |a, &c| a.saturating_add(c));
-    if !(r_total > 0.0) || n == 0 {
+    if r_total.is_nan() || r_total <= 0.0 || n == 0 {
         return None;
     }
     let m = m.filter(|m| *m > 0);
@@ -284,7 +284,9 @@ fn wasserstein_pvalue(
     if k > MAX_WASSERSTEIN_BINS
         || points.len() != k
         || !(std.is_finite() && std > 0.0)
-        || points.windows(2).any(|w| !(w[1] >= w[0]))
+        || points
+            .windows(2)
+            .any(|w| w[1].partial_cmp(&w[0]).is_none_or(|o| o.is_lt()))
     {
         return None;
     }
