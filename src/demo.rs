@@ -4,14 +4,20 @@
 //!
 //! * **fraud** (v3, trained 40 days ago): lognormal latency around 50 ms with
 //!   5% slow spikes, 2% errors, features age, income and amount that drift by
-//!   +20% of their means from 30% of the run on (which also raises the
-//!   positive rate), labels that arrive a minute later.
+//!   +20% of their means from 20% of the run on, when the share of fraud it
+//!   predicts also rises from about 10% to about 35%, and labels that arrive a
+//!   minute later. Its baseline is made at start, with
+//!   [`crate::baseline`], from simulated training data of the healthy model
+//!   (features and predictions), so feature and prediction drift are
+//!   measured the way a user's model's are. It sends, as `confidence`, the
+//!   probability of the class it predicted (docs/events.md).
 //! * **reco** (v7): a recommender whose latency triples and whose
 //!   click-through rate falls from 15% to 5% from 70% of the run on.
 //!
 //! Events go through the real path: a unix stream socket, the parser, the
 //! aggregator. The demo prints alerts as they fire and the monitoring report
-//! at the end.
+//! when the story ends; then it keeps serving (the traffic goes on as at the
+//! end of the story) until it is interrupted.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,21 +30,42 @@ use crate::cli::Cli;
 use crate::client::Client;
 use crate::clock::{Clock, ScaledClock, SharedClock};
 
-/// What rules.yaml adds for the demo's models: the fraud model's feature
-/// expectations (inline references, so drift can be measured).
-const DEMO_MODELS: &str = r#"
-  fraud:
-    positive_threshold: 0.5
-    low_confidence_threshold: 0.5
-    features:
-      age: {min: 0, max: 120, required: true, mean: 35, std: 10}
-      income: {min: 0, mean: 50000, std: 20000}
-      amount: {min: 0, mean: 100, std: 50}
-"#;
+/// The built-in rules with the demo's model expectations added: the fraud
+/// model's baseline (the file at `baseline`) and its features' valid ranges.
+pub fn demo_rules(baseline: &Path) -> String {
+    let models = format!(
+        "\n  fraud:\n    baseline: {}\n    features:\n      age: {{min: 0, max: 120, required: true}}\n      income: {{min: 0}}\n      amount: {{min: 0}}\n",
+        serde_json::Value::from(baseline.display().to_string())
+    );
+    crate::DEFAULT_RULES_YAML.replacen("\nmodels:\n", &format!("\nmodels:{models}"), 1)
+}
 
-/// The built-in rules with the demo's model expectations added.
-pub fn demo_rules() -> String {
-    crate::DEFAULT_RULES_YAML.replacen("\nmodels:\n", &format!("\nmodels:{DEMO_MODELS}"), 1)
+/// Rows of simulated training data of the healthy fraud model, as CSV.
+pub fn training_csv(seed: u64, rows: usize) -> String {
+    let mut rng = Rng::new(seed ^ 0x7261_696e);
+    let mut csv = String::from("age,income,amount,prediction\n");
+    for _ in 0..rows {
+        let f = FraudRequest::sample(&mut rng, false);
+        csv.push_str(&format!(
+            "{},{},{},{}\n",
+            f.age, f.income, f.amount, f.prediction
+        ));
+    }
+    csv
+}
+
+/// Makes the fraud model's baseline from [`training_csv`] with the
+/// baseline builder, as `model-exporter baseline` would.
+pub fn fraud_baseline(seed: u64) -> Result<crate::baseline::format::Baseline, DemoError> {
+    use crate::baseline::build::{BuildOptions, InputFormat, build};
+    let csv = training_csv(seed, 5000);
+    let (b, _) = build(
+        || Ok(csv.as_bytes()),
+        BuildOptions::new("demo training data", InputFormat::Csv),
+        None,
+        None,
+    )?;
+    Ok(b)
 }
 
 /// Settings of a demo run.
@@ -54,7 +81,16 @@ pub struct DemoOptions {
     pub seed: u64,
     /// Print alerts and the final report.
     pub verbose: bool,
+    /// After the story the exporter keeps serving until this is triggered
+    /// (by SIGINT or SIGTERM in the binary).
+    pub until: crate::shutdown::Shutdown,
 }
+
+/// The simulated time the whole story needs at the default speed: the
+/// fraud drift starts at 20% of it and its alerts need a 15 minute window and
+/// 5 minutes of `for`; a shorter `--duration` ends the story before some of
+/// them fire.
+pub const FULL_STORY: Duration = Duration::from_secs(30 * 60);
 
 /// A small seeded random source (xorshift64*, seeded by splitmix64).
 pub struct Rng(u64);
@@ -89,6 +125,47 @@ impl Rng {
     }
 }
 
+/// One simulated input of the fraud model and its answer.
+struct FraudRequest {
+    age: f64,
+    income: f64,
+    amount: f64,
+    /// P(fraud) the model computes.
+    p: f64,
+    /// 1 (fraud) or 0.
+    prediction: u8,
+    /// The probability of the predicted class.
+    confidence: f64,
+}
+
+impl FraudRequest {
+    /// A request before (`drifted` false) or after the drift.
+    fn sample(rng: &mut Rng, drifted: bool) -> FraudRequest {
+        let k = if drifted { 1.2 } else { 1.0 };
+        let age = rng.normal(35.0 * k, 10.0).clamp(18.0, 100.0).round();
+        let income = rng.normal(50_000.0 * k, 20_000.0).max(0.0).round();
+        let amount = (rng.normal(100.0 * k, 50.0).max(0.0) * 100.0).round() / 100.0;
+        // The model's P(fraud) from a latent risk that grows with the
+        // amount; it predicts fraud when P(fraud) >= 0.5: about 10% of
+        // requests before the drift, about 35% after.
+        let shift = if drifted { -0.59 } else { -1.28 };
+        let risk = rng.normal(shift + (amount - 100.0) / 100.0, 1.0);
+        let p = 1.0 / (1.0 + (-2.0 * risk).exp());
+        let prediction = u8::from(p >= 0.5);
+        // How sure it is of the class it gave: P(fraud) for 1, 1 - P(fraud)
+        // for 0 (docs/events.md).
+        let confidence = if prediction == 1 { p } else { 1.0 - p };
+        FraudRequest {
+            age,
+            income,
+            amount,
+            p,
+            prediction,
+            confidence,
+        }
+    }
+}
+
 /// One simulated request of the fraud model at story fraction `at` (0..1).
 fn fraud_event(
     c: &Client,
@@ -98,15 +175,15 @@ fn fraud_event(
     pending: &mut Vec<(f64, String, u8)>,
     now: f64,
 ) {
-    let drifted = at >= 0.3;
-    let k = if drifted { 1.2 } else { 1.0 };
-    let age = rng.normal(35.0 * k, 10.0).clamp(18.0, 100.0);
-    let income = rng.normal(50_000.0 * k, 20_000.0).max(0.0);
-    let amount = rng.normal(100.0 * k, 50.0).max(0.0);
-    let base = if drifted { 0.15 } else { 0.1 };
-    let p = (base + (amount - 100.0) / 500.0).clamp(0.01, 0.99);
-    let prediction = u8::from(rng.chance(p));
-    let confidence = (p + rng.normal(0.0, 0.1)).clamp(0.1, 0.99);
+    let drifted = at >= 0.2;
+    let FraudRequest {
+        age,
+        income,
+        amount,
+        p,
+        prediction,
+        confidence,
+    } = FraudRequest::sample(rng, drifted);
     let latency_ms = if rng.chance(0.05) {
         50.0 * (5.0 + 15.0 * rng.uniform())
     } else {
@@ -120,9 +197,9 @@ fn fraud_event(
         .latency(Duration::from_secs_f64(latency_ms / 1000.0))
         .prediction(i64::from(prediction))
         .confidence(confidence)
-        .feature("age", age.round())
-        .feature("income", income.round())
-        .feature("amount", (amount * 100.0).round() / 100.0);
+        .feature("age", age)
+        .feature("income", income)
+        .feature("amount", amount);
     if rng.chance(0.02) {
         req = req.error("timeout");
     }
@@ -130,7 +207,7 @@ fn fraud_event(
     // The truth is known a minute later; after the drift the world has
     // moved and the model is right less often.
     let actual = if drifted {
-        rng.chance(0.3)
+        rng.chance(0.1)
     } else {
         rng.chance(p)
     };
@@ -176,8 +253,9 @@ pub fn generate(
     let total = duration.as_secs_f64();
     while !stop.load(Ordering::Relaxed) {
         let now = clock.now();
-        let elapsed = (now - start).min(total);
-        let at = elapsed / total;
+        let elapsed = now - start;
+        // Past the end of the story the traffic goes on as at its end.
+        let at = (elapsed / total).min(1.0);
         while (fraud_sent as f64) < elapsed * fraud_rate {
             fraud_event(&c, &mut rng, fraud_sent, at, &mut pending, now);
             fraud_sent += 1;
@@ -228,6 +306,12 @@ pub enum DemoError {
     /// The exporter did not start.
     #[error(transparent)]
     Exporter(#[from] crate::server::RunError),
+    /// The fraud model's baseline could not be made.
+    #[error("cannot make the demo's baseline: {0}")]
+    Baseline(#[from] crate::baseline::error::BuildError),
+    /// The fraud model's baseline could not be written.
+    #[error("cannot write the demo's baseline: {0}")]
+    BaselineFile(#[from] crate::baseline::format::BaselineError),
     /// The client that reads the exporter's summary could not be made.
     #[error(transparent)]
     Client(#[from] crate::http_client::ClientError),
@@ -252,8 +336,10 @@ pub fn run(options: DemoOptions) -> Result<(), DemoError> {
         move |source| DemoError::Files { path, source }
     };
     std::fs::create_dir_all(&dir).map_err(files(&dir))?;
+    let baseline = dir.join("fraud-baseline.json");
+    fraud_baseline(options.seed)?.write(&baseline)?;
     let rules = dir.join("rules.yaml");
-    std::fs::write(&rules, demo_rules()).map_err(files(&rules))?;
+    std::fs::write(&rules, demo_rules(&baseline)).map_err(files(&rules))?;
     let socket = dir.join("events.sock");
     let mut argv: Vec<String> = vec![
         "model-exporter".into(),
@@ -293,9 +379,16 @@ pub fn run(options: DemoOptions) -> Result<(), DemoError> {
             println!("  report:     model-exporter report --url {url}");
             println!(
                 "  story: fraud features drift at {}, reco degrades at {}",
-                mmss(0.3 * options.duration.as_secs_f64()),
+                mmss(0.2 * options.duration.as_secs_f64()),
                 mmss(0.7 * options.duration.as_secs_f64())
             );
+            if options.duration < FULL_STORY {
+                println!(
+                    "  note: --duration {} is shorter than the {} the whole story needs: alerts that need longer do not fire before it ends",
+                    mmss(options.duration.as_secs_f64()),
+                    mmss(FULL_STORY.as_secs_f64())
+                );
+            }
         }
         let stop = Arc::new(AtomicBool::new(false));
         let generator = {
@@ -307,7 +400,7 @@ pub fn run(options: DemoOptions) -> Result<(), DemoError> {
         let client = crate::http_client::HttpClient::new(&Default::default())?;
         let start = clock.now();
         let mut seen: Vec<String> = Vec::new();
-        while clock.now() - start < options.duration.as_secs_f64() {
+        while clock.now() - start < options.duration.as_secs_f64() && !options.until.is_triggered() {
             tokio::time::sleep(Duration::from_millis(250)).await;
             if !options.verbose {
                 continue;
@@ -338,13 +431,24 @@ pub fn run(options: DemoOptions) -> Result<(), DemoError> {
                 }
             }
         }
-        stop.store(true, Ordering::Relaxed);
-        let _ = generator.join();
+        let interrupted = options.until.is_triggered();
         if options.verbose
-            && let Ok(summary) = crate::report::fetch(&client, &url).await
+            && !interrupted
+            && let Ok(summary) = crate::report::fetch_all(&client, &url).await
         {
             print!("\n{}", crate::report::render(&summary, &url));
         }
+        if options.verbose && !interrupted {
+            println!(
+                "\nThe story is over; the exporter keeps serving {url}/ (the traffic goes on as at its end). Press Ctrl-C to stop."
+            );
+        }
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        let mut until = options.until;
+        until.wait().await;
+        stop.store(true, Ordering::Relaxed);
+        let _ = generator.join();
         running.stop().await;
         Ok(())
     });
@@ -358,9 +462,16 @@ mod tests {
 
     #[test]
     fn demo_rules_load_and_add_the_fraud_model() {
-        let c = crate::config::load("demo", &demo_rules()).unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fraud baseline.json");
+        fraud_baseline(1).unwrap().write(&path).unwrap();
+        let text = demo_rules(&path);
+        let c = crate::config::load("demo", &text).unwrap_or_else(|e| panic!("{e}"));
         let fraud = c.models.get("fraud").expect("fraud model");
-        assert_eq!(fraud.features["age"].mean, Some(35.0));
+        assert_eq!(fraud.features["age"].max, Some(120.0));
+        let baseline = fraud.reference.as_ref().expect("the baseline is loaded");
+        assert!(baseline.prediction.is_some(), "no prediction reference");
+        assert_eq!(baseline.features.len(), 3);
         assert!(c.models.contains_key("*"));
         assert_eq!(
             c.groups.iter().map(|g| g.rules.len()).sum::<usize>(),
@@ -370,6 +481,27 @@ mod tests {
                 .map(|g| g.rules.len())
                 .sum::<usize>()
         );
+    }
+
+    #[test]
+    fn the_fraud_model_sends_the_probability_of_its_answer() {
+        let mut rng = Rng::new(3);
+        let (mut before, mut after, mut right) = (0.0, 0.0, 0.0);
+        for _ in 0..20_000 {
+            let f = FraudRequest::sample(&mut rng, false);
+            assert!((0.5..=1.0).contains(&f.confidence), "{}", f.confidence);
+            let of_answer = if f.prediction == 1 { f.p } else { 1.0 - f.p };
+            assert_eq!(f.confidence, of_answer);
+            before += f64::from(f.prediction);
+            // Labels drawn from P(fraud): the model is right this often.
+            right += f.confidence;
+            after += f64::from(FraudRequest::sample(&mut rng, true).prediction);
+        }
+        let (before, after) = (before / 20_000.0, after / 20_000.0);
+        assert!((0.08..0.14).contains(&before), "{before}");
+        assert!((0.3..0.4).contains(&after), "{after}");
+        // Healthy, it is accurate enough for AccuracyDrop (< 80%) to stay quiet.
+        assert!(right / 20_000.0 > 0.85, "{}", right / 20_000.0);
     }
 
     #[test]

@@ -77,7 +77,10 @@ fn main() -> ExitCode {
 /// Runs the command the flags name.
 fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Some(Command::Check { file }) => check(&file),
+        Some(Command::Check {
+            file,
+            latency_buckets,
+        }) => check(&file, &latency_buckets),
         Some(Command::Report(args)) => report(args),
         Some(Command::Demo(args)) => demo(args),
         Some(Command::Rules { command }) => rules(command),
@@ -88,7 +91,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn check(file: &std::path::Path) -> Result<(), Failure> {
+fn check(file: &std::path::Path, latency_buckets: &[f64]) -> Result<(), Failure> {
     let c = config::load_file(file).map_err(|errors| Failure::Rules {
         file: file.display().to_string(),
         errors,
@@ -100,6 +103,17 @@ fn check(file: &std::path::Path) -> Result<(), Failure> {
             format!(":{}:{}", w.line, w.column)
         };
         eprintln!("{}{position}: warning: {}", w.file, w.message);
+    }
+    let bounds = if latency_buckets.is_empty() {
+        model_exporter::export::metrics::Buckets::default().latency
+    } else {
+        model_exporter::export::metrics::validate_buckets(latency_buckets)
+            .map_err(|e| Failure::plain(format!("--metrics.latency-buckets: {e}")))?;
+        latency_buckets.to_vec()
+    };
+    let bounds = model_exporter::rules::export::buckets::latency_layout(&bounds, &c.groups);
+    for u in model_exporter::rules::export::buckets::unreachable_thresholds(&bounds, &c.groups) {
+        eprintln!("{}:{}:{}: warning: {u}", file.display(), u.at.0, u.at.1);
     }
     let rules: usize = c.groups.iter().map(|g| g.rules.len()).sum();
     println!(
@@ -290,12 +304,24 @@ fn demo(args: model_exporter::cli::DemoArgs) -> Result<(), Failure> {
         .with_writer(std::io::stderr)
         .with_ansi(colour_logs())
         .try_init();
+    // The demo serves until SIGINT or SIGTERM.
+    let (trigger, until) = model_exporter::shutdown::channel();
+    std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(wait_for_signal());
+        }
+        trigger.trigger();
+    });
     let options = model_exporter::demo::DemoOptions {
         speed: args.speed,
         duration: args.duration,
         web_listen: args.web_listen,
         seed: args.seed,
         verbose: !args.quiet,
+        until,
     };
     model_exporter::demo::run(options).map_err(Failure::of("demo"))
 }
@@ -333,7 +359,7 @@ fn report(args: model_exporter::cli::ReportArgs) -> Result<(), Failure> {
         let base = report::base_url(&args.url);
         runtime.block_on(async {
             let client = HttpClient::new(&options)?;
-            let summary = report::fetch(&client, base).await?;
+            let summary = report::fetch_all(&client, base).await?;
             Ok::<_, AnyError>(report::render(&summary, base))
         })
     })();

@@ -1,6 +1,8 @@
 //! `model-exporter report`: the monitoring report of a running exporter, as
-//! text, from its `/api/v1/summary`, fetched with the
+//! text, from its `/api/v1/summary` and `/api/v1/features`, fetched with the
 //! [`http_client`](crate::http_client) (TLS and credentials as configured).
+//! The exporter brings the summary up to the events it has applied before
+//! it answers, so a report made right after events shows them.
 
 use serde_json::Value;
 
@@ -34,7 +36,20 @@ pub fn base_url(url: &str) -> &str {
 
 /// Fetches `/api/v1/summary` from the exporter at `base` (see [`base_url`]).
 pub async fn fetch(client: &HttpClient, base: &str) -> Result<Value, ReportError> {
-    let url = format!("{}/api/v1/summary", base_url(base));
+    get_json(client, base, "summary").await
+}
+
+/// Fetches `/api/v1/summary` and adds the features of `/api/v1/features`
+/// as `data.features`: what [`render`] reads.
+pub async fn fetch_all(client: &HttpClient, base: &str) -> Result<Value, ReportError> {
+    let mut summary = get_json(client, base, "summary").await?;
+    let mut features = get_json(client, base, "features").await?;
+    summary["data"]["features"] = features["data"]["features"].take();
+    Ok(summary)
+}
+
+async fn get_json(client: &HttpClient, base: &str, endpoint: &str) -> Result<Value, ReportError> {
+    let url = format!("{}/api/v1/{endpoint}", base_url(base));
     let body = client.get(&url).await?;
     serde_json::from_slice(&body).map_err(|source| ReportError::Json { url, source })
 }
@@ -53,7 +68,137 @@ fn num(v: &Value, digits: usize) -> String {
     v.as_f64().map_or("n/a".into(), |x| format!("{x:.digits$}"))
 }
 
-/// Renders the report from a `/api/v1/summary` body.
+/// A drift value with three significant digits.
+fn drift(v: &Value) -> String {
+    v.as_f64().map_or("n/a".into(), |x| {
+        if x != 0.0 && x.abs() < 0.001 {
+            format!("{x:.2e}")
+        } else {
+            format!("{x:.3}")
+        }
+    })
+}
+
+/// The first rule on `signal` among `thresholds`, as `NAME OP THRESHOLD`.
+fn rule_on(thresholds: &Value, signal: &str) -> Option<(String, String, f64)> {
+    thresholds.as_array()?.iter().find_map(|t| {
+        (t["signal"] == signal).then(|| {
+            (
+                t["alert"].as_str().unwrap_or("?").to_owned(),
+                t["op"].as_str().unwrap_or("?").to_owned(),
+                t["threshold"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+    })
+}
+
+/// Whether `v OP threshold` holds.
+fn crosses(v: f64, op: &str, threshold: f64) -> bool {
+    match op {
+        ">" => v > threshold,
+        ">=" => v >= threshold,
+        "<" => v < threshold,
+        "<=" => v <= threshold,
+        "==" => v == threshold,
+        "!=" => v != threshold,
+        _ => false,
+    }
+}
+
+/// The drift lines of one model: prediction drift against its rule, and its
+/// features ranked by the method of the feature drift rule, worst first.
+fn drift_lines(d: &Value, m: &Value, out: &mut Vec<String>) {
+    let (name, version) = (&m["model"], &m["version"]);
+    let method = d["drift"]["method"].as_str().unwrap_or("psi");
+    let larger_is_worse = d["drift"]["larger_is_worse"].as_bool().unwrap_or(true);
+    let mut features: Vec<(&str, f64)> = d["features"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| &f["model"] == name && &f["version"] == version)
+        .filter_map(|f| Some((f["feature"].as_str()?, f["drift"][method].as_f64()?)))
+        .collect();
+    let has_references = d["features"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|f| &f["model"] == name && &f["version"] == version);
+    if !has_references && m["prediction_drift"].is_null() {
+        out.push(
+            "  Drift: no reference to compare with; make a baseline of the training data with `model-exporter baseline` and name it in rules.yaml (docs/baseline.md)".into(),
+        );
+        return;
+    }
+    let mut parts = Vec::new();
+    if !m["prediction_drift"].is_null() {
+        let rule = rule_on(&d["thresholds"], "prediction_psi")
+            .map(|(a, op, t)| format!(" ({a} {op} {t})"))
+            .unwrap_or_default();
+        parts.push(format!(
+            "prediction PSI={}{rule}",
+            drift(&m["prediction_drift"])
+        ));
+    }
+    if has_references {
+        features.sort_by(|a, b| {
+            let o = a.1.total_cmp(&b.1);
+            if larger_is_worse { o.reverse() } else { o }
+        });
+        let rule = rule_on(&d["feature_thresholds"], method);
+        let above = rule
+            .as_ref()
+            .map(|(_, op, t)| features.iter().filter(|f| crosses(f.1, op, *t)).count());
+        let shown: Vec<String> = features
+            .iter()
+            .take(5)
+            .map(|(f, v)| format!("{f}={}", drift(&Value::from(*v))))
+            .collect();
+        let more = features.len().saturating_sub(5);
+        let mut line = format!(
+            "features by {method}: {}{}",
+            if shown.is_empty() {
+                "no values yet".to_owned()
+            } else {
+                shown.join(", ")
+            },
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
+        if let (Some((a, op, t)), Some(n)) = (rule, above) {
+            line.push_str(&format!(" ({n} of {} {op} {t}, {a})", features.len()));
+        }
+        parts.push(line);
+    }
+    out.push(format!("  Drift: {}", parts.join("; ")));
+}
+
+/// The label line of one model: accuracy (or MAE) of the predictions
+/// joined with their labels, and how many wait for one.
+fn label_line(d: &Value, m: &Value) -> String {
+    let joined = m["labels_joined"].as_f64().unwrap_or(0.0);
+    let pending = m["labels_pending"].as_f64().unwrap_or(0.0);
+    let window = d["window"].as_str().unwrap_or("?");
+    if joined == 0.0 && pending == 0.0 {
+        return "  Labels: none received (send feedback events: docs/feedback.md)".into();
+    }
+    let mut parts = Vec::new();
+    if !m["accuracy"].is_null() {
+        parts.push(format!("Accuracy={}", pct(&m["accuracy"])));
+    }
+    if !m["mae"].is_null() {
+        parts.push(format!("MAE={}", num(&m["mae"], 3)));
+    }
+    parts.push(format!(
+        "{joined:.0} joined in the last {window}, {pending:.0} waiting for their label"
+    ));
+    format!("  Labels: {}", parts.join(", "))
+}
+
+/// Renders the report from a `/api/v1/summary` body, with the features of
+/// `/api/v1/features` in `data.features` ([`fetch_all`]).
 pub fn render(summary: &Value, source: &str) -> String {
     let d = &summary["data"];
     let rule = "=".repeat(60);
@@ -96,6 +241,8 @@ pub fn render(summary: &Value, source: &str) -> String {
             num(&m["confidence_mean"], 2),
             pct(&m["low_confidence_rate"])
         ));
+        drift_lines(d, m, &mut out);
+        out.push(label_line(d, m));
         if !m["click_through_rate"].is_null() {
             out.push(format!(
                 "  Business: Click-through={}",

@@ -27,11 +27,14 @@ use crate::config::{self, Config, ConfigErrors};
 use crate::export::api::ApiView;
 use crate::export::conns::{WebConnMetrics, WebLimits};
 use crate::export::http::{self, HttpState};
-use crate::export::metrics::Metrics;
+use crate::export::metrics::{Metrics, MetricsError};
 use crate::http_client::{ConfigFileError, HttpClientConfig};
 use crate::ingest::prediction_log::{PredictionLog, PredictionLogOptions};
 use crate::ingest::rejects::Rejects;
 use crate::ingest::{BatchSink, BindError, IngestContext, IngestOptions, ListenAddr, Listener};
+use crate::rules::export::buckets::{
+    latency_layout, latency_thresholds, off_bucket, unreachable_thresholds,
+};
 use crate::rules::notify::{Notifier, NotifierOptions, NotifyError};
 use crate::shutdown::{self, Shutdown, Trigger};
 
@@ -48,8 +51,8 @@ pub enum RunError {
     #[error("{0}")]
     Bind(BindError),
     /// `--web.config.file` did not load.
-    #[error("{0}")]
-    WebConfig(String),
+    #[error(transparent)]
+    WebConfig(#[from] crate::webconfig::WebConfigError),
     /// A `--web.listen-address` is not an address.
     #[error(transparent)]
     ListenAddress(#[from] http::ListenAddressError),
@@ -214,7 +217,23 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
         Some(p) => crate::webconfig::WebConfig::load(p).map_err(RunError::WebConfig)?,
         None => crate::webconfig::WebConfig::open(),
     };
-    let metrics = Metrics::new(&args.metrics.buckets()).map_err(RunError::Buckets)?;
+    let mut buckets = args.metrics.buckets();
+    crate::export::metrics::validate_buckets(&buckets.latency).map_err(|error| {
+        RunError::Buckets(MetricsError::Buckets {
+            name: "latency",
+            error,
+        })
+    })?;
+    // Every latency threshold of the rules is a bound, so that Prometheus'
+    // histogram_quantile decides exactly at it (docs/rules.md).
+    buckets.latency = latency_layout(&buckets.latency, &config.groups);
+    for u in unreachable_thresholds(&buckets.latency, &config.groups) {
+        tracing::warn!(line = u.at.0, column = u.at.1, "{u}");
+    }
+    let metrics = Metrics::new(&buckets).map_err(RunError::Buckets)?;
+    metrics
+        .rule_thresholds_not_bucket_bounds
+        .set(off_bucket(&buckets.latency, &config.groups) as i64);
     web_config.count_into(&metrics.ingest.auth, "web");
     metrics.config_last_reload_successful.set(1);
     metrics.config_reloads.with_label_values(&["success"]).inc();
@@ -292,6 +311,7 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
         shutdown: ingest_shutdown,
         prediction_log,
         cloudevents: crate::ingest::cloudevents::Shared::new(models.clone()),
+        clock: clock.clone(),
     };
     let events = listeners.iter().map(Listener::local_addr).collect();
     let mut ingest = JoinSet::new();
@@ -300,6 +320,12 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
     }
     drop(ctx);
 
+    // `/api/v1/summary` asks every aggregator for its current state.
+    let (refresh, requests) = crate::export::api::Refresh::new(shards);
+    {
+        let control = control.clone();
+        tokio::spawn(requests.serve(move |ack| control.send(Control::Refresh(ack)).is_ok()));
+    }
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let reloader = Reloader {
         args: args.clone(),
@@ -308,10 +334,12 @@ pub async fn start_with_clock(args: RunArgs, clock: SharedClock) -> Result<Runni
         metrics: metrics.clone(),
         clock,
         last_text: first_text,
+        latency_bounds: buckets.latency.clone(),
     };
     let reloads = tokio::spawn(reloader.run(reload_rx, shutdown.clone()));
     let state = Arc::new(HttpState {
         api,
+        refresh: Some(refresh),
         reload: args.web.enable_lifecycle.then_some(reload_tx),
         metrics: metrics.clone(),
         telemetry_path: args.web.telemetry_path.clone(),
@@ -563,6 +591,8 @@ struct Reloader {
     clock: SharedClock,
     /// The file's content at the last load attempt, to notice changes.
     last_text: Option<Vec<u8>>,
+    /// The latency histogram's bucket bounds, set at start.
+    latency_bounds: Vec<f64>,
 }
 
 impl Reloader {
@@ -606,6 +636,28 @@ impl Reloader {
         }
     }
 
+    /// The latency buckets are fixed when the exporter starts: changing a
+    /// histogram's bounds would reset its series. A threshold a reload adds
+    /// is counted and logged; a restart makes it a bound.
+    fn check_latency_bounds(&self, config: &Config) {
+        let off = off_bucket(&self.latency_bounds, &config.groups);
+        self.metrics
+            .rule_thresholds_not_bucket_bounds
+            .set(off as i64);
+        for (rule, t) in latency_thresholds(&config.groups) {
+            if !self.latency_bounds.contains(&t) {
+                tracing::warn!(
+                    alert = %rule.alert,
+                    threshold = t,
+                    "the latency threshold is not a bucket bound of model_request_duration_seconds: the buckets are set when the exporter starts, so Prometheus interpolates between buckets until a restart"
+                );
+            }
+        }
+        for u in unreachable_thresholds(&self.latency_bounds, &config.groups) {
+            tracing::warn!(line = u.at.0, column = u.at.1, "{u}");
+        }
+    }
+
     fn read_file(&self) -> Option<Vec<u8>> {
         std::fs::read(self.args.rules.config_file.as_ref()?).ok()
     }
@@ -616,6 +668,7 @@ impl Reloader {
             Ok(config) => {
                 let source = config_source(&self.args);
                 tracing::info!(trigger, %source, groups = config.groups.len(), "reloaded rules");
+                self.check_latency_bounds(&config);
                 let config = Arc::new(config);
                 self.models.set(config.inference_loggers());
                 rule_series_at_zero(&self.metrics, &config);

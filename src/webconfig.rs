@@ -194,35 +194,50 @@ impl WebConfig {
     }
 
     /// Loads and checks a web configuration file.
-    pub fn load(path: &Path) -> Result<WebConfig, String> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
-        let file: File = serde_yaml::from_str(&text).map_err(|e| match e.location() {
-            Some(l) => format!("{name}:{}:{}: {e}", l.line(), l.column()),
-            None => format!("{name}: {e}"),
+    pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
+        let file_name = path.display().to_string();
+        let file = file_name.clone();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| WebConfigError::Read { file, source })?;
+        let parsed: File = serde_yaml::from_str(&text).map_err(|e| WebConfigError::Syntax {
+            file: file_name.clone(),
+            at: e.location().map(|l| (l.line(), l.column())),
+            message: e.to_string(),
         })?;
         let dir = path.parent().unwrap_or(Path::new(""));
         let mut config = WebConfig::open();
-        if let Some(tls) = file.tls_server_config {
-            config.tls = Some(tls_acceptor(&tls, dir).map_err(|e| format!("{name}: {e}"))?);
+        if let Some(tls) = parsed.tls_server_config {
+            config.tls = Some(
+                tls_acceptor(&tls, dir).map_err(|error| WebConfigError::Tls {
+                    file: file_name.clone(),
+                    error,
+                })?,
+            );
         }
         let mut users = HashMap::new();
-        for (user, hash) in file.basic_auth_users.unwrap_or_default() {
+        for (user, hash) in parsed.basic_auth_users.unwrap_or_default() {
             if !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")) {
-                return Err(format!(
-                    "{name}: basic_auth_users.{user}: not a bcrypt hash (expected $2y$..., e.g. from htpasswd -nBC 10)"
-                ));
+                return Err(WebConfigError::NotBcrypt {
+                    file: file_name,
+                    user,
+                });
             }
             users.insert(user, hash);
         }
         config.users = Arc::new(users);
-        if let Some(http) = file.http_server_config {
+        if let Some(http) = parsed.http_server_config {
             for (k, v) in http.headers {
                 let k2 = hyper::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-                    format!("{name}: http_server_config.headers: invalid header name {k:?}")
+                    WebConfigError::HeaderName {
+                        file: file_name.clone(),
+                        name: k.clone(),
+                    }
                 })?;
                 let v2 = hyper::header::HeaderValue::from_str(&v).map_err(|_| {
-                    format!("{name}: http_server_config.headers.{k}: invalid value")
+                    WebConfigError::HeaderValue {
+                        file: file_name.clone(),
+                        name: k.clone(),
+                    }
                 })?;
                 config.headers.push((k2, v2));
             }
@@ -368,72 +383,161 @@ pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Why a web configuration file (`--web.config.file`) did not load. Each
+/// message starts with the file's path, and with line and column where the
+/// YAML says where.
+#[derive(Debug, thiserror::Error)]
+pub enum WebConfigError {
+    /// The file could not be read.
+    #[error("{file}: {source}")]
+    Read {
+        /// The file's path.
+        file: String,
+        /// The read error.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or has a key this format does not know.
+    #[error("{file}{}: {message}", at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+    Syntax {
+        /// The file's path.
+        file: String,
+        /// Line and column, when the parser knows them.
+        at: Option<(usize, usize)>,
+        /// The parser's message.
+        message: String,
+    },
+    /// `tls_server_config` cannot make a TLS server.
+    #[error("{file}: {error}")]
+    Tls {
+        /// The file's path.
+        file: String,
+        /// What is wrong with the TLS settings.
+        error: TlsError,
+    },
+    /// A `basic_auth_users` entry is not a bcrypt hash.
+    #[error(
+        "{file}: basic_auth_users.{user}: not a bcrypt hash (expected $2y$..., e.g. from htpasswd -nBC 10)"
+    )]
+    NotBcrypt {
+        /// The file's path.
+        file: String,
+        /// The user whose entry is wrong.
+        user: String,
+    },
+    /// A response header name is not a valid HTTP header name.
+    #[error("{file}: http_server_config.headers: invalid header name {name:?}")]
+    HeaderName {
+        /// The file's path.
+        file: String,
+        /// The name as written.
+        name: String,
+    },
+    /// A response header value is not a valid HTTP header value.
+    #[error("{file}: http_server_config.headers.{name}: invalid value")]
+    HeaderValue {
+        /// The file's path.
+        file: String,
+        /// The header whose value is wrong.
+        name: String,
+    },
+}
+
+/// What is wrong with `tls_server_config`.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate, key or CA file could not be read or parsed.
+    #[error("tls_server_config.{field} {path}: {message}")]
+    File {
+        /// The key that names the file (`cert_file`, `key_file`, `client_ca_file`).
+        field: &'static str,
+        /// The path as resolved against the web config's directory.
+        path: String,
+        /// What reading or parsing it said.
+        message: String,
+    },
+    /// `cert_file` holds no certificate.
+    #[error("tls_server_config.cert_file {0}: no certificate")]
+    NoCertificate(String),
+    /// The min/max versions ask for something other than TLS 1.2 and 1.3.
+    #[error(
+        "tls_server_config: unsupported TLS versions min {min:?} max {max:?} (TLS12 and TLS13 are supported)"
+    )]
+    Versions {
+        /// `min_version` as written.
+        min: Option<String>,
+        /// `max_version` as written.
+        max: Option<String>,
+    },
+    /// A client-verifying `client_auth_type` without `client_ca_file`.
+    #[error("tls_server_config: client_auth_type {0} needs client_ca_file")]
+    NeedsClientCa(String),
+    /// An unknown `client_auth_type`.
+    #[error(
+        "tls_server_config.client_auth_type {0:?} is not supported (NoClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert)"
+    )]
+    ClientAuthType(String),
+    /// rustls refused the settings (key and certificate do not match, ...).
+    #[error("tls_server_config: {0}")]
+    Rejected(String),
+}
+
 fn resolve(dir: &Path, p: &str) -> PathBuf {
     dir.join(p)
 }
 
-fn tls_acceptor(tls: &TlsFile, dir: &Path) -> Result<TlsAcceptor, String> {
+fn tls_acceptor(tls: &TlsFile, dir: &Path) -> Result<TlsAcceptor, TlsError> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let cert_path = resolve(dir, &tls.cert_file);
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
         .and_then(|i| i.collect::<Result<_, _>>())
-        .map_err(|e| format!("tls_server_config.cert_file {}: {e}", cert_path.display()))?;
+        .map_err(|e| TlsError::File {
+            field: "cert_file",
+            path: cert_path.display().to_string(),
+            message: e.to_string(),
+        })?;
     if certs.is_empty() {
-        return Err(format!(
-            "tls_server_config.cert_file {}: no certificate",
-            cert_path.display()
-        ));
+        return Err(TlsError::NoCertificate(cert_path.display().to_string()));
     }
     let key_path = resolve(dir, &tls.key_file);
-    let key = PrivateKeyDer::from_pem_file(&key_path)
-        .map_err(|e| format!("tls_server_config.key_file {}: {e}", key_path.display()))?;
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = match (
-        tls.min_version.as_deref(),
-        tls.max_version.as_deref(),
-    ) {
-        (None | Some("TLS12"), None | Some("TLS13")) => {
-            vec![&rustls::version::TLS13, &rustls::version::TLS12]
-        }
-        (Some("TLS13"), None | Some("TLS13")) => vec![&rustls::version::TLS13],
-        (None | Some("TLS12"), Some("TLS12")) => vec![&rustls::version::TLS12],
-        (min, max) => {
-            return Err(format!(
-                "tls_server_config: unsupported TLS versions min {min:?} max {max:?} (TLS12 and TLS13 are supported)"
-            ));
-        }
-    };
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| TlsError::File {
+        field: "key_file",
+        path: key_path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+        match (tls.min_version.as_deref(), tls.max_version.as_deref()) {
+            (None | Some("TLS12"), None | Some("TLS13")) => {
+                vec![&rustls::version::TLS13, &rustls::version::TLS12]
+            }
+            (Some("TLS13"), None | Some("TLS13")) => vec![&rustls::version::TLS13],
+            (None | Some("TLS12"), Some("TLS12")) => vec![&rustls::version::TLS12],
+            (min, max) => {
+                return Err(TlsError::Versions {
+                    min: min.map(str::to_string),
+                    max: max.map(str::to_string),
+                });
+            }
+        };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
-        .map_err(|e| format!("tls_server_config: {e}"))?;
+        .map_err(|e| TlsError::Rejected(e.to_string()))?;
     let auth = tls.client_auth_type.as_deref().unwrap_or("NoClientCert");
     let builder = match auth {
         "NoClientCert" => builder.with_no_client_auth(),
         "RequireAndVerifyClientCert" | "VerifyClientCertIfGiven" => {
-            let ca = tls.client_ca_file.as_deref().ok_or_else(|| {
-                format!("tls_server_config: client_auth_type {auth} needs client_ca_file")
-            })?;
+            let ca = tls
+                .client_ca_file
+                .as_deref()
+                .ok_or_else(|| TlsError::NeedsClientCa(auth.to_string()))?;
             let ca_path = resolve(dir, ca);
             let mut roots = RootCertStore::empty();
-            for c in CertificateDer::pem_file_iter(&ca_path).map_err(|e| {
-                format!(
-                    "tls_server_config.client_ca_file {}: {e}",
-                    ca_path.display()
-                )
-            })? {
-                let c = c.map_err(|e| {
-                    format!(
-                        "tls_server_config.client_ca_file {}: {e}",
-                        ca_path.display()
-                    )
-                })?;
-                roots.add(c).map_err(|e| {
-                    format!(
-                        "tls_server_config.client_ca_file {}: {e}",
-                        ca_path.display()
-                    )
-                })?;
+            for c in
+                CertificateDer::pem_file_iter(&ca_path).map_err(|e| ca_file_error(&ca_path, e))?
+            {
+                let c = c.map_err(|e| ca_file_error(&ca_path, e))?;
+                roots.add(c).map_err(|e| ca_file_error(&ca_path, e))?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
@@ -447,20 +551,26 @@ fn tls_acceptor(tls: &TlsFile, dir: &Path) -> Result<TlsAcceptor, String> {
             builder.with_client_cert_verifier(
                 verifier
                     .build()
-                    .map_err(|e| format!("tls_server_config: {e}"))?,
+                    .map_err(|e| TlsError::Rejected(e.to_string()))?,
             )
         }
         other => {
-            return Err(format!(
-                "tls_server_config.client_auth_type {other:?} is not supported (NoClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert)"
-            ));
+            return Err(TlsError::ClientAuthType(other.to_string()));
         }
     };
     let mut config = builder
         .with_single_cert(certs, key)
-        .map_err(|e| format!("tls_server_config: {e}"))?;
+        .map_err(|e| TlsError::Rejected(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+fn ca_file_error(path: &Path, e: impl std::fmt::Display) -> TlsError {
+    TlsError::File {
+        field: "client_ca_file",
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -536,7 +646,7 @@ mod tests {
         for (text, want) in cases {
             let path = dir.path().join("web.yml");
             std::fs::write(&path, text).unwrap();
-            let e = WebConfig::load(&path).unwrap_err();
+            let e = WebConfig::load(&path).unwrap_err().to_string();
             assert!(e.contains(want), "{text}: {e}");
         }
     }

@@ -132,3 +132,101 @@ fn report_without_an_exporter_fails_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect to 127.0.0.1:1"));
 }
+
+/// Rules evaluated once an hour: the summary the report reads can only
+/// show events sent a moment ago if the exporter reads its current state
+/// when asked.
+const HOURLY: &str = "
+defaults: {window: 1h, evaluation_interval: 1h, min_samples: 1}
+models:
+  clf:
+    baseline: clf.json
+groups:
+  - name: ml
+    rules:
+      - alert: FeatureDrift
+        expr: psi(feature.*) > 0.2
+      - alert: PredictionDrift
+        expr: psi(prediction) > 0.2
+";
+
+#[test]
+fn a_report_right_after_events_shows_them_with_drift_and_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = Gen(11);
+    let mut csv = String::from("x,prediction\n");
+    for i in 0..1000 {
+        csv += &format!("{:.3},{}\n", g.normal(0.0, 1.0), i % 2);
+    }
+    baseline_from_csv(dir.path(), "clf", &csv, &[]);
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, HOURLY).unwrap();
+    let e = Exporter::start(&["--config.file", rules.to_str().unwrap()]);
+
+    // Ten predictions of clf with x three standard deviations off its
+    // training values; labels for eight of them, six right.
+    let mut lines = String::new();
+    for i in 0..10 {
+        lines += &format!(
+            "{{\"model\":\"clf\",\"id\":\"r-{i}\",\"latency_ms\":5,\"prediction\":{},\"confidence\":0.9,\"features\":{{\"x\":{:.3}}}}}\n",
+            i % 2,
+            3.0 + g.normal(0.0, 0.1)
+        );
+    }
+    for i in 0..8 {
+        let actual = if i < 6 { i % 2 } else { 1 - i % 2 };
+        lines += &format!(
+            "{{\"type\":\"feedback\",\"model\":\"clf\",\"id\":\"r-{i}\",\"actual\":{actual}}}\n"
+        );
+    }
+    lines += "{\"model\":\"plain\",\"latency_ms\":5,\"prediction\":1}\n";
+    send_unix(&e.path("unix"), lines.as_bytes());
+    e.wait_sample(
+        r#"model_requests_total{model="clf",outcome="ok",version=""}"#,
+        10.0,
+    );
+    e.wait_sample(
+        r#"model_requests_total{model="plain",outcome="ok",version=""}"#,
+        1.0,
+    );
+    e.wait_sample(
+        r#"model_exporter_events_received_total{type="feedback"}"#,
+        8.0,
+    );
+
+    // Once, no retry: `…/metrics` as the URL, as users copy it.
+    let url = format!("http://{}/metrics", e.web);
+    let out = Command::new(binary())
+        .args(["report", "--url", &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        &format!("http://{} at ", e.web) as &str,
+        "Model clf\n",
+        "Requests=",
+        "  Drift: prediction PSI=",
+        "(PredictionDrift > 0.2); features by psi: x=",
+        "(1 of 1 > 0.2, FeatureDrift)",
+        "  Labels: Accuracy=75.0%, 8 joined in the last 1h, 2 waiting for their label",
+        "Model plain\n",
+        "  Drift: no reference to compare with; make a baseline of the training data with `model-exporter baseline`",
+        "  Labels: none received",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    assert!(!text.contains("No model has sent events yet"), "{text}");
+    let psi: f64 = text
+        .split("features by psi: x=")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(psi > 2.0, "x moved out of its reference: PSI {psi}\n{text}");
+}

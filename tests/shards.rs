@@ -114,6 +114,13 @@ fn shards_count_every_event_and_merge_alerts() {
         r#"model_exporter_events_received_total{type="inference"}"#,
         total * models.len() as f64,
     );
+    // Every event is applied: the evaluation rounds from here on see them
+    // all (the window families below are rebuilt only by evaluations).
+    let rounds = || {
+        e.sample(r#"model_exporter_rule_evaluations_total{group="ops"}"#)
+            .unwrap_or(0.0)
+    };
+    let applied_at = rounds();
 
     // Alerts of models on different shards, side by side.
     for m in &models[..2] {
@@ -145,12 +152,19 @@ fn shards_count_every_event_and_merge_alerts() {
     let rule = &v["data"]["groups"][0]["rules"][0];
     assert_eq!(rule["health"], "ok", "{body}");
     assert_eq!(rule["alerts"].as_array().unwrap().len(), 2, "{body}");
-    // Every model's summary, whichever its shard.
-    // (each shard publishes its summary after its next evaluation)
+    // Every model's summary, whichever its shard (the summary is brought
+    // up to date when it is asked for).
     wait_until("every model in the summary", || {
         let (_, _, body) = e.get("/api/v1/summary");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         v["data"]["models"].as_array().unwrap().len() == 6
+    });
+    // The window families are those of each shard's last evaluation: wait
+    // for rounds after every event was applied. Shard 0 counts the rounds;
+    // the others evaluate on the same 200 ms interval, so after three of
+    // its rounds each of them has had one since.
+    wait_until("every shard to evaluate the events", || {
+        rounds() >= applied_at + 3.0
     });
 
     let text = e.metrics();

@@ -276,7 +276,8 @@ fn exported_drift_rules_read_the_sidecars_pvalue() {
         &rules,
         "groups:\n  - name: g\n    rules:\n\
          \x20     - alert: D\n        expr: psi(feature.*) > 0.2\n        significance: 1%\n        window: 15m\n\
-         \x20     - alert: P\n        expr: drift_pvalue_adjusted(feature.*, js) < 0.001\n",
+         \x20     - alert: P\n        expr: drift_pvalue_adjusted(feature.*, js) < 0.001\n\
+         \x20     - alert: W\n        expr: wasserstein(feature.*) > 0.1\n        significance: 5%\n        window: 10m\n",
     )
     .unwrap();
     let out = export_rules(&rules, &dir.path().join("out.yml"));
@@ -288,6 +289,12 @@ fn exported_drift_rules_read_the_sidecars_pvalue() {
         out.contains(
             r#"max by (model, version, feature) (model_rule_signal_value{alertname="P"}) < 0.001"#
         ),
+        "{out}"
+    );
+    // Wasserstein is computed in the sidecar; its significance is still
+    // required.
+    assert!(
+        out.contains(r#"max by (model, version, feature) (model_rule_signal_value{alertname="W"}) > 0.1 and on (model, version, feature) min by (model, version, feature) (model_feature_drift_pvalue_adjusted{method="wasserstein",window="10m"}) < 0.05"#),
         "{out}"
     );
     let o = Command::new("promtool")

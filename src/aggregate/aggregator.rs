@@ -28,6 +28,9 @@ use crate::rules::notify::NotifierHandle;
 pub enum Control {
     /// New rules (already validated), and where they came from.
     Reload(Arc<Config>, String),
+    /// Apply the batches already queued, bring the API's summaries up to
+    /// date, and answer (`/api/v1/summary` waits for it).
+    Refresh(crate::export::api::RefreshAck),
 }
 
 /// The sending half for [`Control`] messages.
@@ -213,6 +216,13 @@ impl Aggregator {
         self.publisher.api()
     }
 
+    /// Brings the API's summaries and features up to the events applied so
+    /// far, without evaluating the rules.
+    pub fn refresh_api(&mut self) {
+        let now = self.clock.now();
+        self.publisher.refresh(&self.store, &self.store.config, now);
+    }
+
     /// Applies every event of a batch, in order.
     ///
     /// A run of consecutive inference events sent with the same model and
@@ -283,7 +293,7 @@ impl Aggregator {
                 unreachable!("a run holds inference events only")
             };
             let mv = [event.model.as_str(), event.version.as_str()];
-            run.record(mv, i, event.ts.unwrap_or(now), now);
+            run.record(mv, i, now);
             received.inc();
             k += 1;
             match batch.get_mut(k) {
@@ -594,6 +604,17 @@ pub fn spawn(
                                 agg.reload(config, source);
                                 tick.as_mut().reset(tokio::time::Instant::now());
                             }
+                            Control::Refresh(ack) => {
+                                // What was queued before the request, at
+                                // most a queue's worth.
+                                for _ in 0..rx.max_capacity() {
+                                    let Ok(batch) = rx.try_recv() else { break };
+                                    agg.metrics.batches.inc();
+                                    agg.apply(batch);
+                                }
+                                agg.refresh_api();
+                                let _ = ack.send(());
+                            }
                         },
                         _ = &mut tick => {
                             // A fault in evaluation or publishing must not
@@ -760,7 +781,8 @@ mod tests {
             r#"model_info{model="fraud",version="v4"} 1"#,
             r#"model_trained_timestamp_seconds{model="fraud",version="v3"} 100"#,
             r#"model_loaded_timestamp_seconds{model="fraud",version="v3"} 200"#,
-            r#"model_loaded_timestamp_seconds{model="fraud",version="v4"} 300"#,
+            // Without loaded_at: the time of receipt, whatever ts says.
+            r#"model_loaded_timestamp_seconds{model="fraud",version="v4"} 1000"#,
             r#"model_log_events_total{component="inference",level="error",model="fraud",version="v3"} 2"#,
             r#"model_feedback_total{model="fraud",version=""} 1"#,
             r#"model_exporter_events_received_total{type="model"} 2"#,

@@ -221,6 +221,9 @@ impl Version {
         if s.last_event.is_some() {
             let _ = m.last_event.remove_label_values(&mv);
         }
+        if s.retired.is_some() {
+            let _ = m.retired.remove_label_values(&mv);
+        }
         // Set by `model` events, which are not cached: absent is fine.
         let _ = m.info.remove_label_values(&mv);
         let _ = m.trained.remove_label_values(&mv);

@@ -397,6 +397,7 @@ pub async fn fan_out(mut control: mpsc::UnboundedReceiver<Control>, shards: Vec<
         for s in &shards {
             let copy = match &c {
                 Control::Reload(config, source) => Control::Reload(config.clone(), source.clone()),
+                Control::Refresh(ack) => Control::Refresh(ack.clone()),
             };
             let _ = s.send(copy);
         }

@@ -366,6 +366,8 @@ impl Version {
                 let s = w.latency_sketch(now, window);
                 Reading::of(s.max(), s.count())
             }
+            // A retired version is not silent: it was replaced.
+            Signal::TimeSinceLastEvent if self.retired => Reading::NONE,
             Signal::TimeSinceLastEvent => {
                 Reading::always(w.last_event.is_finite().then_some(now - w.last_event))
             }
@@ -396,7 +398,7 @@ impl Version {
                 };
                 self.read_feature(*stat, name, window, now, cfg, refs)
             }
-            Signal::ModelAge => Reading::always(w.trained_at.map(|t| now - t)),
+            Signal::ModelAge => Reading::always(w.trained_at.map(|t| (now - t).max(0.0))),
             Signal::CounterRatio {
                 numerator,
                 denominator,

@@ -252,10 +252,9 @@ impl Store {
     /// Applies one (admitted) event received at `now`.
     pub fn record(&mut self, event: &Event, now: f64) {
         let mv = [event.model.as_str(), event.version.as_str()];
-        let ts = event.ts.unwrap_or(now);
         let f = match &event.body {
             Body::Inference(i) => {
-                self.run(mv[0], mv[1], now).record(mv, i, ts, now);
+                self.run(mv[0], mv[1], now).record(mv, i, now);
                 return;
             }
             Body::Feedback(f) => Some(f),
@@ -267,13 +266,20 @@ impl Store {
             self.record_feedback(mv[0], f, now);
         }
         let spec = &self.spec;
+        let mut first = false;
         let (m, v) = enter(&mut self.models, mv[0], mv[1], |v| {
             v.stamp(now);
             // A label is recorded under its prediction's version (above).
             if f.is_none() {
+                first = v.is_new();
                 v.touch(spec, now);
             }
         });
+        // A version announced, or sending its first event, supersedes the
+        // model's others.
+        if first || matches!(event.body, Body::Model(_)) {
+            retire_others(&self.metrics, self.models.at_mut(m).1, mv[0], v);
+        }
         let cx = Context {
             metrics: &self.metrics,
             limits: &self.limits,
@@ -284,7 +290,7 @@ impl Store {
         };
         let model = self.models.at_mut(m).1;
         let version = model.versions.at_mut(v).1;
-        version.set_last_event(cx.metrics, mv, ts);
+        version.set_last_event(cx.metrics, mv, now);
         match &event.body {
             Body::Feedback(_) => version.count_feedback(cx.metrics, mv),
             Body::Log(l) => version.record_log(&cx, mv, l, now),
@@ -292,7 +298,7 @@ impl Store {
                 if let Some(t) = loaded.trained_at {
                     version.windows_mut(spec).trained_at = Some(t);
                 }
-                model_loaded(cx.metrics, &mut model.loaded, mv, loaded, ts);
+                model_loaded(cx.metrics, &mut model.loaded, mv, loaded, now);
             }
             Body::Inference(_) | Body::Client(_) => unreachable!("applied above"),
         }
@@ -304,10 +310,15 @@ impl Store {
     /// of once an event.
     pub fn run(&mut self, model: &str, version: &str, now: f64) -> Run<'_> {
         let spec = &self.spec;
+        let mut first = false;
         let (m, v) = enter(&mut self.models, model, version, |v| {
+            first = v.is_new();
             v.stamp(now);
             v.touch(spec, now);
         });
+        if first {
+            retire_others(&self.metrics, self.models.at_mut(m).1, model, v);
+        }
         Run {
             version: self.models.at_mut(m).1.versions.at_mut(v).1,
             joiner: &mut self.joiner,
@@ -357,7 +368,18 @@ impl Store {
     }
 }
 
-/// Sets the gauges of a `model` event of `mv` sent at `ts`; `model_info`
+/// Retires every version of `model` but the one at `current`, which
+/// superseded them.
+fn retire_others(metrics: &Metrics, model: &mut Model, name: &str, current: usize) {
+    for i in 0..model.versions.iter().count() {
+        if i != current {
+            let (version, v) = model.versions.at_mut(i);
+            v.retire(metrics, [name, version.as_str()]);
+        }
+    }
+}
+
+/// Sets the gauges of a `model` event of `mv` received at `ts`; `model_info`
 /// shows only the version loaded last (`loaded`).
 fn model_loaded(
     metrics: &Metrics,
@@ -393,13 +415,12 @@ pub struct Run<'s> {
 }
 
 impl Run<'_> {
-    /// Applies inference `i` of the version, sent at `ts`, received at
-    /// `now`; `mv` are the event's model and version, those the run was
+    /// Applies inference `i` of the version, received at `now`; `mv` are the event's model and version, those the run was
     /// made for.
-    pub fn record(&mut self, mv: [&str; 2], i: &Inference, ts: f64, now: f64) {
+    pub fn record(&mut self, mv: [&str; 2], i: &Inference, now: f64) {
         let v = &mut *self.version;
         v.touch(self.cx.spec, now);
-        v.set_last_event(self.cx.metrics, mv, ts);
+        v.set_last_event(self.cx.metrics, mv, now);
         v.record_inference(&self.cx, mv, i, now);
         if let (Some(id), Some(p)) = (&i.id, &i.prediction) {
             self.joiner.on_inference(mv[0], mv[1], id, p, now);

@@ -49,6 +49,8 @@ pub struct Series {
     pub(super) resources: Option<(Gauge, Gauge)>,
     pub(super) feedback: Option<IntCounter>,
     pub(super) last_event: Option<Gauge>,
+    /// `model_version_retired`.
+    pub(super) retired: Option<Gauge>,
     /// When an event of this version last arrived (aggregator clock).
     pub(super) seen: f64,
     /// At or before every stamp of this version's series (a lower bound),
@@ -71,6 +73,7 @@ impl Series {
             resources: None,
             feedback: None,
             last_event: None,
+            retired: None,
             seen: now,
             oldest: now,
             expired: false,
@@ -113,6 +116,9 @@ pub struct Version {
     pub(super) counters: Capped<Slot<Counter, SlidingWindow<Moments>>>,
     pub(super) errors: Capped<Slot<IntCounter>>,
     pub(super) logs: Capped<Slot<LevelCounters>>,
+    /// A newer version of the model superseded this one
+    /// ([`Version::retire`]).
+    pub(super) retired: bool,
 }
 
 impl Parts for Version {
@@ -222,12 +228,43 @@ impl Version {
             .expect("stamped before an event is applied")
     }
 
-    /// Sets `model_last_event_timestamp_seconds` of the version `mv`.
-    pub(super) fn set_last_event(&mut self, m: &Metrics, mv: [&str; 2], ts: f64) {
-        self.series_mut()
-            .last_event
+    /// Sets `model_last_event_timestamp_seconds` of the version `mv` to
+    /// `now`, the time the event was received; a version that sends
+    /// something is current again if it was retired.
+    pub(super) fn set_last_event(&mut self, m: &Metrics, mv: [&str; 2], now: f64) {
+        let was_retired = std::mem::take(&mut self.retired);
+        let s = self.series_mut();
+        s.last_event
             .get_or_insert_with(|| m.last_event.with_label_values(&mv))
-            .set(ts);
+            .set(now);
+        if was_retired || s.retired.is_none() {
+            s.retired
+                .get_or_insert_with(|| m.retired.with_label_values(&mv))
+                .set(0.0);
+        }
+    }
+
+    /// Whether the version has sent nothing yet (or nothing since its
+    /// windows were dropped): its next event makes it the current version.
+    pub(super) fn is_new(&self) -> bool {
+        self.windows
+            .as_ref()
+            .is_none_or(|w| !w.last_event.is_finite())
+    }
+
+    /// Retires the version `mv`: a newer version of its model superseded
+    /// it. Silence rules no longer read it, and `model_version_retired`
+    /// says so, until it sends something again.
+    pub(super) fn retire(&mut self, m: &Metrics, mv: [&str; 2]) {
+        if self.retired {
+            return;
+        }
+        self.retired = true;
+        if let Some(s) = self.series.as_mut().filter(|s| !s.expired) {
+            s.retired
+                .get_or_insert_with(|| m.retired.with_label_values(&mv))
+                .set(1.0);
+        }
     }
 
     /// Counts a feedback event sent with the version `mv`.

@@ -55,9 +55,19 @@ pub enum Command {
     Report(ReportArgs),
     /// Validate a rules.yaml without starting anything; every error is
     /// printed as FILE:LINE:COLUMN: MESSAGE and the exit status is 1.
+    /// Warnings (FILE:LINE:COLUMN: warning: MESSAGE) leave it at 0.
     Check {
         /// The file to check.
         file: PathBuf,
+        /// The latency bucket bounds the exporter runs with (its
+        /// --metrics.latency-buckets), against which latency thresholds
+        /// are checked; the default buckets when not given.
+        #[arg(
+            long = "metrics.latency-buckets",
+            value_delimiter = ',',
+            value_name = "SECONDS"
+        )]
+        latency_buckets: Vec<f64>,
     },
     /// Work with rule files.
     Rules {
@@ -330,7 +340,10 @@ pub struct DemoArgs {
     /// Simulated seconds per real second.
     #[arg(long, default_value_t = 30.0, value_parser = parse_speed)]
     pub speed: f64,
-    /// Simulated length of the story.
+    /// Simulated length of the story: the fraud features drift at 20% of
+    /// it, the recommender degrades at 70%. Shorter than 30m, the story ends
+    /// before some of its alerts fire. The demo keeps serving after the
+    /// story until interrupted.
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
     pub duration: Duration,
     /// Address of the HTTP server (dashboard, /metrics); repeatable.

@@ -64,6 +64,9 @@ mod shown {
 
     pub static SOCKET_MODE: LazyLock<String> =
         LazyLock::new(|| format!("{:04o}", IngestOptions::default().socket_mode));
+    pub static MAX_CLOCK_SKEW: LazyLock<String> = LazyLock::new(|| {
+        format_duration(IngestOptions::default().max_clock_skew.unwrap_or_default())
+    });
     pub static IDLE_TIMEOUT: LazyLock<String> = LazyLock::new(|| {
         format_duration(IngestOptions::default().idle_timeout.unwrap_or_default())
     });
@@ -116,6 +119,18 @@ pub struct EventsArgs {
         value_parser = parse_line_bytes
     )]
     pub max_line_bytes: usize,
+
+    /// Events whose `ts` is further than this from the time of receipt, or
+    /// whose `trained_at` or `loaded_at` is further than this ahead of it,
+    /// are rejected as invalid_value (0: never). See docs/events.md.
+    #[arg(
+        value_name = "DURATION",
+        long = "events.max-clock-skew",
+        env = "MODEL_EXPORTER_EVENTS_MAX_CLOCK_SKEW",
+        default_value = shown::MAX_CLOCK_SKEW.as_str(),
+        value_parser = parse_duration
+    )]
+    pub max_clock_skew: Duration,
 
     /// A stream connection that sends nothing for this long is closed (0: never).
     #[arg(
@@ -230,6 +245,7 @@ impl EventsArgs {
             max_line_bytes: self.max_line_bytes,
             socket_mode: self.socket_mode,
             idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
+            max_clock_skew: (!self.max_clock_skew.is_zero()).then_some(self.max_clock_skew),
             file_from_beginning: self.file_from_beginning,
             max_connections: self.max_connections,
             http: HttpOptions {

@@ -71,6 +71,18 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     }
 }
 
+/// 1-based column, in chars, of an expression's threshold: the first
+/// character after the comparison operator and its spaces (the signal
+/// before it may contain operator characters only inside quotes, and the
+/// number after it none).
+fn threshold_column(text: &str) -> usize {
+    let after_op = text.rfind(['<', '>', '=']).map_or(0, |i| i + 1);
+    let start = text[after_op..]
+        .find(|c: char| !c.is_whitespace())
+        .map_or(after_op, |i| after_op + i);
+    text[..start].chars().count() + 1
+}
+
 impl Config {
     /// The rules.yaml compiled into the binary.
     ///
@@ -155,8 +167,9 @@ struct RuleDraft {
     alert: Option<String>,
     /// Where the expression is, for warnings about it.
     expr_at: (usize, usize),
-    /// The parsed expression and its text.
-    expr: Option<(Expr, String)>,
+    /// The parsed expression, its text, and where its threshold is in
+    /// the file (line, column).
+    expr: Option<(Expr, String, (usize, usize))>,
     window: Duration,
     for_: Duration,
     keep_firing_for: Duration,
@@ -590,7 +603,7 @@ impl Loader {
         if !r.ok {
             return None;
         }
-        let (expr, expr_text) = r.expr?;
+        let (expr, expr_text, threshold_at) = r.expr?;
         if let Some((_, line, column)) = r.significance
             && !matches!(expr.signal, Signal::Drift { .. })
         {
@@ -627,6 +640,7 @@ impl Loader {
             min_samples: r.min_samples,
             significance: r.significance.map(|(a, _, _)| a),
             line: node.line,
+            threshold_at,
         })
     }
 
@@ -664,7 +678,8 @@ impl Loader {
                     }
                     None => (v.line, v.column),
                 };
-                r.expr = Some((e, text));
+                let (line, column, _) = self.locate(v, &text, threshold_column(&text));
+                r.expr = Some((e, text, (line, column)));
             }
             Err(e) => {
                 let (line, column, note) = self.locate(v, &text, e.column);
@@ -783,7 +798,7 @@ impl Loader {
         let per_feature = r
             .expr
             .as_ref()
-            .is_some_and(|(e, _)| e.signal.feature().is_some());
+            .is_some_and(|(e, _, _)| e.signal.feature().is_some());
         for label in t.labels_used() {
             let known = ALERT_LABELS.contains(&label)
                 || (label == "feature" && per_feature)

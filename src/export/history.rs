@@ -4,8 +4,8 @@
 //! Every `resolution` the aggregator takes a [`ModelSummary`] of each model
 //! version over the default window and appends it to that model's ring of
 //! at most `retention / resolution` points. Models beyond [`MAX_MODELS`]
-//! are summarised but not kept in the history. Memory: 13 numbers a point,
-//! so an hour at 10 s is about 40 KiB per model version.
+//! are summarised but not kept in the history. Memory: 19 numbers a point,
+//! so an hour at 10 s is about 55 KiB per model version.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -13,7 +13,84 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::render::StateView;
-use crate::rules::signal::{DriftMethod, DriftTarget, FeatureSel, Resource, Signal};
+use crate::config::Config;
+use crate::rules::expr::CmpOp;
+use crate::rules::signal::{
+    DriftMethod, DriftTarget, FeatureSel, FeedbackMetric, Resource, Signal,
+};
+
+/// How the summary ranks the drift of a model's features: by the method of
+/// the first rule about the drift of every feature (`psi(feature.*) > 0.2`
+/// ranks by PSI, largest first; `chi2_pvalue(feature.*) < 0.01` by p-value,
+/// smallest first), PSI without such a rule. Drift is summarised, as the
+/// rules judge it, only over at least the rule's `min_samples` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriftRanking {
+    /// The method.
+    pub method: DriftMethod,
+    /// Whether larger values are worse (the rule fires above its threshold).
+    pub larger_is_worse: bool,
+    /// Values of a feature needed for its drift (the feature drift rule's
+    /// `min_samples`, else `defaults.min_samples`).
+    pub feature_min_samples: u64,
+    /// Predictions needed for prediction drift (likewise, of the first rule
+    /// on the prediction's drift).
+    pub prediction_min_samples: u64,
+}
+
+impl Default for DriftRanking {
+    fn default() -> Self {
+        DriftRanking {
+            method: DriftMethod::Psi,
+            larger_is_worse: true,
+            feature_min_samples: 0,
+            prediction_min_samples: 0,
+        }
+    }
+}
+
+impl DriftRanking {
+    /// The ranking the rules of `config` imply.
+    pub fn of(config: &Config) -> DriftRanking {
+        let rules = || config.groups.iter().flat_map(|g| &g.rules);
+        let feature = rules().find(|r| {
+            matches!(
+                r.expr.signal,
+                Signal::Drift {
+                    target: DriftTarget::Feature(FeatureSel::All),
+                    ..
+                }
+            )
+        });
+        let prediction = rules().find(|r| {
+            matches!(
+                r.expr.signal,
+                Signal::Drift {
+                    target: DriftTarget::Prediction,
+                    ..
+                }
+            )
+        });
+        let defaults = config.defaults.min_samples;
+        let mut ranking = DriftRanking {
+            feature_min_samples: feature.map_or(defaults, |r| r.min_samples),
+            prediction_min_samples: prediction.map_or(defaults, |r| r.min_samples),
+            ..DriftRanking::default()
+        };
+        if let Some(r) = feature
+            && let Signal::Drift { method, .. } = r.expr.signal
+        {
+            ranking.method = method;
+            ranking.larger_is_worse = !matches!(r.expr.op, CmpOp::Lt | CmpOp::Le);
+        }
+        ranking
+    }
+
+    /// Whether drift `a` is worse than drift `b`.
+    pub fn worse(&self, a: f64, b: f64) -> bool {
+        if self.larger_is_worse { a > b } else { a < b }
+    }
+}
 
 /// Model versions kept in the history.
 pub const MAX_MODELS: usize = 50;
@@ -49,19 +126,94 @@ pub struct ModelSummary {
     pub cpu: Option<f64>,
     /// Mean memory utilisation reported by the model (ratio).
     pub memory: Option<f64>,
+    /// Drift of the prediction against the baseline's (PSI).
+    pub prediction_drift: Option<f64>,
+    /// The worst drift of a feature, by the [`DriftRanking`]'s method.
+    pub feature_drift: Option<f64>,
+    /// The feature it is of (left out of the history).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature_drift_top: Option<String>,
+    /// Accuracy of the classifications joined with their label.
+    pub accuracy: Option<f64>,
+    /// Mean absolute error of the numeric predictions joined with their label.
+    pub mae: Option<f64>,
+    /// Predictions joined with their label in the window.
+    pub labels_joined: Option<f64>,
+    /// Predictions waiting for their label now.
+    pub labels_pending: Option<f64>,
 }
 
 impl ModelSummary {
-    /// Reads the summary of one model version from the windows.
+    /// Reads the summary of every model version from the windows.
+    pub fn read_all(
+        state: &impl StateView,
+        window: Duration,
+        now: f64,
+        ranking: DriftRanking,
+    ) -> Vec<ModelSummary> {
+        let pending = state.feedback_pending();
+        state
+            .series()
+            .iter()
+            .map(|(m, v)| {
+                let mut s = ModelSummary::read(state, m, v, window, now, ranking);
+                s.labels_pending = pending
+                    .iter()
+                    .find(|(pm, pv, _)| pm == m && pv == v)
+                    .map(|(_, _, n)| *n as f64);
+                s
+            })
+            .collect()
+    }
+
+    /// Reads the summary of one model version from the windows (without
+    /// `labels_pending`, which [`ModelSummary::read_all`] fills in).
     pub fn read(
         state: &impl StateView,
         model: &str,
         version: &str,
         window: Duration,
         now: f64,
+        ranking: DriftRanking,
     ) -> Self {
-        let r = |s: Signal| state.read(model, version, &s, None, window, now).value;
+        let read = |s: Signal| state.read(model, version, &s, None, window, now);
+        let r = |s: Signal| read(s).value;
+        let mut feature_drift: Option<(f64, String)> = None;
+        for feature in state.features(model, version) {
+            let signal = Signal::Drift {
+                method: ranking.method,
+                target: DriftTarget::Feature(FeatureSel::Named(feature.clone())),
+            };
+            let reading = read(signal);
+            if reading.samples < ranking.feature_min_samples {
+                continue;
+            }
+            if let Some(v) = reading.value
+                && feature_drift
+                    .as_ref()
+                    .is_none_or(|(worst, _)| ranking.worse(v, *worst))
+            {
+                feature_drift = Some((v, feature));
+            }
+        }
+        let accuracy = read(Signal::Feedback(FeedbackMetric::Accuracy));
+        let mae = read(Signal::Feedback(FeedbackMetric::Mae));
+        let joined = accuracy.samples.saturating_add(mae.samples);
+        let (feature_drift, feature_drift_top) = feature_drift.unzip();
+        let prediction_drift = read(Signal::Drift {
+            method: DriftMethod::Psi,
+            target: DriftTarget::Prediction,
+        });
         ModelSummary {
+            prediction_drift: prediction_drift
+                .value
+                .filter(|_| prediction_drift.samples >= ranking.prediction_min_samples),
+            feature_drift,
+            feature_drift_top,
+            accuracy: accuracy.value,
+            mae: mae.value,
+            labels_joined: Some(joined as f64),
+            labels_pending: None,
             model: model.to_owned(),
             version: version.to_owned(),
             request_rate: r(Signal::RequestRate),
@@ -103,6 +255,8 @@ pub struct History {
     capacity: usize,
     next: f64,
     series: BTreeMap<(String, String), Series>,
+    /// How feature drift is ranked in the points.
+    pub ranking: DriftRanking,
 }
 
 impl History {
@@ -116,6 +270,7 @@ impl History {
                 .max(1.0) as usize,
             next: f64::NEG_INFINITY,
             series: BTreeMap::new(),
+            ranking: DriftRanking::default(),
         }
     }
 
@@ -133,14 +288,16 @@ impl History {
         let step = self.resolution.as_secs_f64();
         // Align points to the resolution, like the windows' slices.
         self.next = ((now / step).floor() + 1.0) * step;
-        for (model, version) in state.series() {
+        for mut summary in ModelSummary::read_all(state, window, now, self.ranking) {
+            let (model, version) = (
+                std::mem::take(&mut summary.model),
+                std::mem::take(&mut summary.version),
+            );
             let key = (model.clone(), version.clone());
             if !self.series.contains_key(&key) && self.series.len() >= MAX_MODELS {
                 continue;
             }
-            let mut summary = ModelSummary::read(state, &model, &version, window, now);
-            summary.model.clear();
-            summary.version.clear();
+            summary.feature_drift_top = None;
             let s = self.series.entry(key).or_insert_with(|| Series {
                 model,
                 version,

@@ -35,6 +35,10 @@ pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), crate::config::
 pub struct HttpState {
     /// What the rule evaluator (each shard's) last published.
     pub api: super::api::ApiView,
+    /// Brings the summaries up to date before `/api/v1/summary` and
+    /// `/api/v1/features` are answered; `None` serves what the last
+    /// evaluation left.
+    pub refresh: Option<super::api::Refresh>,
     /// Where `POST /-/reload` goes; `None` unless --web.enable-lifecycle.
     pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
     /// The families to serve.
@@ -174,16 +178,30 @@ async fn route(state: &Arc<HttpState>, req: Request<Incoming>) -> Response<Body>
             respond(StatusCode::OK, "text/plain", "OK\n")
         }
         "/-/ready" => respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready\n"),
-        _ => match state.api.json(path) {
-            Some(mut body) => {
-                if path == "/api/v1/summary" {
-                    // What client libraries dropped, for the dashboard's badge.
-                    body["data"]["client_drops"] = state.metrics.client_drops_json();
-                }
-                respond(StatusCode::OK, "application/json", body.to_string())
+        "/api/v1/summary" | "/api/v1/features" => {
+            if let Some(r) = &state.refresh {
+                r.run(REFRESH_LIMIT).await;
             }
-            None => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
-        },
+            api(state, path)
+        }
+        _ => api(state, path),
+    }
+}
+
+/// How long a request waits for the aggregators to refresh the summaries.
+const REFRESH_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// One of the `/api/v1/` endpoints, or 404.
+fn api(state: &HttpState, path: &str) -> Response<Body> {
+    match state.api.json(path) {
+        Some(mut body) => {
+            if path == "/api/v1/summary" {
+                // What client libraries dropped, for the dashboard's badge.
+                body["data"]["client_drops"] = state.metrics.client_drops_json();
+            }
+            respond(StatusCode::OK, "application/json", body.to_string())
+        }
+        None => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }
 

@@ -89,6 +89,9 @@ pub struct Metrics {
     pub resource: series::GaugeVec,
     /// `model_last_event_timestamp_seconds`.
     pub last_event: series::GaugeVec,
+    /// `model_version_retired`: 1 once a newer version of the model
+    /// superseded this one, else 0.
+    pub retired: series::GaugeVec,
     /// `model_info`.
     pub info: series::IntGaugeVec,
     /// `model_trained_timestamp_seconds`.
@@ -119,6 +122,9 @@ pub struct Metrics {
     pub batches: IntCounter,
     /// `model_exporter_config_last_reload_successful`.
     pub config_last_reload_successful: IntGauge,
+    /// `model_exporter_rule_thresholds_not_bucket_bounds`: latency thresholds of
+    /// the loaded rules that are not bucket bounds of the latency histogram.
+    pub rule_thresholds_not_bucket_bounds: IntGauge,
     /// `model_exporter_build_info{version,revision}`.
     pub build_info: IntGaugeVec,
     /// `model_exporter_scrape_duration_seconds` of the previous scrape.
@@ -389,6 +395,11 @@ impl Metrics {
                 "When the model last sent an event of any type.",
                 MV,
             ),
+            retired: hot_gauge(
+                "model_version_retired",
+                "1 once a newer version of the model superseded this one (announced by a model event, or sending its first event), 0 while it is current.",
+                MV,
+            ),
             info: series::IntGaugeVec::new(
                 "model_info",
                 "The model version loaded now (always 1).",
@@ -460,6 +471,14 @@ impl Metrics {
                 IntGauge::new(
                     "model_exporter_config_last_reload_successful",
                     "Whether the last load of rules.yaml succeeded.",
+                )
+                .expect("valid metric"),
+            ),
+            rule_thresholds_not_bucket_bounds: reg(
+                &r,
+                IntGauge::new(
+                    "model_exporter_rule_thresholds_not_bucket_bounds",
+                    "Latency thresholds of the loaded rules that are not bucket bounds of model_request_duration_seconds (added by a reload: the buckets are set at start).",
                 )
                 .expect("valid metric"),
             ),
@@ -548,6 +567,7 @@ impl Metrics {
             Box::new(m.counter.family().clone()),
             Box::new(m.resource.family().clone()),
             Box::new(m.last_event.family().clone()),
+            Box::new(m.retired.family().clone()),
             Box::new(m.info.family().clone()),
             Box::new(m.trained.family().clone()),
             Box::new(m.loaded.family().clone()),

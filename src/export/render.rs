@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use super::api::ApiSnapshot;
 use super::dynamic::{DynamicFamilies, GaugeFamily, RenderedFamily};
-use super::history::{FeatureView, History, ModelSummary};
+use super::history::{DriftRanking, FeatureView, History, ModelSummary};
 use super::metrics::RULE_FAMILIES;
 use super::references::reference_families;
 use crate::config::Config;
@@ -105,19 +105,18 @@ impl Publisher {
         self.families.store_slot(self.slot, families);
 
         let window = round.config.defaults.window;
+        let ranking = DriftRanking::of(round.config);
+        self.history.ranking = ranking;
         let history = if self.history.maybe_record(state, window, now) {
             Some(Arc::new(self.history.clone()))
         } else {
             None
         };
-        let summary = state
-            .series()
-            .iter()
-            .map(|(m, v)| ModelSummary::read(state, m, v, window, now))
-            .collect();
+        let summary = ModelSummary::read_all(state, window, now, ranking);
         let features = FeatureView::read_all(state, window, now);
         let mut api = self.api.write().unwrap_or_else(|e| e.into_inner());
         api.features = features;
+        api.ranking = ranking;
         api.alerts = round.alerts.to_vec();
         api.rules = round.rules.to_vec();
         api.groups = round
@@ -133,6 +132,25 @@ impl Publisher {
         if let Some(h) = history {
             api.history = h;
         }
+    }
+}
+
+impl Publisher {
+    /// Brings the API's summaries and features up to `now` from `state`
+    /// without evaluating the rules (alerts, rules and history stay as the
+    /// last evaluation left them), so that `/api/v1/summary` shows events
+    /// applied since.
+    pub fn refresh(&mut self, state: &impl StateView, config: &Config, now: f64) {
+        let window = config.defaults.window;
+        let ranking = DriftRanking::of(config);
+        let summary = ModelSummary::read_all(state, window, now, ranking);
+        let features = FeatureView::read_all(state, window, now);
+        let mut api = self.api.write().unwrap_or_else(|e| e.into_inner());
+        api.summary = summary;
+        api.features = features;
+        api.ranking = ranking;
+        api.window = window;
+        api.now = now;
     }
 }
 

@@ -30,6 +30,10 @@ pub(super) fn take_line(line: &[u8], batch: &mut Batch, ctx: &IngestContext, tra
     let unknown = |key: &str| ctx.metrics.unknown_fields.note(key, transport);
     match parse_event_noting(line, unknown) {
         Ok(e) => {
+            if let Err(r) = ctx.check_times(&e) {
+                ctx.rejects.reject(&r, line, transport);
+                return;
+            }
             if let Some(log) = &ctx.prediction_log {
                 log.offer(line);
             }

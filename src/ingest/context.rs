@@ -25,6 +25,9 @@ pub struct IngestOptions {
     pub max_connections: usize,
     /// Settings of `http://` listeners.
     pub http: super::cloudevents::HttpOptions,
+    /// Client timestamps further than this from the time of receipt (ahead
+    /// of it, for `trained_at` and `loaded_at`) are rejected ([`super::timestamp::check_times`]); `None`: never.
+    pub max_clock_skew: Option<Duration>,
 }
 
 impl Default for IngestOptions {
@@ -36,9 +39,18 @@ impl Default for IngestOptions {
             file_from_beginning: false,
             max_connections: 1024,
             http: super::cloudevents::HttpOptions::default(),
+            max_clock_skew: Some(DEFAULT_MAX_CLOCK_SKEW),
         }
     }
 }
+
+/// The default `--events.max-clock-skew`: an hour. Far more than clocks
+/// drift apart under NTP (milliseconds) or clients hold events before
+/// sending them (seconds), and than a time zone mistake of less than an
+/// hour; far less than a timestamp in milliseconds read as seconds (tens
+/// of thousands of years ahead) or a placeholder such as `0`, `1` or year
+/// 9999.
+pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(3600);
 
 /// Everything a listener task needs.
 #[derive(Clone)]
@@ -59,4 +71,22 @@ pub struct IngestContext {
     /// What `http://` listeners share: the rules' model mapping and their
     /// self-metrics.
     pub cloudevents: super::cloudevents::Shared,
+    /// The time of receipt, which client timestamps are checked against.
+    pub clock: crate::clock::SharedClock,
+}
+
+impl IngestContext {
+    /// Checks the client timestamps of a parsed event against the time of
+    /// receipt and `max_clock_skew`.
+    ///
+    /// # Errors
+    /// A [`Reject`](super::parse::Reject) (`invalid_value`) naming the field.
+    pub fn check_times(&self, event: &super::event::Event) -> Result<(), super::parse::Reject> {
+        match self.options.max_clock_skew {
+            Some(skew) if super::timestamp::has_times(event) => {
+                super::timestamp::check_times(event, self.clock.now(), skew)
+            }
+            _ => Ok(()),
+        }
+    }
 }

@@ -215,7 +215,10 @@ async fn serve_stream<C: AsyncRead + Unpin>(
         && !is_blank(tail)
     {
         match parse_event(tail) {
-            Ok(e) => batch.push(e),
+            Ok(e) => match ctx.check_times(&e) {
+                Ok(()) => batch.push(e),
+                Err(r) => ctx.rejects.reject(&r, tail, transport),
+            },
             Err(r) => ctx.rejects.reject(
                 &Reject::new(
                     RejectReason::Truncated,

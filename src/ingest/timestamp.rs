@@ -1,5 +1,59 @@
 //! RFC 3339 timestamps, as used by the `ts`, `trained_at` and `loaded_at`
-//! fields, converted to seconds since the Unix epoch.
+//! fields, converted to seconds since the Unix epoch; and the check of
+//! those timestamps against the time of receipt ([`check_times`]).
+
+use std::time::Duration;
+
+use super::event::{Body, Event};
+use super::parse::{Reject, RejectReason};
+
+/// Whether an event carries a client timestamp at all.
+pub fn has_times(e: &Event) -> bool {
+    e.ts.is_some()
+        || matches!(&e.body, Body::Model(m) if m.trained_at.is_some() || m.loaded_at.is_some())
+}
+
+/// Checks an event's client timestamps against `now`, the time of
+/// receipt: `ts` must be within `skew` of it; `trained_at` and
+/// `loaded_at`, naturally in the past (a version is announced again when
+/// its server reconnects), no more than `skew` ahead of it.
+///
+/// # Errors
+/// An `invalid_value` [`Reject`] naming the field, its value and the time
+/// of receipt.
+pub fn check_times(e: &Event, now: f64, skew: Duration) -> Result<(), Reject> {
+    let skew_secs = skew.as_secs_f64();
+    let refuse = |field: &str, t: f64, how: &str| {
+        Reject::new(
+            RejectReason::InvalidValue,
+            format!(
+                "{field} {t} is {how} the time of receipt ({}) by more than --events.max-clock-skew ({}s)",
+                format_rfc3339(now),
+                skew_secs
+            ),
+        )
+    };
+    let near = |field: &str, t: f64| {
+        if t > now + skew_secs {
+            Err(refuse(field, t, "ahead of"))
+        } else if t < now - skew_secs {
+            Err(refuse(field, t, "behind"))
+        } else {
+            Ok(())
+        }
+    };
+    if let Some(t) = e.ts {
+        near("ts", t)?;
+    }
+    if let Body::Model(m) = &e.body {
+        for (field, t) in [("trained_at", m.trained_at), ("loaded_at", m.loaded_at)] {
+            if let Some(t) = t.filter(|t| *t > now + skew_secs) {
+                return Err(refuse(field, t, "ahead of"));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Parses an RFC 3339 date-time such as `2026-11-01T00:00:00Z` or
 /// `2026-11-01 12:30:00.250+02:00` into seconds since the epoch.
@@ -143,6 +197,46 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::parse_rfc3339;
+
+    #[test]
+    fn client_times_are_checked_against_receipt() {
+        use super::check_times;
+        use crate::ingest::parse::{RejectReason, parse_event};
+        use std::time::Duration;
+        let now = 1_793_491_200.0;
+        let hour = Duration::from_secs(3600);
+        let check = |line: &str| check_times(&parse_event(line.as_bytes()).unwrap(), now, hour);
+        for ok in [
+            r#"{"model":"m"}"#,
+            r#"{"model":"m","ts":1793491200}"#,
+            r#"{"model":"m","ts":1793487601}"#,
+            r#"{"model":"m","ts":"2026-11-01T00:59:59Z"}"#,
+            r#"{"type":"model","model":"m","trained_at":1,"loaded_at":2}"#,
+            r#"{"type":"model","model":"m","trained_at":1793494799,"loaded_at":1793491000}"#,
+        ] {
+            assert!(check(ok).is_ok(), "{ok}");
+        }
+        for (bad, field) in [
+            (r#"{"model":"m","ts":1e300}"#, "ts"),
+            (r#"{"model":"m","ts":99999999999}"#, "ts"),
+            (r#"{"model":"m","ts":"9999-12-31T23:59:59Z"}"#, "ts"),
+            (r#"{"model":"m","ts":1}"#, "ts"),
+            (r#"{"model":"m","ts":1793487599}"#, "ts"),
+            (
+                r#"{"type":"model","model":"m","trained_at":1e300}"#,
+                "trained_at",
+            ),
+            (
+                r#"{"type":"model","model":"m","loaded_at":99999999999}"#,
+                "loaded_at",
+            ),
+        ] {
+            let r = check(bad).unwrap_err();
+            assert_eq!(r.reason, RejectReason::InvalidValue, "{bad}");
+            assert!(r.detail.starts_with(field), "{bad}: {}", r.detail);
+            assert!(r.detail.contains("--events.max-clock-skew"), "{}", r.detail);
+        }
+    }
 
     #[test]
     fn valid_timestamps() {

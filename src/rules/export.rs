@@ -30,6 +30,7 @@ use super::duration::format_duration;
 use super::rule::{Group, Matchers, Rule};
 use crate::rules::signal::{DriftTarget, FeatureSel, Signal};
 
+pub mod buckets;
 mod fleet;
 
 /// The output format of `model-exporter rules export`.
@@ -49,6 +50,10 @@ pub const DEFAULT_OBJECT_NAME: &str = "model-exporter-rules";
 /// Name of the gauge through which the sidecar exposes the current value of
 /// the signals that cannot be computed in PromQL.
 pub const SIGNAL_GAUGE: &str = "model_rule_signal_value";
+
+/// Name of the gauge that says a model version was superseded by a newer
+/// one (1) or is current (0); silence rules leave retired versions out.
+pub const RETIRED_GAUGE: &str = "model_version_retired";
 
 /// How to render an export.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,12 +308,21 @@ pub fn promql(rule: &Rule) -> String {
             "model, version"
         };
         return format!(
-            "max by ({by}) ({}) {comparison}",
-            q.selector(SIGNAL_GAUGE, &[("alertname", &rule.alert)])
+            "max by ({by}) ({}) {comparison}{}",
+            q.selector(SIGNAL_GAUGE, &[("alertname", &rule.alert)]),
+            significance(&q, rule)
         );
     };
     let condition = format!("{value} {comparison}{}", significance(&q, rule));
-    let gauge_based = matches!(signal, Signal::TimeSinceLastEvent | Signal::ModelAge);
+    if *signal == Signal::TimeSinceLastEvent {
+        // A version every pod retired (a newer one superseded it) is not
+        // silent: it was replaced.
+        return format!(
+            "{condition} unless on (model, version) min by (model, version) ({}) == 1",
+            q.selector(RETIRED_GAUGE, &[])
+        );
+    }
+    let gauge_based = *signal == Signal::ModelAge;
     if rule.min_samples == 0 || gauge_based {
         return condition;
     }
@@ -568,7 +582,7 @@ mod tests {
             ),
             (
                 "time_since_last_event > 10m",
-                "time() - max by (model, version) (model_last_event_timestamp_seconds) > 600",
+                "time() - max by (model, version) (model_last_event_timestamp_seconds) > 600 unless on (model, version) min by (model, version) (model_version_retired) == 1",
             ),
             (
                 "model_age > 30d",

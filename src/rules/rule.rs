@@ -90,6 +90,9 @@ pub struct Rule {
     pub significance: Option<f64>,
     /// 1-based line of the rule in the file.
     pub line: usize,
+    /// 1-based line and column of the expression's threshold in the file,
+    /// for messages about the threshold itself.
+    pub threshold_at: (usize, usize),
 }
 
 /// A named group of rules.

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
 use serde_json::Value;
+
+pub mod alerting;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 

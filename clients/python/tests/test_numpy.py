@@ -148,6 +148,18 @@ def test_timed_takes_a_one_element_array_as_the_prediction(client, receiver):
     assert e["prediction"] == 1
 
 
+def test_timed_sends_the_top_class_of_a_predict_proba_row(client, receiver):
+    # The example of docs/clients.md: the prediction is the predicted class
+    # and the confidence its probability (docs/events.md).
+    @client.timed(model="fraud", prediction=lambda proba: proba)
+    def predict(x):
+        return np.array([[0.9, 0.1]])  # model.predict_proba(x) of one row
+
+    predict(0)
+    (e,) = sent(receiver, client)
+    assert (e["model"], e["prediction"], e["confidence"]) == ("fraud", 0, 0.9)
+
+
 def test_a_pandas_row(client, receiver):
     pd = pytest.importorskip("pandas", reason="pandas is not installed (pip install pandas)")
     df = pd.DataFrame({"age": [35], "income": [51000.5], "country": ["DE"]})

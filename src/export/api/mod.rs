@@ -3,8 +3,10 @@
 //! view that serves them, merging the shards' snapshots on read.
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 use super::history::History;
 use crate::rules::eval::RuleStatus;
@@ -23,6 +25,95 @@ pub const ENDPOINTS: [(&str, Body); 5] = [
     ("history", ApiSnapshot::history_json),
     ("features", ApiSnapshot::features_json),
 ];
+
+/// Where an aggregator answers a [`Refresh`]: one `()` once its snapshot
+/// is up to date.
+pub type RefreshAck = mpsc::UnboundedSender<()>;
+
+/// Asks every aggregator to bring the summaries and features of its
+/// snapshot up to the events applied so far, so that `/api/v1/summary`
+/// shows events sent just before it is asked, not only those of the last
+/// evaluation. Requests are served by [`RefreshRequests::serve`], which
+/// hands one [`RefreshAck`] to every aggregator (shard); each applies the
+/// batches already queued, refreshes, and answers.
+#[derive(Clone)]
+pub struct Refresh {
+    requests: mpsc::UnboundedSender<RefreshAck>,
+}
+
+/// The requests of a [`Refresh`], waiting to be served.
+pub struct RefreshRequests {
+    requests: mpsc::UnboundedReceiver<RefreshAck>,
+    parts: usize,
+}
+
+impl Refresh {
+    /// A refresh of `parts` aggregators, and its requests to serve.
+    pub fn new(parts: usize) -> (Refresh, RefreshRequests) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Refresh { requests: tx },
+            RefreshRequests {
+                requests: rx,
+                parts: parts.max(1),
+            },
+        )
+    }
+
+    /// Asks for a refresh and waits until it is done, or `limit` has
+    /// passed; returns whether it was done in time (if not, the snapshot is
+    /// served as the last evaluation or refresh left it).
+    pub async fn run(&self, limit: Duration) -> bool {
+        let (ack, mut answer) = mpsc::unbounded_channel();
+        if self.requests.send(ack).is_err() {
+            return false;
+        }
+        matches!(
+            tokio::time::timeout(limit, answer.recv()).await,
+            Ok(Some(()))
+        )
+    }
+}
+
+impl RefreshRequests {
+    /// Serves the requests until every [`Refresh`] is dropped or `ask`
+    /// returns `false` (the aggregators are gone). One refresh at a time:
+    /// the requests that arrive while one is under way are all answered by
+    /// the next, so a flood of requests costs the aggregators one refresh
+    /// after another at most, never one per request. `ask` hands the
+    /// [`RefreshAck`] to every aggregator, which answers once on it.
+    pub async fn serve(mut self, mut ask: impl FnMut(RefreshAck) -> bool) {
+        while let Some(first) = self.requests.recv().await {
+            let mut waiting = vec![first];
+            while let Ok(more) = self.requests.try_recv() {
+                waiting.push(more);
+            }
+            let (ack, mut answers) = mpsc::unbounded_channel();
+            if !ask(ack) {
+                return;
+            }
+            let parts = self.parts;
+            let all = async {
+                for _ in 0..parts {
+                    if answers.recv().await.is_none() {
+                        return false;
+                    }
+                }
+                true
+            };
+            if tokio::time::timeout(REFRESH_WAIT, all).await == Ok(true) {
+                for w in waiting {
+                    let _ = w.send(());
+                }
+            }
+        }
+    }
+}
+
+/// How long [`RefreshRequests::serve`] waits for the aggregators before it
+/// serves the next requests (those waiting give up sooner, see
+/// [`Refresh::run`]).
+const REFRESH_WAIT: Duration = Duration::from_secs(2);
 
 /// What `/api/v1/*` reads: the snapshot of each shard, merged on read.
 #[derive(Clone)]
@@ -92,6 +183,7 @@ pub fn merge(parts: &[&ApiSnapshot], history: bool) -> ApiSnapshot {
             .fold(f64::NEG_INFINITY, f64::max),
         history: first.history.clone(),
         features: Vec::new(),
+        ranking: first.ranking,
     };
     for p in parts {
         out.alerts.extend(p.alerts.iter().cloned());
@@ -148,6 +240,57 @@ mod tests {
     use crate::rules::eval::Engine;
 
     const RULES: &str = "defaults: {min_samples: 1}\ngroups:\n  - name: g\n    rules:\n      - alert: Errors\n        expr: error_rate > 5%\n";
+
+    /// Fifty requests at once, two aggregators that count their
+    /// refreshes: every request is answered, by one refresh (two at most,
+    /// should the first be asked before the others arrive), not fifty.
+    #[tokio::test]
+    async fn simultaneous_refresh_requests_share_one_refresh() {
+        let (refresh, requests) = Refresh::new(2);
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = asked.clone();
+        tokio::spawn(requests.serve(move |ack| {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // Both aggregators answer.
+            ack.send(()).is_ok() && ack.send(()).is_ok()
+        }));
+        let runs: Vec<_> = (0..50)
+            .map(|_| {
+                let r = refresh.clone();
+                tokio::spawn(async move { r.run(Duration::from_secs(30)).await })
+            })
+            .collect();
+        for run in runs {
+            assert!(run.await.unwrap(), "a request was not answered");
+        }
+        let n = asked.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((1..=2).contains(&n), "{n} refreshes for 50 requests");
+        // A later request gets a refresh of its own.
+        assert!(refresh.run(Duration::from_secs(30)).await);
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), n + 1);
+    }
+
+    /// An aggregator that does not answer: the request gives up at its
+    /// limit, and the next one is still served.
+    #[tokio::test]
+    async fn a_refresh_that_never_comes_is_given_up() {
+        let (refresh, requests) = Refresh::new(1);
+        let mut first = true;
+        tokio::spawn(requests.serve(move |ack| {
+            if std::mem::take(&mut first) {
+                // Held, never answered (as a stuck aggregator would).
+                std::mem::forget(ack);
+                true
+            } else {
+                ack.send(()).is_ok()
+            }
+        }));
+        assert!(!refresh.run(Duration::from_millis(50)).await);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !refresh.run(Duration::from_secs(5)).await {
+            assert!(std::time::Instant::now() < deadline, "never served again");
+        }
+    }
 
     #[test]
     fn rule_status_combines_shards() {

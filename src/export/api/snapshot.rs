@@ -9,10 +9,11 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::export::history::{FeatureView, History, ModelSummary};
+use crate::export::history::{DriftRanking, FeatureView, History, ModelSummary};
 use crate::ingest::timestamp::format_rfc3339;
 use crate::rules::duration::format_duration;
 use crate::rules::eval::{Alert, AlertState, RuleStatus};
+use crate::rules::signal::ValueKind;
 
 /// What the last evaluation left for the API to show.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct ApiSnapshot {
     pub history: Arc<History>,
     /// Each feature's distribution now against its reference.
     pub features: Vec<FeatureView>,
+    /// How the summaries rank feature drift.
+    pub ranking: DriftRanking,
 }
 
 impl Default for ApiSnapshot {
@@ -52,7 +55,18 @@ impl Default for ApiSnapshot {
                 Duration::from_secs(3600),
             )),
             features: Vec::new(),
+            ranking: DriftRanking::default(),
         }
+    }
+}
+
+/// The unit of a signal's values, for formatting: `seconds`, `fraction` or
+/// `number`.
+fn unit(kind: ValueKind) -> &'static str {
+    match kind {
+        ValueKind::Seconds => "seconds",
+        ValueKind::Fraction => "fraction",
+        ValueKind::Number => "number",
     }
 }
 
@@ -83,23 +97,26 @@ impl ApiSnapshot {
     }
 
     /// The body of `/api/v1/summary`: each model's key signals now, the
-    /// rules' thresholds, and the active alerts.
+    /// rules' thresholds (those of per-feature rules apart), how feature
+    /// drift is ranked, and the active alerts.
     pub fn summary_json(&self) -> Value {
-        let thresholds: Vec<Value> = self
+        let threshold = |r: &&RuleStatus| {
+            json!({
+                "alert": r.rule.alert,
+                "signal": r.rule.expr.signal.name(),
+                "op": r.rule.expr.op.as_str(),
+                "threshold": r.rule.expr.threshold,
+                "unit": unit(r.rule.expr.signal.value_kind()),
+                "window": format_duration(r.rule.window),
+                "severity": r.rule.severity.as_str(),
+            })
+        };
+        let (per_feature, whole): (Vec<&RuleStatus>, Vec<&RuleStatus>) = self
             .rules
             .iter()
-            .filter(|r| !r.rule.expr.signal.is_per_feature())
-            .map(|r| {
-                json!({
-                    "alert": r.rule.alert,
-                    "signal": r.rule.expr.signal.name(),
-                    "op": r.rule.expr.op.as_str(),
-                    "threshold": r.rule.expr.threshold,
-                    "window": format_duration(r.rule.window),
-                    "severity": r.rule.severity.as_str(),
-                })
-            })
-            .collect();
+            .partition(|r| r.rule.expr.signal.is_per_feature());
+        let thresholds: Vec<Value> = whole.iter().map(threshold).collect();
+        let feature_thresholds: Vec<Value> = per_feature.iter().map(threshold).collect();
         json!({
             "status": "success",
             "data": {
@@ -107,6 +124,11 @@ impl ApiSnapshot {
                 "window": format_duration(self.window),
                 "models": self.summary,
                 "thresholds": thresholds,
+                "feature_thresholds": feature_thresholds,
+                "drift": {
+                    "method": self.ranking.method.function(),
+                    "larger_is_worse": self.ranking.larger_is_worse,
+                },
                 "alerts": self.active().map(alert_json).collect::<Vec<_>>(),
             },
         })
@@ -138,6 +160,12 @@ impl ApiSnapshot {
                     "click_through_rate": col(|p| p.click_through_rate),
                     "cpu": col(|p| p.cpu),
                     "memory": col(|p| p.memory),
+                    "prediction_drift": col(|p| p.prediction_drift),
+                    "feature_drift": col(|p| p.feature_drift),
+                    "accuracy": col(|p| p.accuracy),
+                    "mae": col(|p| p.mae),
+                    "labels_joined": col(|p| p.labels_joined),
+                    "labels_pending": col(|p| p.labels_pending),
                 })
             })
             .collect();
@@ -145,6 +173,7 @@ impl ApiSnapshot {
             "status": "success",
             "data": {
                 "resolution": self.history.resolution().as_secs_f64(),
+                "drift_method": self.history.ranking.method.function(),
                 "window": format_duration(self.window),
                 "series": series,
             },
