@@ -28,8 +28,9 @@ use crate::config::{Config, ModelConfig};
 use crate::ingest::event::Outcome;
 use crate::rules::signal::{DriftTarget, FeatureSel, FeatureStat, Resource, Signal};
 use crate::rules::source::Reading;
-use crate::stats::drift::BinCounts;
+use crate::stats::drift::{BinCounts, DriftMethod};
 use crate::stats::reference::{ModelReferences, Reference};
+use crate::stats::significance;
 use crate::stats::sketch::Sketch;
 use crate::stats::window::{Counts, Moments, Slice, SlidingWindow};
 
@@ -436,32 +437,98 @@ impl Version {
                 Reading::of(q.value(*metric), q.samples_for(*metric))
             }
             Signal::Drift { method, target } => {
-                let (reference, bins) = match target {
-                    DriftTarget::Prediction => (refs.prediction.as_ref(), Some(&w.prediction_bins)),
-                    DriftTarget::Feature(sel) => {
-                        let name = match (sel, feature) {
-                            (FeatureSel::Named(n), _) => n.as_str(),
-                            (FeatureSel::All, Some(f)) => f,
-                            (FeatureSel::All, None) => return Reading::NONE,
-                        };
-                        let f = self.feature_windows(name);
-                        (
-                            refs.features
-                                .get(name)
-                                .or(f.and_then(|f| f.learned.as_ref())),
-                            f.and_then(|f| f.bins.as_ref()),
-                        )
-                    }
-                };
-                // No reference (yet): no verdict.
-                let (Some(r), Some(bins)) = (reference, bins) else {
+                match self.drift_input(target, feature, window, now, refs) {
+                    Some((r, live)) => Reading::of(r.drift(*method, live.counts()), live.total()),
+                    None => Reading::NONE,
+                }
+            }
+            Signal::DriftPvalue {
+                method,
+                target,
+                adjusted,
+            } => {
+                let Some((r, live)) = self.drift_input(target, feature, window, now, refs) else {
                     return Reading::NONE;
                 };
-                let mut live = BinCounts::with_bins(r.bins());
-                bins.merged(now, window, &mut live);
-                Reading::of(r.drift(*method, live.counts()), live.total())
+                let raw = r.pvalue(*method, live.counts());
+                let value = match (target, adjusted, raw) {
+                    (DriftTarget::Feature(_), true, Some(_)) => {
+                        let name = match target {
+                            DriftTarget::Feature(FeatureSel::Named(n)) => n.as_str(),
+                            _ => feature.unwrap_or_default(),
+                        };
+                        self.adjusted_pvalue(*method, name, window, now, refs)
+                    }
+                    _ => raw,
+                };
+                Reading::of(value, live.total())
             }
         }
+    }
+
+    /// What a drift signal compares: the reference and the live bin counts
+    /// over `window`.
+    fn drift_input<'a>(
+        &'a self,
+        target: &DriftTarget,
+        feature: Option<&str>,
+        window: Duration,
+        now: f64,
+        refs: &'a ModelReferences,
+    ) -> Option<(&'a Reference, BinCounts)> {
+        let w = self.windows.as_ref()?;
+        let (reference, bins) = match target {
+            DriftTarget::Prediction => (refs.prediction.as_ref(), Some(&w.prediction_bins)),
+            DriftTarget::Feature(sel) => {
+                let name = match (sel, feature) {
+                    (FeatureSel::Named(n), _) => n.as_str(),
+                    (FeatureSel::All, Some(f)) => f,
+                    (FeatureSel::All, None) => return None,
+                };
+                let f = self.feature_windows(name);
+                (
+                    refs.features
+                        .get(name)
+                        .or(f.and_then(|f| f.learned.as_ref())),
+                    f.and_then(|f| f.bins.as_ref()),
+                )
+            }
+        };
+        // No reference (yet): no verdict.
+        let (Some(r), Some(bins)) = (reference, bins) else {
+            return None;
+        };
+        let mut live = BinCounts::with_bins(r.bins());
+        bins.merged(now, window, &mut live);
+        Some((r, live))
+    }
+
+    /// The p-value of `method` for `feature`, adjusted by Holm's method
+    /// across every feature of this version that has a p-value of `method`
+    /// over `window` (docs/drift.md, "Family-wise control").
+    fn adjusted_pvalue(
+        &self,
+        method: DriftMethod,
+        feature: &str,
+        window: Duration,
+        now: f64,
+        refs: &ModelReferences,
+    ) -> Option<f64> {
+        let mut names = Vec::new();
+        let mut pvalues = Vec::new();
+        for name in self.feature_names() {
+            let target = DriftTarget::Feature(FeatureSel::Named(name.clone()));
+            let Some((r, live)) = self.drift_input(&target, None, window, now, refs) else {
+                continue;
+            };
+            if let Some(p) = r.pvalue(method, live.counts()) {
+                names.push(name);
+                pvalues.push(p);
+            }
+        }
+        significance::holm(&mut pvalues);
+        let i = names.iter().position(|n| n == feature)?;
+        Some(pvalues[i])
     }
 
     fn read_feature(

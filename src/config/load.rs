@@ -21,7 +21,7 @@ use crate::baseline::format::Baseline;
 use crate::rules::duration::format_duration;
 use crate::rules::expr::Expr;
 use crate::rules::rule::{Group, Matchers, Rule, Severity};
-use crate::rules::signal::FeatureSel;
+use crate::rules::signal::{FeatureSel, Signal};
 use crate::rules::suggest::{closest, did_you_mean};
 use crate::rules::template::{Template, is_label_name};
 
@@ -190,6 +190,8 @@ struct RuleDraft {
     annotations: BTreeMap<String, Template>,
     matchers: Matchers,
     min_samples: u64,
+    /// `significance`, and where it is written (line, column).
+    significance: Option<(f64, usize, usize)>,
     /// False once a value is unusable: the rule is then left out.
     ok: bool,
 }
@@ -207,6 +209,7 @@ const RULE_KEYS: &Keys<RuleDraft> = &[
     ("annotations", Loader::rule_annotations),
     ("match", Loader::rule_match),
     ("min_samples", Loader::rule_min_samples),
+    ("significance", Loader::rule_significance),
 ];
 
 /// The keys of a rule's `match`.
@@ -599,6 +602,7 @@ impl Loader {
             annotations: BTreeMap::new(),
             matchers: Matchers::default(),
             min_samples: defaults.min_samples,
+            significance: None,
             ok: true,
         };
         let fields = self.fields(node, "a rule", RULE_KEYS, &mut r);
@@ -612,6 +616,19 @@ impl Loader {
             return None;
         }
         let (expr, expr_text, threshold_at) = r.expr?;
+        if let Some((_, line, column)) = r.significance
+            && !matches!(expr.signal, Signal::Drift { .. })
+        {
+            self.error_at(
+                line,
+                column,
+                format!(
+                    "significance applies to drift rules only (psi, ks, js, wasserstein, chi2_pvalue), not to '{}'",
+                    expr.signal
+                ),
+            );
+            return None;
+        }
         if let Some(FeatureSel::Named(feature)) = expr.signal.feature() {
             let (line, column) = r.expr_at;
             self.feature_uses.push(FeatureUse {
@@ -633,6 +650,7 @@ impl Loader {
             annotations: r.annotations,
             matchers: r.matchers,
             min_samples: r.min_samples,
+            significance: r.significance.map(|(a, _, _)| a),
             line: node.line,
             threshold_at,
         })
@@ -844,6 +862,27 @@ impl Loader {
                         did_you_mean(name, MATCH_KEYS)
                     ),
                 ),
+            }
+        }
+    }
+
+    /// `significance: 1%` or `0.01`: a level strictly between 0 and 1.
+    fn rule_significance(&mut self, v: &Node, r: &mut RuleDraft) {
+        let text = v.as_scalar().unwrap_or_default();
+        let level = match text.strip_suffix('%') {
+            Some(percent) => percent.trim().parse::<f64>().ok().map(|p| p / 100.0),
+            None => self.number(v, "significance"),
+        };
+        match level {
+            Some(a) if a > 0.0 && a < 1.0 => r.significance = Some((a, v.line, v.column)),
+            _ => {
+                self.error(
+                    v,
+                    format!(
+                        "significance must be a level between 0 and 1, e.g. 1% or 0.01, found '{text}'"
+                    ),
+                );
+                r.ok = false;
             }
         }
     }

@@ -219,6 +219,34 @@ pub const RULE_FAMILIES: &[(&str, &str)] = &[
         "Drift of the predictions' window from their reference, by method.",
     ),
     (
+        "model_feature_drift_pvalue",
+        "Probability of a drift at least this large were the window drawn from the reference, at its sizes, by method.",
+    ),
+    (
+        "model_feature_drift_pvalue_adjusted",
+        "model_feature_drift_pvalue adjusted (Holm) across the model version's features, by method.",
+    ),
+    (
+        "model_prediction_drift_pvalue",
+        "Probability of a prediction drift at least this large were the window drawn from the reference, by method.",
+    ),
+    (
+        "model_feature_drift_samples",
+        "Values of a feature in the window its drift is computed over (n).",
+    ),
+    (
+        "model_prediction_drift_samples",
+        "Predictions in the window their drift is computed over (n).",
+    ),
+    (
+        "model_feature_reference_size",
+        "Values a feature's reference was made of (m); absent for an exact inline reference.",
+    ),
+    (
+        "model_prediction_reference_size",
+        "Values the predictions' reference was made of (m).",
+    ),
+    (
         "model_feedback_pending",
         "Predictions waiting for their label (feedback).",
     ),

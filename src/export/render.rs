@@ -311,7 +311,68 @@ fn window_families(state: &impl StateView, config: &Config, now: f64) -> Vec<Ren
                         None => "model_prediction_drift",
                     };
                     family(&mut fams, name).push(&labels, v);
+                    let Signal::Drift { target, .. } = &signal else {
+                        continue;
+                    };
+                    // Its significance: raw, and for features adjusted
+                    // across the version's features.
+                    let adjustments: &[bool] = match feature {
+                        Some(_) => &[false, true],
+                        None => &[false],
+                    };
+                    for adjusted in adjustments {
+                        let pvalue = Signal::DriftPvalue {
+                            method,
+                            target: target.clone(),
+                            adjusted: *adjusted,
+                        };
+                        let p = state.read(&model, &version, &pvalue, None, *win, now);
+                        let Some(p) = p.value else { continue };
+                        let name = match (&feature, adjusted) {
+                            (Some(_), false) => "model_feature_drift_pvalue",
+                            (Some(_), true) => "model_feature_drift_pvalue_adjusted",
+                            (None, _) => "model_prediction_drift_pvalue",
+                        };
+                        family(&mut fams, name).push(&labels, p);
+                    }
+                    // The window's size n, once per window (not per method).
+                    if method == DriftMethod::Psi {
+                        labels.remove("method");
+                        let name = match feature {
+                            Some(_) => "model_feature_drift_samples",
+                            None => "model_prediction_drift_samples",
+                        };
+                        family(&mut fams, name).push(&labels, r.samples as f64);
+                    }
                 }
+            }
+            // The reference's size m, where there is a drift reading.
+            let read = |w: &Duration| {
+                let target = match &feature {
+                    Some(f) => DriftTarget::Feature(FeatureSel::Named(f.clone())),
+                    None => DriftTarget::Prediction,
+                };
+                let signal = Signal::Drift {
+                    method: DriftMethod::Psi,
+                    target,
+                };
+                state.read(&model, &version, &signal, None, *w, now).value
+            };
+            if windows.iter().any(|w| read(w).is_some())
+                && let Some(m) = reference.count()
+            {
+                let mut labels = BTreeMap::from([
+                    ("model".to_owned(), model.clone()),
+                    ("version".to_owned(), version.clone()),
+                ]);
+                let name = match &feature {
+                    Some(f) => {
+                        labels.insert("feature".into(), f.clone());
+                        "model_feature_reference_size"
+                    }
+                    None => "model_prediction_reference_size",
+                };
+                family(&mut fams, name).push(&labels, m as f64);
             }
         }
     }

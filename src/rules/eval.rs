@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::rule::{Group, Rule};
-use super::signal::FeatureSel;
+use super::signal::{FeatureSel, Signal};
 use super::source::SignalSource;
 
 /// State of an alert.
@@ -427,7 +427,17 @@ impl Engine {
                     feature,
                 };
                 let verdict = match r.value {
-                    Some(v) if r.samples >= rule.min_samples => rule.expr.eval(v),
+                    Some(v) if r.samples >= rule.min_samples => {
+                        rule.expr.eval(v)
+                            && significant(
+                                rule,
+                                model,
+                                version,
+                                key.feature.as_deref(),
+                                seconds(stamp),
+                                src,
+                            )
+                    }
                     _ => false,
                 };
                 let mut labels = BTreeMap::from([
@@ -628,6 +638,30 @@ impl Engine {
         }
         (restored, dropped)
     }
+}
+
+/// A drift rule with `significance: α` holds only where the drift is
+/// significant: its method's p-value, Holm-adjusted across the version's
+/// features, below `α`. Other rules: always true.
+fn significant(
+    rule: &Rule,
+    model: &str,
+    version: &str,
+    feature: Option<&str>,
+    now: f64,
+    src: &dyn SignalSource,
+) -> bool {
+    let (Some(alpha), Signal::Drift { method, target }) = (rule.significance, &rule.expr.signal)
+    else {
+        return true;
+    };
+    let pvalue = Signal::DriftPvalue {
+        method: *method,
+        target: target.clone(),
+        adjusted: true,
+    };
+    let r = src.read(model, version, &pvalue, feature, rule.window, now);
+    r.value.is_some_and(|p| p < alpha)
 }
 
 /// A duration in whole milliseconds.

@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use super::duration::format_duration;
 use super::rule::{Group, Matchers, Rule};
-use crate::rules::signal::{DriftTarget, Signal};
+use crate::rules::signal::{DriftTarget, FeatureSel, Signal};
 
 pub mod buckets;
 mod fleet;
@@ -308,11 +308,12 @@ pub fn promql(rule: &Rule) -> String {
             "model, version"
         };
         return format!(
-            "max by ({by}) ({}) {comparison}",
-            q.selector(SIGNAL_GAUGE, &[("alertname", &rule.alert)])
+            "max by ({by}) ({}) {comparison}{}",
+            q.selector(SIGNAL_GAUGE, &[("alertname", &rule.alert)]),
+            significance(&q, rule)
         );
     };
-    let condition = format!("{value} {comparison}");
+    let condition = format!("{value} {comparison}{}", significance(&q, rule));
     if *signal == Signal::TimeSinceLastEvent {
         // A version every pod retired (a newer one superseded it) is not
         // silent: it was replaced.
@@ -338,6 +339,35 @@ pub fn promql(rule: &Rule) -> String {
         q.selector("model_requests_total", &[]),
         q.window,
         rule.min_samples
+    )
+}
+
+/// The guard of a drift rule's `significance: α`: the sidecars' own
+/// Holm-adjusted p-value of the method over the rule's window
+/// (`model_feature_drift_pvalue_adjusted`, `model_prediction_drift_pvalue`),
+/// which PromQL cannot compute, below `α` on some pod; empty for other
+/// rules.
+fn significance(q: &Query, rule: &Rule) -> String {
+    let (Some(alpha), Signal::Drift { method, target }) = (rule.significance, &rule.expr.signal)
+    else {
+        return String::new();
+    };
+    let own = [("method", method.function()), ("window", q.window.as_str())];
+    let (by, gauge) = match target {
+        DriftTarget::Feature(_) => (
+            "model, version, feature",
+            "model_feature_drift_pvalue_adjusted",
+        ),
+        DriftTarget::Prediction => ("model, version", "model_prediction_drift_pvalue"),
+    };
+    let mut own = own.to_vec();
+    if let DriftTarget::Feature(FeatureSel::Named(f)) = target {
+        own.push(("feature", f.as_str()));
+    }
+    format!(
+        " and on ({by}) min by ({by}) ({}) < {}",
+        q.selector(gauge, &own),
+        number(alpha)
     )
 }
 
@@ -402,6 +432,7 @@ impl Query<'_> {
             | Signal::LowConfidenceRate
             | Signal::FeatureStat { .. }
             | Signal::Drift { .. }
+            | Signal::DriftPvalue { .. }
             | Signal::Feedback(_)
             | Signal::ResourceMean(_) => return None,
         })

@@ -32,7 +32,9 @@ use std::fmt;
 use super::signal::{BARE_SIGNALS, Function, NameDisplay, is_name_start, signal_names};
 use super::suggest::did_you_mean;
 
-use super::signal::{DriftTarget, FeatureSel, FeatureStat, LogLevel, Resource, Signal, ValueKind};
+use super::signal::{
+    DriftMethod, DriftTarget, FeatureSel, FeatureStat, LogLevel, Resource, Signal, ValueKind,
+};
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -418,6 +420,40 @@ impl Parser {
                 Ok(Signal::Drift {
                     method,
                     target: DriftTarget::Prediction,
+                })
+            }
+            Function::DriftPvalue(adjusted) => {
+                if args.len() != 2 {
+                    let c = args.get(2).map_or(end_col - 1, Arg::col);
+                    return err(
+                        c,
+                        format!(
+                            "{name}() takes 2 arguments (feature.NAME, feature.* or prediction, then a drift method), got {}",
+                            args.len()
+                        ),
+                    );
+                }
+                let mut it = args.into_iter();
+                let (Some(what), Some(how)) = (it.next(), it.next()) else {
+                    return err(end_col, format!("{name}() takes 2 arguments"));
+                };
+                let target = match feature_sel(&what)? {
+                    Some(sel) => DriftTarget::Feature(sel),
+                    None => {
+                        expect_simple(&name, &what, &["prediction", "feature.NAME", "feature.*"])?;
+                        DriftTarget::Prediction
+                    }
+                };
+                let methods = DriftMethod::ALL.map(DriftMethod::function);
+                let method_name = expect_simple(&name, &how, &methods)?;
+                let method = DriftMethod::ALL
+                    .into_iter()
+                    .find(|m| m.function() == method_name)
+                    .expect("expect_simple returns one of the names");
+                Ok(Signal::DriftPvalue {
+                    method,
+                    target,
+                    adjusted,
                 })
             }
             Function::ClassRate => {

@@ -83,6 +83,11 @@ pub struct Rule {
     pub matchers: Matchers,
     /// Minimum samples in the window (rule's own, else `defaults.min_samples`).
     pub min_samples: u64,
+    /// `significance: α` of a drift rule: its condition also requires the
+    /// drift to be significant, the method's p-value adjusted across the
+    /// model version's features (Holm) below `α`
+    /// (`drift_pvalue_adjusted(…) < α`; docs/drift.md).
+    pub significance: Option<f64>,
     /// 1-based line of the rule in the file.
     pub line: usize,
     /// 1-based line and column of the expression's threshold in the file,

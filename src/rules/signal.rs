@@ -166,6 +166,19 @@ pub enum Signal {
         /// What drifts.
         target: DriftTarget,
     },
+    /// `drift_pvalue(feature.X | prediction, METHOD)` and
+    /// `drift_pvalue_adjusted(…)`: the p-value of a drift method's value
+    /// under no drift, at the window's and the reference's sizes
+    /// ([`crate::stats::significance`]); adjusted, Holm's adjustment across
+    /// the model version's features.
+    DriftPvalue {
+        /// The drift measure whose significance is read.
+        method: DriftMethod,
+        /// What drifts.
+        target: DriftTarget,
+        /// Holm-adjusted across the version's features.
+        adjusted: bool,
+    },
     /// `accuracy`, `precision`, `recall`, `mae`, `rmse`
     Feedback(FeedbackMetric),
     /// `model_age`: seconds since the loaded version was trained.
@@ -202,6 +215,9 @@ impl Signal {
             } | Signal::Drift {
                 target: DriftTarget::Feature(FeatureSel::All),
                 ..
+            } | Signal::DriftPvalue {
+                target: DriftTarget::Feature(FeatureSel::All),
+                ..
             }
         )
     }
@@ -211,6 +227,10 @@ impl Signal {
         match self {
             Signal::FeatureStat { feature, .. } => Some(feature),
             Signal::Drift {
+                target: DriftTarget::Feature(feature),
+                ..
+            }
+            | Signal::DriftPvalue {
                 target: DriftTarget::Feature(feature),
                 ..
             } => Some(feature),
@@ -234,7 +254,8 @@ impl Signal {
             | Signal::Drift {
                 method: DriftMethod::Chi2Pvalue,
                 ..
-            } => ValueKind::Fraction,
+            }
+            | Signal::DriftPvalue { .. } => ValueKind::Fraction,
             Signal::FeatureStat { stat, .. } if stat.is_rate() => ValueKind::Fraction,
             _ => ValueKind::Number,
         }
@@ -261,6 +282,18 @@ impl Signal {
                 DriftTarget::Feature(_) => method.function().into(),
                 DriftTarget::Prediction => format!("prediction_{}", method.function()),
             },
+            Signal::DriftPvalue {
+                method,
+                target,
+                adjusted,
+            } => {
+                let what = match target {
+                    DriftTarget::Feature(_) => "",
+                    DriftTarget::Prediction => "prediction_",
+                };
+                let adjusted = if *adjusted { "_adjusted" } else { "" };
+                format!("{what}{}_pvalue{adjusted}", method.function())
+            }
             Signal::CounterRatio { .. } => "counter_ratio".into(),
             Signal::CounterRate { .. } => "counter_rate".into(),
             Signal::LogRate { .. } => "log_rate".into(),
@@ -348,6 +381,8 @@ pub enum Function {
     Max,
     /// A drift measure: `psi`, `ks`, `js`, `wasserstein`, `chi2_pvalue`.
     Drift(DriftMethod),
+    /// `drift_pvalue(feature.X, METHOD)`; `true`: `drift_pvalue_adjusted`.
+    DriftPvalue(bool),
     /// `class_rate(NAME)`
     ClassRate,
     /// `ratio(counter.A, counter.B)`
@@ -358,7 +393,7 @@ pub enum Function {
 
 impl Function {
     /// Every function, in the order they are offered as suggestions.
-    pub const ALL: [Function; 16] = [
+    pub const ALL: [Function; 18] = [
         Function::Stat(FeatureStat::Mean),
         Function::Max,
         Function::Stat(FeatureStat::Stddev),
@@ -372,6 +407,8 @@ impl Function {
         Function::Drift(DriftMethod::Js),
         Function::Drift(DriftMethod::Wasserstein),
         Function::Drift(DriftMethod::Chi2Pvalue),
+        Function::DriftPvalue(false),
+        Function::DriftPvalue(true),
         Function::ClassRate,
         Function::Ratio,
         Function::Rate,
@@ -383,6 +420,8 @@ impl Function {
             Function::Stat(stat) => stat.function(),
             Function::Max => "max",
             Function::Drift(method) => method.function(),
+            Function::DriftPvalue(false) => "drift_pvalue",
+            Function::DriftPvalue(true) => "drift_pvalue_adjusted",
             Function::ClassRate => "class_rate",
             Function::Ratio => "ratio",
             Function::Rate => "rate",
@@ -405,6 +444,8 @@ impl Function {
             Function::Drift(DriftMethod::Js) => "js(feature.*)",
             Function::Drift(DriftMethod::Wasserstein) => "wasserstein(feature.*)",
             Function::Drift(DriftMethod::Chi2Pvalue) => "chi2_pvalue(feature.*)",
+            Function::DriftPvalue(false) => "drift_pvalue(feature.*, psi)",
+            Function::DriftPvalue(true) => "drift_pvalue_adjusted(feature.*, psi)",
             Function::ClassRate => "class_rate(spam)",
             Function::Ratio => "ratio(counter.clicks, counter.impressions)",
             Function::Rate => "rate(counter.orders)",
@@ -513,6 +554,18 @@ impl fmt::Display for Signal {
                 DriftTarget::Feature(sel) => write!(f, "{}({sel})", method.function()),
                 DriftTarget::Prediction => write!(f, "{}(prediction)", method.function()),
             },
+            Signal::DriftPvalue {
+                method,
+                target,
+                adjusted,
+            } => {
+                let function = Function::DriftPvalue(*adjusted).name();
+                let method = method.function();
+                match target {
+                    DriftTarget::Feature(sel) => write!(f, "{function}({sel}, {method})"),
+                    DriftTarget::Prediction => write!(f, "{function}(prediction, {method})"),
+                }
+            }
             Signal::CounterRatio {
                 numerator,
                 denominator,

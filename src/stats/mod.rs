@@ -11,11 +11,15 @@
 //!   reference one, and the drift methods.
 //! * [`reference`](mod@reference): reference distributions, binned, against which drift is
 //!   measured.
+//! * [`significance`]: p-values of the drift statistics under no drift, at
+//!   the window's and the reference's sizes, and their adjustment across
+//!   a model's features.
 //! * [`float`]: the serde helper that keeps non-finite floats in snapshots.
 
 pub mod drift;
 pub mod float;
 pub mod reference;
+pub mod significance;
 pub mod sketch;
 pub mod window;
 
