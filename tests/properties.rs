@@ -238,7 +238,9 @@ fn valid_inference() -> impl Strategy<Value = (Value, f64, Option<f64>, Option<f
         0.0..1e7f64,
         prop::option::of(0.0..=1.0f64),
         prop::option::of(0.0..=100.0f64),
-        "[a-z]{0,8}",
+        // A model name is never empty (rejected: leave `model` out to mean
+        // "default").
+        "[a-z]{1,8}",
         prop::option::of(0u64..4_102_444_800),
     )
         .prop_map(|(ms, conf, cpu, model, ts)| {
