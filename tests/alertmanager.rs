@@ -3,13 +3,12 @@
 //! as active with its labels, and its resolution removes it again.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod common;
+
+use common::alerting::Alertmanager;
 
 use model_exporter::clock::SystemClock;
 use model_exporter::rules::notify::{Alert, Notifier, NotifierOptions};
@@ -17,115 +16,25 @@ use model_exporter::rules::notify::{Alert, Notifier, NotifierOptions};
 /// Upper bound for waiting on Alertmanager; generous, never a speed claim.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-const BINARY: &str = "/usr/bin/prometheus-alertmanager";
-
-/// A running Alertmanager, killed when dropped.
-struct Alertmanager {
-    child: Child,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
-impl Alertmanager {
-    fn start() -> Alertmanager {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            "route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n",
-        )
-        .unwrap();
-        let addr = free_port();
-        let log = std::fs::File::create(dir.path().join("alertmanager.log")).unwrap();
-        let child = Command::new(BINARY)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--cluster.listen-address=")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("{BINARY}: {e}; install the Debian package prometheus-alertmanager (.ci/run does)")
-            });
-        let mut am = Alertmanager { child, addr, dir };
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Ok((200, _)) = get(am.addr, "/-/ready") {
-                return am;
-            }
-            if let Ok(Some(status)) = am.child.try_wait() {
-                panic!("Alertmanager exited ({status}):\n{}", am.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Alertmanager not ready:\n{}",
-                am.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+/// Waits until Alertmanager's active alerts satisfy `cond`; returns them.
+fn wait_alerts(
+    am: &Alertmanager,
+    what: &str,
+    cond: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let alerts = am.active_alerts();
+        if cond(&alerts) {
+            return alerts;
         }
+        assert!(
+            Instant::now() < deadline,
+            "gave up waiting for {what}; active alerts: {alerts:?}\n{}",
+            am.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("alertmanager.log")).unwrap_or_default()
-    }
-
-    /// The alerts `GET /api/v2/alerts?active=true` lists.
-    fn active_alerts(&self) -> Vec<serde_json::Value> {
-        let (status, body) = get(self.addr, "/api/v2/alerts?active=true").unwrap();
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    /// Waits until the active alerts satisfy `cond`; returns them.
-    fn wait_alerts(
-        &self,
-        what: &str,
-        cond: impl Fn(&[serde_json::Value]) -> bool,
-    ) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let alerts = self.active_alerts();
-            if cond(&alerts) {
-                return alerts;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "gave up waiting for {what}; active alerts: {alerts:?}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// A minimal blocking HTTP/1.0 GET: status and body.
-fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_owned()))
 }
 
 fn now() -> f64 {
@@ -177,7 +86,7 @@ async fn alerts_reach_alertmanager_and_resolve() {
     handle.send(vec![firing.clone()]);
 
     let alerts = tokio::task::block_in_place(|| {
-        am.wait_alerts("the firing alert", |a| a.iter().any(is_ours))
+        wait_alerts(&am, "the firing alert", |a| a.iter().any(is_ours))
     });
     let ours = alerts.iter().find(|a| is_ours(a)).unwrap();
     for (k, v) in &labels {
@@ -196,7 +105,7 @@ async fn alerts_reach_alertmanager_and_resolve() {
     };
     handle.send(vec![resolved]);
     tokio::task::block_in_place(|| {
-        am.wait_alerts("the alert to be resolved", |a| !a.iter().any(is_ours))
+        wait_alerts(&am, "the alert to be resolved", |a| !a.iter().any(is_ours))
     });
 
     trigger.trigger();
