@@ -394,8 +394,8 @@ fn connections_past_the_limit_are_closed_and_counted() {
     );
     // A connection that has ended no longer counts against the limit: with
     // one held, over and over, close the second, see it gone, open the next.
-    // (The listener also reaps ended connections before it compares with
-    // the limit; that race is too narrow to provoke from here.)
+    // The listener's count falls before the gauge does, so a connection
+    // opened as soon as the gauge shows the last one gone is never refused.
     let _keep = UnixStream::connect(&sock).unwrap();
     e.wait_sample(r#"model_exporter_connections_open{transport="unix"}"#, 1.0);
     for i in 0..30 {

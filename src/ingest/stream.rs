@@ -2,6 +2,8 @@
 //! newline-delimited events and sends them to the aggregator in batches.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use prometheus::IntGauge;
@@ -47,6 +49,10 @@ pub(super) async fn accept_loop(
 ) {
     let mut shutdown = ctx.shutdown.clone();
     let mut conns = JoinSet::new();
+    // Connections being served: decremented by each connection as it ends,
+    // at the moment it stops counting as open, so that the limit never
+    // refuses a connection because an ended one's task is still finishing.
+    let live = Arc::new(AtomicUsize::new(0));
     let accepted = ctx.metrics.connections.with_label_values(&[transport]);
     let mut errors = AcceptErrors::new(
         transport,
@@ -59,10 +65,8 @@ pub(super) async fn accept_loop(
                 Ok(conn) => {
                     accepted.inc();
                     errors.succeeded();
-                    // Connections that ended but were not reaped yet must
-                    // not count against the limit.
                     while conns.try_join_next().is_some() {}
-                    if conns.len() >= ctx.options.max_connections {
+                    if live.load(Ordering::Acquire) >= ctx.options.max_connections {
                         // Over the limit: closed at once, and counted.
                         ctx.metrics
                             .connections_closed
@@ -71,10 +75,7 @@ pub(super) async fn accept_loop(
                         errors.over_limit(ctx.options.max_connections);
                         continue;
                     }
-                    match conn {
-                        StreamConn::Unix(c) => conns.spawn(serve_stream(c, ctx.clone(), transport)),
-                        StreamConn::Tcp(c) => conns.spawn(serve_stream(c, ctx.clone(), transport)),
-                    };
+                    spawn_conn(&mut conns, conn, &ctx, transport, &live);
                 }
                 // Out of file descriptors and the like: back off, counted.
                 Err(e) => errors.back_off(&e).await,
@@ -87,23 +88,48 @@ pub(super) async fn accept_loop(
     // (a busy machine) still get their buffered events drained.
     while let Ok(Ok(conn)) = tokio::time::timeout(Duration::ZERO, listener.accept()).await {
         accepted.inc();
-        if conns.len() >= ctx.options.max_connections {
+        if live.load(Ordering::Acquire) >= ctx.options.max_connections {
             break;
         }
-        match conn {
-            StreamConn::Unix(c) => conns.spawn(serve_stream(c, ctx.clone(), transport)),
-            StreamConn::Tcp(c) => conns.spawn(serve_stream(c, ctx.clone(), transport)),
-        };
+        spawn_conn(&mut conns, conn, &ctx, transport, &live);
     }
     while conns.join_next().await.is_some() {}
 }
 
-/// Decrements the open-connections gauge when the connection ends.
-struct OpenGuard(IntGauge);
+/// Serves `conn` on a task of `conns`, counted in `live` until it ends.
+fn spawn_conn(
+    conns: &mut JoinSet<()>,
+    conn: StreamConn,
+    ctx: &IngestContext,
+    transport: &'static str,
+    live: &Arc<AtomicUsize>,
+) {
+    live.fetch_add(1, Ordering::AcqRel);
+    let open = ctx.metrics.connections_open.with_label_values(&[transport]);
+    open.inc();
+    let guard = OpenGuard {
+        live: live.clone(),
+        open,
+    };
+    match conn {
+        StreamConn::Unix(c) => conns.spawn(serve_stream(c, ctx.clone(), transport, guard)),
+        StreamConn::Tcp(c) => conns.spawn(serve_stream(c, ctx.clone(), transport, guard)),
+    };
+}
+
+/// Counts a connection as open (the listener's own count, which the limit
+/// reads, and the gauge) until it is dropped, when the connection ends.
+struct OpenGuard {
+    live: Arc<AtomicUsize>,
+    open: IntGauge,
+}
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.dec();
+        // The listener's count first: whoever sees the gauge fall may
+        // connect at once.
+        self.live.fetch_sub(1, Ordering::AcqRel);
+        self.open.dec();
     }
 }
 
@@ -182,10 +208,8 @@ async fn serve_stream<C: AsyncRead + Unpin>(
     mut conn: C,
     ctx: IngestContext,
     transport: &'static str,
+    guard: OpenGuard,
 ) {
-    let open = ctx.metrics.connections_open.with_label_values(&[transport]);
-    open.inc();
-    let _guard = OpenGuard(open);
     let mut framer = LineFramer::new(ctx.options.max_line_bytes);
     let mut shutdown = ctx.shutdown.clone();
     let mut batch = Batch::new();
@@ -236,4 +260,5 @@ async fn serve_stream<C: AsyncRead + Unpin>(
         .connections_closed
         .with_label_values(&[transport, closed.as_str()])
         .inc();
+    drop(guard);
 }
