@@ -16,7 +16,7 @@
 //! ```
 //!
 //! and the modules form a DAG in that order: each imports only the modules
-//! below it in this list, never one above (checked by
+//! above it in this list, never one below (checked by
 //! `tests/architecture.rs`, which holds the table of allowed imports).
 //!
 //! * Leaves, importing nothing else from the crate:

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::expiry;
 use super::limits::{Fold, Limits, cut_values};
-use super::shards::ShardSlot;
+use super::slot::ShardSlot;
 use super::snapshot::{RestoreReport, Snapshot, StateCapture, Storage};
 use super::store::Store;
 use crate::clock::SharedClock;

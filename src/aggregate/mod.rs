@@ -35,6 +35,7 @@ mod limits;
 pub mod quality;
 pub mod shards;
 pub mod signals;
+mod slot;
 pub mod snapshot;
 pub mod store;
 pub mod validity;
@@ -42,4 +43,5 @@ pub mod version;
 
 pub use aggregator::{Aggregator, Control, ControlSender, Options, spawn};
 pub use limits::{Limits, OVERFLOW_LABEL};
-pub use shards::{Router, ShardCount, ShardSlot, shard_of};
+pub use shards::{Router, ShardCount, shard_of};
+pub use slot::ShardSlot;

@@ -49,7 +49,7 @@
 use crate::ingest::name::Name;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
 use tokio::sync::mpsc;
@@ -137,7 +137,7 @@ pub fn share(total: usize, shards: usize) -> usize {
 }
 
 /// Starts one aggregator thread per shard (`aggs[i]` must have been given
-/// `ShardSlot::all(n)[i]`), each with its own queue of `queue` batches, and
+/// `super::ShardSlot::all(n)[i]`), each with its own queue of `queue` batches, and
 /// a task that forwards every control message to all of them. Returns where
 /// listeners send, and the threads, each of which stops once every sender is
 /// dropped and its queue is drained.
@@ -391,58 +391,6 @@ impl Deliver for Router {
     }
 }
 
-/// Which shard an aggregator is, and what it shares with the other shards.
-#[derive(Clone, Default)]
-pub struct ShardSlot {
-    index: usize,
-    /// Each shard's last evaluation round, in seconds; `None` with one shard.
-    durations: Option<Arc<Mutex<Vec<f64>>>>,
-}
-
-impl ShardSlot {
-    /// The slots of `n` shards.
-    pub fn all(n: usize) -> Vec<ShardSlot> {
-        let durations = (n > 1).then(|| Arc::new(Mutex::new(vec![0.0; n])));
-        (0..n)
-            .map(|index| ShardSlot {
-                index,
-                durations: durations.clone(),
-            })
-            .collect()
-    }
-
-    /// This shard's index, which is also its slot in the rule families.
-    pub fn index(&self) -> usize {
-        self.index
-    }
-
-    /// Whether this shard keeps the per-round self-metrics (shard 0).
-    pub fn is_leader(&self) -> bool {
-        self.index == 0
-    }
-
-    /// Name of the aggregator's thread.
-    pub fn thread_name(&self) -> String {
-        match self.durations {
-            None => "aggregator".into(),
-            Some(_) => format!("aggregator-{}", self.index),
-        }
-    }
-
-    /// Sets `model_exporter_rule_evaluation_duration_seconds` after this
-    /// shard's round: the sum of every shard's last round.
-    pub fn set_evaluation_duration(&self, metrics: &Metrics, seconds: f64) {
-        match &self.durations {
-            None => metrics.rule_evaluation_duration.set(seconds),
-            Some(d) => {
-                let mut d = d.lock().unwrap_or_else(|e| e.into_inner());
-                d[self.index] = seconds;
-                metrics.rule_evaluation_duration.set(d.iter().sum());
-            }
-        }
-    }
-}
-
 /// Forwards every control message (rule reloads) to every shard, until the
 /// sending side is dropped; `declared`, if given (the router's), learns the
 /// models each new configuration declares.
@@ -469,6 +417,7 @@ pub async fn fan_out(
 mod tests {
     use super::*;
     use crate::aggregate::Options;
+    use crate::aggregate::ShardSlot;
     use crate::clock::ManualClock;
     use crate::export::api::ApiView;
     use crate::export::metrics::Buckets;
