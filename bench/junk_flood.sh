@@ -9,7 +9,7 @@
 #   JUNK=1000000 bench/junk_flood.sh
 #
 # Needs target/release/model-exporter, curl and python3. Prints RSS
-# (VmRSS of /proc) and the median and 90th percentile of SCRAPES timed
+# (VmRSS of /proc), the exporter's open descriptors (/proc/PID/fd) and the median and 90th percentile of SCRAPES timed
 # GET /metrics, before and after the flood.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,15 +82,16 @@ wait_received() {
 }
 
 measure() { # LABEL
-    local rss bytes times
+    local rss fds bytes times
     rss=$(awk '/VmRSS/ {print $2}' "/proc/$exporter/status")
+    fds=$(ls "/proc/$exporter/fd" | wc -l)
     bytes=$(curl -s "$url" | wc -c)
     times=$(for _ in $(seq "$SCRAPES"); do curl -s -o /dev/null -w '%{time_total}\n' "$url"; done | sort -n)
     local p50 p90
     p50=$(echo "$times" | awk -v n="$SCRAPES" 'NR == int((n + 1) / 2) {printf "%.1f", $1 * 1000}')
     p90=$(echo "$times" | awk -v n="$SCRAPES" 'NR == int(n * 0.9) {printf "%.1f", $1 * 1000}')
-    printf '%-34s RSS %6.1f MiB   /metrics %7d bytes   p50 %6s ms   p90 %6s ms\n' \
-        "$1" "$(echo "$rss / 1024" | bc -l)" "$bytes" "$p50" "$p90"
+    printf '%-34s RSS %6.1f MiB   fds %4d   /metrics %7d bytes   p50 %6s ms   p90 %6s ms\n' \
+        "$1" "$(echo "$rss / 1024" | bc -l)" "$fds" "$bytes" "$p50" "$p90"
 }
 
 n=0
