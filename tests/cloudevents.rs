@@ -367,6 +367,80 @@ fn bad_events_are_refused_with_why() {
     assert!(!e.metrics().contains(r#"model="fraud""#));
 }
 
+/// Reads until the peer closes the connection or `PATIENCE` passes; what
+/// was read.
+fn read_to_close(s: &mut TcpStream) -> String {
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut got = Vec::new();
+    match s.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("not closed within {PATIENCE:?}: {e}; read {got:?}"),
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn idle_connections_make_room_for_a_poster() {
+    // A cap of 4 against 20 connections that send nothing: each past the
+    // cap closes the one idle longest, so the logger still gets through.
+    let e = start(
+        RULES,
+        &[
+            "--events.max-connections",
+            "4",
+            "--events.http.read-timeout",
+            "1m",
+        ],
+    );
+    let addr = e.events["http"].clone();
+    let mut idle: Vec<TcpStream> = Vec::new();
+    for _ in 0..20 {
+        idle.push(TcpStream::connect(&addr).unwrap());
+        // Accepted in this order (the next connect waits for the count).
+        e.wait_sample(
+            r#"model_exporter_connections_total{transport="http"}"#,
+            idle.len() as f64,
+        );
+    }
+    let mut logger = Conn::open(&addr);
+    assert_eq!(
+        logger.post(&fixture("kserve-v1-request.http")),
+        (200, String::new())
+    );
+    assert_eq!(
+        logger.post(&fixture("kserve-v1-response.http")),
+        (200, String::new())
+    );
+    // The 17 idlest were closed, oldest first; the newest 3 are open.
+    for s in &mut idle[..17] {
+        assert_eq!(read_to_close(s), "");
+    }
+    let m = e.metrics();
+    let closed = |reason: &str| {
+        sample(
+            &m,
+            &format!(
+                r#"model_exporter_connections_closed_total{{reason="{reason}",transport="http"}}"#
+            ),
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(closed("evicted"), 17.0, "{m}");
+    assert_eq!(closed("limit"), 0.0, "{m}");
+    assert_eq!(
+        sample(&m, r#"model_exporter_connections_open{transport="http"}"#),
+        Some(4.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"model_requests_total{model="fraud",outcome="ok",version=""}"#
+        ),
+        Some(1.0)
+    );
+}
+
 #[test]
 fn a_large_batch_is_read_whole() {
     // 500 rows of 40 values (about 100 KiB): read on the blocking pool.
