@@ -103,6 +103,29 @@ fn the_generator_writes_what_the_fixtures_hold() {
         ),
         fixture("kserve-v1-response.http")
     );
+    let id = "3f2a9c1e-7d4b-4e8a-b6c5-1d0e9f8a7b6c";
+    assert_eq!(
+        kserve(
+            "request",
+            id,
+            "2026-11-29T12:00:06.000200Z",
+            "2026-11-29T12:00:06.000251Z",
+            r#"{"instances": [[41, 87.25], [19, 15000.0]]}"#,
+            "fraud"
+        ),
+        fixture("kserve-v1-error-request.http")
+    );
+    assert_eq!(
+        kserve(
+            "response",
+            id,
+            "2026-11-29T12:00:06.250200Z",
+            "2026-11-29T12:00:06.250262Z",
+            r#"{"error":"Failed to predict: could not convert string to float: 'n/a'"}"#,
+            "fraud"
+        ),
+        fixture("kserve-v1-error-response.http")
+    );
 }
 
 const RULES: &str = "defaults: {evaluation_interval: 200ms, window: 1m}
@@ -283,6 +306,68 @@ fn logged_requests_and_responses_become_metrics() {
     // 42 ms, to the precision of times as seconds since the epoch.
     assert!((first["latency_ms"].as_f64().unwrap() - 42.0).abs() < 1e-3);
     assert_eq!(lines.iter().filter(|l| l["type"] == "feedback").count(), 1);
+}
+
+#[test]
+fn error_responses_count_as_failed_with_their_latency() {
+    let e = start(RULES, &[]);
+    let mut c = Conn::open(&e.events["http"]);
+    for name in [
+        // KServe v1: a batch of two rows, answered with an error 250 ms
+        // later.
+        "kserve-v1-error-request.http",
+        "kserve-v1-error-response.http",
+        // Seldon: a FAILURE status, the response first, 30 ms after its
+        // request.
+        "seldon-failure-response.http",
+        "seldon-failure-request.http",
+    ] {
+        assert_eq!(c.post(&fixture(name)), (200, String::new()), "{name}");
+    }
+    e.wait_sample(
+        r#"model_requests_total{model="iris-model",outcome="error",version="default"}"#,
+        1.0,
+    );
+    e.wait_sample(
+        r#"model_requests_total{model="fraud",outcome="error",version=""}"#,
+        2.0,
+    );
+    let m = e.metrics();
+    let s = |series: &str| sample(&m, series).unwrap_or_else(|| panic!("no {series}\n{m}"));
+    // Each row of the failed batch is one failed request, none served.
+    assert_eq!(
+        s(r#"model_request_errors_total{error="model_error",model="fraud",version=""}"#),
+        2.0
+    );
+    assert_eq!(
+        s(
+            r#"model_request_errors_total{error="model_error",model="iris-model",version="default"}"#
+        ),
+        1.0
+    );
+    for model in [
+        r#"model="fraud",outcome="ok",version="""#,
+        r#"model="iris-model",outcome="ok",version="default""#,
+    ] {
+        let ok = sample(&m, &format!("model_requests_total{{{model}}}")).unwrap_or(0.0);
+        assert_eq!(ok, 0.0, "{model}: an error response counted as served\n{m}");
+    }
+    // Paired: the latency of the events' times, for every row.
+    assert_eq!(s("model_exporter_cloudevents_paired_total"), 2.0);
+    assert_eq!(
+        s(r#"model_request_duration_seconds_count{model="fraud",version=""}"#),
+        2.0
+    );
+    let sum = s(r#"model_request_duration_seconds_sum{model="fraud",version=""}"#);
+    assert!((sum - 0.5).abs() < 1e-6, "{sum}");
+    let sum = s(r#"model_request_duration_seconds_sum{model="iris-model",version="default"}"#);
+    assert!((sum - 0.03).abs() < 1e-6, "{sum}");
+    // The features of the failed requests are still taken; no prediction.
+    assert_eq!(
+        s(r#"model_feature_value_sum{feature="age",model="fraud",version=""}"#),
+        60.0
+    );
+    assert!(!m.contains(r#"model_predictions_total{class="#), "{m}");
 }
 
 #[test]
