@@ -466,6 +466,61 @@ fn read_to_close(s: &mut TcpStream) -> String {
 }
 
 #[test]
+fn stalled_requests_are_timed_out_and_others_still_served() {
+    let e = start(RULES, &["--events.http.read-timeout", "1s"]);
+    let addr = e.events["http"].clone();
+    let request = fixture("kserve-v1-request.http");
+    let head_end = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let served = |n: f64| {
+        assert_eq!(
+            Conn::open(&addr).post(&request),
+            (200, String::new()),
+            "a stalled request held up another"
+        );
+        e.wait_sample(
+            r#"model_exporter_cloudevents_total{protocol="v1",type="request"}"#,
+            n,
+        );
+    };
+    // Part of the headers, then nothing: the connection is closed (hyper
+    // answers nothing to a head that never ends) and counted, while
+    // another connection is served.
+    let mut half_head = TcpStream::connect(&addr).unwrap();
+    half_head.write_all(&request[..head_end / 2]).unwrap();
+    served(1.0);
+    assert_eq!(read_to_close(&mut half_head), "");
+    e.wait_sample(
+        r#"model_exporter_connections_closed_total{reason="idle_timeout",transport="http"}"#,
+        1.0,
+    );
+    // The headers and half the body, then nothing: answered 408 and
+    // counted.
+    let mut half_body = TcpStream::connect(&addr).unwrap();
+    half_body
+        .write_all(&request[..head_end + (request.len() - head_end) / 2])
+        .unwrap();
+    served(2.0);
+    let answer = read_to_close(&mut half_body);
+    assert!(
+        answer.starts_with("HTTP/1.1 408 "),
+        "no 408 for a stalled body: {answer:?}"
+    );
+    assert!(
+        answer.contains("rejected: truncated: the body did not arrive within 1s"),
+        "{answer:?}"
+    );
+    e.wait_sample(
+        r#"model_exporter_events_rejected_total{reason="truncated"}"#,
+        1.0,
+    );
+    // Only the whole requests were read.
+    assert_eq!(
+        e.sample(r#"model_exporter_cloudevents_total{protocol="v1",type="request"}"#),
+        Some(2.0)
+    );
+}
+
+#[test]
 fn idle_connections_make_room_for_a_poster() {
     // A cap of 4 against 20 connections that send nothing: each past the
     // cap closes the one idle longest, so the logger still gets through.
