@@ -103,6 +103,29 @@ fn the_generator_writes_what_the_fixtures_hold() {
         ),
         fixture("kserve-v1-response.http")
     );
+    let id = "3f2a9c1e-7d4b-4e8a-b6c5-1d0e9f8a7b6c";
+    assert_eq!(
+        kserve(
+            "request",
+            id,
+            "2026-11-29T12:00:06.000200Z",
+            "2026-11-29T12:00:06.000251Z",
+            r#"{"instances": [[41, 87.25], [19, 15000.0]]}"#,
+            "fraud"
+        ),
+        fixture("kserve-v1-error-request.http")
+    );
+    assert_eq!(
+        kserve(
+            "response",
+            id,
+            "2026-11-29T12:00:06.250200Z",
+            "2026-11-29T12:00:06.250262Z",
+            r#"{"error":"Failed to predict: could not convert string to float: 'n/a'"}"#,
+            "fraud"
+        ),
+        fixture("kserve-v1-error-response.http")
+    );
 }
 
 const RULES: &str = "defaults: {evaluation_interval: 200ms, window: 1m}
@@ -286,6 +309,68 @@ fn logged_requests_and_responses_become_metrics() {
 }
 
 #[test]
+fn error_responses_count_as_failed_with_their_latency() {
+    let e = start(RULES, &[]);
+    let mut c = Conn::open(&e.events["http"]);
+    for name in [
+        // KServe v1: a batch of two rows, answered with an error 250 ms
+        // later.
+        "kserve-v1-error-request.http",
+        "kserve-v1-error-response.http",
+        // Seldon: a FAILURE status, the response first, 30 ms after its
+        // request.
+        "seldon-failure-response.http",
+        "seldon-failure-request.http",
+    ] {
+        assert_eq!(c.post(&fixture(name)), (200, String::new()), "{name}");
+    }
+    e.wait_sample(
+        r#"model_requests_total{model="iris-model",outcome="error",version="default"}"#,
+        1.0,
+    );
+    e.wait_sample(
+        r#"model_requests_total{model="fraud",outcome="error",version=""}"#,
+        2.0,
+    );
+    let m = e.metrics();
+    let s = |series: &str| sample(&m, series).unwrap_or_else(|| panic!("no {series}\n{m}"));
+    // Each row of the failed batch is one failed request, none served.
+    assert_eq!(
+        s(r#"model_request_errors_total{error="model_error",model="fraud",version=""}"#),
+        2.0
+    );
+    assert_eq!(
+        s(
+            r#"model_request_errors_total{error="model_error",model="iris-model",version="default"}"#
+        ),
+        1.0
+    );
+    for model in [
+        r#"model="fraud",outcome="ok",version="""#,
+        r#"model="iris-model",outcome="ok",version="default""#,
+    ] {
+        let ok = sample(&m, &format!("model_requests_total{{{model}}}")).unwrap_or(0.0);
+        assert_eq!(ok, 0.0, "{model}: an error response counted as served\n{m}");
+    }
+    // Paired: the latency of the events' times, for every row.
+    assert_eq!(s("model_exporter_cloudevents_paired_total"), 2.0);
+    assert_eq!(
+        s(r#"model_request_duration_seconds_count{model="fraud",version=""}"#),
+        2.0
+    );
+    let sum = s(r#"model_request_duration_seconds_sum{model="fraud",version=""}"#);
+    assert!((sum - 0.5).abs() < 1e-6, "{sum}");
+    let sum = s(r#"model_request_duration_seconds_sum{model="iris-model",version="default"}"#);
+    assert!((sum - 0.03).abs() < 1e-6, "{sum}");
+    // The features of the failed requests are still taken; no prediction.
+    assert_eq!(
+        s(r#"model_feature_value_sum{feature="age",model="fraud",version=""}"#),
+        60.0
+    );
+    assert!(!m.contains(r#"model_predictions_total{class="#), "{m}");
+}
+
+#[test]
 fn bad_events_are_refused_with_why() {
     let e = start("", &["--events.http.max-body-bytes", "4096"]);
     let addr = e.events["http"].clone();
@@ -365,6 +450,127 @@ fn bad_events_are_refused_with_why() {
         1.0,
     );
     assert!(!e.metrics().contains(r#"model="fraud""#));
+}
+
+/// Reads until the peer closes the connection or `PATIENCE` passes; what
+/// was read.
+fn read_to_close(s: &mut TcpStream) -> String {
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut got = Vec::new();
+    match s.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("not closed within {PATIENCE:?}: {e}; read {got:?}"),
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn stalled_requests_are_timed_out_and_others_still_served() {
+    let e = start(RULES, &["--events.http.read-timeout", "1s"]);
+    let addr = e.events["http"].clone();
+    let request = fixture("kserve-v1-request.http");
+    let head_end = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let served = |n: f64| {
+        assert_eq!(
+            Conn::open(&addr).post(&request),
+            (200, String::new()),
+            "a stalled request held up another"
+        );
+        e.wait_sample(
+            r#"model_exporter_cloudevents_total{protocol="v1",type="request"}"#,
+            n,
+        );
+    };
+    // Part of the headers, then nothing: the connection is closed (hyper
+    // answers nothing to a head that never ends) and counted, while
+    // another connection is served.
+    let mut half_head = TcpStream::connect(&addr).unwrap();
+    half_head.write_all(&request[..head_end / 2]).unwrap();
+    served(1.0);
+    assert_eq!(read_to_close(&mut half_head), "");
+    e.wait_sample(
+        r#"model_exporter_connections_closed_total{reason="idle_timeout",transport="http"}"#,
+        1.0,
+    );
+    // The headers and half the body, then nothing: answered 408 and
+    // counted.
+    let mut half_body = TcpStream::connect(&addr).unwrap();
+    half_body
+        .write_all(&request[..head_end + (request.len() - head_end) / 2])
+        .unwrap();
+    served(2.0);
+    let answer = read_to_close(&mut half_body);
+    assert!(
+        answer.starts_with("HTTP/1.1 408 "),
+        "no 408 for a stalled body: {answer:?}"
+    );
+    assert!(
+        answer.contains("rejected: truncated: the body did not arrive within 1s"),
+        "{answer:?}"
+    );
+    e.wait_sample(
+        r#"model_exporter_events_rejected_total{reason="truncated"}"#,
+        1.0,
+    );
+    // Only the whole requests were read.
+    assert_eq!(
+        e.sample(r#"model_exporter_cloudevents_total{protocol="v1",type="request"}"#),
+        Some(2.0)
+    );
+}
+
+#[test]
+fn idle_connections_make_room_for_a_poster() {
+    // A cap of 4 against 20 connections that send nothing: each past the
+    // cap closes the one idle longest, so the logger still gets through.
+    let e = start(
+        RULES,
+        &[
+            "--events.max-connections",
+            "4",
+            "--events.http.read-timeout",
+            "1m",
+        ],
+    );
+    let addr = e.events["http"].clone();
+    let mut idle: Vec<TcpStream> = Vec::new();
+    for _ in 0..20 {
+        idle.push(TcpStream::connect(&addr).unwrap());
+        // Accepted in this order (the next connect waits for the count).
+        e.wait_sample(
+            r#"model_exporter_connections_total{transport="http"}"#,
+            idle.len() as f64,
+        );
+    }
+    let mut logger = Conn::open(&addr);
+    assert_eq!(
+        logger.post(&fixture("kserve-v1-request.http")),
+        (200, String::new())
+    );
+    assert_eq!(
+        logger.post(&fixture("kserve-v1-response.http")),
+        (200, String::new())
+    );
+    // The 17 idlest were closed, oldest first; the newest 3 are open.
+    for s in &mut idle[..17] {
+        assert_eq!(read_to_close(s), "");
+    }
+    // Counted as each connection task ends, just after its socket closes.
+    e.wait_sample(
+        r#"model_exporter_connections_closed_total{reason="evicted",transport="http"}"#,
+        17.0,
+    );
+    e.wait_sample(r#"model_exporter_connections_open{transport="http"}"#, 4.0);
+    e.wait_sample(
+        r#"model_requests_total{model="fraud",outcome="ok",version=""}"#,
+        1.0,
+    );
+    assert_eq!(
+        e.sample(r#"model_exporter_connections_closed_total{reason="limit",transport="http"}"#)
+            .unwrap_or(0.0),
+        0.0
+    );
 }
 
 #[test]

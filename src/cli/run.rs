@@ -150,8 +150,11 @@ pub struct EventsArgs {
     )]
     pub file_from_beginning: bool,
 
-    /// Stream connections open at once, per listener; more are closed at
-    /// once (model_exporter_connections_closed_total{reason="limit"}).
+    /// Connections open at once, per event listener. A stream listener
+    /// closes more at once (model_exporter_connections_closed_total{reason=
+    /// "limit"}); an http:// listener closes the one idle longest to make
+    /// room (reason="evicted"), and a new one only when every open one is
+    /// answering a request.
     #[arg(
         value_name = "N",
         long = "events.max-connections",

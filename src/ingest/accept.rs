@@ -1,6 +1,8 @@
 //! Accepting connections within the process's file descriptors: the
 //! descriptor limit and how it is shared between the connection caps
-//! ([`fd_budget`]), and backing off when `accept` fails ([`AcceptErrors`]).
+//! ([`fd_budget`]), backing off when `accept` fails ([`AcceptErrors`]),
+//! and, for the HTTP listeners, the open connections a cap is kept on
+//! ([`Slots`]: at the cap the connection idle longest makes room).
 //!
 //! Every connection holds a descriptor. If the caps of the servers together
 //! exceed the process's limit, a flood of idle connections leaves none for
@@ -10,9 +12,11 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Notify;
 
 use prometheus::IntCounter;
 
@@ -256,6 +260,140 @@ pub fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
         .is_some_and(hyper::Error::is_timeout)
 }
 
+/// One connection as the accept loop sees it: whether a request is under
+/// way, since when it has been idle, and a way to close it to make room.
+#[derive(Debug)]
+pub struct Slot {
+    base: std::time::Instant,
+    /// Nanoseconds after `base` at which it last became idle (accepted, or
+    /// answered a request).
+    idle_since: AtomicU64,
+    in_flight: AtomicUsize,
+    requested: AtomicBool,
+    evicting: AtomicBool,
+    ended: AtomicBool,
+    evict: Notify,
+    closed: Notify,
+}
+
+impl Slot {
+    /// A connection just accepted.
+    pub fn new() -> Arc<Slot> {
+        Arc::new(Slot {
+            base: std::time::Instant::now(),
+            idle_since: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            requested: AtomicBool::new(false),
+            evicting: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
+            evict: Notify::new(),
+            closed: Notify::new(),
+        })
+    }
+
+    /// A request arrived; the guard marks it answered when dropped.
+    pub fn request(self: &Arc<Self>) -> InFlight {
+        self.requested.store(true, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.clone())
+    }
+
+    /// Whether it ever sent a request.
+    pub fn requested(&self) -> bool {
+        self.requested.load(Ordering::Relaxed)
+    }
+
+    /// The connection is gone.
+    pub fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        self.closed.notify_one();
+    }
+
+    /// Waits until the connection is gone.
+    pub async fn gone(&self) {
+        let closed = self.closed.notified();
+        if self.ended.load(Ordering::Acquire) {
+            return;
+        }
+        closed.await
+    }
+
+    /// Waits until the accept loop asks this connection to close.
+    pub async fn evicted(&self) {
+        self.evict.notified().await
+    }
+
+    /// How long it has been idle; `None` while a request is under way or
+    /// once it is closing.
+    fn idle_for(&self, now: std::time::Instant) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0
+            || self.evicting.load(Ordering::Relaxed)
+            || self.ended.load(Ordering::Acquire)
+        {
+            return None;
+        }
+        let since = self.base + Duration::from_nanos(self.idle_since.load(Ordering::Relaxed));
+        Some(now.saturating_duration_since(since))
+    }
+}
+
+/// A request under way on a [`Slot`].
+#[derive(Debug)]
+pub struct InFlight(Arc<Slot>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let s = &self.0;
+        s.idle_since
+            .store(s.base.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        s.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The open connections of one HTTP listener (the web server's, an
+/// `http://` event listener's), for the cap: when it is reached, the
+/// connection idle longest (no request under way) is closed to make room,
+/// so that idle or slow clients cannot keep a scraper out; only when every
+/// connection is answering a request is the new one closed instead.
+#[derive(Debug, Default)]
+pub struct Slots(Vec<Arc<Slot>>);
+
+impl Slots {
+    /// Connections open and not being closed.
+    pub fn open(&mut self) -> usize {
+        self.0.retain(|s| !s.ended.load(Ordering::Acquire));
+        self.0
+            .iter()
+            .filter(|s| !s.evicting.load(Ordering::Relaxed))
+            .count()
+    }
+
+    /// Adds a connection.
+    pub fn push(&mut self, slot: Arc<Slot>) {
+        self.0.push(slot);
+    }
+
+    /// Asks the connection idle longest to close and returns it (to wait
+    /// until it is [gone](Slot::gone)); `None` when every connection is
+    /// answering a request.
+    pub fn evict_idlest(&mut self) -> Option<Arc<Slot>> {
+        let now = std::time::Instant::now();
+        let idlest = self
+            .0
+            .iter()
+            .filter_map(|s| Some((s.idle_for(now)?, s)))
+            .max_by_key(|(idle, _)| *idle);
+        match idlest {
+            Some((_, s)) => {
+                s.evicting.store(true, Ordering::Relaxed);
+                s.evict.notify_one();
+                Some(s.clone())
+            }
+            None => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,5 +423,31 @@ mod tests {
         assert_eq!(a.unlogged, 9);
         a.succeeded();
         assert_eq!(a.failed(&e), FIRST_PAUSE);
+    }
+
+    #[test]
+    fn the_idlest_connection_without_a_request_under_way_makes_room() {
+        let mut slots = Slots::default();
+        let (a, b, c) = (Slot::new(), Slot::new(), Slot::new());
+        for s in [&a, &b, &c] {
+            slots.push(s.clone());
+        }
+        assert_eq!(slots.open(), 3);
+        // a is answering a request; b has been idle longer than c.
+        let busy = a.request();
+        std::thread::sleep(Duration::from_millis(2));
+        drop(c.request());
+        assert!(slots.evict_idlest().is_some());
+        assert!(b.evicting.load(Ordering::Relaxed), "b was idle longest");
+        assert_eq!(slots.open(), 2);
+        assert!(slots.evict_idlest().is_some());
+        assert!(c.evicting.load(Ordering::Relaxed));
+        // Only a is left, and it is busy: nothing to evict.
+        assert!(slots.evict_idlest().is_none());
+        drop(busy);
+        b.end();
+        c.end();
+        assert_eq!(slots.open(), 1);
+        assert!(Arc::ptr_eq(&slots.evict_idlest().unwrap(), &a));
     }
 }

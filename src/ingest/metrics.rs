@@ -66,7 +66,7 @@ impl IngestMetrics {
             connections_closed: IntCounterVec::new(
                 Opts::new(
                     "model_exporter_connections_closed_total",
-                    "Stream connections closed, by transport and reason.",
+                    "Event listener connections closed, by transport and reason (evicted: an http:// connection idle longest, closed to make room at --events.max-connections).",
                 ),
                 &["transport", "reason"],
             )?,

@@ -1,4 +1,5 @@
-//! Serving HTTP: connections (at most `--events.max-connections`, with TLS
+//! Serving HTTP: connections (at most `--events.max-connections`: at the
+//! cap the one idle longest makes room, as for the web server; with TLS
 //! and basic authentication from `--events.http.web-config.file`), each
 //! POST read within `--events.http.read-timeout` and
 //! `--events.http.max-body-bytes`, turned into events and handed to the
@@ -31,7 +32,7 @@ use super::emit;
 use super::envelope::{self, Half};
 use super::pairing::{Body, Done, HalfEvent, Pairing};
 use super::payload::{self, Protocol};
-use crate::ingest::accept::{AcceptErrors, LastRead, Tracked, is_timeout};
+use crate::ingest::accept::{AcceptErrors, LastRead, Slot, Slots, Tracked, is_timeout};
 use crate::ingest::batch::Batch;
 use crate::ingest::context::IngestContext;
 use crate::ingest::parse::{Reject, RejectReason};
@@ -53,6 +54,9 @@ const LARGE_READERS: usize = 2;
 
 /// Longest the listener waits, at shutdown, for requests under way.
 const DRAIN: Duration = Duration::from_secs(4);
+
+/// Longest the accept loop waits for an evicted connection to close.
+const EVICTION_WAIT: Duration = Duration::from_millis(100);
 
 /// What every request of one listener shares.
 struct State {
@@ -99,6 +103,7 @@ pub(crate) async fn serve(listener: TcpListener, web: WebConfig, ctx: IngestCont
         .max_buf_size(64 * 1024);
     builder.http2().timer(TokioTimer::new());
     let mut conns = JoinSet::new();
+    let mut slots = Slots::default();
     let ctx = &state.ctx;
     let accepted = ctx.metrics.connections.with_label_values(&[TRANSPORT]);
     let mut errors = AcceptErrors::new(
@@ -114,12 +119,21 @@ pub(crate) async fn serve(listener: TcpListener, web: WebConfig, ctx: IngestCont
                     accepted.inc();
                     errors.succeeded();
                     while conns.try_join_next().is_some() {}
-                    if conns.len() >= ctx.options.max_connections {
-                        ctx.metrics.connections_closed.with_label_values(&[TRANSPORT, "limit"]).inc();
-                        errors.over_limit(ctx.options.max_connections);
-                        continue;
+                    // At the cap, the connection idle longest (no request
+                    // under way) makes room; only when every one is
+                    // answering a request is the new one closed.
+                    if slots.open() >= ctx.options.max_connections {
+                        let Some(victim) = slots.evict_idlest() else {
+                            ctx.metrics.connections_closed.with_label_values(&[TRANSPORT, "limit"]).inc();
+                            errors.over_limit(ctx.options.max_connections);
+                            continue;
+                        };
+                        // Its descriptor is freed before another is taken.
+                        let _ = tokio::time::timeout(EVICTION_WAIT, victim.gone()).await;
                     }
-                    conns.spawn(connection(stream, state.clone(), builder.clone()));
+                    let slot = Slot::new();
+                    slots.push(slot.clone());
+                    conns.spawn(connection(stream, slot, state.clone(), builder.clone()));
                 }
                 Err(e) => errors.back_off(&e).await,
             },
@@ -146,37 +160,55 @@ pub(crate) async fn serve(listener: TcpListener, web: WebConfig, ctx: IngestCont
     }
 }
 
-/// Decrements the open-connections gauge when the connection ends.
-struct OpenGuard(IntGauge);
+/// Decrements the open-connections gauge, and marks the connection's slot
+/// ended, when the connection ends.
+struct OpenGuard(IntGauge, Arc<Slot>);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.0.dec();
+        self.1.end();
     }
 }
 
 /// Serves one connection (after its TLS handshake, if any) until the client
-/// closes it, it reads nothing for the read timeout, or shutdown.
-async fn connection(stream: TcpStream, state: Arc<State>, builder: auto::Builder<TokioExecutor>) {
+/// closes it, it reads nothing for the read timeout, it is evicted to make
+/// room for a new one, or shutdown.
+async fn connection(
+    stream: TcpStream,
+    slot: Arc<Slot>,
+    state: Arc<State>,
+    builder: auto::Builder<TokioExecutor>,
+) {
     let metrics = &state.ctx.metrics;
     let open = metrics.connections_open.with_label_values(&[TRANSPORT]);
     open.inc();
-    let _guard = OpenGuard(open);
+    let _guard = OpenGuard(open, slot.clone());
     let timeout = state.ctx.options.http.read_timeout;
     let stream = Tracked::new(stream);
     let last_read = stream.last_read.clone();
     let result = match state.web.tls.clone() {
-        None => drive(stream, last_read, &state, &builder).await,
-        Some(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => drive(tls, last_read, &state, &builder).await,
-            Ok(Err(e)) => Err(Ended::Error(e.into())),
-            Err(_) => Err(Ended::Idle),
-        },
+        None => drive(stream, last_read, slot, &state, &builder).await,
+        Some(acceptor) => {
+            // A connection still shaking hands may make room too.
+            let handshake = tokio::time::timeout(timeout, acceptor.accept(stream));
+            let shaken = tokio::select! {
+                r = handshake => Some(r),
+                _ = slot.evicted() => None,
+            };
+            match shaken {
+                None => Err(Ended::Evicted),
+                Some(Ok(Ok(tls))) => drive(tls, last_read, slot, &state, &builder).await,
+                Some(Ok(Err(e))) => Err(Ended::Error(e.into())),
+                Some(Err(_)) => Err(Ended::Idle),
+            }
+        }
     };
     let reason = match &result {
         Ok(()) => "eof",
         Err(Ended::Shutdown) => "shutdown",
         Err(Ended::Idle) => "idle_timeout",
+        Err(Ended::Evicted) => "evicted",
         Err(Ended::Error(e)) if is_timeout(e.as_ref()) => "idle_timeout",
         Err(Ended::Error(e)) => {
             tracing::debug!(transport = TRANSPORT, error = %e, "connection ended with an error");
@@ -195,6 +227,9 @@ enum Ended {
     Shutdown,
     /// Nothing was read for the read timeout.
     Idle,
+    /// Closed to make room for a new connection at the cap: it was the one
+    /// idle longest.
+    Evicted,
     /// The connection failed.
     Error(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -202,10 +237,12 @@ enum Ended {
 /// Serves HTTP on one connection. hyper times out request headers once
 /// they start; a connection that reads nothing at all for the read
 /// timeout (an idle keep-alive connection) is closed here, as is every
-/// connection at shutdown, each after answering the request under way.
+/// connection at shutdown or evicted, each after answering the request
+/// under way.
 async fn drive<I>(
     io: I,
     last_read: Arc<LastRead>,
+    slot: Arc<Slot>,
     state: &Arc<State>,
     builder: &auto::Builder<TokioExecutor>,
 ) -> Result<(), Ended>
@@ -213,9 +250,15 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let st = state.clone();
+    let requests = slot.clone();
     let service = service_fn(move |req| {
         let state = st.clone();
-        async move { Ok::<_, Infallible>(handle(state, req).await) }
+        let in_flight = requests.request();
+        async move {
+            let answer = handle(state, req).await;
+            drop(in_flight);
+            Ok::<_, Infallible>(answer)
+        }
     });
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
@@ -235,6 +278,14 @@ where
             _ = shutdown.wait(), if closing.is_none() => {
                 conn.as_mut().graceful_shutdown();
                 closing = Some(Ended::Shutdown);
+            }
+            _ = slot.evicted(), if closing.is_none() => {
+                if !slot.requested() {
+                    // Never sent a request, so none is under way: dropped.
+                    return Err(Ended::Evicted);
+                }
+                conn.as_mut().graceful_shutdown();
+                closing = Some(Ended::Evicted);
             }
             _ = tokio::time::sleep_until(idle_at.into()), if closing.is_none() => {
                 if last_read.get() + timeout <= Instant::now() {
