@@ -5,6 +5,11 @@
 //! `https://` URLs, with a connect timeout (TCP and TLS handshake), a
 //! timeout of the whole request, a bound on the response body, and an
 //! `Authorization` header (basic auth or a bearer token) on every request.
+//! Idle pooled connections are dropped after [`POOL_IDLE`], below the
+//! keep-alive timeouts servers commonly close idle connections at (this
+//! exporter's own `--web.read-header-timeout`, 10 s by default), and a
+//! request that a server ended by closing a kept-alive connection without
+//! an answer is sent once more on a new connection.
 //! Its settings come from a Prometheus-style `http_config` file
 //! ([`config`]) or from flags that fill the same [`HttpClientConfig`].
 
@@ -31,6 +36,12 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 pub use config::{ConfigFileError, HttpClientConfig};
+
+/// How long a connection stays in the pool unused. A server may close an
+/// idle kept-alive connection at any moment; a request sent on it just then
+/// is lost. Shorter than the 10 s after which this exporter's web server
+/// closes an idle connection, and than Go's and nginx's defaults.
+pub const POOL_IDLE: Duration = Duration::from_secs(5);
 
 /// How a client behaves.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,7 +211,7 @@ impl HttpClient {
             handshake_timeout: options.connect_timeout,
         };
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(POOL_IDLE)
             .build(connector);
         Ok(HttpClient {
             client,
@@ -240,7 +251,23 @@ impl HttpClient {
 
     /// Sends `req` with the credentials and a `User-Agent`, within the
     /// request timeout; the answer, whatever its status.
-    pub async fn send(&self, mut req: Request<Full<Bytes>>) -> Result<Response, RequestError> {
+    ///
+    /// If the server closes the connection without an answer (a kept-alive
+    /// connection it closed as idle just as the request went out), the
+    /// request is sent once more, on a new connection. The exporter's own
+    /// requests (reading /metrics, posting alerts, which Alertmanager
+    /// de-duplicates) can be repeated safely.
+    pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response, RequestError> {
+        let again = copy(&req);
+        match self.send_once(req).await {
+            Err(RequestError::Http { ref reason, .. }) if reason.contains(CLOSED_UNANSWERED) => {
+                self.send_once(again).await
+            }
+            r => r,
+        }
+    }
+
+    async fn send_once(&self, mut req: Request<Full<Bytes>>) -> Result<Response, RequestError> {
         let url = req.uri().to_string();
         if let Ok(ua) = HeaderValue::from_str(&format!("model-exporter/{}", crate::VERSION)) {
             req.headers_mut().entry(USER_AGENT).or_insert(ua);
@@ -389,6 +416,19 @@ fn base64(data: &[u8]) -> String {
 
 /// An error and its causes, `: `-separated, without hyper-util's generic
 /// outer message.
+/// hyper's words for a connection the server closed before it answered.
+const CLOSED_UNANSWERED: &str = "connection closed before message completed";
+
+/// A copy of `req` to send again: method, URI, version, headers and body.
+fn copy(req: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let mut c = Request::new(req.body().clone());
+    *c.method_mut() = req.method().clone();
+    *c.uri_mut() = req.uri().clone();
+    *c.version_mut() = req.version();
+    *c.headers_mut() = req.headers().clone();
+    c
+}
+
 fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![e.to_string()];
     let mut cur = e.source();
@@ -545,6 +585,7 @@ impl BlockingClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn base64_matches_the_rfc() {
@@ -601,6 +642,52 @@ mod tests {
             let e = parse_url(bad).unwrap_err().to_string();
             assert!(e.starts_with("invalid URL"), "{bad}: {e}");
         }
+    }
+
+    /// A server that answers the first request of each connection and
+    /// closes the connection, unanswered, when a second request arrives on
+    /// it: what a server closing an idle kept-alive connection does to a
+    /// request sent just then.
+    async fn closes_kept_alive_connections() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut seen = Vec::new();
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if s.write_all(answer).await.is_err() {
+                        return;
+                    }
+                    // The next request on this connection is not answered.
+                    let _ = s.read(&mut buf).await;
+                });
+            }
+        });
+        (addr, connections)
+    }
+
+    #[tokio::test]
+    async fn a_request_the_server_closed_unanswered_is_sent_again_on_a_new_connection() {
+        let (addr, connections) = closes_kept_alive_connections().await;
+        let client = HttpClient::new(&ClientOptions::default()).unwrap();
+        let url = format!("http://{addr}/metrics");
+        assert_eq!(&client.get(&url).await.unwrap()[..], b"ok");
+        // The pooled connection is reused, closed unanswered, and the
+        // request goes again on a second connection.
+        assert_eq!(&client.get(&url).await.unwrap()[..], b"ok");
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
