@@ -25,14 +25,18 @@ What it does (docs/drift.md, "Calibration"):
 3. The decision, as src/stats (drift.rs, reference.rs, significance.rs)
    makes it: PSI against the reference shares (every empty bin one value in
    `count + z`, live zeros 1e-4); the PSI p-value (bins merged into groups
-   expecting >= 10 values of min(n, m), live shares smoothed by half a
+   expecting >= 10 values of min(n, m), live shares smoothed by one
    value, `n_eff * PSI` against chi-square with k - 1 df, 1 below two
    groups); Holm across the model's F features; FeatureDrift when some
    feature has PSI > 0.2 and adjusted p < 0.01.
 
 Prints a Markdown table per feature set: FeatureDrift's rate with its 95%
 Wilson upper bound, and the share of models whose smallest p-value is
-below 0.01 / F (the far tail Holm's first step reads) next to that level.
+below 0.01 / F (the far tail Holm's first step reads) next to that level;
+then, with `--power-trials`, the share of models flagged when every feature
+has drifted (mean +20%, as the benchmark drifts them) in a window of 25 to
+100 values. `--min-expected` and `--pseudo-count` compute the p-value with
+other constants than the sidecar's, to compare candidates.
 
 `--validate` checks the re-implementation against the real binary first:
 it runs the exporter on the first reference's baseline, sends windows of
@@ -59,11 +63,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import drift_calibration as cal  # noqa: E402
 
 MIN_EXPECTED = 10.0
-HALF_COUNT = 0.5
+PSI_PSEUDO_COUNT = 1.0
 PSI_EPSILON = 1e-4
 THRESHOLD = 0.2
 ALPHA = 0.01
-SIZES = [5, 10, 20, 30, 50, 75, 100, 150, 300, 1000]
+SIZES = [5, 10, 20, 30, 50, 75, 100, 150, 300, 1000, 20000]
+POWER_SIZES = [25, 50, 75, 100]
+# The sidecar's constants; --min-expected and --pseudo-count try others.
+OPTIONS = {"min_expected": MIN_EXPECTED, "pseudo_count": PSI_PSEUDO_COUNT}
 FEATURES = [1, 10, 50]
 
 
@@ -127,7 +134,7 @@ class Feature:
     def groups(self, n):
         if n not in self._groups:
             smaller = float(min(n, self.count))
-            group, k = merge_bins(self.proportions, smaller)
+            group, k = merge_bins(self.proportions, smaller, OPTIONS["min_expected"])
             total = seq_sum(self.proportions)
             r = [0.0] * k
             for i, g in enumerate(group):
@@ -145,7 +152,8 @@ class Feature:
         m = float(self.count)
         n_eff = n * m / (n + m)
         c = counts @ onehot
-        l = (c + HALF_COUNT) / (n + HALF_COUNT * k)
+        pseudo = OPTIONS["pseudo_count"]
+        l = (c + pseudo) / (n + pseudo * k)
         keep = r > 0.0
         psi = ((l[:, keep] - r[keep]) * np.log(l[:, keep] / r[keep])).sum(axis=1)
         statistic = n_eff * np.maximum(psi, 0.0)
@@ -185,31 +193,33 @@ def rounding_half_step(e):
     return 0.5 * 10.0 ** (exponent - 5)
 
 
-def true_cdf(set_name, kind, x):
-    """P(value <= x) of the benchmark's distributions."""
+def true_cdf(set_name, kind, x, drifted=False):
+    """P(value <= x) of the benchmark's distributions; drifted: every mean
+    +20% as the benchmark drifts them."""
+    g = 1.2 if drifted else 1.0
     if kind == "age":
-        return stats.norm.cdf(x, 35, 10)
+        return stats.norm.cdf(x, 35 * g, 10)
     if kind == "income":
-        return stats.norm.cdf(x, 50000, 20000)
+        return stats.norm.cdf(x, 50000 * g, 20000)
     if kind == "amount" and set_name == "tutorial":
-        return stats.norm.cdf(x, 100, 50)
+        return stats.norm.cdf(x, 100 * g, 50)
     if kind == "amount":
-        return stats.lognorm.cdf(x, 1.0, scale=math.exp(4))
+        return stats.lognorm.cdf(x, 1.0, scale=math.exp(4) * g)
     if kind == "items":
-        return stats.poisson.cdf(np.floor(x), 3)
+        return stats.poisson.cdf(np.floor(x), 3 * g)
     if kind == "score":
-        return stats.t.cdf((x - 50) / 10, 3)
+        return stats.t.cdf((x - 50 * g) / 10, 3)
     raise ValueError(kind)
 
 
-def bin_probabilities(set_name, kind, edges):
+def bin_probabilities(set_name, kind, edges, drifted=False):
     """Probability of each bin for a value drawn from the true distribution
     and written with 6 significant digits (a value that rounds onto an edge
     goes to the bin below it)."""
     if kind == "items":
-        cut = true_cdf(set_name, kind, edges)
+        cut = true_cdf(set_name, kind, edges, drifted)
     else:
-        cut = true_cdf(set_name, kind, edges + rounding_half_step(edges))
+        cut = true_cdf(set_name, kind, edges + rounding_half_step(edges), drifted)
     p = np.diff(np.concatenate([[0.0], cut, [1.0]]))
     p = np.maximum(p, 0.0)
     return p / p.sum()
@@ -236,7 +246,8 @@ def make_reference(binary, fs, rng, work, tag, features):
         feats.append(Feature(e["edges"], e["proportions"], e["count"]))
     kinds = [fs.kinds[i % len(fs.kinds)][0] for i in range(features)]
     probs = [bin_probabilities(fs.name, k, ft.edges) for k, ft in zip(kinds, feats)]
-    return path, cols, feats, probs
+    drifted = [bin_probabilities(fs.name, k, ft.edges, True) for k, ft in zip(kinds, feats)]
+    return path, cols, feats, probs, drifted
 
 
 # --- simulation ----------------------------------------------------------
@@ -250,7 +261,7 @@ def simulate(fs, refs, sizes, features, trials, rng):
     for n in sizes:
         for f in features:
             alarms = tail = 0
-            for (_, _, feats, probs), t in zip(refs, per_ref):
+            for (_, _, feats, probs, _), t in zip(refs, per_ref):
                 if t == 0:
                     continue
                 psi = np.empty((t, f))
@@ -263,6 +274,40 @@ def simulate(fs, refs, sizes, features, trials, rng):
                 tail += int((p.min(axis=1) < ALPHA / f).sum())
             out[(n, f)] = (trials, alarms, tail)
     return out
+
+
+def simulate_power(refs, sizes, features, trials, rng):
+    """Per (n, F): models whose every feature drifted (mean +20%) in a
+    window of n values, and how many of them FeatureDrift flags."""
+    out = {}
+    per_ref = [trials // len(refs) + (1 if i < trials % len(refs) else 0)
+               for i in range(len(refs))]
+    for n in sizes:
+        for f in features:
+            flagged = 0
+            for (_, _, feats, _, drifted), t in zip(refs, per_ref):
+                if t == 0:
+                    continue
+                psi = np.empty((t, f))
+                p = np.empty((t, f))
+                for j in range(f):
+                    counts = rng.multinomial(n, drifted[j], size=t)
+                    psi[:, j] = feats[j].psi(counts)
+                    p[:, j] = feats[j].pvalue(counts, n)
+                flagged += int(verdict(psi, p).any(axis=1).sum())
+            out[(n, f)] = (trials, flagged)
+    return out
+
+
+def report_power(name, results, sizes, features, trials):
+    print(f"\nDrift in every feature (mean +20%), {trials:,} models per cell: share "
+          "flagged by FeatureDrift\n")
+    print("| n | " + " | ".join(f"F = {f}" for f in features) + " |")
+    print("|---:|" + "---:|" * len(features))
+    for n in sizes:
+        print(f"| {n} | " + " | ".join(f"{results[(n, f)][1] / results[(n, f)][0]:.1%}"
+                                      for f in features) + " |")
+    sys.stdout.flush()
 
 
 def report(name, results, sizes, features, args):
@@ -308,7 +353,7 @@ def scrape(web):
 
 
 def validate(binary, fs, ref, rng, work):
-    path, cols, feats, _ = ref
+    path, cols, feats, _, _ = ref
     e = cal.Exporter(binary, work, path)
     try:
         models = []
@@ -377,9 +422,17 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
     ap.add_argument("--features", default=",".join(map(str, FEATURES)))
+    ap.add_argument("--power-trials", type=int, default=2000,
+                    help="models per cell of the detection table (0: none)")
+    ap.add_argument("--min-expected", type=float, default=MIN_EXPECTED,
+                    help="values each merged group expects (the sidecar's: %(default)s)")
+    ap.add_argument("--pseudo-count", type=float, default=PSI_PSEUDO_COUNT,
+                    help="live values added to each group (the sidecar's: %(default)s)")
     ap.add_argument("--validate", action="store_true",
                     help="compare with the binary's /metrics and alerts, then stop")
     args = ap.parse_args()
+    OPTIONS["min_expected"] = args.min_expected
+    OPTIONS["pseudo_count"] = args.pseudo_count
     sizes = [int(x) for x in args.sizes.split(",")]
     features = [int(x) for x in args.features.split(",")]
     names = ["tutorial", "heavy"] if args.set == "both" else [args.set]
@@ -397,6 +450,9 @@ def main():
         started = time.time()
         results = simulate(fs, refs, sizes, features, args.trials, rng)
         report(name, results, sizes, features, args)
+        if args.power_trials:
+            power = simulate_power(refs, POWER_SIZES, features, args.power_trials, rng)
+            report_power(name, power, POWER_SIZES, features, args.power_trials)
         print(f"({name}: {time.time() - started:.0f} s)", file=sys.stderr)
     if not ok:
         sys.exit("the simulation does not reproduce the binary")
