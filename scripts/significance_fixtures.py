@@ -15,7 +15,8 @@ come from:
                correction=False).pvalue on the merged bins (two-sample), or
                scipy.stats.chisquare(live, n * shares) with an exact reference
 * psi, js      scipy.stats.chi2.sf of the scaled statistic on the merged bins
-               (the documented formulas, computed with NumPy)
+               (the documented formulas, computed with NumPy: live shares
+               smoothed by one value for psi, half a value for js)
 * ks           scipy.stats.kstwobign.sf at Stephens' corrected statistic
 
 The bin merging is written here from its description in docs/drift.md
@@ -30,6 +31,8 @@ import scipy
 from scipy import stats
 
 MIN_EXPECTED = 10.0
+# Live values added to every merged bin: one for PSI (Laplace), half for JS.
+PSI_PSEUDO = 1.0
 HALF = 0.5
 SEED = 20261205
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures",
@@ -74,10 +77,11 @@ def pvalue(method, ref, live, m):
             return float(stats.chisquare(c, n * r).pvalue)
         table = np.array([c, r * m])
         return float(stats.chi2_contingency(table, correction=False).pvalue)
-    lsm = (c + HALF) / (n + HALF * k)
     if method == "psi":
+        lsm = (c + PSI_PSEUDO) / (n + PSI_PSEUDO * k)
         x = n_eff * np.sum((lsm - r) * np.log(lsm / r))
     else:
+        lsm = (c + HALF) / (n + HALF * k)
         mid = (r + lsm) / 2
         js2 = (np.sum(r * np.log2(r / mid)) + np.sum(lsm * np.log2(lsm / mid))) / 2
         x = 8 * np.log(2) * n_eff * js2
