@@ -95,15 +95,26 @@ fn wide_rules() -> String {
     model_exporter::DEFAULT_RULES_YAML.replacen("models:\n", &features, 1)
 }
 
-/// `n` events of model `wide`, feature `fi` spread over [−2, 2] and shifted
-/// by `i / 1000` standard deviations (every feature drifts a little, by its
-/// own amount), starting at value `k0`.
-fn wide_events(n: usize, k0: usize) -> Vec<Event> {
-    (k0..k0 + n)
+/// `n` events of model `wide`, numbered from `k0`: every feature about
+/// N(0, 1) (the sum of twelve uniform draws, less 6), every fourth one
+/// shifted by one standard deviation, so that FeatureDrift holds for 50 of
+/// the 200 and reads their significance.
+fn wide_events(n: usize, k0: u64) -> Vec<Event> {
+    (k0..k0 + n as u64)
         .map(|k| {
-            let x = (k * 7919 % 1000) as f64 / 250.0 - 2.0;
+            let mut state = k.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut uniform = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 11) as f64 / (1u64 << 53) as f64
+            };
             let values: Vec<String> = (0..WIDE)
-                .map(|i| format!(r#""f{i}":{:.4}"#, x + i as f64 / 1000.0))
+                .map(|i| {
+                    let x: f64 = (0..12).map(|_| uniform()).sum::<f64>() - 6.0;
+                    let shift = if i % 4 == 0 { 1.0 } else { 0.0 };
+                    format!(r#""f{i}":{:.4}"#, x + shift)
+                })
                 .collect();
             let line = format!(r#"{{"model":"wide","features":{{{}}}}}"#, values.join(","));
             parse_event(line.as_bytes()).expect("parses")
@@ -116,7 +127,9 @@ fn wide_events(n: usize, k0: usize) -> Vec<Event> {
 /// drift gauges and their p-values, raw and adjusted, of every method and
 /// window) over a model version of [`WIDE`] features. Between rounds
 /// (untimed) the clock moves on by the evaluation interval and 100 events
-/// arrive, as in steady state.
+/// arrive, as in steady state. The round must find FeatureDrift holding
+/// (pending or firing) on a drifted feature, else it did not read the
+/// significance it is meant to time.
 fn round(c: &mut Criterion) {
     let config = load("rules.yaml", &wide_rules()).expect("rules load");
     let clock = ManualClock::new(1000.0);
@@ -145,6 +158,12 @@ fn round(c: &mut Criterion) {
                 let ev = a.evaluate();
                 spent += started.elapsed();
                 assert!(!ev.groups_evaluated.is_empty(), "a round was due");
+                assert!(
+                    ev.alerts
+                        .iter()
+                        .any(|a| a.labels["alertname"] == "FeatureDrift"),
+                    "FeatureDrift holds on the drifted features"
+                );
                 black_box(ev);
             }
             spent
