@@ -38,6 +38,12 @@ pub trait Parts {
     fn has_series(&self) -> bool;
     /// Whether it holds windows (a place under the windows cap).
     fn has_windows(&self) -> bool;
+    /// Called whenever the map hands the entry out to be changed
+    /// ([`Capped::at_mut`], [`Capped::update`], [`Capped::retain`]): an entry
+    /// that keeps something worked out from its own state drops it here, so
+    /// that nothing changes that state unseen. (A map of [`Slot`]s also hands
+    /// out their parts directly; a slot keeps nothing of the kind.)
+    fn changing(&mut self) {}
 }
 
 /// An entry, and whether its name is declared (it takes no place).
@@ -103,6 +109,7 @@ impl<V: Parts> Capped<V> {
     /// a part.
     pub fn at_mut(&mut self, i: usize) -> (&Name, &mut V) {
         let (k, e) = self.entries.get_index_mut(i).expect("an index of this map");
+        e.v.changing();
         (k, &mut e.v)
     }
 
@@ -203,6 +210,7 @@ impl<V: Parts> Capped<V> {
     pub fn update<R>(&mut self, i: usize, f: impl FnOnce(&mut V) -> R) -> R {
         let e = &mut self.entries[i];
         let v = &mut e.v;
+        v.changing();
         let before = (v.has_series(), v.has_windows());
         let r = f(v);
         let after = (v.has_series(), v.has_windows());
@@ -225,6 +233,7 @@ impl<V: Parts> Capped<V> {
         let (mut series, mut windows) = (0, 0);
         let (mut declared_series, mut declared_windows) = (0, 0);
         self.entries.retain(|k, e| {
+            e.v.changing();
             f(k, &mut e.v);
             let (s, w) = (
                 usize::from(e.v.has_series()),

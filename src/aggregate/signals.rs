@@ -157,6 +157,56 @@ pub struct FeatureWindows {
     pub(super) learned: Option<Reference>,
 }
 
+/// The Holm-adjusted drift p-values of a version's features, kept from
+/// the first feature's read to the others' ([`Version::read`] of
+/// `drift_pvalue_adjusted`): each family is worked out once per method,
+/// window and time read, not once per feature, which made reading all `F`
+/// features cost `F²` p-values. Valid for one time read (and one set of
+/// references); the version drops it whenever it is changed
+/// ([`Parts::changing`](super::capped::Parts::changing)), so a read after
+/// an event, even at the same time, works the family out afresh. Read and
+/// filled by the aggregator that owns the version, between its changes.
+#[derive(Default)]
+pub struct AdjustedPvalues {
+    /// The time read (its bits) and the references (their address) the
+    /// families are of.
+    at: Option<(u64, usize)>,
+    /// Per method and window, the adjusted p-value of each feature by
+    /// position in the version's features.
+    families: Vec<(DriftMethod, Duration, Vec<Option<f64>>)>,
+}
+
+impl AdjustedPvalues {
+    /// Forgets every family.
+    pub(super) fn clear(&mut self) {
+        self.at = None;
+        self.families.clear();
+    }
+
+    /// The family of (method, window) worked out at `at`, if kept; forgets
+    /// those of another time.
+    fn family(
+        &mut self,
+        at: (u64, usize),
+        method: DriftMethod,
+        window: Duration,
+    ) -> Option<&[Option<f64>]> {
+        if self.at != Some(at) {
+            self.clear();
+            self.at = Some(at);
+        }
+        self.families
+            .iter()
+            .find(|(m, w, _)| *m == method && *w == window)
+            .map(|(_, _, f)| f.as_slice())
+    }
+
+    /// Keeps the family of (method, window) at the time last asked for.
+    fn keep(&mut self, method: DriftMethod, window: Duration, family: Vec<Option<f64>>) {
+        self.families.push((method, window, family));
+    }
+}
+
 /// The references rules.yaml gives a model: its baseline file, then inline
 /// `{mean, std}` of features the baseline lacks, taken as normal
 /// distributions.
@@ -450,16 +500,18 @@ impl Version {
                 let Some((r, live)) = self.drift_input(target, feature, window, now, refs) else {
                     return Reading::NONE;
                 };
-                let raw = r.pvalue(*method, live.counts());
-                let value = match (target, adjusted, raw) {
-                    (DriftTarget::Feature(_), true, Some(_)) => {
-                        let name = match target {
-                            DriftTarget::Feature(FeatureSel::Named(n)) => n.as_str(),
-                            _ => feature.unwrap_or_default(),
+                let value = match (target, adjusted) {
+                    // The family holds the feature exactly when it has a
+                    // raw p-value; its adjusted one is worked out with the
+                    // others'.
+                    (DriftTarget::Feature(sel), true) => {
+                        let name = match sel {
+                            FeatureSel::Named(n) => n.as_str(),
+                            FeatureSel::All => feature.unwrap_or_default(),
                         };
                         self.adjusted_pvalue(*method, name, window, now, refs)
                     }
-                    _ => raw,
+                    _ => r.pvalue(*method, live.counts()),
                 };
                 Reading::of(value, live.total())
             }
@@ -505,7 +557,10 @@ impl Version {
 
     /// The p-value of `method` for `feature`, adjusted by Holm's method
     /// across every feature of this version that has a p-value of `method`
-    /// over `window` (docs/drift.md, "Family-wise control").
+    /// over `window` (docs/drift.md, "Family-wise control"); `None` if
+    /// `feature` has none. The whole family is worked out on the first
+    /// read of (method, window) at `now`, and kept for the other features'
+    /// reads until the time read or the version changes.
     fn adjusted_pvalue(
         &self,
         method: DriftMethod,
@@ -514,6 +569,27 @@ impl Version {
         now: f64,
         refs: &ModelReferences,
     ) -> Option<f64> {
+        let i = self.features.index_of(feature)?;
+        let at = (now.to_bits(), std::ptr::from_ref(refs) as usize);
+        if let Some(family) = self.adjusted.borrow_mut().family(at, method, window) {
+            return family.get(i).copied().flatten();
+        }
+        let family = self.adjusted_family(method, window, now, refs);
+        let p = family.get(i).copied().flatten();
+        self.adjusted.borrow_mut().keep(method, window, family);
+        p
+    }
+
+    /// The Holm-adjusted p-values of `method` over `window` of every
+    /// feature, by position in the version's features (`None`: the feature
+    /// has no p-value, and is not of the family).
+    fn adjusted_family(
+        &self,
+        method: DriftMethod,
+        window: Duration,
+        now: f64,
+        refs: &ModelReferences,
+    ) -> Vec<Option<f64>> {
         let mut names = Vec::new();
         let mut pvalues = Vec::new();
         for name in self.feature_names() {
@@ -527,8 +603,13 @@ impl Version {
             }
         }
         significance::holm(&mut pvalues);
-        let i = names.iter().position(|n| n == feature)?;
-        Some(pvalues[i])
+        let mut family = vec![None; self.features.len()];
+        for (name, p) in names.iter().zip(pvalues) {
+            if let Some(i) = self.features.index_of(name) {
+                family[i] = Some(p);
+            }
+        }
+        family
     }
 
     fn read_feature(
@@ -606,5 +687,148 @@ mod tests {
         assert_eq!(f.values.slice_count(), 91);
         assert_eq!(f.counts.slice_count(), 91);
         assert_eq!(v.windows.as_ref().unwrap().counts.slice_count(), 361);
+    }
+
+    use crate::ingest::parse::parse_event;
+    use crate::rules::source::SignalSource;
+
+    /// A store of model `m` whose `features` features have a N(0, 1)
+    /// reference each.
+    fn wide(features: usize) -> Store {
+        let mut yaml = String::from("models:\n  m:\n    features:\n");
+        for i in 0..features {
+            yaml.push_str(&format!("      f{i}: {{mean: 0, std: 1}}\n"));
+        }
+        let config = crate::config::load("rules.yaml", &yaml).unwrap();
+        Store::new(
+            Arc::new(config),
+            Limits::default(),
+            Metrics::new(&Buckets::default()).unwrap(),
+            None,
+        )
+    }
+
+    /// `n` events of model `m`, feature `fi` near `shift · i` (so that the
+    /// features drift by different amounts), at `now`.
+    fn send(s: &mut Store, features: usize, n: usize, shift: f64, now: f64) {
+        for k in 0..n {
+            let values: Vec<String> = (0..features)
+                .map(|i| {
+                    let x = (k as f64 + 0.5) / n as f64 * 4.0 - 2.0 + shift * i as f64;
+                    format!(r#""f{i}":{x}"#)
+                })
+                .collect();
+            let line = format!(r#"{{"model":"m","features":{{{}}}}}"#, values.join(","));
+            s.record(&parse_event(line.as_bytes()).unwrap(), now);
+        }
+    }
+
+    fn pvalue(s: &Store, method: DriftMethod, feature: usize, adjusted: bool, now: f64) -> f64 {
+        let signal = Signal::DriftPvalue {
+            method,
+            target: DriftTarget::Feature(FeatureSel::All),
+            adjusted,
+        };
+        let f = format!("f{feature}");
+        let window = Duration::from_secs(300);
+        s.read("m", "", &signal, Some(&f), window, now)
+            .value
+            .unwrap()
+    }
+
+    /// Holm's adjustment of the raw p-values read one by one, by feature.
+    fn holm_of_raw(s: &Store, method: DriftMethod, features: usize, now: f64) -> Vec<f64> {
+        let mut by_name: Vec<(String, f64)> = (0..features)
+            .map(|i| (format!("f{i}"), pvalue(s, method, i, false, now)))
+            .collect();
+        // In the order the version lists its features, as before.
+        by_name.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut p: Vec<f64> = by_name.iter().map(|(_, p)| *p).collect();
+        significance::holm(&mut p);
+        let mut out = vec![0.0; features];
+        for ((name, _), p) in by_name.iter().zip(p) {
+            out[name[1..].parse::<usize>().unwrap()] = p;
+        }
+        out
+    }
+
+    fn computed() -> usize {
+        significance::COMPUTED.with(|n| n.get())
+    }
+
+    /// Reading the adjusted p-value of every one of `F` features (what a
+    /// `feature.*` rule with `significance` and the
+    /// `model_feature_drift_pvalue_adjusted` gauges do) works out `F`
+    /// p-values per method and window, not `F²`, and gives what Holm's
+    /// adjustment of the raw ones gives, bit for bit.
+    #[test]
+    fn adjusted_pvalues_of_all_features_cost_one_pvalue_each() {
+        const F: usize = 20;
+        let mut s = wide(F);
+        send(&mut s, F, 200, 0.02, 1000.0);
+        let now = 1001.0;
+        for method in [DriftMethod::Psi, DriftMethod::Ks] {
+            let before = computed();
+            let adjusted: Vec<f64> = (0..F).map(|i| pvalue(&s, method, i, true, now)).collect();
+            assert_eq!(computed() - before, F, "{method:?}");
+            // Read again in the same round: nothing more to work out.
+            for i in (0..F).rev() {
+                assert_eq!(
+                    pvalue(&s, method, i, true, now).to_bits(),
+                    adjusted[i].to_bits()
+                );
+            }
+            assert_eq!(computed() - before, F, "{method:?}");
+            let want = holm_of_raw(&s, method, F, now);
+            for i in 0..F {
+                assert_eq!(adjusted[i].to_bits(), want[i].to_bits(), "{method:?} f{i}");
+            }
+            // Not all the same: the features drift by different amounts.
+            assert!(adjusted.iter().any(|p| *p != adjusted[0]), "{adjusted:?}");
+        }
+        // Another window is another family.
+        let signal = Signal::DriftPvalue {
+            method: DriftMethod::Psi,
+            target: DriftTarget::Feature(FeatureSel::Named("f3".into())),
+            adjusted: true,
+        };
+        let before = computed();
+        let r = s.read("m", "", &signal, None, Duration::from_secs(60), now);
+        assert!(r.value.is_some());
+        assert_eq!(computed() - before, F);
+    }
+
+    /// The adjusted p-values kept are those of one time and one state of
+    /// the version: after an event, at a later time or at the same one, the
+    /// next read gives the new values.
+    #[test]
+    fn adjusted_pvalues_follow_time_and_events() {
+        const F: usize = 6;
+        let method = DriftMethod::Psi;
+        let mut s = wide(F);
+        send(&mut s, F, 100, 0.05, 1000.0);
+        let read_all = |s: &Store, now: f64| -> Vec<f64> {
+            (0..F).map(|i| pvalue(s, method, i, true, now)).collect()
+        };
+        let first = read_all(&s, 1000.0);
+        assert_eq!(first, holm_of_raw(&s, method, F, 1000.0));
+
+        // Events at the same time: the counts change, the time read not.
+        send(&mut s, F, 100, 0.5, 1000.0);
+        let same_time = read_all(&s, 1000.0);
+        assert_ne!(same_time, first);
+        assert_eq!(same_time, holm_of_raw(&s, method, F, 1000.0));
+
+        // Events later, read later.
+        send(&mut s, F, 300, 0.0, 1100.0);
+        let later = read_all(&s, 1100.0);
+        assert_ne!(later, same_time);
+        assert_eq!(later, holm_of_raw(&s, method, F, 1100.0));
+
+        // Time alone: once the first events leave the 5-minute window, only
+        // the last ones count.
+        let after = read_all(&s, 1350.0);
+        assert_ne!(after, later);
+        assert_eq!(after, holm_of_raw(&s, method, F, 1350.0));
     }
 }

@@ -9,9 +9,11 @@
 //! hold a label value's series and windows side by side, each under its own
 //! cap (see the [`capped`](super::capped) module for how they differ).
 
+use std::cell::RefCell;
+
 use super::capped::{Capped, Parts, Slot, Stamped};
 use super::limits::Limits;
-use super::signals::{FeatureWindows, WindowSpec, Windows, fidx, idx};
+use super::signals::{AdjustedPvalues, FeatureWindows, WindowSpec, Windows, fidx, idx};
 use super::validity::{InvalidReason, Validity, validate};
 use crate::config::{Expectation, Expectations, ModelConfig};
 use crate::export::metrics::Metrics;
@@ -119,6 +121,10 @@ pub struct Version {
     /// A newer version of the model superseded this one
     /// ([`Version::retire`]).
     pub(super) retired: bool,
+    /// The Holm-adjusted drift p-values of its features, worked out once
+    /// per method, window and time read; dropped whenever the version is
+    /// changed ([`Parts::changing`]).
+    pub(super) adjusted: RefCell<AdjustedPvalues>,
 }
 
 impl Parts for Version {
@@ -128,6 +134,10 @@ impl Parts for Version {
 
     fn has_windows(&self) -> bool {
         self.windows.is_some()
+    }
+
+    fn changing(&mut self) {
+        self.adjusted.get_mut().clear();
     }
 }
 
