@@ -38,7 +38,7 @@
 //!   late label joins never depends on when the tick ran. An entry whose age
 //!   is exactly the ttl still joins.
 //! * **capacity**: at most `capacity` pending inferences in total, over all
-//!   models. A new one when full evicts the oldest (first in, first out;
+//!   models (a capacity above [`MAX_CAPACITY`], 2³⁰, is taken as that). A new one when full evicts the oldest (first in, first out;
 //!   counted in [`JoinStats::evicted`], or [`JoinStats::expired`] if it was
 //!   past its ttl anyway). With `capacity` 0 nothing is remembered: every
 //!   inference is counted evicted at once.
@@ -66,19 +66,22 @@
 //!
 //! # Memory
 //!
-//! Per pending entry, on a 64-bit target: a hash-map slot of
-//! [`SLOT_BYTES`] (key hash, prediction, version handle, sequence number,
-//! time) at a load factor between 7/16 and 7/8, and one or two queue slots
-//! of [`QUEUE_ITEM_BYTES`] (the queue is compacted when more than half of
-//! it is stale). A class-label prediction adds its string (cut to
-//! `--limits.label-length`), and each (model, version) with entries one
-//! group of its two names. Whatever the ids: 100 000 pending entries take
-//! about 11 to 27 MiB. [`FeedbackJoiner::approx_bytes`] reports the store's
-//! own estimate, an upper bound of the heap it holds.
+//! The entries live in a ring in insertion order, found through an index
+//! of ring positions (`join/pending.rs`): an insertion writes at the ring's back
+//! and an eviction reads its front, so the only table they touch at random
+//! is the index, a few bytes an entry. Per pending entry, on a 64-bit
+//! target: a ring slot of [`ENTRY_BYTES`] (key hash, time, version handle,
+//! prediction), one to two of them as the ring's buffer doubles, and up to
+//! 2 × live + 32 while joined or replaced entries leave dead slots behind
+//! (it is compacted past that); index slots of [`INDEX_SLOT_BYTES`] at a
+//! load between 1/4 and 1/2. A class-label prediction adds its string (cut
+//! to `--limits.label-length`), and each (model, version) with entries one
+//! group of its two names. Whatever the ids: 100 to 290 bytes an entry,
+//! and 100 000 pending entries take 10 to 18 MiB. [`FeedbackJoiner::approx_bytes`] reports the store's own
+//! estimate, an upper bound of the heap it holds.
 
 use std::borrow::Borrow;
 use std::collections::VecDeque;
-use std::collections::hash_map::Entry;
 
 use super::hash::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -89,11 +92,21 @@ use std::time::Duration;
 
 use crate::ingest::event::Outcome;
 
-/// Bytes of one pending entry's hash-map slot (key hash and `Pending`).
-pub const SLOT_BYTES: usize = size_of::<(Key, Pending)>();
+mod pending;
 
-/// Bytes of one slot in the insertion-order queue.
-pub const QUEUE_ITEM_BYTES: usize = size_of::<(Key, u64)>();
+/// Bytes of one pending entry's ring slot (key hash, time, prediction,
+/// version handle).
+pub const ENTRY_BYTES: usize = pending::slot_bytes::<Pending>();
+
+/// Bytes of one slot of the index that finds a pending entry in the ring.
+pub const INDEX_SLOT_BYTES: usize = pending::INDEX_SLOT_BYTES;
+
+/// Bytes of one item of the duplicate-label memory's queue.
+const RECENT_ITEM_BYTES: usize = size_of::<(Key, u64)>();
+
+/// Most pending predictions a joiner keeps, whatever its capacity: 2³⁰,
+/// which would take more than 100 GiB.
+pub const MAX_CAPACITY: usize = pending::MAX_LIVE;
 
 /// What an entry is found by: a 128-bit hash of (model, request id).
 pub type Key = u128;
@@ -124,13 +137,10 @@ pub fn key_of(model: &str, id: &str) -> Key {
 /// counts of an [`Arc`]).
 pub const KEY_OVERHEAD_BYTES: usize = 2 * size_of::<usize>();
 
-/// One remembered prediction.
+/// One remembered prediction (its key and time are kept beside it, in the
+/// ring).
 #[derive(Debug, Clone)]
 struct Pending {
-    /// Sequence number of the insertion; queue items with another are stale.
-    seq: u64,
-    /// When it was remembered (monotonic stamp, see the module docs).
-    at: f64,
     /// The (model, version) whose pending count this entry is part of.
     group: Arc<Group>,
     prediction: Outcome,
@@ -249,11 +259,9 @@ impl FeedbackOutcome {
 pub struct FeedbackJoiner {
     ttl: f64,
     capacity: usize,
-    /// Pending entries by (model, id) key.
-    entries: HashMap<Key, Pending>,
-    /// Insertion order; items whose sequence number no longer matches the
-    /// entry (replaced, joined) are stale and skipped.
-    queue: VecDeque<(Key, u64)>,
+    /// Pending entries by (model, id) key, in insertion order, with the
+    /// time each was remembered (stamped, see the module docs).
+    queue: pending::Store<Pending>,
     /// Recently joined keys, with the sequence number of their queue item.
     recent: HashMap<Key, u64>,
     recent_queue: VecDeque<(Key, u64)>,
@@ -262,6 +270,7 @@ pub struct FeedbackJoiner {
     groups: HashSet<GroupRef>,
     /// The group an inference was last added to (see `group_incr`).
     last_group: Option<Arc<Group>>,
+    /// Sequence number of the next item of `recent_queue`.
     next_seq: u64,
     /// Largest finite `now` seen.
     latest: f64,
@@ -300,14 +309,15 @@ fn outcome_heap(o: &Outcome) -> usize {
 }
 
 impl FeedbackJoiner {
-    /// A joiner keeping predictions up to `ttl` and at most `capacity` of them.
+    /// A joiner keeping predictions up to `ttl` and at most `capacity` of
+    /// them (at most [`MAX_CAPACITY`]).
     pub fn new(ttl: Duration, capacity: usize) -> Self {
+        let capacity = capacity.min(MAX_CAPACITY);
         let initial = capacity.min(1024);
         Self {
             ttl: ttl.as_secs_f64(),
             capacity,
-            entries: HashMap::with_capacity_and_hasher(initial, Default::default()),
-            queue: VecDeque::with_capacity(initial),
+            queue: pending::Store::with_capacity(initial),
             recent: HashMap::default(),
             recent_queue: VecDeque::new(),
             recent_capacity: if capacity == 0 {
@@ -337,12 +347,12 @@ impl FeedbackJoiner {
 
     /// Number of predictions waiting for their label.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.queue.live()
     }
 
     /// Whether no prediction is waiting.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// Cumulative counts.
@@ -373,18 +383,18 @@ impl FeedbackJoiner {
             .map_or(0, |g| g.0.count.load(Ordering::Relaxed))
     }
 
-    /// The store's estimate of the heap it holds, in bytes: table slots at
-    /// their allocated capacity, keys, class-label predictions.
+    /// The store's estimate of the heap it holds, in bytes: ring and table
+    /// slots at their allocated capacity, keys, class-label predictions.
     pub fn approx_bytes(&self) -> usize {
         // A hash table allocates at least capacity × 8/7 slots, plus a control
         // byte per slot.
         fn table<K, V>(m: &HashMap<K, V>) -> usize {
             m.capacity() * 8 / 7 * (size_of::<(K, V)>() + 1)
         }
-        table(&self.entries)
+        self.queue.bytes()
             + table(&self.recent)
             + self.groups.capacity() * 8 / 7 * (size_of::<GroupRef>() + 1)
-            + (self.queue.capacity() + self.recent_queue.capacity()) * QUEUE_ITEM_BYTES
+            + self.recent_queue.capacity() * RECENT_ITEM_BYTES
             + self.group_buf.capacity()
             + self.heap_bytes
     }
@@ -440,43 +450,10 @@ impl FeedbackJoiner {
         g
     }
 
-    /// Forgets a pending entry's bookkeeping (its queue item becomes stale).
+    /// Forgets a pending entry's bookkeeping.
     fn release(&mut self, p: &Pending) {
         self.group_decr(&p.group);
         self.heap_bytes = self.heap_bytes.saturating_sub(outcome_heap(&p.prediction));
-    }
-
-    /// Whether the queue item `(key, seq)` is the live one of its entry.
-    fn is_live(entries: &HashMap<Key, Pending>, key: Key, seq: u64) -> bool {
-        entries.get(&key).is_some_and(|p| p.seq == seq)
-    }
-
-    /// Pops the front of the queue, returning the live entry it named, if any.
-    fn pop_front_entry(&mut self) -> Option<Option<(Key, Pending)>> {
-        let (key, seq) = self.queue.pop_front()?;
-        // One lookup finds the entry and removes it if it is the live one.
-        match self.entries.entry(key) {
-            Entry::Occupied(e) if e.get().seq == seq => {
-                let removed = e.remove_entry();
-                self.release(&removed.1);
-                Some(Some(removed))
-            }
-            _ => Some(None),
-        }
-    }
-
-    /// Drops stale items from the queue once more than half of it is stale,
-    /// which keeps it within `2 × len + 32` at amortised O(1) per operation.
-    fn maybe_compact(&mut self) {
-        if self.queue.len() <= 2 * self.entries.len() + 32 {
-            return;
-        }
-        let entries = &self.entries;
-        self.queue
-            .retain(|(k, seq)| Self::is_live(entries, *k, *seq));
-        if self.queue.capacity() > 4 * self.queue.len().max(1024) {
-            self.queue.shrink_to(2 * self.queue.len().max(1024));
-        }
     }
 
     /// Remembers a prediction awaiting its label. See the
@@ -499,8 +476,6 @@ impl FeedbackJoiner {
             self.stats.evicted += 1;
             return;
         }
-        let seq = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(1);
         // A re-used id that was joined before is no longer a duplicate label.
         if !self.recent.is_empty() {
             self.recent.remove(&key);
@@ -508,40 +483,33 @@ impl FeedbackJoiner {
 
         let group = self.group_incr(model, version);
         let p = Pending {
-            seq,
-            at,
             group,
             prediction: prediction.clone(),
         };
         self.heap_bytes += outcome_heap(&p.prediction);
-        self.queue.push_back((key, seq));
-        // One lookup: the insert finds a pending entry of the same key.
-        if let Some(old) = self.entries.insert(key, p) {
-            // Replaced; its old queue item becomes stale.
+        // One lookup: the insertion finds a pending entry of the same key.
+        if let Some(old) = self.queue.push(key, at, p) {
+            // Replaced; the new one is a new insertion, at the back.
             self.stats.duplicate_inference += 1;
             self.release(&old);
-            self.maybe_compact();
+            self.queue.maybe_compact();
             return;
         }
 
-        // Make room: drop the oldest live entries. The new one is at the
-        // back of the queue, the newest, so never the one dropped.
-        while self.entries.len() > self.capacity {
-            match self.pop_front_entry() {
-                Some(Some((_, p))) => {
-                    if self.expired_at(p.at, at) {
-                        self.stats.expired += 1;
-                    } else {
-                        self.stats.evicted += 1;
-                    }
-                }
-                Some(None) => {}
-                // Unreachable while every entry has a queue item; stop
-                // rather than loop.
-                None => break,
+        // Make room: drop the oldest entries. The new one is at the back of
+        // the ring, the newest, so never the one dropped.
+        while self.queue.live() > self.capacity {
+            let Some((_, old_at, p)) = self.queue.pop_oldest() else {
+                break;
+            };
+            self.release(&p);
+            if self.expired_at(old_at, at) {
+                self.stats.expired += 1;
+            } else {
+                self.stats.evicted += 1;
             }
         }
-        self.maybe_compact();
+        self.queue.maybe_compact();
     }
 
     /// Remembers that `key` was just joined, for telling duplicates apart.
@@ -572,10 +540,13 @@ impl FeedbackJoiner {
     ) -> FeedbackOutcome {
         let at = self.stamp(now);
         let key = id.map(|id| key_of(model, id));
-        let found = key.and_then(|k| self.entries.remove_entry(&k));
+        let found = key.and_then(|k| self.queue.take(k).map(|(p_at, p)| (k, p_at, p)));
+        if found.is_some() {
+            self.queue.maybe_compact();
+        }
         // An entry past its ttl is gone, whether or not expire() ran yet.
         let found = match found {
-            Some((_, p)) if self.expired_at(p.at, at) => {
+            Some((_, p_at, p)) if self.expired_at(p_at, at) => {
                 self.release(&p);
                 self.stats.expired += 1;
                 None
@@ -585,7 +556,7 @@ impl FeedbackJoiner {
 
         if let Some(prediction) = prediction {
             let version = match found {
-                Some((_, p)) => {
+                Some((_, _, p)) => {
                     self.release(&p);
                     split_key(&p.group.key)
                         .map(|(_, v)| v.to_owned())
@@ -594,7 +565,6 @@ impl FeedbackJoiner {
                 None => String::new(),
             };
             self.stats.carried += 1;
-            self.maybe_compact();
             return FeedbackOutcome::Carried {
                 version,
                 prediction: prediction.clone(),
@@ -603,19 +573,20 @@ impl FeedbackJoiner {
         }
 
         match found {
-            Some((key, p)) => {
+            Some((key, p_at, p)) => {
                 self.release(&p);
                 self.stats.joined += 1;
                 let version = split_key(&p.group.key)
                     .map(|(_, v)| v.to_owned())
                     .unwrap_or_default();
-                self.remember_joined(key, p.seq);
-                self.maybe_compact();
+                let seq = self.next_seq;
+                self.next_seq = self.next_seq.wrapping_add(1);
+                self.remember_joined(key, seq);
                 FeedbackOutcome::Joined {
                     version,
                     prediction: p.prediction,
                     actual: actual.clone(),
-                    delay_seconds: (at - p.at).max(0.0),
+                    delay_seconds: (at - p_at).max(0.0),
                 }
             }
             None if key.is_some_and(|k| self.recent.contains_key(&k)) => {
@@ -630,26 +601,20 @@ impl FeedbackJoiner {
     }
 
     /// Drops pending predictions older than the ttl at `now`, returning how
-    /// many. Costs O(dropped), plus stale queue items skipped on the way
-    /// (each is skipped once).
+    /// many. Costs O(dropped).
     pub fn expire(&mut self, now: f64) -> u64 {
         let now = self.stamp(now);
         let mut dropped = 0;
-        while let Some((key, seq)) = self.queue.front() {
-            match self.entries.get(key) {
-                Some(p) if p.seq == *seq => {
-                    if !self.expired_at(p.at, now) {
-                        break;
-                    }
-                    if let Some(Some(_)) = self.pop_front_entry() {
-                        dropped += 1;
-                    }
-                }
-                // Stale: the entry was replaced or joined.
-                _ => {
-                    let _ = self.pop_front_entry();
-                }
-            }
+        while self
+            .queue
+            .oldest_at()
+            .is_some_and(|at| self.expired_at(at, now))
+        {
+            let Some((_, _, p)) = self.queue.pop_oldest() else {
+                break;
+            };
+            self.release(&p);
+            dropped += 1;
         }
         self.stats.expired += dropped;
         dropped
@@ -742,8 +707,7 @@ impl FeedbackJoiner {
         let pending = self
             .queue
             .iter()
-            .filter_map(|(key, seq)| {
-                let p = self.entries.get(key).filter(|p| p.seq == *seq)?;
+            .filter_map(|(key, at, p)| {
                 let (model, version) = split_key(&p.group.key)?;
                 let prediction = match &p.prediction {
                     Outcome::Number(x) if x.is_finite() => OutcomeState::Number(*x),
@@ -754,8 +718,8 @@ impl FeedbackJoiner {
                     model: model.to_owned(),
                     version: version.to_owned(),
                     id: None,
-                    key: Some(key_text(*key)),
-                    at: p.at,
+                    key: Some(key_text(key)),
+                    at,
                     prediction,
                 })
             })
@@ -1373,5 +1337,517 @@ mod tests {
             parse_key(&key_text(key_of("m", "1"))),
             Some(key_of("m", "1"))
         );
+    }
+
+    #[test]
+    fn eviction_takes_the_oldest_across_dead_slots_and_compaction() {
+        // Eleven live entries: k0..k9 and the newest x (twelve for a moment,
+        // within the capacity). Each new x is followed by the label of the
+        // one before it, which leaves a dead slot in the middle of the
+        // ring, until compaction drops them.
+        let mut j = FeedbackJoiner::new(DAY, 12);
+        for i in 0..10 {
+            j.on_inference("m", "v", &format!("k{i}"), &num(1.0), f64::from(i));
+        }
+        let mut most = 0;
+        for i in 0..100 {
+            j.on_inference("m", "v", &format!("x{i}"), &num(2.0), 10.0 + f64::from(i));
+            if i > 0 {
+                let out = j.on_feedback("m", Some(&format!("x{}", i - 1)), &num(1.0), None, 200.0);
+                assert!(matches!(out, FeedbackOutcome::Joined { .. }), "{out:?}");
+            }
+            assert_eq!(j.len(), 11);
+            assert!(j.queue.len() <= 2 * j.len() + 33, "{}", j.queue.len());
+            most = most.max(j.queue.len());
+        }
+        // Dead slots piled up, and were dropped: 10 + 100 slots without
+        // compaction.
+        assert!(most > 40, "{most}");
+        assert!(j.queue.len() < 60, "{}", j.queue.len());
+        assert_eq!(j.stats().evicted, 0);
+        // Full at the second: each new entry evicts the oldest live one, k0
+        // first.
+        for i in 0..6 {
+            j.on_inference("m", "v", &format!("n{i}"), &num(3.0), 300.0);
+        }
+        assert_eq!(j.stats().evicted, 5);
+        let keys: Vec<String> = j
+            .to_state()
+            .pending
+            .into_iter()
+            .filter_map(|p| p.key)
+            .collect();
+        let want: Vec<String> = [
+            "k5", "k6", "k7", "k8", "k9", "x99", "n0", "n1", "n2", "n3", "n4", "n5",
+        ]
+        .iter()
+        .map(|id| key_text(key_of("m", id)))
+        .collect();
+        assert_eq!(keys, want);
+        let fb =
+            |j: &mut FeedbackJoiner, id: &str| j.on_feedback("m", Some(id), &num(1.0), None, 400.0);
+        for id in ["k0", "k4"] {
+            assert_eq!(fb(&mut j, id), FeedbackOutcome::Unmatched, "{id}");
+        }
+        for id in ["k5", "x99", "n5"] {
+            assert!(fb(&mut j, id).pair().is_some(), "{id}");
+        }
+        // Nine more: the first three fill the store, the others evict k6 to
+        // k9, then n0 and n1.
+        for i in 0..9 {
+            j.on_inference("m", "w", &format!("z{i}"), &num(3.0), 500.0);
+        }
+        assert_eq!(j.len(), 12);
+        assert_eq!(j.pending_count("m", "v"), 3);
+        assert_eq!(j.stats().evicted, 5 + 6);
+        assert!(fb(&mut j, "n2").pair().is_some());
+        assert_eq!(fb(&mut j, "n1"), FeedbackOutcome::Unmatched);
+    }
+
+    #[test]
+    fn a_resent_id_is_a_new_insertion_at_the_back() {
+        let mut j = FeedbackJoiner::new(DAY, 3);
+        for id in ["a", "b", "c"] {
+            j.on_inference("m", "v", id, &num(1.0), 1.0);
+        }
+        // Order b, c, a; then b, a, c.
+        j.on_inference("m", "v", "a", &num(2.0), 2.0);
+        j.on_inference("m", "v", "c", &num(2.0), 3.0);
+        // The newest re-sent again and again takes no more room: the ring
+        // holds one dead slot, where c was.
+        for _ in 0..100 {
+            j.on_inference("m", "v", "c", &num(3.0), 4.0);
+        }
+        assert_eq!(j.queue.len(), 4);
+        assert_eq!(j.stats().duplicate_inference, 102);
+        j.on_inference("m", "v", "d", &num(1.0), 5.0); // evicts b
+        j.on_inference("m", "v", "e", &num(1.0), 6.0); // evicts a
+        assert_eq!(j.stats().evicted, 2);
+        let fb = |j: &mut FeedbackJoiner, id| j.on_feedback("m", Some(id), &num(1.0), None, 7.0);
+        assert_eq!(fb(&mut j, "b"), FeedbackOutcome::Unmatched);
+        assert_eq!(fb(&mut j, "a"), FeedbackOutcome::Unmatched);
+        assert_eq!(
+            fb(&mut j, "c"),
+            FeedbackOutcome::Joined {
+                version: "v".into(),
+                prediction: num(3.0),
+                actual: num(1.0),
+                delay_seconds: 3.0,
+            }
+        );
+        assert!(fb(&mut j, "d").pair().is_some());
+        assert!(fb(&mut j, "e").pair().is_some());
+        assert!(j.is_empty());
+        assert_eq!(j.queue.len(), 0);
+    }
+
+    #[test]
+    fn expiry_takes_the_oldest_first_past_dead_slots() {
+        let mut j = FeedbackJoiner::new(Duration::from_secs(100), 1000);
+        for i in 0..10 {
+            j.on_inference("m", "v", &format!("r{i}"), &num(0.5), 10.0 * f64::from(i));
+        }
+        // Dead slots: r1, r3 and r7 joined, r5 re-sent (now the newest, at
+        // 95).
+        for id in ["r1", "r3", "r7"] {
+            assert!(
+                j.on_feedback("m", Some(id), &num(1.0), None, 94.0)
+                    .pair()
+                    .is_some()
+            );
+        }
+        j.on_inference("m", "v2", "r5", &num(0.7), 95.0);
+        assert_eq!(j.len(), 7);
+        // r0 (0) and r2 (20) are past 100 s at 125.5; r4 (40) is not.
+        assert_eq!(j.expire(125.5), 2);
+        assert_eq!(j.expire(125.5), 0);
+        // r4, r6, r8 and r9 at 194.5; the re-sent r5 (95) stays.
+        assert_eq!(j.expire(194.5), 4);
+        let state = j.to_state();
+        assert_eq!(state.pending.len(), 1);
+        assert_eq!(state.pending[0].key, Some(key_text(key_of("m", "r5"))));
+        assert_eq!(
+            (state.pending[0].version.as_str(), state.pending[0].at),
+            ("v2", 95.0)
+        );
+        assert_eq!(j.stats().expired, 6);
+        assert_eq!(j.pending_count("m", "v"), 0);
+        assert_eq!(j.expire(195.0 + 1e9), 1);
+        assert_eq!((j.len(), j.queue.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_store_of_one() {
+        let mut j = FeedbackJoiner::new(Duration::from_secs(60), 1);
+        let fb = |j: &mut FeedbackJoiner, id, t| j.on_feedback("m", Some(id), &num(1.0), None, t);
+        j.on_inference("m", "v", "a", &num(1.0), 0.0);
+        j.on_inference("m", "v", "b", &num(1.0), 1.0); // evicts a
+        j.on_inference("m", "v", "b", &num(2.0), 2.0); // replaces b
+        assert_eq!((j.len(), j.queue.len()), (1, 1));
+        let s = j.stats();
+        assert_eq!((s.evicted, s.duplicate_inference), (1, 1));
+        assert_eq!(fb(&mut j, "a", 3.0), FeedbackOutcome::Unmatched);
+        assert_eq!(
+            fb(&mut j, "b", 3.0).pair(),
+            Some(("v", &num(2.0), &num(1.0)))
+        );
+        assert_eq!(fb(&mut j, "b", 3.0), FeedbackOutcome::Duplicate);
+        assert!(j.is_empty());
+        j.on_inference("m", "v", "c", &num(1.0), 10.0);
+        // c expires; d then finds the store empty and evicts nothing.
+        assert_eq!(j.expire(70.5), 1);
+        j.on_inference("m", "v", "d", &num(1.0), 71.0);
+        j.on_inference("m", "v", "e", &num(1.0), 200.0); // d, past its ttl
+        let s = j.stats();
+        assert_eq!((s.evicted, s.expired), (1, 2));
+        assert_eq!(
+            j.to_state().pending[0].key,
+            Some(key_text(key_of("m", "e")))
+        );
+    }
+
+    /// The join's rules restated over plain collections: pending entries in
+    /// a list in insertion order, found by scanning, and the last joins.
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::test_runner::RngSeed;
+
+        #[derive(Debug, Clone, Copy)]
+        enum When {
+            Later(u8),
+            Earlier(u8),
+            NotANumber,
+            Infinite,
+        }
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Inference {
+                model: u8,
+                version: u8,
+                id: u8,
+                class: bool,
+                when: When,
+            },
+            Feedback {
+                model: u8,
+                id: Option<u8>,
+                carried: bool,
+                when: When,
+            },
+            Expire(When),
+            /// Through a snapshot into a fresh joiner.
+            Restore,
+        }
+
+        struct Entry {
+            model: String,
+            id: String,
+            version: String,
+            at: f64,
+            prediction: Outcome,
+        }
+
+        struct Model {
+            ttl: f64,
+            capacity: usize,
+            latest: f64,
+            pending: VecDeque<Entry>,
+            /// The last joins, oldest first, and whether each still counts
+            /// (an inference of its key since makes it not count).
+            recent: VecDeque<(Key, bool)>,
+            stats: JoinStats,
+        }
+
+        impl Model {
+            fn stamp(&mut self, now: f64) -> f64 {
+                if now.is_finite() && now > self.latest {
+                    self.latest = now;
+                }
+                self.latest
+            }
+
+            fn expired(&self, at: f64, now: f64) -> bool {
+                now - at > self.ttl
+            }
+
+            fn position(&self, model: &str, id: &str) -> Option<usize> {
+                self.pending
+                    .iter()
+                    .position(|e| e.model == model && e.id == id)
+            }
+
+            fn inference(&mut self, model: &str, version: &str, id: &str, p: &Outcome, now: f64) {
+                let at = self.stamp(now);
+                if self.capacity == 0 {
+                    self.stats.evicted += 1;
+                    return;
+                }
+                let key = key_of(model, id);
+                for r in self.recent.iter_mut().filter(|r| r.0 == key) {
+                    r.1 = false;
+                }
+                let entry = Entry {
+                    model: model.into(),
+                    id: id.into(),
+                    version: version.into(),
+                    at,
+                    prediction: p.clone(),
+                };
+                if let Some(i) = self.position(model, id) {
+                    self.pending.remove(i);
+                    self.pending.push_back(entry);
+                    self.stats.duplicate_inference += 1;
+                    return;
+                }
+                self.pending.push_back(entry);
+                while self.pending.len() > self.capacity {
+                    let old = self.pending.pop_front().unwrap();
+                    if self.expired(old.at, at) {
+                        self.stats.expired += 1;
+                    } else {
+                        self.stats.evicted += 1;
+                    }
+                }
+            }
+
+            fn feedback(
+                &mut self,
+                model: &str,
+                id: Option<&str>,
+                actual: &Outcome,
+                prediction: Option<&Outcome>,
+                now: f64,
+            ) -> FeedbackOutcome {
+                let at = self.stamp(now);
+                let mut found = id
+                    .and_then(|id| self.position(model, id))
+                    .and_then(|i| self.pending.remove(i));
+                if found.as_ref().is_some_and(|e| self.expired(e.at, at)) {
+                    self.stats.expired += 1;
+                    found = None;
+                }
+                if let Some(prediction) = prediction {
+                    self.stats.carried += 1;
+                    return FeedbackOutcome::Carried {
+                        version: found.map(|e| e.version).unwrap_or_default(),
+                        prediction: prediction.clone(),
+                        actual: actual.clone(),
+                    };
+                }
+                let key = id.map(|id| key_of(model, id));
+                match found {
+                    Some(e) => {
+                        self.stats.joined += 1;
+                        let recent_capacity = if self.capacity == 0 {
+                            0
+                        } else {
+                            (self.capacity / 8).max(1)
+                        };
+                        if recent_capacity > 0 {
+                            self.recent.push_back((key.unwrap(), true));
+                            while self.recent.len() > recent_capacity {
+                                self.recent.pop_front();
+                            }
+                        }
+                        FeedbackOutcome::Joined {
+                            version: e.version,
+                            prediction: e.prediction,
+                            actual: actual.clone(),
+                            delay_seconds: (at - e.at).max(0.0),
+                        }
+                    }
+                    None if key.is_some_and(|k| self.recent.contains(&(k, true))) => {
+                        self.stats.duplicate_feedback += 1;
+                        FeedbackOutcome::Duplicate
+                    }
+                    None => {
+                        self.stats.unmatched += 1;
+                        FeedbackOutcome::Unmatched
+                    }
+                }
+            }
+
+            fn expire(&mut self, now: f64) -> u64 {
+                let now = self.stamp(now);
+                let mut n = 0;
+                while self
+                    .pending
+                    .front()
+                    .is_some_and(|e| self.expired(e.at, now))
+                {
+                    self.pending.pop_front();
+                    n += 1;
+                }
+                self.stats.expired += n;
+                n
+            }
+
+            fn state(&self) -> JoinerState {
+                JoinerState {
+                    key_scheme: Some(KEY_SCHEME.into()),
+                    latest: self.latest,
+                    pending: self
+                        .pending
+                        .iter()
+                        .map(|e| PendingState {
+                            model: e.model.clone(),
+                            version: e.version.clone(),
+                            id: None,
+                            key: Some(key_text(key_of(&e.model, &e.id))),
+                            at: e.at,
+                            prediction: match &e.prediction {
+                                Outcome::Number(x) => OutcomeState::Number(*x),
+                                Outcome::Class(c) => OutcomeState::Class(c.clone()),
+                            },
+                        })
+                        .collect(),
+                    recent: Vec::new(),
+                    recent_keys: self
+                        .recent
+                        .iter()
+                        .filter(|r| r.1)
+                        .map(|r| key_text(r.0))
+                        .collect(),
+                }
+            }
+        }
+
+        fn when() -> impl Strategy<Value = When> {
+            prop_oneof![
+                12 => (0u8..4).prop_map(When::Later),
+                2 => (0u8..200).prop_map(When::Later),
+                1 => (0u8..50).prop_map(When::Earlier),
+                1 => Just(When::NotANumber),
+                1 => Just(When::Infinite),
+            ]
+        }
+
+        fn op(ids: u8) -> impl Strategy<Value = Op> {
+            prop_oneof![
+                30 => (0u8..2, 0u8..3, 0..ids, any::<bool>(), when()).prop_map(
+                    |(model, version, id, class, when)| Op::Inference { model, version, id, class, when }
+                ),
+                25 => (0u8..2, prop::option::weighted(0.95, 0..ids), prop::bool::weighted(0.1), when())
+                    .prop_map(|(model, id, carried, when)| Op::Feedback { model, id, carried, when }),
+                4 => when().prop_map(Op::Expire),
+                1 => Just(Op::Restore),
+            ]
+        }
+
+        /// (capacity, ttl, whether positions start just below 2³², ops)
+        fn case() -> impl Strategy<Value = (usize, u16, bool, Vec<Op>)> {
+            (
+                prop_oneof![3 => 0usize..6, 2 => 6usize..40],
+                // Long enough for dead slots to pile up before their
+                // entries expire, or short.
+                prop_oneof![10u16..200, Just(60_000)],
+                any::<bool>(),
+                prop_oneof![(4u8..12), (12u8..100)],
+            )
+                .prop_flat_map(|(capacity, ttl, high, ids)| {
+                    (
+                        Just(capacity),
+                        Just(ttl),
+                        Just(high),
+                        prop::collection::vec(op(ids), 1..400),
+                    )
+                })
+        }
+
+        fn time(now: &mut f64, when: When) -> f64 {
+            match when {
+                When::Later(d) => {
+                    *now += f64::from(d);
+                    *now
+                }
+                When::Earlier(d) => *now - f64::from(d),
+                When::NotANumber => f64::NAN,
+                When::Infinite => f64::INFINITY,
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: 256,
+                rng_seed: RngSeed::Fixed(0x6a6f_696e_2d72_696e),
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            #[test]
+            fn the_store_does_what_the_plain_model_does((capacity, ttl, high, ops) in case()) {
+                let ttl_d = Duration::from_secs(ttl.into());
+                let mut j = FeedbackJoiner::new(ttl_d, capacity);
+                if high {
+                    j.queue = pending::Store::starting_at(u64::from(u32::MAX) - 20);
+                }
+                let mut m = Model {
+                    ttl: f64::from(ttl),
+                    capacity,
+                    latest: 0.0,
+                    pending: VecDeque::new(),
+                    recent: VecDeque::new(),
+                    stats: JoinStats::default(),
+                };
+                let models = ["m0", "m1"];
+                let versions = ["v0", "v1", "v2"];
+                let mut now = 1000.0;
+                for (n, op) in ops.iter().enumerate() {
+                    match *op {
+                        Op::Inference { model, version, id, class, when } => {
+                            let p = if class {
+                                Outcome::Class(format!("c{id}"))
+                            } else {
+                                Outcome::Number(f64::from(id) * 0.5 + f64::from(version))
+                            };
+                            let t = time(&mut now, when);
+                            let (model, version, id) =
+                                (models[usize::from(model)], versions[usize::from(version)], id.to_string());
+                            j.on_inference(model, version, &id, &p, t);
+                            m.inference(model, version, &id, &p, t);
+                        }
+                        Op::Feedback { model, id, carried, when } => {
+                            let t = time(&mut now, when);
+                            let model = models[usize::from(model)];
+                            let id = id.map(|i| i.to_string());
+                            let carried = carried.then_some(Outcome::Number(0.25));
+                            let actual = Outcome::Number(1.0);
+                            let got = j.on_feedback(model, id.as_deref(), &actual, carried.as_ref(), t);
+                            let want = m.feedback(model, id.as_deref(), &actual, carried.as_ref(), t);
+                            prop_assert_eq!(got, want, "op {}", n);
+                        }
+                        Op::Expire(when) => {
+                            let t = time(&mut now, when);
+                            prop_assert_eq!(j.expire(t), m.expire(t), "op {}", n);
+                        }
+                        Op::Restore => {
+                            let mut fresh = FeedbackJoiner::new(ttl_d, capacity);
+                            let text = serde_json::to_string(&j.to_state()).unwrap();
+                            let r = fresh.restore(serde_json::from_str(&text).unwrap());
+                            prop_assert_eq!(r, JoinRestore { pending: m.pending.len(), dropped: 0 });
+                            j = fresh;
+                            m.stats = JoinStats::default();
+                            m.recent.retain(|r| r.1);
+                        }
+                    }
+                    prop_assert_eq!(j.stats(), m.stats, "op {}", n);
+                    prop_assert_eq!(j.len(), m.pending.len(), "op {}", n);
+                    prop_assert!(j.queue.len() <= 2 * j.len() + 33, "op {}: {} slots", n, j.queue.len());
+                    prop_assert_eq!(j.to_state(), m.state(), "op {}", n);
+                    for model in models {
+                        for version in versions {
+                            let want = m
+                                .pending
+                                .iter()
+                                .filter(|e| e.model == model && e.version == version)
+                                .count();
+                            prop_assert_eq!(j.pending_count(model, version), want as u64);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
