@@ -300,7 +300,13 @@ pub fn promql(rule: &Rule) -> String {
     };
     let signal = &rule.expr.signal;
     let comparison = format!("{} {}", rule.expr.op.as_str(), number(rule.expr.threshold));
-    let Some(value) = q.signal(signal) else {
+    // A rule with `max_samples` reads the newest values of each pod,
+    // which PromQL cannot count out of a counter: the sidecars' own value.
+    let value = match rule.max_samples {
+        Some(_) => None,
+        None => q.signal(signal),
+    };
+    let Some(value) = value else {
         // Computed in the sidecar, which applies min_samples itself.
         let by = if signal.feature().is_some() {
             "model, version, feature"
@@ -352,7 +358,14 @@ fn significance(q: &Query, rule: &Rule) -> String {
     else {
         return String::new();
     };
-    let own = [("method", method.function()), ("window", q.window.as_str())];
+    // The gauge of the rule's own values: of the newest `max_samples`
+    // values, or (no such label) of the whole window.
+    let cap = rule.max_samples.map(|n| n.to_string()).unwrap_or_default();
+    let own = [
+        ("method", method.function()),
+        ("window", q.window.as_str()),
+        ("max_samples", cap.as_str()),
+    ];
     let (by, gauge) = match target {
         DriftTarget::Feature(_) => (
             "model, version, feature",

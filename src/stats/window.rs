@@ -706,6 +706,93 @@ impl SliceState for Moments {
     }
 }
 
+/// The bin indices of a stream's newest values, at most `capacity` of
+/// them: what a drift rule with `max_samples` reads. Recording is one store
+/// into a ring; [`RecentBins::newest`] counts the newest `n` of them.
+///
+/// Next to a [`SlidingWindow<BinCounts>`](crate::stats::drift::BinCounts)
+/// fed the same values, the values that window holds are always the newest
+/// ones recorded (every value goes into its newest slice, and a window is
+/// the newest slices), so the newest `min(N, n)` of the ring, `n` being the
+/// window's total, are the newest `N` values inside the window, as long as
+/// the ring has received that many since it started.
+#[derive(Debug, Clone, Default)]
+pub struct RecentBins {
+    /// The ring; `bins.len()` is the capacity.
+    bins: Box<[u16]>,
+    /// Where the next value goes.
+    head: usize,
+    /// Values held (at most the capacity).
+    len: usize,
+}
+
+impl RecentBins {
+    /// An empty ring of `capacity` values.
+    pub fn new(capacity: usize) -> Self {
+        RecentBins {
+            bins: vec![0; capacity].into_boxed_slice(),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    /// How many values it can hold.
+    pub fn capacity(&self) -> usize {
+        self.bins.len()
+    }
+
+    /// How many values it holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Records the bin of one value; the oldest value is forgotten when it
+    /// is full. Bins past `u16::MAX` (more than
+    /// [`MAX_BINS`](crate::stats::drift::MAX_BINS)) are not recorded.
+    #[inline]
+    pub fn push(&mut self, bin: usize) {
+        let cap = self.bins.len();
+        let Ok(bin) = u16::try_from(bin) else { return };
+        if cap == 0 {
+            return;
+        }
+        self.bins[self.head] = bin;
+        self.head = if self.head + 1 == cap {
+            0
+        } else {
+            self.head + 1
+        };
+        if self.len < cap {
+            self.len += 1;
+        }
+    }
+
+    /// Counts the newest `n` values into `into` (cleared first), bin by
+    /// bin; `None` when it holds fewer than `n`.
+    pub fn newest(&self, n: usize, into: &mut crate::stats::drift::BinCounts) -> Option<()> {
+        if n > self.len {
+            return None;
+        }
+        into.clear();
+        let cap = self.bins.len();
+        // The newest n end just before `head`, possibly wrapping around.
+        let (tail, wrapped) = if n <= self.head {
+            (&self.bins[self.head - n..self.head], &[][..])
+        } else {
+            (&self.bins[..self.head], &self.bins[cap - (n - self.head)..])
+        };
+        for &b in tail.iter().chain(wrapped) {
+            into.add(usize::from(b), 1);
+        }
+        Some(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
