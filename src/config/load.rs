@@ -978,6 +978,40 @@ mod tests {
         }
     }
 
+    /// `max_samples` is read on drift rules, and each misuse is reported at
+    /// its value, all of them in one pass.
+    #[test]
+    fn max_samples_is_checked_at_its_place() {
+        let text = "groups:\n  - name: g\n    rules:\n\
+                    \x20     - {alert: A, expr: error_rate > 5%, max_samples: 10}\n\
+                    \x20     - {alert: B, expr: psi(feature.*) > 0.2, max_samples: 0}\n\
+                    \x20     - {alert: C, expr: psi(feature.*) > 0.2, max_samples: 2.5}\n\
+                    \x20     - {alert: D, expr: ks(prediction) > 0.2, min_samples: 40, max_samples: 39}\n\
+                    \x20     - {alert: E, expr: js(feature.x) > 0.2, max_samples: 2000000}\n";
+        assert_errors(
+            text,
+            &[
+                (4, 56, "max_samples applies to drift rules only"),
+                (5, 61, "max_samples must be between 1 and 1000000, found 0"),
+                (
+                    6,
+                    61,
+                    "max_samples must be a whole number >= 0, found '2.5'",
+                ),
+                (7, 78, "max_samples (39) is below min_samples (40)"),
+                (
+                    8,
+                    60,
+                    "max_samples must be between 1 and 1000000, found 2000000",
+                ),
+            ],
+        );
+        let ok = "groups:\n  - name: g\n    rules:\n      - {alert: A, expr: 'drift_pvalue_adjusted(feature.*, psi) < 1%', max_samples: 30}\n      - {alert: B, expr: psi(prediction) > 0.2}\n";
+        let c = load("r.yaml", ok).unwrap();
+        assert_eq!(c.groups[0].rules[0].max_samples, Some(30));
+        assert_eq!(c.groups[0].rules[1].max_samples, None);
+    }
+
     #[test]
     fn built_in_rules_load_without_errors() {
         let c = match load(crate::DEFAULT_RULES_NAME, crate::DEFAULT_RULES_YAML) {

@@ -679,6 +679,31 @@ mod tests {
         );
     }
 
+    /// A drift rule with `max_samples` reads the sidecars' own values of
+    /// their newest values, PSI included, and its significance the p-value
+    /// gauge of the same `max_samples`; without it, the gauge of the whole
+    /// window (no `max_samples` label).
+    #[test]
+    fn max_samples_rules_read_the_sidecars_values() {
+        assert_eq!(
+            expr_of(
+                "psi(feature.*) > 0.2",
+                ", window: 15m, significance: 1%, max_samples: 300"
+            ),
+            r#"max by (model, version, feature) (model_rule_signal_value{alertname="A"}) > 0.2 and on (model, version, feature) min by (model, version, feature) (model_feature_drift_pvalue_adjusted{method="psi",window="15m",max_samples="300"}) < 0.01"#
+        );
+        assert_eq!(
+            expr_of("psi(prediction) > 0.2", ", max_samples: 50"),
+            r#"max by (model, version) (model_rule_signal_value{alertname="A"}) > 0.2"#
+        );
+        let whole = expr_of("psi(feature.age) > 0.2", ", window: 15m, significance: 1%");
+        assert!(whole.contains("model_feature_bin_total"), "{whole}");
+        assert!(
+            whole.contains(r#"model_feature_drift_pvalue_adjusted{method="psi",window="15m",max_samples="",feature="age"}"#),
+            "{whole}"
+        );
+    }
+
     #[test]
     fn min_samples_guards_the_signals_computed_from_counters() {
         let c = config(&[
