@@ -16,8 +16,9 @@
 //! longest window of a rule reading features. With the built-in rules
 //! (w = 10 s, S = 1 h, latency span 5 min, feature span 15 min) a model
 //! version takes about 0.3 MiB plus about 7 KiB a numeric feature (twice
-//! that with a reference to bin against); docs/performance.md has the
-//! measured figures.
+//! that with a reference to bin against, and 600 bytes more for the bins
+//! of the newest 300 values that FeatureDrift's `max_samples` reads);
+//! docs/performance.md has the measured figures.
 
 use std::time::Duration;
 
