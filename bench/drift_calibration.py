@@ -4,7 +4,7 @@ after a real one: the real binary, many model versions at once.
 
     cargo build --release
     python3 bench/drift_calibration.py [--binary target/release/model-exporter]
-        [--rounds 20] [--set tutorial|heavy|both] [--seed 1]
+        [--rounds 20] [--set tutorial|heavy|both] [--seed 1] [--max-samples N]
 
 What it does (docs/drift.md, "Calibration"):
 
@@ -14,9 +14,11 @@ What it does (docs/drift.md, "Calibration"):
    log-normal(4, 1), items Poisson(3), score 50 + 10 t(3)); the baseline is
    made by `model-exporter baseline` (10 quantile bins).
 2. The exporter runs with rules.yaml giving every model that baseline and
-   three rules over a 5 min window with `min_samples: 0` and `for: 0`, so an
+   four rules over a 5 min window with `min_samples: 0` and `for: 0`, so an
    alert is active exactly when the condition holds on the window:
-   FeatureDrift as built in (`psi(feature.*) > 0.2`, `significance: 1%`),
+   FeatureDrift as built in (`psi(feature.*) > 0.2`, `significance: 1%`,
+   `max_samples` as in the repository's rules.yaml, or --max-samples),
+   WholeWindow (the same without `max_samples`, the rule before it),
    PsiOnly (`psi(feature.*) > 0.2`, the rule before significance) and a
    sentinel rule.
 3. No drift: each round sends, over one unix socket, independent windows of
@@ -33,9 +35,10 @@ What it does (docs/drift.md, "Calibration"):
    so no trial's values have left its window when it is read.
 4. Detection: models receive the drifted distribution (every feature's
    mean +20%: normal features shifted, log-normal scaled, Poisson rate
-   times 1.2, t shifted) in steps of 25 events, after 0 or 1,000 undrifted
-   events in the same window; the delay is the number of drifted events
-   sent when FeatureDrift first holds for any feature of the model.
+   times 1.2, t shifted) in steps of 25 events, after 0, 1,000 or 10,000
+   undrifted events in the same window; the delay is the number of drifted
+   events sent when FeatureDrift (and WholeWindow) first holds for any
+   feature of the model.
 
 Prints Markdown tables. Deterministic for a given --seed (NumPy generator):
 every window holds exactly what was sent for it when it is read, so the
@@ -70,6 +73,22 @@ REPLICATES = {
 }
 TRAIN_ROWS = 10_000
 POOL = 400_000
+# Undrifted events in the window before the drift starts (detection).
+BEFORE = [0, 1000, 10000]
+RULES = ("FeatureDrift", "WholeWindow", "PsiOnly")
+
+
+def built_in_max_samples(path):
+    """`max_samples` of FeatureDrift in the repository's rules.yaml."""
+    rule = None
+    with open(path) as f:
+        for line in f:
+            t = line.strip()
+            if t.startswith("- alert:"):
+                rule = t.split(":", 1)[1].strip()
+            elif rule == "FeatureDrift" and t.startswith("max_samples:"):
+                return int(t.split(":", 1)[1].split("#")[0])
+    sys.exit(f"{path}: FeatureDrift has no max_samples")
 
 
 class FeatureSet:
@@ -155,7 +174,7 @@ def active(web):
 
 
 class Exporter:
-    def __init__(self, binary, workdir, baseline):
+    def __init__(self, binary, workdir, baseline, max_samples):
         self.dir = workdir
         rules = os.path.join(workdir, "rules.yaml")
         with open(rules, "w") as f:
@@ -168,6 +187,10 @@ groups:
   - name: ml
     rules:
       - alert: FeatureDrift
+        expr: psi(feature.*) > 0.2
+        significance: 1%
+        max_samples: {max_samples}
+      - alert: WholeWindow
         expr: psi(feature.*) > 0.2
         significance: 1%
       - alert: PsiOnly
@@ -275,13 +298,13 @@ def run_set(args, fs, binary, rng):
     try:
         # --- no drift -------------------------------------------------------
         trials = {(n, f): 0 for n in SIZES for f in FEATURES}
-        alarms = {(n, f, r): 0 for n in SIZES for f in FEATURES for r in ("FeatureDrift", "PsiOnly")}
+        alarms = {(n, f, r): 0 for n in SIZES for f in FEATURES for r in RULES}
         started = time.time()
         for rnd in range(args.rounds):
             payload = []
             models = []
             round_started = time.time()
-            e = Exporter(binary, work, baseline)
+            e = Exporter(binary, work, baseline, args.max_samples)
             for n in SIZES:
                 for f in FEATURES:
                     for k in range(REPLICATES[n][f]):
@@ -296,7 +319,7 @@ def run_set(args, fs, binary, rng):
             fired = {(a, m) for a, m, _ in alerts}
             for model, n, f in models:
                 trials[(n, f)] += 1
-                for rule in ("FeatureDrift", "PsiOnly"):
+                for rule in RULES:
                     if (rule, model) in fired:
                         alarms[(n, f, rule)] += 1
             e.stop()
@@ -306,28 +329,40 @@ def run_set(args, fs, binary, rng):
         # --- detection ------------------------------------------------------
         step, most, reps = 25, 1500, args.detection_models
         delays = {}
-        for before in (0, 1000):
+        for before in BEFORE:
             for f in FEATURES:
-                delays[(before, f)] = []
+                for rule in RULES[:2]:
+                    delays[(rule, before, f)] = []
             models = [(f"d{before}_f{f}_{k}", f) for f in FEATURES for k in range(reps)]
-            e = Exporter(binary, work, baseline)
-            if before:
-                e.send("".join(clean.lines(rng, m, cols[:f], before) for m, f in models))
-            pending = dict(models)
-            sent = 0
             phase_started = time.time()
-            while pending and sent < most:
-                e.send("".join(drifted.lines(rng, m, cols[:f], step) for m, f in pending.items()))
+            e = Exporter(binary, work, baseline, args.max_samples)
+            for m, f in models:
+                # In pieces: 10,000 events of 50 features are 10 MB.
+                for chunk in range(0, before, 1000):
+                    e.send(clean.lines(rng, m, cols[:f], min(1000, before - chunk)))
+            # Pending per rule; a model gets drifted events while a rule
+            # has not fired on it.
+            pending = {rule: dict(models) for rule in RULES[:2]}
+            sent = 0
+            while any(pending.values()) and sent < most:
+                waiting = {m: f for p in pending.values() for m, f in p.items()}
+                e.send("".join(drifted.lines(rng, m, cols[:f], step) for m, f in models
+                               if m in waiting))
                 sent += step
                 alerts = e.settle(f"det{before}_{sent}")
-                fired = {m for a, m, _ in alerts if a == "FeatureDrift"}
-                for m in [m for m in pending if m in fired]:
-                    delays[(before, pending.pop(m))].append(sent)
+                for rule, p in pending.items():
+                    fired = {m for a, m, _ in alerts if a == rule}
+                    for m in [m for m in p if m in fired]:
+                        delays[(rule, before, p.pop(m))].append(sent)
+                    # A model no rule waits for any more gets no more events.
                 if time.time() - phase_started > WINDOW_S / 2:
                     sys.exit("the detection run is too close to the window: "
                              "its undrifted values may have left it")
-            for m, f in pending.items():
-                delays[(before, f)].append(float("inf"))
+            for rule, p in pending.items():
+                for m, f in p.items():
+                    delays[(rule, before, f)].append(float("inf"))
+            print(f"[{fs.name}] detection after {before} undrifted events done in "
+                  f"{time.time() - phase_started:.0f}s", file=sys.stderr)
             e.stop()
             e = None
         return trials, alarms, delays
@@ -336,27 +371,39 @@ def run_set(args, fs, binary, rng):
             e.stop()
 
 
-def report(fs, trials, alarms, delays):
+def report(fs, trials, alarms, delays, max_samples):
     print(f"\n### {fs.name}\n")
-    print("No drift: share of models with FeatureDrift active (PsiOnly: PSI > 0.2 alone), "
-          "with the 95% upper bound (Wilson) of FeatureDrift's rate\n")
-    print("| n | F | trials | FeatureDrift | upper 95% | PsiOnly |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print(f"No drift: share of models with FeatureDrift (max_samples: {max_samples}) active, "
+          "with the 95% upper bound (Wilson) of its rate; WholeWindow: the same rule "
+          "without max_samples; PsiOnly: PSI > 0.2 alone\n")
+    print("| n | F | trials | FeatureDrift | upper 95% | WholeWindow | upper 95% | PsiOnly |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in SIZES:
         for f in FEATURES:
             t = trials[(n, f)]
             a = alarms[(n, f, "FeatureDrift")]
+            w = alarms[(n, f, "WholeWindow")]
             p = alarms[(n, f, "PsiOnly")]
-            print(f"| {n} | {f} | {t} | {a / t:.2%} ({a}) | {wilson_upper(a, t):.2%} | {p / t:.1%} |")
-    print("\nDetection: drifted events sent (steps of 25) until FeatureDrift holds "
-          f"on some feature, {len(next(iter(delays.values())))} models each\n")
-    print("| undrifted events before | F | median | max |")
-    print("|---:|---:|---:|---:|")
-    for (before, f), d in sorted(delays.items()):
-        d = sorted(d)
-        med = d[len(d) // 2]
-        show = lambda x: "not within 1500" if math.isinf(x) else str(int(x))
-        print(f"| {before} | {f} | {show(med)} | {show(d[-1])} |")
+            print(f"| {n} | {f} | {t} | {a / t:.2%} ({a}) | {wilson_upper(a, t):.2%} "
+                  f"| {w / t:.2%} ({w}) | {wilson_upper(w, t):.2%} | {p / t:.1%} |")
+    pooled = sum(alarms[(n, f, "FeatureDrift")] for n in SIZES for f in FEATURES)
+    total = sum(trials.values())
+    print(f"\nFeatureDrift pooled: {pooled} of {total} models ({pooled / total:.2%}, "
+          f"upper 95% {wilson_upper(pooled, total):.2%})")
+    reps = len(next(iter(delays.values())))
+    print("\nDetection: drifted events sent (steps of 25) until the rule holds "
+          f"on some feature, {reps} models each\n")
+    print(f"| undrifted events before | F | FeatureDrift (max_samples: {max_samples}) median "
+          "| max | WholeWindow median | max |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    show = lambda x: "not within 1500" if math.isinf(x) else str(int(x))
+    for before in BEFORE:
+        for f in FEATURES:
+            row = [str(before), str(f)]
+            for rule in RULES[:2]:
+                d = sorted(delays[(rule, before, f)])
+                row += [show(d[len(d) // 2]), show(d[-1])]
+            print("| " + " | ".join(row) + " |")
 
 
 def main():
@@ -371,7 +418,14 @@ def main():
                     help="features per model F, a subset of the default")
     ap.add_argument("--detection-models", type=int, default=10,
                     help="models per F in the detection runs")
+    ap.add_argument("--max-samples", type=int, default=None,
+                    help="FeatureDrift's max_samples (default: as in rules.yaml)")
     args = ap.parse_args()
+    if args.max_samples is None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        args.max_samples = built_in_max_samples(os.path.join(here, "..", "rules.yaml"))
+    print(f"FeatureDrift max_samples: {args.max_samples}, seed {args.seed}, "
+          f"{args.rounds} rounds", file=sys.stderr)
     SIZES[:] = [int(x) for x in args.sizes.split(",")]
     FEATURES[:] = [int(x) for x in args.features.split(",")]
     rng = np.random.default_rng(args.seed)
@@ -379,7 +433,7 @@ def main():
     for name in names:
         fs = SETS[name]
         trials, alarms, delays = run_set(args, fs, args.binary, rng)
-        report(fs, trials, alarms, delays)
+        report(fs, trials, alarms, delays, args.max_samples)
 
 
 if __name__ == "__main__":

@@ -199,6 +199,7 @@ groups:
       - {alert: Psi, expr: 'psi(feature.*) > -1'}
       - {alert: Js, expr: 'js(feature.*) > -1'}
       - {alert: Ks, expr: 'ks(feature.*) > -1'}
+      - {alert: RecentPsi, expr: 'psi(feature.*) > -1', max_samples: 100}
 ";
 
 /// `n` events of `fraud` from `start`: `amount` spread over 100 values from
@@ -239,7 +240,9 @@ fn by_feature(result: &[Value]) -> Vec<(String, f64)> {
 /// The binary flag has not drifted: its KS is 0 in the sidecar and in
 /// Prometheus (the reference's share at `le="0"` is the share of zeros,
 /// which the histogram's bucket `le="0"` counts), and its PSI and JS are
-/// small.
+/// small. A rule with `max_samples` is exported over each pod's own
+/// value of its newest values, so Prometheus reads what the sidecars
+/// compute.
 #[test]
 fn prometheus_computes_drift_over_the_fleet_like_one_sidecar_seeing_every_pod() {
     let dir = tempfile::tempdir().unwrap();
@@ -403,5 +406,45 @@ fn prometheus_computes_drift_over_the_fleet_like_one_sidecar_seeing_every_pod() 
                 "{method}({feature}): the pods' own values ({pods}) are not the fleet's ({one})"
             );
         }
+    }
+
+    // max_samples: the largest of the pods' PSI over their newest 100
+    // values, as each sidecar computes it, not a fleet statistic.
+    let rule = expr("RecentPsi");
+    assert_eq!(
+        rule,
+        r#"max by (model, version, feature) (model_rule_signal_value{alertname="RecentPsi"}) > -1"#
+    );
+    let recent = |e: &Exporter, feature: &str| {
+        e.sample(&format!(
+            r#"model_feature_drift{{feature="{feature}",max_samples="100",method="psi",model="fraud",version="",window="2m"}}"#
+        ))
+        .unwrap_or_else(|| panic!("psi({feature}) of the newest 100
+{}", e.metrics()))
+    };
+    let want: Vec<(String, f64)> = ["amount", "country", "flag"]
+        .iter()
+        .map(|f| (f.to_string(), recent(&a, f).max(recent(&b, f))))
+        .collect();
+    // A reading of its own: pod A's newest 100 amounts are not its whole
+    // window of 301.
+    assert!(recent(&a, "amount") > own(&a, "psi", "amount"), "{want:?}");
+    let value = rule.split(" > -1").next().unwrap();
+    loop {
+        let got = by_feature(&prom.query(value));
+        let same = got.len() == want.len()
+            && got
+                .iter()
+                .zip(&want)
+                .all(|((f, g), (w, v))| f == w && (g - v).abs() <= 1e-9 * v.max(1.0));
+        if same {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus {got:?}, the sidecars {want:?}\n{}",
+            prom.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -11,7 +11,9 @@
 //!
 //! The rules cover an error rate, a p99 latency threshold (300 ms) between
 //! the default buckets (0.25 s and 0.5 s), a ratio of business counters, a
-//! named feature's drift, and a silence rule over a rollout from v1 to v2.
+//! named feature's drift over the whole window and over its newest 50
+//! values (`max_samples`, read from the sidecar's own value), and a silence
+//! rule over a rollout from v1 to v2.
 //! See docs/rules.md, "The sidecar and Prometheus".
 
 mod common;
@@ -62,6 +64,10 @@ groups:
         for: 2s
         annotations:
           summary: 'feature {{ $labels.feature }} of {{ $labels.model }} drifted'
+      - alert: RecentAmountDrift
+        expr: psi(feature.amount) > 0.5
+        max_samples: 50
+        for: 2s
       - alert: ModelSilent
         expr: time_since_last_event > 4s
         min_samples: 0
@@ -271,12 +277,13 @@ impl Run {
     }
 }
 
-/// The four alerts of the degraded phase: (alertname, model).
-const DEGRADED_ALERTS: [(&str, &str); 4] = [
+/// The five alerts of the degraded phase: (alertname, model).
+const DEGRADED_ALERTS: [(&str, &str); 5] = [
     ("HighErrorRate", "checkout"),
     ("SlowRequests", "search"),
     ("LowClickThrough", "feed"),
     ("AmountDrift", "fraud"),
+    ("RecentAmountDrift", "fraud"),
 ];
 
 #[test]

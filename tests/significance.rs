@@ -277,12 +277,13 @@ fn exported_drift_rules_read_the_sidecars_pvalue() {
         "groups:\n  - name: g\n    rules:\n\
          \x20     - alert: D\n        expr: psi(feature.*) > 0.2\n        significance: 1%\n        window: 15m\n\
          \x20     - alert: P\n        expr: drift_pvalue_adjusted(feature.*, js) < 0.001\n\
-         \x20     - alert: W\n        expr: wasserstein(feature.*) > 0.1\n        significance: 5%\n        window: 10m\n",
+         \x20     - alert: W\n        expr: wasserstein(feature.*) > 0.1\n        significance: 5%\n        window: 10m\n\
+         \x20     - alert: R\n        expr: psi(feature.*) > 0.2\n        significance: 1%\n        window: 15m\n        max_samples: 300\n",
     )
     .unwrap();
     let out = export_rules(&rules, &dir.path().join("out.yml"));
     assert!(
-        out.contains(r#"> 0.2 and on (model, version, feature) min by (model, version, feature) (model_feature_drift_pvalue_adjusted{method="psi",window="15m"}) < 0.01"#),
+        out.contains(r#"> 0.2 and on (model, version, feature) min by (model, version, feature) (model_feature_drift_pvalue_adjusted{method="psi",window="15m",max_samples=""}) < 0.01"#),
         "{out}"
     );
     assert!(
@@ -294,7 +295,14 @@ fn exported_drift_rules_read_the_sidecars_pvalue() {
     // Wasserstein is computed in the sidecar; its significance is still
     // required.
     assert!(
-        out.contains(r#"max by (model, version, feature) (model_rule_signal_value{alertname="W"}) > 0.1 and on (model, version, feature) min by (model, version, feature) (model_feature_drift_pvalue_adjusted{method="wasserstein",window="10m"}) < 0.05"#),
+        out.contains(r#"max by (model, version, feature) (model_rule_signal_value{alertname="W"}) > 0.1 and on (model, version, feature) min by (model, version, feature) (model_feature_drift_pvalue_adjusted{method="wasserstein",window="10m",max_samples=""}) < 0.05"#),
+        "{out}"
+    );
+    // With max_samples, PSI too is each sidecar's own value (PromQL cannot
+    // count out the newest values), and so is its p-value, the gauge of
+    // the newest 300 values.
+    assert!(
+        out.contains(r#"max by (model, version, feature) (model_rule_signal_value{alertname="R"}) > 0.2 and on (model, version, feature) min by (model, version, feature) (model_feature_drift_pvalue_adjusted{method="psi",window="15m",max_samples="300"}) < 0.01"#),
         "{out}"
     );
     let o = Command::new("promtool")
@@ -303,4 +311,102 @@ fn exported_drift_rules_read_the_sidecars_pvalue() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+/// `max_samples`: 1,000 undrifted values, then 300 with `f0` shifted by one
+/// standard deviation, all in one 15-minute window. The rule over the
+/// newest 300 values fires on f0; the same rule over the whole window,
+/// where PSI of the mixture stays small, does not. /metrics shows both
+/// readings, told apart by the `max_samples` label.
+#[test]
+fn max_samples_catches_a_shift_the_whole_window_dilutes() {
+    let mut g = Gen(23);
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = make_baseline(dir.path(), &training(&mut g), "m");
+    let rules = format!(
+        "defaults: {{window: 15m, evaluation_interval: 100ms, min_samples: 30}}\n\
+         models:\n  m:\n    baseline: {}\n\
+         groups:\n  - name: ml\n    rules:\n\
+         \x20     - alert: Recent\n        expr: psi(feature.*) > 0.2\n        significance: 1%\n        max_samples: 300\n\
+         \x20     - alert: WholeWindow\n        expr: psi(feature.*) > 0.2\n        significance: 1%\n",
+        baseline.display()
+    );
+    let e = Exporter::start_with_rules(&rules, &[]);
+    let series = |name: &str, f: &str, method: Option<&str>, cap: Option<u32>| {
+        let method = method.map_or(String::new(), |m| format!(r#"method="{m}","#));
+        let cap = cap.map_or(String::new(), |n| format!(r#"max_samples="{n}","#));
+        format!(r#"{name}{{feature="{f}",{cap}{method}model="m",version="",window="15m"}}"#)
+    };
+    let wait = |what: &str, done: &dyn Fn(&str) -> bool| -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let m = e.metrics();
+            if done(&m) {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "{what} never happened:\n{m}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    send_unix(&e.path("unix"), events(&mut g, 1000, 0.0).as_bytes());
+    let samples = |m: &str, cap| sample(m, &series("model_feature_drift_samples", "f0", None, cap));
+    let m = wait("1,000 values", &|m| samples(m, None) == Some(1000.0));
+    assert_eq!(samples(&m, Some(300)), Some(300.0));
+    send_unix(&e.path("unix"), events(&mut g, 300, 1.0).as_bytes());
+    // A round evaluated after the 300: the gauges and the rules read the
+    // same windows.
+    let m = wait("1,300 values and the rules evaluated on them", &|m| {
+        samples(m, None) == Some(1300.0) && !alerts(m, "Recent").is_empty()
+    });
+    let psi = |cap| sample(&m, &series("model_feature_drift", "f0", Some("psi"), cap)).unwrap();
+    let (recent, whole) = (psi(Some(300)), psi(None));
+    assert!(recent > 0.5, "PSI of the newest 300: {recent}");
+    assert!(whole < 0.2, "PSI of the whole window: {whole}");
+    let p = sample(
+        &m,
+        &series(
+            "model_feature_drift_pvalue_adjusted",
+            "f0",
+            Some("psi"),
+            Some(300),
+        ),
+    )
+    .unwrap();
+    assert!(p < 1e-10, "{p}");
+    let recent_alerts = alerts(&m, "Recent");
+    assert_eq!(recent_alerts.len(), 1, "{m}");
+    assert!(recent_alerts[0].contains(r#"feature="f0""#), "{m}");
+    // Evaluated in the same round as Recent, on the same 1,300 values.
+    assert!(alerts(&m, "WholeWindow").is_empty(), "{m}");
+    // Undrifted features read the newest 300 too, and do not fire.
+    assert_eq!(samples(&m, Some(300)), Some(300.0));
+    promtool_check_metrics(&m);
+}
+
+#[test]
+fn max_samples_is_checked_where_it_is_written() {
+    let head = "groups:\n  - name: g\n    rules:\n      - alert: A\n";
+    // Every mistake of the file is reported, each at its place.
+    let (code, err) = check(&format!(
+        "{head}        expr: error_rate > 5%\n        max_samples: 300\n\
+         \x20     - alert: B\n        expr: psi(feature.*) > 0.2\n        max_samples: 0\n\
+         \x20     - alert: C\n        expr: psi(feature.*) > 0.2\n        max_samples: many\n\
+         \x20     - alert: D\n        expr: psi(prediction) > 0.2\n        min_samples: 200\n        max_samples: 100\n"
+    ));
+    assert_eq!(code, Some(1), "{err}");
+    for want in [
+        "R:6:22: max_samples applies to drift rules only",
+        "R:9:22: max_samples must be between 1 and 1000000, found 0",
+        "R:12:22: max_samples must be a whole number >= 0, found 'many'",
+        "R:16:22: max_samples (100) is below min_samples (200)",
+    ] {
+        assert!(err.contains(want), "{want}:\n{err}");
+    }
+    for ok in [
+        "expr: psi(feature.*) > 0.2\n        significance: 1%\n        max_samples: 300\n",
+        "expr: drift_pvalue(prediction, ks) < 1%\n        max_samples: 30\n",
+    ] {
+        let (code, err) = check(&format!("{head}        {ok}"));
+        assert_eq!(code, Some(0), "{ok}: {err}");
+    }
 }

@@ -16,8 +16,9 @@
 //! longest window of a rule reading features. With the built-in rules
 //! (w = 10 s, S = 1 h, latency span 5 min, feature span 15 min) a model
 //! version takes about 0.3 MiB plus about 7 KiB a numeric feature (twice
-//! that with a reference to bin against); docs/performance.md has the
-//! measured figures.
+//! that with a reference to bin against, and 600 bytes more for the bins
+//! of the newest 300 values that FeatureDrift's `max_samples` reads);
+//! docs/performance.md has the measured figures.
 
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ use crate::stats::drift::{BinCounts, DriftMethod};
 use crate::stats::reference::{ModelReferences, Reference};
 use crate::stats::significance;
 use crate::stats::sketch::Sketch;
-use crate::stats::window::{Counts, Moments, Slice, SlidingWindow};
+use crate::stats::window::{Counts, Moments, RecentBins, Slice, SlidingWindow};
 
 mod persist;
 pub use persist::{
@@ -77,6 +78,12 @@ pub struct WindowSpec {
     /// or drift): the span of the per-feature rings, which are the bulk of a
     /// model version's memory when it has many features.
     pub feature_span: Duration,
+    /// Newest bin indices each feature keeps for the drift rules with
+    /// `max_samples` that read features: the largest of their
+    /// `max_samples` (0, no ring, when none has one).
+    pub feature_recent: usize,
+    /// The same for the prediction's drift rules.
+    pub prediction_recent: usize,
 }
 
 impl WindowSpec {
@@ -124,12 +131,29 @@ impl WindowSpec {
             .max()
             .unwrap_or(default)
             .max(default);
+        let recent = |prediction: bool| {
+            config
+                .groups
+                .iter()
+                .flat_map(|g| &g.rules)
+                .filter(|r| match &r.expr.signal {
+                    Signal::Drift { target, .. } | Signal::DriftPvalue { target, .. } => {
+                        matches!(target, DriftTarget::Prediction) == prediction
+                    }
+                    _ => false,
+                })
+                .filter_map(|r| r.max_samples)
+                .max()
+                .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))
+        };
         let slice = (shortest / 10).clamp(Duration::from_millis(100), Duration::from_secs(10));
         WindowSpec {
             slice,
             span,
             latency_span,
             feature_span,
+            feature_recent: recent(false),
+            prediction_recent: recent(true),
         }
     }
 
@@ -151,6 +175,10 @@ pub struct FeatureWindows {
     pub(super) counts: SlidingWindow<Counts<{ fidx::N }>>,
     /// Live bins against the feature's reference, once it has one.
     pub(super) bins: Option<SlidingWindow<BinCounts>>,
+    /// The bins of its newest values, for rules with `max_samples`
+    /// (capacity 0 when no rule has one). Not in snapshots: after a
+    /// restart or a reload it fills again (docs/drift.md, "Recent values").
+    pub(super) recent: RecentBins,
     /// Values collected to learn a reference from (`learn_reference`).
     pub(super) learning: Vec<f64>,
     /// The reference learned from them.
@@ -173,8 +201,11 @@ pub struct AdjustedPvalues {
     at: Option<(u64, usize)>,
     /// Per method and window, the adjusted p-value of each feature by
     /// position in the version's features.
-    families: Vec<(DriftMethod, Duration, Vec<Option<f64>>)>,
+    families: Vec<(FamilyKey, Vec<Option<f64>>)>,
 }
+
+/// A family of adjusted p-values: its method, window and `max_samples`.
+type FamilyKey = (DriftMethod, Duration, Option<u64>);
 
 impl AdjustedPvalues {
     /// Forgets every family.
@@ -190,6 +221,7 @@ impl AdjustedPvalues {
         at: (u64, usize),
         method: DriftMethod,
         window: Duration,
+        cap: Option<u64>,
     ) -> Option<&[Option<f64>]> {
         if self.at != Some(at) {
             self.clear();
@@ -197,13 +229,19 @@ impl AdjustedPvalues {
         }
         self.families
             .iter()
-            .find(|(m, w, _)| *m == method && *w == window)
-            .map(|(_, _, f)| f.as_slice())
+            .find(|(key, _)| *key == (method, window, cap))
+            .map(|(_, f)| f.as_slice())
     }
 
-    /// Keeps the family of (method, window) at the time last asked for.
-    fn keep(&mut self, method: DriftMethod, window: Duration, family: Vec<Option<f64>>) {
-        self.families.push((method, window, family));
+    /// Keeps the family of (method, window, cap) at the time last asked for.
+    fn keep(
+        &mut self,
+        method: DriftMethod,
+        window: Duration,
+        cap: Option<u64>,
+        family: Vec<Option<f64>>,
+    ) {
+        self.families.push(((method, window, cap), family));
     }
 }
 
@@ -245,6 +283,8 @@ pub struct Windows {
     pub(super) resources: [SlidingWindow<Moments>; 2],
     pub(super) quality: SlidingWindow<QualitySlice>,
     pub(super) prediction_bins: SlidingWindow<BinCounts>,
+    /// The bins of the newest predictions, for rules with `max_samples`.
+    pub(super) prediction_recent: RecentBins,
     /// The last time the version sent anything.
     pub(super) last_event: f64,
     /// The last time anything was recorded (an event or a joined label).
@@ -259,6 +299,7 @@ impl FeatureWindows {
             values: spec.feature_ring(),
             counts: spec.feature_ring(),
             bins: None,
+            recent: RecentBins::new(spec.feature_recent),
             learning: Vec::new(),
             learned: None,
         }
@@ -289,6 +330,7 @@ impl Windows {
             resources: std::array::from_fn(|_| spec.ring()),
             quality: spec.ring(),
             prediction_bins: spec.ring(),
+            prediction_recent: RecentBins::new(spec.prediction_recent),
             last_event: f64::NEG_INFINITY,
             last_write: f64::NEG_INFINITY,
             trained_at: None,
@@ -319,6 +361,24 @@ impl Windows {
         let mut s = Sketch::new();
         self.latency.merged(now, window, &mut s);
         s
+    }
+}
+
+/// Narrows `live`, the bin counts of a whole time window, to its newest
+/// `cap` values: the newest `min(cap, n)` values of `recent`, `n` being the
+/// window's total. While `recent` holds fewer than that (it started after
+/// the window did: a restart or a reload restored the window from a
+/// snapshot), `live` is left as it is, the whole window.
+fn recent_bins(recent: &RecentBins, cap: u64, live: &mut BinCounts) {
+    let n = live.total();
+    let want = usize::try_from(cap.min(n)).unwrap_or(usize::MAX);
+    if n <= cap || recent.len() < want {
+        return;
+    }
+    let bins = live.counts().len();
+    let mut newest = BinCounts::with_bins(bins);
+    if recent.newest(want, &mut newest).is_some() {
+        *live = newest;
     }
 }
 
@@ -370,11 +430,14 @@ impl Version {
 
     /// The value of `signal` over `window` ending at `now`. `feature` names
     /// the feature for per-feature signals whose selector is `feature.*`.
+    /// `cap` is a rule's `max_samples`: drift signals then read the newest
+    /// `cap` values of the window only (other signals ignore it).
+    #[allow(clippy::too_many_arguments)]
     pub fn read(
         &self,
         signal: &Signal,
         feature: Option<&str>,
-        window: Duration,
+        (window, cap): (Duration, Option<u64>),
         now: f64,
         cfg: &ModelConfig,
         refs: &ModelReferences,
@@ -487,7 +550,7 @@ impl Version {
                 Reading::of(q.value(*metric), q.samples_for(*metric))
             }
             Signal::Drift { method, target } => {
-                match self.drift_input(target, feature, window, now, refs) {
+                match self.drift_input(target, feature, (window, cap), now, refs) {
                     Some((r, live)) => Reading::of(r.drift(*method, live.counts()), live.total()),
                     None => Reading::NONE,
                 }
@@ -497,7 +560,8 @@ impl Version {
                 target,
                 adjusted,
             } => {
-                let Some((r, live)) = self.drift_input(target, feature, window, now, refs) else {
+                let Some((r, live)) = self.drift_input(target, feature, (window, cap), now, refs)
+                else {
                     return Reading::NONE;
                 };
                 let value = match (target, adjusted) {
@@ -509,7 +573,7 @@ impl Version {
                             FeatureSel::Named(n) => n.as_str(),
                             FeatureSel::All => feature.unwrap_or_default(),
                         };
-                        self.adjusted_pvalue(*method, name, window, now, refs)
+                        self.adjusted_pvalue(*method, name, (window, cap), now, refs)
                     }
                     _ => r.pvalue(*method, live.counts()),
                 };
@@ -519,18 +583,23 @@ impl Version {
     }
 
     /// What a drift signal compares: the reference and the live bin counts
-    /// over `window`.
+    /// over `window`, or with a `cap` over the newest `cap` values of
+    /// `window` ([`Self::recent_bins`]).
     fn drift_input<'a>(
         &'a self,
         target: &DriftTarget,
         feature: Option<&str>,
-        window: Duration,
+        (window, cap): (Duration, Option<u64>),
         now: f64,
         refs: &'a ModelReferences,
     ) -> Option<(&'a Reference, BinCounts)> {
         let w = self.windows.as_ref()?;
-        let (reference, bins) = match target {
-            DriftTarget::Prediction => (refs.prediction.as_ref(), Some(&w.prediction_bins)),
+        let (reference, bins, recent) = match target {
+            DriftTarget::Prediction => (
+                refs.prediction.as_ref(),
+                Some(&w.prediction_bins),
+                Some(&w.prediction_recent),
+            ),
             DriftTarget::Feature(sel) => {
                 let name = match (sel, feature) {
                     (FeatureSel::Named(n), _) => n.as_str(),
@@ -543,6 +612,7 @@ impl Version {
                         .get(name)
                         .or(f.and_then(|f| f.learned.as_ref())),
                     f.and_then(|f| f.bins.as_ref()),
+                    f.map(|f| &f.recent),
                 )
             }
         };
@@ -552,6 +622,9 @@ impl Version {
         };
         let mut live = BinCounts::with_bins(r.bins());
         bins.merged(now, window, &mut live);
+        if let (Some(cap), Some(recent)) = (cap, recent) {
+            recent_bins(recent, cap, &mut live);
+        }
         Some((r, live))
     }
 
@@ -565,18 +638,18 @@ impl Version {
         &self,
         method: DriftMethod,
         feature: &str,
-        window: Duration,
+        (window, cap): (Duration, Option<u64>),
         now: f64,
         refs: &ModelReferences,
     ) -> Option<f64> {
         let i = self.features.index_of(feature)?;
         let at = (now.to_bits(), std::ptr::from_ref(refs) as usize);
-        if let Some(family) = self.adjusted.borrow_mut().family(at, method, window) {
+        if let Some(family) = self.adjusted.borrow_mut().family(at, method, window, cap) {
             return family.get(i).copied().flatten();
         }
-        let family = self.adjusted_family(method, window, now, refs);
+        let family = self.adjusted_family(method, (window, cap), now, refs);
         let p = family.get(i).copied().flatten();
-        self.adjusted.borrow_mut().keep(method, window, family);
+        self.adjusted.borrow_mut().keep(method, window, cap, family);
         p
     }
 
@@ -586,7 +659,7 @@ impl Version {
     fn adjusted_family(
         &self,
         method: DriftMethod,
-        window: Duration,
+        window: (Duration, Option<u64>),
         now: f64,
         refs: &ModelReferences,
     ) -> Vec<Option<f64>> {
@@ -671,6 +744,9 @@ mod tests {
         assert_eq!(spec.span, Duration::from_secs(3600));
         assert_eq!(spec.feature_span, Duration::from_secs(900));
         assert_eq!(spec.latency_span, Duration::from_secs(300));
+        // FeatureDrift reads the newest 300 values; no prediction rule
+        // has max_samples.
+        assert_eq!((spec.feature_recent, spec.prediction_recent), (300, 0));
         let mut s = Store::new(
             Arc::new(Config::default_rules()),
             Limits {
@@ -750,6 +826,102 @@ mod tests {
             out[name[1..].parse::<usize>().unwrap()] = p;
         }
         out
+    }
+
+    /// A tiny deterministic generator (xorshift64*), for the random
+    /// sequences below.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        /// Uniform in [0, 1).
+        fn unit(&mut self) -> f64 {
+            (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// A store of model `m` with one feature `x` (reference N(0, 1)) and a
+    /// 5-minute drift rule with `max_samples: 37`.
+    fn capped_store() -> Store {
+        let yaml = "defaults: {window: 5m, min_samples: 0}\nmodels:\n  m:\n    features:\n      x: {mean: 0, std: 1}\ngroups:\n  - name: g\n    rules:\n      - alert: D\n        expr: psi(feature.*) > 0.2\n        max_samples: 37\n";
+        let config = crate::config::load("rules.yaml", yaml).unwrap();
+        Store::new(
+            Arc::new(config),
+            Limits::default(),
+            Metrics::new(&Buckets::default()).unwrap(),
+            None,
+        )
+    }
+
+    /// The counts a capped drift read compares with the reference.
+    fn capped_counts(s: &Store, cap: Option<u64>, now: f64) -> Vec<u64> {
+        use crate::export::render::StateView;
+        let target = DriftTarget::Feature(FeatureSel::Named("x".into()));
+        let window = Duration::from_secs(300);
+        let v = s.get("m", "").unwrap();
+        match v.drift_input(&target, None, (window, cap), now, s.references("m")) {
+            Some((_, live)) => live.counts().to_vec(),
+            None => Vec::new(),
+        }
+    }
+
+    /// With `max_samples: N` a drift read counts the newest `N` values
+    /// inside the time window (all of them when it holds fewer), exactly as
+    /// picking them out of every value sent, one by one, does: random
+    /// values at random times, with pauses of minutes and one longer than
+    /// the window.
+    #[test]
+    fn capped_drift_reads_the_newest_values_inside_the_window() {
+        let mut s = capped_store();
+        assert_eq!(s.spec().feature_recent, 37);
+        let reference = Reference::normal(0.0, 1.0).unwrap();
+        let (width, slices) = (s.spec().slice.as_secs_f64(), 31.0);
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        // Every value sent: (time, bin).
+        let mut sent: Vec<(f64, usize)> = Vec::new();
+        let mut now = 10_000.0;
+        let mut checked = 0;
+        for k in 0..4000 {
+            now += match rng.next() % 200 {
+                0 => 400.0,
+                1..=4 => 60.0 + rng.unit() * 120.0,
+                _ => rng.unit() * 2.0,
+            };
+            let x = (rng.unit() - 0.5) * 6.0;
+            let line = format!(r#"{{"model":"m","features":{{"x":{x}}}}}"#);
+            s.record(&parse_event(line.as_bytes()).unwrap(), now);
+            sent.push((now, reference.bin_number(x).unwrap()));
+            if k % 13 != 0 {
+                continue;
+            }
+            let read_at = now + rng.unit() * 30.0;
+            // The slices a 5-minute window reads at `read_at`.
+            let last = (read_at / width).floor();
+            let from = ((read_at - 300.0) / width)
+                .floor()
+                .max(last - (slices - 1.0));
+            let inside: Vec<usize> = sent
+                .iter()
+                .filter(|(t, _)| (t / width).floor() >= from)
+                .map(|(_, b)| *b)
+                .collect();
+            for cap in [None, Some(1), Some(5), Some(37)] {
+                let n = cap.map_or(inside.len(), |c| inside.len().min(c as usize));
+                let mut want = vec![0u64; reference.bins()];
+                for b in &inside[inside.len() - n..] {
+                    want[*b] += 1;
+                }
+                assert_eq!(capped_counts(&s, cap, read_at), want, "{cap:?} at {k}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 1000);
     }
 
     fn computed() -> usize {

@@ -480,13 +480,13 @@ impl SignalSource for Store {
             .unwrap_or_default()
     }
 
-    fn read(
+    fn read_capped(
         &self,
         model: &str,
         version: &str,
         signal: &Signal,
         feature: Option<&str>,
-        window: Duration,
+        window: (Duration, Option<u64>),
         now: f64,
     ) -> Reading {
         match self.get(model, version) {

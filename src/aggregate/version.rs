@@ -427,6 +427,7 @@ impl Version {
             };
             if let Some(b) = bin {
                 w.prediction_bins.current_mut(now).add(b, 1);
+                w.prediction_recent.push(b);
             }
         }
         if i.cpu_ratio.is_some() || i.memory_ratio.is_some() {
@@ -665,6 +666,7 @@ impl Version {
                 .get_or_insert_with(|| spec.feature_ring())
                 .current_mut(now)
                 .add(b, 1);
+            f.recent.push(b);
         }
     }
 

@@ -190,6 +190,8 @@ struct RuleDraft {
     annotations: BTreeMap<String, Template>,
     matchers: Matchers,
     min_samples: u64,
+    /// `max_samples`, and where it is written (line, column).
+    max_samples: Option<(u64, usize, usize)>,
     /// `significance`, and where it is written (line, column).
     significance: Option<(f64, usize, usize)>,
     /// False once a value is unusable: the rule is then left out.
@@ -209,8 +211,13 @@ const RULE_KEYS: &Keys<RuleDraft> = &[
     ("annotations", Loader::rule_annotations),
     ("match", Loader::rule_match),
     ("min_samples", Loader::rule_min_samples),
+    ("max_samples", Loader::rule_max_samples),
     ("significance", Loader::rule_significance),
 ];
+
+/// The largest `max_samples`: each feature keeps that many bin indices
+/// (4 bytes each) for the rules that read its newest values.
+pub const MAX_SAMPLES_LIMIT: u64 = 1_000_000;
 
 /// The keys of a rule's `match`.
 const MATCH_KEYS: [&str; 2] = ["model", "version"];
@@ -602,6 +609,7 @@ impl Loader {
             annotations: BTreeMap::new(),
             matchers: Matchers::default(),
             min_samples: defaults.min_samples,
+            max_samples: None,
             significance: None,
             ok: true,
         };
@@ -629,6 +637,33 @@ impl Loader {
             );
             return None;
         }
+        if let Some((n, line, column)) = r.max_samples {
+            if !matches!(
+                expr.signal,
+                Signal::Drift { .. } | Signal::DriftPvalue { .. }
+            ) {
+                self.error_at(
+                    line,
+                    column,
+                    format!(
+                        "max_samples applies to drift rules only (psi, ks, js, wasserstein, chi2_pvalue, drift_pvalue), not to '{}'",
+                        expr.signal
+                    ),
+                );
+                return None;
+            }
+            if n < r.min_samples {
+                self.error_at(
+                    line,
+                    column,
+                    format!(
+                        "max_samples ({n}) is below min_samples ({}): the rule could never have enough samples for a verdict",
+                        r.min_samples
+                    ),
+                );
+                return None;
+            }
+        }
         if let Some(FeatureSel::Named(feature)) = expr.signal.feature() {
             let (line, column) = r.expr_at;
             self.feature_uses.push(FeatureUse {
@@ -650,6 +685,7 @@ impl Loader {
             annotations: r.annotations,
             matchers: r.matchers,
             min_samples: r.min_samples,
+            max_samples: r.max_samples.map(|(n, _, _)| n),
             significance: r.significance.map(|(a, _, _)| a),
             line: node.line,
             threshold_at,
@@ -893,6 +929,23 @@ impl Loader {
             None => r.ok = false,
         }
     }
+
+    /// `max_samples: N`, a whole number from 1 to [`MAX_SAMPLES_LIMIT`].
+    fn rule_max_samples(&mut self, v: &Node, r: &mut RuleDraft) {
+        match self.count(v, "max_samples") {
+            Some(n) if (1..=MAX_SAMPLES_LIMIT).contains(&n) => {
+                r.max_samples = Some((n, v.line, v.column));
+            }
+            Some(n) => {
+                self.error(
+                    v,
+                    format!("max_samples must be between 1 and {MAX_SAMPLES_LIMIT}, found {n}"),
+                );
+                r.ok = false;
+            }
+            None => r.ok = false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -925,6 +978,40 @@ mod tests {
         }
     }
 
+    /// `max_samples` is read on drift rules, and each misuse is reported at
+    /// its value, all of them in one pass.
+    #[test]
+    fn max_samples_is_checked_at_its_place() {
+        let text = "groups:\n  - name: g\n    rules:\n\
+                    \x20     - {alert: A, expr: error_rate > 5%, max_samples: 10}\n\
+                    \x20     - {alert: B, expr: psi(feature.*) > 0.2, max_samples: 0}\n\
+                    \x20     - {alert: C, expr: psi(feature.*) > 0.2, max_samples: 2.5}\n\
+                    \x20     - {alert: D, expr: ks(prediction) > 0.2, min_samples: 40, max_samples: 39}\n\
+                    \x20     - {alert: E, expr: js(feature.x) > 0.2, max_samples: 2000000}\n";
+        assert_errors(
+            text,
+            &[
+                (4, 56, "max_samples applies to drift rules only"),
+                (5, 61, "max_samples must be between 1 and 1000000, found 0"),
+                (
+                    6,
+                    61,
+                    "max_samples must be a whole number >= 0, found '2.5'",
+                ),
+                (7, 78, "max_samples (39) is below min_samples (40)"),
+                (
+                    8,
+                    60,
+                    "max_samples must be between 1 and 1000000, found 2000000",
+                ),
+            ],
+        );
+        let ok = "groups:\n  - name: g\n    rules:\n      - {alert: A, expr: 'drift_pvalue_adjusted(feature.*, psi) < 1%', max_samples: 30}\n      - {alert: B, expr: psi(prediction) > 0.2}\n";
+        let c = load("r.yaml", ok).unwrap();
+        assert_eq!(c.groups[0].rules[0].max_samples, Some(30));
+        assert_eq!(c.groups[0].rules[1].max_samples, None);
+    }
+
     #[test]
     fn built_in_rules_load_without_errors() {
         let c = match load(crate::DEFAULT_RULES_NAME, crate::DEFAULT_RULES_YAML) {
@@ -943,6 +1030,7 @@ mod tests {
             .expect("FeatureDrift");
         assert!(drift.expr.signal.is_per_feature());
         assert_eq!(drift.window, Duration::from_secs(900));
+        assert_eq!(drift.max_samples, Some(300));
         let latency = all
             .iter()
             .find(|r| r.alert == "HighLatency")

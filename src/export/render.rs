@@ -184,6 +184,26 @@ fn window_families(state: &impl StateView, config: &Config, now: f64) -> Vec<Ren
         .collect();
     windows.sort();
     windows.dedup();
+    // The drift rules with `max_samples`: their (window, max_samples),
+    // for features and for the prediction.
+    let capped = |prediction: bool| -> Vec<(Duration, Option<u64>)> {
+        let mut v: Vec<(Duration, Option<u64>)> = config
+            .groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .filter(|r| match &r.expr.signal {
+                Signal::Drift { target, .. } | Signal::DriftPvalue { target, .. } => {
+                    matches!(target, DriftTarget::Prediction) == prediction
+                }
+                _ => false,
+            })
+            .filter_map(|r| Some((r.window, Some(r.max_samples?))))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let (feature_capped, prediction_capped) = (capped(false), capped(true));
     use crate::rules::signal::FeedbackMetric as F;
     let specs: [(&str, Signal, Option<&str>); 14] = [
         ("model_window_request_rate", Signal::RequestRate, None),
@@ -290,19 +310,24 @@ fn window_families(state: &impl StateView, config: &Config, now: f64) -> Vec<Ren
                 };
                 let signal = Signal::Drift { method, target };
                 // Feature rings span only the windows feature rules read.
-                let span = match feature {
-                    Some(_) => state.feature_span(),
-                    None => state.span(),
+                let (span, capped) = match feature {
+                    Some(_) => (state.feature_span(), &feature_capped),
+                    None => (state.span(), &prediction_capped),
                 };
-                for win in windows.iter().filter(|w| **w <= span) {
-                    let r = state.read(&model, &version, &signal, None, *win, now);
+                let all = windows.iter().filter(|w| **w <= span).map(|w| (*w, None));
+                for (win, cap) in all.chain(capped.iter().copied()) {
+                    let r = state.read_capped(&model, &version, &signal, None, (win, cap), now);
                     let Some(v) = r.value else { continue };
                     let mut labels = BTreeMap::from([
                         ("model".to_owned(), model.clone()),
                         ("version".to_owned(), version.clone()),
                         ("method".to_owned(), method.function().to_owned()),
-                        ("window".to_owned(), format_duration(*win)),
+                        ("window".to_owned(), format_duration(win)),
                     ]);
+                    // The newest `max_samples` values of the window only.
+                    if let Some(n) = cap {
+                        labels.insert("max_samples".into(), n.to_string());
+                    }
                     let name = match &feature {
                         Some(f) => {
                             labels.insert("feature".into(), f.clone());
@@ -326,7 +351,7 @@ fn window_families(state: &impl StateView, config: &Config, now: f64) -> Vec<Ren
                             target: target.clone(),
                             adjusted: *adjusted,
                         };
-                        let p = state.read(&model, &version, &pvalue, None, *win, now);
+                        let p = state.read_capped(&model, &version, &pvalue, None, (win, cap), now);
                         let Some(p) = p.value else { continue };
                         let name = match (&feature, adjusted) {
                             (Some(_), false) => "model_feature_drift_pvalue",

@@ -413,12 +413,12 @@ impl Engine {
                 None => vec![None],
             };
             for feature in features {
-                let r = src.read(
+                let r = src.read_capped(
                     model,
                     version,
                     &rule.expr.signal,
                     feature.as_deref(),
-                    rule.window,
+                    (rule.window, rule.max_samples),
                     seconds(stamp),
                 );
                 let key = SeriesKey {
@@ -660,7 +660,14 @@ fn significant(
         target: target.clone(),
         adjusted: true,
     };
-    let r = src.read(model, version, &pvalue, feature, rule.window, now);
+    let r = src.read_capped(
+        model,
+        version,
+        &pvalue,
+        feature,
+        (rule.window, rule.max_samples),
+        now,
+    );
     r.value.is_some_and(|p| p < alpha)
 }
 
@@ -972,19 +979,19 @@ groups:
         fn features(&self, m: &str, v: &str) -> Vec<String> {
             self.0.features(m, v)
         }
-        fn read(
+        fn read_capped(
             &self,
             m: &str,
             v: &str,
             s: &Signal,
             f: Option<&str>,
-            w: Duration,
+            w: (Duration, Option<u64>),
             now: f64,
         ) -> Reading {
             if matches!(s, Signal::Quantile { .. }) {
                 panic!("broken signal");
             }
-            self.0.read(m, v, s, f, w, now)
+            self.0.read_capped(m, v, s, f, w, now)
         }
     }
 

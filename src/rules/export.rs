@@ -300,7 +300,13 @@ pub fn promql(rule: &Rule) -> String {
     };
     let signal = &rule.expr.signal;
     let comparison = format!("{} {}", rule.expr.op.as_str(), number(rule.expr.threshold));
-    let Some(value) = q.signal(signal) else {
+    // A rule with `max_samples` reads the newest values of each pod,
+    // which PromQL cannot count out of a counter: the sidecars' own value.
+    let value = match rule.max_samples {
+        Some(_) => None,
+        None => q.signal(signal),
+    };
+    let Some(value) = value else {
         // Computed in the sidecar, which applies min_samples itself.
         let by = if signal.feature().is_some() {
             "model, version, feature"
@@ -352,7 +358,14 @@ fn significance(q: &Query, rule: &Rule) -> String {
     else {
         return String::new();
     };
-    let own = [("method", method.function()), ("window", q.window.as_str())];
+    // The gauge of the rule's own values: of the newest `max_samples`
+    // values, or (no such label) of the whole window.
+    let cap = rule.max_samples.map(|n| n.to_string()).unwrap_or_default();
+    let own = [
+        ("method", method.function()),
+        ("window", q.window.as_str()),
+        ("max_samples", cap.as_str()),
+    ];
     let (by, gauge) = match target {
         DriftTarget::Feature(_) => (
             "model, version, feature",
@@ -663,6 +676,31 @@ mod tests {
         assert_eq!(
             expr_of("chi2_pvalue(feature.*) < 1%", ", match: {model: fraud}"),
             r#"max by (model, version, feature) (model_rule_signal_value{alertname="A",model="fraud"}) < 0.01"#
+        );
+    }
+
+    /// A drift rule with `max_samples` reads the sidecars' own values of
+    /// their newest values, PSI included, and its significance the p-value
+    /// gauge of the same `max_samples`; without it, the gauge of the whole
+    /// window (no `max_samples` label).
+    #[test]
+    fn max_samples_rules_read_the_sidecars_values() {
+        assert_eq!(
+            expr_of(
+                "psi(feature.*) > 0.2",
+                ", window: 15m, significance: 1%, max_samples: 300"
+            ),
+            r#"max by (model, version, feature) (model_rule_signal_value{alertname="A"}) > 0.2 and on (model, version, feature) min by (model, version, feature) (model_feature_drift_pvalue_adjusted{method="psi",window="15m",max_samples="300"}) < 0.01"#
+        );
+        assert_eq!(
+            expr_of("psi(prediction) > 0.2", ", max_samples: 50"),
+            r#"max by (model, version) (model_rule_signal_value{alertname="A"}) > 0.2"#
+        );
+        let whole = expr_of("psi(feature.age) > 0.2", ", window: 15m, significance: 1%");
+        assert!(whole.contains("model_feature_bin_total"), "{whole}");
+        assert!(
+            whole.contains(r#"model_feature_drift_pvalue_adjusted{method="psi",window="15m",max_samples="",feature="age"}"#),
+            "{whole}"
         );
     }
 

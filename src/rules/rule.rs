@@ -83,6 +83,11 @@ pub struct Rule {
     pub matchers: Matchers,
     /// Minimum samples in the window (rule's own, else `defaults.min_samples`).
     pub min_samples: u64,
+    /// `max_samples: N` of a drift rule: its drift values and p-values are
+    /// those of the newest `N` values of the window (fewer when the window
+    /// holds fewer), not of the whole window (docs/drift.md, "Recent
+    /// values"). `None`: the whole window.
+    pub max_samples: Option<u64>,
     /// `significance: α` of a drift rule: its condition also requires the
     /// drift to be significant, the method's p-value adjusted across the
     /// model version's features (Holm) below `α`

@@ -20,6 +20,21 @@ pub trait SignalSource {
         feature: Option<&str>,
         window: Duration,
         now: f64,
+    ) -> Reading {
+        self.read_capped(model, version, signal, feature, (window, None), now)
+    }
+    /// A signal over a window ending at `now`, with a rule's
+    /// `max_samples`: drift signals (and their p-values) then read only
+    /// the newest `max_samples` values of the window; other signals read
+    /// the whole window.
+    fn read_capped(
+        &self,
+        model: &str,
+        version: &str,
+        signal: &Signal,
+        feature: Option<&str>,
+        window: (Duration, Option<u64>),
+        now: f64,
     ) -> Reading;
 }
 

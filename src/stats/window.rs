@@ -706,9 +706,136 @@ impl SliceState for Moments {
     }
 }
 
+/// The bin indices of a stream's newest values, at most `capacity` of
+/// them: what a drift rule with `max_samples` reads. Recording is one store
+/// into a ring; [`RecentBins::newest`] counts the newest `n` of them.
+///
+/// Next to a [`SlidingWindow<BinCounts>`](crate::stats::drift::BinCounts)
+/// fed the same values, the values that window holds are always the newest
+/// ones recorded (every value goes into its newest slice, and a window is
+/// the newest slices), so the newest `min(N, n)` of the ring, `n` being the
+/// window's total, are the newest `N` values inside the window, as long as
+/// the ring has received that many since it started.
+#[derive(Debug, Clone, Default)]
+pub struct RecentBins {
+    /// The values held: in order until it is full, then a ring whose
+    /// oldest value is at `head`. Allocated (to the capacity) at the first
+    /// value, so a feature without values in bins costs nothing.
+    bins: Vec<u16>,
+    /// How many values it keeps.
+    capacity: usize,
+    /// Where the next value goes once it is full.
+    head: usize,
+}
+
+impl RecentBins {
+    /// An empty ring of `capacity` values.
+    pub fn new(capacity: usize) -> Self {
+        RecentBins {
+            bins: Vec::new(),
+            capacity,
+            head: 0,
+        }
+    }
+
+    /// How many values it can hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// How many values it holds.
+    pub fn len(&self) -> usize {
+        self.bins.len()
+    }
+
+    /// Whether it holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.bins.is_empty()
+    }
+
+    /// Records the bin of one value; the oldest value is forgotten when it
+    /// is full. Bins past `u16::MAX` (more than
+    /// [`MAX_BINS`](crate::stats::drift::MAX_BINS)) are not recorded.
+    #[inline]
+    pub fn push(&mut self, bin: usize) {
+        let Ok(bin) = u16::try_from(bin) else { return };
+        if self.bins.len() < self.capacity {
+            if self.bins.capacity() == 0 {
+                self.bins.reserve_exact(self.capacity);
+            }
+            self.bins.push(bin);
+            return;
+        }
+        if let Some(slot) = self.bins.get_mut(self.head) {
+            *slot = bin;
+            self.head = if self.head + 1 == self.capacity {
+                0
+            } else {
+                self.head + 1
+            };
+        }
+    }
+
+    /// Counts the newest `n` values into `into` (cleared first), bin by
+    /// bin; `None` when it holds fewer than `n`.
+    pub fn newest(&self, n: usize, into: &mut crate::stats::drift::BinCounts) -> Option<()> {
+        let len = self.bins.len();
+        if n > len {
+            return None;
+        }
+        into.clear();
+        // The newest values end just before `head` (the end, until full),
+        // possibly wrapping around.
+        let head = if len < self.capacity { len } else { self.head };
+        let (tail, wrapped) = if n <= head {
+            (&self.bins[head - n..head], &[][..])
+        } else {
+            (&self.bins[..head], &self.bins[len - (n - head)..])
+        };
+        for &b in tail.iter().chain(wrapped) {
+            into.add(usize::from(b), 1);
+        }
+        Some(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The newest `n` values of a ring, against the sequence pushed, for
+    /// every `n` as it fills and wraps; bins beyond `u16` are not kept.
+    #[test]
+    fn recent_bins_count_the_newest_values() {
+        use crate::stats::drift::BinCounts;
+        let mut r = RecentBins::new(7);
+        assert_eq!((r.capacity(), r.len()), (7, 0));
+        let mut pushed = Vec::new();
+        let mut into = BinCounts::with_bins(5);
+        for k in 0..40usize {
+            let bin = (k * 7 + k / 3) % 5;
+            r.push(bin);
+            pushed.push(bin);
+            assert_eq!(r.len(), pushed.len().min(7));
+            for n in 0..=8 {
+                let got = r.newest(n, &mut into).map(|()| into.counts().to_vec());
+                let want = (n <= pushed.len().min(7)).then(|| {
+                    let mut c = vec![0u64; 5];
+                    for b in &pushed[pushed.len() - n..] {
+                        c[*b] += 1;
+                    }
+                    c
+                });
+                assert_eq!(got, want, "{n} newest after {k}");
+            }
+        }
+        r.push(70_000);
+        assert_eq!(r.len(), 7);
+        assert!(RecentBins::new(0).is_empty());
+        let mut none = RecentBins::new(0);
+        none.push(1);
+        assert!(none.is_empty() && none.newest(1, &mut into).is_none());
+    }
 
     const S10: Duration = Duration::from_secs(10);
     const M1: Duration = Duration::from_secs(60);

@@ -614,7 +614,7 @@ mod tests {
     use crate::config::{Config, load};
     use crate::export::metrics::{Buckets, Metrics};
     use crate::ingest::parse::parse_event;
-    use crate::rules::signal::Signal;
+    use crate::rules::signal::{DriftMethod, DriftTarget, FeatureSel, Signal};
     use crate::rules::source::SignalSource;
 
     /// One rule per kind of signal, so that every window is shaped as in a
@@ -846,6 +846,98 @@ groups:
             1330.0,
         );
         assert_eq!(r.samples, 0, "{r:?}");
+    }
+
+    /// The bins of the newest values (`max_samples`) are not in the
+    /// snapshot: after a restore a capped drift read is that of the whole
+    /// restored window until the sidecar has seen `max_samples` values
+    /// since, and from then on that of the newest ones, as if it had never
+    /// stopped. The prediction's alike.
+    #[test]
+    fn capped_drift_reads_the_whole_window_after_a_restore_until_the_ring_fills() {
+        const YAML: &str = "defaults: {window: 5m, evaluation_interval: 10s, min_samples: 0}
+models:
+  m:
+    features:
+      x: {mean: 0, std: 1}
+groups:
+  - name: g
+    rules:
+      - {alert: F, expr: psi(feature.*) > 0.2, max_samples: 50}
+      - {alert: P, expr: psi(prediction) > 0.2, max_samples: 50}
+";
+        let mut a = store(YAML, 100);
+        let mut refs = a.refs.of("m").clone();
+        refs.prediction = Reference::normal(0.5, 0.2);
+        a.refs.insert("m", refs.clone());
+        let event = |i: u32, shift: f64| {
+            let x = f64::from(i % 20) / 10.0 - 1.0 + shift;
+            format!(
+                r#"{{"model":"m","prediction":{},"features":{{"x":{x}}}}}"#,
+                0.5 + x / 5.0
+            )
+        };
+        for i in 0..200 {
+            send(&mut a, &event(i, 0.0), 1000.0 + f64::from(i) * 0.5);
+        }
+        let mut b = store(YAML, 100);
+        b.refs.insert("m", refs);
+        let mut report = RestoreReport::default();
+        b.restore(through_json(&a), 100, 20, 1100.0, &mut report);
+        assert!(report.dropped.is_empty(), "{report:?}");
+        let psi = |s: &Store, feature: bool, cap: Option<u64>, now: f64| {
+            let target = if feature {
+                DriftTarget::Feature(FeatureSel::Named("x".into()))
+            } else {
+                DriftTarget::Prediction
+            };
+            let signal = Signal::Drift {
+                method: DriftMethod::Psi,
+                target,
+            };
+            let w = Duration::from_secs(300);
+            let r = s.read_capped("m", "", &signal, None, (w, cap), now);
+            (r.value.unwrap(), r.samples)
+        };
+        for feature in [true, false] {
+            // Right after the restore: the whole window, 200 values.
+            assert_eq!(
+                psi(&b, feature, Some(50), 1100.0),
+                psi(&b, feature, None, 1100.0)
+            );
+            assert_eq!(psi(&b, feature, Some(50), 1100.0).1, 200);
+            assert_eq!(psi(&a, feature, Some(50), 1100.0).1, 50);
+        }
+        // 49 drifted values since: the ring cannot hold the newest 50 yet.
+        for i in 0..49 {
+            for s in [&mut a, &mut b] {
+                send(s, &event(i, 1.5), 1101.0 + f64::from(i) * 0.1);
+            }
+        }
+        for feature in [true, false] {
+            assert_eq!(
+                psi(&b, feature, Some(50), 1110.0),
+                psi(&b, feature, None, 1110.0)
+            );
+            assert_eq!(psi(&b, feature, Some(50), 1110.0).1, 249);
+            assert_ne!(
+                psi(&a, feature, Some(50), 1110.0),
+                psi(&b, feature, Some(50), 1110.0)
+            );
+        }
+        // The 50th: from now on both read the newest 50.
+        for s in [&mut a, &mut b] {
+            send(s, &event(49, 1.5), 1111.0);
+        }
+        for feature in [true, false] {
+            let capped = psi(&a, feature, Some(50), 1112.0);
+            assert_eq!(capped.1, 50);
+            assert_eq!(psi(&b, feature, Some(50), 1112.0), capped);
+            assert!(
+                capped.0 > psi(&a, feature, None, 1112.0).0 * 2.0,
+                "{capped:?}"
+            );
+        }
     }
 
     #[test]
