@@ -396,8 +396,8 @@ fn max_samples_is_checked_where_it_is_written() {
     assert_eq!(code, Some(1), "{err}");
     for want in [
         "R:6:22: max_samples applies to drift rules only",
-        "R:9:22: max_samples must be between 1 and 1000000, found 0",
-        "R:12:22: max_samples must be a whole number >= 0, found 'many'",
+        "R:9:22: max_samples must be a whole number from 1 to 1000000, found '0'",
+        "R:12:22: max_samples must be a whole number from 1 to 1000000, found 'many'",
         "R:16:22: max_samples (100) is below min_samples (200)",
     ] {
         assert!(err.contains(want), "{want}:\n{err}");

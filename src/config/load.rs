@@ -932,17 +932,8 @@ impl Loader {
 
     /// `max_samples: N`, a whole number from 1 to [`MAX_SAMPLES_LIMIT`].
     fn rule_max_samples(&mut self, v: &Node, r: &mut RuleDraft) {
-        match self.count(v, "max_samples") {
-            Some(n) if (1..=MAX_SAMPLES_LIMIT).contains(&n) => {
-                r.max_samples = Some((n, v.line, v.column));
-            }
-            Some(n) => {
-                self.error(
-                    v,
-                    format!("max_samples must be between 1 and {MAX_SAMPLES_LIMIT}, found {n}"),
-                );
-                r.ok = false;
-            }
+        match self.count_between(v, "max_samples", 1, MAX_SAMPLES_LIMIT) {
+            Some(n) => r.max_samples = Some((n, v.line, v.column)),
             None => r.ok = false,
         }
     }
@@ -992,17 +983,21 @@ mod tests {
             text,
             &[
                 (4, 56, "max_samples applies to drift rules only"),
-                (5, 61, "max_samples must be between 1 and 1000000, found 0"),
+                (
+                    5,
+                    61,
+                    "max_samples must be a whole number from 1 to 1000000, found '0'",
+                ),
                 (
                     6,
                     61,
-                    "max_samples must be a whole number >= 0, found '2.5'",
+                    "max_samples must be a whole number from 1 to 1000000, found '2.5'",
                 ),
                 (7, 78, "max_samples (39) is below min_samples (40)"),
                 (
                     8,
                     60,
-                    "max_samples must be between 1 and 1000000, found 2000000",
+                    "max_samples must be a whole number from 1 to 1000000, found '2000000'",
                 ),
             ],
         );

@@ -268,6 +268,37 @@ impl Loader {
         }
     }
 
+    /// A whole number from `lo` to `hi`, written as a plain scalar; one
+    /// message names the range whether the value is out of it or no number.
+    pub(super) fn count_between(
+        &mut self,
+        node: &Node,
+        what: &str,
+        lo: u64,
+        hi: u64,
+    ) -> Option<u64> {
+        let n = match &node.kind {
+            NodeKind::Scalar {
+                text,
+                style: ScalarStyle::Plain,
+            } => text.parse::<u64>().ok(),
+            _ => None,
+        };
+        match n {
+            Some(n) if (lo..=hi).contains(&n) => Some(n),
+            _ => {
+                let found = node
+                    .as_scalar()
+                    .map_or_else(|| node.type_name().to_string(), |t| format!("'{t}'"));
+                self.error(
+                    node,
+                    format!("{what} must be a whole number from {lo} to {hi}, found {found}"),
+                );
+                None
+            }
+        }
+    }
+
     /// `true` or `false`, written as a plain scalar.
     pub(super) fn boolean(&mut self, node: &Node, what: &str) -> Option<bool> {
         match &node.kind {
