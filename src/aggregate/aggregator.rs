@@ -269,6 +269,7 @@ impl Aggregator {
             let fold = self.store.admit(event);
             k = self.apply_run(&mut batch, k, fold, &sent, now);
         }
+        crate::ingest::batch::recycle(batch);
     }
 
     /// Applies `batch[first]`, an admitted inference event, and the
