@@ -11,7 +11,7 @@ use super::expiry;
 use super::limits::{Fold, Limits, cut_values};
 use super::slot::ShardSlot;
 use super::snapshot::{RestoreReport, Snapshot, StateCapture, Storage};
-use super::store::Store;
+use super::store::{self, Store};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::export::api::ApiSnapshot;
@@ -35,6 +35,10 @@ pub enum Control {
 
 /// The sending half for [`Control`] messages.
 pub type ControlSender = mpsc::UnboundedSender<Control>;
+
+/// How many events ahead of the one applied the label join's index slots
+/// are loaded (see [`Aggregator::apply`]).
+const PREFETCH_AHEAD: usize = 4;
 
 /// Owns the metric state; applies batches of events and evaluates rules.
 pub struct Aggregator {
@@ -265,6 +269,7 @@ impl Aggregator {
             let fold = self.store.admit(event);
             k = self.apply_run(&mut batch, k, fold, &sent, now);
         }
+        crate::ingest::batch::recycle(batch);
     }
 
     /// Applies `batch[first]`, an admitted inference event, and the
@@ -289,8 +294,22 @@ impl Aggregator {
         let mut run = self
             .store
             .run(&batch[first].model, &batch[first].version, now);
+        // The label join's index is larger than the caches: its slots for
+        // the events a few ahead are loaded while this one is applied (a
+        // hint; events that turn out to be of another run load in vain).
+        let prefetch = |run: &store::Run<'_>, e: Option<&Event>| {
+            if let Some(e) = e
+                && let Body::Inference(i) = &e.body
+            {
+                run.prefetch(&e.model, i);
+            }
+        };
+        for e in batch.iter().skip(first).take(PREFETCH_AHEAD) {
+            prefetch(&run, Some(e));
+        }
         let mut k = first;
         loop {
+            prefetch(&run, batch.get(k + PREFETCH_AHEAD));
             let event = &batch[k];
             let Body::Inference(i) = &event.body else {
                 unreachable!("a run holds inference events only")

@@ -108,6 +108,10 @@ const RECENT_ITEM_BYTES: usize = size_of::<(Key, u64)>();
 /// which would take more than 100 GiB.
 pub const MAX_CAPACITY: usize = pending::MAX_LIVE;
 
+/// How many insertions ahead a full store starts loading the index slot of
+/// the entry it will evict then.
+const PREFETCH_AHEAD: usize = 4;
+
 /// What an entry is found by: a 128-bit hash of (model, request id).
 pub type Key = u128;
 
@@ -469,6 +473,16 @@ impl FeedbackJoiner {
         self.insert(key_of(model, id), model, version, prediction, now);
     }
 
+    /// Starts loading what remembering a prediction of `(model, id)` will
+    /// look at (see [`on_inference`](Self::on_inference)); called for an
+    /// event a few ahead of the one being applied, it changes nothing but
+    /// the time the later call takes.
+    pub fn prefetch(&self, model: &str, id: &str) {
+        if self.capacity > 0 {
+            self.queue.prefetch(key_of(model, id));
+        }
+    }
+
     /// Remembers the prediction of the entry `key` of `model`.
     fn insert(&mut self, key: Key, model: &str, version: &str, prediction: &Outcome, now: f64) {
         let at = self.stamp(now);
@@ -498,6 +512,10 @@ impl FeedbackJoiner {
 
         // Make room: drop the oldest entries. The new one is at the back of
         // the ring, the newest, so never the one dropped.
+        if self.queue.live() > self.capacity {
+            // The entry evicted a few insertions from now.
+            self.queue.prefetch_oldest(PREFETCH_AHEAD);
+        }
         while self.queue.live() > self.capacity {
             let Some((_, old_at, p)) = self.queue.pop_oldest() else {
                 break;

@@ -444,6 +444,15 @@ pub struct Run<'s> {
 }
 
 impl Run<'_> {
+    /// Starts loading what [`record`](Self::record) of inference `i` of
+    /// `model` will look at in memory larger than the caches (the label
+    /// join's index); a hint for an event a few ahead of the one recorded.
+    pub fn prefetch(&self, model: &str, i: &Inference) {
+        if let (Some(id), Some(_)) = (&i.id, &i.prediction) {
+            self.joiner.prefetch(model, id);
+        }
+    }
+
     /// Applies inference `i` of the version, received at `now`; `mv` are the event's model and version, those the run was
     /// made for.
     pub fn record(&mut self, mv: [&str; 2], i: &Inference, now: f64) {

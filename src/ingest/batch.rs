@@ -1,6 +1,8 @@
 //! Batches: the events of one read, as listeners hand them over, and the
 //! helpers every transport uses to fill them from read lines.
 
+use std::sync::Mutex;
+
 use super::context::IngestContext;
 use super::event::Event;
 use super::framing::Frame;
@@ -16,10 +18,68 @@ pub(super) const BATCH_EVENTS: usize = 1024;
 
 /// Takes the batch to send, leaving an empty one with as much room as it
 /// had events: the next read usually brings about as many, and a batch that
-/// grows from nothing copies its events again at every doubling.
+/// grows from nothing copies its events again at every doubling. The empty
+/// one is a batch the aggregator gave back ([`recycle`]) when there is one.
 pub(super) fn hand_over(batch: &mut Batch) -> Batch {
     let room = batch.len();
-    std::mem::replace(batch, Batch::with_capacity(room))
+    std::mem::replace(batch, POOL.take(room))
+}
+
+/// Gives a batch the aggregator has applied back to the listeners: its
+/// events are dropped here, and its memory is kept for a listener's next
+/// batch unless [`POOL_BATCHES`] are kept already.
+///
+/// A full batch is a few hundred KiB, which the allocator gives back to
+/// the system as soon as it is freed (see src/allocator.rs); a listener
+/// that allocated every batch anew had the kernel map and zero those pages
+/// again, which took about a fifth of the exporter's CPU under load
+/// (docs/performance.md).
+pub fn recycle(batch: Batch) {
+    POOL.give(batch);
+}
+
+/// Most emptied batches kept for re-use: at most [`BATCH_EVENTS`] events'
+/// room each, so a few MiB at most. A listener and the aggregator pass a
+/// batch back and forth; a few more cover several listeners.
+pub const POOL_BATCHES: usize = 4;
+
+/// The process's emptied batches.
+static POOL: Pool = Pool::new();
+
+/// Emptied batches, with their memory, for re-use.
+struct Pool(Mutex<Vec<Batch>>);
+
+impl Pool {
+    const fn new() -> Pool {
+        Pool(Mutex::new(Vec::new()))
+    }
+
+    /// An empty batch with room for at least `room` events: a kept one if
+    /// any.
+    fn take(&self, room: usize) -> Batch {
+        let kept = self.0.lock().ok().and_then(|mut p| p.pop());
+        match kept {
+            Some(mut b) => {
+                b.reserve(room);
+                b
+            }
+            None => Batch::with_capacity(room),
+        }
+    }
+
+    /// Drops the events of `batch` and keeps its memory, unless it has none
+    /// or room for more than [`BATCH_EVENTS`], or the pool is full.
+    fn give(&self, mut batch: Batch) {
+        batch.clear();
+        if batch.capacity() == 0 || batch.capacity() > BATCH_EVENTS {
+            return;
+        }
+        if let Ok(mut pool) = self.0.lock()
+            && pool.len() < POOL_BATCHES
+        {
+            pool.push(batch);
+        }
+    }
 }
 
 /// Parses one line into `batch`, or counts it as rejected.
@@ -60,5 +120,43 @@ pub(super) fn take_frame(
             b"",
             transport,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::parse::parse_event;
+
+    fn event() -> Event {
+        parse_event(br#"{"model":"m","id":"r-1","prediction":1,"features":{"a":1}}"#)
+            .expect("parses")
+    }
+
+    #[test]
+    fn a_given_back_batch_is_filled_again_without_a_new_allocation() {
+        let pool = Pool::new();
+        let mut batch = pool.take(16);
+        batch.extend((0..16).map(|_| event()));
+        let memory = batch.as_ptr();
+        pool.give(batch);
+        let again = pool.take(16);
+        assert!(again.is_empty());
+        assert_eq!(again.as_ptr(), memory, "the same memory");
+        assert!(again.capacity() >= 16);
+        assert!(pool.0.lock().expect("not poisoned").is_empty());
+    }
+
+    #[test]
+    fn the_pool_keeps_few_batches_and_none_oversized() {
+        let pool = Pool::new();
+        for _ in 0..POOL_BATCHES + 3 {
+            pool.give(Batch::with_capacity(8));
+        }
+        pool.give(Batch::with_capacity(BATCH_EVENTS + 1));
+        pool.give(Batch::new());
+        let kept = pool.0.lock().expect("not poisoned");
+        assert_eq!(kept.len(), POOL_BATCHES);
+        assert!(kept.iter().all(|b| b.capacity() == 8 && b.is_empty()));
     }
 }

@@ -85,6 +85,14 @@ impl Index {
         (s >> 32) as u32
     }
 
+    /// Asks the processor to load the cache line of `key`'s home slot, so
+    /// that a lookup of `key` a little later need not wait for memory.
+    fn prefetch(&self, key: Key) {
+        if let Some(slot) = self.slots.get(self.home(tag(key))) {
+            prefetch(slot);
+        }
+    }
+
     /// The ring position kept in slot `i`.
     fn pos(&self, i: usize) -> u32 {
         self.slots[i] as u32
@@ -175,6 +183,22 @@ impl Index {
         self.slots[i] = EMPTY;
         self.len -= 1;
     }
+}
+
+/// Starts loading the cache line that holds `*p` into the first-level
+/// cache, without waiting for it (a hint: no effect on what the program
+/// computes; nothing on processors other than x86-64).
+#[inline(always)]
+fn prefetch<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and does not access memory in the
+    // program's sense; `p` is a valid reference anyway.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(p).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// Entries of type `V` by key, in insertion order. See the
@@ -289,6 +313,23 @@ impl<V> Store<V> {
         let taken = slot.value.take().map(|v| (slot.at, v));
         self.trim();
         taken
+    }
+
+    /// Starts loading the index slot where `key` would be looked up (see
+    /// [`prefetch`]): called for the keys of the next few insertions, whose
+    /// random slots in an index larger than the caches would each cost a
+    /// wait for memory, it lets those waits overlap.
+    pub(super) fn prefetch(&self, key: Key) {
+        self.index.prefetch(key);
+    }
+
+    /// Starts loading the index slot of the entry `ahead` slots behind the
+    /// front of the ring, which a full store evicts `ahead` insertions
+    /// later (dead slots make it sooner; either way only a hint).
+    pub(super) fn prefetch_oldest(&self, ahead: usize) {
+        if let Some(s) = self.ring.get(ahead) {
+            self.index.prefetch(s.key);
+        }
     }
 
     /// The time of the oldest entry.
