@@ -38,7 +38,7 @@ pub fn recycle(batch: Batch) {
     POOL.give(batch);
 }
 
-/// Most emptied batches kept for re-use: at most [`BATCH_EVENTS`] events'
+/// Most emptied batches kept for re-use: at most 1,024 events'
 /// room each, so a few MiB at most. A listener and the aggregator pass a
 /// batch back and forth; a few more cover several listeners.
 pub const POOL_BATCHES: usize = 4;
