@@ -136,12 +136,7 @@ impl WindowSpec {
                 .groups
                 .iter()
                 .flat_map(|g| &g.rules)
-                .filter(|r| match &r.expr.signal {
-                    Signal::Drift { target, .. } | Signal::DriftPvalue { target, .. } => {
-                        matches!(target, DriftTarget::Prediction) == prediction
-                    }
-                    _ => false,
-                })
+                .filter(|r| r.drift_of_prediction() == Some(prediction))
                 .filter_map(|r| r.max_samples)
                 .max()
                 .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))

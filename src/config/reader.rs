@@ -256,9 +256,7 @@ impl Loader {
                 style: ScalarStyle::Plain,
             } if text.parse::<u64>().is_ok() => text.parse().ok(),
             _ => {
-                let found = node
-                    .as_scalar()
-                    .map_or_else(|| node.type_name().to_string(), |t| format!("'{t}'"));
+                let found = found(node);
                 self.error(
                     node,
                     format!("{what} must be a whole number >= 0, found {found}"),
@@ -287,9 +285,7 @@ impl Loader {
         match n {
             Some(n) if (lo..=hi).contains(&n) => Some(n),
             _ => {
-                let found = node
-                    .as_scalar()
-                    .map_or_else(|| node.type_name().to_string(), |t| format!("'{t}'"));
+                let found = found(node);
                 self.error(
                     node,
                     format!("{what} must be a whole number from {lo} to {hi}, found {found}"),
@@ -307,9 +303,7 @@ impl Loader {
                 style: ScalarStyle::Plain,
             } if text == "true" || text == "false" => Some(text == "true"),
             _ => {
-                let found = node
-                    .as_scalar()
-                    .map_or_else(|| node.type_name().to_string(), |t| format!("'{t}'"));
+                let found = found(node);
                 self.error(node, format!("{what} must be true or false, found {found}"));
                 None
             }
@@ -464,4 +458,10 @@ fn parse_yaml_float(text: &str) -> Option<f64> {
         return None;
     }
     text.parse().ok()
+}
+
+/// A value as a message quotes it: a scalar in quotes, else its type.
+fn found(node: &Node) -> String {
+    node.as_scalar()
+        .map_or_else(|| node.type_name().to_string(), |t| format!("'{t}'"))
 }

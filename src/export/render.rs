@@ -191,12 +191,7 @@ fn window_families(state: &impl StateView, config: &Config, now: f64) -> Vec<Ren
             .groups
             .iter()
             .flat_map(|g| &g.rules)
-            .filter(|r| match &r.expr.signal {
-                Signal::Drift { target, .. } | Signal::DriftPvalue { target, .. } => {
-                    matches!(target, DriftTarget::Prediction) == prediction
-                }
-                _ => false,
-            })
+            .filter(|r| r.drift_of_prediction() == Some(prediction))
             .filter_map(|r| Some((r.window, Some(r.max_samples?))))
             .collect();
         v.sort();

@@ -7,6 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::expr::Expr;
+use super::signal::{DriftTarget, Signal};
 use super::template::Template;
 
 /// Alert severity.
@@ -98,6 +99,19 @@ pub struct Rule {
     /// 1-based line and column of the expression's threshold in the file,
     /// for messages about the threshold itself.
     pub threshold_at: (usize, usize),
+}
+
+impl Rule {
+    /// `Some(true)` for a drift signal of the prediction, `Some(false)` for
+    /// one of a feature, `None` for any other signal.
+    pub fn drift_of_prediction(&self) -> Option<bool> {
+        match &self.expr.signal {
+            Signal::Drift { target, .. } | Signal::DriftPvalue { target, .. } => {
+                Some(matches!(target, DriftTarget::Prediction))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A named group of rules.
