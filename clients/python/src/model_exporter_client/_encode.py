@@ -1,8 +1,8 @@
 """Encoding events as compact JSON.
 
-Two encoders: orjson when it is installed (an optional dependency, several
-times faster, above all for many numeric features), else the standard
-library's. ``MODEL_EXPORTER_CLIENT_ENCODER=json`` picks the standard one
+Two encoders: orjson when it is installed (a dependency of the package on
+CPython, several times faster, above all for many numeric features), else
+the standard library's. ``MODEL_EXPORTER_CLIENT_ENCODER=json`` picks the standard one
 even when orjson is there. Both give the same JSON values.
 
 The common case, a dict of features with string keys and plain values, is
