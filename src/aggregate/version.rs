@@ -324,7 +324,10 @@ impl Version {
     }
 
     /// Applies an inference of the version `mv`, stamped and touched, at
-    /// `now`.
+    /// `now`. The aggregator that owns the model is the only writer of its
+    /// series (see [`shards`](super::shards)), so the hot ones are written
+    /// with the `_owned` methods: a load and a store, no locked
+    /// instruction.
     pub(super) fn record_inference(
         &mut self,
         cx: &Context,
@@ -351,7 +354,7 @@ impl Version {
             )
         });
         if i.ok {
-            ok.inc();
+            ok.inc_owned();
         } else {
             err.inc();
             c.incr(idx::ERRORS);
@@ -386,7 +389,7 @@ impl Version {
             series
                 .duration
                 .get_or_insert_with(|| m.request_duration.with_label_values(&mv))
-                .observe(l);
+                .observe_owned(l);
             w.latency.current_mut(now).insert(l);
         }
         match &i.prediction {
@@ -394,7 +397,7 @@ impl Version {
                 series
                     .prediction
                     .get_or_insert_with(|| m.prediction_value.with_label_values(&mv))
-                    .observe(*p);
+                    .observe_owned(*p);
                 w.prediction.current_mut(now).insert(*p);
             }
             Some(Outcome::Class(class)) => {
@@ -417,7 +420,7 @@ impl Version {
             series
                 .confidence
                 .get_or_insert_with(|| m.prediction_confidence.with_label_values(&mv))
-                .observe(conf);
+                .observe_owned(conf);
             w.confidence.current_mut(now).insert(conf);
         }
         if let (Some(r), Some(p)) = (&cx.refs.prediction, &i.prediction) {
@@ -621,7 +624,7 @@ impl Version {
                         .unwrap_or(&m.feature_buckets);
                     m.feature_value.member(&labels, buckets)
                 })
-                .observe(x),
+                .observe_owned(x),
             _ => {}
         }
         // Not into the overflow entry: its values have other references.
@@ -638,7 +641,7 @@ impl Version {
                     .collect();
             }
             if let Some(c) = f.bins.get(b) {
-                c.inc();
+                c.inc_owned();
             }
         }
         let Some(win) = win else { return };

@@ -58,10 +58,25 @@ impl IntCounter {
     pub fn inc_by(&self, v: u64) {
         self.0.fetch_add(v, Ordering::Relaxed);
     }
+    /// [`inc`](Self::inc) for a series this thread alone writes (scrapes
+    /// may read it meanwhile): a load and a store instead of a locked
+    /// read-modify-write. Another thread writing the same series at the
+    /// same time could lose counts, so only a series' single writer (the
+    /// aggregator that owns its model) may call it.
+    pub fn inc_owned(&self) {
+        add_owned(&self.0, 1);
+    }
     /// The current count.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+}
+
+/// Adds `v` to `c` by a plain load and store: for a counter one thread
+/// alone writes. Readers see the old or the new value, never a torn one.
+#[inline]
+fn add_owned(c: &AtomicU64, v: u64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(v), Ordering::Relaxed);
 }
 
 impl Cell for AtomicU64 {
@@ -82,6 +97,11 @@ impl AtomicF64 {
     }
     fn set(&self, v: f64) {
         self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+    /// [`add`](Self::add) by a plain load and store, for a value one
+    /// thread alone writes.
+    fn add_owned(&self, v: f64) {
+        self.set(self.get() + v);
     }
     fn add(&self, v: f64) {
         let mut old = self.0.load(Ordering::Relaxed);
@@ -264,6 +284,19 @@ impl Histogram {
         let i = crate::stats::drift::bin_index(b, v);
         self.0.counts[i].fetch_add(1, Ordering::Relaxed);
         self.0.sum.add(v);
+    }
+    /// [`observe`](Self::observe) for a series this thread alone writes
+    /// (scrapes may read it meanwhile): loads and stores instead of locked
+    /// read-modify-writes (a compare-and-swap loop for the sum). Another
+    /// thread writing the same series at the same time could lose
+    /// observations, so only a series' single writer (the aggregator that
+    /// owns its model) may call it. A scrape may read a bucket before the
+    /// sum is updated, as with [`observe`](Self::observe).
+    pub fn observe_owned(&self, v: f64) {
+        let b = &self.0.bounds.values;
+        let i = crate::stats::drift::bin_index(b, v);
+        add_owned(&self.0.counts[i], 1);
+        self.0.sum.add_owned(v);
     }
     /// Observations so far.
     pub fn get_sample_count(&self) -> u64 {
@@ -1364,5 +1397,47 @@ pub(crate) mod tests {
         assert_eq!(o, u64::MAX.to_string().as_bytes());
         assert_eq!(escape("a\"b\\c\nd", true), "a\\\"b\\\\c\\nd");
         assert_eq!(escape("a\"b", false), "a\"b");
+    }
+
+    /// The single writer's `_owned` methods count exactly what the atomic
+    /// ones do.
+    #[test]
+    fn owned_writes_count_as_atomic_ones_do() {
+        let bounds = [0.001, 0.1, 1.0, 2.5, 10.0];
+        let h = HistogramVec::new("t_h", "x", &["w"], &bounds);
+        let c = IntCounterVec::new("t_total", "x", Kind::Counter, &["w"]);
+        let (atomic, owned) = (h.with_label_values(&["a"]), h.with_label_values(&["o"]));
+        let (ca, co) = (c.with_label_values(&["a"]), c.with_label_values(&["o"]));
+        for x in [
+            -2.0,
+            0.0,
+            0.001,
+            0.05,
+            1.0,
+            2.4999,
+            2.5,
+            9999.0,
+            f64::NAN,
+            0.3,
+        ] {
+            atomic.observe(x);
+            owned.observe_owned(x);
+            ca.inc();
+            co.inc_owned();
+        }
+        assert_eq!(owned.get_sample_count(), 10);
+        assert!(owned.get_sample_sum().is_nan() && atomic.get_sample_sum().is_nan());
+        assert_eq!(co.get(), ca.get());
+        let mut out = Vec::new();
+        h.family().encode(&mut out);
+        let text = String::from_utf8(out).expect("utf-8");
+        let of = |w: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.contains(&format!("w=\"{w}\"")) && l.contains("_bucket"))
+                .map(|l| l.replace(&format!("w=\"{w}\""), "w"))
+                .collect()
+        };
+        assert_eq!(of("a"), of("o"), "{text}");
+        assert_eq!(of("o").len(), bounds.len() + 1);
     }
 }
