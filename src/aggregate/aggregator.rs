@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::expiry;
+use super::join::Key;
 use super::limits::{Fold, Limits, cut_values};
 use super::slot::ShardSlot;
 use super::snapshot::{RestoreReport, Snapshot, StateCapture, Storage};
@@ -39,6 +40,10 @@ pub type ControlSender = mpsc::UnboundedSender<Control>;
 /// How many events ahead of the one applied the label join's index slots
 /// are loaded (see [`Aggregator::apply`]).
 const PREFETCH_AHEAD: usize = 4;
+
+/// Join keys kept between an event's prefetch and its recording: the
+/// events from the one applied to the one prefetched.
+const KEYS_AHEAD: usize = PREFETCH_AHEAD + 1;
 
 /// Owns the metric state; applies batches of events and evaluates rules.
 pub struct Aggregator {
@@ -297,26 +302,36 @@ impl Aggregator {
         // The label join's index is larger than the caches: its slots for
         // the events a few ahead are loaded while this one is applied (a
         // hint; events that turn out to be of another run load in vain).
-        let prefetch = |run: &store::Run<'_>, e: Option<&Event>| {
-            if let Some(e) = e
-                && let Body::Inference(i) = &e.body
-            {
-                run.prefetch(&e.model, i);
+        // Each event's join key is made then, under the run's model name
+        // (every event of the run is recorded under it), and kept until the
+        // event is recorded, so that its id is hashed once.
+        let run_model = batch[first].model.clone();
+        let mut keys: [Option<Key>; KEYS_AHEAD] = [None; KEYS_AHEAD];
+        let prefetch = |run: &store::Run<'_>, keys: &mut [Option<Key>], j: usize, e: &Event| {
+            if let Body::Inference(i) = &e.body {
+                keys[j % KEYS_AHEAD] = run.prefetch_key(&run_model, i);
+                // The feature list, written on a listener's thread, is
+                // read first by `cut_values`.
+                if let (Some(a), Some(b)) = (i.features.first(), i.features.last()) {
+                    super::join::prefetch(a);
+                    super::join::prefetch(b);
+                }
             }
         };
-        for e in batch.iter().skip(first).take(PREFETCH_AHEAD) {
-            prefetch(&run, Some(e));
+        for (j, e) in batch.iter().enumerate().skip(first).take(PREFETCH_AHEAD) {
+            prefetch(&run, &mut keys, j, e);
         }
         let mut k = first;
         loop {
-            prefetch(&run, batch.get(k + PREFETCH_AHEAD));
+            if let Some(e) = batch.get(k + PREFETCH_AHEAD) {
+                prefetch(&run, &mut keys, k + PREFETCH_AHEAD, e);
+            }
             let event = &batch[k];
             let Body::Inference(i) = &event.body else {
                 unreachable!("a run holds inference events only")
             };
             let mv = [event.model.as_str(), event.version.as_str()];
-            run.record(mv, i, now);
-            received.inc();
+            run.record_keyed(mv, i, keys[k % KEYS_AHEAD], now);
             k += 1;
             match batch.get_mut(k) {
                 Some(e)
@@ -327,7 +342,10 @@ impl Aggregator {
                     cut_values(metrics, limits, e);
                     fold.apply(metrics, e);
                 }
-                _ => return k,
+                _ => {
+                    received.inc_by((k - first) as u64);
+                    return k;
+                }
             }
         }
     }

@@ -93,6 +93,7 @@ use std::time::Duration;
 use crate::ingest::event::Outcome;
 
 mod pending;
+pub(super) use pending::prefetch;
 
 /// Bytes of one pending entry's ring slot (key hash, time, prediction,
 /// version handle).
@@ -478,9 +479,29 @@ impl FeedbackJoiner {
     /// event a few ahead of the one being applied, it changes nothing but
     /// the time the later call takes.
     pub fn prefetch(&self, model: &str, id: &str) {
+        self.prefetch_key(key_of(model, id));
+    }
+
+    /// [`prefetch`](Self::prefetch) of an entry whose [`key_of`] is known:
+    /// the caller hashes `(model, id)` once, here, and hands the same key to
+    /// [`on_inference_keyed`](Self::on_inference_keyed) later.
+    pub fn prefetch_key(&self, key: Key) {
         if self.capacity > 0 {
-            self.queue.prefetch(key_of(model, id));
+            self.queue.prefetch(key);
         }
+    }
+
+    /// [`on_inference`](Self::on_inference) with the entry's key already
+    /// made: `key` must be [`key_of`]`(model, id)`.
+    pub fn on_inference_keyed(
+        &mut self,
+        key: Key,
+        model: &str,
+        version: &str,
+        prediction: &Outcome,
+        now: f64,
+    ) {
+        self.insert(key, model, version, prediction, now);
     }
 
     /// Remembers the prediction of the entry `key` of `model`.

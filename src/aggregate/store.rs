@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::capped::{Capped, Parts};
 use super::declared::Declared;
-use super::join::{FeedbackJoiner, JoinStats};
+use super::join::{FeedbackJoiner, JoinStats, Key, key_of};
 use super::limits::{Fold, Limits, cut_values};
 use super::signals::{WindowSpec, model_references};
 use super::version::{Context, Version};
@@ -444,24 +444,43 @@ pub struct Run<'s> {
 }
 
 impl Run<'_> {
-    /// Starts loading what [`record`](Self::record) of inference `i` of
-    /// `model` will look at in memory larger than the caches (the label
-    /// join's index); a hint for an event a few ahead of the one recorded.
-    pub fn prefetch(&self, model: &str, i: &Inference) {
-        if let (Some(id), Some(_)) = (&i.id, &i.prediction) {
-            self.joiner.prefetch(model, id);
-        }
+    /// Starts loading what [`record_keyed`](Self::record_keyed) of
+    /// inference `i` of `model` will look at in memory larger than the
+    /// caches (the label join's index); a hint for an event a few ahead of
+    /// the one recorded. Returns the label join's key of the inference
+    /// (None when it has no id or no prediction, and so is not
+    /// remembered), to be handed to `record_keyed` so that the id is hashed
+    /// once. `model` must be the name the event is recorded under (after
+    /// cutting and folding).
+    pub fn prefetch_key(&self, model: &str, i: &Inference) -> Option<Key> {
+        let (Some(id), Some(_)) = (&i.id, &i.prediction) else {
+            return None;
+        };
+        let key = key_of(model, id);
+        self.joiner.prefetch_key(key);
+        Some(key)
     }
 
-    /// Applies inference `i` of the version, received at `now`; `mv` are the event's model and version, those the run was
-    /// made for.
+    /// Applies inference `i` of the version, received at `now`; `mv` are
+    /// the event's model and version, those the run was made for.
     pub fn record(&mut self, mv: [&str; 2], i: &Inference, now: f64) {
+        let key = match (&i.id, &i.prediction) {
+            (Some(id), Some(_)) => Some(key_of(mv[0], id)),
+            _ => None,
+        };
+        self.record_keyed(mv, i, key, now);
+    }
+
+    /// [`record`](Self::record) with the label join's key made by
+    /// [`prefetch_key`](Self::prefetch_key) for the same event and model.
+    pub fn record_keyed(&mut self, mv: [&str; 2], i: &Inference, key: Option<Key>, now: f64) {
         let v = &mut *self.version;
         v.touch(self.cx.spec, now);
         v.set_last_event(self.cx.metrics, mv, now);
         v.record_inference(&self.cx, mv, i, now);
-        if let (Some(id), Some(p)) = (&i.id, &i.prediction) {
-            self.joiner.on_inference(mv[0], mv[1], id, p, now);
+        if let (Some(key), Some(p)) = (key, &i.prediction) {
+            debug_assert_eq!(Some(key), i.id.as_deref().map(|id| key_of(mv[0], id)));
+            self.joiner.on_inference_keyed(key, mv[0], mv[1], p, now);
         }
     }
 }

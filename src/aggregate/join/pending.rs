@@ -189,7 +189,7 @@ impl Index {
 /// cache, without waiting for it (a hint: no effect on what the program
 /// computes; nothing on processors other than x86-64).
 #[inline(always)]
-fn prefetch<T>(p: &T) {
+pub(in crate::aggregate) fn prefetch<T>(p: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch never faults and does not access memory in the
     // program's sense; `p` is a valid reference anyway.
