@@ -26,8 +26,13 @@ pub(super) fn hand_over(batch: &mut Batch) -> Batch {
 }
 
 /// Gives a batch the aggregator has applied back to the listeners: its
-/// events are dropped here, and its memory is kept for a listener's next
-/// batch unless [`POOL_BATCHES`] are kept already.
+/// memory is kept for a listener's next batch unless [`POOL_BATCHES`] are
+/// kept already. A kept batch's events are dropped by the listener that
+/// takes it, on the thread that most likely allocated their feature lists
+/// and names: the allocator frees a block its own thread allocated on a
+/// fast path, while a block freed by another thread is queued for the
+/// owner to collect, which took about 6% of the exporter's CPU under load
+/// when the aggregator dropped the events (docs/performance.md).
 ///
 /// A full batch is a few hundred KiB, which the allocator gives back to
 /// the system as soon as it is freed (see src/allocator.rs); a listener
@@ -55,11 +60,12 @@ impl Pool {
     }
 
     /// An empty batch with room for at least `room` events: a kept one if
-    /// any.
+    /// any, whose applied events are dropped here (outside the lock).
     fn take(&self, room: usize) -> Batch {
         let kept = self.0.lock().ok().and_then(|mut p| p.pop());
         match kept {
             Some(mut b) => {
+                b.clear();
                 b.reserve(room);
                 b
             }
@@ -67,10 +73,12 @@ impl Pool {
         }
     }
 
-    /// Drops the events of `batch` and keeps its memory, unless it has none
-    /// or room for more than [`BATCH_EVENTS`], or the pool is full.
-    fn give(&self, mut batch: Batch) {
-        batch.clear();
+    /// Keeps `batch`, its applied events included (dropped by [`take`]),
+    /// unless it has no memory or room for more than [`BATCH_EVENTS`], or
+    /// the pool is full; then it is dropped here.
+    ///
+    /// [`take`]: Pool::take
+    fn give(&self, batch: Batch) {
         if batch.capacity() == 0 || batch.capacity() > BATCH_EVENTS {
             return;
         }
@@ -158,5 +166,19 @@ mod tests {
         let kept = pool.0.lock().expect("not poisoned");
         assert_eq!(kept.len(), POOL_BATCHES);
         assert!(kept.iter().all(|b| b.capacity() == 8 && b.is_empty()));
+    }
+
+    /// A kept batch's events are dropped when a listener takes it (not on
+    /// the aggregator's thread), and only then.
+    #[test]
+    fn a_kept_batch_drops_its_events_when_taken() {
+        let pool = Pool::new();
+        let mut batch = pool.take(4);
+        batch.extend((0..3).map(|_| event()));
+        pool.give(batch);
+        assert_eq!(pool.0.lock().expect("not poisoned")[0].len(), 3);
+        let again = pool.take(4);
+        assert!(again.is_empty());
+        assert!(pool.0.lock().expect("not poisoned").is_empty());
     }
 }
