@@ -2,7 +2,7 @@
 
     python3 clients/python/bench.py [--events 200000] [--exporter PATH]
         [--encoder orjson|json|both] [--features 3,30]
-        [--rate 50000 --duration 60] [--only cost|rate]
+        [--rate 50000 --duration 60 --rate-features 3] [--only cost|rate]
 
 Cost (``--only cost``): times loops of ``client.inference(latency_ms=...,
 prediction=..., confidence=..., features={...})`` with ``time.perf_counter``
@@ -17,7 +17,9 @@ included), for each encoder and feature count:
 Each loop reports the best and the median of ``--repeat`` rounds.
 
 Rate (``--only rate``): sends ``--rate`` events a second for ``--duration``
-seconds over unixgram to the real exporter (3 features each, unique ids),
+seconds over unixgram to the real exporter (unique ids; ``--rate-features``
+features each: by default 3, ``age``, ``income`` and ``country``, else that
+many numeric ones),
 pacing itself every millisecond, then compares what the client counts as
 sent and dropped with what the exporter counts as received
 (``model_exporter_events_received_total``).
@@ -178,7 +180,7 @@ def rate(args, encoders, d):
         e = Exporter(find_exporter(args.exporter), d)
         try:
             c = Client(e.gram, model="fraud", version="v3", encoder=enc)
-            feats = features_of(3)
+            feats = features_of(args.rate_features)
             inference = c.inference
             step = args.rate // 1000  # events per millisecond
             total = args.rate * args.duration
@@ -241,6 +243,7 @@ def main():
     ap.add_argument("--features", default="3,30")
     ap.add_argument("--rate", type=int, default=50_000)
     ap.add_argument("--duration", type=int, default=60)
+    ap.add_argument("--rate-features", type=int, default=3, help="features an event in --only rate")
     ap.add_argument("--only", choices=["cost", "rate"])
     args = ap.parse_args()
     args.features = [int(x) for x in args.features.split(",")]
