@@ -43,15 +43,17 @@ pub fn recycle(batch: Batch) {
     POOL.give(batch);
 }
 
-/// Most emptied batches kept for re-use: at most 1,024 events'
-/// room each, so a few MiB at most. A listener and the aggregator pass a
-/// batch back and forth; a few more cover several listeners.
+/// Most applied batches kept for re-use: at most 1,024 events' room
+/// each, and their applied events until a listener takes the batch, so a
+/// few MiB at most. A listener and the aggregator pass a batch back and
+/// forth; a few more cover several listeners.
 pub const POOL_BATCHES: usize = 4;
 
-/// The process's emptied batches.
+/// The process's applied batches, kept for re-use.
 static POOL: Pool = Pool::new();
 
-/// Emptied batches, with their memory, for re-use.
+/// Applied batches, with their memory (and their events, dropped when a
+/// batch is taken), for re-use.
 struct Pool(Mutex<Vec<Batch>>);
 
 impl Pool {
