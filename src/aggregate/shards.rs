@@ -29,6 +29,11 @@
 //!   with every reload.
 //! * **Merging**: the registry's metric vectors are atomic and the shards'
 //!   label sets are disjoint, so counters and histograms need no merging.
+//!   Each model's series thus have exactly one writer, its shard, which
+//!   the hot path relies on: it writes them with
+//!   [`Histogram::observe_owned`](crate::export::series::Histogram::observe_owned)
+//!   and `inc_owned` (a load and a store), which would lose counts if two
+//!   threads wrote one series.
 //!   The families rebuilt after each evaluation (`model_alerts`, the
 //!   `model_window_*` gauges, ...) are stored per shard
 //!   ([`DynamicFamilies::store_slot`](crate::export::dynamic::DynamicFamilies::store_slot))
