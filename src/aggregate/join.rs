@@ -474,17 +474,11 @@ impl FeedbackJoiner {
         self.insert(key_of(model, id), model, version, prediction, now);
     }
 
-    /// Starts loading what remembering a prediction of `(model, id)` will
-    /// look at (see [`on_inference`](Self::on_inference)); called for an
-    /// event a few ahead of the one being applied, it changes nothing but
-    /// the time the later call takes.
-    pub fn prefetch(&self, model: &str, id: &str) {
-        self.prefetch_key(key_of(model, id));
-    }
-
-    /// [`prefetch`](Self::prefetch) of an entry whose [`key_of`] is known:
-    /// the caller hashes `(model, id)` once, here, and hands the same key to
-    /// [`on_inference_keyed`](Self::on_inference_keyed) later.
+    /// Starts loading what remembering the prediction of the entry `key`
+    /// ([`key_of`]`(model, id)`) will look at; called for an event a few
+    /// ahead of the one being applied, it changes nothing but the time the
+    /// later [`on_inference_keyed`](Self::on_inference_keyed) takes. The
+    /// caller makes the key once and hands it to both.
     pub fn prefetch_key(&self, key: Key) {
         if self.capacity > 0 {
             self.queue.prefetch(key);
