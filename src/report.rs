@@ -154,8 +154,12 @@ fn drift_lines(d: &Value, m: &Value, out: &mut Vec<String>) {
             .map(|(f, v)| format!("{f}={}", drift(&Value::from(*v))))
             .collect();
         let more = features.len().saturating_sub(5);
+        // The values the rule reads: its newest `max_samples` of the window.
+        let over = d["drift"]["max_samples"]
+            .as_u64()
+            .map_or(String::new(), |n| format!(" over the newest {n} values"));
         let mut line = format!(
-            "features by {method}: {}{}",
+            "features by {method}{over}: {}{}",
             if shown.is_empty() {
                 "no values yet".to_owned()
             } else {
@@ -320,6 +324,30 @@ mod tests {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
         assert!(!text.contains("Business: Click-through=n/a"));
+    }
+
+    /// With the feature drift rule's `max_samples`, the drift line says the
+    /// values are the newest N, as the rule reads them.
+    #[test]
+    fn drift_over_the_newest_values_says_so() {
+        let body = |cap: &str| {
+            format!(
+                r#"{{"data":{{"time":"2026-12-06T03:00:00.000Z","window":"15m",
+                "models":[{{"model":"m","version":"","prediction_drift":null}}],
+                "drift":{{"method":"psi","larger_is_worse":true,"max_samples":{cap}}},
+                "feature_thresholds":[{{"alert":"FeatureDrift","signal":"psi","op":">","threshold":0.2}}],
+                "features":[{{"model":"m","version":"","feature":"f0","drift":{{"psi":0.61}}}},
+                  {{"model":"m","version":"","feature":"f1","drift":{{"psi":0.01}}}}],
+                "alerts":[]}}}}"#
+            )
+        };
+        let text = render(&serde_json::from_str(&body("300")).unwrap(), "http://x");
+        assert!(
+            text.contains("features by psi over the newest 300 values: f0=0.610, f1=0.010 (1 of 2 > 0.2, FeatureDrift)"),
+            "{text}"
+        );
+        let text = render(&serde_json::from_str(&body("null")).unwrap(), "http://x");
+        assert!(text.contains("features by psi: f0=0.610"), "{text}");
     }
 
     #[tokio::test]

@@ -381,6 +381,32 @@ fn max_samples_catches_a_shift_the_whole_window_dilutes() {
     // Undrifted features read the newest 300 too, and do not fire.
     assert_eq!(samples(&m, Some(300)), Some(300.0));
     promtool_check_metrics(&m);
+
+    // The summary and /api/v1/features (what the dashboard and `report`
+    // show) read the feature drift rule's newest 300 values as well, so
+    // they show the value Recent fired on, not the whole window's.
+    let api = |path: &str| -> serde_json::Value {
+        let (status, _, body) = e.get(path);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let near = |x: &serde_json::Value| (x.as_f64().unwrap() - recent).abs() < 1e-9;
+    let features = api("/api/v1/features");
+    let f0 = features["data"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["feature"] == "f0")
+        .expect("f0 in /api/v1/features")
+        .clone();
+    assert_eq!(f0["max_samples"], 300, "{f0}");
+    assert_eq!(f0["count"], 300, "{f0}");
+    assert!(near(&f0["drift"]["psi"]), "{f0} against {recent}");
+    let summary = api("/api/v1/summary");
+    assert_eq!(summary["data"]["drift"]["max_samples"], 300, "{summary}");
+    let model = &summary["data"]["models"][0];
+    assert_eq!(model["feature_drift_top"], "f0", "{summary}");
+    assert!(near(&model["feature_drift"]), "{summary} against {recent}");
 }
 
 #[test]

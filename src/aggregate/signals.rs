@@ -395,18 +395,25 @@ impl Version {
         self.features.get(feature)?.windows.as_ref()
     }
 
-    /// A feature's live bin counts over `window`, with its reference.
+    /// A feature's live bin counts over `window`, or with a `cap` over
+    /// the newest `cap` values of `window` (as a drift rule with
+    /// `max_samples` reads them), with its reference.
     pub fn feature_bins<'a>(
         &'a self,
         refs: &'a ModelReferences,
         feature: &str,
-        window: Duration,
+        (window, cap): (Duration, Option<u64>),
         now: f64,
     ) -> Option<(&'a Reference, Vec<u64>)> {
         let reference = self.reference(refs, feature)?;
         let mut live = BinCounts::with_bins(reference.bins());
-        if let Some(bins) = self.feature_windows(feature).and_then(|f| f.bins.as_ref()) {
-            bins.merged(now, window, &mut live);
+        if let Some(f) = self.feature_windows(feature) {
+            if let Some(bins) = &f.bins {
+                bins.merged(now, window, &mut live);
+            }
+            if let Some(cap) = cap {
+                recent_bins(&f.recent, cap, &mut live);
+            }
         }
         Some((reference, live.counts().to_vec()))
     }

@@ -565,7 +565,7 @@ impl StateView for Store {
         model: &str,
         version: &str,
         feature: &str,
-        window: Duration,
+        window: (Duration, Option<u64>),
         now: f64,
     ) -> Option<(&Reference, Vec<u64>)> {
         self.get(model, version)?

@@ -23,7 +23,10 @@ use crate::rules::signal::{
 /// the first rule about the drift of every feature (`psi(feature.*) > 0.2`
 /// ranks by PSI, largest first; `chi2_pvalue(feature.*) < 0.01` by p-value,
 /// smallest first), PSI without such a rule. Drift is summarised, as the
-/// rules judge it, only over at least the rule's `min_samples` values.
+/// rules judge it, only over at least the rule's `min_samples` values, and
+/// over the newest `max_samples` values of the window when the rule has
+/// that key, so that the summary, the dashboard and `report` show the
+/// values the rule reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DriftRanking {
     /// The method.
@@ -36,6 +39,11 @@ pub struct DriftRanking {
     /// Predictions needed for prediction drift (likewise, of the first rule
     /// on the prediction's drift).
     pub prediction_min_samples: u64,
+    /// The feature drift rule's `max_samples`: feature drift is read over
+    /// the newest this many values of the window.
+    pub feature_max_samples: Option<u64>,
+    /// The prediction drift rule's `max_samples`, likewise.
+    pub prediction_max_samples: Option<u64>,
 }
 
 impl Default for DriftRanking {
@@ -45,6 +53,8 @@ impl Default for DriftRanking {
             larger_is_worse: true,
             feature_min_samples: 0,
             prediction_min_samples: 0,
+            feature_max_samples: None,
+            prediction_max_samples: None,
         }
     }
 }
@@ -75,6 +85,8 @@ impl DriftRanking {
         let mut ranking = DriftRanking {
             feature_min_samples: feature.map_or(defaults, |r| r.min_samples),
             prediction_min_samples: prediction.map_or(defaults, |r| r.min_samples),
+            feature_max_samples: feature.and_then(|r| r.max_samples),
+            prediction_max_samples: prediction.and_then(|r| r.max_samples),
             ..DriftRanking::default()
         };
         if let Some(r) = feature
@@ -177,6 +189,8 @@ impl ModelSummary {
         ranking: DriftRanking,
     ) -> Self {
         let read = |s: Signal| state.read(model, version, &s, None, window, now);
+        let read_capped =
+            |s: Signal, cap| state.read_capped(model, version, &s, None, (window, cap), now);
         let r = |s: Signal| read(s).value;
         let mut feature_drift: Option<(f64, String)> = None;
         for feature in state.features(model, version) {
@@ -184,7 +198,7 @@ impl ModelSummary {
                 method: ranking.method,
                 target: DriftTarget::Feature(FeatureSel::Named(feature.clone())),
             };
-            let reading = read(signal);
+            let reading = read_capped(signal, ranking.feature_max_samples);
             if reading.samples < ranking.feature_min_samples {
                 continue;
             }
@@ -200,10 +214,13 @@ impl ModelSummary {
         let mae = read(Signal::Feedback(FeedbackMetric::Mae));
         let joined = accuracy.samples.saturating_add(mae.samples);
         let (feature_drift, feature_drift_top) = feature_drift.unzip();
-        let prediction_drift = read(Signal::Drift {
-            method: DriftMethod::Psi,
-            target: DriftTarget::Prediction,
-        });
+        let prediction_drift = read_capped(
+            Signal::Drift {
+                method: DriftMethod::Psi,
+                target: DriftTarget::Prediction,
+            },
+            ranking.prediction_max_samples,
+        );
         ModelSummary {
             prediction_drift: prediction_drift
                 .value
@@ -343,22 +360,34 @@ pub struct FeatureView {
     pub bins: Vec<String>,
     /// Reference proportions per bin.
     pub reference: Vec<f64>,
-    /// Live proportions per bin over the window (empty when no values).
+    /// Live proportions per bin over the window, or over its newest
+    /// `max_samples` values (empty when no values).
     pub live: Vec<f64>,
-    /// Values in the window.
+    /// Values read: those in the window, at most `max_samples`.
     pub count: u64,
-    /// Drift by method over the window.
+    /// The feature drift rule's `max_samples`, which `live`, `count` and
+    /// `drift` are read with; None when the rule has none (or there is no
+    /// rule).
+    pub max_samples: Option<u64>,
+    /// Drift by method over the values read.
     pub drift: std::collections::BTreeMap<String, f64>,
 }
 
 impl FeatureView {
-    /// The views of every feature with a reference, over `window`.
-    pub fn read_all(state: &impl StateView, window: Duration, now: f64) -> Vec<FeatureView> {
+    /// The views of every feature with a reference, over `window`, or over
+    /// its newest `max_samples` values when given (the feature drift
+    /// rule's, [`DriftRanking::feature_max_samples`]).
+    pub fn read_all(
+        state: &impl StateView,
+        window: Duration,
+        max_samples: Option<u64>,
+        now: f64,
+    ) -> Vec<FeatureView> {
         let mut out = Vec::new();
         for (model, version) in state.series() {
             for feature in state.features(&model, &version) {
                 let Some((reference, counts)) =
-                    state.feature_bins(&model, &version, &feature, window, now)
+                    state.feature_bins(&model, &version, &feature, (window, max_samples), now)
                 else {
                     continue;
                 };
@@ -377,7 +406,14 @@ impl FeatureView {
                             target: DriftTarget::Feature(FeatureSel::Named(feature.clone())),
                         };
                         let v = state
-                            .read(&model, &version, &signal, None, window, now)
+                            .read_capped(
+                                &model,
+                                &version,
+                                &signal,
+                                None,
+                                (window, max_samples),
+                                now,
+                            )
                             .value?;
                         Some((method.function().to_owned(), v))
                     })
@@ -389,6 +425,7 @@ impl FeatureView {
                     reference: reference.proportions().to_vec(),
                     live,
                     count,
+                    max_samples,
                     drift,
                     feature,
                 });

@@ -41,13 +41,15 @@ pub trait StateView: SignalSource {
     /// The reference of a feature of (model, version): configured, or
     /// learned.
     fn feature_reference(&self, model: &str, version: &str, feature: &str) -> Option<&Reference>;
-    /// A feature's live bin counts over `window`, with its reference.
+    /// A feature's live bin counts over `window`, or with a `cap` (a
+    /// rule's `max_samples`) over its newest `cap` values, with its
+    /// reference.
     fn feature_bins(
         &self,
         model: &str,
         version: &str,
         feature: &str,
-        window: Duration,
+        window: (Duration, Option<u64>),
         now: f64,
     ) -> Option<(&Reference, Vec<u64>)>;
     /// Predictions waiting for their label, per (model, version).
@@ -113,7 +115,7 @@ impl Publisher {
             None
         };
         let summary = ModelSummary::read_all(state, window, now, ranking);
-        let features = FeatureView::read_all(state, window, now);
+        let features = FeatureView::read_all(state, window, ranking.feature_max_samples, now);
         let mut api = self.api.write().unwrap_or_else(|e| e.into_inner());
         api.features = features;
         api.ranking = ranking;
@@ -144,7 +146,7 @@ impl Publisher {
         let window = config.defaults.window;
         let ranking = DriftRanking::of(config);
         let summary = ModelSummary::read_all(state, window, now, ranking);
-        let features = FeatureView::read_all(state, window, now);
+        let features = FeatureView::read_all(state, window, ranking.feature_max_samples, now);
         let mut api = self.api.write().unwrap_or_else(|e| e.into_inner());
         api.summary = summary;
         api.features = features;

@@ -128,6 +128,7 @@ impl ApiSnapshot {
                 "drift": {
                     "method": self.ranking.method.function(),
                     "larger_is_worse": self.ranking.larger_is_worse,
+                    "max_samples": self.ranking.feature_max_samples,
                 },
                 "alerts": self.active().map(alert_json).collect::<Vec<_>>(),
             },
