@@ -324,11 +324,11 @@ fn max_samples_catches_a_shift_the_whole_window_dilutes() {
     let dir = tempfile::tempdir().unwrap();
     let baseline = make_baseline(dir.path(), &training(&mut g), "m");
     let rules = format!(
-        "defaults: {{window: 15m, evaluation_interval: 100ms, min_samples: 30}}\n\
+        "defaults: {{window: 5m, evaluation_interval: 100ms, min_samples: 30}}\n\
          models:\n  m:\n    baseline: {}\n\
          groups:\n  - name: ml\n    rules:\n\
-         \x20     - alert: Recent\n        expr: psi(feature.*) > 0.2\n        significance: 1%\n        max_samples: 300\n\
-         \x20     - alert: WholeWindow\n        expr: psi(feature.*) > 0.2\n        significance: 1%\n",
+         \x20     - alert: Recent\n        expr: psi(feature.*) > 0.2\n        window: 15m\n        significance: 1%\n        max_samples: 300\n\
+         \x20     - alert: WholeWindow\n        expr: psi(feature.*) > 0.2\n        window: 15m\n        significance: 1%\n",
         baseline.display()
     );
     let e = Exporter::start_with_rules(&rules, &[]);
@@ -399,11 +399,15 @@ fn max_samples_catches_a_shift_the_whole_window_dilutes() {
         .find(|f| f["feature"] == "f0")
         .expect("f0 in /api/v1/features")
         .clone();
+    // Read as Recent reads: its 15 minutes (not the default 5), capped.
+    assert_eq!(features["data"]["window"], "15m", "{features}");
+    assert_eq!(features["data"]["max_samples"], 300, "{features}");
     assert_eq!(f0["max_samples"], 300, "{f0}");
     assert_eq!(f0["count"], 300, "{f0}");
     assert!(near(&f0["drift"]["psi"]), "{f0} against {recent}");
     let summary = api("/api/v1/summary");
     assert_eq!(summary["data"]["drift"]["max_samples"], 300, "{summary}");
+    assert_eq!(summary["data"]["drift"]["window"], "15m", "{summary}");
     let model = &summary["data"]["models"][0];
     assert_eq!(model["feature_drift_top"], "f0", "{summary}");
     assert!(near(&model["feature_drift"]), "{summary} against {recent}");

@@ -23,10 +23,10 @@ use crate::rules::signal::{
 /// the first rule about the drift of every feature (`psi(feature.*) > 0.2`
 /// ranks by PSI, largest first; `chi2_pvalue(feature.*) < 0.01` by p-value,
 /// smallest first), PSI without such a rule. Drift is summarised, as the
-/// rules judge it, only over at least the rule's `min_samples` values, and
-/// over the newest `max_samples` values of the window when the rule has
-/// that key, so that the summary, the dashboard and `report` show the
-/// values the rule reads.
+/// rules judge it, only over at least the rule's `min_samples` values, over
+/// the rule's window, and over the newest `max_samples` values of that
+/// window when the rule has the key, so that the summary, the dashboard and
+/// `report` show the values the rule reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DriftRanking {
     /// The method.
@@ -39,9 +39,14 @@ pub struct DriftRanking {
     /// Predictions needed for prediction drift (likewise, of the first rule
     /// on the prediction's drift).
     pub prediction_min_samples: u64,
+    /// The feature drift rule's window, which feature drift is read over
+    /// (None without a rule: the summary's window).
+    pub feature_window: Option<Duration>,
     /// The feature drift rule's `max_samples`: feature drift is read over
     /// the newest this many values of the window.
     pub feature_max_samples: Option<u64>,
+    /// The prediction drift rule's window, likewise.
+    pub prediction_window: Option<Duration>,
     /// The prediction drift rule's `max_samples`, likewise.
     pub prediction_max_samples: Option<u64>,
 }
@@ -53,7 +58,9 @@ impl Default for DriftRanking {
             larger_is_worse: true,
             feature_min_samples: 0,
             prediction_min_samples: 0,
+            feature_window: None,
             feature_max_samples: None,
+            prediction_window: None,
             prediction_max_samples: None,
         }
     }
@@ -85,7 +92,9 @@ impl DriftRanking {
         let mut ranking = DriftRanking {
             feature_min_samples: feature.map_or(defaults, |r| r.min_samples),
             prediction_min_samples: prediction.map_or(defaults, |r| r.min_samples),
+            feature_window: feature.map(|r| r.window),
             feature_max_samples: feature.and_then(|r| r.max_samples),
+            prediction_window: prediction.map(|r| r.window),
             prediction_max_samples: prediction.and_then(|r| r.max_samples),
             ..DriftRanking::default()
         };
@@ -96,6 +105,15 @@ impl DriftRanking {
             ranking.larger_is_worse = !matches!(r.expr.op, CmpOp::Lt | CmpOp::Le);
         }
         ranking
+    }
+
+    /// The window and cap feature views are read with: the feature drift
+    /// rule's, else `default` uncapped.
+    pub fn features_window(&self, default: Duration) -> (Duration, Option<u64>) {
+        (
+            self.feature_window.unwrap_or(default),
+            self.feature_max_samples,
+        )
     }
 
     /// Whether drift `a` is worse than drift `b`.
@@ -189,8 +207,10 @@ impl ModelSummary {
         ranking: DriftRanking,
     ) -> Self {
         let read = |s: Signal| state.read(model, version, &s, None, window, now);
-        let read_capped =
-            |s: Signal, cap| state.read_capped(model, version, &s, None, (window, cap), now);
+        // Drift as its rule reads it: over the rule's window, capped.
+        let read_drift = |s: Signal, w: Option<Duration>, cap| {
+            state.read_capped(model, version, &s, None, (w.unwrap_or(window), cap), now)
+        };
         let r = |s: Signal| read(s).value;
         let mut feature_drift: Option<(f64, String)> = None;
         for feature in state.features(model, version) {
@@ -198,7 +218,7 @@ impl ModelSummary {
                 method: ranking.method,
                 target: DriftTarget::Feature(FeatureSel::Named(feature.clone())),
             };
-            let reading = read_capped(signal, ranking.feature_max_samples);
+            let reading = read_drift(signal, ranking.feature_window, ranking.feature_max_samples);
             if reading.samples < ranking.feature_min_samples {
                 continue;
             }
@@ -214,11 +234,12 @@ impl ModelSummary {
         let mae = read(Signal::Feedback(FeedbackMetric::Mae));
         let joined = accuracy.samples.saturating_add(mae.samples);
         let (feature_drift, feature_drift_top) = feature_drift.unzip();
-        let prediction_drift = read_capped(
+        let prediction_drift = read_drift(
             Signal::Drift {
                 method: DriftMethod::Psi,
                 target: DriftTarget::Prediction,
             },
+            ranking.prediction_window,
             ranking.prediction_max_samples,
         );
         ModelSummary {
@@ -360,8 +381,8 @@ pub struct FeatureView {
     pub bins: Vec<String>,
     /// Reference proportions per bin.
     pub reference: Vec<f64>,
-    /// Live proportions per bin over the window, or over its newest
-    /// `max_samples` values (empty when no values).
+    /// Live proportions per bin over the feature drift rule's window, or
+    /// over its newest `max_samples` values (empty when no values).
     pub live: Vec<f64>,
     /// Values read: those in the window, at most `max_samples`.
     pub count: u64,
@@ -375,12 +396,11 @@ pub struct FeatureView {
 
 impl FeatureView {
     /// The views of every feature with a reference, over `window`, or over
-    /// its newest `max_samples` values when given (the feature drift
-    /// rule's, [`DriftRanking::feature_max_samples`]).
+    /// its newest `max_samples` values when given: the feature drift rule's
+    /// ([`DriftRanking::features_window`]).
     pub fn read_all(
         state: &impl StateView,
-        window: Duration,
-        max_samples: Option<u64>,
+        (window, max_samples): (Duration, Option<u64>),
         now: f64,
     ) -> Vec<FeatureView> {
         let mut out = Vec::new();
@@ -432,5 +452,41 @@ impl FeatureView {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod ranking_tests {
+    use super::*;
+
+    /// The ranking follows the first rule on every feature's drift: its
+    /// method, window and `max_samples` (the built-in FeatureDrift's 15m and
+    /// 300), and falls back to the summary's window uncapped without one.
+    #[test]
+    fn feature_views_read_as_the_feature_drift_rule_does() {
+        let built_in = DriftRanking::of(&Config::default_rules());
+        assert_eq!(built_in.method, DriftMethod::Psi);
+        assert_eq!(built_in.feature_window, Some(Duration::from_secs(900)));
+        assert_eq!(built_in.feature_max_samples, Some(300));
+        assert_eq!(
+            built_in.features_window(Duration::from_secs(300)),
+            (Duration::from_secs(900), Some(300))
+        );
+        let config = crate::config::load(
+            "rules.yaml",
+            "groups:\n  - name: g\n    rules:\n      - alert: K\n        expr: ks(feature.*) > 0.3\n        window: 2m\n",
+        )
+        .expect("valid rules");
+        let ks = DriftRanking::of(&config);
+        assert_eq!(ks.method, DriftMethod::Ks);
+        assert_eq!(
+            ks.features_window(Duration::from_secs(300)),
+            (Duration::from_secs(120), None)
+        );
+        let none = DriftRanking::of(&crate::config::load("r.yaml", "groups: []\n").unwrap());
+        assert_eq!(
+            none.features_window(Duration::from_secs(300)),
+            (Duration::from_secs(300), None)
+        );
     }
 }

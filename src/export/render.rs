@@ -115,7 +115,7 @@ impl Publisher {
             None
         };
         let summary = ModelSummary::read_all(state, window, now, ranking);
-        let features = FeatureView::read_all(state, window, ranking.feature_max_samples, now);
+        let features = FeatureView::read_all(state, ranking.features_window(window), now);
         let mut api = self.api.write().unwrap_or_else(|e| e.into_inner());
         api.features = features;
         api.ranking = ranking;
@@ -146,7 +146,7 @@ impl Publisher {
         let window = config.defaults.window;
         let ranking = DriftRanking::of(config);
         let summary = ModelSummary::read_all(state, window, now, ranking);
-        let features = FeatureView::read_all(state, window, ranking.feature_max_samples, now);
+        let features = FeatureView::read_all(state, ranking.features_window(window), now);
         let mut api = self.api.write().unwrap_or_else(|e| e.into_inner());
         api.summary = summary;
         api.features = features;

@@ -128,6 +128,7 @@ impl ApiSnapshot {
                 "drift": {
                     "method": self.ranking.method.function(),
                     "larger_is_worse": self.ranking.larger_is_worse,
+                    "window": format_duration(self.ranking.features_window(self.window).0),
                     "max_samples": self.ranking.feature_max_samples,
                 },
                 "alerts": self.active().map(alert_json).collect::<Vec<_>>(),
@@ -186,7 +187,11 @@ impl ApiSnapshot {
     pub fn features_json(&self) -> Value {
         json!({
             "status": "success",
-            "data": { "window": format_duration(self.window), "features": self.features },
+            "data": {
+                "window": format_duration(self.ranking.features_window(self.window).0),
+                "max_samples": self.ranking.feature_max_samples,
+                "features": self.features,
+            },
         })
     }
 
