@@ -107,12 +107,20 @@ impl DriftRanking {
         ranking
     }
 
-    /// The window and cap feature views are read with: the feature drift
+    /// The window and cap feature drift is read with: the feature drift
     /// rule's, else `default` uncapped.
     pub fn features_window(&self, default: Duration) -> (Duration, Option<u64>) {
         (
             self.feature_window.unwrap_or(default),
             self.feature_max_samples,
+        )
+    }
+
+    /// The window and cap prediction drift is read with, likewise.
+    pub fn predictions_window(&self, default: Duration) -> (Duration, Option<u64>) {
+        (
+            self.prediction_window.unwrap_or(default),
+            self.prediction_max_samples,
         )
     }
 
@@ -208,8 +216,8 @@ impl ModelSummary {
     ) -> Self {
         let read = |s: Signal| state.read(model, version, &s, None, window, now);
         // Drift as its rule reads it: over the rule's window, capped.
-        let read_drift = |s: Signal, w: Option<Duration>, cap| {
-            state.read_capped(model, version, &s, None, (w.unwrap_or(window), cap), now)
+        let read_drift = |s: Signal, w: (Duration, Option<u64>)| {
+            state.read_capped(model, version, &s, None, w, now)
         };
         let r = |s: Signal| read(s).value;
         let mut feature_drift: Option<(f64, String)> = None;
@@ -218,7 +226,7 @@ impl ModelSummary {
                 method: ranking.method,
                 target: DriftTarget::Feature(FeatureSel::Named(feature.clone())),
             };
-            let reading = read_drift(signal, ranking.feature_window, ranking.feature_max_samples);
+            let reading = read_drift(signal, ranking.features_window(window));
             if reading.samples < ranking.feature_min_samples {
                 continue;
             }
@@ -239,8 +247,7 @@ impl ModelSummary {
                 method: DriftMethod::Psi,
                 target: DriftTarget::Prediction,
             },
-            ranking.prediction_window,
-            ranking.prediction_max_samples,
+            ranking.predictions_window(window),
         );
         ModelSummary {
             prediction_drift: prediction_drift
